@@ -1,0 +1,60 @@
+# drydock — build, run and test.
+#
+#   make run     start `drydock serve` with the embedded defaults
+#   make test    install what the tests need (Debian packages), build the
+#                test images from the machine's Debian mirror, run every test
+#
+# Build products that are slow to make (test images, the conformance suite,
+# staticcheck) are cached under $(DRYDOCK_CACHE) and rebuilt only when missing.
+
+SHELL := /bin/bash
+GO ?= go
+export DRYDOCK_CACHE ?= $(HOME)/.cache/drydock
+TOOLS := $(DRYDOCK_CACHE)/tools
+STATICCHECK_VERSION := v0.8.2
+# Debian packages the tests use: debootstrap and mmdebstrap build the test
+# images, skopeo/podman/runc are the standard clients the tests compare with.
+TEST_DEBS := debootstrap mmdebstrap skopeo podman runc ca-certificates xz-utils zstd
+
+.PHONY: all build run test deps testimages lint unit bench clean-cache
+
+all: build
+
+build:
+	$(GO) build -o bin/drydock ./cmd/drydock
+
+run:
+	$(GO) run ./cmd/drydock serve
+
+test: deps lint testimages unit
+
+# Install missing Debian packages (needs root or sudo; otherwise the tests
+# that need them skip with a reason).
+deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
+	SUDO=""; if [ "$$(id -u)" != 0 ]; then if command -v sudo >/dev/null; then SUDO=sudo; else echo "deps: missing$$missing and not root: tests that need them will skip"; exit 0; fi; fi; \
+	echo "deps: installing$$missing"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing
+
+testimages:
+	$(GO) run ./internal/testimage/cmd/build-testimages
+
+$(TOOLS)/staticcheck-$(STATICCHECK_VERSION):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS)/sc.tmp $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/sc.tmp/staticcheck $@ && rmdir $(TOOLS)/sc.tmp
+
+lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS)/staticcheck-$(STATICCHECK_VERSION) ./...
+
+unit:
+	$(GO) test -count=1 -timeout 45m ./...
+
+bench:
+	./bench/registry.sh
+
+clean-cache:
+	rm -rf $(DRYDOCK_CACHE)

@@ -1,0 +1,264 @@
+// Package config loads the configuration of `drydock serve`: a YAML file,
+// overridden by DRYDOCK_* environment variables, overridden by command-line
+// flags. Every field has a default, so no file at all is a valid setup.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Version is the only config schema version this build reads.
+const Version = "v1"
+
+// maxFileSize bounds the config file; a larger one is certainly a mistake.
+const maxFileSize = 1 << 20
+
+// Config is the configuration of one drydock server process.
+type Config struct {
+	// Version of the schema; empty means Version.
+	Version string `yaml:"version"`
+	// Addr is the host:port the server listens on.
+	Addr string `yaml:"addr"`
+	// Data is the directory for everything drydock keeps on local disk.
+	Data string `yaml:"data"`
+	// Log configures the process log.
+	Log Log `yaml:"log"`
+	// Storage selects the blob storage driver.
+	Storage Storage `yaml:"storage"`
+	// Auth configures who may use the registry.
+	Auth Auth `yaml:"auth"`
+	// Uploads configures blob uploads.
+	Uploads Uploads `yaml:"uploads"`
+	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"` // auto, text or json
+	Level  string `yaml:"level"`  // debug, info, warn or error
+}
+
+// Storage selects one of distribution's storage drivers by name, with the
+// driver's own parameters (see the distribution documentation of each
+// driver). The filesystem driver's rootdirectory defaults to DATA/registry.
+type Storage struct {
+	Driver     string         `yaml:"driver"`
+	Parameters map[string]any `yaml:"parameters"`
+}
+
+// Auth configures registry authentication.
+type Auth struct {
+	// Htpasswd is a file of "user:bcrypt-hash" lines (as written by
+	// `htpasswd -B`). Empty means anonymous access.
+	Htpasswd string `yaml:"htpasswd"`
+	// Realm is the HTTP basic-auth realm.
+	Realm string `yaml:"realm"`
+}
+
+// Uploads configures blob uploads.
+type Uploads struct {
+	// PurgeAfter is the age after which an unfinished upload is removed.
+	PurgeAfter Duration `yaml:"purgeAfter"`
+	// PurgeInterval is how often abandoned uploads are looked for.
+	PurgeInterval Duration `yaml:"purgeInterval"`
+}
+
+// Duration is a time.Duration written as "30s", "24h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 30s or 24h", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// String formats the duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Version:         Version,
+		Addr:            "127.0.0.1:5000",
+		Data:            DefaultDataDir(),
+		Log:             Log{Format: "auto", Level: "info"},
+		Storage:         Storage{Driver: "filesystem"},
+		Auth:            Auth{Realm: "drydock"},
+		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
+		ShutdownTimeout: Duration(30 * time.Second),
+	}
+}
+
+// DefaultDataDir is the per-user data directory: $XDG_DATA_HOME/drydock,
+// else ~/.local/share/drydock, else ./drydock-data when there is no home.
+func DefaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "drydock")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "share", "drydock")
+	}
+	return "drydock-data"
+}
+
+// Load reads the file at path (if path is not empty) over the defaults, then
+// applies the DRYDOCK_* variables from env (as returned by os.Environ).
+// Flags are applied by the caller afterwards, then Validate is called.
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("open config file: %w", err)
+		}
+		defer f.Close()
+		if err := Decode(f, &cfg); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Decode reads YAML from r into cfg, refusing unknown fields so that a typo
+// is an error instead of a silently ignored setting.
+func Decode(r io.Reader, cfg *Config) error {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxFileSize {
+		return fmt.Errorf("larger than %d bytes", maxFileSize)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// envVars maps each DRYDOCK_* variable to the field it sets.
+var envVars = map[string]func(c *Config, v string) error{
+	"DRYDOCK_ADDR":             func(c *Config, v string) error { c.Addr = v; return nil },
+	"DRYDOCK_DATA":             func(c *Config, v string) error { c.Data = v; return nil },
+	"DRYDOCK_LOG_FORMAT":       func(c *Config, v string) error { c.Log.Format = v; return nil },
+	"DRYDOCK_LOG_LEVEL":        func(c *Config, v string) error { c.Log.Level = v; return nil },
+	"DRYDOCK_STORAGE_DRIVER":   func(c *Config, v string) error { c.Storage.Driver = v; return nil },
+	"DRYDOCK_AUTH_HTPASSWD":    func(c *Config, v string) error { c.Auth.Htpasswd = v; return nil },
+	"DRYDOCK_SHUTDOWN_TIMEOUT": func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
+	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
+		return setDuration(&c.Uploads.PurgeAfter, v)
+	},
+}
+
+// EnvVars lists the environment variables Load understands, sorted.
+func EnvVars() []string {
+	names := make([]string, 0, len(envVars))
+	for k := range envVars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func setDuration(d *Duration, v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return err
+	}
+	*d = Duration(x)
+	return nil
+}
+
+func applyEnv(cfg *Config, env []string) error {
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || v == "" {
+			continue
+		}
+		if set, ok := envVars[k]; ok {
+			if err := set(cfg, v); err != nil {
+				return fmt.Errorf("environment variable %s=%q: %w", k, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration and fills in derived defaults (the
+// filesystem driver's root directory). Errors name the field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Version != "" && c.Version != Version {
+		errs = append(errs, fmt.Errorf("version: %q is not supported, want %q", c.Version, Version))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr: %q is not host:port: %w", c.Addr, err))
+	}
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: must not be empty"))
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q, want auto, text or json", c.Log.Format))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q, want debug, info, warn or error", c.Log.Level))
+	}
+	if c.Storage.Driver == "" {
+		errs = append(errs, errors.New("storage.driver: must not be empty"))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
+	}
+	if c.Uploads.PurgeAfter <= 0 {
+		errs = append(errs, errors.New("uploads.purgeAfter: must be positive"))
+	}
+	if c.Uploads.PurgeInterval <= 0 {
+		errs = append(errs, errors.New("uploads.purgeInterval: must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if c.Storage.Driver == "filesystem" {
+		if c.Storage.Parameters == nil {
+			c.Storage.Parameters = map[string]any{}
+		}
+		if _, ok := c.Storage.Parameters["rootdirectory"]; !ok {
+			c.Storage.Parameters["rootdirectory"] = filepath.Join(c.Data, "registry")
+		}
+	}
+	return nil
+}
