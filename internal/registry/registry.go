@@ -1,0 +1,309 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const (
+	defaultMaxManifestSize = 4 << 20
+	// maxListEntries bounds the n parameter of tag and catalog listings.
+	maxListEntries = 1000
+)
+
+// Clock supplies the current time; it decides upload ages and durations.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// ManifestListener is told about every manifest after it is durably stored.
+// Its errors are logged and never fail the push.
+type ManifestListener interface {
+	// ManifestPushed is called with the repository, the tag ("" for a push
+	// by digest) and the manifest's descriptor.
+	ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error
+}
+
+// ManifestListenerFunc adapts a function to a ManifestListener.
+type ManifestListenerFunc func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error
+
+// ManifestPushed calls f.
+func (f ManifestListenerFunc) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+	return f(ctx, repo, tag, desc)
+}
+
+// Option configures a Registry.
+type Option func(*Registry) error
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Registry) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		r.log = l
+		return nil
+	}
+}
+
+// WithUploadObserver registers fn, called after each completed blob upload
+// with the repository, the blob size and the time since the upload started.
+func WithUploadObserver(fn func(repo string, bytes int64, d time.Duration)) Option {
+	return func(r *Registry) error {
+		if fn == nil {
+			return errors.New("nil upload observer")
+		}
+		r.uploadObserver = fn
+		return nil
+	}
+}
+
+// WithMaxManifestSize bounds the size of pushed manifests (default 4 MiB).
+func WithMaxManifestSize(n int64) Option {
+	return func(r *Registry) error {
+		if n <= 0 {
+			return fmt.Errorf("max manifest size must be positive, got %d", n)
+		}
+		r.maxManifestSize = n
+		return nil
+	}
+}
+
+// WithManifestListener adds a listener told about stored manifests.
+func WithManifestListener(l ManifestListener) Option {
+	return func(r *Registry) error {
+		if l == nil {
+			return errors.New("nil manifest listener")
+		}
+		r.listeners = append(r.listeners, l)
+		return nil
+	}
+}
+
+// WithClock sets the clock used for upload ages and durations.
+func WithClock(c Clock) Option {
+	return func(r *Registry) error {
+		if c == nil {
+			return errors.New("nil clock")
+		}
+		r.clock = c
+		return nil
+	}
+}
+
+// Registry is an OCI distribution-spec v1.1 registry over a distribution
+// storage driver. It is an http.Handler for /v2/ and below.
+type Registry struct {
+	driver          storagedriver.StorageDriver
+	log             *slog.Logger
+	clock           Clock
+	uploadObserver  func(repo string, bytes int64, d time.Duration)
+	maxManifestSize int64
+	listeners       []ManifestListener
+
+	uploadLocks keyedMutex
+}
+
+// New returns a Registry storing everything through driver.
+func New(ctx context.Context, driver storagedriver.StorageDriver, opts ...Option) (*Registry, error) {
+	if driver == nil {
+		return nil, errors.New("creating registry: nil storage driver")
+	}
+	r := &Registry{
+		driver:          driver,
+		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		clock:           systemClock{},
+		maxManifestSize: defaultMaxManifestSize,
+	}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, fmt.Errorf("creating registry: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("creating registry: %w", err)
+	}
+	return r, nil
+}
+
+// route is a resolved /v2/ request.
+type route struct {
+	kind string // "ping", "catalog", "manifest", "blob", "upload", "tags", "referrers"
+	name string // repository
+	ref  string // tag/digest, digest or upload id
+}
+
+// parseRoute resolves the path below /v2/. Repository names contain
+// slashes, so the endpoint is recognised from the end of the path.
+func parseRoute(p string) (route, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2")
+	if !ok {
+		return route{}, false
+	}
+	if rest == "" || rest == "/" {
+		return route{kind: "ping"}, true
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	if rest == "_catalog" {
+		return route{kind: "catalog"}, true
+	}
+	parts := strings.Split(rest, "/")
+	n := len(parts)
+	switch {
+	case n >= 4 && parts[n-3] == "blobs" && parts[n-2] == "uploads":
+		return route{kind: "upload", name: strings.Join(parts[:n-3], "/"), ref: parts[n-1]}, true
+	case n >= 3 && parts[n-2] == "blobs" && parts[n-1] == "uploads":
+		return route{kind: "upload", name: strings.Join(parts[:n-2], "/")}, true
+	case n >= 3 && parts[n-2] == "manifests":
+		return route{kind: "manifest", name: strings.Join(parts[:n-2], "/"), ref: parts[n-1]}, true
+	case n >= 3 && parts[n-2] == "blobs":
+		return route{kind: "blob", name: strings.Join(parts[:n-2], "/"), ref: parts[n-1]}, true
+	case n >= 3 && parts[n-2] == "tags" && parts[n-1] == "list":
+		return route{kind: "tags", name: strings.Join(parts[:n-2], "/")}, true
+	case n >= 3 && parts[n-2] == "referrers":
+		return route{kind: "referrers", name: strings.Join(parts[:n-2], "/"), ref: parts[n-1]}, true
+	}
+	return route{}, false
+}
+
+// ServeHTTP serves the distribution API under /v2/.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			r.log.ErrorContext(req.Context(), "registry handler panicked", "method", req.Method, "path", req.URL.Path, "panic", v)
+			r.writeError(w, req, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	if err := r.serve(w, req); err != nil {
+		r.writeError(w, req, err)
+	}
+}
+
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
+	rt, ok := parseRoute(req.URL.Path)
+	if !ok {
+		return newAPIError(http.StatusNotFound, codeNameUnknown, "unknown endpoint", map[string]string{"path": req.URL.Path})
+	}
+	if rt.kind != "ping" && rt.kind != "catalog" && !validName(rt.name) {
+		return newAPIError(http.StatusBadRequest, codeNameInvalid, "invalid repository name", map[string]string{"name": rt.name})
+	}
+	m := req.Method
+	switch rt.kind {
+	case "ping":
+		if m != http.MethodGet && m != http.MethodHead {
+			return errUnsupported(nil)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if m == http.MethodGet {
+			_, _ = io.WriteString(w, "{}")
+		}
+		return nil
+	case "catalog":
+		if m != http.MethodGet {
+			return errUnsupported(nil)
+		}
+		return r.serveCatalog(w, req)
+	case "tags":
+		if m != http.MethodGet {
+			return errUnsupported(nil)
+		}
+		return r.serveTags(w, req, rt.name)
+	case "referrers":
+		if m != http.MethodGet {
+			return errUnsupported(nil)
+		}
+		return r.serveReferrers(w, req, rt.name, rt.ref)
+	case "manifest":
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return r.getManifest(w, req, rt.name, rt.ref)
+		case http.MethodPut:
+			return r.putManifest(w, req, rt.name, rt.ref)
+		case http.MethodDelete:
+			return r.deleteManifest(w, req, rt.name, rt.ref)
+		}
+	case "blob":
+		switch m {
+		case http.MethodGet, http.MethodHead:
+			return r.getBlob(w, req, rt.name, rt.ref)
+		case http.MethodDelete:
+			return r.deleteBlob(w, req, rt.name, rt.ref)
+		}
+	case "upload":
+		if rt.ref == "" {
+			if m == http.MethodPost {
+				return r.startUpload(w, req, rt.name)
+			}
+			return errUnsupported(nil)
+		}
+		if !uploadIDRE.MatchString(rt.ref) {
+			return errUploadUnknown(rt.ref)
+		}
+		switch m {
+		case http.MethodGet:
+			return r.uploadStatus(w, req, rt.name, rt.ref)
+		case http.MethodPatch:
+			return r.patchUpload(w, req, rt.name, rt.ref)
+		case http.MethodPut:
+			return r.putUpload(w, req, rt.name, rt.ref)
+		case http.MethodDelete:
+			return r.cancelUpload(w, req, rt.name, rt.ref)
+		}
+	}
+	return errUnsupported(nil)
+}
+
+// keyedMutex serialises work on one key (an upload) within this process.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
