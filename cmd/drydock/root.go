@@ -80,6 +80,7 @@ the other commands talk to it or work on images directly.`,
 	pf.StringVar(&g.logLevel, "log-level", envOr("DRYDOCK_LOG_LEVEL", "info"), "log level: debug, info, warn or error [$DRYDOCK_LOG_LEVEL]")
 
 	root.AddCommand(
+		newServeCmd(g),
 		newVersionCmd(g),
 	)
 	return root

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/server"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var (
+		configFile string
+		addr       string
+		data       string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the drydock server: OCI registry, health probes and metrics on one port",
+		Long: `Run the drydock server in the foreground.
+
+One process serves, on one port:
+  /v2/       an OCI distribution-spec v1.1 registry (push, pull, referrers,
+             cross-repository mounts, sha256 and sha512 digests)
+  /healthz   liveness: 200 while the process runs
+  /readyz    readiness: 200 when the blob storage answers
+  /metrics   Prometheus metrics (requests, bytes in/out, upload durations)
+
+With no configuration at all it listens on 127.0.0.1:5000 and keeps its data
+under the per-user data directory (` + config.DefaultDataDir() + `),
+blobs on the local filesystem.
+
+Settings come from, lowest to highest precedence: built-in defaults, the YAML
+file given with --config, DRYDOCK_* environment variables, flags.
+Environment variables: ` + strings.Join(config.EnvVars(), ", ") + `.
+
+A config file (every field optional):
+
+  version: v1
+  addr: 127.0.0.1:5000
+  data: /var/lib/drydock
+  log: {format: json, level: info}
+  storage:
+    driver: filesystem          # or s3, inmemory: distribution's drivers
+    parameters:                 # the driver's own parameters
+      rootdirectory: /var/lib/drydock/registry
+  auth:
+    htpasswd: /etc/drydock/htpasswd   # bcrypt entries (htpasswd -B); none = anonymous
+  uploads: {purgeAfter: 24h, purgeInterval: 1h}
+  shutdownTimeout: 30s
+
+On SIGINT or SIGTERM the server stops accepting connections and lets running
+requests finish for shutdownTimeout. An upload cut off then is never visible
+in the registry; its partial data is purged after uploads.purgeAfter.`,
+		Example: `  # embedded defaults: loopback, per-user data dir, filesystem blobs
+  drydock serve
+
+  # another address and data directory, JSON logs
+  drydock serve --addr 127.0.0.1:5001 --data /srv/drydock --log-format json
+
+  # from a config file, with the address overridden by the environment
+  DRYDOCK_ADDR=127.0.0.1:6000 drydock serve --config /etc/drydock/drydock.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" {
+				configFile = os.Getenv("DRYDOCK_CONFIG")
+			}
+			cfg, err := config.Load(configFile, os.Environ())
+			if err != nil {
+				return err
+			}
+			flags := cmd.Flags()
+			if flags.Changed("addr") {
+				cfg.Addr = addr
+			}
+			if flags.Changed("data") {
+				cfg.Data = data
+			}
+			if cmd.Flags().Changed("log-format") {
+				cfg.Log.Format = g.logFormat
+			}
+			if cmd.Flags().Changed("log-level") {
+				cfg.Log.Level = g.logLevel
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			g.logFormat, g.logLevel = cfg.Log.Format, cfg.Log.Level
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			return srv.ListenAndServe(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&configFile, "config", "c", "", "YAML config file [$DRYDOCK_CONFIG]")
+	f.StringVar(&addr, "addr", "127.0.0.1:5000", "listen address host:port (port 0 picks a free port) [$DRYDOCK_ADDR]")
+	f.StringVar(&data, "data", config.DefaultDataDir(), "data directory [$DRYDOCK_DATA]")
+	return cmd
+}

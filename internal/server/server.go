@@ -1,0 +1,252 @@
+// Package server assembles one drydock server process: the embedded OCI
+// registry under /v2/, health and readiness probes, Prometheus metrics, the
+// access log and graceful shutdown, all on one listener.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+
+	// The storage drivers a config file can name. Each registers itself with
+	// distribution's driver factory.
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
+
+	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/metrics"
+	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/version"
+)
+
+// Server is one drydock server process.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	driver   storagedriver.StorageDriver
+	registry *registry.Registry
+	metrics  *metrics.Metrics
+	handler  http.Handler
+}
+
+// New opens the storage driver named in cfg and builds the HTTP handler.
+// cfg must have passed Validate.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	driver, err := factory.Create(ctx, cfg.Storage.Driver, cfg.Storage.Parameters)
+	if err != nil {
+		return nil, fmt.Errorf("storage driver %q: %w", cfg.Storage.Driver, err)
+	}
+	m := metrics.New()
+	reg, err := registry.New(ctx, driver,
+		registry.WithLogger(log),
+		registry.WithUploadObserver(m.ObserveUpload),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m}
+
+	var v2 http.Handler = reg
+	if cfg.Auth.Htpasswd != "" {
+		users, err := auth.LoadHtpasswd(cfg.Auth.Htpasswd)
+		if err != nil {
+			return nil, err
+		}
+		v2 = users.Middleware(cfg.Auth.Realm, func(*http.Request) bool { return true }, v2)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", v2)
+	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", m.Handler())
+	s.handler = m.Instrument(accessLog(log, serverHeader(mux)))
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Registry returns the embedded registry.
+func (s *Server) Registry() *registry.Registry { return s.registry }
+
+// ListenAndServe listens on cfg.Addr and serves until ctx is cancelled.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully:
+// it stops accepting connections and lets in-flight requests (uploads among
+// them) finish for up to cfg.ShutdownTimeout; requests still running then
+// are cut off. An upload cut off this way stays in the registry's private
+// upload area, is never visible, and is purged later.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	var wg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer func() { stopBg(); wg.Wait() }()
+	wg.Go(func() { s.purgeLoop(bgCtx) })
+
+	s.log.Info("drydock serving",
+		"addr", ln.Addr().String(),
+		"data", s.cfg.Data,
+		"storage", s.cfg.Storage.Driver,
+		"auth", authMode(s.cfg),
+		"version", version.Get().Version)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: waiting for in-flight requests", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		s.log.Warn("in-flight requests cut off at shutdown timeout; unfinished uploads stay invisible and are purged later", "err", err)
+		_ = hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func authMode(cfg config.Config) string {
+	if cfg.Auth.Htpasswd != "" {
+		return "htpasswd"
+	}
+	return "anonymous"
+}
+
+// purgeLoop removes uploads abandoned for longer than cfg.Uploads.PurgeAfter,
+// once at start and then every PurgeInterval.
+func (s *Server) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(time.Duration(s.cfg.Uploads.PurgeInterval))
+	defer t.Stop()
+	for {
+		n, err := s.registry.PurgeUploads(ctx, time.Duration(s.cfg.Uploads.PurgeAfter))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("purge abandoned uploads", "err", err)
+		case n > 0:
+			s.log.Info("purged abandoned uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz reports ready when the storage driver answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	_, err := s.driver.Stat(ctx, "/")
+	var notFound storagedriver.PathNotFoundError
+	if err != nil && !errors.As(err, &notFound) {
+		s.log.Warn("readiness check failed", "err", err)
+		http.Error(w, "storage not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func serverHeader(next http.Handler) http.Handler {
+	ua := version.Get().UserAgent()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", ua)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog logs one line per request: at debug level for probes and
+// metrics scrapes, info otherwise, warn for server errors.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		switch {
+		case rec.code >= 500:
+			level = slog.LevelWarn
+		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics":
+			level = slog.LevelDebug
+		}
+		log.Log(r.Context(), level, "request",
+			"method", r.Method,
+			"path", r.URL.Path,
+			"status", rec.code,
+			"duration_ms", time.Since(start).Milliseconds(),
+			"remote", remoteHost(r.RemoteAddr),
+			"user_agent", r.UserAgent())
+	})
+}
+
+func remoteHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return strings.TrimSpace(addr)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+	set  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.set {
+		r.code, r.set = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// ReadFrom keeps the sendfile path of io.Copy for blob downloads.
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.set = true
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+}
