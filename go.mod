@@ -79,3 +79,10 @@ tool (
 	github.com/google/go-containerregistry/cmd/crane
 	github.com/opencontainers/distribution-spec/conformance
 )
+
+// Pinned: klauspost/compress v1.15.12 through v1.18.0 write the same deflate
+// bytes, those of the skopeo builds in Debian, which gzip docker-archive layers
+// with pgzip on top of it; from v1.18.1 the bytes differ. `drydock import
+// docker-archive:` promises the manifest digest skopeo computes for the same
+// archive, which depends on those bytes (internal/oci/skopeo_test.go checks).
+replace github.com/klauspost/compress => github.com/klauspost/compress v1.18.0

@@ -82,6 +82,7 @@ the other commands talk to it or work on images directly.`,
 	root.AddCommand(
 		newServeCmd(g),
 		newVersionCmd(g),
+		newImportCmd(g), newImagesCmd(g),
 	)
 	return root
 }

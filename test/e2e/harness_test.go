@@ -205,9 +205,9 @@ func runTool(t testing.TB, name string, args ...string) string {
 }
 
 // digestOf returns the manifest digest the server holds for repo:tag.
-func digestOf(t testing.TB, s *serveProc, repoTag string) v1.Hash {
+func digestOf(t testing.TB, s *serveProc, repoTag string, opts ...remote.Option) v1.Hash {
 	t.Helper()
-	desc, err := remote.Head(ref(t, s.Addr+"/"+repoTag))
+	desc, err := remote.Head(ref(t, s.Addr+"/"+repoTag), opts...)
 	if err != nil {
 		t.Fatalf("%s not in the registry: %v", repoTag, err)
 	}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drydock-project/drydock/internal/oci"
+)
+
+// imagesJSON is the --json schema of "drydock images" (version 1).
+type imagesJSON struct {
+	SchemaVersion int              `json:"schemaVersion"`
+	Server        string           `json:"server"`
+	Repositories  []oci.Repository `json:"repositories"`
+}
+
+func newImagesCmd(g *globals) *cobra.Command {
+	var (
+		server string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "List the repositories, tags and digests the server holds",
+		Long: `Images lists what the drydock server holds, from its /v2/_catalog and tags
+APIs: namespace (quarantine, live or other), repository, tag, kind (image, or
+index with its platforms), digest and size. Sizes are config plus layers as
+stored (compressed); for an index, per platform and in total. Repositories
+and tags are sorted by name.
+
+--json prints one object (schemaVersion 1):
+  {"schemaVersion": 1, "server": "http://127.0.0.1:5000",
+   "repositories": [
+     {"namespace": "quarantine", "name": "quarantine/nginx",
+      "tags": [{"tag": "1.27.1", "digest": "sha256:...",
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "kind": "index", "size": 123,
+                "platforms": [{"platform": "linux/amd64", "digest": "sha256:...",
+                               "mediaType": "...", "size": 61}],
+                "error": "only set when the tag could not be read"}]}]}`,
+		Example: `  drydock images
+  drydock images --json
+  drydock images --server https://admin:secret@drydock.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			srv, err := oci.ParseServer(server)
+			if err != nil {
+				return fmt.Errorf("--server: %w", err)
+			}
+			repos, err := oci.ListImages(cmd.Context(), srv, oci.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			if repos == nil {
+				repos = []oci.Repository{}
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(imagesJSON{SchemaVersion: 1, Server: srv.String(), Repositories: repos})
+			}
+			return writeImagesTable(g, repos)
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in the help text)")
+	return cmd
+}
+
+func writeImagesTable(g *globals, repos []oci.Repository) error {
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tREPOSITORY\tTAG\tKIND\tDIGEST\tSIZE")
+	for _, r := range repos {
+		for _, t := range r.Tags {
+			if t.Error != "" && t.Digest == "" {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, t.Tag, "error", "-", strings.ReplaceAll(t.Error, "\t", " "))
+				continue
+			}
+			kind := t.Kind
+			if t.Kind == "index" {
+				kind = fmt.Sprintf("index (%d)", len(t.Platforms))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, t.Tag, kind, shortDigest(t.Digest), size(t.Size))
+			for _, p := range t.Platforms {
+				fmt.Fprintf(tw, "\t\t\t  %s\t%s\t%s\n", p.Platform, shortDigest(p.Digest), size(p.Size))
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+// shortDigest abbreviates sha256:<64 hex> to sha256:<12 hex>.
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) <= 12 {
+		return d
+	}
+	return alg + ":" + hex[:12]
+}
