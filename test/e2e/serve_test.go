@@ -100,7 +100,7 @@ func TestServeConfigFileEnvAndFlags(t *testing.T) {
 }
 
 func TestHelpTeaches(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"version", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"import", "--help"}, {"images", "--help"}, {"version", "--help"}} {
 		r := mustDrydock(t, nil, args...)
 		if !strings.Contains(r.Stdout, "Examples:") {
 			t.Errorf("drydock %s has no examples:\n%s", strings.Join(args, " "), r.Stdout)
