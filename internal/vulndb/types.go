@@ -29,14 +29,14 @@ type Status string
 // ignored/"will not fix", postponed and end-of-life notes; OSV's fixed or
 // open ranges; the secdb's secfixes (always fixed).
 const (
-	StatusFixed        Status = "fixed"         // FixedVersion fixes it
-	StatusAffected     Status = "affected"      // open, no fix yet
-	StatusWillNotFix   Status = "will_not_fix"  // vendor decided not to fix (tracker "ignored")
-	StatusNoDSA        Status = "no_dsa"        // minor issue, fixed in a point release if at all
-	StatusPostponed    Status = "postponed"     // fix deferred
-	StatusEndOfLife    Status = "end_of_life"   // package no longer supported in that release
-	StatusNotAffected  Status = "not_affected"  // the release's version never had the bug
-	StatusUndetermined Status = "undetermined"  // tracker has not decided
+	StatusFixed        Status = "fixed"        // FixedVersion fixes it
+	StatusAffected     Status = "affected"     // open, no fix yet
+	StatusWillNotFix   Status = "will_not_fix" // vendor decided not to fix (tracker "ignored")
+	StatusNoDSA        Status = "no_dsa"       // minor issue, fixed in a point release if at all
+	StatusPostponed    Status = "postponed"    // fix deferred
+	StatusEndOfLife    Status = "end_of_life"  // package no longer supported in that release
+	StatusNotAffected  Status = "not_affected" // the release's version never had the bug
+	StatusUndetermined Status = "undetermined" // tracker has not decided
 )
 
 // Severity is a normalized severity, Trivy's scale.
