@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/drydock-project/drydock/internal/version"
+	"github.com/drydock-project/drydock/internal/buildinfo"
 )
 
 func newVersionCmd(g *globals) *cobra.Command {
@@ -17,7 +17,7 @@ func newVersionCmd(g *globals) *cobra.Command {
   drydock version --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			info := version.Get()
+			info := buildinfo.Get()
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")

@@ -29,7 +29,7 @@ import (
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
-	"github.com/drydock-project/drydock/internal/version"
+	"github.com/drydock-project/drydock/internal/buildinfo"
 )
 
 // Server is one drydock server process.
@@ -118,7 +118,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"data", s.cfg.Data,
 		"storage", s.cfg.Storage.Driver,
 		"auth", authMode(s.cfg),
-		"version", version.Get().Version)
+		"version", buildinfo.Get().Version)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -189,7 +189,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func serverHeader(next http.Handler) http.Handler {
-	ua := version.Get().UserAgent()
+	ua := buildinfo.Get().UserAgent()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server", ua)
 		next.ServeHTTP(w, r)

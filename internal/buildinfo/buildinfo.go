@@ -1,7 +1,7 @@
-// Package version reports the drydock build: its version, the VCS commit it
+// Package buildinfo reports the drydock build: its version, the VCS commit it
 // was built from and the Go toolchain, as recorded by the linker and by the
 // go command's embedded build information.
-package version
+package buildinfo
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"runtime/debug"
 )
 
-// Version is set at link time with -ldflags "-X .../internal/version.Version=v1.2.3".
+// Version is set at link time with -ldflags "-X .../internal/buildinfo.Version=v1.2.3".
 // It stays "dev" for plain `go build` and `go run`.
 var Version = "dev"
 
