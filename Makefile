@@ -13,8 +13,9 @@ export DRYDOCK_CACHE ?= $(HOME)/.cache/drydock
 TOOLS := $(DRYDOCK_CACHE)/tools
 STATICCHECK_VERSION := v0.8.2
 # Debian packages the tests use: debootstrap and mmdebstrap build the test
-# images, skopeo/podman/runc are the standard clients the tests compare with.
-TEST_DEBS := debootstrap mmdebstrap skopeo podman runc ca-certificates xz-utils zstd
+# images, skopeo/podman/runc are the standard clients the tests compare with,
+# rpm/rpmbuild make real rpm databases for the inventory tests.
+TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd
 
 .PHONY: all build run test deps testimages lint unit bench clean-cache
 
