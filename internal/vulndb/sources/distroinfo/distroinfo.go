@@ -24,7 +24,6 @@ package distroinfo
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +31,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/vulndb"
 	"github.com/drydock-project/drydock/internal/vulndb/sources/internal/debianrel"
 )
@@ -102,95 +101,32 @@ func (s *Source) Import(ctx context.Context, url, file string, sink vulndb.Sink)
 	return nil
 }
 
-// dateCol is a date column and the field it fills.
-type dateCol struct {
-	col string
-	dst *time.Time
-}
-
 // Parse reads a distro-info CSV file of distro (vulndb.Debian or
-// vulndb.Ubuntu); name is used in errors. Records come in file order.
+// vulndb.Ubuntu) with osinfo.ParseDistroInfo, the one parser of that format,
+// and turns the rows into DB records: Debian versions become release keys
+// ("4.0" -> "4"), rows without a version (sid, experimental) are dropped.
+// name is used in errors. Records come in file order.
 func Parse(name, distro string, r io.Reader) ([]vulndb.Release, error) {
 	if distro != vulndb.Debian && distro != vulndb.Ubuntu {
 		return nil, fmt.Errorf("distroinfo: %s: unsupported distro %q", name, distro)
 	}
-	cr := csv.NewReader(io.LimitReader(r, 16<<20))
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = false
-	header, err := cr.Read()
+	rels, err := osinfo.ParseDistroInfo(io.LimitReader(r, 16<<20), distro)
 	if err != nil {
-		return nil, fmt.Errorf("distroinfo: %s: reading header: %w", name, err)
+		return nil, fmt.Errorf("distroinfo: %s: %w", name, err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.TrimSpace(h)] = i
-	}
-	for _, need := range []string{"version", "codename", "series", "created", "release", "eol"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("distroinfo: %s: header %q lacks column %q", name, strings.Join(header, ","), need)
-		}
-	}
-	var out []vulndb.Release
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("distroinfo: %s: %w", name, err)
-		}
-		line, _ := cr.FieldPos(0) // only valid after a successful Read
-		get := func(c string) string {
-			i, ok := col[c]
-			if !ok || i >= len(rec) {
-				return ""
-			}
-			return strings.TrimSpace(rec[i])
-		}
-		date := func(c string) (time.Time, error) {
-			v := get(c)
-			if v == "" {
-				return time.Time{}, nil
-			}
-			t, err := time.Parse(time.DateOnly, v)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("distroinfo: %s:%d: column %s: %w", name, line, c, err)
-			}
-			return t, nil
-		}
-		rel := vulndb.Release{Distro: distro, Codename: get("codename"), Series: get("series"), Source: Name}
+	out := rels[:0]
+	for _, rel := range rels {
 		if rel.Series == "" {
-			return nil, fmt.Errorf("distroinfo: %s:%d: empty series", name, line)
+			return nil, fmt.Errorf("distroinfo: %s: release %q has an empty series", name, rel.Version)
 		}
-		dates := []dateCol{{"created", &rel.Created}, {"release", &rel.Released}, {"eol", &rel.EOL}}
 		if distro == vulndb.Debian {
-			dates = append(dates, dateCol{"eol-lts", &rel.EOLLTS}, dateCol{"eol-elts", &rel.EOLELTS})
-		} else {
-			dates = append(dates, dateCol{"eol-esm", &rel.EOLLTS}, dateCol{"eol-legacy", &rel.EOLELTS})
+			rel.Version = debianrel.ReleaseKey(rel.Version)
 		}
-		for _, d := range dates {
-			if *d.dst, err = date(d.col); err != nil {
-				return nil, err
-			}
-		}
-		v := get("version")
-		switch distro {
-		case vulndb.Debian:
-			v = debianrel.ReleaseKey(v)
-		case vulndb.Ubuntu:
-			v = strings.TrimSpace(strings.TrimSuffix(v, " LTS"))
-			server, err := date("eol-server")
-			if err != nil {
-				return nil, err
-			}
-			if server.After(rel.EOL) {
-				rel.EOL = server
-			}
-		}
-		if v == "" {
+		if rel.Version == "" {
 			continue // sid, experimental: no release key
 		}
-		rel.Version = v
+		rel.Source = Name
 		out = append(out, rel)
 	}
+	return out, nil
 }
