@@ -83,6 +83,7 @@ the other commands talk to it or work on images directly.`,
 		newServeCmd(g),
 		newVersionCmd(g),
 		newImportCmd(g), newImagesCmd(g),
+		newDBCmd(g),
 	)
 	return root
 }
