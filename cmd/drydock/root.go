@@ -84,6 +84,7 @@ the other commands talk to it or work on images directly.`,
 		newVersionCmd(g),
 		newImportCmd(g), newImagesCmd(g),
 		newDBCmd(g),
+		newScanCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,540 @@
+// Package scan matches an image's installed OS packages against the
+// vulnerability database and reports the findings, as
+// `trivy image --pkg-types os` does, with more explanation.
+//
+// The pipeline: a rootfs.FS of the image that keeps, during its single pass
+// over the layers, the files the inventory analyzers require and the OS
+// release files; osinfo.Detect; the release's lifecycle from the DB's
+// distro-info releases (an end-of-life OS is said first and is never
+// clean; an OS drydock does not support is "unsupported", never "0
+// vulnerabilities"); inventory; the packages grouped by source package;
+// one AdvisoriesFor query; then, for each advisory of each installed
+// source package:
+//
+//   - status fixed and the installed source version orders before the fixed
+//     version (version.For(ecosystem)): a fixable finding;
+//   - status fixed and the installed version is not older, or fixed
+//     without a version (never vulnerable in the release): nothing;
+//   - not_affected: nothing;
+//   - affected, will_not_fix, no_dsa, postponed, end_of_life, undetermined:
+//     an unfixed finding carrying the vendor's status.
+//
+// A finding is reported once per binary package built from the source
+// package (PkgName binary, SrcName source), as Trivy does. Source packages
+// on debian-security-support's "ended" or "limited" lists are listed in
+// Report.PackageSupport. A release the database knows nothing about (no
+// release data, no advisory for any installed package) is unsupported.
+// Findings are sorted; the report is deterministic for the same image, DB
+// and clock. Filters (WithIgnoreUnfixed, WithSeverities) apply to the
+// findings only: an end-of-life report stays not Clean when they drop
+// every finding.
+//
+// Time is read only from the clock given with WithClock.
+package scan
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/inventory"
+	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/version"
+	"github.com/drydock-project/drydock/internal/vulndb"
+)
+
+// SchemaVersion is the version of drydock's own JSON report schema
+// (WriteJSON).
+const SchemaVersion = 1
+
+// DefaultMaxDBAge is the database age above which a report warns that the
+// database is stale.
+const DefaultMaxDBAge = 7 * 24 * time.Hour
+
+// ErrLibraryScanning is returned by WithPkgTypes for any package type other
+// than "os".
+var ErrLibraryScanning = errors.New("library scanning not supported")
+
+// Database is what the scanner needs of a vulnerability database;
+// *vulndb.DB implements it.
+type Database interface {
+	AdvisoriesFor(ctx context.Context, distro, release string, packages []string) (map[string][]vulndb.Advisory, error)
+	Releases(ctx context.Context, distro string) ([]vulndb.Release, error)
+	PackageSupport(ctx context.Context, distro, release string, packages ...string) ([]vulndb.PackageSupport, error)
+	Meta() vulndb.Meta
+}
+
+// Status is the outcome of a scan as a whole.
+type Status string
+
+// Report statuses.
+const (
+	// StatusOK: the OS is supported and was scanned; Findings may be empty.
+	StatusOK Status = "ok"
+	// StatusEndOfLife: the OS release no longer has public security
+	// support; the findings are reported but the image is never clean.
+	StatusEndOfLife Status = "end_of_life"
+	// StatusUnsupported: drydock cannot scan this OS; no findings mean
+	// nothing.
+	StatusUnsupported Status = "unsupported"
+)
+
+// Option configures a Scanner.
+type Option func(*Scanner) error
+
+// WithClock sets the clock the end-of-life and stale-DB decisions read.
+func WithClock(now func() time.Time) Option {
+	return func(s *Scanner) error {
+		if now == nil {
+			return errors.New("scan.WithClock: nil clock")
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithIgnoreUnfixed drops findings without a fixed version, as Trivy's
+// --ignore-unfixed does.
+func WithIgnoreUnfixed(ignore bool) Option {
+	return func(s *Scanner) error { s.ignoreUnfixed = ignore; return nil }
+}
+
+// WithSeverities keeps only findings of these severities (all when none
+// are given). Unknown names are an error.
+func WithSeverities(sev ...vulndb.Severity) Option {
+	return func(s *Scanner) error {
+		s.severities = nil
+		for _, v := range sev {
+			if severityRank(v) < 0 {
+				return fmt.Errorf("unknown severity %q: want UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL", v)
+			}
+			s.severities = append(s.severities, v)
+		}
+		return nil
+	}
+}
+
+// WithPkgTypes selects the package types to scan. Only "os" is supported;
+// any other is an error wrapping ErrLibraryScanning.
+func WithPkgTypes(types ...string) Option {
+	return func(s *Scanner) error {
+		for _, t := range types {
+			if t != "os" {
+				return fmt.Errorf("package type %q: %w (only \"os\")", t, ErrLibraryScanning)
+			}
+		}
+		return nil
+	}
+}
+
+// WithMaxDBAge sets the age above which the report warns that the DB is
+// stale (DefaultMaxDBAge by default).
+func WithMaxDBAge(d time.Duration) Option {
+	return func(s *Scanner) error {
+		if d <= 0 {
+			return fmt.Errorf("scan.WithMaxDBAge: %v is not positive", d)
+		}
+		s.maxAge = d
+		return nil
+	}
+}
+
+// WithDBPath records the path of the database in the report.
+func WithDBPath(p string) Option {
+	return func(s *Scanner) error { s.dbPath = p; return nil }
+}
+
+// WithAnalyzers replaces the inventory analyzers (inventory.Analyzers()
+// by default).
+func WithAnalyzers(a ...inventory.Analyzer) Option {
+	return func(s *Scanner) error {
+		if len(a) == 0 {
+			return errors.New("scan.WithAnalyzers: no analyzers")
+		}
+		s.analyzers = slices.Clone(a)
+		return nil
+	}
+}
+
+// Scanner scans images against one database. It is safe for concurrent
+// use once built.
+type Scanner struct {
+	db            Database
+	dbPath        string
+	now           func() time.Time
+	ignoreUnfixed bool
+	severities    []vulndb.Severity
+	maxAge        time.Duration
+	analyzers     []inventory.Analyzer
+}
+
+// New returns a Scanner over db.
+func New(db Database, opts ...Option) (*Scanner, error) {
+	if db == nil {
+		return nil, errors.New("scan.New: nil database")
+	}
+	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, analyzers: inventory.Analyzers()}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Scan is New(db, opts...).Image(ctx, img).
+func Scan(ctx context.Context, img v1.Image, db Database, opts ...Option) (*Report, error) {
+	s, err := New(db, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s.Image(ctx, img)
+}
+
+// osFiles are the files osinfo.Detect reads.
+var osFiles = []string{"etc/os-release", "usr/lib/os-release", "etc/debian_version",
+	"etc/alpine-release", "etc/redhat-release", "etc/centos-release"}
+
+// Image scans img: its root filesystem, then the filesystem's packages
+// (see FS). The report's Artifact carries the image's identity.
+func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Report, error) {
+	art, err := artifactOf(img)
+	if err != nil {
+		return nil, err
+	}
+	keep := func(p string) bool {
+		if slices.Contains(osFiles, p) {
+			return true
+		}
+		return slices.ContainsFunc(s.analyzers, func(a inventory.Analyzer) bool { return a.Required(p) })
+	}
+	fsys, err := rootfs.New(ctx, img, rootfs.WithContents(keep))
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s: %w", art.ImageID, err)
+	}
+	defer fsys.Close()
+	rep, err := s.FS(ctx, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("scanning image %s: %w", art.ImageID, err)
+	}
+	rep.Artifact = art
+	return rep, nil
+}
+
+func artifactOf(img v1.Image) (Artifact, error) {
+	var a Artifact
+	d, err := img.Digest()
+	if err != nil {
+		return a, fmt.Errorf("reading image manifest: %w", err)
+	}
+	a.Digest = d.String()
+	cn, err := img.ConfigName()
+	if err != nil {
+		return a, fmt.Errorf("reading image config digest: %w", err)
+	}
+	a.ImageID = cn.String()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return a, fmt.Errorf("reading image config: %w", err)
+	}
+	if cf != nil {
+		for _, h := range cf.RootFS.DiffIDs {
+			a.DiffIDs = append(a.DiffIDs, h.String())
+		}
+		a.Config = cf
+	}
+	return a, nil
+}
+
+// FS scans a root filesystem (an image's, or an fstest.MapFS in tests).
+// An OS drydock cannot identify or does not support gives a report with
+// StatusUnsupported and no error; an error is a failure to scan.
+func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
+	now := s.now().UTC()
+	meta := s.db.Meta()
+	rep := &Report{
+		SchemaVersion: SchemaVersion,
+		ScannedAt:     now,
+		DB:            dbInfo(s.dbPath, meta, now, s.maxAge),
+		Filters:       Filters{IgnoreUnfixed: s.ignoreUnfixed, Severities: slices.Clone(s.severities)},
+	}
+	if rep.DB.Stale {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the vulnerability database is stale: built %s, %s ago; run \"drydock db update\"",
+			meta.BuiltAt.UTC().Format(time.RFC3339), rep.DB.Age))
+	}
+	o, err := osinfo.Detect(fsys)
+	if err != nil && !errors.Is(err, osinfo.ErrUnsupportedOS) {
+		return nil, fmt.Errorf("detecting OS: %w", err)
+	}
+	rep.OS = osOf(o)
+	if err != nil {
+		rep.Status = StatusUnsupported
+		rep.StatusReason = err.Error()
+		return rep, nil
+	}
+	distro, release := o.ID, o.ReleaseKey()
+	if distro != vulndb.Debian && distro != vulndb.Ubuntu && distro != vulndb.Alpine {
+		rep.Status = StatusUnsupported
+		rep.StatusReason = fmt.Sprintf("%s: no vulnerability data for %q", displayOS(rep.OS), distro)
+		return rep, nil
+	}
+	rels, err := s.db.Releases(ctx, distro)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s releases: %w", distro, err)
+	}
+	sup := osinfo.Lifecycle(o, rels, now)
+	rep.Support = Support{State: string(sup.State), Until: sup.Until, Codename: sup.Release.Codename}
+	rep.Status = StatusOK
+	if sup.Ended() {
+		rep.Status = StatusEndOfLife
+		rep.Support.PublicSupportEnded = publicEnd(sup)
+		rep.StatusReason = fmt.Sprintf("%s is end-of-life: public security support ended %s", displayOS(rep.OS), rep.Support.PublicSupportEnded.Format(time.DateOnly))
+		rep.OS.EOSL = true
+	}
+	inv, err := inventory.Inventory(ctx, fsys, s.analyzers...)
+	if err != nil {
+		return nil, fmt.Errorf("listing packages: %w", err)
+	}
+	if inv.SkippedTotal > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d malformed package database entries skipped", inv.SkippedTotal))
+	}
+	groups := groupBySource(inv.Packages)
+	rep.Packages = len(inv.Packages)
+	rep.SourcePackages = len(groups)
+	if len(groups) == 0 {
+		rep.Warnings = append(rep.Warnings, "no installed OS packages found")
+	}
+	names := make([]string, 0, len(groups))
+	for _, g := range groups {
+		names = append(names, g.name)
+	}
+	advs, err := s.db.AdvisoriesFor(ctx, distro, release, names)
+	if err != nil {
+		return nil, fmt.Errorf("reading advisories: %w", err)
+	}
+	if len(advs) == 0 && len(groups) > 0 {
+		if sup.State == osinfo.StateUnknown {
+			rep.Status = StatusUnsupported
+			rep.StatusReason = fmt.Sprintf("%s: the vulnerability database has neither release data nor advisories for %s %s", displayOS(rep.OS), distro, release)
+			return rep, nil
+		}
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the vulnerability database has no advisory for any installed package of %s %s", distro, release))
+	}
+	for _, g := range groups {
+		fs, warns := match(g, advs[g.name])
+		rep.Warnings = append(rep.Warnings, warns...)
+		rep.Findings = append(rep.Findings, fs...)
+	}
+	rep.Findings = s.filter(rep.Findings)
+	SortFindings(rep.Findings)
+	if len(names) > 0 {
+		ps, err := s.db.PackageSupport(ctx, distro, release, names...)
+		if err != nil {
+			return nil, fmt.Errorf("reading package support: %w", err)
+		}
+		rep.PackageSupport = supportNotes(ps, groups)
+	}
+	return rep, nil
+}
+
+// publicEnd is the last day of public security support (regular or LTS)
+// of an ended release; paid ELTS/ESM does not count.
+func publicEnd(sup osinfo.Support) time.Time {
+	switch r := sup.Release; {
+	case !r.EOLLTS.IsZero():
+		return r.EOLLTS
+	case !r.EOL.IsZero():
+		return r.EOL
+	}
+	return sup.Until
+}
+
+func displayOS(o OS) string {
+	if o.PrettyName != "" {
+		return o.PrettyName
+	}
+	return strings.TrimSpace(o.ID + " " + o.Version)
+}
+
+func osOf(o osinfo.OS) OS {
+	v := o.VersionID
+	if o.Family == osinfo.FamilyDebian && o.ID == "debian" && o.DebianVersion != "" {
+		if _, err := fmt.Sscanf(o.DebianVersion, "%d", new(int)); err == nil {
+			v = o.DebianVersion // "11.11", as Trivy names Debian
+		}
+	}
+	return OS{Family: string(o.Family), ID: o.ID, Name: o.Name, PrettyName: o.PrettyName,
+		Version: v, Codename: o.VersionCodename, Distroless: o.Distroless, Release: o.ReleaseKey()}
+}
+
+func dbInfo(path string, m vulndb.Meta, now time.Time, maxAge time.Duration) DBInfo {
+	d := DBInfo{Path: path, BuiltAt: m.BuiltAt.UTC(), SchemaVersion: m.SchemaVersion}
+	for _, s := range m.Sources {
+		d.Sources = append(d.Sources, DBSource{Name: s.Name, DataAsOf: s.DataAsOf.UTC()})
+	}
+	d.Age = m.Age(now).Truncate(time.Second)
+	d.Stale = m.Stale(now, maxAge)
+	return d
+}
+
+// sourceGroup is the installed binary packages of one source package.
+type sourceGroup struct {
+	name     string
+	binaries []inventory.Package
+}
+
+// groupBySource groups packages by source name, sorted by name; binaries
+// keep the inventory's order.
+func groupBySource(pkgs []inventory.Package) []sourceGroup {
+	idx := map[string]int{}
+	var out []sourceGroup
+	for _, p := range pkgs {
+		src := cmp.Or(p.SourceName, p.Name)
+		i, ok := idx[src]
+		if !ok {
+			i = len(out)
+			idx[src] = i
+			out = append(out, sourceGroup{name: src})
+		}
+		out[i].binaries = append(out[i].binaries, p)
+	}
+	slices.SortFunc(out, func(a, b sourceGroup) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// match applies the advisories of one source package to its binaries. A
+// fixed advisory without a fixed version (the release never shipped the
+// bug) applies to nothing, like not_affected.
+func match(g sourceGroup, advs []vulndb.Advisory) ([]Finding, []string) {
+	var out []Finding
+	var warns []string
+	for _, bin := range g.binaries {
+		srcVer := cmp.Or(bin.SourceVersion, bin.Version)
+		cmpr, cerr := version.For(bin.Ecosystem)
+		for _, a := range advs {
+			switch a.Status {
+			case vulndb.StatusNotAffected:
+				continue
+			case vulndb.StatusFixed:
+				if a.FixedVersion == "" {
+					continue
+				}
+				if cerr != nil {
+					warns = append(warns, fmt.Sprintf("%s: %s %s: %v", a.ID, bin.Name, bin.Version, cerr))
+					continue
+				}
+				n, err := cmpr.Compare(srcVer, a.FixedVersion)
+				if err != nil {
+					warns = append(warns, fmt.Sprintf("%s: comparing %s %s with fixed version %s: %v", a.ID, g.name, srcVer, a.FixedVersion, err))
+					continue
+				}
+				if n >= 0 {
+					continue
+				}
+				out = append(out, finding(g.name, srcVer, bin, a))
+			default:
+				f := finding(g.name, srcVer, bin, a)
+				f.FixedVersion = ""
+				out = append(out, f)
+			}
+		}
+	}
+	return out, warns
+}
+
+func finding(src, srcVer string, bin inventory.Package, a vulndb.Advisory) Finding {
+	return Finding{
+		VulnerabilityID:  a.ID,
+		PkgName:          bin.Name,
+		PkgArch:          bin.Arch,
+		InstalledVersion: bin.Version,
+		SrcName:          src,
+		SrcVersion:       srcVer,
+		Ecosystem:        bin.Ecosystem,
+		FixedVersion:     a.FixedVersion,
+		Status:           a.Status,
+		Severity:         cmp.Or(a.Severity, vulndb.SeverityUnknown),
+		SeveritySource:   a.SeveritySource,
+		Title:            a.Title,
+		Description:      a.Description,
+		References:       slices.Clone(a.References),
+		FixedBy:          slices.Clone(a.FixedBy),
+		DataSource:       a.Source,
+	}
+}
+
+func (s *Scanner) filter(fs []Finding) []Finding {
+	return slices.DeleteFunc(fs, func(f Finding) bool {
+		if s.ignoreUnfixed && f.FixedVersion == "" {
+			return true
+		}
+		return len(s.severities) > 0 && !slices.Contains(s.severities, f.Severity)
+	})
+}
+
+func supportNotes(ps []vulndb.PackageSupport, groups []sourceGroup) []PackageSupportNote {
+	bins := map[string][]string{}
+	for _, g := range groups {
+		for _, b := range g.binaries {
+			bins[g.name] = append(bins[g.name], b.Name)
+		}
+	}
+	var out []PackageSupportNote
+	for _, p := range ps {
+		b := slices.Compact(slices.Sorted(slices.Values(bins[p.Package])))
+		out = append(out, PackageSupportNote{SrcName: p.Package, Binaries: b, Kind: p.Kind,
+			LastVersion: p.LastVersion, EndDate: p.EndDate.UTC(), Details: p.Details, Source: p.Source})
+	}
+	return out
+}
+
+// severityRank orders severities; -1 for an unknown name.
+func severityRank(s vulndb.Severity) int {
+	return slices.Index(Severities, s)
+}
+
+// Severities lists the severities lowest first, as the table's Total line
+// counts them.
+var Severities = []vulndb.Severity{vulndb.SeverityUnknown, vulndb.SeverityLow, vulndb.SeverityMedium, vulndb.SeverityHigh, vulndb.SeverityCritical}
+
+// ParseSeverities parses a comma-separated list such as "HIGH,CRITICAL"
+// (case-insensitive; blanks ignored).
+func ParseSeverities(list string) ([]vulndb.Severity, error) {
+	var out []vulndb.Severity
+	for _, f := range strings.Split(list, ",") {
+		f = strings.ToUpper(strings.TrimSpace(f))
+		if f == "" {
+			continue
+		}
+		s := vulndb.Severity(f)
+		if severityRank(s) < 0 {
+			return nil, fmt.Errorf("unknown severity %q: want UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL", f)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// SortFindings sorts findings as the report lists them: by binary package,
+// then vulnerability ID, then installed version and arch.
+func SortFindings(fs []Finding) {
+	slices.SortFunc(fs, func(a, b Finding) int {
+		return cmp.Or(
+			strings.Compare(a.PkgName, b.PkgName),
+			strings.Compare(a.VulnerabilityID, b.VulnerabilityID),
+			strings.Compare(a.InstalledVersion, b.InstalledVersion),
+			strings.Compare(a.PkgArch, b.PkgArch),
+			strings.Compare(a.SrcName, b.SrcName),
+		)
+	})
+}
