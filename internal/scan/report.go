@@ -50,6 +50,9 @@ type Report struct {
 	Filters        Filters              `json:"filters"`
 	Packages       int                  `json:"packages"`
 	SourcePackages int                  `json:"sourcePackages"`
+	// InventoryCached is true when the packages came from the inventory
+	// stored for this manifest digest, without reading the image's layers.
+	InventoryCached bool `json:"inventoryCached,omitempty"`
 	Findings       []Finding            `json:"findings"`
 	PackageSupport []PackageSupportNote `json:"packageSupport,omitempty"`
 	Warnings       []string             `json:"warnings,omitempty"`

@@ -174,6 +174,7 @@ type Scanner struct {
 	severities    []vulndb.Severity
 	maxAge        time.Duration
 	analyzers     []inventory.Analyzer
+	cache         InventoryCache
 }
 
 // New returns a Scanner over db.
@@ -204,11 +205,29 @@ var osFiles = []string{"etc/os-release", "usr/lib/os-release", "etc/debian_versi
 	"etc/alpine-release", "etc/redhat-release", "etc/centos-release"}
 
 // Image scans img: its root filesystem, then the filesystem's packages
-// (see FS). The report's Artifact carries the image's identity.
+// (see FS). The report's Artifact carries the image's identity. With an
+// InventoryCache, an image already seen (same manifest digest, same
+// analyzers) is matched from its stored inventory without reading a layer.
 func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Report, error) {
 	art, err := artifactOf(img)
 	if err != nil {
 		return nil, err
+	}
+	key := s.cacheKey(art.Digest)
+	if s.cache != nil {
+		snap, ok, err := s.cache.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("reading stored inventory of %s: %w", art.Digest, err)
+		}
+		if ok {
+			rep, err := s.evaluate(ctx, snap)
+			if err != nil {
+				return nil, fmt.Errorf("scanning image %s: %w", art.ImageID, err)
+			}
+			rep.Artifact = art
+			rep.InventoryCached = true
+			return rep, nil
+		}
 	}
 	keep := func(p string) bool {
 		if slices.Contains(osFiles, p) {
@@ -221,7 +240,16 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Report, error) {
 		return nil, fmt.Errorf("reading image %s: %w", art.ImageID, err)
 	}
 	defer fsys.Close()
-	rep, err := s.FS(ctx, fsys)
+	snap, err := s.collect(ctx, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("scanning image %s: %w", art.ImageID, err)
+	}
+	if s.cache != nil {
+		if err := s.cache.Put(ctx, key, snap); err != nil {
+			return nil, fmt.Errorf("storing inventory of %s: %w", art.Digest, err)
+		}
+	}
+	rep, err := s.evaluate(ctx, snap)
 	if err != nil {
 		return nil, fmt.Errorf("scanning image %s: %w", art.ImageID, err)
 	}
@@ -258,6 +286,39 @@ func artifactOf(img v1.Image) (Artifact, error) {
 // An OS drydock cannot identify or does not support gives a report with
 // StatusUnsupported and no error; an error is a failure to scan.
 func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
+	snap, err := s.collect(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	return s.evaluate(ctx, snap)
+}
+
+// collect reads what a scan needs from a root filesystem: the OS and the
+// installed packages. It is all that depends on the image, so it is what
+// an InventoryCache stores.
+func (s *Scanner) collect(ctx context.Context, fsys fs.FS) (*Snapshot, error) {
+	snap := &Snapshot{SchemaVersion: snapshotVersion}
+	o, err := osinfo.Detect(fsys)
+	if err != nil && !errors.Is(err, osinfo.ErrUnsupportedOS) {
+		return nil, fmt.Errorf("detecting OS: %w", err)
+	}
+	snap.OS = o
+	if err != nil {
+		snap.Unsupported = err.Error()
+		return snap, nil
+	}
+	inv, err := inventory.Inventory(ctx, fsys, s.analyzers...)
+	if err != nil {
+		return nil, fmt.Errorf("listing packages: %w", err)
+	}
+	snap.Packages = inv.Packages
+	snap.Skipped = inv.SkippedTotal
+	snap.Analyzers = inv.Analyzers
+	return snap, nil
+}
+
+// evaluate matches a snapshot against the database at the scanner's time.
+func (s *Scanner) evaluate(ctx context.Context, snap *Snapshot) (*Report, error) {
 	now := s.now().UTC()
 	meta := s.db.Meta()
 	rep := &Report{
@@ -270,14 +331,11 @@ func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the vulnerability database is stale: built %s, %s ago; run \"drydock db update\"",
 			meta.BuiltAt.UTC().Format(time.RFC3339), rep.DB.Age))
 	}
-	o, err := osinfo.Detect(fsys)
-	if err != nil && !errors.Is(err, osinfo.ErrUnsupportedOS) {
-		return nil, fmt.Errorf("detecting OS: %w", err)
-	}
+	o := snap.OS
 	rep.OS = osOf(o)
-	if err != nil {
+	if snap.Unsupported != "" {
 		rep.Status = StatusUnsupported
-		rep.StatusReason = err.Error()
+		rep.StatusReason = snap.Unsupported
 		return rep, nil
 	}
 	distro, release := o.ID, o.ReleaseKey()
@@ -299,15 +357,11 @@ func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
 		rep.StatusReason = fmt.Sprintf("%s is end-of-life: public security support ended %s", displayOS(rep.OS), rep.Support.PublicSupportEnded.Format(time.DateOnly))
 		rep.OS.EOSL = true
 	}
-	inv, err := inventory.Inventory(ctx, fsys, s.analyzers...)
-	if err != nil {
-		return nil, fmt.Errorf("listing packages: %w", err)
+	if snap.Skipped > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d malformed package database entries skipped", snap.Skipped))
 	}
-	if inv.SkippedTotal > 0 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d malformed package database entries skipped", inv.SkippedTotal))
-	}
-	groups := groupBySource(inv.Packages)
-	rep.Packages = len(inv.Packages)
+	groups := groupBySource(snap.Packages)
+	rep.Packages = len(snap.Packages)
 	rep.SourcePackages = len(groups)
 	if len(groups) == 0 {
 		rep.Warnings = append(rep.Warnings, "no installed OS packages found")
