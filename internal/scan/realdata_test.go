@@ -485,3 +485,38 @@ func TestFeedCrossCheck(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWarmRescanBookwormNginx rescans an image whose inventory is
+// stored (the situation after a DB update): no layer is read, only the
+// stored packages are matched against a freshly opened DB.
+func BenchmarkWarmRescanBookwormNginx(b *testing.B) {
+	db := openRealDB(b)
+	ti := testimage.Require(b, testimage.BookwormNginx)
+	img, err := ti.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := scan.NewFileCache(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	clock := scan.WithClock(func() time.Time { return dataDate })
+	if _, err := scan.Scan(context.Background(), img, db, clock, scan.WithInventoryCache(cache)); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d, err := vulndb.Open(db.Path()) // a fresh DB: no merged-results cache
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, err := scan.Scan(context.Background(), img, d, clock, scan.WithInventoryCache(cache))
+		d.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !rep.InventoryCached {
+			b.Fatal("rescan did not use the stored inventory")
+		}
+	}
+}
