@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -30,9 +31,12 @@ type scanFlags struct {
 	exitCode      int
 	dbPath        string
 	data          string
-	platform      string
-	server        string
-	maxAge        time.Duration
+	// noInventoryCache disables the inventory stored by manifest digest
+	// under DATA/scan/inventory (a rescan after a DB update reads no layer).
+	noInventoryCache bool
+	platform         string
+	server           string
+	maxAge           time.Duration
 }
 
 func newScanCmd(g *globals) *cobra.Command {
@@ -67,9 +71,17 @@ The database is the one "drydock db update" (or "drydock db pull") wrote in
 the data directory, or --db. Every scan prints to stderr which database it
 used and warns when it is older than --max-age.
 
+Each image's inventory (OS and installed packages) is stored by manifest
+digest under DATA/scan/inventory, so scanning the same image again, e.g.
+after a database update, reads none of its layers (--no-inventory-cache
+turns that off).
+
 Formats: table (default), json (drydock's schema, schemaVersion 1; see the
-scan package documentation) and trivy-json (Trivy's report schema,
-SchemaVersion 2, readable by Copa's -r).`,
+scan package documentation), trivy-json (Trivy's report schema,
+SchemaVersion 2, readable by Copa's -r), sarif (SARIF 2.1.0, for code
+scanning dashboards), cyclonedx (a CycloneDX 1.6 JSON BOM of the image and
+its vulnerable OS packages with a vulnerabilities section) and openvex
+(an OpenVEX 0.2.0 document, one statement per vulnerability).`,
 		Example: `  # like "trivy image --pkg-types os --ignore-unfixed nginx:1.27.1"
   drydock scan nginx:1.27.1 --ignore-unfixed
 
@@ -93,7 +105,7 @@ SchemaVersion 2, readable by Copa's -r).`,
 	fl.StringSliceVar(&f.pkgTypes, "pkg-types", []string{"os"}, "package types to scan (only os is supported)")
 	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "report only vulnerabilities that have a fixed version")
 	fl.StringVar(&f.severity, "severity", "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL", "severities to report, comma-separated")
-	fl.StringVar(&f.format, "format", "table", "output format: table, json or trivy-json")
+	fl.StringVar(&f.format, "format", "table", "output format: "+strings.Join(scanFormats, ", "))
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fl.IntVar(&f.exitCode, "exit-code", 0, "exit status when findings remain or the OS is end-of-life or unsupported")
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database file (default: the one in --data)")
@@ -101,6 +113,7 @@ SchemaVersion 2, readable by Copa's -r).`,
 	fl.StringVar(&f.platform, "platform", "linux/amd64", "platform of a multi-platform index to scan: os/arch[/variant]")
 	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
 	fl.DurationVar(&f.maxAge, "max-age", scan.DefaultMaxDBAge, "warn when the database is older than this")
+	fl.BoolVar(&f.noInventoryCache, "no-inventory-cache", false, "read the image's layers even when its inventory is stored in --data")
 	return cmd
 }
 
@@ -109,9 +122,9 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, image string) error {
 	if err != nil {
 		return err
 	}
-	write, ok := scan.Formats()[f.format]
+	write, ok := scanWriter(f.format)
 	if !ok {
-		return fmt.Errorf("--format %q: want table, json or trivy-json", f.format)
+		return fmt.Errorf("--format %q: want %s", f.format, strings.Join(scanFormats, ", "))
 	}
 	sev, err := scan.ParseSeverities(f.severity)
 	if err != nil {
@@ -131,6 +144,13 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, image string) error {
 		dbPath = vulndb.DefaultPath(f.data)
 	}
 	opts = append(opts, scan.WithDBPath(dbPath))
+	if !f.noInventoryCache {
+		cache, err := scan.NewFileCache(filepath.Join(f.data, "scan", "inventory"))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, scan.WithInventoryCache(cache))
+	}
 	// Validate the options before any slow work.
 	if _, err := scan.New(noDB{}, opts...); err != nil {
 		return err
@@ -203,6 +223,15 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, image string) error {
 		return &exitError{code: f.exitCode, err: fmt.Errorf("scan of %s failed: %s", image, why)}
 	}
 	return nil
+}
+
+// scanFormats are the --format values, in help order.
+var scanFormats = []string{"table", "json", "trivy-json", "sarif", "cyclonedx", "openvex"}
+
+// scanWriter returns the writer of a --format value.
+func scanWriter(format string) (scan.Writer, bool) {
+	w, ok := scan.Formats()[format]
+	return w, ok
 }
 
 // scanSource resolves IMAGE: quarantine/NAME[:TAG|@DIGEST] and

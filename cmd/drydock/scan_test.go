@@ -94,6 +94,25 @@ func TestScanRealData(t *testing.T) {
 		}
 	})
 
+	t.Run("a rescan uses the stored inventory", func(t *testing.T) {
+		for _, tc := range []struct {
+			extra  []string
+			cached bool
+		}{{nil, true}, {[]string{"--no-inventory-cache"}, false}} {
+			out, _, err := runCmd(t, append([]string{"scan", bullseye.OCIReference(), "--data", data, "--format", "json"}, tc.extra...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep scan.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.InventoryCached != tc.cached || len(rep.Findings) == 0 {
+				t.Errorf("scan %v: inventoryCached=%v findings=%d, want cached=%v", tc.extra, rep.InventoryCached, len(rep.Findings), tc.cached)
+			}
+		}
+	})
+
 	t.Run("bookworm trivy-json and exit codes", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "report.json")
 		_, errOut, err := runCmd(t, "scan", bookworm.OCIReference(), "--data", data, "--format", "trivy-json", "--output", file, "--max-age", "1ns")

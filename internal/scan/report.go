@@ -39,23 +39,23 @@ import (
 // Empty optional fields are omitted; findings is always present (an empty
 // list on a clean or unsupported scan: read status before findings).
 type Report struct {
-	SchemaVersion  int                  `json:"schemaVersion"`
-	Artifact       Artifact             `json:"artifact"`
-	OS             OS                   `json:"os"`
-	Status         Status               `json:"status"`
-	StatusReason   string               `json:"statusReason,omitempty"`
-	Support        Support              `json:"support,omitzero"`
-	ScannedAt      time.Time            `json:"scannedAt"`
-	DB             DBInfo               `json:"db"`
-	Filters        Filters              `json:"filters"`
-	Packages       int                  `json:"packages"`
-	SourcePackages int                  `json:"sourcePackages"`
+	SchemaVersion  int       `json:"schemaVersion"`
+	Artifact       Artifact  `json:"artifact"`
+	OS             OS        `json:"os"`
+	Status         Status    `json:"status"`
+	StatusReason   string    `json:"statusReason,omitempty"`
+	Support        Support   `json:"support,omitzero"`
+	ScannedAt      time.Time `json:"scannedAt"`
+	DB             DBInfo    `json:"db"`
+	Filters        Filters   `json:"filters"`
+	Packages       int       `json:"packages"`
+	SourcePackages int       `json:"sourcePackages"`
 	// InventoryCached is true when the packages came from the inventory
 	// stored for this manifest digest, without reading the image's layers.
-	InventoryCached bool `json:"inventoryCached,omitempty"`
-	Findings       []Finding            `json:"findings"`
-	PackageSupport []PackageSupportNote `json:"packageSupport,omitempty"`
-	Warnings       []string             `json:"warnings,omitempty"`
+	InventoryCached bool                 `json:"inventoryCached,omitempty"`
+	Findings        []Finding            `json:"findings"`
+	PackageSupport  []PackageSupportNote `json:"packageSupport,omitempty"`
+	Warnings        []string             `json:"warnings,omitempty"`
 }
 
 // Artifact identifies what was scanned.

@@ -173,5 +173,8 @@ type Writer func(w io.Writer, r *Report) error
 
 // Formats maps format names to their writers: table, json, trivy-json.
 func Formats() map[string]Writer {
-	return map[string]Writer{"table": WriteTable, "json": WriteJSON, "trivy-json": WriteTrivyJSON}
+	return map[string]Writer{
+		"table": WriteTable, "json": WriteJSON, "trivy-json": WriteTrivyJSON,
+		"sarif": WriteSARIF, "cyclonedx": WriteCycloneDX, "openvex": WriteOpenVEX,
+	}
 }
