@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,12 +17,15 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/drydock-project/drydock/internal/inventory"
@@ -517,6 +523,127 @@ func BenchmarkWarmRescanBookwormNginx(b *testing.B) {
 		}
 		if !rep.InventoryCached {
 			b.Fatal("rescan did not use the stored inventory")
+		}
+	}
+}
+
+// memCache is an in-memory InventoryCache for benchmarks.
+type memCache struct {
+	mu sync.Mutex
+	m  map[string]*scan.Snapshot
+}
+
+func (c *memCache) Get(_ context.Context, k string) (*scan.Snapshot, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[k]
+	return s, ok, nil
+}
+
+func (c *memCache) Put(_ context.Context, k string, s *scan.Snapshot) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[k] = s
+	return nil
+}
+
+// digestOverride is an image that claims another manifest digest and whose
+// layers cannot be read: a stored inventory is the only way to scan it.
+type digestOverride struct {
+	v1.Image
+	d v1.Hash
+}
+
+func (o digestOverride) Digest() (v1.Hash, error) { return o.d, nil }
+func (o digestOverride) Layers() ([]v1.Layer, error) {
+	return nil, errors.New("benchmark image: layers must not be read")
+}
+
+// BenchmarkRescan10kStoredInventories is the rescan goal: 10,000
+// images whose inventories are stored (here all bookworm-nginx's, under
+// 10,000 digests) matched again after a DB update, two workers, one DB
+// handle. Reports seconds for all 10,000 and the process's peak RSS.
+func BenchmarkRescan10kStoredInventories(b *testing.B) {
+	db := openRealDB(b)
+	ti := testimage.Require(b, testimage.BookwormNginx)
+	img, err := ti.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache := &memCache{m: map[string]*scan.Snapshot{}}
+	clock := scan.WithClock(func() time.Time { return dataDate })
+	base, err := scan.New(db, clock, scan.WithInventoryCache(cache))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := base.Image(context.Background(), img); err != nil {
+		b.Fatal(err)
+	}
+	var snap *scan.Snapshot
+	for _, s := range cache.m {
+		snap = s
+	}
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("DRYDOCK_BENCH_IMAGES")); err == nil && v > 0 {
+		n = v // for profiling a smaller run; the figure reported is scaled to 10,000
+	}
+	images := make([]v1.Image, n)
+	for i := range n {
+		h := sha256.Sum256([]byte(strconv.Itoa(i)))
+		d := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h[:])}
+		images[i] = digestOverride{Image: img, d: d}
+		for k := range cache.m {
+			if strings.HasPrefix(k, "sha256:") {
+				_, rest, _ := strings.Cut(k, "/")
+				cache.m[d.String()+"/"+rest] = snap
+				break
+			}
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		fresh, err := vulndb.Open(db.Path()) // as after a DB update
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := scan.New(fresh, clock, scan.WithInventoryCache(cache))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errc := make(chan error, 2)
+		for range 2 {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(n) {
+						return
+					}
+					rep, err := s.Image(context.Background(), images[i])
+					if err != nil || !rep.InventoryCached {
+						errc <- fmt.Errorf("image %d: cached=%v err=%v", i, rep != nil && rep.InventoryCached, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		fresh.Close()
+		select {
+		case err := <-errc:
+			b.Fatal(err)
+		default:
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*10000/float64(n), "s/10k-images")
+	if st, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				b.ReportMetric(kb/1024, "peak-RSS-MiB")
+			}
 		}
 	}
 }

@@ -175,6 +175,7 @@ type Scanner struct {
 	maxAge        time.Duration
 	analyzers     []inventory.Analyzer
 	cache         InventoryCache
+	versions      *versionMemo
 }
 
 // New returns a Scanner over db.
@@ -182,7 +183,7 @@ func New(db Database, opts ...Option) (*Scanner, error) {
 	if db == nil {
 		return nil, errors.New("scan.New: nil database")
 	}
-	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, analyzers: inventory.Analyzers()}
+	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, analyzers: inventory.Analyzers(), versions: newVersionMemo()}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -383,7 +384,7 @@ func (s *Scanner) evaluate(ctx context.Context, snap *Snapshot) (*Report, error)
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the vulnerability database has no advisory for any installed package of %s %s", distro, release))
 	}
 	for _, g := range groups {
-		fs, warns := match(g, advs[g.name])
+		fs, warns := match(g, advs[g.name], s.versions.compare)
 		rep.Warnings = append(rep.Warnings, warns...)
 		rep.Findings = append(rep.Findings, fs...)
 	}
@@ -467,12 +468,12 @@ func groupBySource(pkgs []inventory.Package) []sourceGroup {
 // match applies the advisories of one source package to its binaries. A
 // fixed advisory without a fixed version (the release never shipped the
 // bug) applies to nothing, like not_affected.
-func match(g sourceGroup, advs []vulndb.Advisory) ([]Finding, []string) {
+func match(g sourceGroup, advs []vulndb.Advisory, compare func(eco, a, b string) (int, error)) ([]Finding, []string) {
 	var out []Finding
 	var warns []string
 	for _, bin := range g.binaries {
 		srcVer := cmp.Or(bin.SourceVersion, bin.Version)
-		cmpr, cerr := version.For(bin.Ecosystem)
+		_, cerr := version.For(bin.Ecosystem)
 		for _, a := range advs {
 			switch a.Status {
 			case vulndb.StatusNotAffected:
@@ -485,7 +486,7 @@ func match(g sourceGroup, advs []vulndb.Advisory) ([]Finding, []string) {
 					warns = append(warns, fmt.Sprintf("%s: %s %s: %v", a.ID, bin.Name, bin.Version, cerr))
 					continue
 				}
-				n, err := cmpr.Compare(srcVer, a.FixedVersion)
+				n, err := compare(bin.Ecosystem, srcVer, a.FixedVersion)
 				if err != nil {
 					warns = append(warns, fmt.Sprintf("%s: comparing %s %s with fixed version %s: %v", a.ID, g.name, srcVer, a.FixedVersion, err))
 					continue
