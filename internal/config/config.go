@@ -124,6 +124,20 @@ func DefaultDataDir() string {
 	return "drydock-data"
 }
 
+// DefaultCacheDir is where drydock keeps build products and downloads it
+// can make again (test images, fetched indexes, built tools):
+// $DRYDOCK_CACHE, else $HOME/.cache/drydock.
+func DefaultCacheDir() (string, error) {
+	if d := os.Getenv("DRYDOCK_CACHE"); d != "" {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("locating the cache directory (set DRYDOCK_CACHE): %w", err)
+	}
+	return filepath.Join(home, ".cache", "drydock"), nil
+}
+
 // Load reads the file at path (if path is not empty) over the defaults, then
 // applies the DRYDOCK_* variables from env (as returned by os.Environ).
 // Flags are applied by the caller afterwards, then Validate is called.

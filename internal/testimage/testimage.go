@@ -21,9 +21,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/config"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -272,17 +273,8 @@ func WithRebuild() Option {
 	return func(o *options) error { o.rebuild = true; return nil }
 }
 
-// DefaultCacheDir is ${DRYDOCK_CACHE:-$HOME/.cache/drydock}.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("DRYDOCK_CACHE"); d != "" {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("testimage: locating the cache: %w", err)
-	}
-	return filepath.Join(home, ".cache", "drydock"), nil
-}
+// DefaultCacheDir is drydock's cache directory (config.DefaultCacheDir).
+func DefaultCacheDir() (string, error) { return config.DefaultCacheDir() }
 
 func newOptions(opts []Option) (*options, error) {
 	o := &options{epoch: DefaultEpoch, log: io.Discard}

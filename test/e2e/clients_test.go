@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/drydock-project/drydock/internal/config"
 )
 
 var (
@@ -20,10 +22,9 @@ var (
 func crane(t testing.TB) string {
 	t.Helper()
 	craneOnce.Do(func() {
-		dir := os.Getenv("DRYDOCK_CACHE")
-		if dir == "" {
-			home, _ := os.UserHomeDir()
-			dir = filepath.Join(home, ".cache", "drydock")
+		var dir string
+		if dir, craneErr = config.DefaultCacheDir(); craneErr != nil {
+			return
 		}
 		dir = filepath.Join(dir, "tools")
 		if craneErr = os.MkdirAll(dir, 0o755); craneErr != nil {

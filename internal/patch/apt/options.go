@@ -6,10 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/config"
 )
 
 // Clock tells the time; it judges Valid-Until and key expiry.
@@ -139,16 +140,14 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// DefaultCacheDir is ${DRYDOCK_CACHE:-$HOME/.cache/drydock}/apt.
+// DefaultCacheDir is the apt directory of drydock's cache
+// (config.DefaultCacheDir).
 func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("DRYDOCK_CACHE"); d != "" {
-		return filepath.Join(d, "apt"), nil
-	}
-	home, err := os.UserHomeDir()
+	d, err := config.DefaultCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("locating the apt cache: %w", err)
+		return "", err
 	}
-	return filepath.Join(home, ".cache", "drydock", "apt"), nil
+	return filepath.Join(d, "apt"), nil
 }
 
 func makeOptions(opts []Option) (*options, error) {

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/config"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -59,17 +61,13 @@ func Run(t testing.TB, hostPort string) Result {
 	return res
 }
 
-// cacheDir is ${DRYDOCK_CACHE:-$HOME/.cache/drydock}/tools.
+// cacheDir is the tools directory of drydock's cache (config.DefaultCacheDir).
 func cacheDir() (string, error) {
-	base := os.Getenv("DRYDOCK_CACHE")
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("locating cache directory: %w", err)
-		}
-		base = filepath.Join(home, ".cache", "drydock")
+	d, err := config.DefaultCacheDir()
+	if err != nil {
+		return "", err
 	}
-	return filepath.Join(base, "tools"), nil
+	return filepath.Join(d, "tools"), nil
 }
 
 // Build builds the conformance binary into the tools cache unless a copy
