@@ -1,8 +1,9 @@
 // Package apt is the repository half of drydock's Debian-family patch
 // backend: it reads an image's apt configuration, fetches and verifies the
 // archive's indexes as apt would, picks the upgrade candidates of the
-// installed packages, and downloads verified .deb files. (Dependency
-// resolution and layer building come later.)
+// installed packages, resolves the chosen updates with their dependencies
+// (Resolve: Depends, Pre-Depends, Provides, Breaks, Conflicts, Multi-Arch),
+// and downloads verified .deb files. (Layer building comes later.)
 //
 // Sources come from the image through an fs.FS (a rootfs.FS): one-line
 // etc/apt/sources.list and sources.list.d/*.list, and deb822
