@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/drydock-project/drydock/internal/deb822"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -77,7 +78,7 @@ type apkEntry struct {
 // name; malformed stanzas are recorded in partial.
 func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles bool, partial *PartialError) ([]Package, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineLen)
+	sc.Buffer(make([]byte, 0, 64<<10), deb822.MaxLineLen)
 	var (
 		pkgs   []Package
 		cur    *apkEntry
@@ -93,7 +94,7 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 			e.bad = validateAPK(&e.pkg)
 		}
 		if e.bad != nil {
-			partial.add(&EntryError{Path: name, Line: e.line, Name: truncate(e.pkg.Name, 80), Err: e.bad})
+			partial.add(&EntryError{Path: name, Line: e.line, Name: deb822.Truncate(e.pkg.Name, 80), Err: e.bad})
 			return
 		}
 		if withFiles {
@@ -121,12 +122,12 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 		if cur.bad != nil {
 			continue
 		}
-		if cur.size += len(line) + 1; cur.size > maxStanzaLen {
-			cur.bad = fmt.Errorf("stanza longer than %d bytes", maxStanzaLen)
+		if cur.size += len(line) + 1; cur.size > deb822.MaxParagraphLen {
+			cur.bad = fmt.Errorf("stanza longer than %d bytes", deb822.MaxParagraphLen)
 			continue
 		}
 		if len(line) < 2 || line[1] != ':' {
-			cur.bad = fmt.Errorf("line %d: malformed line %q", lineNo, truncate(line, 80))
+			cur.bad = fmt.Errorf("line %d: malformed line %q", lineNo, deb822.Truncate(line, 80))
 			continue
 		}
 		key, val := line[0], line[2:]
@@ -136,7 +137,7 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: %w (more than %d bytes)", lineNo+1, errLineTooLong, maxLineLen)
+			return nil, fmt.Errorf("line %d: %w (more than %d bytes)", lineNo+1, deb822.ErrLineTooLong, deb822.MaxLineLen)
 		}
 		return nil, fmt.Errorf("line %d: %w", lineNo, err)
 	}
@@ -182,7 +183,7 @@ func (e *apkEntry) set(key byte, val string, withFiles bool) error {
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return fmt.Errorf("invalid installed size %q", truncate(s, 80))
+			return fmt.Errorf("invalid installed size %q", deb822.Truncate(s, 80))
 		}
 		e.pkg.InstalledSize = n
 	case 'F':
@@ -199,18 +200,18 @@ func (e *apkEntry) set(key byte, val string, withFiles bool) error {
 // fields: the origin (or the package itself) at the package's version.
 func validateAPK(p *Package) error {
 	if !validAPKName(p.Name) {
-		return fmt.Errorf("invalid or missing P: field %q", truncate(p.Name, 80))
+		return fmt.Errorf("invalid or missing P: field %q", deb822.Truncate(p.Name, 80))
 	}
 	if !(version.APK{}).Valid(p.Version) {
-		return fmt.Errorf("invalid or missing V: field %q", truncate(p.Version, 80))
+		return fmt.Errorf("invalid or missing V: field %q", deb822.Truncate(p.Version, 80))
 	}
 	if p.SourceName == "" {
 		p.SourceName = p.Name
 	} else if !validAPKName(p.SourceName) {
-		return fmt.Errorf("invalid o: field %q", truncate(p.SourceName, 80))
+		return fmt.Errorf("invalid o: field %q", deb822.Truncate(p.SourceName, 80))
 	}
 	if !validAPKArch(p.Arch) {
-		return fmt.Errorf("invalid A: field %q", truncate(p.Arch, 80))
+		return fmt.Errorf("invalid A: field %q", deb822.Truncate(p.Arch, 80))
 	}
 	p.SourceVersion = p.Version
 	p.Maintainer = strings.ToValidUTF8(p.Maintainer, "\uFFFD")

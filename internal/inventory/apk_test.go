@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/drydock-project/drydock/internal/deb822"
 )
 
 // apkInstalledSample follows lib/apk/db/installed as apk-tools writes it
@@ -113,7 +115,7 @@ func TestAPKMalformed(t *testing.T) {
 		{name: "bad arch", src: "P:a\nV:1\nA:x86 64\n", skipped: 1},
 		{name: "unknown keys ignored", src: "P:a\nV:1\nq:?\nZ:\n", want: []string{"a"}},
 		{name: "bad utf-8 maintainer kept", src: "P:a\nV:1\nm:\xff\n", want: []string{"a"}},
-		{name: "line too long", src: "P:a\nT:" + strings.Repeat("x", maxLineLen) + "\n", wantErr: "line 2: line too long"},
+		{name: "line too long", src: "P:a\nT:" + strings.Repeat("x", deb822.MaxLineLen) + "\n", wantErr: "line 2: line too long"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +164,7 @@ func FuzzAPKInstalled(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		var partial PartialError
 		pkgs, err := parseAPKInstalled(context.Background(), strings.NewReader(src), "installed", true, &partial)
-		if err != nil && !errors.Is(err, errLineTooLong) {
+		if err != nil && !errors.Is(err, deb822.ErrLineTooLong) {
 			t.Fatalf("parseAPKInstalled: %v", err)
 		}
 		for _, p := range pkgs {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/drydock-project/drydock/internal/deb822"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -131,21 +132,21 @@ func (a *Dpkg) analyzeFile(ctx context.Context, fsys fs.FS, name string, partial
 func parseDpkgStatus(ctx context.Context, r io.Reader, name string, partial *PartialError) ([]Package, error) {
 	var pkgs []Package
 	n := 0
-	err := parseStanzas(r, func(s *stanza, serr *stanzaError) error {
+	err := deb822.Parse(r, func(s *deb822.Paragraph, serr *deb822.ParseError) error {
 		if n++; n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
 		if serr != nil {
-			partial.add(&EntryError{Path: name, Line: serr.line, Err: serr.err})
+			partial.add(&EntryError{Path: name, Line: serr.Line, Err: serr.Err})
 			return nil
 		}
 		pkg, ok, err := dpkgPackage(s)
 		switch {
 		case err != nil:
-			pkgName, _ := s.get("Package")
-			partial.add(&EntryError{Path: name, Line: s.line, Name: truncate(pkgName, 80), Err: err})
+			pkgName, _ := s.Get("Package")
+			partial.add(&EntryError{Path: name, Line: s.Line, Name: deb822.Truncate(pkgName, 80), Err: err})
 		case ok:
 			pkg.DBPath = name
 			pkgs = append(pkgs, pkg)
@@ -157,26 +158,26 @@ func parseDpkgStatus(ctx context.Context, r io.Reader, name string, partial *Par
 
 // dpkgPackage reads a package from a status stanza. ok is false, with no
 // error, for a package that is not installed.
-func dpkgPackage(s *stanza) (pkg Package, ok bool, err error) {
-	status, hasStatus := s.get("Status")
+func dpkgPackage(s *deb822.Paragraph) (pkg Package, ok bool, err error) {
+	status, hasStatus := s.Get("Status")
 	if hasStatus && !dpkgInstalled(status) {
 		return Package{}, false, nil
 	}
 	pkg = Package{Ecosystem: version.EcosystemDeb, Status: status}
-	pkg.Name, _ = s.get("Package")
-	pkg.Version, _ = s.get("Version")
-	pkg.Arch, _ = s.get("Architecture")
+	pkg.Name, _ = s.Get("Package")
+	pkg.Version, _ = s.Get("Version")
+	pkg.Arch, _ = s.Get("Architecture")
 	if !validDebName(pkg.Name) {
-		return Package{}, false, fmt.Errorf("invalid or missing Package field %q", truncate(pkg.Name, 80))
+		return Package{}, false, fmt.Errorf("invalid or missing Package field %q", deb822.Truncate(pkg.Name, 80))
 	}
 	if !(version.Deb{}).Valid(pkg.Version) {
-		return Package{}, false, fmt.Errorf("invalid or missing Version field %q", truncate(pkg.Version, 80))
+		return Package{}, false, fmt.Errorf("invalid or missing Version field %q", deb822.Truncate(pkg.Version, 80))
 	}
 	if pkg.Arch != "" && !validDebArch(pkg.Arch) {
-		return Package{}, false, fmt.Errorf("invalid Architecture field %q", truncate(pkg.Arch, 80))
+		return Package{}, false, fmt.Errorf("invalid Architecture field %q", deb822.Truncate(pkg.Arch, 80))
 	}
 	pkg.SourceName, pkg.SourceVersion = pkg.Name, pkg.Version
-	if src, ok := s.get("Source"); ok && src != "" {
+	if src, ok := s.Get("Source"); ok && src != "" {
 		name, ver, err := parseDebSource(src)
 		if err != nil {
 			return Package{}, false, err
@@ -186,13 +187,13 @@ func dpkgPackage(s *stanza) (pkg Package, ok bool, err error) {
 			pkg.SourceVersion = ver
 		}
 	}
-	if m, ok := s.get("Maintainer"); ok {
+	if m, ok := s.Get("Maintainer"); ok {
 		pkg.Maintainer = strings.ToValidUTF8(m, "\uFFFD")
 	}
-	if size, ok := s.get("Installed-Size"); ok && size != "" {
+	if size, ok := s.Get("Installed-Size"); ok && size != "" {
 		kib, err := strconv.ParseInt(size, 10, 64)
 		if err != nil || kib < 0 || kib > 1<<40 {
-			return Package{}, false, fmt.Errorf("invalid Installed-Size field %q", truncate(size, 80))
+			return Package{}, false, fmt.Errorf("invalid Installed-Size field %q", deb822.Truncate(size, 80))
 		}
 		pkg.InstalledSize = kib * 1024
 	}
@@ -224,18 +225,18 @@ func dpkgInstalled(status string) bool {
 func parseDebSource(src string) (name, ver string, err error) {
 	name, rest, hasVer := strings.Cut(src, " ")
 	if !validDebName(name) {
-		return "", "", fmt.Errorf("invalid Source field %q", truncate(src, 80))
+		return "", "", fmt.Errorf("invalid Source field %q", deb822.Truncate(src, 80))
 	}
 	if !hasVer {
 		return name, "", nil
 	}
 	rest = strings.TrimSpace(rest)
 	if !strings.HasPrefix(rest, "(") || !strings.HasSuffix(rest, ")") {
-		return "", "", fmt.Errorf("invalid Source field %q", truncate(src, 80))
+		return "", "", fmt.Errorf("invalid Source field %q", deb822.Truncate(src, 80))
 	}
 	ver = strings.TrimSpace(rest[1 : len(rest)-1])
 	if !(version.Deb{}).Valid(ver) {
-		return "", "", fmt.Errorf("invalid version in Source field %q", truncate(src, 80))
+		return "", "", fmt.Errorf("invalid version in Source field %q", deb822.Truncate(src, 80))
 	}
 	return name, ver, nil
 }
@@ -312,7 +313,7 @@ func (a *Dpkg) readFileList(fsys fs.FS, name string) ([]string, error) {
 	md5sums := strings.HasSuffix(name, ".md5sums")
 	var files []string
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), maxLineLen)
+	sc.Buffer(make([]byte, 0, 4096), deb822.MaxLineLen)
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		if md5sums {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/drydock-project/drydock/internal/deb822"
 )
 
 const statusBasic = `Package: libssl3
@@ -272,7 +274,7 @@ func TestDpkgAbsentAndBroken(t *testing.T) {
 		{name: "no database", fsys: fstest.MapFS{"etc/os-release": {Data: []byte("ID=debian\n")}}},
 		{name: "status is a directory", fsys: fstest.MapFS{"var/lib/dpkg/status/x": {}}, wantErr: "var/lib/dpkg/status: not a regular file"},
 		{name: "status too big", fsys: fstest.MapFS{"var/lib/dpkg/status": {Data: []byte(statusBasic)}}, opts: []Option{WithMaxFileSize(100)}, wantErr: "var/lib/dpkg/status: 1"},
-		{name: "line too long", fsys: fstest.MapFS{"var/lib/dpkg/status": {Data: []byte("Package: a\nX: " + strings.Repeat("y", maxLineLen) + "\n")}}, wantErr: "parsing dpkg database var/lib/dpkg/status: line 2: line too long"},
+		{name: "line too long", fsys: fstest.MapFS{"var/lib/dpkg/status": {Data: []byte("Package: a\nX: " + strings.Repeat("y", deb822.MaxLineLen) + "\n")}}, wantErr: "parsing dpkg database var/lib/dpkg/status: line 2: line too long"},
 		{name: "status.d entry too big", fsys: fstest.MapFS{"var/lib/dpkg/status.d/a": {Data: []byte(statusBasic)}}, opts: []Option{WithMaxFileSize(100)}, wantErr: "var/lib/dpkg/status.d/a"},
 	}
 	for _, tc := range tests {
@@ -360,7 +362,7 @@ func FuzzDpkgStatus(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		var partial PartialError
 		pkgs, err := parseDpkgStatus(context.Background(), strings.NewReader(src), "status", &partial)
-		if err != nil && !errors.Is(err, errLineTooLong) {
+		if err != nil && !errors.Is(err, deb822.ErrLineTooLong) {
 			t.Fatalf("parseDpkgStatus: %v", err)
 		}
 		for _, p := range pkgs {

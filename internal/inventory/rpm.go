@@ -16,6 +16,7 @@ import (
 	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
 	_ "modernc.org/sqlite" // the pure-Go "sqlite" database/sql driver go-rpmdb opens rpmdb.sqlite with
 
+	"github.com/drydock-project/drydock/internal/deb822"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -127,7 +128,7 @@ func (a *RPM) analyzeFile(fsys fs.FS, name string, partial *PartialError) ([]Pac
 		}
 		pkg, err := rpmPackage(info, a.opts.files)
 		if err != nil {
-			partial.add(&EntryError{Path: name, Name: truncate(info.Name, 80), Err: err})
+			partial.add(&EntryError{Path: name, Name: deb822.Truncate(info.Name, 80), Err: err})
 			continue
 		}
 		pkg.DBPath = name
@@ -197,7 +198,7 @@ func rpmPackage(info *rpmdb.PackageInfo, withFiles bool) (Package, error) {
 		evr = strconv.Itoa(*info.Epoch) + ":" + evr
 	}
 	if !(version.RPM{}).Valid(evr) {
-		return Package{}, fmt.Errorf("invalid version %q", truncate(evr, 80))
+		return Package{}, fmt.Errorf("invalid version %q", deb822.Truncate(evr, 80))
 	}
 	pkg := Package{
 		Name:          strings.ToValidUTF8(info.Name, "\uFFFD"),
@@ -238,7 +239,7 @@ func rpmPackage(info *rpmdb.PackageInfo, withFiles bool) (Package, error) {
 // (or .nosrc.rpm), as Trivy's rpm analyzer does.
 func splitSourceRPM(file string) (name, ver, rel string, err error) {
 	bad := func() (string, string, string, error) {
-		return "", "", "", fmt.Errorf("invalid SOURCERPM %q", truncate(file, 80))
+		return "", "", "", fmt.Errorf("invalid SOURCERPM %q", deb822.Truncate(file, 80))
 	}
 	s, ok := strings.CutSuffix(file, ".rpm")
 	if !ok {

@@ -6,6 +6,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/deb822"
 )
 
 // Bounds on Packages indexes. Debian's largest uncompressed binary index
@@ -42,36 +44,36 @@ func (p *IndexPackage) URL() string { return p.URI + "/" + p.Filename }
 // error naming the stanza's line. name is used in errors.
 func ParsePackages(r io.Reader, name string) ([]IndexPackage, error) {
 	var out []IndexPackage
-	err := parseStanzas(r, func(st *stanza) error {
+	err := parseStanzas(r, func(st *deb822.Paragraph) error {
 		if len(out) >= maxIndexPackages {
 			return fmt.Errorf("more than %d packages", maxIndexPackages)
 		}
 		p := IndexPackage{
-			Package: st.val("Package"), Version: st.val("Version"), Architecture: st.val("Architecture"),
-			MultiArch: st.val("Multi-Arch"), Depends: st.val("Depends"), PreDepends: st.val("Pre-Depends"),
-			Provides: st.val("Provides"), Breaks: st.val("Breaks"), Conflicts: st.val("Conflicts"),
-			Filename: st.val("Filename"), SHA256: strings.ToLower(st.val("SHA256")),
+			Package: st.Value("Package"), Version: st.Value("Version"), Architecture: st.Value("Architecture"),
+			MultiArch: st.Value("Multi-Arch"), Depends: st.Value("Depends"), PreDepends: st.Value("Pre-Depends"),
+			Provides: st.Value("Provides"), Breaks: st.Value("Breaks"), Conflicts: st.Value("Conflicts"),
+			Filename: st.Value("Filename"), SHA256: strings.ToLower(st.Value("SHA256")),
 		}
 		if p.Package == "" || p.Version == "" || p.Architecture == "" || p.Filename == "" {
-			return fmt.Errorf("line %d: stanza without Package, Version, Architecture or Filename", st.line)
+			return fmt.Errorf("line %d: stanza without Package, Version, Architecture or Filename", st.Line)
 		}
 		if len(p.SHA256) != 64 || !isHex(p.SHA256) {
-			return fmt.Errorf("line %d: package %s: missing or malformed SHA256", st.line, p.Package)
+			return fmt.Errorf("line %d: package %s: missing or malformed SHA256", st.Line, p.Package)
 		}
 		if !validPoolPath(p.Filename) {
-			return fmt.Errorf("line %d: package %s: invalid Filename %q", st.line, p.Package, truncate(p.Filename, 100))
+			return fmt.Errorf("line %d: package %s: invalid Filename %q", st.Line, p.Package, deb822.Truncate(p.Filename, 100))
 		}
 		var err error
-		if p.Size, err = strconv.ParseInt(st.val("Size"), 10, 64); err != nil || p.Size < 0 {
-			return fmt.Errorf("line %d: package %s: bad Size %q", st.line, p.Package, truncate(st.val("Size"), 40))
+		if p.Size, err = strconv.ParseInt(st.Value("Size"), 10, 64); err != nil || p.Size < 0 {
+			return fmt.Errorf("line %d: package %s: bad Size %q", st.Line, p.Package, deb822.Truncate(st.Value("Size"), 40))
 		}
-		if is := st.val("Installed-Size"); is != "" {
+		if is := st.Value("Installed-Size"); is != "" {
 			if p.InstalledSize, err = strconv.ParseInt(is, 10, 64); err != nil || p.InstalledSize < 0 {
-				return fmt.Errorf("line %d: package %s: bad Installed-Size %q", st.line, p.Package, truncate(is, 40))
+				return fmt.Errorf("line %d: package %s: bad Installed-Size %q", st.Line, p.Package, deb822.Truncate(is, 40))
 			}
 		}
 		p.Source, p.SourceVersion = p.Package, p.Version
-		if src := st.val("Source"); src != "" {
+		if src := st.Value("Source"); src != "" {
 			n, v, ok := strings.Cut(src, " ")
 			p.Source = n
 			if ok {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/drydock-project/drydock/internal/deb822"
 )
 
 const packagesText = `Package: libssl3
@@ -61,7 +63,7 @@ func TestParsePackages(t *testing.T) {
 		"bad size":     strings.Replace(base, "Size: 1", "Size: x", 1) + "Filename: pool/x.deb\n",
 		"no sha256":    strings.Replace(base, "SHA256: ", "MD5sum: ", 1) + "Filename: pool/x.deb\n",
 		"no version":   strings.Replace(base, "Version: 1\n", "", 1) + "Filename: pool/x.deb\n",
-		"long line":    base + "Filename: pool/x.deb\nX: " + strings.Repeat("a", maxLineLen) + "\n",
+		"long line":    base + "Filename: pool/x.deb\nX: " + strings.Repeat("a", deb822.MaxLineLen) + "\n",
 		"garbage line": base + "Filename: pool/x.deb\nno colon here\n",
 	} {
 		if _, err := ParsePackages(strings.NewReader(in), "idx"); err == nil || !strings.Contains(err.Error(), "idx") {

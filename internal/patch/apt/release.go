@@ -13,6 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/drydock-project/drydock/internal/deb822"
 )
 
 // Sentinel causes of a *ReleaseError; branch on them with errors.Is.
@@ -87,19 +88,19 @@ func ParseRelease(data []byte) (*Release, error) {
 		rel *Release
 		n   int
 	)
-	err := parseStanzas(bytes.NewReader(data), func(st *stanza) error {
+	err := parseStanzas(bytes.NewReader(data), func(st *deb822.Paragraph) error {
 		n++
 		if n > 1 {
 			return errors.New("more than one stanza")
 		}
 		r := &Release{
-			Origin: st.val("Origin"), Label: st.val("Label"), Suite: st.val("Suite"),
-			Codename: st.val("Codename"), Version: st.val("Version"),
-			Architectures:        strings.Fields(st.val("Architectures")),
-			Components:           strings.Fields(st.val("Components")),
-			AcquireByHash:        strings.EqualFold(st.val("Acquire-By-Hash"), "yes"),
-			ArchAllInArchIndexes: strings.EqualFold(st.val("No-Support-for-Architecture-all"), "Packages"),
-			NotAutomatic:         strings.EqualFold(st.val("NotAutomatic"), "yes") && !strings.EqualFold(st.val("ButAutomaticUpgrades"), "yes"),
+			Origin: st.Value("Origin"), Label: st.Value("Label"), Suite: st.Value("Suite"),
+			Codename: st.Value("Codename"), Version: st.Value("Version"),
+			Architectures:        strings.Fields(st.Value("Architectures")),
+			Components:           strings.Fields(st.Value("Components")),
+			AcquireByHash:        strings.EqualFold(st.Value("Acquire-By-Hash"), "yes"),
+			ArchAllInArchIndexes: strings.EqualFold(st.Value("No-Support-for-Architecture-all"), "Packages"),
+			NotAutomatic:         strings.EqualFold(st.Value("NotAutomatic"), "yes") && !strings.EqualFold(st.Value("ButAutomaticUpgrades"), "yes"),
 			SHA256:               map[string]FileHash{},
 		}
 		var err error
@@ -109,17 +110,17 @@ func ParseRelease(data []byte) (*Release, error) {
 		if r.ValidUntil, err = parseReleaseTime(st, "Valid-Until"); err != nil {
 			return err
 		}
-		for _, line := range strings.Split(st.val("SHA256"), "\n") {
+		for _, line := range strings.Split(st.Value("SHA256"), "\n") {
 			f := strings.Fields(line)
 			if len(f) == 0 {
 				continue
 			}
 			if len(f) != 3 || len(f[0]) != 64 || !isHex(f[0]) {
-				return fmt.Errorf("SHA256: malformed entry %q", truncate(line, 100))
+				return fmt.Errorf("SHA256: malformed entry %q", deb822.Truncate(line, 100))
 			}
 			size, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil || size < 0 {
-				return fmt.Errorf("SHA256: bad size in %q", truncate(line, 100))
+				return fmt.Errorf("SHA256: bad size in %q", deb822.Truncate(line, 100))
 			}
 			if len(r.SHA256) >= maxReleaseFiles {
 				return fmt.Errorf("SHA256: more than %d files", maxReleaseFiles)
@@ -141,8 +142,8 @@ func ParseRelease(data []byte) (*Release, error) {
 	return rel, nil
 }
 
-func parseReleaseTime(st *stanza, field string) (time.Time, error) {
-	v, ok := st.get(field)
+func parseReleaseTime(st *deb822.Paragraph, field string) (time.Time, error) {
+	v, ok := st.Get(field)
 	if !ok || v == "" {
 		return time.Time{}, nil
 	}
@@ -151,7 +152,7 @@ func parseReleaseTime(st *stanza, field string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%s: unparsable time %q", field, truncate(v, 60))
+	return time.Time{}, fmt.Errorf("%s: unparsable time %q", field, deb822.Truncate(v, 60))
 }
 
 func isHex(s string) bool {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drydock-project/drydock/internal/deb822"
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/version"
 )
@@ -53,7 +54,7 @@ type RelationError struct {
 }
 
 func (e *RelationError) Error() string {
-	return fmt.Sprintf("package %s: field %s %q: %v", e.Package, e.Field, truncate(e.Value, 120), e.Err)
+	return fmt.Sprintf("package %s: field %s %q: %v", e.Package, e.Field, deb822.Truncate(e.Value, 120), e.Err)
 }
 
 func (e *RelationError) Unwrap() error { return e.Err }
@@ -119,10 +120,10 @@ func parseRelation(s, arch string) (r Relation, keep bool, err error) {
 	}
 	name, qual, hasQual := strings.Cut(s, ":")
 	if !validPkgName(name) {
-		return r, false, fmt.Errorf("invalid package name %q", truncate(s, 60))
+		return r, false, fmt.Errorf("invalid package name %q", deb822.Truncate(s, 60))
 	}
 	if hasQual && (qual == "" || strings.Trim(qual, "abcdefghijklmnopqrstuvwxyz0123456789-") != "") {
-		return r, false, fmt.Errorf("%s: invalid architecture qualifier %q", name, truncate(qual, 40))
+		return r, false, fmt.Errorf("%s: invalid architecture qualifier %q", name, deb822.Truncate(qual, 40))
 	}
 	r.Name, r.ArchQual = name, qual
 	if strings.HasPrefix(rest, "(") {
@@ -140,14 +141,14 @@ func parseRelation(s, arch string) (r Relation, keep bool, err error) {
 		}
 		switch r.Op {
 		case "":
-			return r, false, fmt.Errorf("%s: missing relation operator in %q", name, truncate(inner, 60))
+			return r, false, fmt.Errorf("%s: missing relation operator in %q", name, deb822.Truncate(inner, 60))
 		case "<":
 			r.Op = "<="
 		case ">":
 			r.Op = ">="
 		}
 		if !(version.Deb{}).Valid(r.Version) || strings.ContainsAny(r.Version, " \t\n") {
-			return r, false, fmt.Errorf("%s: invalid version %q", name, truncate(r.Version, 60))
+			return r, false, fmt.Errorf("%s: invalid version %q", name, deb822.Truncate(r.Version, 60))
 		}
 	}
 	keep = true
@@ -169,7 +170,7 @@ func parseRelation(s, arch string) (r Relation, keep bool, err error) {
 		rest = strings.TrimSpace(rest[j+1:])
 	}
 	if rest != "" {
-		return r, false, fmt.Errorf("%s: unexpected %q", name, truncate(rest, 60))
+		return r, false, fmt.Errorf("%s: unexpected %q", name, deb822.Truncate(rest, 60))
 	}
 	return r, keep, nil
 }

@@ -11,6 +11,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/deb822"
 )
 
 // Paths of the apt configuration inside an image, as fs.FS paths.
@@ -89,7 +91,7 @@ func ParseSourcesList(r io.Reader, name string) ([]Source, error) {
 			}
 		}
 		if len(fields) < 2 {
-			return nil, fmt.Errorf("apt sources %s:%d: want URI and suite, got %q", name, n, truncate(strings.TrimSpace(line), 80))
+			return nil, fmt.Errorf("apt sources %s:%d: want URI and suite, got %q", name, n, deb822.Truncate(strings.TrimSpace(line), 80))
 		}
 		src := Source{URI: strings.TrimRight(fields[0], "/"), Suite: fields[1], Components: fields[2:], Origin: fmt.Sprintf("%s:%d", name, n)}
 		if len(src.Components) == 0 {
@@ -129,26 +131,26 @@ func ParseSourcesList(r io.Reader, name string) ([]Source, error) {
 func ParseDeb822Sources(r io.Reader, name string) ([]Source, error) {
 	lr := &io.LimitedReader{R: r, N: maxSourcesFile + 1}
 	var out []Source
-	err := parseStanzas(lr, func(st *stanza) error {
-		if !slices.Contains(strings.Fields(st.val("Types")), "deb") {
+	err := parseStanzas(lr, func(st *deb822.Paragraph) error {
+		if !slices.Contains(strings.Fields(st.Value("Types")), "deb") {
 			return nil
 		}
-		if strings.EqualFold(strings.TrimSpace(st.val("Enabled")), "no") {
+		if strings.EqualFold(strings.TrimSpace(st.Value("Enabled")), "no") {
 			return nil
 		}
-		origin := fmt.Sprintf("%s:%d", name, st.line)
-		uris, suites := strings.Fields(st.val("URIs")), strings.Fields(st.val("Suites"))
+		origin := fmt.Sprintf("%s:%d", name, st.Line)
+		uris, suites := strings.Fields(st.Value("URIs")), strings.Fields(st.Value("Suites"))
 		if len(uris) == 0 || len(suites) == 0 {
-			return fmt.Errorf("stanza at line %d: no URIs or no Suites", st.line)
+			return fmt.Errorf("stanza at line %d: no URIs or no Suites", st.Line)
 		}
-		base := Source{Components: strings.Fields(st.val("Components")), Origin: origin}
+		base := Source{Components: strings.Fields(st.Value("Components")), Origin: origin}
 		if len(base.Components) == 0 {
 			base.Components = nil
 		}
-		if a := strings.Fields(st.val("Architectures")); len(a) > 0 {
+		if a := strings.Fields(st.Value("Architectures")); len(a) > 0 {
 			base.Arch = a
 		}
-		signed := strings.TrimSpace(st.val("Signed-By"))
+		signed := strings.TrimSpace(st.Value("Signed-By"))
 		if strings.Contains(signed, "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
 			base.SignedByKey = signed + "\n"
 		} else if signed != "" {
@@ -160,7 +162,7 @@ func ParseDeb822Sources(r io.Reader, name string) ([]Source, error) {
 				src.URI, src.Suite = strings.TrimRight(u, "/"), s
 				src.Components = slices.Clone(base.Components)
 				if err := checkSource(src); err != nil {
-					return fmt.Errorf("stanza at line %d: %w", st.line, err)
+					return fmt.Errorf("stanza at line %d: %w", st.Line, err)
 				}
 				out = append(out, src)
 				if len(out) > maxSources {
@@ -184,11 +186,11 @@ func ParseDeb822Sources(r io.Reader, name string) ([]Source, error) {
 // path elements that would climb out of the archive.
 func checkSource(s Source) error {
 	if !strings.HasPrefix(s.URI, "http://") && !strings.HasPrefix(s.URI, "https://") {
-		return fmt.Errorf("unsupported URI %q (only http and https)", truncate(s.URI, 80))
+		return fmt.Errorf("unsupported URI %q (only http and https)", deb822.Truncate(s.URI, 80))
 	}
 	for _, p := range append([]string{s.Suite}, s.Components...) {
 		if p == "" || strings.Contains(p, "..") || strings.ContainsAny(p, "?#\\") {
-			return fmt.Errorf("invalid suite or component %q", truncate(p, 80))
+			return fmt.Errorf("invalid suite or component %q", deb822.Truncate(p, 80))
 		}
 	}
 	return nil

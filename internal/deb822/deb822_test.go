@@ -1,4 +1,4 @@
-package inventory
+package deb822
 
 import (
 	"errors"
@@ -10,9 +10,9 @@ import (
 // collect parses src into field maps (names as written) and error lines.
 func collect(t *testing.T, src string) (stanzas []map[string]string, lines []int, errLines []int) {
 	t.Helper()
-	err := parseStanzas(strings.NewReader(src), func(s *stanza, serr *stanzaError) error {
+	err := Parse(strings.NewReader(src), func(s *Paragraph, serr *ParseError) error {
 		if serr != nil {
-			errLines = append(errLines, serr.line)
+			errLines = append(errLines, serr.Line)
 			return nil
 		}
 		m := map[string]string{}
@@ -20,7 +20,7 @@ func collect(t *testing.T, src string) (stanzas []map[string]string, lines []int
 			m[f.name] = string(f.value)
 		}
 		stanzas = append(stanzas, m)
-		lines = append(lines, s.line)
+		lines = append(lines, s.Line)
 		return nil
 	})
 	if err != nil {
@@ -134,15 +134,15 @@ func TestParseStanzas(t *testing.T) {
 
 func TestParseStanzasBounds(t *testing.T) {
 	t.Run("line too long fails", func(t *testing.T) {
-		src := "Package: a\nDescription: " + strings.Repeat("x", maxLineLen+1) + "\n"
-		err := parseStanzas(strings.NewReader(src), func(*stanza, *stanzaError) error { return nil })
-		if !errors.Is(err, errLineTooLong) {
-			t.Fatalf("error = %v, want errLineTooLong", err)
+		src := "Package: a\nDescription: " + strings.Repeat("x", MaxLineLen+1) + "\n"
+		err := Parse(strings.NewReader(src), func(*Paragraph, *ParseError) error { return nil })
+		if !errors.Is(err, ErrLineTooLong) {
+			t.Fatalf("error = %v, want ErrLineTooLong", err)
 		}
 	})
 	t.Run("stanza too long is skipped", func(t *testing.T) {
 		line := " " + strings.Repeat("x", 1000) + "\n"
-		src := "Package: a\nDescription: d\n" + strings.Repeat(line, maxStanzaLen/len(line)+1) + "\nPackage: b\n"
+		src := "Package: a\nDescription: d\n" + strings.Repeat(line, MaxParagraphLen/len(line)+1) + "\nPackage: b\n"
 		got, _, errLines := collect(t, src)
 		if len(got) != 1 || got[0]["Package"] != "b" || len(errLines) != 1 {
 			t.Fatalf("got %d stanzas, errors at %v; want b only and one error", len(got), errLines)
@@ -150,7 +150,7 @@ func TestParseStanzasBounds(t *testing.T) {
 	})
 	t.Run("too many fields is skipped", func(t *testing.T) {
 		var b strings.Builder
-		for i := range maxStanzaFields + 1 {
+		for i := range MaxParagraphFields + 1 {
 			b.WriteString("F" + strconv.Itoa(i) + ": v\n")
 		}
 		got, _, errLines := collect(t, b.String())
@@ -161,7 +161,7 @@ func TestParseStanzasBounds(t *testing.T) {
 	t.Run("callback error stops", func(t *testing.T) {
 		stop := errors.New("stop")
 		n := 0
-		err := parseStanzas(strings.NewReader("A: 1\n\nA: 2\n"), func(*stanza, *stanzaError) error { n++; return stop })
+		err := Parse(strings.NewReader("A: 1\n\nA: 2\n"), func(*Paragraph, *ParseError) error { n++; return stop })
 		if !errors.Is(err, stop) || n != 1 {
 			t.Fatalf("error = %v after %d calls, want stop after 1", err, n)
 		}
@@ -175,14 +175,14 @@ func FuzzParseStanzas(f *testing.F) {
 	f.Add("Package: libssl3\nStatus: install ok installed\nSource: openssl (3.0.15-1~deb12u1)\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\nInstalled-Size: 6320\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		var stanzas int
-		err := parseStanzas(strings.NewReader(src), func(s *stanza, serr *stanzaError) error {
+		err := Parse(strings.NewReader(src), func(s *Paragraph, serr *ParseError) error {
 			if (s == nil) == (serr == nil) {
 				t.Fatalf("callback got stanza %v and error %v", s, serr)
 			}
 			if s != nil {
 				stanzas++
-				if len(s.fields) == 0 || s.line < 1 {
-					t.Fatalf("empty stanza or bad line %d", s.line)
+				if len(s.fields) == 0 || s.Line < 1 {
+					t.Fatalf("empty stanza or bad line %d", s.Line)
 				}
 				for _, fl := range s.fields {
 					if fl.name == "" || strings.ContainsAny(fl.name, " \t\n") {
@@ -192,11 +192,37 @@ func FuzzParseStanzas(f *testing.F) {
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, errLineTooLong) {
+		if err != nil && !errors.Is(err, ErrLineTooLong) {
 			t.Fatalf("parseStanzas: %v", err)
 		}
 		if stanzas > strings.Count(src, "\n")+1 {
 			t.Fatalf("%d stanzas from %d lines", stanzas, strings.Count(src, "\n")+1)
 		}
 	})
+}
+
+func TestOptions(t *testing.T) {
+	src := "# comment\nSigned-By:\n -----BEGIN\n .\n key\n"
+	var got []string
+	err := Parse(strings.NewReader(src), func(p *Paragraph, perr *ParseError) error {
+		if perr != nil {
+			return perr
+		}
+		got = append(got, p.Value("Signed-By"))
+		return nil
+	}, WithComments(), WithDotLines())
+	if err != nil || len(got) != 1 || got[0] != "\n-----BEGIN\n\nkey" {
+		t.Fatalf("with options: %q, %v", got, err)
+	}
+	// Without WithComments a '#' line is a malformed field line.
+	var bad int
+	_ = Parse(strings.NewReader(src), func(_ *Paragraph, perr *ParseError) error {
+		if perr != nil {
+			bad++
+		}
+		return nil
+	})
+	if bad != 1 {
+		t.Errorf("without WithComments: %d malformed paragraphs, want 1", bad)
+	}
 }
