@@ -3,7 +3,6 @@ package scan_test
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -17,15 +16,7 @@ func TestRealFormats(t *testing.T) {
 		t.Skip("builds the real-data database (-short)")
 	}
 	db := openRealDB(t)
-	ti := testimage.Require(t, testimage.BullseyeNginxCurl)
-	img, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := scan.Scan(t.Context(), img, db, scan.WithClock(func() time.Time { return dataDate }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, _, rep := realScan(t, db, testimage.BullseyeNginxCurl)
 	rep.Artifact.Name = ti.OCIReference()
 	if len(rep.Findings) == 0 {
 		t.Fatal("no findings on bullseye: nothing to validate")

@@ -59,6 +59,32 @@ var realDB struct {
 	err  error
 }
 
+// realScans holds the reports of the real test images scanned at the data's
+// date: several tests read the same reports, and a cold scan costs a second.
+var realScans sync.Map // spec name -> *scan.Report
+
+// realScan scans a real test image at the data's date, once per test
+// binary, and returns the image and a copy of the report for the caller.
+func realScan(t *testing.T, db *vulndb.DB, spec testimage.Spec) (*testimage.Image, v1.Image, *scan.Report) {
+	t.Helper()
+	ti := testimage.Require(t, spec)
+	img, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := realScans.Load(spec.Name); ok {
+		rep := *r.(*scan.Report)
+		return ti, img, &rep
+	}
+	rep, err := scan.Scan(t.Context(), img, db, scan.WithClock(func() time.Time { return dataDate }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	realScans.Store(spec.Name, rep)
+	cp := *rep
+	return ti, img, &cp
+}
+
 // TestMain removes the shared real-data database.
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -191,15 +217,7 @@ func TestRealImages(t *testing.T) {
 	cmp := &dpkgLess{memo: map[[2]string]bool{}}
 	for _, spec := range []testimage.Spec{testimage.BullseyeNginxCurl, testimage.BookwormNginx, testimage.Trixie, testimage.DistrolessBookworm} {
 		t.Run(spec.Name, func(t *testing.T) {
-			ti := testimage.Require(t, spec)
-			img, err := ti.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := scan.Scan(t.Context(), img, db, scan.WithClock(func() time.Time { return dataDate }))
-			if err != nil {
-				t.Fatal(err)
-			}
+			ti, img, rep := realScan(t, db, spec)
 			if rep.Status != scan.StatusOK {
 				t.Fatalf("status %s (%s) at the data's date", rep.Status, rep.StatusReason)
 			}
@@ -413,15 +431,7 @@ func TestFeedCrossCheck(t *testing.T) {
 	cmp := &dpkgLess{memo: map[[2]string]bool{}}
 	for _, spec := range []testimage.Spec{testimage.BullseyeNginxCurl, testimage.BookwormNginx, testimage.Trixie, testimage.DistrolessBookworm} {
 		t.Run(spec.Name, func(t *testing.T) {
-			ti := testimage.Require(t, spec)
-			img, err := ti.Open()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := scan.Scan(t.Context(), img, db, scan.WithClock(func() time.Time { return dataDate }))
-			if err != nil {
-				t.Fatal(err)
-			}
+			ti, _, rep := realScan(t, db, spec)
 			eco := "Debian:" + rep.OS.Release
 			srcVer := map[string]string{}
 			found := map[[2]string]scan.Finding{} // (id, source) -> a finding
