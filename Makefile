@@ -17,7 +17,7 @@ STATICCHECK_VERSION := v0.8.2
 # rpm/rpmbuild make real rpm databases for the inventory tests.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd
 
-.PHONY: all build run test deps testimages lint unit bench clean-cache
+.PHONY: all build run test deps testimages lint unit trivycompat bench clean-cache
 
 all: build
 
@@ -27,7 +27,7 @@ build:
 run:
 	$(GO) run ./cmd/drydock serve
 
-test: deps lint testimages unit
+test: deps lint testimages unit trivycompat
 
 # Install missing Debian packages (needs root or sudo; otherwise the tests
 # that need them skip with a reason).
@@ -53,6 +53,13 @@ lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 
 unit:
 	$(GO) test -count=1 -timeout 45m ./...
+
+# Check that the trivy-json golden report decodes into, and round-trips
+# through, Trivy's own report types. hack/trivycompat is a separate module so
+# that Trivy's dependencies stay out of drydock's go.mod (first run: about
+# 300 MB of modules, under a minute).
+trivycompat:
+	@cd hack/trivycompat && $(GO) test -count=1 ./...
 
 bench:
 	./bench/registry.sh

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -138,7 +139,7 @@ func TrivyFromReport(r *Report) TrivyReport {
 			InstalledVersion: f.InstalledVersion,
 			FixedVersion:     f.FixedVersion,
 			Status:           trivyStatus(f.Status),
-			SeveritySource:   f.SeveritySource,
+			SeveritySource:   trivySeveritySource(f.SeveritySource),
 			Title:            f.Title,
 			Description:      f.Description,
 			Severity:         string(f.Severity),
@@ -177,4 +178,23 @@ func Formats() map[string]Writer {
 		"table": WriteTable, "json": WriteJSON, "trivy-json": WriteTrivyJSON,
 		"sarif": WriteSARIF, "cyclonedx": WriteCycloneDX, "openvex": WriteOpenVEX,
 	}
+}
+
+// trivySeveritySource maps where a severity came from to Trivy's source
+// IDs ("debian", "ubuntu", "nvd"...): drydock's own JSON says which feed
+// field it was ("debian urgency", "ubuntu priority", "osv cvss_v3").
+func trivySeveritySource(s string) string {
+	switch {
+	case s == "":
+		return ""
+	case strings.HasPrefix(s, "debian"):
+		return "debian"
+	case strings.HasPrefix(s, "ubuntu"):
+		return "ubuntu"
+	case strings.HasPrefix(s, "alpine"):
+		return "alpine"
+	case strings.HasPrefix(s, "osv"):
+		return "osv"
+	}
+	return s
 }
