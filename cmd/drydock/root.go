@@ -85,6 +85,7 @@ the other commands talk to it or work on images directly.`,
 		newImportCmd(g), newImagesCmd(g),
 		newDBCmd(g),
 		newScanCmd(g),
+		newPatchCmd(g),
 	)
 	return root
 }

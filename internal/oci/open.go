@@ -287,3 +287,14 @@ func readLimited(r io.Reader, limit int64, what string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Digest returns the digest of the top manifest.
+func (a *Artifact) Digest() (v1.Hash, error) {
+	if a.Index != nil {
+		return a.Index.Digest()
+	}
+	if a.Image != nil {
+		return a.Image.Digest()
+	}
+	return v1.Hash{}, errors.New("empty artifact")
+}

@@ -85,3 +85,14 @@ func (r *Repo) FetchDeb(ctx context.Context, p *IndexPackage) (string, error) {
 	}
 	return dst, nil
 }
+
+// Lookup returns the index entry of package name at version for the
+// image's architecture (or "all"), after Update.
+func (r *Repo) Lookup(name, version string) (*IndexPackage, bool) {
+	for _, p := range r.pkgs[name] {
+		if p.Version == version && (p.Architecture == r.arch || p.Architecture == "all") {
+			return p, true
+		}
+	}
+	return nil, false
+}

@@ -54,7 +54,11 @@ func openReal(t *testing.T, spec testimage.Spec) *realImage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := rootfs.New(t.Context(), img)
+	// Keep what the patch engine keeps in memory: the dpkg database, /etc
+	// and keyrings; anything else is read lazily.
+	fsys, err := rootfs.New(t.Context(), img, rootfs.WithContents(func(p string) bool {
+		return strings.HasPrefix(p, "var/lib/dpkg/") || strings.HasPrefix(p, "etc/") || strings.HasPrefix(p, "usr/share/keyrings/")
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

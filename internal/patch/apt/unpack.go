@@ -1,0 +1,849 @@
+package apt
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/drydock-project/drydock/internal/patch/deb"
+	"github.com/drydock-project/drydock/internal/patch/layer"
+	"github.com/drydock-project/drydock/internal/rootfs"
+)
+
+// ImageFS is the read-only view of the image an Unpacker installs into:
+// a *rootfs.FS.
+type ImageFS interface {
+	fs.FS
+	Lstat(name string) (fs.FileInfo, error)
+	ReadLink(name string) (string, error)
+	Entry(name string) (rootfs.Entry, error)
+}
+
+// ErrDpkgConflict is wrapped by errors about a package that dpkg would
+// refuse to unpack over the image's files (a file over a directory).
+var ErrDpkgConflict = errors.New("package conflicts with the image's files")
+
+// Install is one package an Unpacker installs: the verified .deb of a
+// resolution step.
+type Install struct {
+	Name    string // binary package name
+	Version string // the version the .deb must hold
+	From    string // the installed version; "" for a new package
+	Deb     string // path of the .deb, already verified against its index
+}
+
+// Installed reports what unpacking one package did.
+type Installed struct {
+	Name, Arch, MultiArch string
+	From, To              string
+	// Files is the number of non-directory entries the package ships;
+	// Changed of them went into the layer, Removed paths of the old
+	// version were whited out.
+	Files, Changed, Removed int
+	// Conffiles lists what happened to each conffile: "new", "replaced",
+	// "unchanged", "kept-modified" (the admin's file stays, the package's
+	// version is written next to it as .dpkg-dist), "kept-deleted",
+	// "obsolete".
+	Conffiles map[string]string
+	// Control holds the new version's control members (maintainer scripts,
+	// triggers, shlibs...), OldScripts the installed version's scripts
+	// read from the image (by script name: "prerm", "postrm", ...).
+	Control    map[string][]byte
+	OldScripts map[string][]byte
+	// Depends names the packages of Depends and Pre-Depends (every
+	// alternative), for ordering configuration.
+	Depends []string
+}
+
+// Unpacker installs .deb packages into a changeset over an image, leaving
+// the filesystem as dpkg would: files placed through the image's
+// directory symlinks (a package shipping /lib/x on an image where
+// /lib -> usr/lib writes usr/lib/x), files the old version had and the new
+// one lacks whited out, unmodified conffiles replaced, the dpkg database
+// (status or distroless status.d, info/*.list, .md5sums, .conffiles,
+// maintainer scripts) rewritten. Maintainer scripts are not run: the
+// caller decides what to do with them (see Installed.Control).
+//
+// Unchanged files (same content, mode and owner as the image's) are left
+// out of the changeset, so the layer holds only what changed.
+type Unpacker struct {
+	fsys       ImageFS
+	arch       string
+	cs         *layer.Changeset
+	mtime      time.Time
+	lim        deb.Limits
+	status     *statusFile // nil for distroless images
+	sorted     bool
+	distroless bool
+	owners     map[string][]string // resolved path -> info names owning it (lazy)
+	infoDir    []string            // names under var/lib/dpkg/info (lazy)
+}
+
+// NewUnpacker prepares installing into the image fsys of Debian
+// architecture arch; generated files (the dpkg database) get mtime.
+func NewUnpacker(fsys ImageFS, arch string, cs *layer.Changeset, mtime time.Time) (*Unpacker, error) {
+	u := &Unpacker{fsys: fsys, arch: arch, cs: cs, mtime: mtime, lim: deb.DefaultLimits()}
+	data, err := readOptional(fsys, DpkgStatus)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", DpkgStatus, err)
+	}
+	if data == nil {
+		if _, err := fs.Stat(fsys, DpkgStatusD); err != nil {
+			return nil, fmt.Errorf("image has neither %s nor %s: not a dpkg-based image", DpkgStatus, DpkgStatusD)
+		}
+		u.distroless = true
+		return u, nil
+	}
+	if u.status, err = parseStatusFile(data); err != nil {
+		return nil, err
+	}
+	u.sorted = u.status.isSorted()
+	return u, nil
+}
+
+// Distroless reports whether the image records packages in status.d only.
+func (u *Unpacker) Distroless() bool { return u.distroless }
+
+// SetLimits overrides the bounds on what one .deb may make us read.
+func (u *Unpacker) SetLimits(l deb.Limits) { u.lim = l }
+
+// kind of a path in the combined view of image and changeset.
+type kind int
+
+const (
+	absent kind = iota
+	isDir
+	isSymlink
+	isOther
+)
+
+// lookup tells what p (a resolved path, not following its last element)
+// is once the changeset is applied over the image.
+func (u *Unpacker) lookup(p string) (kind, string) {
+	if e := u.cs.Get(p); e != nil {
+		switch e.Kind {
+		case layer.Dir:
+			return isDir, ""
+		case layer.Symlink:
+			return isSymlink, e.Linkname
+		case layer.Whiteout:
+			return absent, ""
+		default:
+			return isOther, ""
+		}
+	}
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if e := u.cs.Get(d); e != nil && e.Kind == layer.Whiteout {
+			return absent, ""
+		}
+	}
+	fi, err := u.fsys.Lstat(p)
+	if err != nil {
+		return absent, ""
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		t, err := u.fsys.ReadLink(p)
+		if err != nil {
+			return absent, ""
+		}
+		return isSymlink, t
+	case fi.IsDir():
+		return isDir, ""
+	}
+	return isOther, ""
+}
+
+// confine cleans a path relative to the root, keeping it inside: leading
+// ".." elements stay at the root, as the kernel does for "/..".
+func confine(p string) string {
+	p = path.Clean(strings.TrimPrefix(p, "/"))
+	for p == ".." || strings.HasPrefix(p, "../") {
+		p = strings.TrimPrefix(strings.TrimPrefix(p, ".."), "/")
+		if p == "" {
+			p = "."
+		}
+	}
+	return p
+}
+
+const maxHops = 40
+
+// resolveDir resolves every element of the directory path p through
+// symbolic links, inside the root.
+func (u *Unpacker) resolveDir(p string, hops *int) (string, error) {
+	cur := ""
+	if p == "." || p == "" {
+		return cur, nil
+	}
+	for elem := range strings.SplitSeq(p, "/") {
+		next := path.Join(cur, elem)
+		k, target := u.lookup(next)
+		switch k {
+		case isSymlink:
+			if *hops++; *hops > maxHops {
+				return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+			}
+			t := target
+			if !path.IsAbs(t) {
+				t = path.Join(cur, t)
+			}
+			t = confine(t)
+			if t == "." {
+				cur = ""
+				continue
+			}
+			r, err := u.resolveDir(t, hops)
+			if err != nil {
+				return "", err
+			}
+			cur = r
+		case isOther:
+			return "", fmt.Errorf("%s: %s is not a directory: %w", p, next, ErrDpkgConflict)
+		default:
+			cur = next
+		}
+	}
+	return cur, nil
+}
+
+// resolve resolves the directories of p (a clean relative path), not its
+// last element: where dpkg would write p.
+func (u *Unpacker) resolve(p string) (string, error) {
+	dir, base := path.Split(p)
+	if dir == "" {
+		return p, nil
+	}
+	hops := 0
+	r, err := u.resolveDir(strings.TrimSuffix(dir, "/"), &hops)
+	if err != nil {
+		return "", err
+	}
+	return path.Join(r, base), nil
+}
+
+// oldPackage is what the image records about the installed version.
+type oldPackage struct {
+	infoName  string
+	list      []string          // shipped paths, relative
+	md5sums   map[string]string // resolved path -> md5
+	conffiles map[string]Conffile
+	scripts   map[string][]byte
+	stanza    string
+}
+
+var scriptNames = []string{"preinst", "postinst", "prerm", "postrm", "config"}
+
+// infoMembers are the control members dpkg keeps under info/, besides the
+// .list it writes itself.
+var infoMembers = []string{"conffiles", "config", "md5sums", "postinst", "postrm", "preinst", "prerm", "shlibs", "symbols", "templates", "triggers"}
+
+func (u *Unpacker) readOld(name string) (*oldPackage, error) {
+	old := &oldPackage{md5sums: map[string]string{}, conffiles: map[string]Conffile{}, scripts: map[string][]byte{}}
+	var md5data []byte
+	var err error
+	if u.distroless {
+		st, err := readOptional(u.fsys, path.Join(DpkgStatusD, name))
+		if err != nil || st == nil {
+			return nil, fmt.Errorf("read %s/%s: %v", DpkgStatusD, name, err)
+		}
+		old.stanza = string(st)
+		if md5data, err = readOptional(u.fsys, path.Join(DpkgStatusD, name+".md5sums")); err != nil {
+			return nil, err
+		}
+		for p := range parseMD5sums(md5data) {
+			old.list = append(old.list, p)
+		}
+		slices.Sort(old.list)
+	} else {
+		i := u.status.find(name, u.arch)
+		if i < 0 {
+			return nil, fmt.Errorf("%s is not in %s", name, DpkgStatus)
+		}
+		old.stanza = u.status.stanzas[i].text
+		fields, _ := parseStanza(old.stanza)
+		old.infoName = infoName(name, u.status.stanzas[i].arch, fieldValue(fields, "Multi-Arch"))
+		base := path.Join(DpkgInfo, old.infoName)
+		list, err := readOptional(u.fsys, base+".list")
+		if err != nil {
+			return nil, err
+		}
+		for l := range strings.SplitSeq(string(list), "\n") {
+			if l = strings.TrimPrefix(strings.TrimSpace(l), "/"); l != "" && l != "." {
+				old.list = append(old.list, confine(l))
+			}
+		}
+		if md5data, err = readOptional(u.fsys, base+".md5sums"); err != nil {
+			return nil, err
+		}
+		for _, s := range scriptNames {
+			data, err := readOptional(u.fsys, base+"."+s)
+			if err != nil {
+				return nil, err
+			}
+			if data != nil {
+				old.scripts[s] = data
+			}
+		}
+		for _, c := range parseConffiles(old.stanza) {
+			old.conffiles[c.Path] = c
+		}
+	}
+	for p, sum := range parseMD5sums(md5data) {
+		if r, err := u.resolve(confine(p)); err == nil {
+			old.md5sums[r] = sum
+		}
+	}
+	return old, err
+}
+
+// Install unpacks one package. Packages are installed in the order given;
+// a path shipped by two of them ends as the later one wrote it.
+func (u *Unpacker) Install(ctx context.Context, in Install) (*Installed, error) {
+	var old *oldPackage
+	if in.From != "" {
+		var err error
+		if old, err = u.readOld(in.Name); err != nil {
+			return nil, fmt.Errorf("install %s: installed version: %w", in.Name, err)
+		}
+	}
+	f, err := os.Open(in.Deb)
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", in.Name, err)
+	}
+	defer f.Close()
+	st := &unpackState{u: u, in: in, old: old, res: &Installed{Name: in.Name, From: in.From, To: in.Version, Conffiles: map[string]string{}},
+		newPaths: map[string]bool{}, md5s: map[string]string{}, rmd5: map[string]string{}, newDirs: map[string]bool{}}
+	if old != nil {
+		st.res.OldScripts = old.scripts
+	}
+	_, err = deb.Read(f, u.lim, st.control, func(e *deb.Entry, body io.Reader) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return st.entry(e, body)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("install %s %s from %s: %w", in.Name, in.Version, in.Deb, err)
+	}
+	if err := st.finish(); err != nil {
+		return nil, fmt.Errorf("install %s %s: %w", in.Name, in.Version, err)
+	}
+	return st.res, nil
+}
+
+type unpackState struct {
+	u         *Unpacker
+	in        Install
+	old       *oldPackage
+	res       *Installed
+	fields    []rawField
+	conffiles map[string]bool   // absolute paths the new version declares
+	list      []string          // "/." and shipped paths, in archive order
+	files     []string          // resolved paths of files added, in order
+	newPaths  map[string]bool   // resolved non-directory paths shipped
+	md5s      map[string]string // shipped path -> md5 of regular files
+	rmd5      map[string]string // resolved path -> md5
+	newDirs   map[string]bool   // resolved directory paths shipped
+	ctrl      *deb.Control
+	mtime     time.Time // newest entry mtime
+}
+
+// control checks the new package's control file before any data entry.
+func (st *unpackState) control(c *deb.Control) error {
+	data, ok := c.Files["control"]
+	if !ok {
+		return errors.New("control.tar has no control file")
+	}
+	fields, err := parseStanza(string(data))
+	if err != nil {
+		return fmt.Errorf("control file: %w", err)
+	}
+	name, ver, arch := fieldValue(fields, "Package"), fieldValue(fields, "Version"), fieldValue(fields, "Architecture")
+	if name != st.in.Name || ver != st.in.Version {
+		return fmt.Errorf("the .deb holds %s %s, not %s %s", name, ver, st.in.Name, st.in.Version)
+	}
+	if arch != "all" && arch != st.u.arch {
+		return fmt.Errorf("the .deb is for architecture %s, the image is %s", arch, st.u.arch)
+	}
+	st.fields, st.ctrl = fields, c
+	for _, field := range []string{"Pre-Depends", "Depends"} {
+		rels, err := ParseRelations(fieldValue(fields, field), st.u.arch)
+		if err != nil {
+			return fmt.Errorf("control file: %w", err)
+		}
+		for _, alts := range rels {
+			for _, r := range alts {
+				st.res.Depends = append(st.res.Depends, r.Name)
+			}
+		}
+	}
+	st.res.Arch, st.res.MultiArch = arch, fieldValue(fields, "Multi-Arch")
+	st.conffiles = map[string]bool{}
+	for l := range strings.SplitSeq(string(c.Files["conffiles"]), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "/") {
+			// "remove-on-upgrade /path" entries (dpkg >= 1.20.1) name
+			// conffiles to drop, not ones shipped.
+			st.conffiles[l] = true
+		}
+	}
+	st.res.Control = map[string][]byte{}
+	for k, v := range c.Files {
+		if k != "control" && k != "md5sums" {
+			st.res.Control[k] = v
+		}
+	}
+	st.list = []string{"/."}
+	return nil
+}
+
+// entry places one data.tar entry.
+func (st *unpackState) entry(e *deb.Entry, body io.Reader) error {
+	u := st.u
+	st.list = append(st.list, "/"+e.Name)
+	if e.ModTime.After(st.mtime) {
+		st.mtime = e.ModTime
+	}
+	r, err := u.resolve(e.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	mode := fs.FileMode(e.Mode & 0o777)
+	if e.Mode&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if e.Mode&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if e.Mode&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	k, _ := u.lookup(r)
+	if e.Type == tar.TypeDir {
+		st.newDirs[r] = true
+		switch k {
+		case isDir:
+			return nil // dpkg leaves an existing directory as it is
+		case isSymlink:
+			// A directory the image has turned into a symlink (/lib ->
+			// usr/lib): dpkg follows it and keeps the link.
+			hops := 0
+			if _, err := u.resolveDir(r, &hops); err != nil {
+				return fmt.Errorf("%s: %w", e.Name, err)
+			}
+			return nil
+		case isOther:
+			return fmt.Errorf("%s: the package ships a directory where the image has a file: %w", e.Name, ErrDpkgConflict)
+		}
+		return u.cs.AddDir(r, mode, e.Uid, e.Gid, e.ModTime)
+	}
+	if k == isDir {
+		return fmt.Errorf("%s: the package ships a %s where the image has a directory: %w", e.Name, typeName(e.Type), ErrDpkgConflict)
+	}
+	st.newPaths[r] = true
+	st.res.Files++
+	switch e.Type {
+	case tar.TypeReg:
+		h := md5.New()
+		if _, err := u.cs.AddFile(r, mode, e.Uid, e.Gid, e.ModTime, io.TeeReader(body, h), e.Size); err != nil {
+			return err
+		}
+		st.md5s[e.Name] = fmt.Sprintf("%x", h.Sum(nil))
+		st.rmd5[r] = st.md5s[e.Name]
+		st.files = append(st.files, r)
+	case tar.TypeSymlink:
+		return u.cs.AddSymlink(r, e.Linkname, e.Uid, e.Gid, e.ModTime)
+	case tar.TypeLink:
+		t, err := u.resolve(e.Linkname)
+		if err != nil {
+			return fmt.Errorf("%s: link target: %w", e.Name, err)
+		}
+		st.md5s[e.Name] = st.md5s[e.Linkname]
+		st.rmd5[r] = st.rmd5[t]
+		return u.cs.AddHardlink(r, t)
+	default:
+		return fmt.Errorf("%s: unsupported entry type %q", e.Name, e.Type)
+	}
+	return nil
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeReg:
+		return "file"
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeLink:
+		return "hard link"
+	}
+	return "entry"
+}
+
+// finish settles conffiles, drops unchanged files, whites out what the
+// old version had and the new one lacks, and writes the package's dpkg
+// database entries.
+func (st *unpackState) finish() error {
+	if st.fields == nil {
+		return errors.New("no control file")
+	}
+	records, err := st.settleConffiles()
+	if err != nil {
+		return err
+	}
+	if err := st.dropUnchanged(); err != nil {
+		return err
+	}
+	if err := st.removeOld(); err != nil {
+		return err
+	}
+	for _, p := range st.files {
+		if st.u.cs.Get(p) != nil {
+			st.res.Changed++
+		}
+	}
+	return st.writeDB(records)
+}
+
+// imageMD5 returns the md5 of the image's regular file at resolved path r,
+// "" when there is none.
+func (u *Unpacker) imageMD5(r string) (string, error) {
+	fi, err := u.fsys.Lstat(r)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", nil
+	}
+	f, err := u.fsys.Open(r)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", r, err)
+	}
+	defer f.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", r, err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
+}
+
+// imageEntry returns the image's metadata of the resolved path r, or nil.
+func (u *Unpacker) imageEntry(r string) *rootfs.Entry {
+	e, err := u.fsys.Entry(r)
+	if err != nil {
+		return nil
+	}
+	return &e
+}
+
+// settleConffiles applies dpkg's conffile rules (with --force-confold for
+// the admin's changes: a modified conffile is kept, the package's version
+// goes next to it as NAME.dpkg-dist) and returns the Conffiles records.
+func (st *unpackState) settleConffiles() ([]Conffile, error) {
+	u := st.u
+	var out []Conffile
+	for _, c := range slices.Sorted(mapsKeys(st.conffiles)) {
+		rel := strings.TrimPrefix(c, "/")
+		newMD5, ok := st.md5s[rel]
+		if !ok {
+			continue // declared but not shipped as a file: dpkg ignores it
+		}
+		r, err := u.resolve(rel)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Conffile{Path: c, MD5: newMD5})
+		cur, err := u.imageMD5(r)
+		if err != nil {
+			return nil, err
+		}
+		var oldMD5 string
+		had := false
+		if st.old != nil {
+			var oc Conffile
+			oc, had = st.old.conffiles[c]
+			oldMD5 = oc.MD5
+		}
+		action := ""
+		switch {
+		case cur == newMD5:
+			action = "unchanged"
+			if e, ie := u.cs.Get(r), u.imageEntry(r); e != nil && ie != nil && ie.Mode == e.Mode && ie.UID == e.UID && ie.GID == e.GID {
+				u.cs.Remove(r)
+			}
+		case had && cur == "":
+			action = "kept-deleted"
+			u.cs.Remove(r)
+		case had && cur == oldMD5:
+			action = "replaced"
+		case !had && cur == "":
+			action = "new"
+		case had && newMD5 == oldMD5:
+			action = "kept-modified" // the package did not change it
+			u.cs.Remove(r)
+		default:
+			action = "kept-modified"
+			if err := u.cs.Rename(r, r+".dpkg-dist"); err != nil {
+				return nil, err
+			}
+		}
+		st.res.Conffiles[c] = action
+	}
+	if st.old != nil {
+		for _, c := range slices.Sorted(mapsKeys(st.old.conffiles)) {
+			if st.conffiles[c] {
+				continue
+			}
+			oc := st.old.conffiles[c]
+			oc.Obsolete = true
+			out = append(out, oc)
+			st.res.Conffiles[c] = "obsolete"
+		}
+	}
+	return out, nil
+}
+
+func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// dropUnchanged leaves out of the layer the files, hard links and
+// symlinks the image already has exactly: same content (by the installed
+// version's md5sums), size, mode and owner. A hard link stays (with its
+// target) when either of them changed, since a layer's hard link must
+// point into the same layer.
+func (st *unpackState) dropUnchanged() error {
+	u := st.u
+	unchanged := map[string]bool{}
+	links := map[string][]string{} // target -> hard links to it
+	for p := range st.newPaths {
+		e := u.cs.Get(p)
+		if e == nil {
+			continue
+		}
+		if e.Kind == layer.Hardlink {
+			links[e.Linkname] = append(links[e.Linkname], p)
+		}
+		ie, err := u.fsys.Entry(p)
+		if err != nil || ie.UID != e.UID || ie.GID != e.GID {
+			continue
+		}
+		switch e.Kind {
+		case layer.File, layer.Hardlink:
+			if st.old == nil || !ie.Mode.IsRegular() || ie.Mode != e.Mode {
+				continue
+			}
+			if t := u.cs.Get(e.Linkname); e.Kind == layer.Hardlink && (t == nil || ie.Size != t.Size) {
+				continue
+			} else if e.Kind == layer.File && ie.Size != e.Size {
+				continue
+			}
+			if sum := st.old.md5sums[p]; sum != "" && sum == st.rmd5[p] {
+				unchanged[p] = true
+			}
+		case layer.Symlink:
+			if ie.Mode&fs.ModeSymlink != 0 && ie.Linkname == e.Linkname {
+				unchanged[p] = true
+			}
+		}
+	}
+	for p := range unchanged {
+		e := u.cs.Get(p)
+		switch e.Kind {
+		case layer.Hardlink:
+			if !unchanged[e.Linkname] {
+				continue
+			}
+		case layer.File:
+			if slices.ContainsFunc(links[p], func(l string) bool { return !unchanged[l] }) {
+				continue
+			}
+		}
+		u.cs.Remove(p)
+	}
+	return nil
+}
+
+// removeOld whites out the old version's files that the new one does not
+// ship, unless another package owns them. Directories stay (dpkg removes
+// only empty, unowned ones), as do obsolete conffiles.
+func (st *unpackState) removeOld() error {
+	if st.old == nil {
+		return nil
+	}
+	u := st.u
+	for _, p := range st.old.list {
+		r, err := u.resolve(p)
+		if err != nil || st.newPaths[r] || st.newDirs[r] || st.old.conffiles["/"+p].Path != "" {
+			continue
+		}
+		if u.cs.Get(r) != nil {
+			continue // another package of this patch wrote it
+		}
+		if k, _ := u.lookup(r); k == absent || k == isDir {
+			continue
+		}
+		owners, err := u.ownersOf(r)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(owners, func(o string) bool { return o != st.old.infoName && o != st.in.Name }) {
+			continue
+		}
+		if err := u.cs.AddWhiteout(r, u.mtime); err != nil {
+			return err
+		}
+		st.res.Removed++
+	}
+	return nil
+}
+
+// ownersOf returns the packages (info names) whose file lists hold the
+// resolved path r.
+func (u *Unpacker) ownersOf(r string) ([]string, error) {
+	if u.owners == nil {
+		u.owners = map[string][]string{}
+		dir, suffix := DpkgInfo, ".list"
+		if u.distroless {
+			dir, suffix = DpkgStatusD, ".md5sums"
+		}
+		entries, err := fs.ReadDir(u.fsys, dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, de := range entries {
+			name, ok := strings.CutSuffix(de.Name(), suffix)
+			if !ok {
+				continue
+			}
+			data, err := readOptional(u.fsys, path.Join(dir, de.Name()))
+			if err != nil {
+				return nil, err
+			}
+			var paths []string
+			if u.distroless {
+				for p := range parseMD5sums(data) {
+					paths = append(paths, p)
+				}
+			} else {
+				for l := range strings.SplitSeq(string(data), "\n") {
+					if l = strings.TrimPrefix(strings.TrimSpace(l), "/"); l != "" && l != "." {
+						paths = append(paths, l)
+					}
+				}
+			}
+			for _, p := range paths {
+				if rp, err := u.resolve(confine(p)); err == nil {
+					u.owners[rp] = append(u.owners[rp], name)
+				}
+			}
+		}
+	}
+	return u.owners[r], nil
+}
+
+// addGenerated adds a file the patch generates (database files), unless
+// the image already has it with that content.
+func (u *Unpacker) addGenerated(p string, mode fs.FileMode, data []byte) error {
+	if cur, err := readOptional(u.fsys, p); err == nil && cur != nil && string(cur) == string(data) {
+		if ie, err := u.fsys.Entry(p); err == nil && ie.Mode.Perm() == mode.Perm() && ie.UID == 0 && ie.GID == 0 {
+			u.cs.Remove(p)
+			return nil
+		}
+	}
+	_, err := u.cs.AddBytes(p, mode, 0, 0, u.mtime, data)
+	return err
+}
+
+// writeDB writes the package's info files and status entry.
+func (st *unpackState) writeDB(conffiles []Conffile) error {
+	u := st.u
+	md5sums := st.ctrl.Files["md5sums"]
+	if md5sums == nil {
+		var b strings.Builder
+		for _, l := range st.list[1:] {
+			if sum, ok := st.md5s[l[1:]]; ok {
+				fmt.Fprintf(&b, "%s  %s\n", sum, l[1:])
+			}
+		}
+		md5sums = []byte(b.String())
+	}
+	stanza := statusStanza(st.fields, conffiles, u.distroless)
+	if u.distroless {
+		if err := u.addGenerated(path.Join(DpkgStatusD, st.in.Name), 0o644, []byte(stanza)); err != nil {
+			return err
+		}
+		return u.addGenerated(path.Join(DpkgStatusD, st.in.Name+".md5sums"), 0o644, md5sums)
+	}
+	name := infoName(st.in.Name, st.res.Arch, st.res.MultiArch)
+	written := map[string]bool{}
+	add := func(suffix string, mode fs.FileMode, data []byte) error {
+		written[name+"."+suffix] = true
+		return u.addGenerated(path.Join(DpkgInfo, name+"."+suffix), mode, data)
+	}
+	if err := add("list", 0o644, []byte(strings.Join(st.list, "\n")+"\n")); err != nil {
+		return err
+	}
+	if err := add("md5sums", 0o644, md5sums); err != nil {
+		return err
+	}
+	for _, m := range infoMembers {
+		data, ok := st.ctrl.Files[m]
+		if !ok || m == "md5sums" {
+			continue
+		}
+		mode := fs.FileMode(0o644)
+		if slices.Contains(scriptNames, m) {
+			mode = 0o755
+		}
+		if err := add(m, mode, data); err != nil {
+			return err
+		}
+	}
+	if st.old != nil {
+		if u.infoDir == nil {
+			entries, err := fs.ReadDir(u.fsys, DpkgInfo)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("read %s: %w", DpkgInfo, err)
+			}
+			u.infoDir = []string{}
+			for _, de := range entries {
+				u.infoDir = append(u.infoDir, de.Name())
+			}
+		}
+		for _, f := range u.infoDir {
+			suffix, ok := strings.CutPrefix(f, st.old.infoName+".")
+			if !ok || written[f] || (suffix != "list" && !slices.Contains(infoMembers, suffix)) {
+				continue
+			}
+			if err := u.cs.AddWhiteout(path.Join(DpkgInfo, f), u.mtime); err != nil {
+				return err
+			}
+		}
+	}
+	u.status.set(st.in.Name, st.res.Arch, stanza)
+	return nil
+}
+
+// Finish writes the dpkg status file after the last Install.
+func (u *Unpacker) Finish() error {
+	if u.distroless {
+		return nil
+	}
+	mode := fs.FileMode(0o644)
+	if ie, err := u.fsys.Entry(DpkgStatus); err == nil {
+		mode = ie.Mode.Perm()
+	}
+	return u.addGenerated(DpkgStatus, mode, u.status.bytes(u.sorted))
+}

@@ -1,0 +1,344 @@
+// Package layer builds the one new image layer a patch adds: a changeset of
+// files, directories, links and whiteouts, written as a reproducible tar.
+//
+// A Changeset is filled by a patch backend (dpkg, apk, rpm) in any order;
+// adding a path again replaces the earlier entry, as a later package of the
+// same transaction would. File contents are spooled to a directory on disk,
+// never held in memory, so a layer of any size costs memory only for its
+// metadata.
+//
+// Write emits the entries sorted by path, parents before children, with the
+// modification times and owners the changeset holds (no host uid, gid, umask
+// or clock leaks in), so the same changeset always gives the same bytes. A
+// whiteout is written as the OCI ".wh.NAME" marker.
+package layer
+
+import (
+	"archive/tar"
+	"cmp"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Kind is what an Entry is.
+type Kind uint8
+
+// Kinds of entries.
+const (
+	File Kind = iota + 1
+	Dir
+	Symlink
+	Hardlink
+	Whiteout
+)
+
+func (k Kind) String() string {
+	switch k {
+	case File:
+		return "file"
+	case Dir:
+		return "directory"
+	case Symlink:
+		return "symlink"
+	case Hardlink:
+		return "hardlink"
+	case Whiteout:
+		return "whiteout"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Entry is one path of a changeset.
+type Entry struct {
+	Path     string // clean, relative to the image root, e.g. "usr/lib/x/libssl.so.3"
+	Kind     Kind
+	Mode     fs.FileMode // permission bits plus fs.ModeSetuid, ModeSetgid, ModeSticky
+	UID, GID int
+	ModTime  time.Time
+	// Linkname is a symlink's target as stored, or a hardlink's target path
+	// (clean, relative to the root, itself a File of the changeset).
+	Linkname string
+	Size     int64
+	// SHA256 is the content digest of a File (hex).
+	SHA256 string
+
+	spool string // file holding the content
+}
+
+// Changeset is the content of a layer being built. It is not safe for
+// concurrent use.
+type Changeset struct {
+	dir     string
+	entries map[string]*Entry
+	n       int
+}
+
+// New returns an empty changeset spooling file contents under dir, which
+// must exist; Close removes what it spooled.
+func New(dir string) (*Changeset, error) {
+	d, err := os.MkdirTemp(dir, "layer-*")
+	if err != nil {
+		return nil, fmt.Errorf("layer: spool directory: %w", err)
+	}
+	return &Changeset{dir: d, entries: map[string]*Entry{}}, nil
+}
+
+// Close removes the spooled contents.
+func (c *Changeset) Close() error { return os.RemoveAll(c.dir) }
+
+// CheckPath reports whether p is a path an entry may have: clean, relative,
+// not ".", no ".." component, no NUL, not a whiteout marker itself.
+func CheckPath(p string) error {
+	switch {
+	case p == "" || p == "." || path.IsAbs(p) || path.Clean(p) != p:
+		return fmt.Errorf("layer: path %q is not clean and relative", p)
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return fmt.Errorf("layer: path %q leaves the root", p)
+	case strings.ContainsRune(p, 0):
+		return fmt.Errorf("layer: path %q contains NUL", p)
+	case strings.HasPrefix(path.Base(p), ".wh."):
+		return fmt.Errorf("layer: path %q is a whiteout name", p)
+	}
+	return nil
+}
+
+func (c *Changeset) put(e *Entry) error {
+	if err := CheckPath(e.Path); err != nil {
+		return err
+	}
+	if old := c.entries[e.Path]; old != nil && old.spool != "" {
+		os.Remove(old.spool)
+	}
+	c.entries[e.Path] = e
+	return nil
+}
+
+// AddFile adds a regular file whose content is read from r, which must
+// yield exactly size bytes.
+func (c *Changeset) AddFile(p string, mode fs.FileMode, uid, gid int, mtime time.Time, r io.Reader, size int64) (*Entry, error) {
+	if err := CheckPath(p); err != nil {
+		return nil, err
+	}
+	c.n++
+	name := filepath.Join(c.dir, strconv.Itoa(c.n))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("layer: spool %s: %w", p, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("content is %d bytes, header says %d", n, size)
+	}
+	if err != nil {
+		os.Remove(name)
+		return nil, fmt.Errorf("layer: spool %s: %w", p, err)
+	}
+	e := &Entry{Path: p, Kind: File, Mode: mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky),
+		UID: uid, GID: gid, ModTime: mtime, Size: size, SHA256: fmt.Sprintf("%x", h.Sum(nil)), spool: name}
+	return e, c.put(e)
+}
+
+// AddBytes adds a regular file with the given content.
+func (c *Changeset) AddBytes(p string, mode fs.FileMode, uid, gid int, mtime time.Time, data []byte) (*Entry, error) {
+	return c.AddFile(p, mode, uid, gid, mtime, strings.NewReader(string(data)), int64(len(data)))
+}
+
+// AddDir adds a directory.
+func (c *Changeset) AddDir(p string, mode fs.FileMode, uid, gid int, mtime time.Time) error {
+	return c.put(&Entry{Path: p, Kind: Dir, Mode: mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), UID: uid, GID: gid, ModTime: mtime})
+}
+
+// AddSymlink adds a symbolic link to target (stored verbatim).
+func (c *Changeset) AddSymlink(p, target string, uid, gid int, mtime time.Time) error {
+	if target == "" || strings.ContainsRune(target, 0) {
+		return fmt.Errorf("layer: symlink %s: bad target %q", p, target)
+	}
+	return c.put(&Entry{Path: p, Kind: Symlink, Mode: 0o777, UID: uid, GID: gid, ModTime: mtime, Linkname: target})
+}
+
+// AddHardlink adds a hard link to target, a File already in the changeset.
+func (c *Changeset) AddHardlink(p, target string) error {
+	t := c.entries[target]
+	if t == nil || t.Kind != File {
+		return fmt.Errorf("layer: hardlink %s: target %q is not a file of this layer", p, target)
+	}
+	return c.put(&Entry{Path: p, Kind: Hardlink, Mode: t.Mode, UID: t.UID, GID: t.GID, ModTime: t.ModTime, Linkname: target})
+}
+
+// AddWhiteout records that p, present in a lower layer, is removed.
+func (c *Changeset) AddWhiteout(p string, mtime time.Time) error {
+	return c.put(&Entry{Path: p, Kind: Whiteout, ModTime: mtime})
+}
+
+// Remove drops p from the changeset (nothing is written for it).
+func (c *Changeset) Remove(p string) {
+	if e := c.entries[p]; e != nil {
+		if e.spool != "" {
+			os.Remove(e.spool)
+		}
+		delete(c.entries, p)
+	}
+}
+
+// Get returns the entry of p, or nil.
+func (c *Changeset) Get(p string) *Entry { return c.entries[p] }
+
+// Len is the number of entries.
+func (c *Changeset) Len() int { return len(c.entries) }
+
+// Entries returns the entries in the order Write emits them.
+func (c *Changeset) Entries() []*Entry {
+	out := make([]*Entry, 0, len(c.entries))
+	for _, e := range c.entries {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b *Entry) int { return comparePaths(a.Path, b.Path) })
+	return out
+}
+
+// Open returns the spooled content of a File entry.
+func (c *Changeset) Open(e *Entry) (io.ReadCloser, error) {
+	if e.Kind != File {
+		return nil, fmt.Errorf("layer: %s is a %s, not a file", e.Path, e.Kind)
+	}
+	return os.Open(e.spool)
+}
+
+// comparePaths orders paths component by component, so that a directory
+// comes right before its children ("a", "a/b", "a-b" rather than "a", "a-b",
+// "a/b").
+func comparePaths(a, b string) int {
+	for {
+		ha, ta, _ := strings.Cut(a, "/")
+		hb, tb, _ := strings.Cut(b, "/")
+		if c := cmp.Compare(ha, hb); c != 0 {
+			return c
+		}
+		if ta == "" || tb == "" {
+			return cmp.Compare(len(ta), len(tb))
+		}
+		a, b = ta, tb
+	}
+}
+
+// Write writes the changeset as an uncompressed tar stream. Directories
+// missing between the root and an entry are not invented: the lower layers
+// hold them, or the caller adds them.
+func (c *Changeset) Write(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	for _, e := range c.Entries() {
+		if err := c.writeEntry(tw, e); err != nil {
+			return fmt.Errorf("layer: write %s: %w", e.Path, err)
+		}
+	}
+	return tw.Close()
+}
+
+func tarMode(m fs.FileMode) int64 {
+	v := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return v
+}
+
+func (c *Changeset) writeEntry(tw *tar.Writer, e *Entry) error {
+	hdr := &tar.Header{
+		Name: e.Path, Mode: tarMode(e.Mode), Uid: e.UID, Gid: e.GID,
+		ModTime: e.ModTime.UTC().Truncate(time.Second), Format: tar.FormatPAX,
+	}
+	if hdr.Uid == 0 {
+		hdr.Uname = "root"
+	}
+	if hdr.Gid == 0 {
+		hdr.Gname = "root"
+	}
+	switch e.Kind {
+	case Dir:
+		hdr.Typeflag, hdr.Name = tar.TypeDir, e.Path+"/"
+	case Symlink:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.Linkname
+	case Hardlink:
+		hdr.Typeflag, hdr.Linkname = tar.TypeLink, e.Linkname
+	case Whiteout:
+		dir, base := path.Split(e.Path)
+		hdr = &tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, ModTime: hdr.ModTime,
+			Uname: "root", Gname: "root", Format: tar.FormatPAX}
+	case File:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, e.Size
+	default:
+		return fmt.Errorf("unknown kind %v", e.Kind)
+	}
+	// PAX records only when needed, so that plain entries stay USTAR-sized
+	// and the output does not depend on the tar writer's format choice.
+	hdr.Format = tar.FormatUnknown
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if e.Kind != File {
+		return nil
+	}
+	f, err := os.Open(e.spool)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(tw, f)
+	if err == nil && n != e.Size {
+		err = errors.New("spooled content changed size")
+	}
+	return err
+}
+
+// Rename moves the entry at from to to, replacing what to held.
+func (c *Changeset) Rename(from, to string) error {
+	e := c.entries[from]
+	if e == nil {
+		return fmt.Errorf("layer: rename %s: no such entry", from)
+	}
+	if err := CheckPath(to); err != nil {
+		return err
+	}
+	if old := c.entries[to]; old != nil && old.spool != "" && old != e {
+		os.Remove(old.spool)
+	}
+	delete(c.entries, from)
+	e.Path = to
+	c.entries[to] = e
+	return nil
+}
+
+// Layer returns the changeset as an OCI layer (gzip-compressed tar). The
+// tar is produced on demand from the spool, so the changeset must stay
+// open while the layer is used.
+func (c *Changeset) Layer() (v1.Layer, error) {
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(c.Write(pw)) }()
+		return pr, nil
+	}, tarball.WithMediaType(types.OCILayer))
+}

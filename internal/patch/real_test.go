@@ -1,0 +1,465 @@
+package patch
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
+	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/testimage"
+	"github.com/drydock-project/drydock/internal/vulndb"
+)
+
+// hostReleases reads the host's distro-info-data (installed by make deps).
+func hostReleases(t *testing.T) []vulndb.Release {
+	t.Helper()
+	f, err := os.Open("/usr/share/distro-info/debian.csv")
+	if err != nil {
+		if testimage.InCI() {
+			t.Fatalf("distro-info-data: %v", err)
+		}
+		t.Skipf("skipping: no distro-info-data on this host: %v", err)
+	}
+	defer f.Close()
+	rels, err := osinfo.ParseDistroInfo(f, "debian")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rels
+}
+
+func requireMirror(t *testing.T, suite string) testimage.MirrorInfo {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping network test in -short mode")
+	}
+	m, err := testimage.Mirror()
+	if err == nil {
+		err = testimage.MirrorReachable(t.Context(), m, suite)
+	}
+	if err != nil {
+		if testimage.InCI() {
+			t.Fatalf("mirror: %v", err)
+		}
+		t.Skipf("skipping: no Debian mirror: %v", err)
+	}
+	return m
+}
+
+func requireSandbox(t *testing.T) {
+	t.Helper()
+	if err := sandbox.Available("amd64"); err != nil {
+		if testimage.InCI() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}
+
+func baseOptions(t *testing.T) Options {
+	t.Helper()
+	cache, err := apt.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{Mode: UpdateAll, Releases: hostReleases(t), Apt: []apt.Option{apt.WithCacheDir(cache)}, TempDir: t.TempDir()}
+}
+
+// patchOf patches img and fails the test on error.
+func patchOf(t *testing.T, img v1.Image, o Options) *ImageResult {
+	t.Helper()
+	res, cleanup, err := Image(t.Context(), img, false, o)
+	t.Cleanup(cleanup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// checkPatched checks what any patched image must satisfy: it validates
+// (diff_ids match the layer), every planned package is installed at its
+// candidate and nothing else moved (read by testimage's own parser), the
+// /lib -> usr/lib symlink survives, and the new layer holds only changed
+// entries.
+func checkPatched(t *testing.T, base v1.Image, res *ImageResult) {
+	t.Helper()
+	img := res.Image
+	if img == nil {
+		t.Fatal("no patched image")
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("validate.Image: %v", err)
+	}
+	before, err := testimage.InstalledPackages(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := testimage.InstalledPackages(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, p := range before {
+		want[p.Name] = p.Version
+	}
+	for _, c := range res.Plan.Changes {
+		want[c.Package] = c.To
+	}
+	got := map[string]string{}
+	for _, p := range after {
+		got[p.Name] = p.Version
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s: installed %q after the patch, want %q", name, got[name], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d packages after the patch, want %d", len(got), len(want))
+	}
+	fsys, err := rootfs.New(t.Context(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	baseFS, err := rootfs.New(t.Context(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer baseFS.Close()
+	for _, p := range []string{"lib", "lib64", "bin", "sbin"} {
+		// Merged-/usr images (bookworm, trixie) must keep their symlinks;
+		// others (bullseye's debootstrap) their directories.
+		was, _ := baseFS.ReadLink(p)
+		if is, _ := fsys.ReadLink(p); is != was {
+			t.Errorf("/%s: symlink to %q after the patch, %q before", p, is, was)
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	type file struct {
+		hdr  *tar.Header
+		data []byte
+	}
+	added := map[string]file{}
+	tr := tar.NewReader(rc)
+	n := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if h.Typeflag != tar.TypeReg || strings.Contains(h.Name, ".wh.") {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		added[h.Name] = file{h, data}
+	}
+	// One pass over the base image's flattened filesystem.
+	flat := mutate.Extract(base)
+	defer flat.Close()
+	tr = tar.NewReader(flat)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, ok := added[strings.TrimPrefix(h.Name, "./")]
+		if !ok || h.Typeflag != tar.TypeReg {
+			continue
+		}
+		old, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(old, f.data) && h.Mode == f.hdr.Mode && h.Uid == f.hdr.Uid && h.Gid == f.hdr.Gid {
+			t.Errorf("the patch layer holds %s unchanged", f.hdr.Name)
+		}
+	}
+	t.Logf("patch layer: %d entries, %d packages, scripts: %d handled", n, len(res.Plan.Changes), len(res.Scripts))
+}
+
+// runInPodman loads img and runs script in it with sh, returning the
+// output; the test skips (fails in CI) without podman.
+func runInPodman(t *testing.T, img v1.Image, name, script string) string {
+	t.Helper()
+	return runArgvInPodman(t, img, name, "sh", "-c", script)
+}
+
+// runArgvInPodman runs argv in img (loaded into containers-storage).
+func runArgvInPodman(t *testing.T, img v1.Image, name string, argv ...string) string {
+	t.Helper()
+	for _, tool := range []string{"podman", "skopeo", "/usr/sbin/runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if testimage.InCI() {
+				t.Fatalf("%s: %v", tool, err)
+			}
+			t.Skipf("skipping: %s not installed", tool)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "patched"})); err != nil {
+		t.Fatal(err)
+	}
+	ref := "localhost/drydock-test/" + name + ":patched"
+	if out, err := exec.CommandContext(t.Context(), "skopeo", "copy", "-q", "oci:"+dir+":patched", "containers-storage:"+ref).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("podman", "rmi", "-f", ref).Run() })
+	args := []string{"--runtime", "/usr/sbin/runc", "--cgroup-manager", "cgroupfs",
+		"run", "--rm", "--network=none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000",
+		"--entrypoint", "", ref}
+	cmd := exec.CommandContext(t.Context(), "podman", append(args, argv...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out.String())
+	}
+	return out.String()
+}
+
+// dpkgChecks is the in-image check of every Debian-family acceptance
+// test: dpkg --verify and --audit print nothing, apt sees no upgrade.
+const dpkgChecks = `set -e
+v=$(dpkg --verify 2>&1); [ -z "$v" ] || { echo "dpkg --verify: $v"; exit 1; }
+a=$(dpkg --audit 2>&1); [ -z "$a" ] || { echo "dpkg --audit: $a"; exit 1; }
+apt-get -s -o Debug::NoLocking=1 upgrade | grep -q '^0 upgraded' || { echo "apt-get -s upgrade shows upgrades"; exit 1; }
+`
+
+// nginxChecks starts nginx and fetches a page from it with Perl (in
+// perl-base) so that it needs no curl.
+const nginxChecks = `nginx -t
+nginx
+sleep 0.3
+perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new("127.0.0.1:80") or die "connect: $!"; print $s "GET / HTTP/1.0\r\nHost: x\r\n\r\n"; print while <$s>' | head -1
+`
+
+func TestPatchBookwormNginx(t *testing.T) {
+	requireMirror(t, testimage.BookwormNginx.Suite)
+	requireSandbox(t)
+	ti := testimage.Require(t, testimage.BookwormNginx)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(t)
+
+	// Without a sandbox, the packages whose scripts must run are named.
+	_, _, err = Image(t.Context(), base, false, o)
+	var se *apt.ScriptError
+	if !errors.As(err, &se) || !errors.Is(err, apt.ErrScripts) {
+		t.Fatalf("update-all without sandbox: %v, want a *ScriptError", err)
+	}
+	if !strings.Contains(err.Error(), "ca-certificates postinst") {
+		t.Errorf("refusal does not name ca-certificates' postinst:\n%v", err)
+	}
+
+	o.Sandbox = true
+	start := time.Now()
+	res := patchOf(t, base, o)
+	t.Logf("patched in %s: %v", time.Since(start).Round(time.Millisecond), res.Timings)
+	want, err := ti.PendingSecurityUpdates(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := map[string]string{}
+	for _, c := range res.Plan.Changes {
+		planned[c.Package] = c.To
+	}
+	for _, w := range want {
+		if planned[w.Name] != w.NewVersion {
+			t.Errorf("%s: planned %q, the security suite has %s", w.Name, planned[w.Name], w.NewVersion)
+		}
+	}
+	checkPatched(t, base, res)
+	again := patchOf(t, base, o)
+	d1, _ := res.Image.Digest()
+	d2, _ := again.Image.Digest()
+	if d1 != d2 {
+		t.Errorf("patching twice: %s then %s", d1, d2)
+	}
+	m, err := res.Image.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bd, _ := base.Digest(); m.Annotations[AnnotationBaseDigest] != bd.String() || !strings.Contains(m.Annotations[AnnotationPatched], "libssl3=") {
+		t.Errorf("lineage annotations: %v", m.Annotations)
+	}
+	out := runInPodman(t, res.Image, "bookworm-nginx", dpkgChecks+nginxChecks)
+	if !strings.Contains(out, "200 OK") {
+		t.Errorf("nginx did not serve a page:\n%s", out)
+	}
+}
+
+// TestPatchWithoutScripts patches only packages whose scripts drydock
+// handles natively: no sandbox, nothing of the image executed.
+func TestPatchWithoutScripts(t *testing.T) {
+	requireMirror(t, testimage.BookwormNginx.Suite)
+	ti := testimage.Require(t, testimage.BookwormNginx)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(t)
+	o.Mode = FromReport
+	o.Wanted = map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": "", "zzz-not-installed": "1.0"}
+	res := patchOf(t, base, o)
+	for _, a := range res.Scripts {
+		if a.Action == "sandbox" {
+			t.Errorf("ran %s %s in a sandbox", a.Package, a.Script)
+		}
+	}
+	if len(res.Plan.Changes) != 4 {
+		t.Errorf("plan: %+v", res.Plan.Changes)
+	}
+	checkPatched(t, base, res)
+	runInPodman(t, res.Image, "bookworm-noscripts", dpkgChecks+nginxChecks+"openssl version\n")
+}
+
+func TestPatchBullseyeEndOfLife(t *testing.T) {
+	requireMirror(t, testimage.BullseyeNginxCurl.Suite)
+	ti := testimage.Require(t, testimage.BullseyeNginxCurl)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(t)
+	_, _, err = Image(t.Context(), base, true, o)
+	if !errors.Is(err, ErrEndOfLife) || !strings.Contains(err.Error(), "support ended on 20") {
+		t.Fatalf("bullseye with the real clock: %v, want an end-of-life refusal with the date", err)
+	}
+	requireSandbox(t)
+	o.AllowEOL, o.Sandbox = true, true
+	res := patchOf(t, base, o)
+	want, err := ti.PendingSecurityUpdates(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Plan.Changes) < len(want) {
+		t.Errorf("%d changes, %d pending security updates", len(res.Plan.Changes), len(want))
+	}
+	checkPatched(t, base, res)
+	out := runInPodman(t, res.Image, "bullseye-nginx-curl", dpkgChecks+nginxChecks+
+		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\ncurl --version | head -1\n")
+	if !strings.Contains(out, "curl 200") || !strings.Contains(out, "OpenSSL/1.1.1w") {
+		t.Errorf("curl through the updated libssl:\n%s", out)
+	}
+}
+
+func TestPatchDistroless(t *testing.T) {
+	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
+	if _, err := os.Stat(apt.DebianArchiveKeyring); err != nil {
+		t.Skipf("skipping: no host archive keyring: %v", err)
+	}
+	ti := testimage.Require(t, testimage.DistrolessBookworm)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(t)
+	o.Apt = append(o.Apt, apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring))
+	res := patchOf(t, base, o)
+	if len(res.Plan.Changes) == 0 {
+		t.Skip("nothing to patch in the distroless image today")
+	}
+	for _, a := range res.Scripts {
+		if a.Action != "skipped-distroless" {
+			t.Errorf("script %s %s: %s", a.Package, a.Script, a.Action)
+		}
+	}
+	checkPatchedDistroless(t, base, res)
+}
+
+// checkPatchedDistroless checks a patched distroless image: status.d
+// names the candidates (testimage's parser reads status.d), and the
+// dynamic loader from the patched libc6 still runs.
+func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
+	t.Helper()
+	after, err := testimage.InstalledPackages(res.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range after {
+		got[p.Name] = p.Version
+	}
+	for _, c := range res.Plan.Changes {
+		if got[c.Package] != c.To {
+			t.Errorf("%s: status.d says %q, want %s", c.Package, got[c.Package], c.To)
+		}
+	}
+	if err := validate.Image(res.Image); err != nil {
+		t.Fatal(err)
+	}
+	out := runArgvInPodman(t, res.Image, "distroless", "/lib64/ld-linux-x86-64.so.2", "--version")
+	if !strings.Contains(out, "ld.so") {
+		t.Errorf("the patched image's loader does not run:\n%s", out)
+	}
+}
+
+func TestPatchMultiArchIndex(t *testing.T) {
+	requireMirror(t, testimage.TrixieAmd64.Suite)
+	x := testimage.RequireIndex(t, testimage.MultiArchTrixie, testimage.MultiArchSpecs)
+	idx, err := x.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, cleanup, err := Index(t.Context(), idx, nil, false, baseOptions(t))
+	defer cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Platforms) != 2 {
+		t.Fatalf("%d platforms patched, want 2", len(res.Platforms))
+	}
+	var archs []string
+	for _, p := range res.Platforms {
+		archs = append(archs, p.Plan.Platform)
+		if p.Image == nil && p.Plan.Reason == "" {
+			t.Errorf("%s: no image and no reason", p.Plan.Platform)
+		}
+	}
+	t.Logf("platforms %v; changed index: %v", archs, res.Index != nil)
+	if res.Index != nil {
+		if err := validate.Index(res.Index); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
