@@ -463,3 +463,75 @@ func TestPatchMultiArchIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestPatchMultiArchDistroless patches a two-platform index on this
+// amd64 machine: the arm64 image is patched too, since nothing of it
+// runs, and its status.d names the arm64 candidates.
+func TestPatchMultiArchDistroless(t *testing.T) {
+	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
+	if _, err := os.Stat(apt.DebianArchiveKeyring); err != nil {
+		t.Skipf("skipping: no host archive keyring: %v", err)
+	}
+	x := testimage.RequireIndex(t, testimage.MultiArchDistroless, testimage.MultiArchDistrolessSpecs)
+	idx, err := x.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := baseOptions(t)
+	o.Apt = append(o.Apt, apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring))
+	res, cleanup, err := Index(t.Context(), idx, nil, false, o)
+	defer cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index == nil {
+		t.Skip("nothing to patch in bookworm's main suite today")
+	}
+	if err := validate.Index(res.Index); err != nil {
+		t.Fatal(err)
+	}
+	im, err := res.Index.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 2 {
+		t.Fatalf("patched index has %d manifests", len(im.Manifests))
+	}
+	for _, d := range im.Manifests {
+		img, err := res.Index.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch := d.Platform.Architecture
+		var plat *ImageResult
+		for _, p := range res.Platforms {
+			if strings.Contains(p.Plan.Platform, "/"+arch) {
+				plat = p
+			}
+		}
+		if plat == nil || plat.Image == nil {
+			t.Fatalf("%s: not patched", arch)
+		}
+		if got, _ := plat.Image.Digest(); got != d.Digest {
+			t.Errorf("%s: index names %s, the patch made %s", arch, d.Digest, got)
+		}
+		pkgs, err := testimage.InstalledPackages(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]testimage.Package{}
+		for _, p := range pkgs {
+			byName[p.Name] = p
+		}
+		for _, c := range plat.Plan.Changes {
+			p := byName[c.Package]
+			if p.Version != c.To {
+				t.Errorf("%s: %s is %q, want %s", arch, c.Package, p.Version, c.To)
+			}
+			if p.Arch != "all" && p.Arch != arch {
+				t.Errorf("%s: %s recorded for architecture %s", arch, c.Package, p.Arch)
+			}
+		}
+		t.Logf("%s: %d packages updated", arch, len(plat.Plan.Changes))
+	}
+}

@@ -91,9 +91,28 @@ const MultiArchTrixie = "trixie-multiarch"
 // MultiArchSpecs are the platforms of MultiArchTrixie.
 var MultiArchSpecs = []Spec{TrixieAmd64, TrixieArm64}
 
+// DistrolessBookwormArm64 is DistrolessBookworm for arm64: built without
+// running anything, like its amd64 twin, so any host can build it.
+var DistrolessBookwormArm64 = Spec{Name: "distroless-bookworm-arm64", Suite: "bookworm", Arch: "arm64", Kind: Distroless,
+	Include: DistrolessBookworm.Include}
+
+// MultiArchDistroless is the name of the two-platform index of
+// DistrolessBookworm and DistrolessBookwormArm64. Unlike trixie's main
+// suite, bookworm's has pending security updates, so patching this index
+// changes both platforms.
+const MultiArchDistroless = "distroless-bookworm-multiarch"
+
+// MultiArchDistrolessSpecs are the platforms of MultiArchDistroless.
+var MultiArchDistrolessSpecs = []Spec{DistrolessBookworm, DistrolessBookwormArm64}
+
+// Indexes lists every multi-platform index by name, with its platforms.
+func Indexes() map[string][]Spec {
+	return map[string][]Spec{MultiArchTrixie: MultiArchSpecs, MultiArchDistroless: MultiArchDistrolessSpecs}
+}
+
 // Catalog lists every single-platform image, smallest first.
 func Catalog() []Spec {
-	return []Spec{DistrolessBookworm, TrixieArm64, TrixieAmd64, Bookworm, Trixie, BookwormNginx, BullseyeNginxCurl}
+	return []Spec{DistrolessBookworm, DistrolessBookwormArm64, TrixieArm64, TrixieAmd64, Bookworm, Trixie, BookwormNginx, BullseyeNginxCurl}
 }
 
 // Lookup finds a catalog image by name.

@@ -53,7 +53,11 @@ func names() []string {
 	for _, s := range testimage.Catalog() {
 		out = append(out, s.Name)
 	}
-	return append(out, testimage.MultiArchTrixie)
+	for name := range testimage.Indexes() {
+		out = append(out, name)
+	}
+	sort.Strings(out[len(testimage.Catalog()):])
+	return out
 }
 
 func run(ctx context.Context, args []string, jobs int, verbose, rebuild bool) error {
@@ -61,10 +65,10 @@ func run(ctx context.Context, args []string, jobs int, verbose, rebuild bool) er
 		args = names()
 	}
 	var specs []testimage.Spec
-	index := false
+	var indexes []string
 	for _, a := range args {
-		if a == testimage.MultiArchTrixie {
-			index = true
+		if _, ok := testimage.Indexes()[a]; ok {
+			indexes = append(indexes, a)
 			continue
 		}
 		s, ok := testimage.Lookup(a)
@@ -91,8 +95,8 @@ func run(ctx context.Context, args []string, jobs int, verbose, rebuild bool) er
 		opts = append(opts, testimage.WithRebuild())
 	}
 	need := specs
-	if index {
-		need = append(need[:len(need):len(need)], testimage.MultiArchSpecs...)
+	for _, name := range indexes {
+		need = append(need[:len(need):len(need)], testimage.Indexes()[name]...)
 	}
 	for _, s := range need {
 		if err := testimage.Check(ctx, s, opts...); err != nil {
@@ -119,10 +123,10 @@ func run(ctx context.Context, args []string, jobs int, verbose, rebuild bool) er
 			return nil
 		})
 	}
-	if index {
+	for _, name := range indexes {
 		g.Go(func() error {
 			t := time.Now()
-			idx, err := testimage.BuildIndex(gctx, testimage.MultiArchTrixie, testimage.MultiArchSpecs, opts...)
+			idx, err := testimage.BuildIndex(gctx, name, testimage.Indexes()[name], opts...)
 			if err != nil {
 				return err
 			}
