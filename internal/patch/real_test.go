@@ -212,6 +212,19 @@ func checkPatched(t *testing.T, base v1.Image, res *ImageResult) {
 	t.Logf("patch layer: %d entries, %d packages, scripts: %d handled", n, len(res.Plan.Changes), len(res.Scripts))
 }
 
+// checkNothingPending checks, with testimage's own reading of the mirror,
+// that apt would find nothing left to upgrade in the patched image.
+func checkNothingPending(t *testing.T, ti *testimage.Image, img v1.Image) {
+	t.Helper()
+	left, err := ti.PendingUpdatesIn(t.Context(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range left {
+		t.Errorf("after the patch, %s offers %s %s (installed %s)", u.Suite, u.Package.Name, u.NewVersion, u.Package.Version)
+	}
+}
+
 // runInPodman loads img and runs script in it with sh, returning the
 // output; the test skips (fails in CI) without podman.
 func runInPodman(t *testing.T, img v1.Image, name, script string) string {
@@ -309,6 +322,7 @@ func TestPatchBookwormNginx(t *testing.T) {
 		}
 	}
 	checkPatched(t, base, res)
+	checkNothingPending(t, ti, res.Image)
 	again := patchOf(t, base, o)
 	d1, _ := res.Image.Digest()
 	d2, _ := again.Image.Digest()
@@ -376,6 +390,7 @@ func TestPatchBullseyeEndOfLife(t *testing.T) {
 		t.Errorf("%d changes, %d pending security updates", len(res.Plan.Changes), len(want))
 	}
 	checkPatched(t, base, res)
+	checkNothingPending(t, ti, res.Image)
 	out := runInPodman(t, res.Image, "bullseye-nginx-curl", dpkgChecks+nginxChecks+
 		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\ncurl --version | head -1\n")
 	if !strings.Contains(out, "curl 200") || !strings.Contains(out, "OpenSSL/1.1.1w") {
@@ -431,6 +446,31 @@ func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
 	out := runArgvInPodman(t, res.Image, "distroless", "/lib64/ld-linux-x86-64.so.2", "--version")
 	if !strings.Contains(out, "ld.so") {
 		t.Errorf("the patched image's loader does not run:\n%s", out)
+	}
+}
+
+// TestPatchTrixieNothingToDo: trixie's main suite is current, so there is
+// nothing to patch, which is success without an image.
+func TestPatchTrixieNothingToDo(t *testing.T) {
+	requireMirror(t, testimage.Trixie.Suite)
+	ti := testimage.Require(t, testimage.Trixie)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := ti.PendingUpdatesIn(t.Context(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := patchOf(t, base, baseOptions(t))
+	if len(left) != len(res.Plan.Changes) {
+		t.Errorf("testimage sees %d pending updates, the plan %d", len(left), len(res.Plan.Changes))
+	}
+	if len(left) > 0 {
+		t.Skipf("trixie has %d pending updates today; TestPatchBookwormNginx covers patching", len(left))
+	}
+	if res.Image != nil || res.Plan.Reason == "" {
+		t.Errorf("nothing to patch gave image %v, reason %q", res.Image != nil, res.Plan.Reason)
 	}
 }
 

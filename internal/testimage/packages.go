@@ -126,6 +126,30 @@ func (i *Image) PendingSecurityUpdates(ctx context.Context, opts ...Option) ([]U
 	return pendingUpdates(ctx, o, pkgs, o.mirror.SecurityURI, suite, i.Spec.Arch)
 }
 
+// PendingUpdatesIn returns the updates apt would install in img, an image
+// of i's release (i itself, or i patched): the newer versions the
+// release's -security and -updates suites offer for its installed
+// packages, computed from the mirror independently of drydock's apt code.
+func (i *Image) PendingUpdatesIn(ctx context.Context, img v1.Image, opts ...Option) ([]Update, error) {
+	o, err := newOptions(append([]Option{WithMirror(i.Mirror)}, opts...))
+	if err != nil {
+		return nil, err
+	}
+	pkgs, err := InstalledPackages(img)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := pendingUpdates(ctx, o, pkgs, o.mirror.SecurityURI, i.Spec.Suite+"-security", i.Spec.Arch)
+	if err != nil {
+		return nil, err
+	}
+	upd, err := pendingUpdates(ctx, o, pkgs, o.mirror.URI, i.Spec.Suite+"-updates", i.Spec.Arch)
+	if err != nil {
+		return nil, err
+	}
+	return append(sec, upd...), nil
+}
+
 func pendingUpdates(ctx context.Context, o *options, pkgs []Package, base, suite, arch string) ([]Update, error) {
 	idx, err := fetchPackages(ctx, o, base, suite, "main", arch)
 	if err != nil {
