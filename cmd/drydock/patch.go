@@ -20,6 +20,7 @@ import (
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -27,6 +28,7 @@ type patchFlags struct {
 	image, tag, report, output, platform, format   string
 	mirror, securityMirror, hostKeyring            string
 	updateAll, dryRun, allowEOL, insecure, sandbox bool
+	vulnerableOnly, force                          bool
 	server, data, dbPath, cacheDir, distroInfo     string
 }
 
@@ -50,11 +52,13 @@ index gives a multi-platform index: every platform is patched (foreign
 ones too: nothing is executed), platforms that need nothing are kept.
 
 What is updated:
+  --vulnerable-only   the packages with fixable findings in drydock's own scan
+                      of the image (the default when a vulnerability database
+                      exists: "drydock db update")
   --update-all        every update the release's suites (with -security and
                       -updates, added when the image lacks them) offer
   --report FILE       the fixable OS packages of a Trivy JSON report (what
                       "copa patch -r" reads) or of "drydock scan --format json"
-Exactly one is needed.
 
 Where it goes (-t TAG, default: the input's tag + "-patched"):
   a registry image  -> the same repository, tag TAG
@@ -62,8 +66,9 @@ Where it goes (-t TAG, default: the input's tag + "-patched"):
   oci:DIR           -> the same layout, tag TAG
   --output REF|oci:DIR[:TAG]|docker-archive:FILE  overrides that.
 
-Nothing to patch is success: exit status 0, nothing written, and the
-summary says why. --dry-run prints the plan (package, installed ->
+Nothing to patch is success: exit status 0, nothing written (unless
+--force: then the input is written to the output tag with lineage
+annotations), and the summary says why. --dry-run prints the plan (package, installed ->
 candidate, suite, download size, new dependencies) and writes nothing.
 
 End-of-life releases (by distro-info-data: the vulnerability database's
@@ -110,11 +115,13 @@ without scripts.`,
 	fl.StringVarP(&f.image, "image", "i", "", "image to patch (Copa's spelling; same as the IMAGE argument)")
 	fl.StringVarP(&f.tag, "tag", "t", "", "tag of the patched image (default: the input's tag + \"-patched\")")
 	fl.BoolVar(&f.updateAll, "update-all", false, "install every available update")
+	fl.BoolVar(&f.vulnerableOnly, "vulnerable-only", false, "update the packages drydock's scan finds fixable vulnerabilities in (default with a vulnerability database)")
 	fl.StringVarP(&f.report, "report", "r", "", "update the fixable OS packages of this Trivy or drydock JSON report")
 	fl.StringVarP(&f.output, "output", "o", "", "where to write the result: REF, oci:DIR[:TAG] or docker-archive:FILE")
 	fl.StringVar(&f.platform, "platform", "", "patch only this platform of an index: os/arch[/variant]")
 	fl.StringVar(&f.format, "format", "table", "plan and summary format: table or json")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan, download nothing, write nothing")
+	fl.BoolVar(&f.force, "force", false, "write the output even when there is nothing to patch (the input, with lineage annotations)")
 	fl.BoolVar(&f.sandbox, "sandbox", false, "run maintainer scripts drydock cannot apply natively in an isolated sandbox (util-linux unshare; images of this machine's architecture only)")
 	fl.BoolVar(&f.allowEOL, "allow-eol", false, "patch an end-of-life release from what the mirror still has")
 	fl.StringVar(&f.mirror, "mirror", "", "archive URL replacing the image's (e.g. a local mirror)")
@@ -134,8 +141,24 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.updateAll == (f.report != "") {
-		return errors.New("say what to update: exactly one of --update-all and --report FILE")
+	modes := 0
+	for _, set := range []bool{f.updateAll, f.report != "", f.vulnerableOnly} {
+		if set {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return errors.New("say what to update with one of --update-all, --report FILE and --vulnerable-only")
+	}
+	dbPath := f.dbPath
+	if dbPath == "" {
+		dbPath = vulndb.DefaultPath(f.data)
+	}
+	if modes == 0 {
+		if _, err := os.Stat(dbPath); err != nil {
+			return fmt.Errorf("say what to update: --update-all, --report FILE, or --vulnerable-only (which needs a vulnerability database; none at %s: run \"drydock db update\")", dbPath)
+		}
+		f.vulnerableOnly = true
 	}
 	if f.format != "table" && f.format != "json" {
 		return fmt.Errorf("--format %q: want table or json", f.format)
@@ -154,7 +177,7 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 		}
 		opts.Mode = patch.FromReport
 	}
-	if opts.Releases, err = loadReleases(cmd, f); err != nil {
+	if opts.Releases, err = loadReleases(cmd, f, dbPath); err != nil {
 		return err
 	}
 	for _, o := range []struct {
@@ -195,6 +218,12 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 		return err
 	}
 	defer art.Close()
+	if f.vulnerableOnly {
+		if opts.Wanted, err = fixableInImage(cmd, dbPath, art, only); err != nil {
+			return err
+		}
+		opts.Mode = patch.FromReport
+	}
 	opts.Progress = patchProgress(g, log)
 
 	var results []*patch.ImageResult
@@ -220,6 +249,16 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 			out = &oci.Artifact{Image: r.Image}
 		}
 	}
+	if out == nil && f.force && !f.dryRun {
+		if art.IsIndex() {
+			return errors.New("--force with nothing to patch: only single images are re-tagged; copy the index with \"drydock import\"")
+		}
+		img, err := patch.Retag(art.Image, opts)
+		if err != nil {
+			return err
+		}
+		out = &oci.Artifact{Image: img}
+	}
 	sum := patchSummary{Image: f.image, DryRun: f.dryRun}
 	for _, r := range results {
 		ps := platformSummary{Plan: r.Plan, LayerSize: r.LayerSize, Scripts: r.Scripts, Seconds: map[string]float64{}}
@@ -244,11 +283,7 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 
 // loadReleases reads the distro-info data deciding end-of-life: from the
 // vulnerability DB when there is one, else the host's distro-info-data.
-func loadReleases(cmd *cobra.Command, f *patchFlags) ([]vulndb.Release, error) {
-	dbPath := f.dbPath
-	if dbPath == "" {
-		dbPath = vulndb.DefaultPath(f.data)
-	}
+func loadReleases(cmd *cobra.Command, f *patchFlags, dbPath string) ([]vulndb.Release, error) {
 	if _, err := os.Stat(dbPath); err == nil {
 		db, err := vulndb.Open(dbPath)
 		if err != nil {
@@ -403,4 +438,54 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// fixableInImage scans the image (each selected platform of an index) with
+// drydock's scanner and returns the fixable packages with the highest
+// fixed version each needs.
+func fixableInImage(cmd *cobra.Command, dbPath string, art *oci.Artifact, only *v1.Platform) (map[string]string, error) {
+	db, err := vulndb.Open(dbPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening vulnerability database: %w", err)
+	}
+	defer db.Close()
+	sc, err := scan.New(db)
+	if err != nil {
+		return nil, err
+	}
+	var imgs []v1.Image
+	if art.IsIndex() {
+		m, err := art.Index.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range m.Manifests {
+			if d.Platform == nil || !d.MediaType.IsImage() || (only != nil && !d.Platform.Satisfies(*only)) {
+				continue
+			}
+			img, err := art.Index.Image(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			imgs = append(imgs, img)
+		}
+	} else {
+		imgs = []v1.Image{art.Image}
+	}
+	out := map[string]string{}
+	for _, img := range imgs {
+		rep, err := sc.Image(cmd.Context(), img)
+		if err != nil {
+			return nil, fmt.Errorf("scanning for fixable vulnerabilities: %w", err)
+		}
+		for _, f := range rep.Findings {
+			if !f.Fixable() {
+				continue
+			}
+			if cur, ok := out[f.PkgName]; !ok || !apt.VersionAtLeast(cur, f.FixedVersion) {
+				out[f.PkgName] = f.FixedVersion
+			}
+		}
+	}
+	return out, nil
 }

@@ -94,6 +94,61 @@ func TestScanRealData(t *testing.T) {
 		}
 	})
 
+	t.Run("patch --vulnerable-only plans the fixable packages", func(t *testing.T) {
+		out, errOut, err := runCmd(t, "patch", bullseye.OCIReference(), "--data", data, "--allow-eol", "--dry-run", "--format", "json")
+		if err != nil {
+			t.Fatalf("patch: %v\n%s", err, errOut)
+		}
+		var sum struct {
+			Platforms []struct {
+				Plan struct {
+					Changes []struct {
+						Package   string
+						Requested bool
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &sum); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		requested := map[string]bool{}
+		for _, c := range sum.Platforms[0].Plan.Changes {
+			requested[c.Package] = c.Requested
+		}
+		// The requested packages are exactly those drydock scan reports
+		// fixable findings for.
+		rep, _, err := runCmd(t, "scan", bullseye.OCIReference(), "--data", data, "--format", "json", "--ignore-unfixed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var findings struct {
+			Findings []struct{ PkgName, FixedVersion string }
+		}
+		if err := json.Unmarshal([]byte(rep), &findings); err != nil {
+			t.Fatal(err)
+		}
+		fixable := map[string]bool{}
+		for _, f := range findings.Findings {
+			if f.FixedVersion != "" {
+				fixable[f.PkgName] = true
+			}
+		}
+		if len(fixable) == 0 {
+			t.Fatal("no fixable finding in bullseye: the test proves nothing")
+		}
+		for p := range fixable {
+			if !requested[p] {
+				t.Errorf("%s has fixable findings but is not requested", p)
+			}
+		}
+		for p, r := range requested {
+			if r && !fixable[p] {
+				t.Errorf("%s requested without a fixable finding", p)
+			}
+		}
+	})
+
 	t.Run("a rescan uses the stored inventory", func(t *testing.T) {
 		for _, tc := range []struct {
 			extra  []string

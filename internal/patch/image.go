@@ -34,9 +34,12 @@ type ImageResult struct {
 }
 
 // keepInMemory picks the files the patch reads from the image: package
-// database, apt configuration and keys, OS identity, configuration files.
+// database, apt configuration and keys, OS identity, configuration files,
+// CA certificates (a few hundred KB).
 func keepInMemory(p string) bool {
-	for _, pre := range []string{"var/lib/dpkg/", "etc/", "usr/share/keyrings/", "usr/lib/os-release"} {
+	for _, pre := range []string{"var/lib/dpkg/", "etc/", "usr/share/keyrings/", "usr/lib/os-release",
+		"usr/share/ca-certificates/", "usr/local/share/ca-certificates/", "usr/sbin/update-ca-certificates",
+		"var/cache/debconf/config.dat"} {
 		if strings.HasPrefix(p, pre) {
 			return true
 		}
@@ -71,6 +74,9 @@ func Image(ctx context.Context, img v1.Image, dryRun bool, o Options) (_ *ImageR
 		return nil, cleanup, fmt.Errorf("read image layers: %w", err)
 	}
 	defer fsys.Close()
+	if err := checkHostile(fsys); err != nil {
+		return nil, cleanup, err
+	}
 	osi, err := osinfo.Detect(fsys)
 	if err != nil {
 		return nil, cleanup, fmt.Errorf("identify the image's OS: %w", err)
@@ -209,6 +215,50 @@ func Image(ctx context.Context, img v1.Image, dryRun bool, o Options) (_ *ImageR
 	phase("layer", start)
 	report(Event{Phase: "done"})
 	return res, cleanup, nil
+}
+
+// Retag returns img unchanged but for lineage annotations naming it as the
+// base (no package changed): what --force writes when there is nothing to
+// patch, so that a tag convention can still be followed.
+func Retag(img v1.Image, o Options) (v1.Image, error) {
+	o.defaults()
+	base, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	ann := map[string]string{AnnotationBaseDigest: base.String(), AnnotationPatched: "", AnnotationTool: o.Tool}
+	if o.BaseName != "" {
+		ann[AnnotationBaseName] = o.BaseName
+	}
+	out, ok := mutate.Annotations(img, ann).(v1.Image)
+	if !ok {
+		return nil, errors.New("annotate image: unexpected type")
+	}
+	return out, nil
+}
+
+// ErrHostileImage is wrapped by the refusal to patch an image whose layers
+// hold entries no honest image builder writes.
+var ErrHostileImage = errors.New("image layers hold hostile entries")
+
+// checkHostile refuses images whose layers try to escape the root (names
+// climbing out with "..", NUL bytes): runtimes refuse such layers, and a
+// patch must not bless them with a new digest.
+func checkHostile(fsys *rootfs.FS) error {
+	var bad []string
+	for _, w := range fsys.Warnings() {
+		if strings.Contains(w.Reason, "escapes the image root") || strings.Contains(w.Reason, "NUL byte") ||
+			strings.Contains(w.Reason, `contains ".."`) {
+			bad = append(bad, w.String())
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(bad) > 5 {
+		bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
+	}
+	return fmt.Errorf("%w: %s", ErrHostileImage, strings.Join(bad, "; "))
 }
 
 // newestMtime is the time given to generated files and the history entry:

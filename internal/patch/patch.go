@@ -211,6 +211,15 @@ func checkSupport(o *Options, osi osinfo.OS, plan *Plan) error {
 		}
 		return nil
 	}
+	// The end of public support: LTS for Debian, standard support for
+	// Ubuntu (ELTS/ESM are not in the public archive).
+	end := sup.Release.EOLLTS
+	if end.IsZero() {
+		end = sup.Release.EOL
+	}
+	if !end.IsZero() {
+		plan.SupportEnd = end.Format(time.DateOnly)
+	}
 	if o.AllowEOL {
 		o.Logger.Warn("patch: patching an end-of-life release (--allow-eol)", "os", plan.OS, "support_ended", plan.SupportEnd)
 		return nil

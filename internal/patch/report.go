@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/drydock-project/drydock/internal/patch/apt"
 )
@@ -35,19 +36,20 @@ func ParseReport(r io.Reader) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	add := func(pkg, fixed string) {
-		if pkg == "" || fixed == "" {
+		if pkg == "" {
 			return
 		}
 		// Trivy may list several fixed versions ("1.2-3, 1.3-1"): the
-		// first is the release's own.
-		for i := range len(fixed) {
-			if fixed[i] == ',' {
-				fixed = fixed[:i]
-				break
+		// first is the release's own. Malformed versions are ignored.
+		for v := range strings.SplitSeq(fixed, ",") {
+			v = strings.TrimSpace(v)
+			if v == "" || !apt.VersionAtLeast(v, v) {
+				continue
 			}
-		}
-		if cur, ok := out[pkg]; !ok || !apt.VersionAtLeast(cur, fixed) {
-			out[pkg] = fixed
+			if cur, ok := out[pkg]; !ok || !apt.VersionAtLeast(cur, v) {
+				out[pkg] = v
+			}
+			break
 		}
 	}
 	switch {

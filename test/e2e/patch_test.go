@@ -14,7 +14,7 @@ import (
 func TestPatchHelp(t *testing.T) {
 	r := mustDrydock(t, nil, "patch", "--help")
 	for _, want := range []string{"-i, --image", "-r, --report", "--update-all", "-t, --tag", "--dry-run", "--sandbox",
-		"--allow-eol", "--mirror", "--platform", "--output", "Examples:", "-patched", "Maintainer scripts"} {
+		"--allow-eol", "--mirror", "--platform", "--output", "--force", "--vulnerable-only", "Examples:", "-patched", "Maintainer scripts"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("patch --help lacks %q", want)
 		}
@@ -34,8 +34,8 @@ func TestPatchBadInput(t *testing.T) {
 		want string
 	}{
 		{"no image", []string{"patch", "--update-all"}, "no image"},
-		{"no mode", []string{"patch", img}, "exactly one of --update-all and --report"},
-		{"both modes", []string{"patch", img, "--update-all", "-r", other}, "exactly one of"},
+		{"no mode and no database", []string{"patch", img, "--data", dir}, "say what to update"},
+		{"both modes", []string{"patch", img, "--update-all", "-r", other}, "one of --update-all"},
 		{"image twice", []string{"patch", img, "-i", "oci:/elsewhere:y", "--update-all"}, "IMAGE given twice"},
 		{"bad format", []string{"patch", img, "--update-all", "--format", "xml"}, `--format "xml"`},
 		{"missing report", []string{"patch", img, "-r", filepath.Join(dir, "nope.json")}, "--report"},
@@ -141,6 +141,12 @@ func TestPatchCLI(t *testing.T) {
 	}
 	if out, err := exec.Command("skopeo", "inspect", "oci:"+dir+":third").CombinedOutput(); err == nil {
 		t.Errorf("nothing to patch wrote a tag:\n%s", out)
+	}
+	r5 := mustDrydock(t, nil, "patch", s.Output, "-r", report, "-t", "forced", "--force", "--format", "json")
+	var s5 patchSummary
+	json.Unmarshal([]byte(r5.Stdout), &s5)
+	if s5.Digest == "" || s5.Digest == s.Digest || !strings.HasSuffix(s5.Output, ":forced") {
+		t.Errorf("--force with nothing to patch: %s", r5.Stdout)
 	}
 
 	// Through the drydock server: quarantine/NAME in, quarantine/NAME:TAG out.

@@ -228,13 +228,34 @@ func parseConffiles(stanza string) []Conffile {
 	}
 	var out []Conffile
 	for f := range strings.SplitSeq(fieldValue(fields, "Conffiles"), "\n") {
-		parts := strings.Fields(f)
-		if len(parts) < 2 || !strings.HasPrefix(parts[0], "/") {
+		// "PATH HASH [obsolete] [remove-on-upgrade]": PATH may hold spaces,
+		// so words are taken from the end, as dpkg does.
+		line := strings.TrimSpace(f)
+		obsolete := false
+		for {
+			head, last, ok := cutLast(line)
+			if !ok || (last != "obsolete" && last != "remove-on-upgrade") {
+				break
+			}
+			obsolete = obsolete || last == "obsolete"
+			line = head
+		}
+		path, hash, ok := cutLast(line)
+		if !ok || !strings.HasPrefix(path, "/") {
 			continue
 		}
-		out = append(out, Conffile{Path: parts[0], MD5: parts[1], Obsolete: slices.Contains(parts[2:], "obsolete")})
+		out = append(out, Conffile{Path: path, MD5: hash, Obsolete: obsolete})
 	}
 	return out
+}
+
+// cutLast splits s at its last run of spaces.
+func cutLast(s string) (head, last string, ok bool) {
+	i := strings.LastIndexAny(s, " \t")
+	if i < 0 {
+		return "", s, false
+	}
+	return strings.TrimRight(s[:i], " \t"), s[i+1:], true
 }
 
 // infoName is the base name of a package's files under var/lib/dpkg/info:
@@ -255,9 +276,9 @@ func parseMD5sums(data []byte) map[string]string {
 		if !ok || len(sum) != 32 {
 			continue
 		}
-		p = strings.TrimLeft(p, " *")
+		p = strings.TrimLeft(strings.TrimLeft(p, " *"), "/")
 		if p != "" {
-			out[strings.TrimPrefix(p, "/")] = sum
+			out[p] = sum
 		}
 	}
 	return out

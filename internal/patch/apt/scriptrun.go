@@ -186,13 +186,38 @@ func configureOrder(runs []scriptRun) []scriptRun {
 				progress = true
 			}
 		}
-		if !progress { // a cycle: dpkg breaks it arbitrarily; keep order
+		if !progress {
+			// A dependency cycle: dpkg breaks it. Walk waiting dependencies
+			// from the first waiting package until one repeats: that one is
+			// in the cycle, and goes first.
+			byName := map[string]scriptRun{}
+			var first string
 			for _, r := range post {
 				if !placed[r.pkg.Name] {
-					out = append(out, r)
-					placed[r.pkg.Name] = true
+					byName[r.pkg.Name] = r
+					if first == "" {
+						first = r.pkg.Name
+					}
 				}
 			}
+			seen := map[string]bool{}
+			cur := first
+			for !seen[cur] {
+				seen[cur] = true
+				next := ""
+				for _, d := range byName[cur].pkg.Depends {
+					if _, waiting := byName[d]; waiting && d != cur {
+						next = d
+						break
+					}
+				}
+				if next == "" {
+					break
+				}
+				cur = next
+			}
+			out = append(out, byName[cur])
+			placed[cur] = true
 		}
 	}
 	return out

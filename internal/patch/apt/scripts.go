@@ -1,6 +1,7 @@
 package apt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +14,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/drydock-project/drydock/internal/patch/cacerts"
 	"github.com/drydock-project/drydock/internal/patch/layer"
+	"github.com/drydock-project/drydock/internal/patch/ldcache"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/version"
 )
@@ -39,8 +42,17 @@ import (
 //     handled natively: ldconfig rebuilds /etc/ld.so.cache from the names
 //     of the libraries in the library directories; when the patch adds or
 //     removes no library name there, the cache ldconfig would write is the
-//     one the image has, so nothing is to be done. A patch that changes the
-//     set of library names is refused with the reason.
+//     one the image has, so nothing is to be done. Otherwise the cache and
+//     the soname links are rebuilt in Go (internal/patch/ldcache), for any
+//     architecture; what ldcache cannot reproduce is refused.
+//   - Everything else is read statically (see scriptEffect): a script whose
+//     branches for dpkg's arguments hold only no-op statements (service
+//     actions, "rm -f" of absent files, echo) is skipped, with conditions on
+//     "$1"/"$2", versions, files and users decided from the patched image.
+//   - ca-certificates' postinst and its update-ca-certificates triggers are
+//     reproduced natively (internal/patch/cacerts: the ca-certificates.conf
+//     merge, /etc/ssl/certs links, the bundle and OpenSSL hash links), for
+//     the script versions it knows.
 //   - Distroless images (packages in status.d, no shell, no dpkg) never
 //     ran maintainer scripts: their builders only unpack packages. A patch
 //     of such an image does the same and records it.
@@ -118,6 +130,7 @@ func RunScripts(ctx context.Context, in ScriptInput) ([]ScriptAction, error) {
 	}
 	triggers := map[string][]string{} // trigger name -> packages activating it
 	var sandboxed []scriptRun
+	env := newShEnv(in)
 	for _, p := range in.Installed {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -126,7 +139,15 @@ func RunScripts(ctx context.Context, in ScriptInput) ([]ScriptAction, error) {
 			if r.body == nil {
 				continue
 			}
-			detail, ok := classifyScript(string(r.body), p.From)
+			if h := nativeScripts[p.Name+" "+r.name]; h != nil {
+				detail, err := h(ctx, in, r)
+				if err == nil {
+					done = append(done, ScriptAction{Package: p.Name, Script: r.name, Action: "native", Detail: detail})
+					continue
+				}
+				in.logger().Info("patch: native handler declined, judging the script itself", "package", p.Name, "script", r.name, "reason", err)
+			}
+			detail, ok := classifyScript(string(r.body), p.From, r.args, env)
 			a := ScriptAction{Package: p.Name, Script: r.name, Action: "no-op", Detail: detail}
 			if ok {
 				done = append(done, a)
@@ -157,8 +178,20 @@ func RunScripts(ctx context.Context, in ScriptInput) ([]ScriptAction, error) {
 					Detail: "no library name added or removed: /etc/ld.so.cache stays valid"})
 				continue
 			}
+			detail, err := rebuildLdCache(ctx, in)
+			if err == nil {
+				done = append(done, ScriptAction{Package: pkgs, Script: "trigger ldconfig", Action: "native", Detail: detail})
+				continue
+			}
 			unhandled = append(unhandled, ScriptAction{Package: pkgs, Script: "trigger ldconfig",
-				Detail: "the patch adds or removes libraries (" + strings.Join(changed, ", ") + "), so /etc/ld.so.cache must be rebuilt"})
+				Detail: "the patch adds or removes libraries (" + strings.Join(changed, ", ") + ") and /etc/ld.so.cache cannot be rebuilt natively: " + err.Error()})
+		case "update-ca-certificates", "update-ca-certificates-fresh":
+			detail, err := updateCACertificates(in, cacerts.Options{Fresh: t == "update-ca-certificates-fresh"})
+			if err == nil {
+				done = append(done, ScriptAction{Package: pkgs, Script: "trigger " + t, Action: "native", Detail: detail})
+				continue
+			}
+			unhandled = append(unhandled, ScriptAction{Package: pkgs, Script: "trigger " + t, Detail: err.Error()})
 		default:
 			unhandled = append(unhandled, ScriptAction{Package: pkgs, Script: "trigger " + t,
 				Detail: "trigger processing is not handled natively"})
@@ -181,13 +214,100 @@ func RunScripts(ctx context.Context, in ScriptInput) ([]ScriptAction, error) {
 	return append(done, ran...), nil
 }
 
+// nativeScripts handle known maintainer scripts in Go, by "package
+// script": what the script does is reproduced exactly (its version is
+// checked by the handler), or the handler declines and the script is
+// judged like any other.
+var nativeScripts = map[string]func(ctx context.Context, in ScriptInput, r scriptRun) (string, error){
+	"ca-certificates postinst": func(_ context.Context, in ScriptInput, r scriptRun) (string, error) {
+		if len(r.args) == 0 || r.args[0] != "configure" {
+			return "", fmt.Errorf("not a configure run")
+		}
+		return updateCACertificates(in, cacerts.Options{Configure: true})
+	},
+}
+
+// updateCACertificates applies what ca-certificates' postinst and
+// update-ca-certificates would change (internal/patch/cacerts).
+func updateCACertificates(in ScriptInput, opts cacerts.Options) (string, error) {
+	changes, err := cacerts.Update(newOverlay(in.FS, in.Changes), opts)
+	if err != nil {
+		return "", err
+	}
+	view := &Unpacker{fsys: in.FS, cs: in.Changes}
+	for _, c := range changes {
+		p, err := view.resolve(confine(c.Path))
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case c.Remove:
+			in.Changes.Remove(p)
+			if _, lerr := in.FS.Lstat(p); lerr == nil {
+				err = in.Changes.AddWhiteout(p, in.Mtime)
+			}
+		case c.Symlink != "":
+			err = in.Changes.AddSymlink(p, c.Symlink, 0, 0, in.Mtime)
+		case c.Mode.IsDir():
+			uid, gid := 0, 0
+			if ie, err := in.FS.Entry(p); err == nil {
+				uid, gid = ie.UID, ie.GID
+			}
+			err = in.Changes.AddDir(p, c.Mode, uid, gid, in.Mtime)
+		default:
+			_, err = in.Changes.AddBytes(p, c.Mode, 0, 0, in.Mtime, c.Data)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("update-ca-certificates reproduced natively (%d paths changed)", len(changes)), nil
+}
+
+func (in ScriptInput) logger() *slog.Logger {
+	if in.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return in.Log
+}
+
+// rebuildLdCache writes the /etc/ld.so.cache and soname links ldconfig
+// would, computed from the patched image (internal/patch/ldcache).
+func rebuildLdCache(ctx context.Context, in ScriptInput) (string, error) {
+	var links []ldcache.Link
+	ov := newOverlay(in.FS, in.Changes)
+	data, err := ldcache.Build(ov, in.Arch, ldcache.WithContext(ctx), ldcache.WithLinkReport(func(l ldcache.Link) { links = append(links, l) }))
+	if err != nil {
+		return "", err
+	}
+	for _, l := range links {
+		p, err := (&Unpacker{fsys: in.FS, cs: in.Changes}).resolve(confine(path.Join(l.Dir, l.Name)))
+		if err != nil {
+			return "", err
+		}
+		if err := in.Changes.AddSymlink(p, l.Target, 0, 0, in.Mtime); err != nil {
+			return "", err
+		}
+	}
+	cur, err := readOptional(ov, "etc/ld.so.cache")
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(cur, data) {
+		if _, err := in.Changes.AddBytes("etc/ld.so.cache", 0o644, 0, 0, in.Mtime, data); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("rebuilt /etc/ld.so.cache natively (%d soname links)", len(links)), nil
+}
+
 // parseTriggerActivations returns the triggers a package's triggers
 // control file activates.
 func parseTriggerActivations(data []byte) []string {
 	var out []string
 	for l := range strings.SplitSeq(string(data), "\n") {
 		f := strings.Fields(l)
-		if len(f) >= 2 && (f[0] == "activate" || f[0] == "activate-noawait") {
+		if len(f) >= 2 && (f[0] == "activate" || f[0] == "activate-noawait" || f[0] == "activate-await") {
 			out = append(out, f[1])
 		}
 	}
@@ -240,12 +360,14 @@ var noopTools = map[string]string{
 // classifyScript reports whether script has no effect on an upgrade from
 // installed version from (from == "": a new install), and what it
 // recognized or, when it has an effect, why it cannot be skipped.
-func classifyScript(script, from string) (string, bool) {
+func classifyScript(script, from string, args []string, env *shEnv) (string, bool) {
 	var seen []string
 	rest := dhSectionRE.ReplaceAllStringFunc(script, func(sec string) string {
 		m := dhSectionRE.FindStringSubmatch(sec)
 		tool, body := m[1], m[2]
-		if what, ok := noopTools[tool]; ok {
+		// Service hooks do nothing for an upgrade; on a fresh install they
+		// enable the service (symlinks), which is an effect.
+		if what, ok := noopTools[tool]; ok && (from != "" || tool == "dh_installdebconf") {
 			seen = append(seen, what)
 			return ""
 		}
@@ -255,16 +377,20 @@ func classifyScript(script, from string) (string, bool) {
 		}
 		return sec
 	})
+	// dpkg-maintscript-helper lines outside debhelper sections.
+	var kept []string
 	for l := range strings.SplitSeq(rest, "\n") {
-		l = strings.TrimSpace(l)
-		switch {
-		case l == "" || strings.HasPrefix(l, "#") || l == "set -e" || l == "set -eu" || l == "exit 0" || l == ":":
-			continue
-		case strings.HasPrefix(l, "dpkg-maintscript-helper ") && maintscriptNoop(l, from):
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "dpkg-maintscript-helper ") && maintscriptNoop(t, from) {
 			seen = append(seen, "dpkg-maintscript-helper already applied")
 			continue
 		}
-		return fmt.Sprintf("runs commands (%q)", truncate(l, 60)), false
+		kept = append(kept, l)
+	}
+	if err := scriptEffect(strings.Join(kept, "\n"), args, env); err != nil {
+		return err.Error(), false
+	}
+	if len(args) > 0 && (strings.Contains(rest, "case ") || strings.Contains(rest, "if ")) {
+		seen = append(seen, "only branches for other actions than "+args[0])
 	}
 	if len(seen) == 0 {
 		return "empty", true
@@ -299,7 +425,9 @@ func maintscriptNoop(body, from string) bool {
 			return false // no prior-version: applies on every upgrade
 		}
 		prior := strings.ReplaceAll(args[need], `\~`, "~")
-		if from != "" && !VersionAtLeast(from, prior) {
+		// The helper acts when upgrading from a version at or before
+		// prior-version (dpkg --compare-versions "$2" le-nl prior).
+		if acts, known := compareVersionsOp(from, "le-nl", prior); !known || acts {
 			return false
 		}
 		n++
