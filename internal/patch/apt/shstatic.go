@@ -21,7 +21,11 @@ import (
 // if/elif/else/fi with test conditions on "$1" and "$2" (=, !=, -z, -n),
 // "dpkg --compare-versions" on known versions, && and || of those; case
 // on "$1"/"$2" with glob patterns; function definitions (a call is an
-// effect); and the statements ":", "true", "set -e/-u/-x", "exit 0". Any
+// effect); and the statements ":", "true", "set -e/-u/-x", "exit 0",
+// echo without redirection, service actions (invoke-rc.d,
+// deb-systemd-invoke: no service runs in an image), "rm -f" of paths that
+// do not exist, and "update-alternatives --install" of exactly what
+// var/lib/dpkg/alternatives already registers. Any
 // other construct, or a condition it cannot decide whose branches are not
 // all no-ops, counts as an effect: the reading may say "effect" for a
 // script that has none, never the reverse.
@@ -49,6 +53,8 @@ type shEnv struct {
 	getent func(db, key string) (bool, bool)
 	// vars are environment variables dpkg sets (DPKG_ROOT...).
 	vars map[string]string
+	// readFile reads an absolute path of the patched image.
+	readFile func(p string) ([]byte, bool)
 }
 
 // effectError says what would run.
@@ -200,6 +206,11 @@ func (r *shReader) simple(l string) error {
 		// Starting, stopping or reloading a service: no service runs while
 		// an image is built, and policy-rc.d denies it in containers.
 		return nil
+	case f[0] == "update-alternatives" && len(f) >= 6 && f[1] == "--install":
+		if err := r.alternativeRegistered(f[2:]); err != nil {
+			return &effectError{fmt.Sprintf("runs %q (%v)", truncate(l, 60), err)}
+		}
+		return nil // re-registering what is registered
 	case f[0] == "rm" && len(f) >= 3 && f[1] == "-f":
 		for _, p := range f[2:] {
 			v, ok := r.word(p)
@@ -583,5 +594,80 @@ func newShEnv(in ScriptInput) *shEnv {
 		}
 		return false, true
 	}
-	return &shEnv{stat: stat, lstat: lstat, getent: getent, vars: map[string]string{"DPKG_ROOT": ""}}
+	ov := newOverlay(in.FS, in.Changes)
+	readFile := func(p string) ([]byte, bool) {
+		data, err := fs.ReadFile(ov, confine(p))
+		return data, err == nil
+	}
+	return &shEnv{stat: stat, lstat: lstat, getent: getent, readFile: readFile, vars: map[string]string{"DPKG_ROOT": ""}}
+}
+
+// alternativeRegistered checks that "update-alternatives --install LINK
+// NAME PATH PRIORITY [--slave LINK NAME PATH]..." would change nothing:
+// the image's var/lib/dpkg/alternatives/NAME already has that master link,
+// exactly those slaves, and the choice PATH with that priority and those
+// slave paths.
+func (r *shReader) alternativeRegistered(args []string) error {
+	var w []string
+	for _, a := range args {
+		v, ok := r.word(a)
+		if !ok {
+			return fmt.Errorf("argument %s not known", a)
+		}
+		w = append(w, v)
+	}
+	if len(w) < 4 || (len(w)-4)%4 != 0 {
+		return fmt.Errorf("unexpected arguments")
+	}
+	link, name, choice, prio := w[0], w[1], w[2], w[3]
+	slaves := map[string][2]string{} // name -> link, path
+	for i := 4; i < len(w); i += 4 {
+		if w[i] != "--slave" {
+			return fmt.Errorf("unexpected option %s", w[i])
+		}
+		slaves[w[i+2]] = [2]string{w[i+1], w[i+3]}
+	}
+	if r.env.readFile == nil || strings.ContainsAny(name, "/") {
+		return fmt.Errorf("cannot read the alternatives database")
+	}
+	data, ok := r.env.readFile("/var/lib/dpkg/alternatives/" + name)
+	if !ok {
+		return fmt.Errorf("%s is not registered", name)
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) < 3 || lines[1] != link {
+		return fmt.Errorf("%s has another master link", name)
+	}
+	i := 2
+	var order []string // slave names in file order
+	for ; i+1 < len(lines) && lines[i] != ""; i += 2 {
+		sl, ok := slaves[lines[i]]
+		if !ok || sl[0] != lines[i+1] {
+			return fmt.Errorf("slave %s differs", lines[i])
+		}
+		order = append(order, lines[i])
+	}
+	if len(order) != len(slaves) {
+		return fmt.Errorf("slaves differ")
+	}
+	for i++; i < len(lines) && lines[i] != ""; {
+		path, p := lines[i], ""
+		if i+1 < len(lines) {
+			p = lines[i+1]
+		}
+		paths := lines[min(i+2, len(lines)):min(i+2+len(order), len(lines))]
+		if path == choice {
+			if p != prio {
+				return fmt.Errorf("priority %s registered, %s asked", p, prio)
+			}
+			for j, sn := range order {
+				if j >= len(paths) || paths[j] != slaves[sn][1] {
+					return fmt.Errorf("slave path of %s differs", sn)
+				}
+			}
+			return nil
+		}
+		i += 2 + len(order)
+	}
+	return fmt.Errorf("%s is not a registered choice of %s", choice, name)
 }

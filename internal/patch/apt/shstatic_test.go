@@ -242,3 +242,29 @@ func FuzzScriptEffect(f *testing.F) {
 		scriptEffect(script, []string{a1, a2}, fakeEnv(nil))
 	})
 }
+
+func TestUpdateAlternativesReregistration(t *testing.T) {
+	// var/lib/dpkg/alternatives/pager as dpkg writes it (bookworm).
+	db := "auto\n/usr/bin/pager\npager.1.gz\n/usr/share/man/man1/pager.1.gz\n\n/bin/more\n50\n/usr/share/man/man1/more.1.gz\n/usr/bin/less\n77\n/usr/share/man/man1/less.1.gz\n\n"
+	env := fakeEnv(nil)
+	env.readFile = func(p string) ([]byte, bool) {
+		if p == "/var/lib/dpkg/alternatives/pager" {
+			return []byte(db), true
+		}
+		return nil, false
+	}
+	install := "update-alternatives --install /usr/bin/pager pager /usr/bin/less 77 --slave /usr/share/man/man1/pager.1.gz pager.1.gz /usr/share/man/man1/less.1.gz\n"
+	if err := scriptEffect(install, []string{"configure", "1"}, env); err != nil {
+		t.Errorf("re-registering less: %v", err)
+	}
+	for _, c := range []string{
+		strings.Replace(install, " 77 ", " 78 ", 1),
+		strings.Replace(install, "/usr/bin/less", "/usr/bin/most", 1),
+		"update-alternatives --install /usr/bin/pager pager /usr/bin/less 77\n",
+		"update-alternatives --install /usr/bin/editor editor /bin/nano 40\n",
+	} {
+		if scriptEffect(c, []string{"configure", "1"}, env) == nil {
+			t.Errorf("%q judged a no-op", c)
+		}
+	}
+}
