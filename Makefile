@@ -18,7 +18,7 @@ STATICCHECK_VERSION := v0.8.2
 # distro-info-data tells the patcher which releases have reached end-of-life.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench clean-cache
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch clean-cache
 
 all: build
 
@@ -62,8 +62,15 @@ unit:
 trivycompat:
 	@cd hack/trivycompat && $(GO) test -count=1 ./...
 
+# Benchmarks print figures and assert nothing: the registry's throughput and
+# memory (bench/registry.sh), the patcher's time per phase and memory
+# (bench/patch.sh; alone: make bench-patch).
 bench:
 	./bench/registry.sh
+	./bench/patch.sh
+
+bench-patch:
+	./bench/patch.sh
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)
