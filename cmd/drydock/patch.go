@@ -63,6 +63,8 @@ What is updated:
 Where it goes (-t TAG, default: the input's tag + "-patched"):
   a registry image  -> the same repository, tag TAG
   quarantine/NAME   -> quarantine/NAME:TAG on the drydock server
+  live/NAME         -> quarantine/NAME:TAG (a patched image passes the gate
+                       like any other)
   oci:DIR           -> the same layout, tag TAG
   --output REF|oci:DIR[:TAG]|docker-archive:FILE  overrides that.
 
@@ -343,7 +345,17 @@ func patchDestination(f *patchFlags, src oci.Source) (string, error) {
 	}
 	switch src.Kind {
 	case oci.KindRegistry:
-		return src.Ref.Context().Tag(tag).String(), nil
+		repo := src.Ref.Context()
+		// A patched image is a new image: it enters the server through
+		// quarantine/, never straight into live/.
+		if strings.HasPrefix(f.image, "live/") {
+			r, err := name.NewRepository(repo.RegistryStr()+"/quarantine/"+strings.TrimPrefix(repo.RepositoryStr(), "live/"), nameOpts(repo)...)
+			if err != nil {
+				return "", err
+			}
+			repo = r
+		}
+		return repo.Tag(tag).String(), nil
 	case oci.KindOCILayout:
 		return "oci:" + src.Path + ":" + tag, nil
 	}
@@ -488,4 +500,12 @@ func fixableInImage(cmd *cobra.Command, dbPath string, art *oci.Artifact, only *
 		}
 	}
 	return out, nil
+}
+
+// nameOpts keeps a repository's insecure (plain HTTP) setting.
+func nameOpts(r name.Repository) []name.Option {
+	if r.Scheme() == "http" {
+		return []name.Option{name.Insecure}
+	}
+	return nil
 }
