@@ -70,7 +70,7 @@ var (
 	BullseyeNginxCurl = Spec{Name: "bullseye-nginx-curl", Suite: "bullseye", Arch: "amd64", Kind: Debootstrap,
 		Include: []string{"nginx-light", "ca-certificates", "curl"}, Cmd: []string{"nginx", "-g", "daemon off;"}}
 	Trixie = Spec{Name: "trixie", Suite: "trixie", Arch: "amd64", Kind: Debootstrap,
-		Include: []string{"ca-certificates", "openssl"}, Cmd: []string{"bash"}}
+		Include: []string{"ca-certificates", "openssl", "nginx-light", "curl"}, Cmd: []string{"nginx", "-g", "daemon off;"}}
 	// DistrolessBookworm is shaped like gcr.io/distroless/base-debian12.
 	DistrolessBookworm = Spec{Name: "distroless-bookworm", Suite: "bookworm", Arch: "amd64", Kind: Distroless,
 		Include: []string{"base-files", "ca-certificates", "libc6", "libssl3", "media-types", "netbase", "tzdata"}}
