@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -245,7 +246,7 @@ func wanted(o *Options, cands []apt.Update, installed map[string]string, plan *P
 		}
 		return want, requested
 	}
-	for _, name := range slices.Sorted(mapKeys(o.Wanted)) {
+	for _, name := range slices.Sorted(maps.Keys(o.Wanted)) {
 		inst, ok := installed[name]
 		if !ok {
 			continue // not installed on this platform
@@ -266,16 +267,6 @@ func wanted(o *Options, cands []apt.Update, installed map[string]string, plan *P
 		requested[name] = true
 	}
 	return want, requested
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func joinChanges(cs []Change) string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -226,7 +227,7 @@ func (o *overlayFS) readDir(p string) ([]fs.DirEntry, error) {
 		byName[rest] = info.(*ovInfo)
 	}
 	out := make([]fs.DirEntry, 0, len(byName))
-	for _, name := range slices.Sorted(mapsKeys(byName)) {
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		out = append(out, byName[name])
 	}
 	return out, nil

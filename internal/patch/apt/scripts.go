@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -168,7 +169,7 @@ func RunScripts(ctx context.Context, in ScriptInput) ([]ScriptAction, error) {
 		triggers[t] = append(triggers[t], pkgs...)
 	}
 	var pendingTriggers []string
-	for _, t := range slices.Sorted(mapsKeys(triggers)) {
+	for _, t := range slices.Sorted(maps.Keys(triggers)) {
 		pkgs := strings.Join(triggers[t], ", ")
 		switch t {
 		case "ldconfig":

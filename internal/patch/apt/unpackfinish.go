@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -73,7 +74,7 @@ func (u *Unpacker) imageEntry(r string) *rootfs.Entry {
 func (st *unpackState) settleConffiles() ([]Conffile, error) {
 	u := st.u
 	var out []Conffile
-	for _, c := range slices.Sorted(mapsKeys(st.conffiles)) {
+	for _, c := range slices.Sorted(maps.Keys(st.conffiles)) {
 		rel := strings.TrimPrefix(c, "/")
 		newMD5, ok := st.md5s[rel]
 		if !ok {
@@ -121,7 +122,7 @@ func (st *unpackState) settleConffiles() ([]Conffile, error) {
 		st.res.Conffiles[c] = action
 	}
 	if st.old != nil {
-		for _, c := range slices.Sorted(mapsKeys(st.old.conffiles)) {
+		for _, c := range slices.Sorted(maps.Keys(st.old.conffiles)) {
 			if st.conffiles[c] {
 				continue
 			}
@@ -132,16 +133,6 @@ func (st *unpackState) settleConffiles() ([]Conffile, error) {
 		}
 	}
 	return out, nil
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // dropUnchanged leaves out of the layer the files, hard links and
