@@ -86,6 +86,7 @@ the other commands talk to it or work on images directly.`,
 		newDBCmd(g),
 		newScanCmd(g),
 		newPatchCmd(g),
+		newAuditCmd(g),
 	)
 	return root
 }

@@ -6,6 +6,7 @@ package auth
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -23,6 +24,10 @@ const maxHtpasswdSize = 8 << 20
 
 // Htpasswd is a set of users with bcrypt password hashes.
 type Htpasswd struct {
+	// OnFailure, when set, is told about every request whose credentials
+	// were refused (user is the name it claimed).
+	OnFailure func(r *http.Request, user string)
+
 	users map[string][]byte
 
 	mu sync.Mutex
@@ -121,12 +126,15 @@ func (h *Htpasswd) Middleware(realm string, protect func(*http.Request) bool, ne
 		}
 		user, pass, ok := r.BasicAuth()
 		if ok && h.Verify(user, pass) {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), user)))
 			return
 		}
 		msg := "authentication required"
 		if ok {
 			msg = "invalid username or password"
+			if h.OnFailure != nil {
+				h.OnFailure(r, user)
+			}
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		w.Header().Set("Content-Type", "application/json")
@@ -136,4 +144,20 @@ func (h *Htpasswd) Middleware(realm string, protect func(*http.Request) bool, ne
 			"errors": []map[string]string{{"code": "UNAUTHORIZED", "message": msg}},
 		})
 	})
+}
+
+type userKey struct{}
+
+// WithUser returns ctx carrying the authenticated user name.
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+// UserFrom returns the authenticated user of a request context, or
+// "anonymous".
+func UserFrom(ctx context.Context) string {
+	if u, ok := ctx.Value(userKey{}).(string); ok && u != "" {
+		return u
+	}
+	return "anonymous"
 }

@@ -25,6 +25,9 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
@@ -40,6 +43,9 @@ type Server struct {
 	registry *registry.Registry
 	metrics  *metrics.Metrics
 	handler  http.Handler
+	// audits is the append-only audit log (DATA/audit/audit.db).
+	audits     *audit.Log
+	closeAudit func() error
 }
 
 // New opens the storage driver named in cfg and builds the HTTP handler.
@@ -53,20 +59,45 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("storage driver %q: %w", cfg.Storage.Driver, err)
 	}
 	m := metrics.New()
+	audits, closeAudit, err := audit.OpenFile(audit.DefaultPath(cfg.Data))
+	if err != nil {
+		return nil, err
+	}
 	reg, err := registry.New(ctx, driver,
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
+		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+			ref := tag
+			if ref == "" {
+				ref = desc.Digest.String()
+			}
+			detail, _ := audit.Detail(map[string]any{"mediaType": desc.MediaType, "size": desc.Size})
+			if _, err := audits.Record(context.WithoutCancel(ctx), audit.Entry{Actor: auth.UserFrom(ctx), Action: audit.ActionPush,
+				Repository: repo, Reference: ref, Digest: desc.Digest.String(), Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
+				log.Error("audit: recording a push failed", "repository", repo, "err", err)
+			}
+			return nil
+		})),
 	)
 	if err != nil {
+		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m}
+	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit}
 
-	var v2 http.Handler = reg
+	var v2 http.Handler = guardLive(log, audits, reg)
 	if cfg.Auth.Htpasswd != "" {
 		users, err := auth.LoadHtpasswd(cfg.Auth.Htpasswd)
 		if err != nil {
+			closeAudit()
 			return nil, err
+		}
+		users.OnFailure = func(r *http.Request, user string) {
+			detail, _ := audit.Detail(map[string]any{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr})
+			if _, err := audits.Record(context.WithoutCancel(r.Context()), audit.Entry{Actor: user, Action: audit.ActionLoginFailed,
+				Outcome: audit.OutcomeRefused, Detail: detail}); err != nil {
+				log.Error("audit: recording a login failure failed", "err", err)
+			}
 		}
 		v2 = users.Middleware(cfg.Auth.Realm, func(*http.Request) bool { return true }, v2)
 	}
@@ -135,6 +166,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if err := s.closeAudit(); err != nil {
+		s.log.Warn("closing the audit log", "err", err)
 	}
 	s.log.Info("stopped")
 	return nil

@@ -162,16 +162,6 @@ func TestPatchCLI(t *testing.T) {
 	if d := digestOf(t, srv, "quarantine/nginx:1.22-1"); d.String() != s4.Digest {
 		t.Errorf("server has %s, the patch reported %s", d, s4.Digest)
 	}
-
-	// A patch of a live/ image goes to quarantine/, never to live/.
-	runTool(t, "skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-		img.OCIReference(), "docker://"+srv.Addr+"/live/nginx:1.22")
-	r6 := mustDrydock(t, nil, append([]string{"patch", "live/nginx:1.22", "-r", report, "-t", "1.22-2", "--format", "json"}, server...)...)
-	var s6 patchSummary
-	json.Unmarshal([]byte(r6.Stdout), &s6)
-	if !strings.HasSuffix(s6.Output, "/quarantine/nginx:1.22-2") {
-		t.Errorf("patch of live/nginx went to %q, want quarantine/nginx:1.22-2", s6.Output)
-	}
 }
 
 func TestPatchCLIEndOfLife(t *testing.T) {
