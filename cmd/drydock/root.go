@@ -87,6 +87,7 @@ the other commands talk to it or work on images directly.`,
 		newScanCmd(g),
 		newPatchCmd(g),
 		newAuditCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }

@@ -205,6 +205,9 @@ func parsePolicy(r io.Reader) (*Policy, []Problem, error) {
 	return p, probs, nil
 }
 
+// unknownField matches yaml.v3's strict-decoding error.
+var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
 // yamlProblems turns a yaml.v3 error into problems, one per message.
 func yamlProblems(err error) []Problem {
 	var msgs []string
@@ -220,6 +223,12 @@ func yamlProblems(err error) []Problem {
 		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
 			fmt.Sscan(sm[1], &pr.Line)
 			pr.Message = sm[2]
+		}
+		// yaml.v3 names Go types; say it in the policy's terms.
+		if sm := unknownField.FindStringSubmatch(pr.Message); sm != nil {
+			pr.Field, pr.Message = sm[1], "unknown field (see drydock policy validate --help for the format)"
+		} else if i := strings.Index(pr.Message, " into gate.raw"); i >= 0 {
+			pr.Message = pr.Message[:i]
 		}
 		probs = append(probs, pr)
 	}
