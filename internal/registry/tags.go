@@ -112,9 +112,19 @@ func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
 	}
 	tags := make([]string, 0, len(names))
 	for _, t := range names {
-		if validTag(t) {
-			tags = append(tags, t)
+		if !validTag(t) {
+			continue
 		}
+		// A tag exists once its link does: a directory without one is a
+		// tag write cut off between creating the directory and moving the
+		// link into it (a crash), and must not be listed.
+		if _, err := r.readLink(ctx, tagLinkPath(repo, t)); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return nil, fmt.Errorf("listing tags of %s: %w", repo, err)
+		}
+		tags = append(tags, t)
 	}
 	sort.Strings(tags)
 	return tags, nil

@@ -97,3 +97,27 @@ func TestCatalog(t *testing.T) {
 		}
 	})
 }
+
+// TestTagsSkipsCutOffTagWrites: a crash between creating a tag's
+// directory and moving its link into place leaves a directory without a
+// link; that is not a tag (listing it would name a manifest no GET finds).
+func TestTagsSkipsCutOffTagWrites(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, drv storagedriver.StorageDriver) {
+		c := newTestClient(t, drv)
+		img := newTestImage(t, "ghost", nil)
+		c.expect(c.pushImage("g", "real", img), http.StatusCreated, "")
+		// What a cut-off Move leaves: the tag's directory, no link.
+		if err := drv.PutContent(context.Background(), tagDir("g", "ghost")+"/current/.partial", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		r := c.do("GET", "/v2/g/tags/list", nil)
+		c.expect(r, http.StatusOK, "")
+		var body struct{ Tags []string }
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(body.Tags, []string{"real"}) {
+			t.Errorf("tags %v, want [real]", body.Tags)
+		}
+	})
+}
