@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -247,8 +246,7 @@ var ErrHostileImage = errors.New("image layers hold hostile entries")
 func checkHostile(fsys *rootfs.FS) error {
 	var bad []string
 	for _, w := range fsys.Warnings() {
-		if strings.Contains(w.Reason, "escapes the image root") || strings.Contains(w.Reason, "NUL byte") ||
-			strings.Contains(w.Reason, `contains ".."`) {
+		if w.Hostile {
 			bad = append(bad, w.String())
 		}
 	}
@@ -327,5 +325,3 @@ func appendLayer(img v1.Image, cs *layer.Changeset, plan *Plan, mtime time.Time,
 	}
 	return res, size, nil
 }
-
-var _ fs.FS = (*rootfs.FS)(nil)

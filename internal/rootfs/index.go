@@ -176,18 +176,27 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 }
 
 func (b *builder) warn(idx int, entry, format string, args ...any) {
+	b.addWarning(idx, entry, false, format, args...)
+}
+
+// warnHostile records an entry name no honest image builder writes.
+func (b *builder) warnHostile(idx int, entry, format string, args ...any) {
+	b.addWarning(idx, entry, true, format, args...)
+}
+
+func (b *builder) addWarning(idx int, entry string, hostile bool, format string, args ...any) {
 	dig := v1.Hash{}
 	if idx < len(b.fs.layers) {
 		dig, _ = b.fs.layers[idx].Digest()
 	}
-	b.fs.warnings = append(b.fs.warnings, Warning{Layer: idx, Digest: dig, Entry: entry, Reason: fmt.Sprintf(format, args...)})
+	b.fs.warnings = append(b.fs.warnings, Warning{Layer: idx, Digest: dig, Entry: entry, Reason: fmt.Sprintf(format, args...), Hostile: hostile})
 }
 
 // cleanName turns a tar entry name into an fs.FS path ("." for the root),
 // or "" to skip it.
 func (b *builder) cleanName(idx int, raw string) string {
 	if strings.IndexByte(raw, 0) >= 0 {
-		b.warn(idx, raw, "name contains a NUL byte: skipped")
+		b.warnHostile(idx, raw, "name contains a NUL byte: skipped")
 		return ""
 	}
 	trimmed := strings.TrimLeft(raw, "/")
@@ -200,7 +209,7 @@ func (b *builder) cleanName(idx int, raw string) string {
 		}
 	}
 	if p == ".." || strings.HasPrefix(p, "../") {
-		b.warn(idx, raw, "name escapes the image root: skipped")
+		b.warnHostile(idx, raw, "name escapes the image root: skipped")
 		return ""
 	}
 	switch {
@@ -208,7 +217,7 @@ func (b *builder) cleanName(idx int, raw string) string {
 	case trimmed != raw:
 		b.warn(idx, raw, "absolute name, applied relative to the image root as runtimes do")
 	case slices.Contains(strings.Split(trimmed, "/"), ".."):
-		b.warn(idx, raw, "name contains \"..\", applied as cleaned %q as runtimes do", p)
+		b.warnHostile(idx, raw, "name contains \"..\", applied as cleaned %q as runtimes do", p)
 	}
 	return p
 }

@@ -100,6 +100,10 @@ type Warning struct {
 	Digest v1.Hash
 	Entry  string // the raw tar entry name
 	Reason string
+	// Hostile marks names that try to climb out of the root (".." or a
+	// NUL byte): runtimes refuse such layers, and so do callers that must
+	// not bless them (the patcher).
+	Hostile bool
 }
 
 func (w Warning) String() string {

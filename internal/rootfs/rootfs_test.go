@@ -273,8 +273,17 @@ func TestHostileNames(t *testing.T) {
 	check(t, f, map[string]string{"abs/file": "file:abs", "inside": "file:in", "ok": "file:ok",
 		"escape": "-", "escape2": "-", "link-out": "-", "link-missing": "-", "a": "-"})
 	var reasons []string
+	hostile := map[string]bool{}
 	for _, w := range f.Warnings() {
 		reasons = append(reasons, w.Entry+": "+w.Reason)
+		hostile[w.Entry] = w.Hostile
+	}
+	// Names climbing out are hostile; an absolute name is what runtimes
+	// apply from the root, and is not.
+	for entry, want := range map[string]bool{"../../escape": true, "a/../../escape2": true, "a/../inside": true, "/abs/file": false} {
+		if hostile[entry] != want {
+			t.Errorf("%s: Hostile = %v, want %v", entry, hostile[entry], want)
+		}
 	}
 	for _, want := range []string{"../../escape: name escapes", "a/../../escape2: name escapes",
 		"/abs/file: absolute name", "a/../inside: name contains", ".wh..: invalid whiteout",
