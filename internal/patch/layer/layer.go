@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -333,12 +335,28 @@ func (c *Changeset) Rename(from, to string) error {
 }
 
 // Layer returns the changeset as an OCI layer (gzip-compressed tar). The
-// tar is produced on demand from the spool, so the changeset must stay
-// open while the layer is used.
+// layer is written and compressed once, into the spool directory, so
+// computing its digest, diff ID and size and then uploading it does not
+// recompress it; the changeset must stay open while the layer is used,
+// and later changes to the changeset are not in it.
 func (c *Changeset) Layer() (v1.Layer, error) {
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(c.Write(pw)) }()
-		return pr, nil
-	}, tarball.WithMediaType(types.OCILayer))
+	c.n++
+	name := filepath.Join(c.dir, "layer-"+strconv.Itoa(c.n)+".tar.gz")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	zw := gzip.NewWriter(f)
+	err = c.Write(zw)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	return tarball.LayerFromFile(name, tarball.WithMediaType(types.OCILayer))
 }
