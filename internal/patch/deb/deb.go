@@ -134,6 +134,41 @@ func Read(r io.Reader, lim Limits, onControl func(*Control) error, fn func(e *En
 	return d.ctrl, nil
 }
 
+// BuildTime returns the newest modification time of the .deb's ar
+// members (dpkg-deb stamps them with the package's build time), reading
+// the archive headers and skipping the members' contents undecompressed.
+func BuildTime(r io.Reader) (time.Time, error) {
+	d := &reader{r: bufio.NewReaderSize(r, 64<<10)}
+	var magic [len(arMagic)]byte
+	if _, err := io.ReadFull(d.r, magic[:]); err != nil || string(magic[:]) != arMagic {
+		return time.Time{}, d.errorf("not an ar archive: %w", ErrFormat)
+	}
+	var newest time.Time
+	for n := 0; ; n++ {
+		name, m, err := d.nextMember()
+		if err == io.EOF && n > 0 {
+			return newest, nil
+		}
+		if err == io.EOF {
+			return time.Time{}, d.errorf("empty ar archive: %w", ErrFormat)
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		if m.mtime.After(newest) {
+			newest = m.mtime
+		}
+		if _, err := io.Copy(io.Discard, m); err != nil {
+			return time.Time{}, d.errorf("ar member %q: %w", name, classify(err))
+		}
+		if m.size%2 == 1 {
+			if _, err := d.r.ReadByte(); err != nil && err != io.EOF {
+				return time.Time{}, d.errorf("ar member %q: %w", name, classify(err))
+			}
+		}
+	}
+}
+
 type reader struct {
 	r    *bufio.Reader
 	lim  Limits
@@ -227,6 +262,7 @@ func isTarMember(name, base string) bool {
 type member struct {
 	r       io.Reader
 	n, size int64
+	mtime   time.Time
 }
 
 func (m *member) Read(p []byte) (int, error) {
@@ -268,7 +304,11 @@ func (d *reader) nextMember() (string, *member, error) {
 	if err != nil || size < 0 || strings.ContainsAny(sz, "+-") {
 		return "", nil, d.errorf("ar member %q: bad size %q: %w", name, h[48:58], ErrFormat)
 	}
-	return name, &member{r: d.r, n: size, size: size}, nil
+	mt, err := strconv.ParseInt(strings.TrimRight(string(h[16:28]), " "), 10, 64)
+	if err != nil || mt < 0 {
+		return "", nil, d.errorf("ar member %q: bad modification time %q: %w", name, h[16:28], ErrFormat)
+	}
+	return name, &member{r: d.r, n: size, size: size, mtime: time.Unix(mt, 0).UTC()}, nil
 }
 
 // limited counts bytes read from a decompressor and fails with ErrTooLarge
