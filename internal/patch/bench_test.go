@@ -12,9 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/drydock-project/drydock/internal/osinfo"
-	"github.com/drydock-project/drydock/internal/patch/apt"
-	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -46,9 +43,7 @@ func BenchmarkPatchBookwormNginx(b *testing.B) {
 // BenchmarkPatchBookwormNginxSandbox installs every update, running the
 // scripts drydock cannot handle natively in the sandbox.
 func BenchmarkPatchBookwormNginxSandbox(b *testing.B) {
-	if err := sandbox.Available("amd64"); err != nil {
-		b.Skip(err)
-	}
+	requireSandbox(b)
 	o := benchOptions(b)
 	o.Mode = UpdateAll
 	o.Sandbox = true
@@ -59,29 +54,8 @@ func BenchmarkPatchBookwormNginxSandbox(b *testing.B) {
 // a *testing.T).
 func benchOptions(b *testing.B) Options {
 	b.Helper()
-	if testing.Short() {
-		b.Skip("skipping network benchmark in -short mode")
-	}
-	m, err := testimage.Mirror()
-	if err == nil {
-		err = testimage.MirrorReachable(b.Context(), m, testimage.BookwormNginx.Suite)
-	}
-	if err != nil {
-		b.Skipf("skipping: no Debian mirror: %v", err)
-	}
-	cache, err := apt.DefaultCacheDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := Options{Apt: []apt.Option{apt.WithCacheDir(cache)}, TempDir: b.TempDir()}
-	if f, err := os.Open("/usr/share/distro-info/debian.csv"); err == nil {
-		o.Releases, err = osinfo.ParseDistroInfo(f, "debian")
-		f.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	return o
+	requireMirror(b, testimage.BookwormNginx.Suite)
+	return baseOptions(b)
 }
 
 func benchPatch(b *testing.B, o Options) {

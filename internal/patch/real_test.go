@@ -28,7 +28,7 @@ import (
 )
 
 // hostReleases reads the host's distro-info-data (installed by make deps).
-func hostReleases(t *testing.T) []vulndb.Release {
+func hostReleases(t testing.TB) []vulndb.Release {
 	t.Helper()
 	f, err := os.Open("/usr/share/distro-info/debian.csv")
 	if err != nil {
@@ -45,7 +45,7 @@ func hostReleases(t *testing.T) []vulndb.Release {
 	return rels
 }
 
-func requireMirror(t *testing.T, suite string) testimage.MirrorInfo {
+func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping network test in -short mode")
@@ -63,7 +63,7 @@ func requireMirror(t *testing.T, suite string) testimage.MirrorInfo {
 	return m
 }
 
-func requireSandbox(t *testing.T) {
+func requireSandbox(t testing.TB) {
 	t.Helper()
 	if err := sandbox.Available("amd64"); err != nil {
 		if testimage.InCI() {
@@ -73,7 +73,7 @@ func requireSandbox(t *testing.T) {
 	}
 }
 
-func baseOptions(t *testing.T) Options {
+func baseOptions(t testing.TB) Options {
 	t.Helper()
 	cache, err := apt.DefaultCacheDir()
 	if err != nil {
