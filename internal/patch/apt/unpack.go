@@ -250,11 +250,13 @@ var infoMembers = []string{"conffiles", "config", "md5sums", "postinst", "postrm
 func (u *Unpacker) readOld(name string) (*oldPackage, error) {
 	old := &oldPackage{md5sums: map[string]string{}, conffiles: map[string]Conffile{}, scripts: map[string][]byte{}}
 	var md5data []byte
-	var err error
 	if u.distroless {
 		st, err := readOptional(u.fsys, path.Join(DpkgStatusD, name))
-		if err != nil || st == nil {
-			return nil, fmt.Errorf("read %s/%s: %v", DpkgStatusD, name, err)
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", DpkgStatusD, name, err)
+		}
+		if st == nil {
+			return nil, fmt.Errorf("%s is not in %s", name, DpkgStatusD)
 		}
 		old.stanza = string(st)
 		if md5data, err = readOptional(u.fsys, path.Join(DpkgStatusD, name+".md5sums")); err != nil {
@@ -303,7 +305,7 @@ func (u *Unpacker) readOld(name string) (*oldPackage, error) {
 			old.md5sums[r] = sum
 		}
 	}
-	return old, err
+	return old, nil
 }
 
 // Install unpacks one package. Packages are installed in the order given;

@@ -43,7 +43,7 @@ import (
 // ErrUnavailable is wrapped when the host cannot provide a sandbox.
 var ErrUnavailable = errors.New("no sandbox available")
 
-// GoArch maps Debian architecture names to the Go (and OCI) ones.
+// debToGo maps Debian architecture names to the Go (and OCI) ones.
 var debToGo = map[string]string{"amd64": "amd64", "arm64": "arm64", "i386": "386", "armhf": "arm", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 // Available reports whether commands of an image of Debian architecture
