@@ -42,6 +42,46 @@ type Config struct {
 	Uploads Uploads `yaml:"uploads"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+	// Gate configures scanning on arrival, verdicts and promotion.
+	Gate Gate `yaml:"gate"`
+	// Events configures outgoing webhooks.
+	Events Events `yaml:"events"`
+}
+
+// Gate configures the quarantine -> live gate.
+type Gate struct {
+	// Policy is the policy file (see `drydock policy validate`); empty
+	// means the built-in policy.
+	Policy string `yaml:"policy"`
+	// Exceptions is a directory of OpenVEX documents (*.json) whose
+	// not_affected statements, with an expiry, exempt findings.
+	Exceptions string `yaml:"exceptions"`
+	// ScanTimeout bounds one scan attempt.
+	ScanTimeout Duration `yaml:"scanTimeout"`
+	// StuckAfter is how long a scan may run before its digest fails as
+	// stuck and an event is raised; longer than ScanTimeout.
+	StuckAfter Duration `yaml:"stuckAfter"`
+	// SweepInterval is how often verdicts are decided again (expiries,
+	// grace windows) and stuck scans and database updates are looked for.
+	SweepInterval Duration `yaml:"sweepInterval"`
+	// ScanWorkers is how many scans run at once.
+	ScanWorkers int `yaml:"scanWorkers"`
+}
+
+// Events configures webhooks.
+type Events struct {
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one event receiver.
+type Webhook struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Secret keys the HMAC signature; SecretFile reads it from a file
+	// instead (one of the two is required).
+	Secret     string   `yaml:"secret"`
+	SecretFile string   `yaml:"secretFile"`
+	Types      []string `yaml:"types"`
 }
 
 // Log configures logging.
@@ -63,8 +103,15 @@ type Auth struct {
 	// Htpasswd is a file of "user:bcrypt-hash" lines (as written by
 	// `htpasswd -B`). Empty means anonymous access.
 	Htpasswd string `yaml:"htpasswd"`
-	// Realm is the HTTP basic-auth realm.
+	// Realm is the HTTP auth realm.
 	Realm string `yaml:"realm"`
+	// Anonymous lists the roles of requests without credentials, e.g.
+	// [pull:live]; empty (the default) means anonymous access is off.
+	Anonymous []string `yaml:"anonymous"`
+	// HtpasswdRoles are the roles of the users of the htpasswd file.
+	HtpasswdRoles []string `yaml:"htpasswdRoles"`
+	// TokenTTL is the lifetime of the bearer tokens /auth/token issues.
+	TokenTTL Duration `yaml:"tokenTTL"`
 }
 
 // Uploads configures blob uploads.
@@ -101,12 +148,14 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Version:         Version,
-		Addr:            "127.0.0.1:5000",
-		Data:            DefaultDataDir(),
-		Log:             Log{Format: "auto", Level: "info"},
-		Storage:         Storage{Driver: "filesystem"},
-		Auth:            Auth{Realm: "drydock"},
+		Version: Version,
+		Addr:    "127.0.0.1:5000",
+		Data:    DefaultDataDir(),
+		Log:     Log{Format: "auto", Level: "info"},
+		Storage: Storage{Driver: "filesystem"},
+		Auth:    Auth{Realm: "drydock", HtpasswdRoles: []string{"pull:*", "push:*"}, TokenTTL: Duration(5 * time.Minute)},
+		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
+			SweepInterval: Duration(time.Minute), ScanWorkers: 2},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -182,12 +231,18 @@ func Decode(r io.Reader, cfg *Config) error {
 
 // envVars maps each DRYDOCK_* variable to the field it sets.
 var envVars = map[string]func(c *Config, v string) error{
-	"DRYDOCK_ADDR":             func(c *Config, v string) error { c.Addr = v; return nil },
-	"DRYDOCK_DATA":             func(c *Config, v string) error { c.Data = v; return nil },
-	"DRYDOCK_LOG_FORMAT":       func(c *Config, v string) error { c.Log.Format = v; return nil },
-	"DRYDOCK_LOG_LEVEL":        func(c *Config, v string) error { c.Log.Level = v; return nil },
-	"DRYDOCK_STORAGE_DRIVER":   func(c *Config, v string) error { c.Storage.Driver = v; return nil },
-	"DRYDOCK_AUTH_HTPASSWD":    func(c *Config, v string) error { c.Auth.Htpasswd = v; return nil },
+	"DRYDOCK_ADDR":           func(c *Config, v string) error { c.Addr = v; return nil },
+	"DRYDOCK_DATA":           func(c *Config, v string) error { c.Data = v; return nil },
+	"DRYDOCK_LOG_FORMAT":     func(c *Config, v string) error { c.Log.Format = v; return nil },
+	"DRYDOCK_LOG_LEVEL":      func(c *Config, v string) error { c.Log.Level = v; return nil },
+	"DRYDOCK_STORAGE_DRIVER": func(c *Config, v string) error { c.Storage.Driver = v; return nil },
+	"DRYDOCK_AUTH_HTPASSWD":  func(c *Config, v string) error { c.Auth.Htpasswd = v; return nil },
+	"DRYDOCK_AUTH_ANONYMOUS": func(c *Config, v string) error {
+		c.Auth.Anonymous = splitList(v)
+		return nil
+	},
+	"DRYDOCK_GATE_POLICY":      func(c *Config, v string) error { c.Gate.Policy = v; return nil },
+	"DRYDOCK_GATE_EXCEPTIONS":  func(c *Config, v string) error { c.Gate.Exceptions = v; return nil },
 	"DRYDOCK_SHUTDOWN_TIMEOUT": func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)
@@ -202,6 +257,11 @@ func EnvVars() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// splitList splits a comma- or space-separated list.
+func splitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
 func setDuration(d *Duration, v string) error {
@@ -262,6 +322,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.PurgeInterval <= 0 {
 		errs = append(errs, errors.New("uploads.purgeInterval: must be positive"))
+	}
+	if c.Auth.TokenTTL <= 0 {
+		errs = append(errs, errors.New("auth.tokenTTL: must be positive"))
+	}
+	if c.Gate.ScanTimeout <= 0 {
+		errs = append(errs, errors.New("gate.scanTimeout: must be positive"))
+	}
+	if c.Gate.StuckAfter <= c.Gate.ScanTimeout {
+		errs = append(errs, fmt.Errorf("gate.stuckAfter: %s must be longer than gate.scanTimeout %s", c.Gate.StuckAfter, c.Gate.ScanTimeout))
+	}
+	if c.Gate.SweepInterval <= 0 {
+		errs = append(errs, errors.New("gate.sweepInterval: must be positive"))
+	}
+	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
+		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))
+	}
+	for i, w := range c.Events.Webhooks {
+		if (w.Secret == "") == (w.SecretFile == "") {
+			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

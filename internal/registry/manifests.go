@@ -153,50 +153,11 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, name, r
 	if int64(len(body)) > r.maxManifestSize {
 		return tooLarge
 	}
-	alg := digest.SHA256
-	if want != "" {
-		alg = want.Algorithm()
-	}
-	d := alg.FromBytes(body)
-	if want != "" && d != want {
-		return errDigestInvalid(map[string]string{"expected": want.String(), "computed": d.String()})
-	}
-	info, err := parseManifest(req.Header.Get("Content-Type"), body)
+	desc, info, err := r.storeManifest(ctx, name, req.Header.Get("Content-Type"), body, want, tags)
 	if err != nil {
-		return errManifestInvalid(err.Error())
-	}
-	if err := r.checkReferences(ctx, name, info); err != nil {
 		return err
 	}
-
-	if size, err := r.blobSize(ctx, d); err != nil || size != int64(len(body)) {
-		if err := r.putAtomic(ctx, blobDataPath(d), body); err != nil {
-			return fmt.Errorf("storing manifest %s: %w", d, err)
-		}
-	}
-	if err := r.putAtomic(ctx, revisionMediaTypePath(name, d), []byte(info.MediaType)); err != nil {
-		return fmt.Errorf("storing manifest %s media type: %w", d, err)
-	}
-	if err := r.writeLink(ctx, revisionLinkPath(name, d), d); err != nil {
-		return fmt.Errorf("linking manifest %s into %s: %w", d, name, err)
-	}
-	desc := ocispec.Descriptor{MediaType: info.MediaType, Digest: d, Size: int64(len(body))}
-	if info.Subject != nil {
-		ref := desc
-		ref.ArtifactType = info.ArtifactType
-		ref.Annotations = info.Annotations
-		if err := r.addReferrer(ctx, name, info.Subject.Digest, ref); err != nil {
-			return err
-		}
-	}
-	for _, t := range tags {
-		if err := r.writeLink(ctx, tagLinkPath(name, t), d); err != nil {
-			return fmt.Errorf("tagging %s:%s: %w", name, t, err)
-		}
-	}
-
-	// The manifest is stored whatever happens to the client now.
-	r.notify(context.WithoutCancel(ctx), name, tags, desc)
+	d := desc.Digest
 
 	h := w.Header()
 	h.Set("Location", "/v2/"+name+"/manifests/"+d.String())
@@ -210,6 +171,58 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, name, r
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// storeManifest validates and stores a manifest body in name with the given
+// tags (want, if set, is the digest the client asked for) and notifies the
+// listeners. It is the one write path for manifests: the HTTP API and
+// in-process writers (PutManifest, Copy) all use it.
+func (r *Registry) storeManifest(ctx context.Context, name, contentType string, body []byte, want digest.Digest, tags []string) (ocispec.Descriptor, *manifestInfo, error) {
+	alg := digest.SHA256
+	if want != "" {
+		alg = want.Algorithm()
+	}
+	d := alg.FromBytes(body)
+	if want != "" && d != want {
+		return ocispec.Descriptor{}, nil, errDigestInvalid(map[string]string{"expected": want.String(), "computed": d.String()})
+	}
+	info, err := parseManifest(contentType, body)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, errManifestInvalid(err.Error())
+	}
+	if err := r.checkReferences(ctx, name, info); err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+
+	if size, err := r.blobSize(ctx, d); err != nil || size != int64(len(body)) {
+		if err := r.putAtomic(ctx, blobDataPath(d), body); err != nil {
+			return ocispec.Descriptor{}, nil, fmt.Errorf("storing manifest %s: %w", d, err)
+		}
+	}
+	if err := r.putAtomic(ctx, revisionMediaTypePath(name, d), []byte(info.MediaType)); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("storing manifest %s media type: %w", d, err)
+	}
+	if err := r.writeLink(ctx, revisionLinkPath(name, d), d); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("linking manifest %s into %s: %w", d, name, err)
+	}
+	desc := ocispec.Descriptor{MediaType: info.MediaType, Digest: d, Size: int64(len(body))}
+	if info.Subject != nil {
+		ref := desc
+		ref.ArtifactType = info.ArtifactType
+		ref.Annotations = info.Annotations
+		if err := r.addReferrer(ctx, name, info.Subject.Digest, ref); err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+	}
+	for _, t := range tags {
+		if err := r.writeLink(ctx, tagLinkPath(name, t), d); err != nil {
+			return ocispec.Descriptor{}, nil, fmt.Errorf("tagging %s:%s: %w", name, t, err)
+		}
+	}
+
+	// The manifest is stored whatever happens to the client now.
+	r.notify(context.WithoutCancel(ctx), name, tags, desc)
+	return desc, info, nil
 }
 
 // checkReferences requires the manifest's blobs and child manifests to be

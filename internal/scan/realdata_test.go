@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
@@ -33,31 +31,12 @@ import (
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
-	"github.com/drydock-project/drydock/internal/vulndb/sources"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 	"github.com/drydock-project/drydock/internal/vulndb/vulndatatest"
 )
 
-// dataDate is the date of the feed data (../shared/vulndata/README.md).
-var dataDate = time.Date(2025, 2, 12, 18, 0, 0, 0, time.UTC)
-
-// feedPaths maps each default source to its files under vulndata, as the
-// vulndata README maps the public URLs to them.
-var feedPaths = map[string][]string{
-	"osv":            {"/osv/Debian/all.zip", "/osv/Alpine/all.zip"},
-	"debian-tracker": {"/debian-security-tracker/data/DSA/list", "/debian-security-tracker/data/DLA/list", "/debian-security-tracker/data/DTSA/list"},
-	"alpine-secdb":   {"/alpine-secdb/v3.20/main.json", "/alpine-secdb/v3.21/main.json", "/alpine-secdb/v3.21/community.json"},
-	"distro-info":    {"/debian-eol/distro-info-data/2026.10.12-1/debian.csv", "/debian-eol/distro-info-data/2026.10.12-1/ubuntu.csv"},
-	"debian-security-support": {"/debian-eol/debian-security-support/14+2026.05.07/security-support.deb11",
-		"/debian-eol/debian-security-support/14+2026.05.07/security-support.deb12",
-		"/debian-eol/debian-security-support/14+2026.05.07/security-support.deb13"},
-}
-
-var realDB struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// dataDate is the date of the feed data.
+var dataDate = realdb.DataDate
 
 // realScans holds the reports of the real test images scanned at the data's
 // date: several tests read the same reports, and a cold scan costs a second.
@@ -88,37 +67,15 @@ func realScan(t *testing.T, db *vulndb.DB, spec testimage.Spec) (*testimage.Imag
 // TestMain removes the shared real-data database.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if realDB.dir != "" {
-		os.RemoveAll(realDB.dir)
-	}
+	realdb.Remove()
 	os.Exit(code)
 }
 
-// openRealDB builds (once per test binary) the database from the real feed
-// files served over loopback HTTP, as "drydock db update" fetches them,
-// with the clock at the data's date; it skips when vulndata is absent.
+// openRealDB opens the database built (once per test binary) from the
+// real feed files; it skips when vulndata is absent.
 func openRealDB(t testing.TB) *vulndb.DB {
 	t.Helper()
-	dir := vulndatatest.Dir(t)
-	realDB.once.Do(func() {
-		srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-		defer srv.Close()
-		if realDB.dir, realDB.err = os.MkdirTemp("", "scan-realdb-*"); realDB.err != nil {
-			return
-		}
-		realDB.path = filepath.Join(realDB.dir, "drydock-vuln.db")
-		opts := []vulndb.UpdateOption{vulndb.WithClock(func() time.Time { return dataDate })}
-		for name, paths := range feedPaths {
-			for _, p := range paths {
-				opts = append(opts, vulndb.WithSourceURLs(name, srv.URL+p))
-			}
-		}
-		_, realDB.err = vulndb.Update(context.Background(), realDB.path, sources.Defaults(), opts...)
-	})
-	if realDB.err != nil {
-		t.Fatalf("building the real-data database: %v", realDB.err)
-	}
-	db, err := vulndb.Open(realDB.path)
+	db, err := vulndb.Open(realdb.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,10 +27,12 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 )
@@ -46,11 +48,28 @@ type Server struct {
 	// audits is the append-only audit log (DATA/audit/audit.db).
 	audits     *audit.Log
 	closeAudit func() error
+	// gate is scanning on arrival, verdicts and promotion.
+	gate *gateParts
 }
+
+// Option configures a Server.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock sets the clock the gate decides with (verdicts, exception
+// expiry, grace windows, stuck scans); the default is the system clock.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // New opens the storage driver named in cfg and builds the HTTP handler.
 // cfg must have passed Validate.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -63,10 +82,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
+	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
 	reg, err := registry.New(ctx, driver,
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
 		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+			if strings.HasPrefix(repo, liveNamespace) {
+				return nil // only promotion writes to live/, and it audits itself
+			}
 			ref := tag
 			if ref == "" {
 				ref = desc.Digest.String()
@@ -76,6 +99,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 				Repository: repo, Reference: ref, Digest: desc.Digest.String(), Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
 				log.Error("audit: recording a push failed", "repository", repo, "err", err)
 			}
+			if keeper != nil {
+				return keeper.ManifestPushed(ctx, repo, tag, desc)
+			}
 			return nil
 		})),
 	)
@@ -83,12 +109,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit}
+	gp, err := openGate(ctx, cfg, log, reg, audits, o.now)
+	if err != nil {
+		closeAudit()
+		return nil, err
+	}
+	keeper = gp.keeper
+	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
 
 	var v2 http.Handler = guardLive(log, audits, reg)
+	var users *auth.Htpasswd
 	if cfg.Auth.Htpasswd != "" {
-		users, err := auth.LoadHtpasswd(cfg.Auth.Htpasswd)
+		users, err = auth.LoadHtpasswd(cfg.Auth.Htpasswd)
 		if err != nil {
+			gp.close(ctx)
 			closeAudit()
 			return nil, err
 		}
@@ -101,8 +135,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		v2 = users.Middleware(cfg.Auth.Realm, func(*http.Request) bool { return true }, v2)
 	}
+	var apiHandler http.Handler = api.Handler(api.Options{Gate: gp.keeper, Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log})
+	if cfg.Auth.Htpasswd != "" {
+		apiHandler = users.Middleware(cfg.Auth.Realm, func(*http.Request) bool { return true }, apiHandler)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
+	mux.Handle("/api/v1/", apiHandler)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -143,6 +182,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bgCtx, stopBg := context.WithCancel(ctx)
 	defer func() { stopBg(); wg.Wait() }()
 	wg.Go(func() { s.purgeLoop(bgCtx) })
+	if err := s.gate.start(bgCtx, time.Duration(s.cfg.Gate.SweepInterval), wg.Go); err != nil {
+		_ = s.gate.close(context.Background())
+		_ = s.closeAudit()
+		return err
+	}
 
 	s.log.Info("drydock serving",
 		"addr", ln.Addr().String(),
@@ -166,6 +210,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
+	}
+	stopBg()
+	if err := s.gate.close(context.Background()); err != nil {
+		s.log.Warn("stopping the gate", "err", err)
 	}
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)

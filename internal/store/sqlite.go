@@ -57,7 +57,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + scansSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: create schema: %w", path, err)
 	}
@@ -111,14 +111,25 @@ func (s *SQLite) RecordVerdict(ctx context.Context, digest, repository string, n
 		digest, repository, string(data), string(eff.State), timeText(now)); err != nil {
 		return gate.Verdict{}, nil, fmt.Errorf("store: write verdict of %s: %w", digest, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO verdict_history (digest, verdict, recorded_at) VALUES (?, ?, ?)`,
-		digest, string(data), timeText(now)); err != nil {
-		return gate.Verdict{}, nil, fmt.Errorf("store: write history of %s: %w", digest, err)
+	if raw == "" || changed(prev, eff) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO verdict_history (digest, verdict, recorded_at) VALUES (?, ?, ?)`,
+			digest, string(data), timeText(now)); err != nil {
+			return gate.Verdict{}, nil, fmt.Errorf("store: write history of %s: %w", digest, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return gate.Verdict{}, nil, fmt.Errorf("store: %w", err)
 	}
 	return eff, flip, nil
+}
+
+// changed reports whether b differs from a in anything but the time it
+// was reached: re-evaluating an unchanged verdict adds no history.
+func changed(a, b gate.Verdict) bool {
+	a.At, b.At = time.Time{}, time.Time{}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) != string(jb)
 }
 
 func scanImage(row interface{ Scan(...any) error }) (*Image, error) {

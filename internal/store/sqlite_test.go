@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/scan"
 )
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -138,7 +139,9 @@ func TestConcurrentWriters(t *testing.T) {
 			for i := range each {
 				d := digest(i % 5) // contended digests
 				at := t0.Add(time.Duration(w*each+i) * time.Second)
-				if _, _, err := s.RecordVerdict(t.Context(), d, "quarantine/app", pass(at), at, time.Hour); err != nil {
+				v := pass(at)
+				v.Reasons = []gate.Reason{{Rule: "test", Message: fmt.Sprint(w, "/", i)}} // every record differs
+				if _, _, err := s.RecordVerdict(t.Context(), d, "quarantine/app", v, at, time.Hour); err != nil {
 					errs <- err
 				}
 			}
@@ -163,5 +166,48 @@ func TestConcurrentWriters(t *testing.T) {
 	all, err := b.List(t.Context(), Filter{Repository: "quarantine/app", Limit: 3})
 	if err != nil || len(all) != 3 {
 		t.Errorf("List limit 3: %d, %v", len(all), err)
+	}
+}
+
+func TestHistoryOnlyOnChangeAndScans(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "gate.db"))
+	ctx := t.Context()
+	d := digest(1)
+	for i := range 3 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if _, _, err := s.RecordVerdict(ctx, d, "quarantine/app", pass(at), at, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, _ := s.History(ctx, d); len(h) != 1 {
+		t.Fatalf("%d history records for three identical verdicts, want 1", len(h))
+	}
+
+	if _, err := s.Scan(ctx, d); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Scan of unscanned digest: %v", err)
+	}
+	if err := s.SetSource(ctx, d, "quarantine/app", "docker.io/library/app:1"); err != nil {
+		t.Fatal(err)
+	}
+	sc := Scan{Digest: d, Repository: "quarantine/app", ScannedAt: t0, Reports: []PlatformReport{{Digest: d, Report: &scan.Report{Status: scan.StatusOK}}}}
+	if err := s.PutScan(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Scan(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Source != "docker.io/library/app:1" || !got.ScannedAt.Equal(t0) || len(got.Reports) != 1 || got.Reports[0].Report.Status != scan.StatusOK {
+		t.Fatalf("scan %+v", got)
+	}
+	sc.Error, sc.Reports = "boom", nil
+	if err := s.PutScan(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Scan(ctx, d); got.Error != "boom" || got.Source == "" || len(got.Reports) != 0 {
+		t.Fatalf("after a failed scan: %+v", got)
+	}
+	if err := s.PutScan(ctx, Scan{Digest: "nope"}); err == nil {
+		t.Fatal("bad digest accepted")
 	}
 }

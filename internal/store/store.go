@@ -50,8 +50,14 @@ type Store interface {
 	// unless the stored verdict is promotable (pass or exempt).
 	MarkPromoted(ctx context.Context, digest string, now time.Time) error
 	// History returns the effective verdicts recorded for digest, oldest
-	// first.
+	// first; a re-evaluation that changes nothing but the time adds none.
 	History(ctx context.Context, digest string) ([]gate.Verdict, error)
+	// PutScan records the latest scan of a digest; Scan reads it back
+	// (ErrNotFound when there is none); SetSource records where a digest
+	// was imported from.
+	PutScan(ctx context.Context, sc Scan) error
+	Scan(ctx context.Context, digest string) (*Scan, error)
+	SetSource(ctx context.Context, digest, repository, source string) error
 	// List returns images, most recently updated first.
 	List(ctx context.Context, f Filter) ([]Image, error)
 	Close() error

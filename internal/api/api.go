@@ -1,0 +1,242 @@
+// Package api is drydock's JSON HTTP API under /api/v1/. The CLI's server
+// commands (verdict, promote) and the web UI call it; every handler calls
+// the same service functions the rest of drydock uses.
+//
+// Errors are {"error": {"code": CODE, "message": TEXT}} with an HTTP
+// status: 400 INVALID, 401 UNAUTHORIZED (from the auth layer), 403 DENIED
+// (a missing role) or PROMOTION_REFUSED (the verdict; the body also holds
+// it), 404 NOT_FOUND, 500 INTERNAL.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
+)
+
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+// Gate is the gate service; *gatekeeper.Keeper implements it.
+type Gate interface {
+	Verdict(ctx context.Context, ref string) (*gatekeeper.Status, error)
+	Promote(ctx context.Context, req gatekeeper.PromoteRequest) (*gatekeeper.Promotion, error)
+	RecordImport(ctx context.Context, actor, ref, source string) (*gatekeeper.Status, error)
+	Rescan(ctx context.Context, ref string) (int64, error)
+}
+
+// Roles the handlers ask the Authorizer for.
+const (
+	RolePull    = "pull"
+	RolePush    = "push"
+	RolePromote = "promote"
+)
+
+// Authorizer decides whether the request's principal holds role on a
+// repository's namespace; the error's text is shown to the client.
+type Authorizer func(r *http.Request, role, repository string) error
+
+// Options configure the handler.
+type Options struct {
+	Gate      Gate
+	Authorize Authorizer
+	// Actor names the request's principal for the audit log.
+	Actor func(r *http.Request) string
+	Log   *slog.Logger
+}
+
+type handler struct{ Options }
+
+// Handler returns the API's handler, to be mounted at /api/v1/.
+func Handler(o Options) http.Handler {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Actor == nil {
+		o.Actor = func(*http.Request) string { return "anonymous" }
+	}
+	h := &handler{o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/verdict", h.verdict)
+	mux.HandleFunc("POST /api/v1/promote", h.promote)
+	mux.HandleFunc("POST /api/v1/imports", h.imports)
+	mux.HandleFunc("POST /api/v1/rescan", h.rescan)
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// ErrorBody is the JSON body of an error response.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	// Verdict is set on PROMOTION_REFUSED.
+	Verdict *gate.Verdict `json:"verdict,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+// fail maps a service error to a response.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var refused *gatekeeper.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		var b ErrorBody
+		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
+		b.Verdict = &refused.Verdict
+		writeJSON(w, http.StatusForbidden, b)
+	case errors.Is(err, gatekeeper.ErrUnknownImage):
+		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid):
+		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
+	default:
+		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "INTERNAL", err.Error())
+	}
+}
+
+var errInvalid = errors.New("invalid request")
+
+// allow checks role on repo; false means the response is written.
+func (h *handler) allow(w http.ResponseWriter, r *http.Request, role, repo string) bool {
+	if h.Authorize == nil {
+		return true
+	}
+	if err := h.Authorize(r, role, repo); err != nil {
+		writeError(w, http.StatusForbidden, "DENIED", err.Error())
+		return false
+	}
+	return true
+}
+
+// repoOf returns the repository of a reference, or writes a 400.
+func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
+	repo, _, err := gatekeeper.SplitRef(ref)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
+		return "", false
+	}
+	return repo, true
+}
+
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errors.Join(errInvalid, errors.New("Content-Type must be application/json"))
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.Join(errInvalid, errors.New("request body: "+err.Error()))
+	}
+	return nil
+}
+
+// verdict: GET /api/v1/verdict?ref=quarantine/NAME:TAG
+func (h *handler) verdict(w http.ResponseWriter, r *http.Request) {
+	ref := r.URL.Query().Get("ref")
+	repo, ok := h.repoOf(w, ref)
+	if !ok || !h.allow(w, r, RolePull, repo) {
+		return
+	}
+	st, err := h.Gate.Verdict(r.Context(), ref)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// promote: POST /api/v1/promote {"source": ..., "target": ...}
+func (h *handler) promote(w http.ResponseWriter, r *http.Request) {
+	var req gatekeeper.PromoteRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	src, _, dst, _, err := gatekeeper.PlanPromotion(req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !h.allow(w, r, RolePull, src) || !h.allow(w, r, RolePromote, dst) {
+		return
+	}
+	req.Actor = h.Actor(r)
+	p, err := h.Gate.Promote(r.Context(), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// ImportRequest is the body of POST /api/v1/imports.
+type ImportRequest struct {
+	// Reference is quarantine/NAME:TAG or quarantine/NAME@DIGEST.
+	Reference string `json:"reference"`
+	Source    string `json:"source"`
+}
+
+// imports: POST /api/v1/imports, sent by `drydock import` after the copy.
+func (h *handler) imports(w http.ResponseWriter, r *http.Request) {
+	var req ImportRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	repo, ok := h.repoOf(w, req.Reference)
+	if !ok || !h.allow(w, r, RolePush, repo) {
+		return
+	}
+	st, err := h.Gate.RecordImport(r.Context(), h.Actor(r), req.Reference, req.Source)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// RescanRequest is the body of POST /api/v1/rescan.
+type RescanRequest struct {
+	Reference string `json:"reference"`
+}
+
+func (h *handler) rescan(w http.ResponseWriter, r *http.Request) {
+	var req RescanRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	repo, ok := h.repoOf(w, req.Reference)
+	if !ok || !h.allow(w, r, RolePush, repo) {
+		return
+	}
+	id, err := h.Gate.Rescan(r.Context(), req.Reference)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"job": id, "reference": req.Reference})
+}

@@ -1,0 +1,495 @@
+// Package gatekeeper runs the quarantine -> live gate inside the server:
+// every manifest that arrives in quarantine/ is scanned by a persistent
+// background job, its verdict is decided by the gate package's rules
+// (policy, OpenVEX exceptions, stability) and stored against its digest,
+// and promotion copies a passing digest into live/, with its referrers.
+//
+// The pieces it joins: the embedded registry (read and written in process,
+// never over the network), the job queue (scans survive restarts and
+// crashes), the verdict store, the audit log and the event dispatcher.
+// Time is read only from the clock given in Options, so expiries, grace
+// windows and stuck scans are testable without sleeping.
+//
+// Fail closed: a digest without a finished scan is pending; a scan that
+// errored, is stuck or found an unsupported OS fails; no policy, or a
+// policy file that does not load, fails everything. Only pass and exempt
+// are promotable, and the verdict is decided again, at the current time,
+// at the moment of promotion.
+package gatekeeper
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/store"
+)
+
+// Namespaces of the gate.
+const (
+	Quarantine = "quarantine/"
+	Live       = "live/"
+)
+
+// ActorGate is the audit actor of the gate's own actions (scans, verdicts,
+// auto-promotion).
+const ActorGate = "drydock:gate"
+
+// Publisher sends events; *events.Dispatcher implements it.
+type Publisher interface {
+	Publish(e events.Event) error
+}
+
+// Store is what the gatekeeper needs of the verdict store;
+// *store.SQLite implements it.
+type Store interface {
+	store.Store
+}
+
+// Options configure a Keeper. Registry, Store, Queue, Audit and DBPath are
+// required.
+type Options struct {
+	Registry *registry.Registry
+	Store    Store
+	Queue    *jobs.Queue
+	Audit    *audit.Log
+	// Events receives verdict, promotion, refusal and stuck-scan events;
+	// nil sends none.
+	Events Publisher
+	// Policy and Exceptions are the policy file and OpenVEX directory.
+	Policy     *PolicySource
+	Exceptions *ExceptionSource
+	// DBPath is the vulnerability database the scanner reads.
+	DBPath string
+	// InventoryCache keeps each image's inventory by manifest digest, so a
+	// rescan reads no layer; nil disables it.
+	InventoryCache scan.InventoryCache
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+	// StuckAfter is how long a scan may run before it counts as stuck
+	// (default 15 minutes).
+	StuckAfter time.Duration
+}
+
+// Keeper is the gate's service. Its methods are safe for concurrent use.
+type Keeper struct {
+	reg        *registry.Registry
+	store      Store
+	queue      *jobs.Queue
+	audits     *audit.Log
+	events     Publisher
+	policy     *PolicySource
+	exceptions *ExceptionSource
+	dbPath     string
+	cache      scan.InventoryCache
+	now        func() time.Time
+	log        *slog.Logger
+	stuckAfter time.Duration
+
+	recordMu     sync.Mutex
+	mu           sync.Mutex
+	policyHash   string         // last policy hash seen (audited on change)
+	stuckEvented map[int64]bool // stuck jobs already reported
+	dbBuiltAt    time.Time      // vulnerability DB build seen by the last sweep
+	dbSeen       bool
+	exErrs       map[string]bool // exception file errors already logged
+}
+
+// New returns a Keeper and registers its scan job on the queue (before the
+// queue is started).
+func New(o Options) (*Keeper, error) {
+	switch {
+	case o.Registry == nil:
+		return nil, errors.New("gatekeeper: no registry")
+	case o.Store == nil:
+		return nil, errors.New("gatekeeper: no verdict store")
+	case o.Queue == nil:
+		return nil, errors.New("gatekeeper: no job queue")
+	case o.Audit == nil:
+		return nil, errors.New("gatekeeper: no audit log")
+	case o.DBPath == "":
+		return nil, errors.New("gatekeeper: no vulnerability database path")
+	}
+	k := &Keeper{
+		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
+		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache,
+		now: o.Now, log: o.Log,
+		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
+	}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	if k.log == nil {
+		k.log = slog.New(slog.DiscardHandler)
+	}
+	if k.policy == nil {
+		p, err := NewPolicySource("")
+		if err != nil {
+			return nil, err
+		}
+		k.policy = p
+	}
+	if k.exceptions == nil {
+		k.exceptions, _ = NewExceptionSource("")
+	}
+	if err := jobs.Register(o.Queue, k.runScan); err != nil {
+		return nil, fmt.Errorf("gatekeeper: %w", err)
+	}
+	return k, nil
+}
+
+// ManifestPushed is the registry's manifest listener: a manifest stored in
+// quarantine/ gets a scan job (one per digest while one is waiting). It
+// implements registry.ManifestListener. Manifests with a subject
+// (referrers: reports, signatures, SBOMs) are not images and are skipped
+// by the job.
+func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+	if !strings.HasPrefix(repo, Quarantine) {
+		return nil
+	}
+	_, err := k.Enqueue(ctx, repo, tag, desc.Digest.String(), "arrival")
+	return err
+}
+
+// Enqueue queues a scan of digest in repo; while one is queued or running
+// for the digest, its id is returned instead of a second job.
+func (k *Keeper) Enqueue(ctx context.Context, repo, tag, digest, reason string) (int64, error) {
+	id, err := k.queue.Enqueue(ctx, ScanArgs{Repository: repo, Tag: tag, Digest: digest, Reason: reason},
+		jobs.EnqueueOptions{UniqueKey: digest})
+	if err != nil {
+		return 0, fmt.Errorf("queue scan of %s@%s: %w", repo, digest, err)
+	}
+	k.log.Info("scan queued", "repository", repo, "tag", tag, "digest", digest, "reason", reason, "job", id)
+	return id, nil
+}
+
+// Status is what `drydock verdict` shows for one digest.
+type Status struct {
+	Repository string       `json:"repository"`
+	Reference  string       `json:"reference,omitempty"`
+	Digest     string       `json:"digest"`
+	Verdict    gate.Verdict `json:"verdict"`
+	Promoted   bool         `json:"promoted"`
+	// Policy is the path of the policy file ("" for the built-in policy)
+	// and PolicyHash the SHA-256 of its text.
+	Policy     string `json:"policy"`
+	PolicyHash string `json:"policyHash,omitempty"`
+	// Scan summarises the latest scan.
+	Scan ScanSummary `json:"scan"`
+}
+
+// ScanSummary summarises a digest's latest scan.
+type ScanSummary struct {
+	ScannedAt time.Time         `json:"scannedAt,omitzero"`
+	Source    string            `json:"source,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	Platforms []PlatformSummary `json:"platforms,omitempty"`
+}
+
+// PlatformSummary is one image's scan result.
+type PlatformSummary struct {
+	Platform string         `json:"platform,omitempty"`
+	Digest   string         `json:"digest"`
+	OS       string         `json:"os,omitempty"`
+	Status   scan.Status    `json:"status"`
+	Findings int            `json:"findings"`
+	Counts   map[string]int `json:"counts,omitempty"`
+}
+
+// Resolve resolves "quarantine/NAME:TAG", "quarantine/NAME@DIGEST" or a
+// live/ reference to its repository and manifest digest.
+func (k *Keeper) Resolve(ctx context.Context, ref string) (repo, reference, digest string, err error) {
+	repo, reference, err = SplitRef(ref)
+	if err != nil {
+		return "", "", "", err
+	}
+	desc, _, err := k.reg.Manifest(ctx, repo, reference)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return "", "", "", fmt.Errorf("%s: %w", ref, ErrUnknownImage)
+		}
+		return "", "", "", err
+	}
+	return repo, reference, desc.Digest.String(), nil
+}
+
+// ErrUnknownImage is returned for a reference the registry does not have.
+var ErrUnknownImage = errors.New("no such image in the registry")
+
+// SplitRef splits "REPO:TAG", "REPO@DIGEST" or "REPO" (tag latest).
+func SplitRef(ref string) (repo, reference string, err error) {
+	ref = strings.TrimSpace(ref)
+	if r, d, ok := strings.Cut(ref, "@"); ok {
+		repo, reference = r, d
+	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo, reference = ref[:i], ref[i+1:]
+	} else {
+		repo, reference = ref, "latest"
+	}
+	if repo == "" || reference == "" {
+		return "", "", fmt.Errorf("%w: reference %q: want NAMESPACE/NAME:TAG or NAMESPACE/NAME@DIGEST", ErrInvalidRequest, ref)
+	}
+	if !strings.Contains(repo, "/") {
+		return "", "", fmt.Errorf("%w: reference %q: name a namespace, e.g. quarantine/%s", ErrInvalidRequest, ref, ref)
+	}
+	return repo, reference, nil
+}
+
+// Verdict decides the verdict of ref again, at the current time, records
+// it, and returns the status.
+func (k *Keeper) Verdict(ctx context.Context, ref string) (*Status, error) {
+	repo, reference, digest, err := k.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	st, err := k.status(ctx, repo, digest)
+	if err != nil {
+		return nil, err
+	}
+	st.Reference = reference
+	return st, nil
+}
+
+func (k *Keeper) status(ctx context.Context, repo, digest string) (*Status, error) {
+	if _, err := k.Reevaluate(ctx, repo, digest); err != nil {
+		return nil, err
+	}
+	im, err := k.store.Image(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Repository: repo, Digest: digest, Verdict: im.Verdict, Promoted: im.Promoted, Policy: k.policy.Path()}
+	_, st.PolicyHash, _ = k.policy.Get()
+	if sc, err := k.store.Scan(ctx, digest); err == nil {
+		st.Scan = summarize(sc)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return st, nil
+}
+
+func summarize(sc *store.Scan) ScanSummary {
+	s := ScanSummary{ScannedAt: sc.ScannedAt, Source: sc.Source, Error: sc.Error}
+	for _, pr := range sc.Reports {
+		ps := PlatformSummary{Platform: pr.Platform, Digest: pr.Digest}
+		if r := pr.Report; r != nil {
+			ps.OS = strings.TrimSpace(r.OS.ID + " " + r.OS.Version)
+			ps.Status = r.Status
+			ps.Findings = len(r.Findings)
+			ps.Counts = map[string]int{}
+			for sev, n := range r.Counts() {
+				ps.Counts[string(sev)] = n
+			}
+		}
+		s.Platforms = append(s.Platforms, ps)
+	}
+	return s
+}
+
+// Reevaluate decides the verdict of digest from its stored scan, the
+// current policy and exceptions and the current time, records it (with
+// the stability rules) and returns the effective verdict. It audits and
+// announces a change.
+func (k *Keeper) Reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, error) {
+	next, grace := k.decide(ctx, repo, digest)
+	return k.record(ctx, repo, digest, next, grace)
+}
+
+// decide computes a fresh verdict and the grace window to apply.
+func (k *Keeper) decide(ctx context.Context, repo, digest string) (gate.Verdict, time.Duration) {
+	now := k.now()
+	pol, hash, perr := k.policy.Get()
+	k.notePolicy(ctx, hash, perr)
+	if perr != nil {
+		return gate.Verdict{State: gate.StateFail, At: now, Reasons: []gate.Reason{{Rule: gate.RulePolicy,
+			Message: "no usable policy, nothing is promotable: " + perr.Error()}}}, 0
+	}
+	ex, exErrs := k.exceptions.Get()
+	k.noteExceptionErrors(exErrs)
+	sc, err := k.store.Scan(ctx, digest)
+	in := gate.Input{Repository: repo, Digest: digest}
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			return gate.ScanFailed("reading the stored scan: "+err.Error(), now), 0
+		}
+		return gate.Evaluate(pol, nil, ex, in, now), pol.GraceWindow
+	}
+	in.SourceRef, in.ScannedAt = sc.Source, sc.ScannedAt
+	switch {
+	case sc.Error != "":
+		return gate.ScanFailed(sc.Error, now), 0
+	case sc.ScannedAt.IsZero() || len(sc.Reports) == 0:
+		return gate.Evaluate(pol, nil, ex, in, now), pol.GraceWindow
+	}
+	var parts []gate.Verdict
+	for _, pr := range sc.Reports {
+		v := gate.Evaluate(pol, pr.Report, ex, in, now)
+		if len(sc.Reports) > 1 && pr.Platform != "" {
+			for i := range v.Reasons {
+				v.Reasons[i].Message = pr.Platform + ": " + v.Reasons[i].Message
+			}
+		}
+		parts = append(parts, v)
+	}
+	return combine(parts, now), pol.GraceWindow
+}
+
+// severity orders verdict states for combining an index's platforms:
+// the worst wins.
+var stateOrder = map[gate.State]int{gate.StatePass: 0, gate.StateExempt: 1, gate.StatePending: 2, gate.StateFail: 3}
+
+// combine merges the verdicts of an index's images into one: the worst
+// state, all reasons, the union of applied and expired exceptions.
+func combine(parts []gate.Verdict, now time.Time) gate.Verdict {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	out := gate.Verdict{State: gate.StatePass, At: now}
+	for _, p := range parts {
+		if stateOrder[p.State] > stateOrder[out.State] {
+			out.State = p.State
+		}
+		out.Reasons = append(out.Reasons, p.Reasons...)
+		out.Applied = append(out.Applied, p.Applied...)
+		out.ExpiredExceptions = append(out.ExpiredExceptions, p.ExpiredExceptions...)
+	}
+	slices.SortFunc(out.Reasons, func(a, b gate.Reason) int {
+		return cmp.Or(strings.Compare(a.Rule, b.Rule), strings.Compare(a.Message, b.Message))
+	})
+	slices.Sort(out.Applied)
+	out.Applied = slices.Compact(out.Applied)
+	slices.Sort(out.ExpiredExceptions)
+	out.ExpiredExceptions = slices.Compact(out.ExpiredExceptions)
+	return out
+}
+
+// record stores next through the stability rules and audits and
+// announces a change of the effective verdict.
+func (k *Keeper) record(ctx context.Context, repo, digest string, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
+	// One record at a time in this process, so that the previous verdict
+	// read here is the one RecordVerdict replaces: a change is audited once.
+	k.recordMu.Lock()
+	defer k.recordMu.Unlock()
+	var prev *gate.Verdict
+	if im, err := k.store.Image(ctx, digest); err == nil {
+		prev = &im.Verdict
+	}
+	eff, flip, err := k.store.RecordVerdict(ctx, digest, repo, next, k.now(), grace)
+	if err != nil {
+		return gate.Verdict{}, fmt.Errorf("record verdict of %s: %w", digest, err)
+	}
+	if prev != nil && !verdictChanged(*prev, eff) {
+		return eff, nil
+	}
+	from := ""
+	if prev != nil {
+		from = string(prev.State)
+	}
+	detail := map[string]any{"state": eff.State, "previous": from, "reasons": reasonSummary(eff.Reasons)}
+	if flip != nil {
+		detail["pendingFlip"] = flip
+	}
+	if len(eff.Applied) > 0 {
+		detail["exceptions"] = eff.Applied
+	}
+	if len(eff.ExpiredExceptions) > 0 {
+		detail["expiredExceptions"] = eff.ExpiredExceptions
+	}
+	k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionVerdict, Repository: repo, Digest: digest, Outcome: audit.OutcomeOK}, detail)
+	k.publish(events.Event{Type: events.TypeVerdict, Subject: repo + "@" + digest, Data: map[string]any{
+		"repository": repo, "digest": digest, "state": eff.State, "previous": from, "verdict": eff}})
+	k.log.Info("verdict", "repository", repo, "digest", digest, "state", eff.State, "previous", from)
+	return eff, nil
+}
+
+// verdictChanged reports whether the effective verdict changed in a way
+// worth an audit entry: state, reasons, exceptions or a pending flip.
+func verdictChanged(a, b gate.Verdict) bool {
+	if a.State != b.State || (a.PendingFlip == nil) != (b.PendingFlip == nil) {
+		return true
+	}
+	return !slices.Equal(reasonSummary(a.Reasons), reasonSummary(b.Reasons)) ||
+		!slices.Equal(a.Applied, b.Applied) || !slices.Equal(a.ExpiredExceptions, b.ExpiredExceptions)
+}
+
+func reasonSummary(rs []gate.Reason) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Rule + ": " + r.Message
+	}
+	return out
+}
+
+// notePolicy audits a change of the policy text (and the first policy
+// seen by this process when it differs from the last one recorded).
+func (k *Keeper) notePolicy(ctx context.Context, hash string, perr error) {
+	k.mu.Lock()
+	if hash == k.policyHash {
+		k.mu.Unlock()
+		return
+	}
+	prev := k.policyHash
+	k.policyHash = hash
+	k.mu.Unlock()
+	detail := map[string]any{"path": k.policy.Path(), "sha256": hash, "previous": prev}
+	outcome := audit.OutcomeOK
+	if perr != nil {
+		detail["error"] = perr.Error()
+		outcome = audit.OutcomeError
+		k.log.Error("the policy does not load: every verdict fails until it is fixed", "err", perr)
+	}
+	k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionPolicyChange, Reference: k.policy.Path(), Outcome: outcome}, detail)
+}
+
+func (k *Keeper) noteExceptionErrors(errs []error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, err := range errs {
+		if !k.exErrs[err.Error()] {
+			k.exErrs[err.Error()] = true
+			k.log.Error("an exceptions file is left out", "err", err)
+		}
+	}
+}
+
+// auditEntry records e with detail; a failure is logged (the action it
+// records has happened).
+func (k *Keeper) auditEntry(ctx context.Context, e audit.Entry, detail any) {
+	if detail != nil {
+		d, err := audit.Detail(detail)
+		if err != nil {
+			k.log.Error("audit: encoding detail", "action", e.Action, "err", err)
+		}
+		e.Detail = d
+	}
+	if _, err := k.audits.Record(context.WithoutCancel(ctx), e); err != nil {
+		k.log.Error("audit: recording failed", "action", e.Action, "digest", e.Digest, "err", err)
+	}
+}
+
+func (k *Keeper) publish(e events.Event) {
+	if k.events == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = k.now()
+	}
+	if err := k.events.Publish(e); err != nil {
+		k.log.Warn("event not published", "type", e.Type, "err", err)
+	}
+}

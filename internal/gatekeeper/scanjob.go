@@ -1,0 +1,279 @@
+package gatekeeper
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/vulndb"
+)
+
+// ReportArtifactType is the artifact type of the scan reports the gate
+// attaches to every scanned image as referrers (drydock's JSON report).
+const ReportArtifactType = "application/vnd.drydock.scan.report.v1+json"
+
+// internalHost names the registry in references read through its
+// in-process transport; it is never resolved.
+const internalHost = "drydock.internal"
+
+// ScanArgs is the scan job's input.
+type ScanArgs struct {
+	Repository string `json:"repository"`
+	Tag        string `json:"tag,omitempty"`
+	Digest     string `json:"digest"`
+	// Reason is why the scan was queued: arrival, rescan, db-update.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Kind implements jobs.JobArgs.
+func (ScanArgs) Kind() string { return "gate.scan" }
+
+// errNoDB marks a scan that cannot run for want of a vulnerability
+// database; retrying does not help until one is installed.
+var errNoDB = errors.New("no vulnerability database")
+
+// runScan is the scan job: scan the digest, store the reports, decide and
+// record the verdict, attach the report, auto-promote. It is idempotent:
+// everything it writes is keyed by the digest.
+func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
+	info, _ := jobs.JobInfo(ctx)
+	log := k.log.With("repository", a.Repository, "digest", a.Digest, "job", info.ID, "attempt", info.Attempt)
+	desc, body, err := k.reg.Manifest(ctx, a.Repository, a.Digest)
+	if errors.Is(err, registry.ErrNotFound) {
+		log.Info("scan skipped: the manifest is gone")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if isArtifact(body) {
+		return nil // a referrer (report, signature, SBOM) or another artifact: not an image
+	}
+	start := k.now()
+	reports, err := k.scanManifest(ctx, a.Repository, desc)
+	if err != nil {
+		last := info.MaxAttempts > 0 && info.Attempt >= info.MaxAttempts
+		if !errors.Is(err, errNoDB) && !last {
+			log.Warn("scan failed, will retry", "err", err)
+			return err
+		}
+		log.Error("scan failed", "err", err)
+		if perr := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, Error: err.Error()}); perr != nil {
+			return perr
+		}
+		k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionScan, Repository: a.Repository, Reference: a.Tag,
+			Digest: a.Digest, Outcome: audit.OutcomeError}, map[string]any{"error": err.Error(), "reason": a.Reason})
+		if _, rerr := k.Reevaluate(ctx, a.Repository, a.Digest); rerr != nil {
+			return rerr
+		}
+		return jobs.Permanent(err)
+	}
+	now := k.now()
+	if err := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, ScannedAt: now, Reports: reports}); err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for _, pr := range reports {
+		for sev, n := range pr.Report.Counts() {
+			counts[string(sev)] += n
+		}
+	}
+	k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionScan, Repository: a.Repository, Reference: a.Tag,
+		Digest: a.Digest, Outcome: audit.OutcomeOK}, map[string]any{"reason": a.Reason, "platforms": len(reports),
+		"findings": counts, "seconds": now.Sub(start).Seconds()})
+	for _, pr := range reports {
+		if err := k.attachReport(ctx, a.Repository, desc, pr.Report); err != nil {
+			log.Warn("attaching the scan report failed", "err", err)
+		}
+	}
+	v, err := k.Reevaluate(ctx, a.Repository, a.Digest)
+	if err != nil {
+		return err
+	}
+	log.Info("scanned", "state", v.State, "platforms", len(reports))
+	return k.autoPromote(ctx, a, v)
+}
+
+// isArtifact reports whether a manifest is not a runnable image: it has a
+// subject, or an artifactType, or a config that is not an image config.
+func isArtifact(body []byte) bool {
+	var m struct {
+		ArtifactType string              `json:"artifactType"`
+		Subject      *ocispec.Descriptor `json:"subject"`
+		Config       *ocispec.Descriptor `json:"config"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	if m.Subject != nil || m.ArtifactType != "" {
+		return true
+	}
+	if m.Config == nil {
+		return false // an index
+	}
+	switch m.Config.MediaType {
+	case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
+		return false
+	}
+	return true
+}
+
+// scanManifest scans an image, or every platform image of an index.
+func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Descriptor) ([]store.PlatformReport, error) {
+	if _, err := os.Stat(k.dbPath); err != nil {
+		return nil, fmt.Errorf("%w at %s: run `drydock db update` (or `drydock db pull`) on the server", errNoDB, k.dbPath)
+	}
+	db, err := vulndb.Open(k.dbPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	defer db.Close()
+	opts := []scan.Option{scan.WithClock(k.now), scan.WithDBPath(k.dbPath)}
+	if k.cache != nil {
+		opts = append(opts, scan.WithInventoryCache(k.cache))
+	}
+	scanner, err := scan.New(db, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := name.NewDigest(internalHost+"/"+repo+"@"+desc.Digest.String(), name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("reference %s@%s: %w", repo, desc.Digest, err)
+	}
+	rd, err := remote.Get(ref, remote.WithTransport(k.reg.Transport()), remote.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s@%s: %w", repo, desc.Digest, err)
+	}
+	name := repo + "@" + desc.Digest.String()
+	if !rd.MediaType.IsIndex() {
+		img, err := rd.Image()
+		if err != nil {
+			return nil, fmt.Errorf("reading image %s: %w", name, err)
+		}
+		rep, err := scanner.Image(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		rep.Artifact.Name = name
+		return []store.PlatformReport{{Digest: desc.Digest.String(), Report: rep}}, nil
+	}
+	idx, err := rd.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("reading index %s: %w", name, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading index %s: %w", name, err)
+	}
+	var out []store.PlatformReport
+	for _, m := range im.Manifests {
+		if !m.MediaType.IsImage() || (m.Platform != nil && m.Platform.OS == "unknown") {
+			continue // attestations and nested indexes are not platform images
+		}
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s of index %s: %w", m.Digest, name, err)
+		}
+		rep, err := scanner.Image(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		rep.Artifact.Name = repo + "@" + m.Digest.String()
+		out = append(out, store.PlatformReport{Platform: platformString(m.Platform), Digest: m.Digest.String(), Report: rep})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("index %s has no platform image to scan", name)
+	}
+	return out, nil
+}
+
+func platformString(p *v1.Platform) string {
+	if p == nil {
+		return ""
+	}
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// attachReport stores rep as an OCI artifact whose subject is the scanned
+// manifest, so that the report travels with the image (promotion copies
+// referrers along).
+func (k *Keeper) attachReport(ctx context.Context, repo string, subject ocispec.Descriptor, rep *scan.Report) error {
+	var buf bytes.Buffer
+	if err := scan.WriteJSON(&buf, rep); err != nil {
+		return err
+	}
+	layer, err := k.reg.PutBlob(ctx, repo, buf.Bytes())
+	if err != nil {
+		return err
+	}
+	layer.MediaType = ReportArtifactType
+	empty := []byte("{}")
+	cfg, err := k.reg.PutBlob(ctx, repo, empty)
+	if err != nil {
+		return err
+	}
+	cfg.MediaType = ocispec.MediaTypeEmptyJSON
+	subj := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m := ocispec.Manifest{
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: ReportArtifactType,
+		Config:       cfg,
+		Layers:       []ocispec.Descriptor{layer},
+		Subject:      &subj,
+		Annotations: map[string]string{
+			ocispec.AnnotationCreated:         rep.ScannedAt.UTC().Format("2006-01-02T15:04:05Z"),
+			"dev.drydock.scan.status":         string(rep.Status),
+			"dev.drydock.scan.findings":       fmt.Sprint(len(rep.Findings)),
+			"dev.drydock.scan.artifactDigest": rep.Artifact.Digest,
+		},
+	}
+	m.SchemaVersion = 2
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = k.reg.PutManifest(ctx, repo, ocispec.MediaTypeImageManifest, body)
+	return err
+}
+
+// autoPromote promotes a passing digest when the policy says so, to
+// live/NAME:TAG for the tag it arrived with (if the tag still points at it).
+func (k *Keeper) autoPromote(ctx context.Context, a ScanArgs, v gate.Verdict) error {
+	pol, _, err := k.policy.Get()
+	if err != nil || pol == nil || !pol.AutoPromote || !v.Promotable() {
+		return nil
+	}
+	src := a.Repository + "@" + a.Digest
+	dst := Live + strings.TrimPrefix(a.Repository, Quarantine)
+	if a.Tag != "" {
+		if desc, _, err := k.reg.Manifest(ctx, a.Repository, a.Tag); err == nil && desc.Digest == digest.Digest(a.Digest) {
+			dst += ":" + a.Tag
+		}
+	}
+	_, err = k.Promote(ctx, PromoteRequest{Source: src, Target: dst, Actor: ActorGate + " (autoPromote)"})
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		return nil // raced with a change of verdict; audited
+	}
+	return err
+}

@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/vulndb"
+)
+
+// gateParts are the gate's services of one server process.
+type gateParts struct {
+	store      *store.SQLite
+	queue      *jobs.Queue
+	dispatcher *events.Dispatcher
+	keeper     *gatekeeper.Keeper
+}
+
+// jobsPath is the job queue's database under the data directory.
+func jobsPath(data string) string { return filepath.Join(data, "jobs", "jobs.db") }
+
+// openGate opens the verdict store, the job queue and the event
+// dispatcher and builds the gatekeeper on reg. now is the clock (nil: the
+// system clock).
+func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, audits *audit.Log, now func() time.Time) (_ *gateParts, err error) {
+	g := &gateParts{}
+	defer func() {
+		if err != nil {
+			g.close(context.Background())
+		}
+	}()
+	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("gate.policy: %w", err)
+	}
+	exceptions, err := gatekeeper.NewExceptionSource(cfg.Gate.Exceptions)
+	if err != nil {
+		return nil, fmt.Errorf("gate.exceptions: %w", err)
+	}
+	if g.store, err = store.OpenSQLite(store.DefaultPath(cfg.Data)); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(jobsPath(cfg.Data)), 0o700); err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	if g.queue, err = jobs.Open(ctx, jobsPath(cfg.Data),
+		jobs.WithLogger(log.With("component", "jobs")),
+		jobs.WithWorkers(cfg.Gate.ScanWorkers),
+		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
+		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
+	); err != nil {
+		return nil, err
+	}
+	receivers, err := webhookReceivers(cfg.Events.Webhooks)
+	if err != nil {
+		return nil, err
+	}
+	opts := []events.Option{events.WithLogger(log.With("component", "events"))}
+	if g.dispatcher, err = events.NewDispatcher(receivers, opts...); err != nil {
+		return nil, err
+	}
+	cache, err := scan.NewFileCache(filepath.Join(cfg.Data, "scan", "inventory"))
+	if err != nil {
+		return nil, err
+	}
+	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
+		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
+		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
+		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
+	}); err != nil {
+		return nil, err
+	}
+	name := "built-in policy"
+	if cfg.Gate.Policy != "" {
+		name = cfg.Gate.Policy
+	}
+	log.Info("gate ready", "policy", name, "exceptions", cfg.Gate.Exceptions, "webhooks", len(receivers),
+		"vulndb", vulndb.DefaultPath(cfg.Data))
+	return g, nil
+}
+
+// webhookReceivers turns the configured webhooks into event receivers.
+func webhookReceivers(hooks []config.Webhook) ([]events.Receiver, error) {
+	var out []events.Receiver
+	for i, h := range hooks {
+		secret := []byte(h.Secret)
+		if h.SecretFile != "" {
+			b, err := os.ReadFile(h.SecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("events.webhooks[%d] (%q): secretFile: %w", i, h.Name, err)
+			}
+			secret = []byte(strings.TrimSpace(string(b)))
+		}
+		out = append(out, events.Receiver{Name: h.Name, URL: h.URL, Secret: secret, Types: h.Types})
+	}
+	return out, nil
+}
+
+// start starts the job queue and the sweeper; the sweeper stops with ctx.
+func (g *gateParts) start(ctx context.Context, interval time.Duration, spawn func(func())) error {
+	if err := g.queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	spawn(func() { g.keeper.Run(ctx, interval) })
+	return nil
+}
+
+// close stops the queue (letting running scans finish for a while), then
+// flushes events and closes the store.
+func (g *gateParts) close(ctx context.Context) error {
+	var errs []error
+	if g.queue != nil {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := g.queue.Stop(sctx); err != nil && !errors.Is(err, jobs.ErrClosed) {
+			errs = append(errs, err)
+		}
+		cancel()
+		if err := g.queue.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if g.dispatcher != nil {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := g.dispatcher.Close(dctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if g.store != nil {
+		if err := g.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,337 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/server"
+	"github.com/drydock-project/drydock/internal/testimage"
+	"github.com/drydock-project/drydock/internal/vulndb"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
+)
+
+// fakeClock is the gate's injectable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
+
+// gateServer is a drydock server over real HTTP on loopback, with the real
+// vulnerability data and the gate's clock under the test's control.
+type gateServer struct {
+	t      *testing.T
+	url    string
+	host   string
+	data   string
+	policy string
+	vexDir string
+	clock  *fakeClock
+}
+
+func startGateServer(t *testing.T, policy string) *gateServer {
+	t.Helper()
+	g := &gateServer{t: t, data: t.TempDir(), clock: &fakeClock{now: realdb.DataDate}}
+	realdb.Copy(t, vulndb.DefaultPath(g.data))
+	g.policy = filepath.Join(t.TempDir(), "policy.yaml")
+	g.writePolicy(policy)
+	g.vexDir = t.TempDir()
+	cfg := config.Default()
+	cfg.Data = g.data
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Gate.Policy = g.policy
+	cfg.Gate.Exceptions = g.vexDir
+	cfg.Gate.SweepInterval = config.Duration(time.Hour) // the test drives re-evaluation
+	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, log, server.WithClock(g.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	g.host = ln.Addr().String()
+	g.url = "http://" + g.host
+	return g
+}
+
+func (g *gateServer) writePolicy(p string) {
+	g.t.Helper()
+	// A new mtime is not guaranteed within one clock tick: change the size
+	// too (a comment) so the server sees the new version.
+	p += fmt.Sprintf("# rev %d\n", time.Now().UnixNano())
+	if err := os.WriteFile(g.policy, []byte(p), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// push writes a test image to the server as ref (quarantine/NAME:TAG).
+func (g *gateServer) push(ti *testimage.Image, ref string) string {
+	g.t.Helper()
+	img, err := ti.Open()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	r, err := name.ParseReference(g.host+"/"+ref, name.Insecure)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if err := remote.Write(r, img, remote.WithContext(g.t.Context())); err != nil {
+		g.t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return d.String()
+}
+
+// api sends a request to the JSON API and decodes the answer into out.
+func (g *gateServer) api(method, path string, body any, out any) int {
+	g.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(g.t.Context(), method, g.url+path, rd)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			g.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (g *gateServer) verdict(ref string) *gatekeeper.Status {
+	g.t.Helper()
+	var st gatekeeper.Status
+	if code := g.api("GET", "/api/v1/verdict?ref="+url.QueryEscape(ref), nil, &st); code != http.StatusOK {
+		g.t.Fatalf("verdict %s: status %d", ref, code)
+	}
+	return &st
+}
+
+// waitScanned polls the verdict until the scan is done.
+func (g *gateServer) waitScanned(ref string) *gatekeeper.Status {
+	g.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st := g.verdict(ref)
+		if !st.Scan.ScannedAt.IsZero() || st.Scan.Error != "" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("%s not scanned after 3 minutes: %+v", ref, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// vex writes an OpenVEX document exempting cves in repo until expires.
+func (g *gateServer) vex(file, repo string, cves []string, expires time.Time) {
+	g.t.Helper()
+	var st []map[string]any
+	for _, c := range cves {
+		st = append(st, map[string]any{
+			"vulnerability":    map[string]any{"name": c},
+			"products":         []map[string]string{{"@id": repo}},
+			"status":           "not_affected",
+			"justification":    "vulnerable_code_not_in_execute_path",
+			"impact_statement": "reviewed for the gate test",
+			"expires":          expires.UTC().Format(time.RFC3339),
+		})
+	}
+	doc := map[string]any{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.test/vex/" + file,
+		"author": "security@example.test", "timestamp": realdb.DataDate.Add(-time.Hour).Format(time.RFC3339), "version": 1, "statements": st}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	if err := os.WriteFile(filepath.Join(g.vexDir, file), b, 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// cves lists the CVE ids of a verdict's failing findings.
+func cves(v gate.Verdict) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range v.Reasons {
+		if r.Rule != gate.RuleMaxSeverity {
+			continue
+		}
+		for _, f := range r.Findings {
+			id, _, _ := strings.Cut(f, " ")
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+const strictPolicy = `version: v1
+maxSeverity: LOW
+fixableOnly: false
+blockEndOfLife: true
+graceWindow: 72h
+`
+
+// TestGateFailExemptExpire is the gate's main path with the real scanner
+// and data: a vulnerable bookworm image fails a strict policy, passes as
+// exempt with an OpenVEX exception for each finding, is promoted by
+// digest with its scan report, and fails again when the exceptions expire.
+func TestGateFailExemptExpire(t *testing.T) {
+	ti := testimage.Require(t, testimage.Bookworm)
+	g := startGateServer(t, strictPolicy)
+	digest := g.push(ti, "quarantine/bookworm:12")
+
+	st := g.waitScanned("quarantine/bookworm:12")
+	if st.Digest != digest || st.Verdict.State != gate.StateFail {
+		t.Fatalf("verdict %+v, want fail for %s", st, digest)
+	}
+	ids := cves(st.Verdict)
+	if len(ids) == 0 {
+		t.Fatalf("a fail without findings: %+v", st.Verdict)
+	}
+	t.Logf("strict policy: %s with %d CVEs above LOW", st.Verdict.State, len(ids))
+
+	// Promotion of the failing digest is refused with the reasons.
+	var refused struct {
+		Error   struct{ Code, Message string }
+		Verdict *gate.Verdict
+	}
+	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/bookworm:12"}, &refused); code != http.StatusForbidden ||
+		refused.Error.Code != "PROMOTION_REFUSED" || refused.Verdict == nil || !strings.Contains(refused.Error.Message, ids[0]) {
+		t.Fatalf("promotion of a failing digest: %d %+v", code, refused)
+	}
+
+	// One exception per finding: exempt, promotable.
+	expires := realdb.DataDate.Add(30 * 24 * time.Hour)
+	g.vex("bookworm.json", "quarantine/bookworm", ids, expires)
+	st = g.verdict("quarantine/bookworm:12")
+	if st.Verdict.State != gate.StateExempt || len(st.Verdict.Applied) != len(ids) {
+		t.Fatalf("with exceptions: %s, %d applied, want exempt with %d", st.Verdict.State, len(st.Verdict.Applied), len(ids))
+	}
+	var p gatekeeper.Promotion
+	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/bookworm:12"}, &p); code != http.StatusOK {
+		t.Fatalf("promote: %d", code)
+	}
+	if p.Digest != digest || p.Target != "live/bookworm:12" || len(p.Copy.Referrers) == 0 {
+		t.Fatalf("promotion %+v", p)
+	}
+	live, err := remote.Get(mustRef(t, g.host+"/live/bookworm:12"))
+	if err != nil || live.Digest.String() != digest {
+		t.Fatalf("live/bookworm:12: %v %v", live, err)
+	}
+	if rep := live.Digest; rep.String() == "" {
+		t.Fatal("no digest")
+	}
+	idx, err := remote.Referrers(mustRef(t, g.host+"/live/bookworm@"+digest).Context().Digest(digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) == 0 || im.Manifests[0].ArtifactType != gatekeeper.ReportArtifactType {
+		t.Fatalf("referrers in live/: %+v", im)
+	}
+
+	// A day after the expiry: fail again, the expired exceptions named.
+	g.clock.Set(expires.Add(24 * time.Hour))
+	st = g.verdict("quarantine/bookworm:12")
+	if st.Verdict.State != gate.StateFail || len(st.Verdict.ExpiredExceptions) != len(ids) || !st.Promoted {
+		t.Fatalf("after expiry: %s, %d expired, promoted %v", st.Verdict.State, len(st.Verdict.ExpiredExceptions), st.Promoted)
+	}
+	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/bookworm:12", "target": "live/bookworm:again"}, &refused); code != http.StatusForbidden {
+		t.Fatalf("promotion after expiry: %d", code)
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestGateGraceWindow: a promoted image whose verdict turns from pass to
+// fail because of its findings (here a stricter policy) keeps pass, with
+// the coming flip visible, until the grace window has passed.
+func TestGateGraceWindow(t *testing.T) {
+	ti := testimage.Require(t, testimage.Bookworm)
+	lenient := "version: v1\nmaxSeverity: CRITICAL\ngraceWindow: 48h\n"
+	g := startGateServer(t, lenient)
+	g.push(ti, "quarantine/app:1")
+	st := g.waitScanned("quarantine/app:1")
+	if st.Verdict.State != gate.StatePass {
+		t.Fatalf("lenient policy: %+v", st.Verdict)
+	}
+	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/app:1"}, nil); code != http.StatusOK {
+		t.Fatalf("promote: %d", code)
+	}
+	g.writePolicy(strings.Replace(strictPolicy, "72h", "48h", 1))
+	t0 := g.clock.Now()
+	st = g.verdict("quarantine/app:1")
+	if st.Verdict.State != gate.StatePass || st.Verdict.PendingFlip == nil || !st.Verdict.PendingFlip.EffectiveAt.Equal(t0.Add(48*time.Hour)) {
+		t.Fatalf("inside the grace window: %+v", st.Verdict)
+	}
+	g.clock.Set(t0.Add(47 * time.Hour))
+	if st = g.verdict("quarantine/app:1"); st.Verdict.State != gate.StatePass {
+		t.Fatalf("47h in: %s", st.Verdict.State)
+	}
+	g.clock.Set(t0.Add(48 * time.Hour))
+	if st = g.verdict("quarantine/app:1"); st.Verdict.State != gate.StateFail || st.Verdict.PendingFlip != nil {
+		t.Fatalf("48h in: %+v", st.Verdict)
+	}
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/drydock-project/drydock/internal/scan"
+)
+
+const scansSchema = `
+CREATE TABLE IF NOT EXISTS scans (
+	digest      TEXT PRIMARY KEY,
+	repository  TEXT NOT NULL DEFAULT '',
+	source      TEXT NOT NULL DEFAULT '',
+	scanned_at  TEXT NOT NULL DEFAULT '',
+	error       TEXT NOT NULL DEFAULT '',
+	reports     TEXT NOT NULL DEFAULT '[]' -- []PlatformReport as JSON
+);
+`
+
+// Scan is the latest scan of one manifest digest. For an index there is
+// one report per platform image; for an image, one report.
+type Scan struct {
+	Digest     string `json:"digest"`
+	Repository string `json:"repository"`
+	// Source is where the image was imported from ("" for a direct push).
+	Source    string           `json:"source,omitempty"`
+	ScannedAt time.Time        `json:"scannedAt,omitzero"`
+	Reports   []PlatformReport `json:"reports,omitempty"`
+	// Error is why the last scan failed; empty when it succeeded.
+	Error string `json:"error,omitempty"`
+}
+
+// PlatformReport is the scan report of one image of a digest.
+type PlatformReport struct {
+	// Platform is "linux/amd64" for an index's child, "" for an image.
+	Platform string       `json:"platform,omitempty"`
+	Digest   string       `json:"digest"`
+	Report   *scan.Report `json:"report"`
+}
+
+// PutScan records the latest scan of s.Digest, replacing an earlier one
+// but keeping the recorded source.
+func (s *SQLite) PutScan(ctx context.Context, sc Scan) error {
+	if err := validDigest(sc.Digest); err != nil {
+		return err
+	}
+	reports, err := json.Marshal(sc.Reports)
+	if err != nil {
+		return fmt.Errorf("store: encode reports of %s: %w", sc.Digest, err)
+	}
+	scanned := ""
+	if !sc.ScannedAt.IsZero() {
+		scanned = timeText(sc.ScannedAt)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, reports)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
+			error = excluded.error, reports = excluded.reports,
+			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
+		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, string(reports)); err != nil {
+		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
+	}
+	return nil
+}
+
+// SetSource records where digest was imported from.
+func (s *SQLite) SetSource(ctx context.Context, digest, repository, source string) error {
+	if err := validDigest(digest); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source) VALUES (?, ?, ?)
+		ON CONFLICT (digest) DO UPDATE SET source = excluded.source`, digest, repository, source); err != nil {
+		return fmt.Errorf("store: write source of %s: %w", digest, err)
+	}
+	return nil
+}
+
+// Scan returns the latest scan of digest, or ErrNotFound. A digest with a
+// recorded source but no scan yet has a zero ScannedAt and no reports.
+func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
+	sc := Scan{Digest: digest}
+	var scanned, reports string
+	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports FROM scans WHERE digest = ?`, digest).
+		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read scan of %s: %w", digest, err)
+	}
+	if scanned != "" {
+		if sc.ScannedAt, err = time.Parse(time.RFC3339Nano, scanned); err != nil {
+			return nil, fmt.Errorf("store: stored scan time of %s: %w", digest, err)
+		}
+	}
+	if err := json.Unmarshal([]byte(reports), &sc.Reports); err != nil {
+		return nil, fmt.Errorf("store: stored reports of %s: %w", digest, err)
+	}
+	return &sc, nil
+}
