@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/oci"
 )
 
@@ -140,6 +143,7 @@ quarantine/NAME:TAG@DIGEST.`,
 			}
 			log.Info("imported", "reference", res.Reference, "digest", res.Digest, "kind", kind,
 				"platforms", strings.Join(res.Platforms, ","), "blobs", res.Blobs, "blobsExisting", res.BlobsExisting, "bytesPushed", res.BytesPushed)
+			recordImportSource(ctx, log, server, dst.Context().RepositoryStr()+"@"+res.Digest, src.String())
 			_, err = fmt.Fprintf(g.stdout, "%s@%s\n", dst.Context().RepositoryStr()+":"+dst.TagStr(), res.Digest)
 			return err
 		},
@@ -178,4 +182,18 @@ func parseAs(as string) (repo, tag string, err error) {
 		}
 	}
 	return repo, tag, nil
+}
+
+// recordImportSource tells the server where an import came from: the
+// gate's allowedSources rule matches it, and the audit log records the
+// import. A failure is a warning: the image is imported either way, and
+// its verdict fails closed under allowedSources without a source.
+func recordImportSource(ctx context.Context, log *slog.Logger, server, ref, source string) {
+	c, err := newAPIClient(server)
+	if err == nil {
+		err = c.do(ctx, "POST", "/api/v1/imports", api.ImportRequest{Reference: ref, Source: source}, nil)
+	}
+	if err != nil {
+		log.Warn("the server did not record where the image came from (policy allowedSources will not match it)", "reference", ref, "err", err)
+	}
 }

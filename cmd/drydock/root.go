@@ -88,6 +88,7 @@ the other commands talk to it or work on images directly.`,
 		newPatchCmd(g),
 		newAuditCmd(g),
 		newPolicyCmd(g),
+		newVerdictCmd(g), newPromoteCmd(g),
 	)
 	return root
 }

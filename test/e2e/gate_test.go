@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/testimage"
+	"github.com/drydock-project/drydock/internal/vulndb"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
+)
+
+// gateConfig writes a config with a strict policy and an exceptions
+// directory, and installs the real-data vulnerability DB in data.
+func gateConfig(t *testing.T, data, extra string) (cfg, vexDir string) {
+	t.Helper()
+	realdb.Copy(t, vulndb.DefaultPath(data))
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte("version: v1\nmaxSeverity: LOW\nblockEndOfLife: true\ngraceWindow: 72h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vexDir = filepath.Join(dir, "vex")
+	if err := os.Mkdir(vexDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return writeConfig(t, "gate: {policy: "+policy+", exceptions: "+vexDir+"}\n"+extra), vexDir
+}
+
+// waitVerdict polls `drydock verdict --json` until the scan is done.
+func waitVerdict(t *testing.T, env []string, server, ref string) gatekeeper.Status {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		r := mustDrydock(t, env, "verdict", ref, "--json", "--server", server)
+		var st gatekeeper.Status
+		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
+			t.Fatalf("verdict --json: %v\n%s", err, r.Stdout)
+		}
+		if !st.Scan.ScannedAt.IsZero() || st.Scan.Error != "" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not scanned in 3 minutes: %+v", ref, st)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func failingCVEs(v gate.Verdict) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range v.Reasons {
+		for _, f := range r.Findings {
+			id, _, _ := strings.Cut(f, " ")
+			if r.Rule == gate.RuleMaxSeverity && !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+func writeVEX(t *testing.T, path, product string, cves []string, expires time.Time) {
+	t.Helper()
+	var st []map[string]any
+	for _, c := range cves {
+		st = append(st, map[string]any{
+			"vulnerability": map[string]any{"name": c}, "products": []map[string]string{{"@id": product}},
+			"status": "not_affected", "justification": "vulnerable_code_not_present", "expires": expires.UTC().Format(time.RFC3339),
+		})
+	}
+	b, _ := json.Marshal(map[string]any{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.test/vex/1",
+		"author": "sec@example.test", "timestamp": "2025-01-01T00:00:00Z", "version": 1, "statements": st})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGateImportScanVerdictPromote is the gate from the command line: an
+// import is scanned on arrival, `drydock verdict` explains the fail, a
+// promotion is refused with the reasons, OpenVEX exceptions make it
+// exempt, and `drydock promote` copies it by digest, with its scan report,
+// so that skopeo reads the same manifest from live/.
+func TestGateImportScanVerdictPromote(t *testing.T) {
+	requireTool(t, "skopeo")
+	img := testimage.Require(t, testimage.Bookworm)
+	data := t.TempDir()
+	cfg, vexDir := gateConfig(t, data, "")
+	s := startServe(t, data, "--config", cfg)
+	srv := s.URL()
+	mustDrydock(t, nil, "import", img.OCIReference(), "--as", "bookworm:12", "--server", srv)
+
+	st := waitVerdict(t, nil, srv, "quarantine/bookworm:12")
+	if st.Verdict.State != gate.StateFail || st.Digest != img.Digest.String() || !strings.HasPrefix(st.Scan.Source, "oci:") {
+		t.Fatalf("verdict after import: %+v", st)
+	}
+	ids := failingCVEs(st.Verdict)
+	text := mustDrydock(t, nil, "verdict", "quarantine/bookworm:12", "--server", srv).Stdout
+	for _, want := range []string{"FAIL (not promotable)", "[maxSeverity]", ids[0], "promoted:  no", "source:    oci:"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("verdict text lacks %q:\n%s", want, text)
+		}
+	}
+	if r := drydock(t, nil, "verdict", "quarantine/bookworm:12", "--exit-code", "3", "--server", srv); r.Code != 3 {
+		t.Errorf("--exit-code 3 on a fail: exit %d", r.Code)
+	}
+
+	r := drydock(t, nil, "promote", "quarantine/bookworm:12", "--server", srv)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "refused: the verdict is FAIL") || !strings.Contains(r.Stderr, ids[0]) {
+		t.Fatalf("promote of a failing image: exit %d\n%s", r.Code, r.Stderr)
+	}
+
+	writeVEX(t, filepath.Join(vexDir, "bookworm.json"), "quarantine/bookworm", ids, time.Now().Add(30*24*time.Hour))
+	if st := waitVerdict(t, nil, srv, "quarantine/bookworm:12"); st.Verdict.State != gate.StateExempt {
+		t.Fatalf("with an exception per finding: %+v", st.Verdict)
+	}
+	r = mustDrydock(t, nil, "promote", "quarantine/bookworm:12", "--server", srv)
+	if !strings.Contains(r.Stdout, "promoted quarantine/bookworm:12 -> live/bookworm:12@"+img.Digest.String()) || !strings.Contains(r.Stdout, "1 referrer(s)") {
+		t.Errorf("promote output:\n%s", r.Stdout)
+	}
+	if d := digestOf(t, s, "live/bookworm:12"); d != img.Digest {
+		t.Fatalf("live/bookworm:12 is %s, want %s", d, img.Digest)
+	}
+	got := filepath.Join(t.TempDir(), "live")
+	runTool(t, "skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", "--preserve-digests",
+		"docker://"+s.Addr+"/live/bookworm:12", "oci:"+got+":x")
+	sameBlobs(t, filepath.Join(img.LayoutDir, "blobs"), filepath.Join(got, "blobs"))
+
+	// The audit log has the import, the scan, the verdicts, the refused
+	// and the granted promotion.
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
+		var e audit.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Digest == img.Digest.String() {
+			seen[string(e.Action)+"/"+e.Outcome]++
+		}
+	}
+	for _, k := range []string{"import/ok", "scan/ok", "verdict/ok", "promotion/refused", "promotion/ok"} {
+		if seen[k] == 0 {
+			t.Errorf("no %s audit entry for the image: %v", k, seen)
+		}
+	}
+}
+
+// TestGateScanSurvivesKill: the server is killed (SIGKILL) right after a
+// push, with the scan job queued; after a restart the job runs and the
+// digest has exactly one verdict from one completed scan.
+func TestGateScanSurvivesKill(t *testing.T) {
+	requireTool(t, "skopeo")
+	img := testimage.Require(t, testimage.Bookworm)
+	data := t.TempDir()
+	cfg, _ := gateConfig(t, data, "")
+	s := startServe(t, data, "--config", cfg)
+	runTool(t, "skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", img.OCIReference(), "docker://"+s.Addr+"/quarantine/app:1")
+	s.Kill()
+
+	state := jobState(t, data, img.Digest.String())
+	t.Logf("scan job state at the kill: %s", state)
+	if state != "available" && state != "running" {
+		t.Fatalf("scan job is %q at the kill; want it stored and not finished", state)
+	}
+
+	s = startServe(t, data, "--config", cfg)
+	st := waitVerdict(t, nil, s.URL(), "quarantine/app:1")
+	if st.Verdict.State != gate.StateFail || st.Scan.Error != "" {
+		t.Fatalf("verdict after restart: %+v", st)
+	}
+	// The verdict is recorded just before the job is marked completed.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got := jobState(t, data, img.Digest.String())
+		if got == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scan job %s 30s after its verdict", got)
+		}
+	}
+	scans := 0
+	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
+		var e audit.Entry
+		if json.Unmarshal([]byte(line), &e) == nil && e.Digest == img.Digest.String() && e.Action == audit.ActionScan {
+			scans++
+		}
+	}
+	if scans != 1 {
+		t.Errorf("%d scan entries for the digest, want 1", scans)
+	}
+}
+
+// jobState reads the state of the scan job for digest from the queue's
+// database (the server is stopped or only reading).
+func jobState(t *testing.T, data, digest string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "jobs", "jobs.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var state string
+	if err := db.QueryRow(`SELECT state FROM river_job WHERE kind = 'gate.scan' AND json_extract(args, '$.digest') = ? ORDER BY id DESC LIMIT 1`, digest).Scan(&state); err != nil {
+		t.Fatalf("reading the scan job: %v", err)
+	}
+	return state
+}
