@@ -28,6 +28,7 @@ One process serves, on one port:
   /healthz   liveness: 200 while the process runs
   /readyz    readiness: 200 when the blob storage answers
   /metrics   Prometheus metrics (requests, bytes in/out, upload durations)
+  /api/v1/   the JSON API: verdict, promote, imports, rescan
 
 With no configuration at all it listens on 127.0.0.1:5000 and keeps its data
 under the per-user data directory (` + config.DefaultDataDir() + `),
@@ -51,6 +52,25 @@ A config file (every field optional):
     htpasswd: /etc/drydock/htpasswd   # bcrypt entries (htpasswd -B); none = anonymous
   uploads: {purgeAfter: 24h, purgeInterval: 1h}
   shutdownTimeout: 30s
+  gate:
+    policy: /etc/drydock/policy.yaml  # see "drydock policy validate"; none = built-in
+    exceptions: /etc/drydock/vex      # OpenVEX documents (*.json) with expiries
+    scanTimeout: 10m                  # one scan attempt
+    stuckAfter: 15m                   # a scan running longer fails its digest
+    sweepInterval: 1m                 # verdicts decided again (expiries, grace)
+    scanWorkers: 2
+  events:
+    webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
+      - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}
+
+The gate: every manifest that arrives in quarantine/ (import or push) is
+scanned in the background by a persistent job queue (DATA/jobs) with the
+vulnerability database in DATA/vulndb ("drydock db update"); without a
+database scans fail and nothing is promotable. The verdict is stored by
+digest (DATA/gate) and shown by "drydock verdict"; "drydock promote" copies
+a pass or exempt digest into live/, which accepts nothing else. The policy
+and exception files are re-read when they change. Everything is recorded in
+the audit log (DATA/audit, "drydock audit").
 
 On SIGINT or SIGTERM the server stops accepting connections and lets running
 requests finish for shutdownTimeout. An upload cut off then is never visible
