@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/config"
+)
+
+// rolesHelp explains roles and namespaces; user and token help share it.
+const rolesHelp = `Roles and namespaces. A role is given on a namespace, the first path
+component of a repository (quarantine, live, or any other top-level name),
+as ROLE:NAMESPACE; ROLE alone means ROLE in every namespace (ROLE:*).
+  pull     read manifests, blobs, tags and referrers
+  push     upload blobs, push and delete manifests and tags
+  promote  promote a digest that passed the gate from quarantine/ to live/
+  admin    everything, everywhere (always global: just "admin")
+Roles do not imply each other: a pusher that also reads needs
+"--role push:quarantine --role pull:quarantine". A role flag may list
+several, separated by commas. Changes apply to the next request, also
+for clients holding a bearer token.`
+
+// authFlags are the flags every user and token command shares.
+type authFlags struct {
+	data string
+}
+
+func (f *authFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory [$DRYDOCK_DATA]")
+}
+
+// authSession is the auth store and the audit log of a data directory,
+// opened for a user or token command. Both are SQLite files the running
+// server shares.
+type authSession struct {
+	store      *auth.Store
+	audits     *audit.Log
+	closeAudit func() error
+	actor      string
+}
+
+func openAuthSession(data string) (*authSession, error) {
+	st, err := auth.OpenStore(auth.DefaultPath(data))
+	if err != nil {
+		return nil, err
+	}
+	l, closeAudit, err := audit.OpenFile(audit.DefaultPath(data))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &authSession{store: st, audits: l, closeAudit: closeAudit, actor: "cli:" + osUserName()}, nil
+}
+
+func (s *authSession) Close() {
+	s.closeAudit()
+	s.store.Close()
+}
+
+// record appends a change to the audit log. Detail must never hold a
+// password or token secret.
+func (s *authSession) record(ctx context.Context, action audit.Action, ref string, detail map[string]any) error {
+	d, err := audit.Detail(detail)
+	if err != nil {
+		return err
+	}
+	if _, err := s.audits.Record(context.WithoutCancel(ctx), audit.Entry{Actor: s.actor, Action: action,
+		Reference: ref, Outcome: audit.OutcomeOK, Detail: d}); err != nil {
+		return fmt.Errorf("%s %q was changed, but recording it in the audit log failed: %w", strings.TrimSuffix(string(action), "_change"), ref, err)
+	}
+	return nil
+}
+
+// openExistingStore opens the auth store of a data directory for reading;
+// it must exist (a server ran there, or a user or token was added).
+func openExistingStore(data string) (*auth.Store, error) {
+	p := auth.DefaultPath(data)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no auth store at %s: it is created by \"drydock serve\", \"drydock user add\" or \"drydock token create\" (pass the server's --data)", p)
+	}
+	return auth.OpenStore(p)
+}
+
+// osUserName is who runs the CLI, for the audit log.
+func osUserName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if n := os.Getenv("USER"); n != "" {
+		return n
+	}
+	return "unknown"
+}
+
+// parseRoles reads --role flags; at least one is needed.
+func parseRoles(roles []string) (auth.Grants, error) {
+	g, err := auth.ParseGrants(roles)
+	if err != nil {
+		return nil, fmt.Errorf("--role: %w", err)
+	}
+	if len(g) == 0 {
+		return nil, errors.New("give at least one --role ROLE[:NAMESPACE] (pull, push, promote, admin; e.g. --role pull:live)")
+	}
+	return g, nil
+}
+
+// readPassword reads a password from stdin (first line, at most 1 KiB) or,
+// when fromStdin is false, generates one.
+func readPassword(cmd *cobra.Command, fromStdin bool) (pw string, generated bool, err error) {
+	if !fromStdin {
+		// 26 base32 characters: 130 random bits.
+		return rand.Text(), true, nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", false, fmt.Errorf("read password from stdin: %w", err)
+	}
+	pw = strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", false, errors.New("--password-stdin: no password on stdin")
+	}
+	return pw, false, nil
+}
+
+func newUserCmd(g *globals) *cobra.Command {
+	f := &authFlags{}
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage the registry's users and their roles",
+		Long: `User manages the people (and scripts) that log in to the registry with a
+user name and password: docker login, podman login, skopeo, crane. They live
+in DATA/auth/auth.db, which the running server reads on every request, so
+changes apply at once. Each change is recorded in the audit log (never the
+password). For CI jobs and clusters prefer API tokens ("drydock token").
+
+` + rolesHelp,
+		Example: `  # a developer who pushes to quarantine/ and reads it back; prints a generated password once
+  drydock user add alice --role push:quarantine --role pull:quarantine
+
+  # a release manager who promotes to live/, with a chosen password
+  printf '%s\n' "$PASSWORD" | drydock user add rita --role promote:live,pull --password-stdin
+
+  drydock user list
+  drydock user roles alice --role pull:live     # replaces alice's roles
+  drydock user disable alice                    # and her tokens stop working
+  drydock user passwd alice --password-stdin`,
+	}
+	f.register(cmd)
+	cmd.AddCommand(newUserAddCmd(g, f), newUserListCmd(g, f), newUserPasswdCmd(g, f), newUserRolesCmd(g, f),
+		newUserEnableCmd(g, f, "disable", true), newUserEnableCmd(g, f, "enable", false), newUserDeleteCmd(g, f))
+	return cmd
+}
+
+func newUserAddCmd(g *globals, f *authFlags) *cobra.Command {
+	var roles []string
+	var stdin bool
+	cmd := &cobra.Command{
+		Use:   "add NAME --role ROLE[:NAMESPACE]...",
+		Short: "Add a user",
+		Long: `Add adds a user with the given roles. Without --password-stdin it generates
+a random password and prints it, alone, on stdout, this once (it cannot be
+shown again: set a new one with "drydock user passwd"). Names are 1 to 64
+lowercase letters, digits, '.', '_' or '-'; passwords 8 to 72 bytes.
+
+` + rolesHelp,
+		Example: `  drydock user add alice --role push:quarantine --role pull:quarantine
+  drydock user add ops --role admin --password-stdin < password.txt`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			grants, err := parseRoles(roles)
+			if err != nil {
+				return err
+			}
+			pw, generated, err := readPassword(cmd, stdin)
+			if err != nil {
+				return err
+			}
+			s, err := openAuthSession(f.data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.store.AddUser(cmd.Context(), args[0], pw, grants); err != nil {
+				return err
+			}
+			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "add", "roles": grants.Strings()}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "added user %q with roles %s\n", args[0], grants)
+			if generated {
+				fmt.Fprintln(g.stderr, "its generated password follows; it is shown only this once:")
+				fmt.Fprintln(g.stdout, pw)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&roles, "role", nil, "a role ROLE[:NAMESPACE] (repeatable, or comma-separated)")
+	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from the first line of stdin instead of generating one")
+	return cmd
+}
+
+func newUserListCmd(g *globals, f *authFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List users with their roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openExistingStore(f.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			users, err := st.Users(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(users)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLES\tSTATUS\tCREATED\tUPDATED")
+			for _, u := range users {
+				status := "enabled"
+				if u.Disabled {
+					status = "disabled"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Grants, status, cliTime(u.CreatedAt), cliTime(u.UpdatedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newUserPasswdCmd(g *globals, f *authFlags) *cobra.Command {
+	var stdin bool
+	cmd := &cobra.Command{
+		Use:   "passwd NAME",
+		Short: "Set a user's password",
+		Long: `Passwd sets a new password: read from stdin with --password-stdin, else
+generated and printed, alone, on stdout this once. The old password stops
+working at once.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, generated, err := readPassword(cmd, stdin)
+			if err != nil {
+				return err
+			}
+			s, err := openAuthSession(f.data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.store.SetPassword(cmd.Context(), args[0], pw); err != nil {
+				return err
+			}
+			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "passwd"}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "set the password of user %q\n", args[0])
+			if generated {
+				fmt.Fprintln(g.stderr, "the generated password follows; it is shown only this once:")
+				fmt.Fprintln(g.stdout, pw)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from the first line of stdin instead of generating one")
+	return cmd
+}
+
+func newUserRolesCmd(g *globals, f *authFlags) *cobra.Command {
+	var roles []string
+	cmd := &cobra.Command{
+		Use:   "roles NAME --role ROLE[:NAMESPACE]...",
+		Short: "Replace a user's roles",
+		Long: `Roles replaces all of a user's roles with the ones given. Tokens the user
+owns are limited to what the user has, so they lose what the user loses.
+
+` + rolesHelp,
+		Example: `  drydock user roles alice --role push:quarantine,pull:quarantine --role pull:live`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			grants, err := parseRoles(roles)
+			if err != nil {
+				return err
+			}
+			s, err := openAuthSession(f.data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.store.SetGrants(cmd.Context(), args[0], grants); err != nil {
+				return err
+			}
+			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "roles", "roles": grants.Strings()}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "user %q now has roles %s\n", args[0], grants)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&roles, "role", nil, "a role ROLE[:NAMESPACE] (repeatable, or comma-separated)")
+	return cmd
+}
+
+func newUserEnableCmd(g *globals, f *authFlags, op string, disable bool) *cobra.Command {
+	short := "Enable a disabled user again"
+	if disable {
+		short = "Disable a user (and the tokens it owns) without deleting it"
+	}
+	return &cobra.Command{
+		Use:   op + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openAuthSession(f.data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.store.DisableUser(cmd.Context(), args[0], disable); err != nil {
+				return err
+			}
+			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": op}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%sd user %q\n", op, args[0])
+			return nil
+		},
+	}
+}
+
+func newUserDeleteCmd(g *globals, f *authFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a user and revoke the tokens it owns",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openAuthSession(f.data)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.store.DeleteUser(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "delete"}); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "deleted user %q and revoked the tokens it owned\n", args[0])
+			return nil
+		},
+	}
+}
+
+// cliTime formats a time for tables ("-" for none).
+func cliTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

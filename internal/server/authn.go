@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/config"
+)
+
+// initialPasswordFile is where the first start writes the generated admin
+// password (DATA/auth/initial-admin-password, mode 0600).
+const initialPasswordFile = "initial-admin-password"
+
+// openAuth opens the user and token store and builds the authenticator:
+// users and API tokens from DATA/auth, the optional htpasswd file,
+// anonymous grants from the config. Refused logins and denied requests go
+// to the audit log.
+func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
+	var sopts []auth.StoreOption
+	if now != nil {
+		sopts = append(sopts, auth.WithClock(now))
+	}
+	st, err := auth.OpenStore(auth.DefaultPath(cfg.Data), sopts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*auth.Authenticator, *auth.Store, error) {
+		st.Close()
+		return nil, nil, err
+	}
+	anon, err := auth.ParseGrants(cfg.Auth.Anonymous)
+	if err != nil {
+		return fail(fmt.Errorf("auth.anonymous: %w", err))
+	}
+	htGrants, err := auth.ParseGrants(cfg.Auth.HtpasswdRoles)
+	if err != nil {
+		return fail(fmt.Errorf("auth.htpasswdRoles: %w", err))
+	}
+	key, err := st.SigningKey(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	a := &auth.Authenticator{
+		Store: st, Issuer: auth.NewIssuer(key, time.Duration(cfg.Auth.TokenTTL), now),
+		HtpasswdGrants: htGrants, Anonymous: anon, Realm: cfg.Auth.Realm, Service: "drydock",
+	}
+	if cfg.Auth.Htpasswd != "" {
+		if a.Htpasswd, err = auth.LoadHtpasswd(cfg.Auth.Htpasswd); err != nil {
+			return fail(err)
+		}
+	}
+	record := func(r *http.Request, e audit.Entry, detail map[string]any) {
+		detail["method"], detail["path"], detail["remote"] = r.Method, r.URL.Path, r.RemoteAddr
+		e.Detail, _ = audit.Detail(detail)
+		if _, err := audits.Record(context.WithoutCancel(r.Context()), e); err != nil {
+			log.Error("audit: recording a refusal failed", "action", e.Action, "err", err)
+		}
+	}
+	a.OnFailure = func(r *http.Request, name, reason string) {
+		record(r, audit.Entry{Actor: name, Action: audit.ActionLoginFailed, Outcome: audit.OutcomeRefused}, map[string]any{"reason": reason})
+	}
+	a.OnDenied = func(r *http.Request, p auth.Principal, de *auth.DeniedError) {
+		repo, _ := auth.RepoOf(r.URL.Path)
+		record(r, audit.Entry{Actor: p.Name, Action: audit.ActionDenied, Repository: repo, Outcome: audit.OutcomeRefused}, map[string]any{"reason": de.Error()})
+	}
+	a.OnError = func(r *http.Request, err error) {
+		log.Error("authentication failed on the server side", "path", r.URL.Path, "err", err)
+	}
+	if err := bootstrapAdmin(ctx, cfg, log, st, audits, anon); err != nil {
+		return fail(err)
+	}
+	return a, st, nil
+}
+
+// bootstrapAdmin creates the first user, "admin", with a random password
+// written to DATA/auth/initial-admin-password, when there is no user, no
+// htpasswd file and no anonymous access: otherwise nobody could log in.
+func bootstrapAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, st *auth.Store, audits *audit.Log, anon auth.Grants) error {
+	n, err := st.CountUsers(ctx)
+	if err != nil || n > 0 || cfg.Auth.Htpasswd != "" || len(anon) > 0 {
+		return err
+	}
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(b[:])
+	path := filepath.Join(filepath.Dir(auth.DefaultPath(cfg.Data)), initialPasswordFile)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the initial admin password: %w", err)
+	}
+	if err := st.AddUser(ctx, "admin", pw, auth.Grants{{Role: auth.RoleAdmin, Namespace: auth.AllNamespaces}}); err != nil {
+		return fmt.Errorf("creating the initial admin user: %w", err)
+	}
+	detail, _ := audit.Detail(map[string]any{"op": "add", "roles": []string{"admin"}, "bootstrap": true})
+	if _, err := audits.Record(ctx, audit.Entry{Actor: "drydock:serve", Action: audit.ActionUserChange, Reference: "admin", Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
+		return err
+	}
+	log.Warn("no users yet: created user \"admin\"; its password is in "+path+
+		" (log in with: drydock user passwd admin to change it, docker login -u admin)", "password_file", path)
+	return nil
+}
+
+// filterCatalog keeps, in /v2/_catalog answers, only the repositories the
+// principal may pull.
+func filterCatalog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := auth.PrincipalFrom(r.Context())
+		if r.URL.Path != "/v2/_catalog" || r.Method != http.MethodGet || !ok || p.Allows(auth.RolePull, auth.AllNamespaces) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		var body struct {
+			Repositories []string `json:"repositories"`
+		}
+		if rec.code != http.StatusOK || json.Unmarshal(rec.body.Bytes(), &body) != nil {
+			copyResponse(w, rec)
+			return
+		}
+		body.Repositories = slices.DeleteFunc(body.Repositories, func(repo string) bool {
+			return !p.Allows(auth.RolePull, auth.NamespaceOf(repo))
+		})
+		if body.Repositories == nil {
+			body.Repositories = []string{}
+		}
+		out, _ := json.Marshal(body)
+		rec.body = *bytes.NewBuffer(out)
+		rec.header.Set("Content-Length", strconv.Itoa(len(out)))
+		copyResponse(w, rec)
+	})
+}
+
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+func copyResponse(w http.ResponseWriter, b *bufferedResponse) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(b.code)
+	_, _ = w.Write(b.body.Bytes())
+}
+
+// apiAuthorizer checks a principal's role on a repository's namespace for
+// the JSON API.
+func apiAuthorizer(r *http.Request, role, repo string) error {
+	p, ok := auth.PrincipalFrom(r.Context())
+	if !ok {
+		return errors.New("authentication required")
+	}
+	ns := auth.NamespaceOf(repo)
+	if !p.Allows(auth.Role(role), ns) {
+		return &auth.DeniedError{Principal: p.Name, Role: auth.Role(role), Repository: repo, Namespace: ns}
+	}
+	return nil
+}
