@@ -89,6 +89,7 @@ the other commands talk to it or work on images directly.`,
 		newAuditCmd(g),
 		newPolicyCmd(g),
 		newVerdictCmd(g), newPromoteCmd(g),
+		newUserCmd(g), newTokenCmd(g),
 	)
 	return root
 }

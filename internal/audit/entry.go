@@ -31,13 +31,15 @@ const (
 	ActionPolicyChange  Action = "policy_change"
 	ActionUserChange    Action = "user_change"
 	ActionTokenChange   Action = "token_change"
+	// ActionDenied is a request refused for want of a role.
+	ActionDenied Action = "denied"
 )
 
 // Valid reports whether a is one of the actions above.
 func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
-		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange:
+		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied:
 		return true
 	}
 	return false

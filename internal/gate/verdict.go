@@ -248,9 +248,11 @@ type Flip struct {
 //
 //   - A promoted image never goes back to pending: if next is pending,
 //     prev is kept with a RulePromoted reason.
-//   - A flip from pass or exempt to fail caused only by findings
-//     (RuleMaxSeverity, e.g. a rescan after a DB update) takes effect
-//     grace after it was first seen. Until then prev is kept, with a
+//   - For a promoted image (one in use), a flip from pass or exempt to
+//     fail caused only by findings (RuleMaxSeverity, e.g. a rescan after
+//     a DB update) takes effect grace after it was first seen. An image
+//     not promoted yet fails at once: the window keeps what is running
+//     usable, it does not let new images in. Until then prev is kept, with a
 //     RuleGraceWindow reason and PendingFlip set, and the flip is also
 //     returned. FirstSeen carries over from prev.PendingFlip. Other
 //     failures (source, EOL, stale scan, unsupported) apply at once, and
@@ -266,7 +268,7 @@ func Transition(prev, next Verdict, promoted bool, now time.Time, grace time.Dur
 		})
 		return finish(eff, eff.State), prev.PendingFlip
 	}
-	if !prev.Promotable() || next.State != StateFail || grace <= 0 || !findingsOnly(next) || len(next.ExpiredExceptions) > 0 {
+	if !promoted || !prev.Promotable() || next.State != StateFail || grace <= 0 || !findingsOnly(next) || len(next.ExpiredExceptions) > 0 {
 		next.PendingFlip = nil
 		return next, nil
 	}

@@ -192,6 +192,10 @@ func TestTransition(t *testing.T) {
 		t.Errorf("recovered: %+v, flip %+v", eff, flip)
 	}
 
+	// Not promoted: the window does not apply, the fail is at once.
+	if eff, flip := Transition(pass, fail(t0), false, t0, grace); eff.State != StateFail || flip != nil {
+		t.Errorf("unpromoted pass -> fail delayed: %+v", eff)
+	}
 	// No grace window: at once.
 	if eff, flip := Transition(pass, fail(t0), true, t0, 0); eff.State != StateFail || flip != nil {
 		t.Errorf("no grace: %+v", eff)

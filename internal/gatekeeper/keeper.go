@@ -236,6 +236,10 @@ func SplitRef(ref string) (repo, reference string, err error) {
 	ref = strings.TrimSpace(ref)
 	if r, d, ok := strings.Cut(ref, "@"); ok {
 		repo, reference = r, d
+		// NAME:TAG@DIGEST: the digest wins, as docker reads it.
+		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i]
+		}
 	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
 		repo, reference = ref[:i], ref[i+1:]
 	} else {
@@ -306,8 +310,23 @@ func summarize(sc *store.Scan) ScanSummary {
 // the stability rules) and returns the effective verdict. It audits and
 // announces a change.
 func (k *Keeper) Reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, error) {
+	repo = k.gateRepo(ctx, repo, digest)
 	next, grace := k.decide(ctx, repo, digest)
 	return k.record(ctx, repo, digest, next, grace)
+}
+
+// gateRepo is the repository a digest's verdict is decided for: the
+// quarantine/ repository it arrived in. A verdict asked for through live/
+// (or a rescan of a live/ image) is the same digest's verdict, decided
+// with the exceptions written for its quarantine/ repository.
+func (k *Keeper) gateRepo(ctx context.Context, repo, digest string) string {
+	if !strings.HasPrefix(repo, Live) {
+		return repo
+	}
+	if im, err := k.store.Image(ctx, digest); err == nil && im.Repository != "" {
+		return im.Repository
+	}
+	return Quarantine + strings.TrimPrefix(repo, Live)
 }
 
 // decide computes a fresh verdict and the grace window to apply.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -12,6 +13,12 @@ import (
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/registry"
+)
+
+// The distribution spec's repository name and tag grammars.
+var (
+	repoNameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	tagRE      = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 )
 
 // PromoteRequest asks for a promotion.
@@ -67,7 +74,7 @@ var ErrInvalidRequest = errors.New("invalid request")
 func PlanPromotion(req PromoteRequest) (srcRepo, srcRef, dstRepo, dstTag string, err error) {
 	srcRepo, srcRef, err = SplitRef(req.Source)
 	if err != nil {
-		return "", "", "", "", fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		return "", "", "", "", err
 	}
 	if !strings.HasPrefix(srcRepo, Quarantine) {
 		return "", "", "", "", fmt.Errorf("%w: the source must be in quarantine/, not %s", ErrInvalidRequest, srcRepo)
@@ -93,6 +100,17 @@ func PlanPromotion(req PromoteRequest) (srcRepo, srcRef, dstRepo, dstTag string,
 	if !strings.HasPrefix(dstRepo, Live) || dstRepo == Live {
 		return "", "", "", "", fmt.Errorf("%w: the target must be live/NAME, not %q", ErrInvalidRequest, dstRepo)
 	}
+	if !repoNameRE.MatchString(dstRepo) {
+		return "", "", "", "", fmt.Errorf("%w: the target repository %q is not a valid name (lowercase letters, digits, separators . _ -)", ErrInvalidRequest, dstRepo)
+	}
+	if req.Target != "" && strings.HasSuffix(req.Target, ":") {
+		return "", "", "", "", fmt.Errorf("%w: the target %q has an empty tag", ErrInvalidRequest, req.Target)
+	}
+	if dstTag != "" {
+		if !tagRE.MatchString(dstTag) {
+			return "", "", "", "", fmt.Errorf("%w: the target tag %q is not a valid tag", ErrInvalidRequest, dstTag)
+		}
+	}
 	return srcRepo, srcRef, dstRepo, dstTag, nil
 }
 
@@ -104,6 +122,9 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 	srcRepo, srcRef, dstRepo, dstTag, err := PlanPromotion(req)
 	if err != nil {
 		return nil, err
+	}
+	if req.Actor == "" {
+		req.Actor = "unknown"
 	}
 	desc, _, err := k.reg.Manifest(ctx, srcRepo, srcRef)
 	if err != nil {

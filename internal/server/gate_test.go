@@ -35,7 +35,7 @@ type fakeClock struct {
 	now time.Time
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // gateServer is a drydock server over real HTTP on loopback, with the real
@@ -283,6 +283,12 @@ func TestGateFailExemptExpire(t *testing.T) {
 	im, _ := idx.IndexManifest()
 	if len(im.Manifests) == 0 || im.Manifests[0].ArtifactType != gatekeeper.ReportArtifactType {
 		t.Fatalf("referrers in live/: %+v", im)
+	}
+
+	// The verdict asked for through live/ is the digest's, with the
+	// exceptions written for its quarantine/ repository.
+	if st := g.verdict("live/bookworm:12"); st.Verdict.State != gate.StateExempt || st.Digest != digest {
+		t.Fatalf("verdict through live/: %s", st.Verdict.State)
 	}
 
 	// A day after the expiry: fail again, the expired exceptions named.

@@ -9,11 +9,14 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
 )
 
 // liveNamespace is the namespace clusters pull from. Content enters it
-// only by promotion of a digest whose verdict passed (the gate); until
-// promotion is wired into the server, every write to it is refused.
+// only by promotion of a digest whose verdict passed (the gate), which
+// writes in process, never through the HTTP API: every API write to it is
+// refused.
 const liveNamespace = "live/"
 
 // liveRefusal is the message registry clients (docker, podman, skopeo,
@@ -21,25 +24,12 @@ const liveNamespace = "live/"
 const liveRefusal = "live/ is write-protected: content enters live/ only by promotion of a digest whose verdict passed " +
 	"(drydock promote quarantine/NAME:TAG); push to quarantine/ instead. This attempt was recorded in the audit log."
 
-// repoOf returns the repository of a /v2/ API path and what follows it
-// ("manifests/REF", "blobs/uploads/...", "tags/list"...), or "" when the
-// path is not a repository route.
-func repoOf(p string) (repo, rest string) {
-	p = strings.TrimPrefix(p, "/v2/")
-	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
-		if i := strings.LastIndex(p, kind); i > 0 {
-			return p[:i], p[i+1:]
-		}
-	}
-	return "", ""
-}
-
 // guardLive refuses every request that would change live/: manifest and
 // tag pushes and deletes, blob uploads and mounts, blob deletes. Reads
 // pass. Each refusal is an OCI DENIED error and an audit entry.
-func guardLive(log *slog.Logger, audits *audit.Log, next http.Handler) http.Handler {
+func guardLive(log *slog.Logger, audits *audit.Log, pub gatekeeper.Publisher, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		repo, rest := repoOf(r.URL.Path)
+		repo, rest := auth.RepoOf(r.URL.Path)
 		if !strings.HasPrefix(repo, liveNamespace) || r.Method == http.MethodGet || r.Method == http.MethodHead {
 			next.ServeHTTP(w, r)
 			return
@@ -56,6 +46,12 @@ func guardLive(log *slog.Logger, audits *audit.Log, next http.Handler) http.Hand
 				Outcome: audit.OutcomeRefused, Detail: detail,
 			}); err != nil {
 				log.Error("audit: recording a refused live/ write failed", "err", err)
+			}
+		}
+		if pub != nil {
+			if err := pub.Publish(events.Event{Type: events.TypeBypassRefused, Subject: repo, Data: map[string]any{
+				"kind": "write", "actor": actor, "method": r.Method, "repository": repo, "reference": ref, "remote": r.RemoteAddr}}); err != nil {
+				log.Warn("event not published", "type", events.TypeBypassRefused, "err", err)
 			}
 		}
 		log.Warn("refused a write to live/", "actor", actor, "method", r.Method, "repository", repo, "path", r.URL.Path)

@@ -50,6 +50,8 @@ type Server struct {
 	closeAudit func() error
 	// gate is scanning on arrival, verdicts and promotion.
 	gate *gateParts
+	// closeAuth closes the user and token store.
+	closeAuth func() error
 }
 
 // Option configures a Server.
@@ -117,32 +119,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	keeper = gp.keeper
 	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
 
-	var v2 http.Handler = guardLive(log, audits, reg)
-	var users *auth.Htpasswd
-	if cfg.Auth.Htpasswd != "" {
-		users, err = auth.LoadHtpasswd(cfg.Auth.Htpasswd)
-		if err != nil {
-			gp.close(ctx)
-			closeAudit()
-			return nil, err
-		}
-		users.OnFailure = func(r *http.Request, user string) {
-			detail, _ := audit.Detail(map[string]any{"method": r.Method, "path": r.URL.Path, "remote": r.RemoteAddr})
-			if _, err := audits.Record(context.WithoutCancel(r.Context()), audit.Entry{Actor: user, Action: audit.ActionLoginFailed,
-				Outcome: audit.OutcomeRefused, Detail: detail}); err != nil {
-				log.Error("audit: recording a login failure failed", "err", err)
-			}
-		}
-		v2 = users.Middleware(cfg.Auth.Realm, func(*http.Request) bool { return true }, v2)
+	authn, authStore, err := openAuth(ctx, cfg, log, audits, o.now)
+	if err != nil {
+		gp.close(ctx)
+		closeAudit()
+		return nil, err
 	}
-	var apiHandler http.Handler = api.Handler(api.Options{Gate: gp.keeper, Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log})
-	if cfg.Auth.Htpasswd != "" {
-		apiHandler = users.Middleware(cfg.Auth.Realm, func(*http.Request) bool { return true }, apiHandler)
-	}
+	s.closeAuth = authStore.Close
+	// Authentication, then the live/ guard (every write to live/ is a
+	// refused bypass, whoever asks), then the roles, then the registry.
+	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, authn.AuthorizeMiddleware(filterCatalog(reg))))
+	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Authorize: apiAuthorizer,
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
-	mux.Handle("/api/v1/", apiHandler)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
+	mux.Handle("/auth/token", authn.TokenHandler())
+	mux.Handle("/api/v1/", apiHandler)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", m.Handler())
@@ -218,15 +211,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)
 	}
+	if err := s.closeAuth(); err != nil {
+		s.log.Warn("closing the user store", "err", err)
+	}
 	s.log.Info("stopped")
 	return nil
 }
 
 func authMode(cfg config.Config) string {
+	mode := "users and tokens"
 	if cfg.Auth.Htpasswd != "" {
-		return "htpasswd"
+		mode += " + htpasswd"
 	}
-	return "anonymous"
+	if len(cfg.Auth.Anonymous) > 0 {
+		mode += " + anonymous " + strings.Join(cfg.Auth.Anonymous, ",")
+	}
+	return mode
 }
 
 // purgeLoop removes uploads abandoned for longer than cfg.Uploads.PurgeAfter,

@@ -66,16 +66,28 @@ func (s *serveProc) Logs() string {
 	return s.logs.String()
 }
 
+// anonymousAll lets requests without credentials do everything but admin,
+// for the tests whose subject is not authentication.
+const anonymousAll = "DRYDOCK_AUTH_ANONYMOUS=pull:*,push:*,promote:*"
+
 // startServe runs `drydock serve --addr 127.0.0.1:0 --data DATA ARGS...`
-// and waits until it logs the address it listens on.
+// with anonymous access on, and waits until it logs the address it
+// listens on.
 func startServe(t testing.TB, data string, args ...string) *serveProc {
+	t.Helper()
+	return startServeEnv(t, data, []string{anonymousAll}, args...)
+}
+
+// startServeEnv is startServe with the given extra environment instead
+// of anonymous access (the server's defaults: anonymous access off).
+func startServeEnv(t testing.TB, data string, env []string, args ...string) *serveProc {
 	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
 	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json"}, args...)
 	cmd := exec.Command(drydockBin, all...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

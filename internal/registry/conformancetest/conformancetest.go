@@ -38,13 +38,15 @@ type Result struct {
 // registry at hostPort (plain HTTP) with the spec 1.1 defaults, using the
 // repositories conformance/repo1 and conformance/repo2. It fails t unless at
 // least one check ran and all enabled checks passed.
-func Run(t testing.TB, hostPort string) Result {
+// extraEnv adds OCI_* settings, e.g. OCI_USERNAME and OCI_PASSWORD to log
+// in.
+func Run(t testing.TB, hostPort string, extraEnv ...string) Result {
 	t.Helper()
 	bin, err := Build(context.Background())
 	if err != nil {
 		t.Fatalf("building conformance suite: %v", err)
 	}
-	res, err := Exec(context.Background(), bin, hostPort, t.TempDir())
+	res, err := Exec(context.Background(), bin, hostPort, t.TempDir(), extraEnv...)
 	if err != nil {
 		t.Fatalf("running conformance suite: %v", err)
 	}
@@ -118,7 +120,7 @@ func Build(ctx context.Context) (string, error) {
 // Exec runs the conformance binary against hostPort, writing its reports to
 // resultsDir, and parses the results. A non-zero exit of the suite is not an
 // error: the results say what failed.
-func Exec(ctx context.Context, bin, hostPort, resultsDir string) (Result, error) {
+func Exec(ctx context.Context, bin, hostPort, resultsDir string, extraEnv ...string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
@@ -137,6 +139,7 @@ func Exec(ctx context.Context, bin, hostPort, resultsDir string) (Result, error)
 		"OCI_REPO1=conformance/repo1",
 		"OCI_REPO2=conformance/repo2",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	var buf bytes.Buffer
 	cmd.Stdout = &buf
 	cmd.Stderr = &buf
