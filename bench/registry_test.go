@@ -76,6 +76,8 @@ func start(b *testing.B, kind string) *server {
 			b.Skip("DRYDOCK_BIN not set: run bench/registry.sh")
 		}
 		cmd = exec.Command(bin, "serve", "--addr", addr, "--data", dir, "--log-level", "warn")
+		// Anonymous access, like the stock registry's default configuration.
+		cmd.Env = append(os.Environ(), "DRYDOCK_AUTH_ANONYMOUS=pull:*,push:*")
 	case "distribution":
 		bin := os.Getenv("STOCK_REGISTRY_BIN")
 		if bin == "" {

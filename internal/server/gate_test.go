@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/server"
@@ -50,7 +52,7 @@ type gateServer struct {
 	clock  *fakeClock
 }
 
-func startGateServer(t *testing.T, policy string) *gateServer {
+func startGateServer(t *testing.T, policy string, configure ...func(*config.Config)) *gateServer {
 	t.Helper()
 	g := &gateServer{t: t, data: t.TempDir(), clock: &fakeClock{now: realdb.DataDate}}
 	realdb.Copy(t, vulndb.DefaultPath(g.data))
@@ -64,6 +66,9 @@ func startGateServer(t *testing.T, policy string) *gateServer {
 	cfg.Gate.Exceptions = g.vexDir
 	cfg.Gate.SweepInterval = config.Duration(time.Hour) // the test drives re-evaluation
 	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*"}
+	for _, f := range configure {
+		f(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -339,5 +344,71 @@ func TestGateGraceWindow(t *testing.T) {
 	g.clock.Set(t0.Add(48 * time.Hour))
 	if st = g.verdict("quarantine/app:1"); st.Verdict.State != gate.StateFail || st.Verdict.PendingFlip != nil {
 		t.Fatalf("48h in: %+v", st.Verdict)
+	}
+}
+
+// TestGateWebhooks: verdict changes, refused promotions and refused writes
+// to live/ reach a webhook receiver as signed CloudEvents.
+func TestGateWebhooks(t *testing.T) {
+	ti := testimage.Require(t, testimage.Bookworm)
+	secret := []byte("hook-secret")
+	var mu sync.Mutex
+	got := map[string][]string{} // type -> subjects
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := events.Verify(secret, r.Header.Get(events.HeaderTimestamp), r.Header.Get(events.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("bad signature: %v", err)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var e struct{ Type, Subject string }
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Errorf("event body %s: %v", body, err)
+		}
+		mu.Lock()
+		got[e.Type] = append(got[e.Type], e.Subject)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	g := startGateServer(t, strictPolicy, func(c *config.Config) {
+		c.Events.Webhooks = []config.Webhook{{Name: "test", URL: recv.URL, Secret: string(secret)}}
+	})
+	digest := g.push(ti, "quarantine/hooked:1")
+	if st := g.waitScanned("quarantine/hooked:1"); st.Verdict.State != gate.StateFail {
+		t.Fatalf("verdict %s", st.Verdict.State)
+	}
+	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/hooked:1"}, nil); code != http.StatusForbidden {
+		t.Fatalf("promote of a failing image: %d", code)
+	}
+	req, _ := http.NewRequest("DELETE", g.url+"/v2/live/hooked/manifests/1", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	want := map[string]string{
+		events.TypeVerdict:       "quarantine/hooked@" + digest,
+		events.TypeBypassRefused: "live/hooked",
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		missing := []string{}
+		for typ, subj := range want {
+			found := false
+			for _, s := range got[typ] {
+				found = found || strings.HasPrefix(s, subj)
+			}
+			if !found {
+				missing = append(missing, typ+" "+subj)
+			}
+		}
+		refusals := len(got[events.TypeBypassRefused])
+		mu.Unlock()
+		if len(missing) == 0 && refusals >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events missing after 30s: %v (refusals %d)", missing, refusals)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

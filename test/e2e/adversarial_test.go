@@ -104,6 +104,7 @@ func TestLiveAdversarial(t *testing.T) {
 	requireTool(t, "skopeo")
 	good := testimage.Require(t, testimage.Bookworm)
 	bad := testimage.Require(t, testimage.BookwormNginx)
+	idx := testimage.RequireIndex(t, testimage.MultiArchTrixie, testimage.MultiArchSpecs)
 	data := t.TempDir()
 	cfg, vexDir := gateConfig(t, data, "")
 	s := startServeEnv(t, data, nil, "--config", cfg)
@@ -137,6 +138,13 @@ func TestLiveAdversarial(t *testing.T) {
 		{"skopeo push of an image", func() string {
 			return attempt(t, nil, "skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds,
 				bad.OCIReference(), "docker://"+host+"/live/bad:1")
+		}},
+		{"crane push of an image", func() string {
+			return attempt(t, craneEnv, cr, "copy", "--insecure", host+"/quarantine/bad:1", host+"/live/bad:2")
+		}},
+		{"skopeo push of an index", func() string {
+			return attempt(t, nil, "skopeo", "--insecure-policy", "copy", "--all", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds,
+				idx.OCIReference(), "docker://"+host+"/live/idx:2")
 		}},
 		{"crane push of an index", func() string {
 			return attempt(t, craneEnv, cr, "index", "append", "--insecure", "-m", host+"/quarantine/bad:1", "-t", host+"/live/idx:1")
