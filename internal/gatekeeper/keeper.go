@@ -103,7 +103,8 @@ type Keeper struct {
 
 	recordMu     sync.Mutex
 	mu           sync.Mutex
-	policyHash   string         // last policy hash seen (audited on change)
+	policyHash   string // last policy hash seen (audited on change)
+	policySeen   bool
 	stuckEvented map[int64]bool // stuck jobs already reported
 	dbBuiltAt    time.Time      // vulnerability DB build seen by the last sweep
 	dbSeen       bool
@@ -454,17 +455,36 @@ func reasonSummary(rs []gate.Reason) []string {
 	return out
 }
 
-// notePolicy audits a change of the policy text (and the first policy
-// seen by this process when it differs from the last one recorded).
+// policyHashKey is the setting that keeps the hash of the policy last
+// seen, across restarts.
+const policyHashKey = "gate.policy.sha256"
+
+// notePolicy audits a change of the policy text: one seen by this process
+// for the first time is compared with the one recorded before, so a
+// restart with the same policy is not a change.
 func (k *Keeper) notePolicy(ctx context.Context, hash string, perr error) {
 	k.mu.Lock()
-	if hash == k.policyHash {
+	if k.policySeen && hash == k.policyHash {
 		k.mu.Unlock()
 		return
 	}
+	first := !k.policySeen
 	prev := k.policyHash
-	k.policyHash = hash
+	k.policyHash, k.policySeen = hash, true
 	k.mu.Unlock()
+	if first {
+		stored, err := k.store.Setting(ctx, policyHashKey)
+		if err != nil {
+			k.log.Warn("reading the last policy hash", "err", err)
+		}
+		prev = stored
+		if stored == hash && perr == nil {
+			return
+		}
+	}
+	if err := k.store.SetSetting(ctx, policyHashKey, hash); err != nil {
+		k.log.Warn("recording the policy hash", "err", err)
+	}
 	detail := map[string]any{"path": k.policy.Path(), "sha256": hash, "previous": prev}
 	outcome := audit.OutcomeOK
 	if perr != nil {

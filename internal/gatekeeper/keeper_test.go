@@ -1237,3 +1237,47 @@ func TestAttachReport(t *testing.T) {
 		t.Errorf("the report was scanned: %v", err)
 	}
 }
+
+// TestPolicyUnchangedAcrossRestart: a new process (a new Keeper on the same
+// store) with the same policy records no policy change; a changed policy
+// does, with the previous hash.
+func TestPolicyUnchangedAcrossRestart(t *testing.T) {
+	f := newFixture(t, fixtureOptions{policy: lenientPolicy})
+	d := f.push("quarantine/app", "1", "app").Digest.String()
+	f.verdict("quarantine/app:1")
+	if n := len(f.auditEntries(audit.ActionPolicyChange, "")); n != 1 {
+		t.Fatalf("%d policy_change entries after the first start, want 1", n)
+	}
+	restart := func() *Keeper {
+		t.Helper()
+		ps, err := NewPolicySource(f.policy.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := jobs.Open(t.Context(), filepath.Join(t.TempDir(), "jobs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		k, err := New(Options{Registry: f.reg, Store: f.store, Queue: q, Audit: f.audits, Policy: ps,
+			DBPath: filepath.Join(t.TempDir(), "missing.db"), Now: f.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if _, err := restart().Reevaluate(t.Context(), "quarantine/app", d); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.auditEntries(audit.ActionPolicyChange, "")); n != 1 {
+		t.Fatalf("%d policy_change entries after a restart with the same policy, want 1", n)
+	}
+	f.policy.write("version: v1\nmaxSeverity: MEDIUM\n")
+	if _, err := restart().Reevaluate(t.Context(), "quarantine/app", d); err != nil {
+		t.Fatal(err)
+	}
+	es := f.auditEntries(audit.ActionPolicyChange, "")
+	if len(es) != 2 || !strings.Contains(string(es[1].Detail), `"previous":"`) || strings.Contains(string(es[1].Detail), `"previous":""`) {
+		t.Fatalf("policy_change entries after a restart with a new policy: %+v", es)
+	}
+}

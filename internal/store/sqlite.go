@@ -57,7 +57,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	if _, err := db.Exec(schema + scansSchema); err != nil {
+	if _, err := db.Exec(schema + scansSchema + settingsSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: create schema: %w", path, err)
 	}

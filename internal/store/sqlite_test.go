@@ -211,3 +211,19 @@ func TestHistoryOnlyOnChangeAndScans(t *testing.T) {
 		t.Fatal("bad digest accepted")
 	}
 }
+
+func TestSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gate.db")
+	s := open(t, path)
+	if v, err := s.Setting(t.Context(), "k"); err != nil || v != "" {
+		t.Fatalf("unset setting: %q %v", v, err)
+	}
+	for _, v := range []string{"a", "b"} {
+		if err := s.SetSetting(t.Context(), "k", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := open(t, path).Setting(t.Context(), "k"); err != nil || v != "b" {
+		t.Fatalf("setting from a second handle: %q %v", v, err)
+	}
+}

@@ -58,6 +58,10 @@ type Store interface {
 	PutScan(ctx context.Context, sc Scan) error
 	Scan(ctx context.Context, digest string) (*Scan, error)
 	SetSource(ctx context.Context, digest, repository, source string) error
+	// Setting and SetSetting keep small named values (the hash of the
+	// policy last seen, so a restart is not taken for a policy change).
+	Setting(ctx context.Context, key string) (string, error)
+	SetSetting(ctx context.Context, key, value string) error
 	// List returns images, most recently updated first.
 	List(ctx context.Context, f Filter) ([]Image, error)
 	Close() error
