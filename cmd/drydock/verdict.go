@@ -125,12 +125,7 @@ func writeVerdict(w io.Writer, st *gatekeeper.Status) {
 	fmt.Fprintf(w, "  promoted:  %s\n", yesNo(st.Promoted))
 	if len(v.Reasons) > 0 {
 		fmt.Fprintln(w, "  reasons:")
-		for _, r := range v.Reasons {
-			fmt.Fprintf(w, "    [%s] %s\n", r.Rule, r.Message)
-			for _, f := range r.Findings {
-				fmt.Fprintf(w, "      %s\n", f)
-			}
-		}
+		writeReasons(w, "    ", v.Reasons)
 	}
 	if len(v.Applied) > 0 {
 		fmt.Fprintf(w, "  exceptions applied: %s\n", strings.Join(v.Applied, ", "))
@@ -240,16 +235,21 @@ Credentials as for "drydock verdict".`,
 func writeRefusal(w io.Writer, src string, b api.ErrorBody) {
 	v := b.Verdict
 	fmt.Fprintf(w, "promotion of %s refused: the verdict is %s, only pass or exempt may enter live/\n", src, strings.ToUpper(string(v.State)))
-	for _, r := range v.Reasons {
-		fmt.Fprintf(w, "  [%s] %s\n", r.Rule, r.Message)
-		for _, f := range r.Findings {
-			fmt.Fprintf(w, "    %s\n", f)
-		}
-	}
+	writeReasons(w, "  ", v.Reasons)
 	if len(v.ExpiredExceptions) > 0 {
 		fmt.Fprintf(w, "  expired exceptions: %s\n", strings.Join(v.ExpiredExceptions, ", "))
 	}
 	if v.State == gate.StatePending {
 		fmt.Fprintln(w, "  the scan has not finished; try again when `drydock verdict` shows its result")
+	}
+}
+
+// writeReasons prints a verdict's reasons, each with its findings.
+func writeReasons(w io.Writer, indent string, rs []gate.Reason) {
+	for _, r := range rs {
+		fmt.Fprintf(w, "%s[%s] %s\n", indent, r.Rule, r.Message)
+		for _, f := range r.Findings {
+			fmt.Fprintf(w, "%s  %s\n", indent, f)
+		}
 	}
 }

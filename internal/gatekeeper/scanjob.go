@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -195,23 +194,16 @@ func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Des
 			return nil, err
 		}
 		rep.Artifact.Name = repo + "@" + m.Digest.String()
-		out = append(out, store.PlatformReport{Platform: platformString(m.Platform), Digest: m.Digest.String(), Report: rep})
+		plat := ""
+		if m.Platform != nil {
+			plat = m.Platform.String()
+		}
+		out = append(out, store.PlatformReport{Platform: plat, Digest: m.Digest.String(), Report: rep})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("index %s has no platform image to scan", name)
 	}
 	return out, nil
-}
-
-func platformString(p *v1.Platform) string {
-	if p == nil {
-		return ""
-	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
 
 // attachReport stores rep as an OCI artifact whose subject is the scanned
