@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,10 +53,32 @@ func WithLogger(l *slog.Logger) Option {
 		if l == nil {
 			return errors.New("WithLogger: nil logger")
 		}
-		c.logger = l
+		c.logger = slog.New(quietInfo{l.Handler()})
 		return nil
 	}
 }
+
+// quietInfo logs River's informational messages (schema migrations, the
+// client starting and stopping) at debug level: they are routine.
+// Warnings and errors keep their level.
+type quietInfo struct{ slog.Handler }
+
+func (h quietInfo) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return h.Handler.Enabled(ctx, l)
+}
+
+func (h quietInfo) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietInfo) WithAttrs(as []slog.Attr) slog.Handler { return quietInfo{h.Handler.WithAttrs(as)} }
+func (h quietInfo) WithGroup(n string) slog.Handler       { return quietInfo{h.Handler.WithGroup(n)} }
 
 // WithWorkers sets how many jobs of the default queue run concurrently in
 // this process (default 2).

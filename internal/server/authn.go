@@ -110,8 +110,8 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, st
 	if _, err := audits.Record(ctx, audit.Entry{Actor: "drydock:serve", Action: audit.ActionUserChange, Reference: "admin", Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
 		return err
 	}
-	log.Warn("no users yet: created user \"admin\"; its password is in "+path+
-		" (log in with: drydock user passwd admin to change it, docker login -u admin)", "password_file", path)
+	log.Warn("no users yet: created user \"admin\" with a generated password in "+path+
+		"; log in with \"docker login -u admin\" and change it with \"drydock user passwd admin\"", "password_file", path)
 	return nil
 }
 

@@ -87,6 +87,10 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if cfg.Gate.Policy != "" {
 		name = cfg.Gate.Policy
 	}
+	if _, err := os.Stat(vulndb.DefaultPath(cfg.Data)); err != nil {
+		log.Warn("no vulnerability database yet: scans fail and nothing is promotable until \"drydock db update\" (or \"drydock db pull\") writes one; the scans run again when it appears",
+			"vulndb", vulndb.DefaultPath(cfg.Data))
+	}
 	log.Info("gate ready", "policy", name, "exceptions", cfg.Gate.Exceptions, "webhooks", len(receivers),
 		"vulndb", vulndb.DefaultPath(cfg.Data))
 	return g, nil

@@ -52,10 +52,24 @@ type gateServer struct {
 	clock  *fakeClock
 }
 
-func startGateServer(t *testing.T, policy string, configure ...func(*config.Config)) *gateServer {
+// gateSetup is what a gateOption may change before the server starts.
+type gateSetup struct {
+	cfg  *config.Config
+	noDB bool
+}
+
+type gateOption func(*gateSetup)
+
+// withoutDB starts the server without a vulnerability database.
+func withoutDB(s *gateSetup) { s.noDB = true }
+
+// withConfig changes the server's configuration.
+func withConfig(f func(*config.Config)) gateOption { return func(s *gateSetup) { f(s.cfg) } }
+
+func startGateServer(t *testing.T, policy string, opts ...gateOption) *gateServer {
 	t.Helper()
 	g := &gateServer{t: t, data: t.TempDir(), clock: &fakeClock{now: realdb.DataDate}}
-	realdb.Copy(t, vulndb.DefaultPath(g.data))
+	realdb.Path(t) // skips without the real data
 	g.policy = filepath.Join(t.TempDir(), "policy.yaml")
 	g.writePolicy(policy)
 	g.vexDir = t.TempDir()
@@ -66,8 +80,12 @@ func startGateServer(t *testing.T, policy string, configure ...func(*config.Conf
 	cfg.Gate.Exceptions = g.vexDir
 	cfg.Gate.SweepInterval = config.Duration(time.Hour) // the test drives re-evaluation
 	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*"}
-	for _, f := range configure {
-		f(&cfg)
+	setup := gateSetup{cfg: &cfg}
+	for _, o := range opts {
+		o(&setup)
+	}
+	if !setup.noDB {
+		realdb.Copy(t, vulndb.DefaultPath(g.data))
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -370,9 +388,9 @@ func TestGateWebhooks(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer recv.Close()
-	g := startGateServer(t, strictPolicy, func(c *config.Config) {
+	g := startGateServer(t, strictPolicy, withConfig(func(c *config.Config) {
 		c.Events.Webhooks = []config.Webhook{{Name: "test", URL: recv.URL, Secret: string(secret)}}
-	})
+	}))
 	digest := g.push(ti, "quarantine/hooked:1")
 	if st := g.waitScanned("quarantine/hooked:1"); st.Verdict.State != gate.StateFail {
 		t.Fatalf("verdict %s", st.Verdict.State)
@@ -411,4 +429,42 @@ func TestGateWebhooks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestGateScansWhenDatabaseArrives: a server started without a
+// vulnerability database fails the scan (fail closed, with the reason);
+// when the database appears, the sweeper rescans and the real verdict
+// replaces the failure.
+func TestGateScansWhenDatabaseArrives(t *testing.T) {
+	ti := testimage.Require(t, testimage.Bookworm)
+	g := startGateServer(t, strictPolicy, withoutDB, withConfig(func(c *config.Config) { c.Gate.SweepInterval = config.Duration(200 * time.Millisecond) }))
+	g.push(ti, "quarantine/early:1")
+	st := g.waitScanned("quarantine/early:1")
+	if st.Verdict.State != gate.StateFail || !strings.Contains(st.Scan.Error, "no vulnerability database") || !hasRule(st.Verdict, gate.RuleScan) {
+		t.Fatalf("without a database: %+v", st)
+	}
+	realdb.Copy(t, vulndb.DefaultPath(g.data))
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st = g.verdict("quarantine/early:1")
+		if st.Scan.Error == "" && !st.Scan.ScannedAt.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no rescan 2 minutes after the database arrived: %+v", st.Scan)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.Verdict.State != gate.StateFail || len(cves(st.Verdict)) == 0 {
+		t.Fatalf("after the rescan: %+v", st.Verdict)
+	}
+}
+
+func hasRule(v gate.Verdict, rule string) bool {
+	for _, r := range v.Reasons {
+		if r.Rule == rule {
+			return true
+		}
+	}
+	return false
 }
