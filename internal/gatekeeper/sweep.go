@@ -30,11 +30,18 @@ func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// scanOlderThan reports whether digest's last successful scan ran before t.
+func (k *Keeper) scanOlderThan(ctx context.Context, digest string, t time.Time) bool {
+	sc, err := k.store.Scan(ctx, digest)
+	return err == nil && sc.Error == "" && !sc.ScannedAt.IsZero() && sc.ScannedAt.Before(t)
+}
+
 // Sweep does the gate's periodic work:
 //   - a scan running longer than StuckAfter fails its digest's verdict
 //     (fail closed) and raises a stuck-scan event, once per job;
 //   - when the vulnerability database changed (a new build, or a first
-//     one), every known digest is queued for a rescan;
+//     one), every known digest is queued for a rescan, and so is a digest
+//     whose scan is older than half the policy's maxScanAge;
 //   - every known verdict is decided again at the current time, so that
 //     expired exceptions, grace windows and maximum scan ages take effect
 //     and are announced without anyone asking.
@@ -49,11 +56,16 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		return errors.Join(append(errs, err)...)
 	}
 	changed, first := k.dbChanged()
+	pol, _, _ := k.policy.Get()
 	for _, im := range images {
 		reason := ""
 		switch {
 		case changed:
 			reason = "db-update"
+		case pol != nil && pol.MaxScanAge > 0 && k.scanOlderThan(ctx, im.Digest, now.Add(-pol.MaxScanAge/2)):
+			// Rescan at half the policy's maximum scan age, so that a
+			// scan never gets old enough to fail the verdict.
+			reason = "max-scan-age"
 		case first:
 			// At start, retry the scans that failed before (a missing
 			// database, a crash): the database may be there now.

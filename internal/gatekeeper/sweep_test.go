@@ -238,3 +238,35 @@ func TestSweepStuckScan(t *testing.T) {
 		t.Errorf("stored scan after the job: %+v, %v", sc, err)
 	}
 }
+
+// TestSweepRescansBeforeMaxScanAge: a scan older than half the policy's
+// maxScanAge is queued again, so that the verdict never fails for age
+// while the gate is running; a fresh one is not.
+func TestSweepRescansBeforeMaxScanAge(t *testing.T) {
+	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: CRITICAL\nmaxScanAge: 24h\n"})
+	ctx := t.Context()
+	old := f.push("quarantine/old", "1", "old").Digest.String()
+	f.putScan("quarantine/old", old)
+	f.clock.Advance(11 * time.Hour)
+	fresh := f.push("quarantine/fresh", "1", "fresh").Digest.String()
+	f.putScan("quarantine/fresh", fresh)
+	for _, ref := range []string{"quarantine/old:1", "quarantine/fresh:1"} {
+		if st := f.verdict(ref); st.Verdict.State != gate.StatePass {
+			t.Fatalf("%s: %s", ref, st.Verdict.State)
+		}
+	}
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := f.scanJobs(); len(js) != 0 {
+		t.Fatalf("rescans at 11h of 24h: %+v", js)
+	}
+	f.clock.Advance(2 * time.Hour) // old: 13h, fresh: 2h
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, args := f.scanJobs()
+	if len(args) != 1 || args[0].Digest != old || args[0].Reason != "max-scan-age" {
+		t.Fatalf("rescans at 13h: %+v, want one of %s", args, old)
+	}
+}

@@ -349,6 +349,15 @@ func TestGateGraceWindow(t *testing.T) {
 	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/app:1"}, nil); code != http.StatusOK {
 		t.Fatalf("promote: %d", code)
 	}
+	// A rescan of the promoted image: the verdict never shows pending.
+	if code := g.api("POST", "/api/v1/rescan", map[string]string{"reference": "quarantine/app:1"}, nil); code != http.StatusAccepted {
+		t.Fatalf("rescan: %d", code)
+	}
+	for range 20 {
+		if st := g.verdict("quarantine/app:1"); st.Verdict.State != gate.StatePass {
+			t.Fatalf("during a rescan of a promoted image: %s", st.Verdict.State)
+		}
+	}
 	g.writePolicy(strings.Replace(strictPolicy, "72h", "48h", 1))
 	t0 := g.clock.Now()
 	st = g.verdict("quarantine/app:1")

@@ -294,6 +294,20 @@ func TestAuthErrors(t *testing.T) {
 		t.Errorf("missing role: %d %s", code, body)
 	}
 
+	// podman login goes through the bearer-token flow.
+	if _, err := exec.LookPath("podman"); err == nil {
+		authfile := filepath.Join(t.TempDir(), "auth.json")
+		out := runTool(t, "podman", "login", "--tls-verify=false", "--authfile", authfile, "-u", "reader", "-p", "reader-password", s.Addr)
+		if !strings.Contains(out, "Login Succeeded") {
+			t.Errorf("podman login: %s", out)
+		}
+		if out := attempt(t, nil, "podman", "login", "--tls-verify=false", "--authfile", authfile, "-u", "reader", "-p", "wrong-password", s.Addr); !strings.Contains(out, "invalid username") {
+			t.Errorf("podman login with a wrong password: %s", out)
+		}
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("podman is not installed; `make test` installs it")
+	}
+
 	// A token that expired: created by the store with a clock in the past.
 	st, err := auth.OpenStore(auth.DefaultPath(data), auth.WithClock(func() time.Time { return time.Now().Add(-48 * time.Hour) }))
 	if err != nil {
