@@ -34,6 +34,7 @@ import (
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -84,6 +85,9 @@ type Options struct {
 	// StuckAfter is how long a scan may run before it counts as stuck
 	// (default 15 minutes).
 	StuckAfter time.Duration
+	// Metrics counts scans, verdict changes and promotions; nil counts
+	// nothing.
+	Metrics *metrics.Gate
 }
 
 // Keeper is the gate's service. Its methods are safe for concurrent use.
@@ -100,6 +104,7 @@ type Keeper struct {
 	now        func() time.Time
 	log        *slog.Logger
 	stuckAfter time.Duration
+	metrics    *metrics.Gate
 
 	recordMu     sync.Mutex
 	mu           sync.Mutex
@@ -130,7 +135,7 @@ func New(o Options) (*Keeper, error) {
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
 		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache,
 		now: o.Now, log: o.Log,
-		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
+		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -433,6 +438,7 @@ func (k *Keeper) record(ctx context.Context, repo, digest string, next gate.Verd
 	k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionVerdict, Repository: repo, Digest: digest, Outcome: audit.OutcomeOK}, detail)
 	k.publish(events.Event{Type: events.TypeVerdict, Subject: repo + "@" + digest, Data: map[string]any{
 		"repository": repo, "digest": digest, "state": eff.State, "previous": from, "verdict": eff}})
+	k.metrics.VerdictChanged(string(eff.State))
 	k.log.Info("verdict", "repository", repo, "digest", digest, "state", eff.State, "previous", from)
 	return eff, nil
 }

@@ -160,10 +160,12 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 	res, err := k.reg.Copy(ctx, srcRepo, dstRepo, digest.Digest(d), tags...)
 	if err != nil {
 		entry.Outcome = audit.OutcomeError
+		k.metrics.Promotion(audit.OutcomeError)
 		k.auditEntry(ctx, entry, map[string]any{"source": req.Source, "target": target, "error": err.Error()})
 		return nil, fmt.Errorf("promote %s -> %s: %w", req.Source, target, err)
 	}
 	entry.Outcome = audit.OutcomeOK
+	k.metrics.Promotion(audit.OutcomeOK)
 	k.auditEntry(ctx, entry, map[string]any{"source": req.Source, "target": target, "state": v.State,
 		"exceptions": v.Applied, "manifests": res.Manifests, "blobsLinked": res.BlobsLinked, "referrers": len(res.Referrers)})
 	k.publish(events.Event{Type: events.TypePromotion, Subject: dstRepo + "@" + d, Data: map[string]any{
@@ -174,6 +176,7 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 
 func (k *Keeper) refuse(ctx context.Context, entry audit.Entry, source, target, d string, v gate.Verdict) error {
 	entry.Outcome = audit.OutcomeRefused
+	k.metrics.Promotion(audit.OutcomeRefused)
 	k.auditEntry(ctx, entry, map[string]any{"source": source, "target": target, "state": v.State, "reasons": reasonSummary(v.Reasons)})
 	k.publish(events.Event{Type: events.TypeBypassRefused, Subject: entry.Repository + "@" + d, Data: map[string]any{
 		"kind": "promotion", "source": source, "target": target, "digest": d, "state": v.State, "actor": entry.Actor, "reasons": v.Reasons}})

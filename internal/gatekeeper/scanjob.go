@@ -73,6 +73,7 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 			return err
 		}
 		log.Error("scan failed", "err", err)
+		k.metrics.ScanDone("error", 0)
 		if perr := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, Error: err.Error()}); perr != nil {
 			return perr
 		}
@@ -87,6 +88,7 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	if err := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, ScannedAt: now, Reports: reports}); err != nil {
 		return err
 	}
+	k.metrics.ScanDone("ok", now.Sub(start))
 	counts := map[string]int{}
 	for _, pr := range reports {
 		for sev, n := range pr.Report.Counts() {

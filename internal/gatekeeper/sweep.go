@@ -113,6 +113,7 @@ func (k *Keeper) sweepStuck(ctx context.Context, now time.Time) error {
 		running := now.Sub(j.AttemptedAt).Round(time.Second)
 		why := "scan stuck: running for " + running.String() + " (job " + itoa(j.ID) + "), longer than the " + k.stuckAfter.String() + " time-out"
 		k.log.Error("scan stuck", "repository", a.Repository, "digest", a.Digest, "job", j.ID, "running", running)
+		k.metrics.ScanDone("stuck", 0)
 		if err := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, Error: why}); err != nil {
 			return err
 		}

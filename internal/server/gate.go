@@ -15,6 +15,7 @@ import (
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -27,6 +28,7 @@ type gateParts struct {
 	queue      *jobs.Queue
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
+	metrics    *metrics.Gate
 }
 
 // jobsPath is the job queue's database under the data directory.
@@ -35,7 +37,7 @@ func jobsPath(data string) string { return filepath.Join(data, "jobs", "jobs.db"
 // openGate opens the verdict store, the job queue and the event
 // dispatcher and builds the gatekeeper on reg. now is the clock (nil: the
 // system clock).
-func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, audits *audit.Log, now func() time.Time) (_ *gateParts, err error) {
+func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
 	g := &gateParts{}
 	defer func() {
 		if err != nil {
@@ -72,6 +74,7 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if g.dispatcher, err = events.NewDispatcher(receivers, opts...); err != nil {
 		return nil, err
 	}
+	g.metrics = m.NewGate(g.store.CountByState)
 	cache, err := scan.NewFileCache(filepath.Join(cfg.Data, "scan", "inventory"))
 	if err != nil {
 		return nil, err
@@ -80,6 +83,7 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
 		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
+		Metrics: g.metrics,
 	}); err != nil {
 		return nil, err
 	}

@@ -323,6 +323,25 @@ func TestGateFailExemptExpire(t *testing.T) {
 	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/bookworm:12", "target": "live/bookworm:again"}, &refused); code != http.StatusForbidden {
 		t.Fatalf("promotion after expiry: %d", code)
 	}
+
+	// The gate's metrics say the same.
+	resp, err := http.Get(g.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`drydock_gate_scans_total{outcome="ok"} 1`,
+		`drydock_gate_promotions_total{outcome="ok"} 1`,
+		`drydock_gate_promotions_total{outcome="refused"} 2`,
+		`drydock_gate_images{state="fail"} 1`,
+		`drydock_gate_verdict_changes_total{state="exempt"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func mustRef(t *testing.T, s string) name.Reference {
@@ -437,6 +456,15 @@ func TestGateWebhooks(t *testing.T) {
 			t.Fatalf("events missing after 30s: %v (refusals %d)", missing, refusals)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get(g.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "drydock_gate_live_writes_refused_total 1\n") {
+		t.Error("/metrics does not count the refused write to live/")
 	}
 }
 

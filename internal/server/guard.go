@@ -11,6 +11,7 @@ import (
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/metrics"
 )
 
 // liveNamespace is the namespace clusters pull from. Content enters it
@@ -27,7 +28,7 @@ const liveRefusal = "live/ is write-protected: content enters live/ only by prom
 // guardLive refuses every request that would change live/: manifest and
 // tag pushes and deletes, blob uploads and mounts, blob deletes. Reads
 // pass. Each refusal is an OCI DENIED error and an audit entry.
-func guardLive(log *slog.Logger, audits *audit.Log, pub gatekeeper.Publisher, next http.Handler) http.Handler {
+func guardLive(log *slog.Logger, audits *audit.Log, pub gatekeeper.Publisher, m *metrics.Gate, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		repo, rest := auth.RepoOf(r.URL.Path)
 		if !strings.HasPrefix(repo, liveNamespace) || r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -48,6 +49,7 @@ func guardLive(log *slog.Logger, audits *audit.Log, pub gatekeeper.Publisher, ne
 				log.Error("audit: recording a refused live/ write failed", "err", err)
 			}
 		}
+		m.LiveWriteRefused()
 		if pub != nil {
 			if err := pub.Publish(events.Event{Type: events.TypeBypassRefused, Subject: repo, Data: map[string]any{
 				"kind": "write", "actor": actor, "method": r.Method, "repository": repo, "reference": ref, "remote": r.RemoteAddr}}); err != nil {

@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	gp, err := openGate(ctx, cfg, log, reg, audits, o.now)
+	gp, err := openGate(ctx, cfg, log, reg, audits, m, o.now)
 	if err != nil {
 		closeAudit()
 		return nil, err
@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	s.closeAuth = authStore.Close
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
-	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, authn.AuthorizeMiddleware(filterCatalog(reg))))
+	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
 	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Authorize: apiAuthorizer,
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
 	mux := http.NewServeMux()

@@ -132,3 +132,22 @@ func (s *SQLite) SetSetting(ctx context.Context, key, value string) error {
 	}
 	return nil
 }
+
+// CountByState returns how many digests have each effective verdict state.
+func (s *SQLite) CountByState(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM images GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count verdicts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: count verdicts: %w", err)
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
