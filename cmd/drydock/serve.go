@@ -29,6 +29,11 @@ One process serves, on one port:
   /readyz    readiness: 200 when the blob storage answers
   /metrics   Prometheus metrics (requests, bytes in/out, upload durations)
   /api/v1/   the JSON API: verdict, promote, imports, rescan
+  /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
+
+Authentication is on: users and API tokens ("drydock user", "drydock token")
+with roles per namespace. The first start creates user admin and writes its
+password to DATA/auth/initial-admin-password.
 
 With no configuration at all it listens on 127.0.0.1:5000 and keeps its data
 under the per-user data directory (` + config.DefaultDataDir() + `),
@@ -49,7 +54,10 @@ A config file (every field optional):
     parameters:                 # the driver's own parameters
       rootdirectory: /var/lib/drydock/registry
   auth:
-    htpasswd: /etc/drydock/htpasswd   # bcrypt entries (htpasswd -B); none = anonymous
+    anonymous: [pull:live]            # roles without credentials; none (default) = off
+    htpasswd: /etc/drydock/htpasswd   # extra users, bcrypt entries (htpasswd -B)
+    htpasswdRoles: ["pull:*", "push:*"]  # the roles of the htpasswd users
+    tokenTTL: 5m                      # bearer tokens issued by /auth/token
   uploads: {purgeAfter: 24h, purgeInterval: 1h}
   shutdownTimeout: 30s
   gate:

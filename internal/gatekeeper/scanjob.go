@@ -53,7 +53,14 @@ var errNoDB = errors.New("no vulnerability database")
 func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	info, _ := jobs.JobInfo(ctx)
 	log := k.log.With("repository", a.Repository, "digest", a.Digest, "job", info.ID, "attempt", info.Attempt)
-	desc, body, err := k.reg.Manifest(ctx, a.Repository, a.Digest)
+	repo := a.Repository
+	desc, body, err := k.reg.Manifest(ctx, repo, a.Digest)
+	if errors.Is(err, registry.ErrNotFound) && strings.HasPrefix(repo, Quarantine) {
+		// Deleted from quarantine/ after its promotion: the same digest
+		// in live/ is what clusters run, and is rescanned there.
+		repo = Live + strings.TrimPrefix(repo, Quarantine)
+		desc, body, err = k.reg.Manifest(ctx, repo, a.Digest)
+	}
 	if errors.Is(err, registry.ErrNotFound) {
 		log.Info("scan skipped: the manifest is gone")
 		return nil
@@ -65,7 +72,7 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 		return nil // a referrer (report, signature, SBOM) or another artifact: not an image
 	}
 	start := k.now()
-	reports, err := k.scanManifest(ctx, a.Repository, desc)
+	reports, err := k.scanManifest(ctx, repo, desc)
 	if err != nil {
 		last := info.MaxAttempts > 0 && info.Attempt >= info.MaxAttempts
 		if !errors.Is(err, errNoDB) && !last {
@@ -99,7 +106,7 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 		Digest: a.Digest, Outcome: audit.OutcomeOK}, map[string]any{"reason": a.Reason, "platforms": len(reports),
 		"findings": counts, "seconds": now.Sub(start).Seconds()})
 	for _, pr := range reports {
-		if err := k.attachReport(ctx, a.Repository, desc, pr.Report); err != nil {
+		if err := k.attachReport(ctx, repo, desc, pr.Report); err != nil {
 			log.Warn("attaching the scan report failed", "err", err)
 		}
 	}

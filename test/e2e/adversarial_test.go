@@ -245,6 +245,10 @@ func TestLiveAdversarial(t *testing.T) {
 			good.OCIReference(), "docker://"+host+"/live/cluster:1"); !strings.Contains(out, "write-protected") {
 			t.Errorf("push to live/: %s", out)
 		}
+		code, body := rawRequest(t, "GET", s.URL()+"/v2/_catalog", "cluster", tok, nil)
+		if code != http.StatusOK || !strings.Contains(body, `"live/app"`) || strings.Contains(body, "quarantine/") {
+			t.Errorf("catalog for the cluster credential: %d %s", code, body)
+		}
 		raw, _ := os.ReadFile(filepath.Join(data, "auth", "auth.db"))
 		wal, _ := os.ReadFile(filepath.Join(data, "auth", "auth.db-wal"))
 		if bytes.Contains(raw, []byte(tok)) || bytes.Contains(wal, []byte(tok)) || bytes.Contains(raw, []byte(tok[len(tok)-20:])) {
