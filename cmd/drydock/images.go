@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/oci"
+	"github.com/drydock-project/drydock/internal/store"
 )
 
 // imagesJSON is the --json schema of "drydock images" (version 1).
@@ -41,7 +45,12 @@ and tags are sorted by name.
                 "kind": "index", "size": 123,
                 "platforms": [{"platform": "linux/amd64", "digest": "sha256:...",
                                "mediaType": "...", "size": 61}],
-                "error": "only set when the tag could not be read"}]}]}`,
+                "verdict": "pass", "promoted": true,
+                "error": "only set when the tag could not be read"}]}]}
+
+VERDICT is the gate's verdict on the digest (pending, pass, fail, exempt; see
+"drydock verdict"), from the server's API; "(promoted)" marks digests in
+live/.`,
 		Example: `  drydock images
   drydock images --json
   drydock images --server https://admin:secret@drydock.example.com`,
@@ -62,6 +71,7 @@ and tags are sorted by name.
 			if repos == nil {
 				repos = []oci.Repository{}
 			}
+			addVerdicts(cmd.Context(), log, server, repos)
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
@@ -77,7 +87,7 @@ and tags are sorted by name.
 
 func writeImagesTable(g *globals, repos []oci.Repository) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tREPOSITORY\tTAG\tKIND\tDIGEST\tSIZE")
+	fmt.Fprintln(tw, "NAMESPACE\tREPOSITORY\tTAG\tKIND\tDIGEST\tSIZE\tVERDICT")
 	for _, r := range repos {
 		for _, t := range r.Tags {
 			if t.Error != "" && t.Digest == "" {
@@ -88,13 +98,43 @@ func writeImagesTable(g *globals, repos []oci.Repository) error {
 			if t.Kind == "index" {
 				kind = fmt.Sprintf("index (%d)", len(t.Platforms))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, t.Tag, kind, shortDigest(t.Digest), size(t.Size))
+			verdict := orDash(t.Verdict)
+			if t.Promoted {
+				verdict += " (promoted)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, t.Tag, kind, shortDigest(t.Digest), size(t.Size), verdict)
 			for _, p := range t.Platforms {
 				fmt.Fprintf(tw, "\t\t\t  %s\t%s\t%s\n", p.Platform, shortDigest(p.Digest), size(p.Size))
 			}
 		}
 	}
 	return tw.Flush()
+}
+
+// addVerdicts fills in the gate's verdict of every listed digest, from the
+// server's API; a server without the gate (or a refusal) leaves them empty.
+func addVerdicts(ctx context.Context, log *slog.Logger, server string, repos []oci.Repository) {
+	c, err := newAPIClient(server)
+	var resp api.VerdictsResponse
+	if err == nil {
+		err = c.do(ctx, "GET", "/api/v1/verdicts", nil, &resp)
+	}
+	if err != nil {
+		log.Warn("no verdicts from the server's gate", "err", err)
+		return
+	}
+	byDigest := make(map[string]store.Image, len(resp.Images))
+	for _, im := range resp.Images {
+		byDigest[im.Digest] = im
+	}
+	for i := range repos {
+		for j := range repos[i].Tags {
+			t := &repos[i].Tags[j]
+			if im, ok := byDigest[t.Digest]; ok {
+				t.Verdict, t.Promoted = string(im.Verdict.State), im.Promoted
+			}
+		}
+	}
 }
 
 // shortDigest abbreviates sha256:<64 hex> to sha256:<12 hex>.

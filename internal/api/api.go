@@ -19,6 +19,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/store"
 )
 
 // maxBody bounds a request body.
@@ -30,6 +31,7 @@ type Gate interface {
 	Promote(ctx context.Context, req gatekeeper.PromoteRequest) (*gatekeeper.Promotion, error)
 	RecordImport(ctx context.Context, actor, ref, source string) (*gatekeeper.Status, error)
 	Rescan(ctx context.Context, ref string) (int64, error)
+	Images(ctx context.Context) ([]store.Image, error)
 }
 
 // Roles the handlers ask the Authorizer for.
@@ -65,6 +67,7 @@ func Handler(o Options) http.Handler {
 	h := &handler{o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/verdict", h.verdict)
+	mux.HandleFunc("GET /api/v1/verdicts", h.verdicts)
 	mux.HandleFunc("POST /api/v1/promote", h.promote)
 	mux.HandleFunc("POST /api/v1/imports", h.imports)
 	mux.HandleFunc("POST /api/v1/rescan", h.rescan)
@@ -166,6 +169,28 @@ func (h *handler) verdict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// VerdictsResponse is the body of GET /api/v1/verdicts.
+type VerdictsResponse struct {
+	Images []store.Image `json:"images"`
+}
+
+// verdicts: GET /api/v1/verdicts, every digest the principal may pull
+// (by the repository it arrived in) with its effective verdict.
+func (h *handler) verdicts(w http.ResponseWriter, r *http.Request) {
+	all, err := h.Gate.Images(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := VerdictsResponse{Images: []store.Image{}}
+	for _, im := range all {
+		if h.Authorize == nil || h.Authorize(r, RolePull, im.Repository) == nil {
+			out.Images = append(out.Images, im)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // promote: POST /api/v1/promote {"source": ..., "target": ...}

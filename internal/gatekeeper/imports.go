@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/store"
 )
 
 // maxSourceLen bounds a recorded import source.
@@ -37,6 +38,12 @@ func (k *Keeper) RecordImport(ctx context.Context, actor, ref, source string) (*
 	}
 	st.Reference = reference
 	return st, nil
+}
+
+// Images lists what the gate knows: every digest with its effective
+// verdict, most recently updated first.
+func (k *Keeper) Images(ctx context.Context) ([]store.Image, error) {
+	return k.store.List(ctx, store.Filter{})
 }
 
 // Rescan queues a new scan of ref and returns the job id.

@@ -46,6 +46,12 @@ type Tag struct {
 	// Error is set when the tag could not be read; the other fields may
 	// then be empty.
 	Error string `json:"error,omitempty"`
+	// Verdict is the gate's verdict on the digest (pending, pass, fail,
+	// exempt), set by callers that asked the server's gate; empty when
+	// the gate has none.
+	Verdict string `json:"verdict,omitempty"`
+	// Promoted is set when the digest has been promoted to live/.
+	Promoted bool `json:"promoted,omitempty"`
 }
 
 // PlatformImage is one image of an index.

@@ -127,6 +127,26 @@ func TestGateImportScanVerdictPromote(t *testing.T) {
 	if !strings.Contains(r.Stdout, "promoted quarantine/bookworm:12 -> live/bookworm:12@"+img.Digest.String()) || !strings.Contains(r.Stdout, "1 referrer(s)") {
 		t.Errorf("promote output:\n%s", r.Stdout)
 	}
+	var listed struct {
+		Repositories []struct {
+			Name string
+			Tags []struct {
+				Verdict  string
+				Promoted bool
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(mustDrydock(t, nil, "images", "--json", "--server", srv).Stdout), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range listed.Repositories {
+		if len(r.Tags) != 1 || r.Tags[0].Verdict != "exempt" || !r.Tags[0].Promoted {
+			t.Errorf("drydock images: %s %+v, want exempt and promoted", r.Name, r.Tags)
+		}
+	}
+	if table := mustDrydock(t, nil, "images", "--server", srv).Stdout; !strings.Contains(table, "exempt (promoted)") {
+		t.Errorf("drydock images table:\n%s", table)
+	}
 	if d := digestOf(t, s, "live/bookworm:12"); d != img.Digest {
 		t.Fatalf("live/bookworm:12 is %s, want %s", d, img.Digest)
 	}
