@@ -5,7 +5,7 @@
 // Errors are {"error": {"code": CODE, "message": TEXT}} with an HTTP
 // status: 400 INVALID, 401 UNAUTHORIZED (from the auth layer), 403 DENIED
 // (a missing role) or PROMOTION_REFUSED (the verdict; the body also holds
-// it), 404 NOT_FOUND, 500 INTERNAL.
+// it), 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 500 INTERNAL.
 package api
 
 import (
@@ -56,6 +56,15 @@ type Options struct {
 
 type handler struct{ Options }
 
+// endpoints maps each endpoint to its method, for 405 answers.
+var endpoints = map[string]string{
+	"/api/v1/verdict":  http.MethodGet,
+	"/api/v1/verdicts": http.MethodGet,
+	"/api/v1/promote":  http.MethodPost,
+	"/api/v1/imports":  http.MethodPost,
+	"/api/v1/rescan":   http.MethodPost,
+}
+
 // Handler returns the API's handler, to be mounted at /api/v1/.
 func Handler(o Options) http.Handler {
 	if o.Log == nil {
@@ -72,6 +81,11 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("POST /api/v1/imports", h.imports)
 	mux.HandleFunc("POST /api/v1/rescan", h.rescan)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := endpoints[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+m+", not "+r.Method)
+			return
+		}
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
