@@ -18,7 +18,7 @@ STATICCHECK_VERSION := v0.8.2
 # distro-info-data tells the patcher which releases have reached end-of-life.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch clean-cache
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache
 
 all: build
 
@@ -68,6 +68,12 @@ trivycompat:
 bench:
 	./bench/registry.sh
 	./bench/patch.sh
+	$(MAKE) bench-gate
+
+# push -> verdict and promotion times over real HTTP with the real scanner
+# (needs ../shared/vulndata; skips without it)
+bench-gate:
+	go test -run '^$$' -bench GateArrival -benchtime 5x ./internal/server
 
 bench-patch:
 	./bench/patch.sh

@@ -63,6 +63,10 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
+		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
+		// tenth of a second keeps a push's scan starting at once, for one
+		// indexed query per poll.
+		jobs.WithPollInterval(100*time.Millisecond),
 	); err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now =
 // gateServer is a drydock server over real HTTP on loopback, with the real
 // vulnerability data and the gate's clock under the test's control.
 type gateServer struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	host   string
 	data   string
@@ -66,7 +66,7 @@ func withoutDB(s *gateSetup) { s.noDB = true }
 // withConfig changes the server's configuration.
 func withConfig(f func(*config.Config)) gateOption { return func(s *gateSetup) { f(s.cfg) } }
 
-func startGateServer(t *testing.T, policy string, opts ...gateOption) *gateServer {
+func startGateServer(t testing.TB, policy string, opts ...gateOption) *gateServer {
 	t.Helper()
 	g := &gateServer{t: t, data: t.TempDir(), clock: &fakeClock{now: realdb.DataDate}}
 	realdb.Path(t) // skips without the real data
@@ -197,7 +197,7 @@ func (g *gateServer) waitScanned(ref string) *gatekeeper.Status {
 		if time.Now().After(deadline) {
 			g.t.Fatalf("%s not scanned after 3 minutes: %+v", ref, st)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 	}
 }
 
@@ -344,7 +344,7 @@ func TestGateFailExemptExpire(t *testing.T) {
 	}
 }
 
-func mustRef(t *testing.T, s string) name.Reference {
+func mustRef(t testing.TB, s string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(s, name.Insecure)
 	if err != nil {
