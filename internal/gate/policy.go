@@ -61,6 +61,11 @@ var ignorableStatuses = []vulndb.Status{
 //	autoPromote: false           # promote on pass/exempt (the caller acts on it)
 //	graceWindow: 72h             # how long a pass -> fail flip waits; 0 = at once
 //
+// The import source that allowedSources matches is the one `drydock import`
+// reports after its copy (the import runs on the client): it is as
+// trustworthy as the accounts holding push on quarantine/. A direct push
+// has no source and fails a policy with allowedSources.
+//
 // Build one with LoadPolicy, or fill the fields and call Validate.
 type Policy struct {
 	Version        string

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -28,6 +30,29 @@ func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// autoPromoteTags auto-promotes digest under every quarantine/ tag that
+// points at it (by digest alone when none does).
+func (k *Keeper) autoPromoteTags(ctx context.Context, repo, digest string, v gate.Verdict) error {
+	tags, err := k.reg.Tags(ctx, repo)
+	if err != nil {
+		return err
+	}
+	var mine []string
+	for _, t := range tags {
+		if desc, _, err := k.reg.Manifest(ctx, repo, t); err == nil && desc.Digest.String() == digest {
+			mine = append(mine, t)
+		}
+	}
+	if len(mine) == 0 {
+		mine = []string{""}
+	}
+	var errs []error
+	for _, t := range mine {
+		errs = append(errs, k.autoPromote(ctx, ScanArgs{Repository: repo, Tag: t, Digest: digest, Reason: "sweep"}, v))
+	}
+	return errors.Join(errs...)
 }
 
 // scanOlderThan reports whether digest's last successful scan ran before t.
@@ -83,8 +108,17 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if _, err := k.Reevaluate(ctx, im.Repository, im.Digest); err != nil {
+		v, err := k.Reevaluate(ctx, im.Repository, im.Digest)
+		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		// A digest that became promotable without a scan (a new
+		// exception, a milder policy) is auto-promoted here.
+		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && strings.HasPrefix(im.Repository, Quarantine) {
+			if err := k.autoPromoteTags(ctx, im.Repository, im.Digest, v); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -268,5 +270,37 @@ func TestSweepRescansBeforeMaxScanAge(t *testing.T) {
 	_, args := f.scanJobs()
 	if len(args) != 1 || args[0].Digest != old || args[0].Reason != "max-scan-age" {
 		t.Fatalf("rescans at 13h: %+v, want one of %s", args, old)
+	}
+}
+
+// TestSweepAutoPromotesAfterAnException: under autoPromote, a digest that
+// fails at its scan and becomes exempt when an exception is written is
+// promoted by the next sweep, under its quarantine/ tag.
+func TestSweepAutoPromotesAfterAnException(t *testing.T) {
+	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: HIGH\nautoPromote: true\n"})
+	ctx := t.Context()
+	d := f.push("quarantine/app", "2", "app").Digest.String()
+	crit := highFinding
+	crit.VulnerabilityID, crit.Severity = "CVE-2024-7", vulndb.SeverityCritical
+	f.putScan("quarantine/app", d, crit)
+	if st := f.verdict("quarantine/app:2"); st.Verdict.State != gate.StateFail {
+		t.Fatalf("before the exception: %s", st.Verdict.State)
+	}
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.reg.Manifest(ctx, "live/app", "2"); err == nil {
+		t.Fatal("a failing digest was auto-promoted")
+	}
+	doc := vexDocument("app", vexStatement("CVE-2024-7", "quarantine/app", t0.Add(30*24*time.Hour)))
+	if err := os.WriteFile(filepath.Join(f.vexDir, "app.json"), []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	desc, _, err := f.reg.Manifest(ctx, "live/app", "2")
+	if err != nil || desc.Digest.String() != d || !f.image(d).Promoted {
+		t.Fatalf("live/app:2 after the sweep: %v %v", desc.Digest, err)
 	}
 }
