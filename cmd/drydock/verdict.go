@@ -95,7 +95,7 @@ func writeVerdict(w io.Writer, st *gatekeeper.Status) {
 	if v.Promotable() {
 		promotable = "promotable"
 	}
-	fmt.Fprintf(w, "  verdict:   %s (%s), decided %s\n", strings.ToUpper(string(v.State)), promotable, v.At.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  verdict:   %s (%s), since %s\n", strings.ToUpper(string(v.State)), promotable, v.At.UTC().Format(time.RFC3339))
 	pol := "built-in policy"
 	if st.Policy != "" {
 		pol = st.Policy

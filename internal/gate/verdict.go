@@ -56,7 +56,8 @@ type Verdict struct {
 	ExpiredExceptions []string `json:"expiredExceptions,omitempty"`
 	// Applied are the IDs of the exceptions that exempted a finding.
 	Applied []string `json:"applied,omitempty"`
-	// At is when the verdict was reached (Evaluate's now).
+	// At is when the verdict was reached (Evaluate's now); the store keeps
+	// the time it was first reached while it stays the same.
 	At time.Time `json:"at"`
 	// PendingFlip is a pass -> fail flip waiting out the grace window
 	// (set by Transition).

@@ -101,6 +101,12 @@ func (s *SQLite) RecordVerdict(ctx context.Context, digest, repository string, n
 		}
 	}
 	eff, flip := gate.Transition(prev, next, promoted, now, grace)
+	if raw != "" && !changed(prev, eff) {
+		// The same verdict decided again: nothing to write (a sweep over
+		// every digest costs no disk writes), and it keeps the time it was
+		// first reached.
+		return prev, flip, tx.Commit()
+	}
 	data, err := json.Marshal(eff)
 	if err != nil {
 		return gate.Verdict{}, nil, fmt.Errorf("store: %w", err)
@@ -111,11 +117,9 @@ func (s *SQLite) RecordVerdict(ctx context.Context, digest, repository string, n
 		digest, repository, string(data), string(eff.State), timeText(now)); err != nil {
 		return gate.Verdict{}, nil, fmt.Errorf("store: write verdict of %s: %w", digest, err)
 	}
-	if raw == "" || changed(prev, eff) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO verdict_history (digest, verdict, recorded_at) VALUES (?, ?, ?)`,
-			digest, string(data), timeText(now)); err != nil {
-			return gate.Verdict{}, nil, fmt.Errorf("store: write history of %s: %w", digest, err)
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO verdict_history (digest, verdict, recorded_at) VALUES (?, ?, ?)`,
+		digest, string(data), timeText(now)); err != nil {
+		return gate.Verdict{}, nil, fmt.Errorf("store: write history of %s: %w", digest, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return gate.Verdict{}, nil, fmt.Errorf("store: %w", err)

@@ -182,6 +182,9 @@ func TestHistoryOnlyOnChangeAndScans(t *testing.T) {
 	if h, _ := s.History(ctx, d); len(h) != 1 {
 		t.Fatalf("%d history records for three identical verdicts, want 1", len(h))
 	}
+	if im, _ := s.Image(ctx, d); !im.Verdict.At.Equal(t0) || !im.UpdatedAt.Equal(t0) {
+		t.Errorf("an unchanged verdict was rewritten: at %s, updated %s; want both %s", im.Verdict.At, im.UpdatedAt, t0)
+	}
 
 	if _, err := s.Scan(ctx, d); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Scan of unscanned digest: %v", err)
