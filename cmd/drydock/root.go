@@ -90,6 +90,7 @@ the other commands talk to it or work on images directly.`,
 		newPolicyCmd(g),
 		newVerdictCmd(g), newPromoteCmd(g),
 		newUserCmd(g), newTokenCmd(g),
+		newLoginCmd(g), newLogoutCmd(g),
 	)
 	return root
 }

@@ -180,7 +180,7 @@ func isAuthFailure(err error) bool {
 func failureMessage(r *http.Request, err error) string {
 	switch {
 	case errors.Is(err, ErrAuthRequired):
-		return "authentication required: docker login " + r.Host
+		return "authentication required: log in with `drydock login " + r.Host + "` (or docker/podman login)"
 	case errors.Is(err, ErrBadCredentials) && !errors.Is(err, ErrNotFound):
 		return ErrBadCredentials.Error()
 	}
@@ -464,7 +464,7 @@ func (a *Authenticator) AuthorizeMiddleware(next http.Handler) http.Handler {
 		}
 		msg := de.Error()
 		if p.Kind == KindAnonymous {
-			msg += "; log in first: docker login " + r.Host
+			msg += "; log in first: drydock login " + r.Host
 		}
 		writeRegistryError(w, http.StatusForbidden, "DENIED", msg)
 	})

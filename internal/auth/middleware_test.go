@@ -176,7 +176,7 @@ func TestMiddlewareAuthentication(t *testing.T) {
 		{"revoked token", basic("x", revoked), 401, "", "token revoked", "token:"},
 		{"wrong token", bearer(wrongSecret(ci)), 401, "", "invalid username or password", "token:"},
 		{"bad scheme", map[string]string{"Authorization": "Digest x"}, 401, "", `malformed Authorization header: unsupported scheme "Digest"`, "unknown: "},
-		{"none", nil, 401, "", "authentication required: docker login " + host, ""},
+		{"none", nil, 401, "", "authentication required: log in with `drydock login " + host + "` (or docker/podman login)", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

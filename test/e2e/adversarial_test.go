@@ -337,3 +337,40 @@ func TestAuthErrors(t *testing.T) {
 func remoteAuth(user, pass string) remote.Option {
 	return remote.WithAuth(&authn.Basic{Username: user, Password: pass})
 }
+
+// TestLoginLogout: drydock login checks the credentials with the server
+// and stores them in the docker config, where the other commands (and
+// crane, skopeo) find them; logout removes them.
+func TestLoginLogout(t *testing.T) {
+	data := t.TempDir()
+	s := startServeEnv(t, data, nil)
+	addUser(t, data, "dev", "dev-password", "pull:quarantine", "push:quarantine")
+	env := []string{"DOCKER_CONFIG=" + t.TempDir(), "DRYDOCK_SERVER=" + s.URL()}
+
+	bad := exec.CommandContext(t.Context(), drydockBin, "login", "-u", "dev", "--password-stdin")
+	bad.Env = append(os.Environ(), env...)
+	bad.Stdin = strings.NewReader("wrong-password\n")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "invalid username or password") {
+		t.Fatalf("login with a wrong password: %v\n%s", err, out)
+	}
+	if r := drydock(t, env, "images"); r.Code == 0 || !strings.Contains(r.Stderr, "drydock login") {
+		t.Fatalf("images before login: exit %d\n%s", r.Code, r.Stderr)
+	}
+	good := exec.CommandContext(t.Context(), drydockBin, "login", "-u", "dev", "--password-stdin")
+	good.Env = append(os.Environ(), env...)
+	good.Stdin = strings.NewReader("dev-password\n")
+	if out, err := good.CombinedOutput(); err != nil || !strings.Contains(string(out), "Login Succeeded") {
+		t.Fatalf("login: %v\n%s", err, out)
+	}
+	dir, _ := smallLayout(t)
+	mustDrydock(t, env, "import", "oci:"+dir+":v1", "--as", "small:1")
+	if r := mustDrydock(t, env, "images"); !strings.Contains(r.Stdout, "quarantine/small") {
+		t.Errorf("images after login:\n%s", r.Stdout)
+	}
+	if r := mustDrydock(t, env, "logout"); !strings.Contains(r.Stdout, "Removed the credentials") {
+		t.Errorf("logout: %s", r.Stdout)
+	}
+	if r := drydock(t, env, "images"); r.Code == 0 {
+		t.Error("images works after logout")
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	dockerconfig "github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/types"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/drydock-project/drydock/internal/oci"
+)
+
+func newLoginCmd(g *globals) *cobra.Command {
+	var (
+		user  string
+		stdin bool
+	)
+	cmd := &cobra.Command{
+		Use:   "login [SERVER]",
+		Short: "Log in to a drydock server and keep the credentials in the docker config",
+		Long: `Login checks a user name and password (or an API token as the password)
+against the drydock server, through the registry's token flow, and stores
+them in the docker config ($DOCKER_CONFIG/config.json, else
+~/.docker/config.json, or its credential helper), as "docker login" does.
+Every drydock command that talks to the server (import, images, scan,
+patch, verdict, promote) and docker, skopeo and crane then use them.
+
+SERVER defaults to $DRYDOCK_SERVER, else ` + oci.DefaultServer + `. The password comes from
+--password-stdin (the first line of stdin) or, on a terminal, a prompt.`,
+		Example: `  drydock login -u alice
+  printf '%s\n' "$TOKEN" | drydock login https://drydock.example.com -u ci --password-stdin`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, srv, err := loginTarget(args)
+			if err != nil {
+				return err
+			}
+			if user == "" {
+				return errors.New("give the user name with -u (for an API token, any name)")
+			}
+			pass, err := readSecret(g, cmd.InOrStdin(), stdin)
+			if err != nil {
+				return err
+			}
+			if err := checkLogin(cmd, srv, user, pass); err != nil {
+				return err
+			}
+			cf, err := dockerconfig.Load(os.Getenv("DOCKER_CONFIG"))
+			if err != nil {
+				return fmt.Errorf("reading the docker config: %w", err)
+			}
+			if err := cf.GetCredentialsStore(host).Store(types.AuthConfig{Username: user, Password: pass, ServerAddress: host}); err != nil {
+				return fmt.Errorf("storing the credentials for %s: %w", host, err)
+			}
+			if err := cf.Save(); err != nil {
+				return fmt.Errorf("writing %s: %w", cf.Filename, err)
+			}
+			fmt.Fprintf(g.stdout, "Login Succeeded (%s as %s; credentials in %s)\n", host, user, cf.Filename)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&user, "username", "u", "", "user name (for an API token: any name, e.g. the token's)")
+	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password or token from the first line of stdin")
+	return cmd
+}
+
+func newLogoutCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout [SERVER]",
+		Short: "Remove a drydock server's credentials from the docker config",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, _, err := loginTarget(args)
+			if err != nil {
+				return err
+			}
+			cf, err := dockerconfig.Load(os.Getenv("DOCKER_CONFIG"))
+			if err != nil {
+				return fmt.Errorf("reading the docker config: %w", err)
+			}
+			if _, ok := cf.AuthConfigs[host]; !ok {
+				fmt.Fprintf(g.stdout, "not logged in to %s\n", host)
+				return nil
+			}
+			if err := cf.GetCredentialsStore(host).Erase(host); err != nil {
+				return fmt.Errorf("removing the credentials for %s: %w", host, err)
+			}
+			if err := cf.Save(); err != nil {
+				return fmt.Errorf("writing %s: %w", cf.Filename, err)
+			}
+			fmt.Fprintf(g.stdout, "Removed the credentials for %s\n", host)
+			return nil
+		},
+	}
+}
+
+// loginTarget parses the optional SERVER argument.
+func loginTarget(args []string) (host string, srv oci.Server, err error) {
+	raw := envOr("DRYDOCK_SERVER", oci.DefaultServer)
+	if len(args) == 1 {
+		raw = args[0]
+	}
+	if srv, err = oci.ParseServer(raw); err != nil {
+		return "", oci.Server{}, err
+	}
+	if srv.Auth != nil {
+		return "", oci.Server{}, fmt.Errorf("give credentials with -u and the password on stdin, not in the server URL %q", srv.String())
+	}
+	return srv.Registry.RegistryStr(), srv, nil
+}
+
+// readSecret reads a password: the first line of stdin, or a prompt on a
+// terminal.
+func readSecret(g *globals, in io.Reader, fromStdin bool) (string, error) {
+	if !fromStdin {
+		f, ok := in.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return "", errors.New("no terminal to ask for the password: use --password-stdin")
+		}
+		fmt.Fprint(g.stderr, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(g.stderr)
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on stdin")
+	}
+	return line, nil
+}
+
+// checkLogin asks the server to accept the credentials: a ping of /v2/
+// through the token flow, as registry clients do.
+func checkLogin(cmd *cobra.Command, srv oci.Server, user, pass string) error {
+	rt, err := transport.NewWithContext(cmd.Context(), srv.Registry, &authn.Basic{Username: user, Password: pass},
+		http.DefaultTransport, []string{srv.Registry.Scope(transport.PullScope)})
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("login to %s refused: %w", srv.String(), err)
+		}
+		return fmt.Errorf("login to %s: %w", srv.String(), err)
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, srv.String()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return fmt.Errorf("login to %s: %w", srv.String(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("login to %s refused: %s", srv.String(), resp.Status)
+	}
+	return nil
+}
