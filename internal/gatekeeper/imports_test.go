@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -209,6 +210,37 @@ func TestAttachReport(t *testing.T) {
 	}
 	if _, err := f.store.Scan(ctx, refs[0].Digest.String()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the report was scanned: %v", err)
+	}
+}
+
+// TestAttachReportKeepsTheNewest: rescans do not pile up reports; the
+// newest keepReports stay attached.
+func TestAttachReportKeepsTheNewest(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := t.Context()
+	img := f.push("quarantine/app", "1", "app")
+	var newest []string
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * time.Hour)
+		rep := &scan.Report{Status: scan.StatusOK, ScannedAt: at, Artifact: scan.Artifact{Digest: img.Digest.String()}}
+		if err := f.k.attachReport(ctx, "quarantine/app", img, rep); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 5-keepReports {
+			newest = append(newest, at.UTC().Format("2006-01-02T15:04:05Z"))
+		}
+	}
+	refs, err := f.reg.Referrers(ctx, "quarantine/app", img.Digest, ReportArtifactType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range refs {
+		got = append(got, r.Annotations[ocispec.AnnotationCreated])
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, newest) {
+		t.Errorf("reports kept %v, want the newest %v", got, newest)
 	}
 }
 

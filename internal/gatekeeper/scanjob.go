@@ -2,11 +2,13 @@ package gatekeeper
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -255,8 +257,34 @@ func (k *Keeper) attachReport(ctx context.Context, repo string, subject ocispec.
 	if err != nil {
 		return err
 	}
-	_, err = k.reg.PutManifest(ctx, repo, ocispec.MediaTypeImageManifest, body)
-	return err
+	if _, err = k.reg.PutManifest(ctx, repo, ocispec.MediaTypeImageManifest, body); err != nil {
+		return err
+	}
+	return k.pruneReports(ctx, repo, subject.Digest)
+}
+
+// keepReports is how many scan reports are kept attached to an image: a
+// rescan a day would otherwise grow the list without end.
+const keepReports = 3
+
+// pruneReports deletes all but the newest keepReports scan reports of
+// subject in repo (their blobs go with garbage collection).
+func (k *Keeper) pruneReports(ctx context.Context, repo string, subject digest.Digest) error {
+	refs, err := k.reg.Referrers(ctx, repo, subject, ReportArtifactType)
+	if err != nil || len(refs) <= keepReports {
+		return err
+	}
+	slices.SortFunc(refs, func(a, b ocispec.Descriptor) int {
+		return cmp.Or(strings.Compare(b.Annotations[ocispec.AnnotationCreated], a.Annotations[ocispec.AnnotationCreated]),
+			strings.Compare(b.Digest.String(), a.Digest.String()))
+	})
+	var errs []error
+	for _, old := range refs[keepReports:] {
+		if err := k.reg.DeleteManifest(ctx, repo, old.Digest); err != nil && !errors.Is(err, registry.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // autoPromote promotes a passing digest when the policy says so, to

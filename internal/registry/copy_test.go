@@ -80,6 +80,20 @@ func TestCopyByDigestWithIndexAndReferrers(t *testing.T) {
 		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, "bad tag"); err == nil {
 			t.Error("invalid tag accepted")
 		}
+
+		// DeleteManifest removes a referrer and its referrers entry.
+		if err := c.reg.DeleteManifest(ctx, "live/app", sig.digest); err != nil {
+			t.Fatal(err)
+		}
+		if refs, _ := c.reg.Referrers(ctx, "live/app", report.digest, ""); len(refs) != 0 {
+			t.Errorf("referrers of the report after deleting the signature: %+v", refs)
+		}
+		if _, _, err := c.reg.Manifest(ctx, "live/app", sig.digest.String()); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleted manifest: %v", err)
+		}
+		if err := c.reg.DeleteManifest(ctx, "live/app", sig.digest); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleting twice: %v", err)
+		}
 	})
 }
 

@@ -292,9 +292,36 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, name
 	if err != nil {
 		return err
 	}
+	if err := r.removeManifest(ctx, name, d); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return errManifestUnknown(ref)
+		}
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// DeleteManifest deletes the manifest d from repo, in process (see
+// Manifest): its tags, its referrers entry, then the revision. A missing
+// manifest is ErrNotFound.
+func (r *Registry) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	if !validName(repo) {
+		return fmt.Errorf("delete manifest from %q: invalid repository name", repo)
+	}
+	if err := r.removeManifest(ctx, repo, d); err != nil {
+		return fmt.Errorf("delete manifest %s@%s: %w", repo, d, err)
+	}
+	return nil
+}
+
+// removeManifest removes the tags of d in name, its referrers entry, and
+// its revision last.
+func (r *Registry) removeManifest(ctx context.Context, name string, d digest.Digest) error {
 	got, err := r.readLink(ctx, revisionLinkPath(name, d))
 	if errors.Is(err, ErrNotFound) || (err == nil && got != d) {
-		return errManifestUnknown(ref)
+		return ErrNotFound
 	}
 	if err != nil {
 		return err
@@ -314,8 +341,6 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, name
 	if err := r.deletePath(ctx, revisionDir(name, d)); err != nil {
 		return fmt.Errorf("deleting manifest %s from %s: %w", d, name, err)
 	}
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
 
