@@ -64,7 +64,7 @@ func Path(t testing.TB) string {
 }
 
 // Copy puts a copy of the database at dst (e.g. DATA/vulndb/drydock-vuln.db
-// of a server under test).
+// of a server under test), atomically.
 func Copy(t testing.TB, dst string) {
 	t.Helper()
 	b, err := os.ReadFile(Path(t))
@@ -74,7 +74,12 @@ func Copy(t testing.TB, dst string) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
+	// Written aside and renamed into place, as "drydock db update" does:
+	// a server watching dst never reads a half-written file.
+	if err := os.WriteFile(dst+".tmp", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dst+".tmp", dst); err != nil {
 		t.Fatal(err)
 	}
 }
