@@ -67,6 +67,12 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.
 		jobs.WithPollInterval(100*time.Millisecond),
+		// A scan that errors is retried after 2, 8, 18 and 32 seconds, then
+		// its digest fails with the error: about a minute, not River's
+		// default of several.
+		jobs.WithRetryBackoff(func(attempt int) time.Duration {
+			return min(time.Duration(attempt*attempt)*2*time.Second, time.Minute)
+		}),
 	); err != nil {
 		return nil, err
 	}
