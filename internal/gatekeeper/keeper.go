@@ -276,19 +276,16 @@ func (k *Keeper) Verdict(ctx context.Context, ref string) (*Status, error) {
 }
 
 func (k *Keeper) status(ctx context.Context, repo, digest string) (*Status, error) {
-	if _, err := k.Reevaluate(ctx, repo, digest); err != nil {
-		return nil, err
-	}
-	im, err := k.store.Image(ctx, digest)
+	// The verdict, its promoted flag and the scan summary all come from
+	// the one decision, so they agree with each other.
+	_, sc, im, err := k.reevaluate(ctx, repo, digest)
 	if err != nil {
 		return nil, err
 	}
 	st := &Status{Repository: repo, Digest: digest, Verdict: im.Verdict, Promoted: im.Promoted, Policy: k.policy.Path()}
 	_, st.PolicyHash, _ = k.policy.Get()
-	if sc, err := k.store.Scan(ctx, digest); err == nil {
+	if sc != nil {
 		st.Scan = summarize(sc)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
 	}
 	return st, nil
 }
@@ -316,9 +313,33 @@ func summarize(sc *store.Scan) ScanSummary {
 // the stability rules) and returns the effective verdict. It audits and
 // announces a change.
 func (k *Keeper) Reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, error) {
+	v, _, _, err := k.reevaluate(ctx, repo, digest)
+	return v, err
+}
+
+// reevaluate is Reevaluate that also returns the scan the decision read
+// (nil when none) and the stored image after the record. Decisions are
+// made and recorded one at a time in this process, reading the scan
+// inside the lock: a decision made from an older scan can never be
+// recorded over one made from a newer scan.
+func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, *store.Scan, *store.Image, error) {
+	k.recordMu.Lock()
+	defer k.recordMu.Unlock()
 	repo = k.gateRepo(ctx, repo, digest)
-	next, grace := k.decide(ctx, repo, digest)
-	return k.record(ctx, repo, digest, next, grace)
+	sc, err := k.store.Scan(ctx, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		sc, err = nil, nil
+	}
+	next, grace := k.decide(ctx, repo, digest, sc, err)
+	v, err := k.record(ctx, repo, digest, next, grace)
+	if err != nil {
+		return gate.Verdict{}, nil, nil, err
+	}
+	im, err := k.store.Image(ctx, digest)
+	if err != nil {
+		return gate.Verdict{}, nil, nil, err
+	}
+	return v, sc, im, nil
 }
 
 // gateRepo is the repository a digest's verdict is decided for: the
@@ -336,7 +357,9 @@ func (k *Keeper) gateRepo(ctx context.Context, repo, digest string) string {
 }
 
 // decide computes a fresh verdict and the grace window to apply.
-func (k *Keeper) decide(ctx context.Context, repo, digest string) (gate.Verdict, time.Duration) {
+// sc is the stored scan (nil when there is none), scanErr why it could
+// not be read.
+func (k *Keeper) decide(ctx context.Context, repo, digest string, sc *store.Scan, scanErr error) (gate.Verdict, time.Duration) {
 	now := k.now()
 	pol, hash, perr := k.policy.Get()
 	k.notePolicy(ctx, hash, perr)
@@ -346,12 +369,11 @@ func (k *Keeper) decide(ctx context.Context, repo, digest string) (gate.Verdict,
 	}
 	ex, exErrs := k.exceptions.Get()
 	k.noteExceptionErrors(exErrs)
-	sc, err := k.store.Scan(ctx, digest)
 	in := gate.Input{Repository: repo, Digest: digest}
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			return gate.ScanFailed("reading the stored scan: "+err.Error(), now), 0
-		}
+	if scanErr != nil {
+		return gate.ScanFailed("reading the stored scan: "+scanErr.Error(), now), 0
+	}
+	if sc == nil {
 		return gate.Evaluate(pol, nil, ex, in, now), pol.GraceWindow
 	}
 	in.SourceRef, in.ScannedAt = sc.Source, sc.ScannedAt
@@ -406,10 +428,8 @@ func combine(parts []gate.Verdict, now time.Time) gate.Verdict {
 // record stores next through the stability rules and audits and
 // announces a change of the effective verdict.
 func (k *Keeper) record(ctx context.Context, repo, digest string, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
-	// One record at a time in this process, so that the previous verdict
-	// read here is the one RecordVerdict replaces: a change is audited once.
-	k.recordMu.Lock()
-	defer k.recordMu.Unlock()
+	// The caller holds recordMu: the previous verdict read here is the
+	// one RecordVerdict replaces, so a change is audited once.
 	var prev *gate.Verdict
 	if im, err := k.store.Image(ctx, digest); err == nil {
 		prev = &im.Verdict
