@@ -110,9 +110,8 @@ type Keeper struct {
 	mu           sync.Mutex
 	policyHash   string // last policy hash seen (audited on change)
 	policySeen   bool
-	stuckEvented map[int64]bool // stuck jobs already reported
-	dbBuiltAt    time.Time      // vulnerability DB build seen by the last sweep
-	dbSeen       bool
+	stuckEvented map[int64]bool  // stuck jobs already reported
+	swept        bool            // a sweep has run in this process
 	exErrs       map[string]bool // exception file errors already logged
 }
 

@@ -1,6 +1,7 @@
 package gatekeeper
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,7 @@ type fixture struct {
 	clock  *fakeClock
 	policy *fileWriter // nil for the built-in policy
 	vexDir string
+	dbPath string // missing until installDB
 }
 
 type fixtureOptions struct {
@@ -131,7 +133,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	}
 	t.Cleanup(func() { closeAudit() })
 	f := &fixture{t: t, reg: reg, store: st, queue: q, audits: al, events: &recorder{},
-		clock: &fakeClock{now: t0}, vexDir: filepath.Join(dir, "vex")}
+		clock: &fakeClock{now: t0}, vexDir: filepath.Join(dir, "vex"), dbPath: filepath.Join(dir, "vulndb", "drydock-vuln.db")}
 	var ps *PolicySource
 	if o.policy != "" {
 		f.policy = &fileWriter{t: t, path: filepath.Join(dir, "policy.yaml")}
@@ -150,7 +152,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	f.k, err = New(Options{
 		Registry: reg, Store: st, Queue: q, Audit: al, Events: f.events,
 		Policy: ps, Exceptions: ex,
-		DBPath: filepath.Join(dir, "vulndb", "missing.db"),
+		DBPath: f.dbPath,
 		Now:    f.clock.Now,
 	})
 	if err != nil {
@@ -219,9 +221,44 @@ func (f *fixture) pushReferrer(repo string, subject ocispec.Descriptor, artifact
 func (f *fixture) putScan(repo, d string, findings ...scan.Finding) {
 	f.t.Helper()
 	now := f.clock.Now()
-	rep := &scan.Report{Status: scan.StatusOK, ScannedAt: now, Findings: findings}
+	rep := &scan.Report{Status: scan.StatusOK, ScannedAt: now, Findings: findings, DB: scan.DBInfo{BuiltAt: dbBuilt}}
 	if err := f.k.store.PutScan(f.t.Context(), store.Scan{Digest: d, Repository: repo, ScannedAt: now,
 		Reports: []store.PlatformReport{{Digest: d, Report: rep}}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// dbBuilt is the database build the reports of putScan name.
+var dbBuilt = t0.Add(-24 * time.Hour)
+
+// releaseSource emits one release record: enough for a database whose
+// build time the sweeper reads. The gatekeeper's unit tests never scan
+// with it.
+type releaseSource struct{ path string }
+
+func (s releaseSource) Name() string          { return "test-releases" }
+func (s releaseSource) DefaultURLs() []string { return []string{s.path} }
+func (s releaseSource) Import(_ context.Context, _, _ string, sink vulndb.Sink) error {
+	return sink.Release(vulndb.Release{Distro: "debian", Version: "12", Codename: "bookworm", Source: "test"})
+}
+
+// installDB writes a vulnerability database built at built where the
+// keeper looks for one, replacing any (by rename, as db update does).
+func (f *fixture) installDB(built time.Time) {
+	f.t.Helper()
+	src := filepath.Join(f.t.TempDir(), "releases.txt")
+	if err := os.WriteFile(src, []byte("releases"), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	tmp := filepath.Join(f.t.TempDir(), "drydock-vuln.db")
+	if _, err := vulndb.Update(f.t.Context(), tmp, []vulndb.Source{releaseSource{path: src}},
+		vulndb.WithClock(func() time.Time { return built })); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(f.dbPath), 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, f.dbPath); err != nil {
 		f.t.Fatal(err)
 	}
 }

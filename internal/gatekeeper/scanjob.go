@@ -94,6 +94,13 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 		}
 		return jobs.Permanent(err)
 	}
+	// The report is attached before the scan is recorded: once a verdict
+	// shows the scan, a promotion finds its report to copy along.
+	for _, pr := range reports {
+		if err := k.attachReport(ctx, repo, desc, pr.Report); err != nil {
+			log.Warn("attaching the scan report failed", "err", err)
+		}
+	}
 	now := k.now()
 	if err := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, ScannedAt: now, Reports: reports}); err != nil {
 		return err
@@ -109,11 +116,6 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionScan, Repository: a.Repository, Reference: a.Tag,
 		Digest: a.Digest, Outcome: audit.OutcomeOK}, map[string]any{"reason": a.Reason, "platforms": len(reports),
 		"findings": counts, "seconds": took.Seconds()})
-	for _, pr := range reports {
-		if err := k.attachReport(ctx, repo, desc, pr.Report); err != nil {
-			log.Warn("attaching the scan report failed", "err", err)
-		}
-	}
 	v, err := k.Reevaluate(ctx, a.Repository, a.Digest)
 	if err != nil {
 		return err

@@ -55,18 +55,12 @@ func (k *Keeper) autoPromoteTags(ctx context.Context, repo, digest string, v gat
 	return errors.Join(errs...)
 }
 
-// scanOlderThan reports whether digest's last successful scan ran before t.
-func (k *Keeper) scanOlderThan(ctx context.Context, digest string, t time.Time) bool {
-	sc, err := k.store.Scan(ctx, digest)
-	return err == nil && sc.Error == "" && !sc.ScannedAt.IsZero() && sc.ScannedAt.Before(t)
-}
-
 // Sweep does the gate's periodic work:
 //   - a scan running longer than StuckAfter fails its digest's verdict
 //     (fail closed) and raises a stuck-scan event, once per job;
-//   - when the vulnerability database changed (a new build, or a first
-//     one), every known digest is queued for a rescan, and so is a digest
-//     whose scan is older than half the policy's maxScanAge;
+//   - scans made with an older database build, scans that failed for want
+//     of a database now there, and scans older than half the policy's
+//     maxScanAge are queued again (see sweepRescans);
 //   - every known verdict is decided again at the current time, so that
 //     expired exceptions, grace windows and maximum scan ages take effect
 //     and are announced without anyone asking.
@@ -80,29 +74,9 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	changed, first := k.dbChanged()
 	pol, _, _ := k.policy.Get()
-	for _, im := range images {
-		reason := ""
-		switch {
-		case changed:
-			reason = "db-update"
-		case pol != nil && pol.MaxScanAge > 0 && k.scanOlderThan(ctx, im.Digest, now.Add(-pol.MaxScanAge/2)):
-			// Rescan at half the policy's maximum scan age, so that a
-			// scan never gets old enough to fail the verdict.
-			reason = "max-scan-age"
-		case first:
-			// At start, retry the scans that failed before (a missing
-			// database, a crash): the database may be there now.
-			if sc, err := k.store.Scan(ctx, im.Digest); err == nil && sc.Error != "" {
-				reason = "retry"
-			}
-		}
-		if reason != "" {
-			if _, err := k.Enqueue(ctx, im.Repository, "", im.Digest, reason); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	if err := k.sweepRescans(ctx, images, pol, now); err != nil {
+		errs = append(errs, err)
 	}
 	for _, im := range images {
 		if ctx.Err() != nil {
@@ -162,23 +136,68 @@ func (k *Keeper) sweepStuck(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// dbChanged reports whether the vulnerability database's build differs
-// from the one seen by the previous call; first is set on the first call,
-// which only records the build.
-func (k *Keeper) dbChanged() (changed, first bool) {
-	var built time.Time
-	if _, err := os.Stat(k.dbPath); err == nil {
-		if db, err := vulndb.Open(k.dbPath); err == nil {
-			built = db.Meta().BuiltAt
-			db.Close()
-		}
+// dbBuild returns the build time of the vulnerability database, zero
+// when there is none (or it cannot be read).
+func (k *Keeper) dbBuild() time.Time {
+	if _, err := os.Stat(k.dbPath); err != nil {
+		return time.Time{}
+	}
+	db, err := vulndb.Open(k.dbPath)
+	if err != nil {
+		return time.Time{}
+	}
+	defer db.Close()
+	return db.Meta().BuiltAt
+}
+
+// sweepRescans queues the rescans the state of each scan calls for. The
+// decision is made again at every sweep from what is stored, never from a
+// one-time notice, so a rescan that could not be queued (a job for the
+// digest still finishing) is queued at the next sweep:
+//   - scanned with an older database build than the current one: db-update;
+//   - failed for want of a database, and there is one now: db-available;
+//   - older than half the policy's maxScanAge: max-scan-age, so that a
+//     scan never gets old enough to fail the verdict;
+//   - at the first sweep of the process, failed for another reason, or
+//     never scanned at all (a job lost with an old queue): retry.
+func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *gate.Policy, now time.Time) error {
+	built := k.dbBuild()
+	if built.IsZero() {
+		return nil // nothing to scan with
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	first = !k.dbSeen
-	prev := k.dbBuiltAt
-	k.dbSeen, k.dbBuiltAt = true, built
-	return !first && !built.IsZero() && !built.Equal(prev), first
+	first := !k.swept
+	k.swept = true
+	k.mu.Unlock()
+	states, err := k.store.ScanStates(ctx)
+	if err != nil {
+		return err
+	}
+	byDigest := make(map[string]store.ScanState, len(states))
+	for _, st := range states {
+		byDigest[st.Digest] = st
+	}
+	var errs []error
+	for _, im := range images {
+		st, scanned := byDigest[im.Digest]
+		reason := ""
+		switch {
+		case scanned && st.Error != "" && strings.HasPrefix(st.Error, errNoDB.Error()):
+			reason = "db-available"
+		case scanned && !st.ScannedAt.IsZero() && st.DBBuiltAt.Before(built):
+			reason = "db-update"
+		case scanned && !st.ScannedAt.IsZero() && pol != nil && pol.MaxScanAge > 0 && st.ScannedAt.Before(now.Add(-pol.MaxScanAge/2)):
+			reason = "max-scan-age"
+		case first && (!scanned || st.ScannedAt.IsZero()):
+			reason = "retry"
+		}
+		if reason != "" {
+			if _, err := k.Enqueue(ctx, im.Repository, "", im.Digest, reason); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

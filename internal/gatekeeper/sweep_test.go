@@ -58,13 +58,19 @@ func TestSweepRedecides(t *testing.T) {
 
 	f.policy.write("version: v1\nmaxSeverity: MEDIUM\ngraceWindow: 1h\n")
 	f.clock.Advance(time.Minute)
+	f.installDB(dbBuilt)
 	if err := f.k.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The first sweep retries the failed scan (the database may be there now).
-	js, args := f.scanJobs()
-	if len(js) != 1 || args[0].Digest != failed || args[0].Reason != "retry" || args[0].Repository != "quarantine/broken" {
-		t.Errorf("scan jobs after the first sweep: %+v, want a retry of %s", args, failed)
+	// The database is there now: the scan that failed for want of one runs
+	// again, and the first sweep queues the digest never scanned.
+	_, args := f.scanJobs()
+	got := map[string]string{}
+	for _, a := range args {
+		got[a.Digest] = a.Reason
+	}
+	if len(args) != 2 || got[failed] != "db-available" || got[pending] != "retry" {
+		t.Errorf("scan jobs after the first sweep: %+v, want db-available for %s and retry for %s", args, failed, pending)
 	}
 	type want struct {
 		state  gate.State
@@ -114,8 +120,8 @@ func TestSweepRedecides(t *testing.T) {
 			t.Errorf("verdict audit entries of %s: %+v", d, es)
 		}
 	}
-	if js, _ := f.scanJobs(); len(js) != 1 {
-		t.Errorf("%d scan jobs after the second sweep, want only the retry", len(js))
+	if js, _ := f.scanJobs(); len(js) != 2 {
+		t.Errorf("%d scan jobs after the second sweep, want the same 2", len(js))
 	}
 }
 
@@ -247,6 +253,7 @@ func TestSweepStuckScan(t *testing.T) {
 func TestSweepRescansBeforeMaxScanAge(t *testing.T) {
 	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: CRITICAL\nmaxScanAge: 24h\n"})
 	ctx := t.Context()
+	f.installDB(dbBuilt)
 	old := f.push("quarantine/old", "1", "old").Digest.String()
 	f.putScan("quarantine/old", old)
 	f.clock.Advance(11 * time.Hour)
@@ -302,5 +309,42 @@ func TestSweepAutoPromotesAfterAnException(t *testing.T) {
 	desc, _, err := f.reg.Manifest(ctx, "live/app", "2")
 	if err != nil || desc.Digest.String() != d || !f.image(d).Promoted {
 		t.Fatalf("live/app:2 after the sweep: %v %v", desc.Digest, err)
+	}
+}
+
+// TestSweepRescansAfterADatabaseUpdate: scans made with an older build of
+// the database are queued again, at every sweep until they have run; none
+// are queued without a database.
+func TestSweepRescansAfterADatabaseUpdate(t *testing.T) {
+	f := newFixture(t, fixtureOptions{policy: lenientPolicy})
+	ctx := t.Context()
+	a := f.push("quarantine/a", "1", "a").Digest.String()
+	b := f.push("quarantine/b", "1", "b").Digest.String()
+	f.putScan("quarantine/a", a)
+	f.putScan("quarantine/b", b)
+	f.verdict("quarantine/a:1")
+	f.verdict("quarantine/b:1")
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := f.scanJobs(); len(js) != 0 {
+		t.Fatalf("rescans without a database: %+v", js)
+	}
+	f.installDB(dbBuilt)
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if js, _ := f.scanJobs(); len(js) != 0 {
+		t.Fatalf("rescans with the database the scans used: %+v", js)
+	}
+	f.installDB(dbBuilt.Add(24 * time.Hour))
+	for range 2 { // queued once: the second sweep finds the jobs waiting
+		if err := f.k.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, args := f.scanJobs()
+	if len(args) != 2 || args[0].Reason != "db-update" || args[1].Reason != "db-update" {
+		t.Fatalf("rescans after a database update: %+v, want db-update for both", args)
 	}
 }

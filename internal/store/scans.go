@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS scans (
 	source      TEXT NOT NULL DEFAULT '',
 	scanned_at  TEXT NOT NULL DEFAULT '',
 	error       TEXT NOT NULL DEFAULT '',
+	db_built    TEXT NOT NULL DEFAULT '', -- build time of the vulnerability DB the scan used
 	reports     TEXT NOT NULL DEFAULT '[]' -- []PlatformReport as JSON
 );
 `
@@ -53,19 +54,59 @@ func (s *SQLite) PutScan(ctx context.Context, sc Scan) error {
 	if err != nil {
 		return fmt.Errorf("store: encode reports of %s: %w", sc.Digest, err)
 	}
-	scanned := ""
+	scanned, built := "", ""
 	if !sc.ScannedAt.IsZero() {
 		scanned = timeText(sc.ScannedAt)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, reports)
-		VALUES (?, ?, ?, ?, ?, ?)
+	for _, pr := range sc.Reports {
+		if pr.Report != nil && !pr.Report.DB.BuiltAt.IsZero() {
+			built = timeText(pr.Report.DB.BuiltAt)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
-			error = excluded.error, reports = excluded.reports,
+			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports,
 			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
-		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, string(reports)); err != nil {
+		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports)); err != nil {
 		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
 	}
 	return nil
+}
+
+// ScanState is a scan without its reports: what the sweeper needs to
+// decide on a rescan.
+type ScanState struct {
+	Digest     string
+	Repository string
+	ScannedAt  time.Time // zero: never scanned successfully
+	DBBuiltAt  time.Time // the vulnerability DB build the scan used
+	Error      string
+}
+
+// ScanStates lists every recorded scan, without reports.
+func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error FROM scans ORDER BY digest`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list scans: %w", err)
+	}
+	defer rows.Close()
+	var out []ScanState
+	for rows.Next() {
+		var st ScanState
+		var scanned, built string
+		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error); err != nil {
+			return nil, fmt.Errorf("store: list scans: %w", err)
+		}
+		if scanned != "" {
+			st.ScannedAt, _ = time.Parse(time.RFC3339Nano, scanned)
+		}
+		if built != "" {
+			st.DBBuiltAt, _ = time.Parse(time.RFC3339Nano, built)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
 }
 
 // SetSource records where digest was imported from.

@@ -58,6 +58,8 @@ type Store interface {
 	PutScan(ctx context.Context, sc Scan) error
 	Scan(ctx context.Context, digest string) (*Scan, error)
 	SetSource(ctx context.Context, digest, repository, source string) error
+	// ScanStates lists every recorded scan without its reports.
+	ScanStates(ctx context.Context) ([]ScanState, error)
 	// Setting and SetSetting keep small named values (the hash of the
 	// policy last seen, so a restart is not taken for a policy change).
 	Setting(ctx context.Context, key string) (string, error)
