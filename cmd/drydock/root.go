@@ -88,7 +88,7 @@ the other commands talk to it or work on images directly.`,
 		newPatchCmd(g),
 		newAuditCmd(g),
 		newPolicyCmd(g),
-		newVerdictCmd(g), newPromoteCmd(g),
+		newVerdictCmd(g), newPromoteCmd(g), newRescanCmd(g),
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
 	)

@@ -253,3 +253,41 @@ func writeReasons(w io.Writer, indent string, rs []gate.Reason) {
 		}
 	}
 }
+
+func newRescanCmd(g *globals) *cobra.Command {
+	var server string
+	cmd := &cobra.Command{
+		Use:   "rescan REF",
+		Short: "Queue a new scan of an image by the server's gate",
+		Long: `Rescan queues a new scan of the image REF (quarantine/NAME:TAG or
+quarantine/NAME@DIGEST, or the same in live/) by the server's gate and returns
+at once; "drydock verdict REF" shows the result when it is done. While the
+scan runs the digest keeps its verdict (a promoted image never shows pending).
+
+The gate rescans by itself after a database update, when a scan is older than
+half the policy's maxScanAge, and when a database appears after scans failed
+for want of one; rescan is for the other times. Needs the push role on the
+namespace.`,
+		Example: `  drydock rescan quarantine/nginx:1.27.1`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, _, err := gatekeeper.SplitRef(args[0]); err != nil {
+				return err
+			}
+			c, err := newAPIClient(server)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Job int64 `json:"job"`
+			}
+			if err := c.do(cmd.Context(), "POST", "/api/v1/rescan", api.RescanRequest{Reference: args[0]}, &out); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "scan of %s queued (job %d); see drydock verdict %s\n", args[0], out.Job, args[0])
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	return cmd
+}

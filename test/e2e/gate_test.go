@@ -150,6 +150,12 @@ func TestGateImportScanVerdictPromote(t *testing.T) {
 	if d := digestOf(t, s, "live/bookworm:12"); d != img.Digest {
 		t.Fatalf("live/bookworm:12 is %s, want %s", d, img.Digest)
 	}
+	if r := mustDrydock(t, nil, "rescan", "quarantine/bookworm:12", "--server", srv); !strings.Contains(r.Stdout, "scan of quarantine/bookworm:12 queued (job ") {
+		t.Errorf("rescan: %s", r.Stdout)
+	}
+	if st := waitVerdict(t, nil, srv, "quarantine/bookworm:12"); st.Verdict.State != gate.StateExempt || !st.Promoted {
+		t.Errorf("during and after a rescan: %s, promoted %v", st.Verdict.State, st.Promoted)
+	}
 	got := filepath.Join(t.TempDir(), "live")
 	runTool(t, "skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", "--preserve-digests",
 		"docker://"+s.Addr+"/live/bookworm:12", "oci:"+got+":x")
