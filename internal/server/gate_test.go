@@ -505,3 +505,72 @@ func hasRule(v gate.Verdict, rule string) bool {
 	}
 	return false
 }
+
+// TestGateScansAnIndex: a two-platform index is scanned platform by
+// platform (the arm64 image on this amd64 host too), its verdict is the
+// worst of its platforms, and its promotion copies the index and both
+// images into live/ under the same digests.
+func TestGateScansAnIndex(t *testing.T) {
+	idx := testimage.RequireIndex(t, testimage.MultiArchDistroless, testimage.MultiArchDistrolessSpecs)
+	g := startGateServer(t, "version: v1\nmaxSeverity: CRITICAL\nblockEndOfLife: true\n")
+	ii, err := idx.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustRef(t, g.host+"/quarantine/distroless:12")
+	if err := remote.WriteIndex(r, ii, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	st := g.waitScanned("quarantine/distroless:12")
+	if st.Digest != idx.Digest.String() || len(st.Scan.Platforms) != 2 {
+		t.Fatalf("index scan: digest %s, platforms %+v", st.Digest, st.Scan.Platforms)
+	}
+	plats := map[string]string{}
+	for _, p := range st.Scan.Platforms {
+		plats[p.Platform] = p.Digest
+		if p.Status != "ok" || !strings.HasPrefix(p.OS, "debian 12") {
+			t.Errorf("platform %s: %+v", p.Platform, p)
+		}
+	}
+	for _, im := range idx.Images {
+		if plats[im.Platform.String()] != im.Digest.String() {
+			t.Errorf("platform %s scanned as %q, want %s", im.Platform.String(), plats[im.Platform.String()], im.Digest)
+		}
+	}
+	if st.Verdict.State != gate.StatePass {
+		t.Fatalf("index verdict under maxSeverity CRITICAL: %+v", st.Verdict)
+	}
+	var p gatekeeper.Promotion
+	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/distroless:12"}, &p); code != http.StatusOK {
+		t.Fatalf("promote: %d", code)
+	}
+	if p.Copy.Manifests < 3 {
+		t.Errorf("promotion copied %d manifests, want the index and its 2 images", p.Copy.Manifests)
+	}
+	for _, im := range idx.Images {
+		if _, err := remote.Get(mustRef(t, g.host+"/live/distroless@"+im.Digest.String())); err != nil {
+			t.Errorf("live/ lacks the %s image: %v", im.Platform.String(), err)
+		}
+	}
+
+	// A stricter policy (its LOW findings count): the promoted index's
+	// coming fail (grace window) names the platform of each finding.
+	g.writePolicy("version: v1\nmaxSeverity: UNKNOWN\ngraceWindow: 72h\n")
+	st = g.verdict("quarantine/distroless:12")
+	flip := st.Verdict.PendingFlip
+	if st.Verdict.State != gate.StatePass || flip == nil {
+		t.Fatalf("strict policy on the promoted index: %+v", st.Verdict)
+	}
+	named := 0
+	for _, rs := range flip.Reasons {
+		if rs.Rule == gate.RuleMaxSeverity {
+			named++
+			if !strings.HasPrefix(rs.Message, "linux/") {
+				t.Errorf("reason without its platform: %q", rs.Message)
+			}
+		}
+	}
+	if named != 2 {
+		t.Errorf("%d finding reasons in the coming fail, want one per platform: %+v", named, flip.Reasons)
+	}
+}
