@@ -324,33 +324,47 @@ func (k *Keeper) Reevaluate(ctx context.Context, repo, digest string) (gate.Verd
 func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, *store.Scan, *store.Image, error) {
 	k.recordMu.Lock()
 	defer k.recordMu.Unlock()
-	repo = k.gateRepo(ctx, repo, digest)
+	// The stored image is read once: it names the quarantine/ repository,
+	// is the previous verdict, and (with the new verdict) the result.
+	im, err := k.store.Image(ctx, digest)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		im = nil
+	case err != nil:
+		return gate.Verdict{}, nil, nil, err
+	}
+	repo = gateRepo(repo, im)
 	sc, err := k.store.Scan(ctx, digest)
 	if errors.Is(err, store.ErrNotFound) {
 		sc, err = nil, nil
 	}
 	next, grace := k.decide(ctx, repo, digest, sc, err)
-	v, err := k.record(ctx, repo, digest, next, grace)
+	var prev *gate.Verdict
+	if im != nil {
+		prev = &im.Verdict
+	}
+	v, err := k.record(ctx, repo, digest, prev, next, grace)
 	if err != nil {
 		return gate.Verdict{}, nil, nil, err
 	}
-	im, err := k.store.Image(ctx, digest)
-	if err != nil {
-		return gate.Verdict{}, nil, nil, err
+	after := store.Image{Digest: digest, Repository: repo}
+	if im != nil {
+		after = *im // recording a verdict changes neither repository nor promoted
 	}
-	return v, sc, im, nil
+	after.Verdict = v
+	return v, sc, &after, nil
 }
 
 // gateRepo is the repository a digest's verdict is decided for: the
 // quarantine/ repository it arrived in. A verdict asked for through live/
 // (or a rescan of a live/ image) is the same digest's verdict, decided
 // with the exceptions written for its quarantine/ repository.
-func (k *Keeper) gateRepo(ctx context.Context, repo, digest string) string {
+func gateRepo(repo string, stored *store.Image) string {
 	if !strings.HasPrefix(repo, Live) {
 		return repo
 	}
-	if im, err := k.store.Image(ctx, digest); err == nil && im.Repository != "" {
-		return im.Repository
+	if stored != nil && stored.Repository != "" {
+		return stored.Repository
 	}
 	return Quarantine + strings.TrimPrefix(repo, Live)
 }
@@ -426,13 +440,10 @@ func combine(parts []gate.Verdict, now time.Time) gate.Verdict {
 
 // record stores next through the stability rules and audits and
 // announces a change of the effective verdict.
-func (k *Keeper) record(ctx context.Context, repo, digest string, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
-	// The caller holds recordMu: the previous verdict read here is the
-	// one RecordVerdict replaces, so a change is audited once.
-	var prev *gate.Verdict
-	if im, err := k.store.Image(ctx, digest); err == nil {
-		prev = &im.Verdict
-	}
+// prev is the stored verdict (nil when there is none), read by the caller
+// under recordMu, so it is the one RecordVerdict replaces and a change is
+// audited once.
+func (k *Keeper) record(ctx context.Context, repo, digest string, prev *gate.Verdict, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
 	eff, flip, err := k.store.RecordVerdict(ctx, digest, repo, next, k.now(), grace)
 	if err != nil {
 		return gate.Verdict{}, fmt.Errorf("record verdict of %s: %w", digest, err)
