@@ -234,3 +234,30 @@ func TestBrokenPolicyFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestScanFallsBackToLive: a promoted digest deleted from quarantine/ is
+// still scanned, from live/ (here the scan stops for want of a database,
+// which shows it found the image; a digest gone from both is skipped).
+func TestScanFallsBackToLive(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := t.Context()
+	img := f.push("quarantine/app", "1", "app")
+	d := img.Digest.String()
+	f.putScan("quarantine/app", d)
+	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1", Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.reg.DeleteManifest(ctx, "quarantine/app", img.Digest); err != nil {
+		t.Fatal(err)
+	}
+	err := f.k.runScan(ctx, ScanArgs{Repository: "quarantine/app", Digest: d, Reason: "db-update"})
+	if !errors.Is(err, errNoDB) {
+		t.Fatalf("scan of a promoted digest gone from quarantine/: %v, want it scanned from live/ (no database)", err)
+	}
+	if err := f.reg.DeleteManifest(ctx, "live/app", img.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.k.runScan(ctx, ScanArgs{Repository: "quarantine/app", Digest: d, Reason: "db-update"}); err != nil {
+		t.Fatalf("scan of a digest gone from both: %v, want it skipped", err)
+	}
+}
