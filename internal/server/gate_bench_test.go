@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/gate/gatetest"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -29,7 +30,7 @@ func BenchmarkGateArrivalToVerdict(b *testing.B) {
 		start := time.Now()
 		st := g.waitScanned(ref)
 		scan += time.Since(start)
-		g.vex(fmt.Sprintf("bench%d.json", i), fmt.Sprintf("quarantine/bench%d", i), cves(st.Verdict), time.Now().AddDate(1, 0, 0))
+		g.vex(fmt.Sprintf("bench%d.json", i), fmt.Sprintf("quarantine/bench%d", i), gatetest.FailingCVEs(st.Verdict), time.Now().AddDate(1, 0, 0))
 		start = time.Now()
 		if code := g.api("POST", "/api/v1/promote", map[string]string{"source": ref}, nil); code != http.StatusOK {
 			b.Fatalf("promote: %d", code)

@@ -24,6 +24,7 @@ import (
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gate/gatetest"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/server"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -204,42 +205,10 @@ func (g *gateServer) waitScanned(ref string) *gatekeeper.Status {
 // vex writes an OpenVEX document exempting cves in repo until expires.
 func (g *gateServer) vex(file, repo string, cves []string, expires time.Time) {
 	g.t.Helper()
-	var st []map[string]any
-	for _, c := range cves {
-		st = append(st, map[string]any{
-			"vulnerability":    map[string]any{"name": c},
-			"products":         []map[string]string{{"@id": repo}},
-			"status":           "not_affected",
-			"justification":    "vulnerable_code_not_in_execute_path",
-			"impact_statement": "reviewed for the gate test",
-			"expires":          expires.UTC().Format(time.RFC3339),
-		})
-	}
-	doc := map[string]any{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.test/vex/" + file,
-		"author": "security@example.test", "timestamp": realdb.DataDate.Add(-time.Hour).Format(time.RFC3339), "version": 1, "statements": st}
-	b, _ := json.MarshalIndent(doc, "", "  ")
-	if err := os.WriteFile(filepath.Join(g.vexDir, file), b, 0o644); err != nil {
+	doc := gatetest.OpenVEX(file, repo, cves, realdb.DataDate.Add(-time.Hour), expires)
+	if err := os.WriteFile(filepath.Join(g.vexDir, file), doc, 0o644); err != nil {
 		g.t.Fatal(err)
 	}
-}
-
-// cves lists the CVE ids of a verdict's failing findings.
-func cves(v gate.Verdict) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range v.Reasons {
-		if r.Rule != gate.RuleMaxSeverity {
-			continue
-		}
-		for _, f := range r.Findings {
-			id, _, _ := strings.Cut(f, " ")
-			if !seen[id] {
-				seen[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out
 }
 
 const strictPolicy = `version: v1
@@ -262,7 +231,7 @@ func TestGateFailExemptExpire(t *testing.T) {
 	if st.Digest != digest || st.Verdict.State != gate.StateFail {
 		t.Fatalf("verdict %+v, want fail for %s", st, digest)
 	}
-	ids := cves(st.Verdict)
+	ids := gatetest.FailingCVEs(st.Verdict)
 	if len(ids) == 0 {
 		t.Fatalf("a fail without findings: %+v", st.Verdict)
 	}
@@ -492,7 +461,7 @@ func TestGateScansWhenDatabaseArrives(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if st.Verdict.State != gate.StateFail || len(cves(st.Verdict)) == 0 {
+	if st.Verdict.State != gate.StateFail || len(gatetest.FailingCVEs(st.Verdict)) == 0 {
 		t.Fatalf("after the rescan: %+v", st.Verdict)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gate/gatetest"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -120,7 +121,7 @@ func TestLiveAdversarial(t *testing.T) {
 	if stBad.Verdict.State != gate.StateFail {
 		t.Fatalf("quarantine/bad:1 is %s, want fail", stBad.Verdict.State)
 	}
-	writeVEX(t, filepath.Join(vexDir, "app.json"), "quarantine/app", failingCVEs(stGood.Verdict), time.Now().Add(24*time.Hour))
+	writeVEX(t, filepath.Join(vexDir, "app.json"), "quarantine/app", gatetest.FailingCVEs(stGood.Verdict), time.Now().Add(24*time.Hour))
 	// mallory holds promote: a promotion of a passing digest is allowed.
 	mustDrydock(t, nil, "promote", "quarantine/app:1", "--server", mallorySrv)
 	liveBefore := digestOf(t, s, "live/app:1", remoteAuth("admin", adminPassword(t, data)))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gate/gatetest"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -54,33 +55,12 @@ func waitVerdict(t *testing.T, env []string, server, ref string) gatekeeper.Stat
 	}
 }
 
-func failingCVEs(v gate.Verdict) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range v.Reasons {
-		for _, f := range r.Findings {
-			id, _, _ := strings.Cut(f, " ")
-			if r.Rule == gate.RuleMaxSeverity && !seen[id] {
-				seen[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out
-}
-
+// writeVEX writes an OpenVEX document exempting cves in product until
+// expires.
 func writeVEX(t *testing.T, path, product string, cves []string, expires time.Time) {
 	t.Helper()
-	var st []map[string]any
-	for _, c := range cves {
-		st = append(st, map[string]any{
-			"vulnerability": map[string]any{"name": c}, "products": []map[string]string{{"@id": product}},
-			"status": "not_affected", "justification": "vulnerable_code_not_present", "expires": expires.UTC().Format(time.RFC3339),
-		})
-	}
-	b, _ := json.Marshal(map[string]any{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.test/vex/1",
-		"author": "sec@example.test", "timestamp": "2025-01-01T00:00:00Z", "version": 1, "statements": st})
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	doc := gatetest.OpenVEX(filepath.Base(path), product, cves, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), expires)
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -103,7 +83,7 @@ func TestGateImportScanVerdictPromote(t *testing.T) {
 	if st.Verdict.State != gate.StateFail || st.Digest != img.Digest.String() || !strings.HasPrefix(st.Scan.Source, "oci:") {
 		t.Fatalf("verdict after import: %+v", st)
 	}
-	ids := failingCVEs(st.Verdict)
+	ids := gatetest.FailingCVEs(st.Verdict)
 	text := mustDrydock(t, nil, "verdict", "quarantine/bookworm:12", "--server", srv).Stdout
 	for _, want := range []string{"FAIL (not promotable)", "[maxSeverity]", ids[0], "promoted:  no", "source:    oci:"} {
 		if !strings.Contains(text, want) {
