@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -73,9 +72,7 @@ live/.`,
 			}
 			addVerdicts(cmd.Context(), log, server, repos)
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(imagesJSON{SchemaVersion: 1, Server: srv.String(), Repositories: repos})
+				return writeJSON(g.stdout, imagesJSON{SchemaVersion: 1, Server: srv.String(), Repositories: repos})
 			}
 			return writeImagesTable(g, repos)
 		},

@@ -134,15 +134,24 @@ func readSecret(g *globals, in io.Reader, fromStdin bool) (string, error) {
 		}
 		return string(b), nil
 	}
-	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	line, err := firstLine(in, 4096)
+	if err != nil {
 		return "", fmt.Errorf("reading the password from stdin: %w", err)
 	}
-	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
 		return "", errors.New("no password on stdin")
 	}
 	return line, nil
+}
+
+// firstLine reads the first line of r, at most limit bytes, without its
+// line ending: a password or token given with --password-stdin.
+func firstLine(r io.Reader, limit int64) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, limit)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 // checkLogin asks the server to accept the credentials: a ping of /v2/

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -122,17 +121,12 @@ unique among tokens not revoked.
 			if err != nil {
 				return err
 			}
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			secret, tok, err := s.store.CreateToken(cmd.Context(), auth.TokenSpec{Name: args[0], Owner: owner, Grants: grants, ExpiresAt: exp})
-			if err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionTokenChange, tok.Name, map[string]any{
-				"op": "create", "id": tok.ID, "owner": tok.Owner, "roles": tok.Grants.Strings(), "expires": expiryText(tok.ExpiresAt),
+			var secret string
+			var tok auth.Token
+			if err := f.change(cmd.Context(), audit.ActionTokenChange, func(st *auth.Store) (string, map[string]any, error) {
+				var err error
+				secret, tok, err = st.CreateToken(cmd.Context(), auth.TokenSpec{Name: args[0], Owner: owner, Grants: grants, ExpiresAt: exp})
+				return tok.Name, tokenDetail("create", tok), err
 			}); err != nil {
 				return err
 			}
@@ -160,6 +154,11 @@ func expiryText(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// tokenDetail is the audit detail of operation op on tok (never its secret).
+func tokenDetail(op string, tok auth.Token) map[string]any {
+	return map[string]any{"op": op, "id": tok.ID, "owner": tok.Owner, "roles": tok.Grants.Strings(), "expires": expiryText(tok.ExpiresAt)}
 }
 
 // tokenJSON is a token as "token list --json" prints it.
@@ -190,22 +189,16 @@ func newTokenListCmd(g *globals, f *authFlags) *cobra.Command {
 				for i, t := range toks {
 					out[i] = tokenJSON{Token: t, Status: t.Status(now)}
 				}
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return writeJSON(g.stdout, out)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tOWNER\tROLES\tEXPIRES\tLAST USED\tSTATUS")
 			for _, t := range toks {
-				owner := t.Owner
-				if owner == "" {
-					owner = "-"
-				}
 				status := t.Status(now)
 				if status == "revoked" {
 					status += " " + cliTime(t.RevokedAt)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, owner, t.Grants, expiryText(t.ExpiresAt), cliTime(t.LastUsedAt), status)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, orDash(t.Owner), t.Grants, expiryText(t.ExpiresAt), cliTime(t.LastUsedAt), status)
 			}
 			return tw.Flush()
 		},
@@ -220,21 +213,14 @@ func newTokenRevokeCmd(g *globals, f *authFlags) *cobra.Command {
 		Short: "Revoke a token; it stops working at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			toks, err := s.store.Tokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tok := findToken(toks, args[0])
-			if err := s.store.RevokeToken(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionTokenChange, tok.Name, map[string]any{
-				"op": "revoke", "id": tok.ID, "owner": tok.Owner, "roles": tok.Grants.Strings(), "expires": expiryText(tok.ExpiresAt),
+			var tok auth.Token
+			if err := f.change(cmd.Context(), audit.ActionTokenChange, func(st *auth.Store) (string, map[string]any, error) {
+				toks, err := st.Tokens(cmd.Context())
+				if err != nil {
+					return "", nil, err
+				}
+				tok = findToken(toks, args[0])
+				return tok.Name, tokenDetail("revoke", tok), st.RevokeToken(cmd.Context(), args[0])
 			}); err != nil {
 				return err
 			}

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/user"
 	"strings"
@@ -71,6 +68,29 @@ func (s *authSession) Close() {
 	s.store.Close()
 }
 
+// change opens the auth session of the data directory, applies fn to its
+// store and records the change fn reports (reference and audit detail) in
+// the audit log.
+func (f *authFlags) change(ctx context.Context, action audit.Action, fn func(*auth.Store) (ref string, detail map[string]any, err error)) error {
+	s, err := openAuthSession(f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ref, detail, err := fn(s.store)
+	if err != nil {
+		return err
+	}
+	return s.record(ctx, action, ref, detail)
+}
+
+// changeUser is change for user name, recorded with detail.
+func (f *authFlags) changeUser(ctx context.Context, name string, detail map[string]any, fn func(*auth.Store) error) error {
+	return f.change(ctx, audit.ActionUserChange, func(st *auth.Store) (string, map[string]any, error) {
+		return name, detail, fn(st)
+	})
+}
+
 // record appends a change to the audit log. Detail must never hold a
 // password or token secret.
 func (s *authSession) record(ctx context.Context, action audit.Action, ref string, detail map[string]any) error {
@@ -125,11 +145,9 @@ func readPassword(cmd *cobra.Command, fromStdin bool) (pw string, generated bool
 		// 26 base32 characters: 130 random bits.
 		return rand.Text(), true, nil
 	}
-	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 1024)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	if pw, err = firstLine(cmd.InOrStdin(), 1024); err != nil {
 		return "", false, fmt.Errorf("read password from stdin: %w", err)
 	}
-	pw = strings.TrimRight(line, "\r\n")
 	if pw == "" {
 		return "", false, errors.New("--password-stdin: no password on stdin")
 	}
@@ -189,15 +207,9 @@ lowercase letters, digits, '.', '_' or '-'; passwords 8 to 72 bytes.
 			if err != nil {
 				return err
 			}
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.store.AddUser(cmd.Context(), args[0], pw, grants); err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "add", "roles": grants.Strings()}); err != nil {
+			if err := f.changeUser(cmd.Context(), args[0], map[string]any{"op": "add", "roles": grants.Strings()}, func(st *auth.Store) error {
+				return st.AddUser(cmd.Context(), args[0], pw, grants)
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stderr, "added user %q with roles %s\n", args[0], grants)
@@ -230,9 +242,7 @@ func newUserListCmd(g *globals, f *authFlags) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(users)
+				return writeJSON(g.stdout, users)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tROLES\tSTATUS\tCREATED\tUPDATED")
@@ -264,15 +274,9 @@ working at once.`,
 			if err != nil {
 				return err
 			}
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.store.SetPassword(cmd.Context(), args[0], pw); err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "passwd"}); err != nil {
+			if err := f.changeUser(cmd.Context(), args[0], map[string]any{"op": "passwd"}, func(st *auth.Store) error {
+				return st.SetPassword(cmd.Context(), args[0], pw)
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stderr, "set the password of user %q\n", args[0])
@@ -303,15 +307,9 @@ owns are limited to what the user has, so they lose what the user loses.
 			if err != nil {
 				return err
 			}
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.store.SetGrants(cmd.Context(), args[0], grants); err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "roles", "roles": grants.Strings()}); err != nil {
+			if err := f.changeUser(cmd.Context(), args[0], map[string]any{"op": "roles", "roles": grants.Strings()}, func(st *auth.Store) error {
+				return st.SetGrants(cmd.Context(), args[0], grants)
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "user %q now has roles %s\n", args[0], grants)
@@ -332,15 +330,9 @@ func newUserEnableCmd(g *globals, f *authFlags, op string, disable bool) *cobra.
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.store.DisableUser(cmd.Context(), args[0], disable); err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": op}); err != nil {
+			if err := f.changeUser(cmd.Context(), args[0], map[string]any{"op": op}, func(st *auth.Store) error {
+				return st.DisableUser(cmd.Context(), args[0], disable)
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%sd user %q\n", op, args[0])
@@ -355,15 +347,9 @@ func newUserDeleteCmd(g *globals, f *authFlags) *cobra.Command {
 		Short: "Delete a user and revoke the tokens it owns",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openAuthSession(f.data)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.store.DeleteUser(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if err := s.record(cmd.Context(), audit.ActionUserChange, args[0], map[string]any{"op": "delete"}); err != nil {
+			if err := f.changeUser(cmd.Context(), args[0], map[string]any{"op": "delete"}, func(st *auth.Store) error {
+				return st.DeleteUser(cmd.Context(), args[0])
+			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "deleted user %q and revoked the tokens it owned\n", args[0])

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -62,9 +64,7 @@ namespace.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(st); err != nil {
+				if err := writeJSON(g.stdout, st); err != nil {
 					return err
 				}
 			} else {
@@ -96,10 +96,7 @@ func writeVerdict(w io.Writer, st *gatekeeper.Status) {
 		promotable = "promotable"
 	}
 	fmt.Fprintf(w, "  verdict:   %s (%s), since %s\n", strings.ToUpper(string(v.State)), promotable, v.At.UTC().Format(time.RFC3339))
-	pol := "built-in policy"
-	if st.Policy != "" {
-		pol = st.Policy
-	}
+	pol := cmp.Or(st.Policy, "built-in policy")
 	if st.PolicyHash != "" {
 		pol += " (sha256:" + st.PolicyHash[:min(12, len(st.PolicyHash))] + ")"
 	}
@@ -112,11 +109,7 @@ func writeVerdict(w io.Writer, st *gatekeeper.Status) {
 	default:
 		fmt.Fprintf(w, "  scanned:   %s\n", st.Scan.ScannedAt.UTC().Format(time.RFC3339))
 		for _, p := range st.Scan.Platforms {
-			name := p.Platform
-			if name == "" {
-				name = "image"
-			}
-			fmt.Fprintf(w, "    %-12s %s, %s, %d finding(s)%s\n", name, orDash(p.OS), p.Status, p.Findings, countText(p.Counts))
+			fmt.Fprintf(w, "    %-12s %s, %s, %d finding(s)%s\n", cmp.Or(p.Platform, "image"), orDash(p.OS), p.Status, p.Findings, countText(p.Counts))
 		}
 	}
 	if st.Scan.Source != "" {
@@ -139,22 +132,31 @@ func writeVerdict(w io.Writer, st *gatekeeper.Status) {
 	}
 }
 
+// severities is the order countText lists the known severities in.
+var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}
+
+// countText is " (N SEVERITY, ...)" for findings counted by severity: the
+// known severities first, then any others by name.
 func countText(c map[string]int) string {
 	if len(c) == 0 {
 		return ""
 	}
+	others := slices.Sorted(maps.Keys(c))
+	others = slices.DeleteFunc(others, func(s string) bool { return slices.Contains(severities, s) })
 	var parts []string
-	for _, s := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"} {
+	for _, s := range slices.Concat(severities, others) {
 		if c[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
 		}
 	}
-	for s, n := range c {
-		if !slices.Contains([]string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}, s) && n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, s))
-		}
-	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// writeJSON writes v to w as indented JSON, for --json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func orDash(s string) string {
@@ -216,9 +218,7 @@ Credentials as for "drydock verdict".`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(p)
+				return writeJSON(g.stdout, p)
 			}
 			fmt.Fprintf(g.stdout, "promoted %s -> %s@%s (%s)\n", p.Source, p.Target, p.Digest, p.Verdict.State)
 			fmt.Fprintf(g.stdout, "  %d manifest(s), %d blob(s) linked, %d referrer(s) copied\n", p.Copy.Manifests, p.Copy.BlobsLinked, len(p.Copy.Referrers))
