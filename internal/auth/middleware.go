@@ -194,7 +194,7 @@ func (a *Authenticator) fail(w http.ResponseWriter, r *http.Request, claimed str
 		if a.OnError != nil {
 			a.OnError(r, err)
 		}
-		writeRegistryError(w, http.StatusInternalServerError, "UNKNOWN", "authentication failed: internal error (see the server log)")
+		WriteRegistryError(w, http.StatusInternalServerError, "UNKNOWN", "authentication failed: internal error (see the server log)")
 		return
 	}
 	msg := failureMessage(r, err)
@@ -202,10 +202,12 @@ func (a *Authenticator) fail(w http.ResponseWriter, r *http.Request, claimed str
 		a.OnFailure(r, cmp.Or(claimed, "unknown"), msg)
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
-	writeRegistryError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg)
+	WriteRegistryError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg)
 }
 
-func writeRegistryError(w http.ResponseWriter, status int, code, msg string) {
+// WriteRegistryError answers with a distribution-spec error body, the
+// format registry clients show their user.
+func WriteRegistryError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	w.WriteHeader(status)
@@ -280,7 +282,7 @@ type tokenResponse struct {
 func (a *Authenticator) TokenHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.Issuer == nil {
-			writeRegistryError(w, http.StatusNotFound, "UNSUPPORTED", "this server issues no bearer tokens")
+			WriteRegistryError(w, http.StatusNotFound, "UNSUPPORTED", "this server issues no bearer tokens")
 			return
 		}
 		var (
@@ -308,7 +310,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 			scope = r.PostForm.Get("scope")
 		default:
 			w.Header().Set("Allow", "GET, POST")
-			writeRegistryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "use GET or POST")
+			WriteRegistryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "use GET or POST")
 			return
 		}
 		if err != nil {
@@ -466,6 +468,6 @@ func (a *Authenticator) AuthorizeMiddleware(next http.Handler) http.Handler {
 		if p.Kind == KindAnonymous {
 			msg += "; log in first: drydock login " + r.Host
 		}
-		writeRegistryError(w, http.StatusForbidden, "DENIED", msg)
+		WriteRegistryError(w, http.StatusForbidden, "DENIED", msg)
 	})
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -57,11 +56,6 @@ func guardLive(log *slog.Logger, audits *audit.Log, pub gatekeeper.Publisher, m 
 			}
 		}
 		log.Warn("refused a write to live/", "actor", actor, "method", r.Method, "repository", repo, "path", r.URL.Path)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		w.WriteHeader(http.StatusForbidden)
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"errors": []map[string]string{{"code": "DENIED", "message": liveRefusal}},
-		})
+		auth.WriteRegistryError(w, http.StatusForbidden, "DENIED", liveRefusal)
 	})
 }
