@@ -241,14 +241,18 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// chrootRun runs a shell command in root with a clean environment.
+// chrootRun runs a shell command in root with a clean environment; the
+// test fails if it does, since its result is the reference.
 func chrootRun(t *testing.T, root, script string) {
 	t.Helper()
 	cmd := exec.Command("chroot", root, "/bin/sh", "-c", script)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"DEBIAN_FRONTEND=noninteractive", "DPKG_MAINTSCRIPT_PACKAGE=ca-certificates", "DPKG_MAINTSCRIPT_NAME=postinst"}
 	out, err := cmd.CombinedOutput()
-	t.Logf("real %q: err=%v\n%s", script, err, out)
+	if err != nil {
+		t.Fatalf("real %q: %v\n%s", script, err, out)
+	}
+	t.Logf("real %q:\n%s", script, out)
 }
 
 type imageCase struct {
