@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -58,12 +59,7 @@ func TestPatchLargeLayerMemory(t *testing.T) {
 	if os.Getenv(bigTestEnv) != "1" {
 		t.Skipf("skipping: builds a 1 GiB layer (about 3 GB of temporary disk, a few minutes); run with %s=1 go test -run TestPatchLargeLayerMemory ./internal/patch, or bench/patch.sh", bigTestEnv)
 	}
-	requireMirror(t, testimage.BookwormNginx.Suite)
-	ti := testimage.Require(t, testimage.BookwormNginx)
-	base, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, base := openBase(t, testimage.BookwormNginx)
 	dir := t.TempDir()
 
 	start := time.Now()
@@ -130,25 +126,7 @@ func TestPatchLargeLayerMemory(t *testing.T) {
 
 	// The result validates (without hashing the 1 GiB layer again) and
 	// has the input's layers plus the patch layer.
-	outLayout, err := layout.FromPath(filepath.Join(dir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := outLayout.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Manifests) != 1 {
-		t.Fatalf("output layout has %d manifests, want 1", len(m.Manifests))
-	}
-	patched, err := idx.Image(m.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	patched := onlyImage(t, filepath.Join(dir, "out"), "output")
 	if err := validate.Image(patched, validate.Fast); err != nil {
 		t.Fatalf("validate.Image: %v", err)
 	}
@@ -171,25 +149,7 @@ func TestPatchLargeLayerMemoryChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("skipping: run by TestPatchLargeLayerMemory in a child process")
 	}
-	p, err := layout.FromPath(filepath.Join(dir, "in"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Manifests) != 1 {
-		t.Fatalf("input layout has %d manifests, want 1", len(m.Manifests))
-	}
-	img, err := idx.Image(m.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := onlyImage(t, filepath.Join(dir, "in"), "input")
 	o := baseOptions(t)
 	o.Mode = FromReport
 	o.Wanted = map[string]string{"libssl3": ""}
@@ -226,6 +186,33 @@ func TestPatchLargeLayerMemoryChild(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, bigResultFile), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// onlyImage opens the OCI layout at dir, which must hold exactly one
+// manifest, and returns that image; what ("input", "output") names the
+// layout in failures.
+func onlyImage(t *testing.T, dir, what string) v1.Image {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Manifests) != 1 {
+		t.Fatalf("%s layout has %d manifests, want 1", what, len(m.Manifests))
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // writeBigLayer writes a gzip-compressed (BestSpeed) tar of bigFiles files

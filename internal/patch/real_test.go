@@ -73,6 +73,19 @@ func requireSandbox(t testing.TB) {
 	}
 }
 
+// openBase skips (fails in CI) unless the mirror answers for spec's
+// suite, then builds (or reuses) the test image spec and opens it.
+func openBase(t testing.TB, spec testimage.Spec) (*testimage.Image, v1.Image) {
+	t.Helper()
+	requireMirror(t, spec.Suite)
+	ti := testimage.Require(t, spec)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ti, base
+}
+
 func baseOptions(t testing.TB) Options {
 	t.Helper()
 	cache, err := apt.DefaultCacheDir()
@@ -226,6 +239,21 @@ func checkNothingPending(t *testing.T, ti *testimage.Image, img v1.Image) {
 	}
 }
 
+// checkPatchedAndRun is the end of every sandboxed Debian acceptance
+// test: checkPatched, checkNothingPending, then dpkgChecks, nginxChecks
+// and extra run in podman, whose output must contain each of want.
+func checkPatchedAndRun(t *testing.T, ti *testimage.Image, base v1.Image, res *ImageResult, name, extra string, want ...string) {
+	t.Helper()
+	checkPatched(t, base, res)
+	checkNothingPending(t, ti, res.Image)
+	out := runInPodman(t, res.Image, name, dpkgChecks+nginxChecks+extra)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s: the patched image's output lacks %q:\n%s", name, w, out)
+		}
+	}
+}
+
 // runInPodman loads img and runs script in it with sh, returning the
 // output; the test skips (fails in CI) without podman.
 func runInPodman(t *testing.T, img v1.Image, name, script string) string {
@@ -290,17 +318,12 @@ perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new("127.0.0.1:80") or die "c
 `
 
 func TestPatchBookwormNginx(t *testing.T) {
-	requireMirror(t, testimage.BookwormNginx.Suite)
 	requireSandbox(t)
-	ti := testimage.Require(t, testimage.BookwormNginx)
-	base, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, base := openBase(t, testimage.BookwormNginx)
 	o := baseOptions(t)
 
 	// Without a sandbox, the packages whose scripts must run are named.
-	_, _, err = Image(t.Context(), base, false, o)
+	_, _, err := Image(t.Context(), base, false, o)
 	var se *apt.ScriptError
 	if !errors.As(err, &se) || !errors.Is(err, apt.ErrScripts) {
 		t.Fatalf("update-all without sandbox: %v, want a *ScriptError", err)
@@ -328,8 +351,6 @@ func TestPatchBookwormNginx(t *testing.T) {
 			t.Errorf("%s: planned %q, the security suite has %s", w.Name, planned[w.Name], w.NewVersion)
 		}
 	}
-	checkPatched(t, base, res)
-	checkNothingPending(t, ti, res.Image)
 	again := patchOf(t, base, o)
 	d1, _ := res.Image.Digest()
 	d2, _ := again.Image.Digest()
@@ -343,21 +364,13 @@ func TestPatchBookwormNginx(t *testing.T) {
 	if bd, _ := base.Digest(); m.Annotations[AnnotationBaseDigest] != bd.String() || !strings.Contains(m.Annotations[AnnotationPatched], "libssl3=") {
 		t.Errorf("lineage annotations: %v", m.Annotations)
 	}
-	out := runInPodman(t, res.Image, "bookworm-nginx", dpkgChecks+nginxChecks)
-	if !strings.Contains(out, "200 OK") {
-		t.Errorf("nginx did not serve a page:\n%s", out)
-	}
+	checkPatchedAndRun(t, ti, base, res, "bookworm-nginx", "", "200 OK")
 }
 
 // TestPatchWithoutScripts patches only packages whose scripts drydock
 // handles natively: no sandbox, nothing of the image executed.
 func TestPatchWithoutScripts(t *testing.T) {
-	requireMirror(t, testimage.BookwormNginx.Suite)
-	ti := testimage.Require(t, testimage.BookwormNginx)
-	base, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, base := openBase(t, testimage.BookwormNginx)
 	o := baseOptions(t)
 	o.Mode = FromReport
 	o.Wanted = map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": "", "zzz-not-installed": "1.0"}
@@ -375,14 +388,9 @@ func TestPatchWithoutScripts(t *testing.T) {
 }
 
 func TestPatchBullseyeEndOfLife(t *testing.T) {
-	requireMirror(t, testimage.BullseyeNginxCurl.Suite)
-	ti := testimage.Require(t, testimage.BullseyeNginxCurl)
-	base, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, base := openBase(t, testimage.BullseyeNginxCurl)
 	o := baseOptions(t)
-	_, _, err = Image(t.Context(), base, true, o)
+	_, _, err := Image(t.Context(), base, true, o)
 	if !errors.Is(err, ErrEndOfLife) || !strings.Contains(err.Error(), "support ended on 20") {
 		t.Fatalf("bullseye with the real clock: %v, want an end-of-life refusal with the date", err)
 	}
@@ -396,13 +404,9 @@ func TestPatchBullseyeEndOfLife(t *testing.T) {
 	if len(res.Plan.Changes) < len(want) {
 		t.Errorf("%d changes, %d pending security updates", len(res.Plan.Changes), len(want))
 	}
-	checkPatched(t, base, res)
-	checkNothingPending(t, ti, res.Image)
-	out := runInPodman(t, res.Image, "bullseye-nginx-curl", dpkgChecks+nginxChecks+
-		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\ncurl --version | head -1\n")
-	if !strings.Contains(out, "curl 200") || !strings.Contains(out, "OpenSSL/1.1.1w") {
-		t.Errorf("curl through the updated libssl:\n%s", out)
-	}
+	checkPatchedAndRun(t, ti, base, res, "bullseye-nginx-curl",
+		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\ncurl --version | head -1\n",
+		"curl 200", "OpenSSL/1.1.1w")
 }
 
 func TestPatchDistroless(t *testing.T) {
@@ -461,12 +465,7 @@ func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
 // is success without an image; otherwise the same checks as bookworm's.
 // Either way the plan must match testimage's own reading of the mirror.
 func TestPatchTrixieNginx(t *testing.T) {
-	requireMirror(t, testimage.Trixie.Suite)
-	ti := testimage.Require(t, testimage.Trixie)
-	base, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ti, base := openBase(t, testimage.Trixie)
 	left, err := ti.PendingUpdatesIn(t.Context(), base)
 	if err != nil {
 		t.Fatal(err)
@@ -491,13 +490,8 @@ func TestPatchTrixieNginx(t *testing.T) {
 	requireSandbox(t)
 	o.Sandbox = true
 	res = patchOf(t, base, o)
-	checkPatched(t, base, res)
-	checkNothingPending(t, ti, res.Image)
-	out := runInPodman(t, res.Image, "trixie-nginx", dpkgChecks+nginxChecks+
-		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\n")
-	if !strings.Contains(out, "curl 200") {
-		t.Errorf("curl to nginx:\n%s", out)
-	}
+	checkPatchedAndRun(t, ti, base, res, "trixie-nginx",
+		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\n", "curl 200")
 }
 
 func TestPatchMultiArchIndex(t *testing.T) {
