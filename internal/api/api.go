@@ -56,15 +56,6 @@ type Options struct {
 
 type handler struct{ Options }
 
-// endpoints maps each endpoint to its method, for 405 answers.
-var endpoints = map[string]string{
-	"/api/v1/verdict":  http.MethodGet,
-	"/api/v1/verdicts": http.MethodGet,
-	"/api/v1/promote":  http.MethodPost,
-	"/api/v1/imports":  http.MethodPost,
-	"/api/v1/rescan":   http.MethodPost,
-}
-
 // Handler returns the API's handler, to be mounted at /api/v1/.
 func Handler(o Options) http.Handler {
 	if o.Log == nil {
@@ -75,13 +66,23 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/verdict", h.verdict)
-	mux.HandleFunc("GET /api/v1/verdicts", h.verdicts)
-	mux.HandleFunc("POST /api/v1/promote", h.promote)
-	mux.HandleFunc("POST /api/v1/imports", h.imports)
-	mux.HandleFunc("POST /api/v1/rescan", h.rescan)
+	routes := []struct {
+		method, path string
+		fn           http.HandlerFunc
+	}{
+		{http.MethodGet, "/api/v1/verdict", h.verdict},
+		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
+		{http.MethodPost, "/api/v1/promote", h.promote},
+		{http.MethodPost, "/api/v1/imports", h.imports},
+		{http.MethodPost, "/api/v1/rescan", h.rescan},
+	}
+	methods := map[string]string{} // path -> method, for 405 answers
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.fn)
+		methods[rt.path] = rt.method
+	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		if m, ok := endpoints[r.URL.Path]; ok {
+		if m, ok := methods[r.URL.Path]; ok {
 			w.Header().Set("Allow", m)
 			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+m+", not "+r.Method)
 			return
