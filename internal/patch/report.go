@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/version"
 )
 
 // maxReportSize bounds a report file.
@@ -43,7 +44,7 @@ func ParseReport(r io.Reader) (map[string]string, error) {
 		// first is the release's own. Malformed versions are ignored.
 		for v := range strings.SplitSeq(fixed, ",") {
 			v = strings.TrimSpace(v)
-			if v == "" || !apt.VersionAtLeast(v, v) {
+			if !(version.Deb{}).Valid(v) {
 				continue
 			}
 			if cur, ok := out[pkg]; !ok || !apt.VersionAtLeast(cur, v) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/patch/layer"
+	"github.com/drydock-project/drydock/internal/version"
 )
 
 // A static reading of maintainer scripts.
@@ -502,23 +503,23 @@ func compareVersionsOp(a, op, b string) (bool, bool) {
 		}
 		return false, false
 	}
-	ge, gt := VersionAtLeast(a, b), !VersionAtLeast(b, a)
-	if !VersionAtLeast(a, a) || !VersionAtLeast(b, b) {
+	c, err := version.Deb{}.Compare(a, b)
+	if err != nil {
 		return false, false // malformed
 	}
 	switch op {
 	case "lt", "<<":
-		return !ge, true
+		return c < 0, true
 	case "le", "<=":
-		return !gt, true
+		return c <= 0, true
 	case "eq", "=":
-		return ge && !gt, true
+		return c == 0, true
 	case "ne":
-		return !(ge && !gt), true
+		return c != 0, true
 	case "ge", ">=":
-		return ge, true
+		return c >= 0, true
 	case "gt", ">>":
-		return gt, true
+		return c > 0, true
 	}
 	return false, false
 }
