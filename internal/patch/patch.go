@@ -178,14 +178,12 @@ func debArch(p *v1.Platform) (string, error) {
 		return "", errors.New("image config has no architecture")
 	}
 	switch p.Architecture {
-	case "amd64", "arm64", "s390x", "ppc64le", "riscv64", "mips64le":
-		if p.Architecture == "ppc64le" {
-			return "ppc64el", nil
-		}
-		if p.Architecture == "mips64le" {
-			return "mips64el", nil
-		}
+	case "amd64", "arm64", "s390x", "riscv64":
 		return p.Architecture, nil
+	case "ppc64le":
+		return "ppc64el", nil
+	case "mips64le":
+		return "mips64el", nil
 	case "386":
 		return "i386", nil
 	case "arm":
