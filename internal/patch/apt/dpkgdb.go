@@ -267,6 +267,18 @@ func infoName(name, arch, multiArch string) string {
 	return name
 }
 
+// parseList reads an info/*.list file (one absolute path a line) into
+// paths relative to the root, without the root itself.
+func parseList(data []byte) []string {
+	var out []string
+	for l := range strings.SplitSeq(string(data), "\n") {
+		if l = strings.TrimPrefix(strings.TrimSpace(l), "/"); l != "" && l != "." {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // parseMD5sums reads a md5sums control file ("hash  path" lines, paths
 // relative to the root) into a map keyed by the path as given.
 func parseMD5sums(data []byte) map[string]string {

@@ -279,10 +279,8 @@ func (u *Unpacker) readOld(name string) (*oldPackage, error) {
 		if err != nil {
 			return nil, err
 		}
-		for l := range strings.SplitSeq(string(list), "\n") {
-			if l = strings.TrimPrefix(strings.TrimSpace(l), "/"); l != "" && l != "." {
-				old.list = append(old.list, confine(l))
-			}
+		for _, l := range parseList(list) {
+			old.list = append(old.list, confine(l))
 		}
 		if md5data, err = readOptional(u.fsys, base+".md5sums"); err != nil {
 			return nil, err

@@ -254,11 +254,7 @@ func (u *Unpacker) ownersOf(r string) ([]string, error) {
 					paths = append(paths, p)
 				}
 			} else {
-				for l := range strings.SplitSeq(string(data), "\n") {
-					if l = strings.TrimPrefix(strings.TrimSpace(l), "/"); l != "" && l != "." {
-						paths = append(paths, l)
-					}
-				}
+				paths = parseList(data)
 			}
 			for _, p := range paths {
 				if rp, err := u.resolve(confine(p)); err == nil {
