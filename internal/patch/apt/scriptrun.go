@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/drydock-project/drydock/internal/patch/sandbox"
+	"github.com/drydock-project/drydock/internal/patch/backend"
 )
 
 // scriptRun is one maintainer script invocation dpkg would make.
@@ -74,15 +72,11 @@ func runSandboxed(ctx context.Context, in ScriptInput, runs []scriptRun, trigger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tree, err := sandbox.Materialize(ctx, in.Image, in.Changes, in.SandboxDir)
+	tree, err := in.Sandbox.Open(ctx, in.Image, in.Changes)
 	if err != nil {
 		return nil, err
 	}
 	defer tree.Close()
-	scriptDir := filepath.Join(tree.Dir, "tmp", "drydock-scripts")
-	if err := os.MkdirAll(scriptDir, 0o755); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
 	dpkgVersion := ""
 	if data, _ := readOptional(in.FS, DpkgStatus); data != nil {
 		if sf, err := parseStatusFile(data); err == nil {
@@ -112,10 +106,11 @@ func runSandboxed(ctx context.Context, in ScriptInput, runs []scriptRun, trigger
 		file := "/var/lib/dpkg/info/" + infoName(r.pkg.Name, r.pkg.Arch, r.pkg.MultiArch) + "." + strings.Fields(r.name)[0]
 		if strings.HasSuffix(r.name, "(old)") {
 			// The old version's scripts were replaced in the tree.
-			file = fmt.Sprintf("/tmp/drydock-scripts/%d-%s.%s", i, r.pkg.Name, strings.Fields(r.name)[0])
-			if err := os.WriteFile(filepath.Join(tree.Dir, file), r.body, 0o755); err != nil {
+			name := fmt.Sprintf("%d-%s.%s", i, r.pkg.Name, strings.Fields(r.name)[0])
+			if err := tree.Stage(name, r.body); err != nil {
 				return nil, fmt.Errorf("sandbox: %w", err)
 			}
+			file = backend.StagePath(name)
 		}
 		if r.phase == 1 {
 			continue

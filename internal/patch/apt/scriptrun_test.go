@@ -466,37 +466,3 @@ func TestRegression_ConfigureOrderCycleFlushesAll(t *testing.T) {
 		t.Errorf("configureOrder(c:a, a:b, b:a) = %q, want a cycle member first and c after a", got)
 	}
 }
-
-func TestScriptError(t *testing.T) {
-	se := &ScriptError{Unhandled: []ScriptAction{
-		{Package: "openssl", Script: "postinst", Detail: `runs "ln -sf /etc/ssl /usr/lib/ssl"`},
-		{Package: "libssl3, libc6", Script: "trigger ldconfig", Detail: "the patch adds or removes libraries (+usr/lib/libx.so.1)"},
-		{Package: "nginx-common", Script: "prerm (old)", Detail: "runs commands (\"x\")"},
-	}}
-	var err error = se
-	want := "maintainer scripts drydock cannot apply without running them:\n" +
-		"  openssl postinst: runs \"ln -sf /etc/ssl /usr/lib/ssl\"\n" +
-		"  libssl3, libc6 trigger ldconfig: the patch adds or removes libraries (+usr/lib/libx.so.1)\n" +
-		"  nginx-common prerm (old): runs commands (\"x\")\n" +
-		"(run them isolated with --sandbox, or patch only other packages with --report)"
-	if got := err.Error(); got != want {
-		t.Errorf("Error():\n%s\nwant:\n%s", got, want)
-	}
-	if !errors.Is(err, ErrScripts) {
-		t.Error("errors.Is(ScriptError, ErrScripts) = false")
-	}
-	wrapped := fmt.Errorf("patch linux/amd64: %w", err)
-	if !errors.Is(wrapped, ErrScripts) {
-		t.Error("errors.Is(wrapped ScriptError, ErrScripts) = false")
-	}
-	var got *ScriptError
-	if !errors.As(wrapped, &got) || len(got.Unhandled) != 3 {
-		t.Errorf("errors.As = %v", got)
-	}
-	if errors.Is(err, ErrDpkgConflict) || errors.Is(ErrScripts, err) {
-		t.Error("ScriptError matches unrelated errors")
-	}
-	if msg := (&ScriptError{}).Error(); !strings.HasPrefix(msg, "maintainer scripts") {
-		t.Errorf("empty ScriptError message %q", msg)
-	}
-}

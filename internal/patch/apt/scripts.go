@@ -3,7 +3,6 @@ package apt
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,10 +14,10 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/patch/cacerts"
 	"github.com/drydock-project/drydock/internal/patch/layer"
 	"github.com/drydock-project/drydock/internal/patch/ldcache"
-	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -61,34 +60,14 @@ import (
 //     and script: drydock never leaves an image half-configured silently.
 
 // ScriptAction records how one maintainer script or trigger was handled.
-type ScriptAction struct {
-	Package string `json:"package"`
-	Script  string `json:"script"`           // "postinst", "prerm (old)", "trigger ldconfig", ...
-	Action  string `json:"action"`           // "no-op", "native", "skipped-distroless"
-	Detail  string `json:"detail,omitempty"` // what was recognized or done
-}
+type ScriptAction = backend.ScriptAction
 
-// ScriptError is the refusal of a patch whose maintainer scripts drydock
-// cannot handle.
-type ScriptError struct {
-	Unhandled []ScriptAction // Action holds the reason
-}
-
-func (e *ScriptError) Error() string {
-	var b strings.Builder
-	b.WriteString("maintainer scripts drydock cannot apply without running them:")
-	for _, a := range e.Unhandled {
-		fmt.Fprintf(&b, "\n  %s %s: %s", a.Package, a.Script, a.Detail)
-	}
-	b.WriteString("\n(run them isolated with --sandbox, or patch only other packages with --report)")
-	return b.String()
-}
+// ScriptError is the refusal of a patch whose maintainer scripts must run
+// and cannot.
+type ScriptError = backend.ScriptError
 
 // ErrScripts is wrapped by *ScriptError (errors.Is).
-var ErrScripts = errors.New("unhandled maintainer scripts")
-
-// Is makes errors.Is(err, ErrScripts) hold.
-func (e *ScriptError) Is(target error) bool { return target == ErrScripts }
+var ErrScripts = backend.ErrScripts
 
 // ScriptInput is what RunScripts needs: the image, the changeset the
 // Unpacker filled, and what it installed.
@@ -101,13 +80,12 @@ type ScriptInput struct {
 	Distroless bool
 	Mtime      time.Time
 	TempDir    string
-	// Sandbox allows running the scripts drydock cannot handle natively
-	// in a sandbox (see internal/patch/sandbox), when the host provides
-	// one for the image's architecture.
-	Sandbox bool
-	// SandboxDir is where the sandbox tree is extracted ("": a tmpfs
-	// when one has room, else the temporary directory).
-	SandboxDir string
+	// Platform is the image's platform (the sandbox runs only what this
+	// machine can execute).
+	Platform v1.Platform
+	// Sandbox runs the scripts drydock cannot handle natively, as its
+	// mode allows; nil runs none (mode never).
+	Sandbox backend.Sandbox
 	// Log receives the output of sandboxed scripts.
 	Log *slog.Logger
 }
@@ -199,14 +177,39 @@ func RunScripts(ctx context.Context, in ScriptInput) ([]ScriptAction, error) {
 		}
 		pendingTriggers = append(pendingTriggers, t)
 	}
-	if len(unhandled) == 0 {
+	if len(unhandled) == 0 && !in.always() {
 		return done, nil
 	}
-	if !in.Sandbox {
+	if in.always() {
+		// Every script drydock does not reproduce natively runs, also
+		// those it judged to do nothing.
+		sandboxed = sandboxed[:0]
+		kept := done[:0]
+		for _, p := range in.Installed {
+			for _, r := range dpkgRuns(p) {
+				if r.body == nil || slices.ContainsFunc(done, func(a ScriptAction) bool {
+					return a.Package == p.Name && a.Script == r.name && a.Action == "native"
+				}) {
+					continue
+				}
+				sandboxed = append(sandboxed, r)
+			}
+		}
+		for _, a := range done {
+			if a.Action == "native" {
+				kept = append(kept, a)
+			}
+		}
+		done = kept
+	}
+	if len(sandboxed) == 0 && len(pendingTriggers) == 0 {
+		return done, nil
+	}
+	if in.Sandbox == nil || in.Sandbox.Mode() == backend.SandboxNever {
 		return done, &ScriptError{Unhandled: unhandled}
 	}
-	if err := sandbox.Available(in.Arch); err != nil {
-		return done, fmt.Errorf("%w\n(--sandbox cannot help: %v)", &ScriptError{Unhandled: unhandled}, err)
+	if err := in.Sandbox.Available(in.Platform); err != nil {
+		return done, &ScriptError{Unhandled: unhandled, Sandbox: err}
 	}
 	ran, err := runSandboxed(ctx, in, sandboxed, pendingTriggers)
 	if err != nil {
@@ -263,6 +266,11 @@ func updateCACertificates(in ScriptInput, opts cacerts.Options) (string, error) 
 		}
 	}
 	return fmt.Sprintf("update-ca-certificates reproduced natively (%d paths changed)", len(changes)), nil
+}
+
+// always reports mode always: every script runs in the sandbox.
+func (in ScriptInput) always() bool {
+	return in.Sandbox != nil && in.Sandbox.Mode() == backend.SandboxAlways
 }
 
 func (in ScriptInput) logger() *slog.Logger {

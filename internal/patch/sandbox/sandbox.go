@@ -37,23 +37,62 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/patch/layer"
 )
 
 // ErrUnavailable is wrapped when the host cannot provide a sandbox.
 var ErrUnavailable = errors.New("no sandbox available")
 
-// debToGo maps Debian architecture names to the Go (and OCI) ones.
-var debToGo = map[string]string{"amd64": "amd64", "arm64": "arm64", "i386": "386", "armhf": "arm", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+// Sandbox opens trees to run an image's commands in (backend.Sandbox).
+type Sandbox struct {
+	mode backend.SandboxMode
+	dir  string
+}
 
-// Available reports whether commands of an image of Debian architecture
-// arch can run here.
-func Available(arch string) error {
+// New returns a sandbox for mode; trees are extracted under dir ("": a
+// tmpfs when one has room, else the temporary directory).
+func New(mode backend.SandboxMode, dir string) *Sandbox { return &Sandbox{mode: mode, dir: dir} }
+
+// Mode is the mode the sandbox was made for.
+func (s *Sandbox) Mode() backend.SandboxMode { return s.mode }
+
+// Available reports whether commands of an image of platform p can run
+// here.
+func (s *Sandbox) Available(p v1.Platform) error {
 	if runtime.GOOS != "linux" {
 		return fmt.Errorf("%w: sandboxes need Linux", ErrUnavailable)
 	}
-	if g := debToGo[arch]; g != runtime.GOARCH {
-		return fmt.Errorf("%w: the image is %s, this machine %s, and drydock does not emulate", ErrUnavailable, arch, runtime.GOARCH)
+	if p.OS != "linux" || p.Architecture != runtime.GOARCH {
+		return fmt.Errorf("%w: the image is %s, this machine %s/%s, and drydock does not emulate", ErrUnavailable, p.String(), runtime.GOOS, runtime.GOARCH)
+	}
+	return Available()
+}
+
+// Open extracts img with cs applied on top.
+func (s *Sandbox) Open(ctx context.Context, img v1.Image, cs *layer.Changeset) (backend.Tree, error) {
+	return Materialize(ctx, img, cs, s.dir)
+}
+
+// Stage writes data to run/drydock/name in the tree (not kept by Diff).
+func (t *Tree) Stage(name string, data []byte) error {
+	if strings.ContainsAny(name, "/\x00") || name == "" || name == "." || name == ".." {
+		return fmt.Errorf("sandbox: stage %q: not a plain file name", name)
+	}
+	dir := filepath.Join(t.Dir, "run", "drydock")
+	if fi, err := os.Lstat(filepath.Join(t.Dir, "run")); err == nil && !fi.IsDir() {
+		return fmt.Errorf("sandbox: the image's /run is not a directory")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, name), data, 0o755)
+}
+
+// Available reports whether this host provides the sandbox's tools.
+func Available() error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("%w: sandboxes need Linux", ErrUnavailable)
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
 		return fmt.Errorf("%w: unshare (util-linux) not found", ErrUnavailable)

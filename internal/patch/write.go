@@ -1,12 +1,10 @@
-package main
+package patch
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -15,12 +13,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/drydock-project/drydock/internal/oci"
-	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 )
 
-// writePatched writes the patched image or index to dest: a registry
-// reference, oci:DIR:TAG or docker-archive:FILE.
-func writePatched(ctx context.Context, art *oci.Artifact, dest string, regOpts []oci.Option, log *slog.Logger) error {
+// write writes the patched image or index to dest: a registry reference,
+// oci:DIR:TAG or docker-archive:FILE.
+func write(ctx context.Context, art *oci.Artifact, dest string, regOpts []oci.Option) error {
 	switch {
 	case strings.HasPrefix(dest, "oci:"):
 		dir, tag, _ := strings.Cut(strings.TrimPrefix(dest, "oci:"), ":")
@@ -41,8 +40,7 @@ func writePatched(ctx context.Context, art *oci.Artifact, dest string, regOpts [
 		}
 		return os.Rename(tmp, file)
 	}
-	var nopts []name.Option
-	ref, err := name.ParseReference(dest, nopts...)
+	ref, err := name.ParseReference(dest)
 	if err != nil {
 		return fmt.Errorf("output %q: %w", dest, err)
 	}
@@ -51,8 +49,7 @@ func writePatched(ctx context.Context, art *oci.Artifact, dest string, regOpts [
 		return err
 	}
 	art.Descriptor.Digest = d
-	log.Info("pushing patched image", "destination", ref.String(), "digest", d.String())
-	_, err = oci.Copy(ctx, art, ref, append(regOpts, oci.WithLogger(log))...)
+	_, err = oci.Copy(ctx, art, ref, regOpts...)
 	return err
 }
 
@@ -76,36 +73,7 @@ func writeLayout(dir, tag string, art *oci.Artifact) error {
 	return nil
 }
 
-// patchProgress reports the patch's phases: a line per phase on a
-// terminal, log records otherwise.
-func patchProgress(g *globals, log *slog.Logger) func(patch.Event) {
-	tty := isTerminal(g.stderr)
-	var mu sync.Mutex
-	last := ""
-	return func(e patch.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		key := e.Platform + " " + e.Phase
-		if e.Phase == "download" && e.Total > 0 {
-			if tty {
-				fmt.Fprintf(g.stderr, "\r%s: downloading %s / %s %-40s", e.Platform, humanBytes(e.Done), humanBytes(e.Total), e.Package)
-				if e.Package == "" {
-					fmt.Fprintln(g.stderr)
-				}
-			} else if e.Package != "" {
-				log.Info("downloading", "platform", e.Platform, "package", e.Package)
-			}
-			last = key
-			return
-		}
-		if key == last {
-			return
-		}
-		last = key
-		if tty {
-			fmt.Fprintf(g.stderr, "%s: %s\n", e.Platform, e.Phase)
-		} else {
-			log.Info("patch", "platform", e.Platform, "phase", e.Phase)
-		}
-	}
+// defaultSandbox makes the sandbox of a run.
+func defaultSandbox(o *options) func(SandboxMode) backend.Sandbox {
+	return func(m SandboxMode) backend.Sandbox { return sandbox.New(m, "") }
 }
