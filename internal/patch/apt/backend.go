@@ -12,6 +12,10 @@ import (
 
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/patch/apt/archive"
+	"github.com/drydock-project/drydock/internal/patch/apt/dpkg"
+	"github.com/drydock-project/drydock/internal/patch/apt/maintscript"
+	"github.com/drydock-project/drydock/internal/patch/apt/resolve"
 	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/patch/layer"
 	"github.com/drydock-project/drydock/internal/version"
@@ -21,12 +25,12 @@ import (
 // apt's repositories, for Debian, Ubuntu and their derivatives, distroless
 // images (status.d) included.
 type Backend struct {
-	opts []Option
+	opts []archive.Option
 }
 
 // NewBackend returns the backend; opts (an HTTP client, a clock) apply to
-// every session, after the ones a Target implies.
-func NewBackend(opts ...Option) *Backend { return &Backend{opts: opts} }
+// every session's archive client, after the ones a Target implies.
+func NewBackend(opts ...archive.Option) *Backend { return &Backend{opts: opts} }
 
 // Ecosystem is "deb".
 func (*Backend) Ecosystem() string { return version.EcosystemDeb }
@@ -92,25 +96,25 @@ func (b *Backend) Open(ctx context.Context, t backend.Target) (backend.Session, 
 	if err != nil {
 		return nil, fmt.Errorf("read the dpkg database: %w", err)
 	}
-	var opts []Option
+	var opts []archive.Option
 	r := t.Repositories
 	for _, o := range []struct {
 		set bool
-		opt Option
+		opt archive.Option
 	}{
-		{r.Mirror != "", WithMirror(r.Mirror)},
-		{r.SecurityMirror != "", WithSecurityMirror(r.SecurityMirror)},
-		{r.HostKeyring != "", WithHostKeyring(r.HostKeyring)},
-		{r.InsecureSkipVerify, WithInsecureSkipVerify()},
-		{t.CacheDir != "", WithCacheDir(t.CacheDir)},
-		{t.HTTP != nil, WithHTTPClient(t.HTTP)},
-		{true, WithLogger(log)},
+		{r.Mirror != "", archive.WithMirror(r.Mirror)},
+		{r.SecurityMirror != "", archive.WithSecurityMirror(r.SecurityMirror)},
+		{r.HostKeyring != "", archive.WithHostKeyring(r.HostKeyring)},
+		{r.InsecureSkipVerify, archive.WithInsecureSkipVerify()},
+		{t.CacheDir != "", archive.WithCacheDir(t.CacheDir)},
+		{t.HTTP != nil, archive.WithHTTPClient(t.HTTP)},
+		{true, archive.WithLogger(log)},
 	} {
 		if o.set {
 			opts = append(opts, o.opt)
 		}
 	}
-	repo, err := Open(ctx, t.FS, t.OS, arch, append(opts, b.opts...)...)
+	repo, err := archive.Open(ctx, t.FS, t.OS, arch, append(opts, b.opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -120,11 +124,11 @@ func (b *Backend) Open(ctx context.Context, t backend.Target) (backend.Session, 
 type session struct {
 	t         backend.Target
 	arch      string
-	repo      *Repo
+	repo      *archive.Repo
 	installed []inventory.Package
 	log       *slog.Logger
 	progress  func(backend.Event)
-	steps     map[string]*Step // by package, after Resolve
+	steps     map[string]*resolve.Step // by package, after Resolve
 }
 
 func (s *session) Installed() []inventory.Package { return s.installed }
@@ -141,11 +145,11 @@ func (s *session) Updates() []backend.Update {
 }
 
 func (s *session) Resolve(_ context.Context, want []string) ([]backend.Change, error) {
-	res, err := s.repo.Resolve(s.installed, want)
+	res, err := resolve.ResolveIndex(s.arch, s.installed, s.repo.Index(), want)
 	if err != nil {
 		return nil, err
 	}
-	s.steps = map[string]*Step{}
+	s.steps = map[string]*resolve.Step{}
 	out := make([]backend.Change, len(res.Steps))
 	for i := range res.Steps {
 		st := &res.Steps[i]
@@ -159,7 +163,7 @@ func (s *session) Resolve(_ context.Context, want []string) ([]backend.Change, e
 func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer.Changeset) (*backend.Applied, error) {
 	res := &backend.Applied{Timings: map[string]time.Duration{}}
 	start := time.Now()
-	steps := make([]*Step, len(changes))
+	steps := make([]*resolve.Step, len(changes))
 	var total, done int64
 	for i, c := range changes {
 		st := s.steps[c.Package]
@@ -188,13 +192,13 @@ func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer
 		return nil, err
 	}
 	res.Mtime = mtime
-	u, err := NewUnpacker(s.t.FS, s.arch, cs, mtime)
+	u, err := dpkg.NewUnpacker(s.t.FS, s.arch, cs, mtime)
 	if err != nil {
 		return nil, err
 	}
-	var installed []*Installed
+	var installed []*dpkg.Installed
 	for i, st := range steps {
-		in, err := u.Install(ctx, Install{Name: st.Package, Version: st.To, From: st.From, Deb: debs[i]})
+		in, err := u.Install(ctx, dpkg.Install{Name: st.Package, Version: st.To, From: st.From, Deb: debs[i]})
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +211,7 @@ func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer
 
 	start = time.Now()
 	s.progress(backend.Event{Phase: "scripts"})
-	res.Scripts, err = RunScripts(ctx, ScriptInput{
+	res.Scripts, err = maintscript.Run(ctx, maintscript.Input{
 		Image: s.t.Image, FS: s.t.FS, Arch: s.arch, Platform: s.t.Platform, Changes: cs, Installed: installed,
 		Distroless: u.Distroless(), Mtime: mtime, TempDir: s.t.TempDir, Sandbox: s.t.Sandbox, Log: s.log,
 	})
@@ -225,7 +229,7 @@ func (s *session) Close() error { return nil }
 func newestMtime(debs []string) (time.Time, error) {
 	var t time.Time
 	for _, d := range debs {
-		m, err := DebMtime(d)
+		m, err := dpkg.DebMtime(d)
 		if err != nil {
 			return t, err
 		}

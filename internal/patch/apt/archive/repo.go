@@ -1,0 +1,368 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/drydock-project/drydock/internal/osinfo"
+)
+
+// Repo is the package repositories an image's apt would update from: its
+// sources (completed with the release's updates and security suites), the
+// keys each must be signed with, and, after Update, their verified indexes.
+// A Repo is not safe for concurrent use.
+type Repo struct {
+	o       *options
+	arch    string
+	sources []Source
+	keys    []openpgp.EntityList // per source
+	keyDesc []string             // per source: where its keys came from
+	// After Update:
+	releases map[string]*Release // by URI + " " + Suite
+	pkgs     map[string][]*IndexPackage
+}
+
+// Open reads the apt configuration of the root filesystem fsys (sources
+// and keyrings, see ReadSources and ReadTrustedKeys) of an image of OS osi
+// and Debian architecture arch ("amd64", "arm64"), and completes its suites
+// (see CompleteSuites). Every source must have a trusted key (see
+// WithHostKeyring and WithInsecureSkipVerify). Nothing is fetched yet.
+func Open(ctx context.Context, fsys fs.FS, osi osinfo.OS, arch string, opts ...Option) (*Repo, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if arch == "" || strings.ContainsAny(arch, "/ ") {
+		return nil, fmt.Errorf("apt: invalid architecture %q", arch)
+	}
+	if osi.Family != osinfo.FamilyDebian {
+		return nil, fmt.Errorf("apt: %s is not a Debian-family OS", osi.ID)
+	}
+	srcs, err := ReadSources(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	srcs = slices.DeleteFunc(srcs, func(s Source) bool { return len(s.Arch) > 0 && !slices.Contains(s.Arch, arch) })
+	srcs, err = CompleteSuites(srcs, osi.VersionCodename, Archives{
+		Mirror: o.mirror, SecurityMirror: o.securityMirror, SameArchiveSecurity: osi.ID == "ubuntu",
+	})
+	if err != nil {
+		return nil, err
+	}
+	srcs = dedupSources(srcs)
+	trusted, err := ReadTrustedKeys(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	var host openpgp.EntityList
+	if o.hostKeyring != "" {
+		if host, err = readHostKeyring(o.hostKeyring); err != nil {
+			return nil, err
+		}
+	}
+	r := &Repo{o: o, arch: arch, sources: srcs}
+	for _, s := range srcs {
+		keys, desc, err := sourceKeys(fsys, s, trusted, host, o.hostKeyring)
+		if err != nil && !o.insecure {
+			return nil, err
+		}
+		if err != nil {
+			o.log.Error("apt: INSECURE: no trusted key for source, its signature will not be checked", "source", s.String(), "error", err)
+		}
+		if strings.HasPrefix(desc, "host keyring") {
+			o.log.Warn("apt: verifying source with the host's keyring, the image has none for it", "source", s.String(), "keyring", o.hostKeyring)
+		}
+		r.keys = append(r.keys, keys)
+		r.keyDesc = append(r.keyDesc, desc)
+	}
+	return r, nil
+}
+
+// dedupSources merges sources with the same URI and suite (their
+// components joined), keeping the first's keys.
+func dedupSources(srcs []Source) []Source {
+	var out []Source
+	for _, s := range srcs {
+		i := slices.IndexFunc(out, func(t Source) bool { return t.URI == s.URI && t.Suite == s.Suite })
+		if i < 0 {
+			out = append(out, s)
+			continue
+		}
+		for _, c := range s.Components {
+			if !slices.Contains(out[i].Components, c) {
+				out[i].Components = append(out[i].Components, c)
+			}
+		}
+	}
+	return out
+}
+
+// Sources returns the sources Open settled on, in order.
+func (r *Repo) Sources() []Source { return slices.Clone(r.sources) }
+
+// Arch is the image's architecture.
+func (r *Repo) Arch() string { return r.arch }
+
+// Release returns the verified Release file of a source after Update.
+func (r *Repo) Release(s Source) (*Release, bool) {
+	rel, ok := r.releases[s.URI+" "+s.Suite]
+	return rel, ok
+}
+
+// Update fetches and verifies every source's Release file and its Packages
+// indexes for the components it names and the image's architecture (and
+// "all" when the Release lists it and keeps arch-all packages apart). A
+// failure of any source is an error and leaves the Repo as it was: a partial
+// view would miss updates. A component the suite lacks is skipped with a
+// warning, as apt does; flat repositories are skipped (not supported yet).
+func (r *Repo) Update(ctx context.Context) error {
+	releases := map[string]*Release{}
+	pkgs := map[string][]*IndexPackage{}
+	for i, s := range r.sources {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(s.Components) == 0 {
+			// A flat repository ("deb URI path/"): not supported yet.
+			r.o.log.Warn("apt: skipping flat repository (not supported)", "source", s.String(), "origin", s.Origin)
+			continue
+		}
+		rel, err := r.fetchRelease(ctx, s, r.keys[i])
+		if err != nil {
+			return err
+		}
+		releases[s.URI+" "+s.Suite] = rel
+		for _, comp := range s.Components {
+			archs := []string{r.arch}
+			// As apt: binary-all only when the Release lists "all" as an
+			// architecture, and only when those packages are not in the
+			// binary-ARCH indexes already.
+			if slices.Contains(rel.Architectures, "all") && !rel.ArchAllInArchIndexes {
+				archs = append(archs, "all")
+			}
+			for _, a := range archs {
+				list, err := r.fetchIndex(ctx, s, rel, comp, a)
+				if err != nil {
+					return err
+				}
+				for _, p := range list {
+					pkgs[p.Package] = append(pkgs[p.Package], p)
+				}
+			}
+		}
+	}
+	r.releases, r.pkgs = releases, pkgs
+	return nil
+}
+
+// distsURL is the URL of a file under dists/SUITE; a suite ending in "/"
+// is a flat repository's exact path.
+func distsURL(s Source, name string) string {
+	if strings.HasSuffix(s.Suite, "/") {
+		return s.URI + "/" + s.Suite + name
+	}
+	return s.URI + "/dists/" + s.Suite + "/" + name
+}
+
+// fetchRelease fetches InRelease, else Release and Release.gpg, verifies
+// the signature with keys and the Valid-Until date, and parses it.
+func (r *Repo) fetchRelease(ctx context.Context, s Source, keys openpgp.EntityList) (*Release, error) {
+	now := r.o.clock.Now()
+	url := distsURL(s, "InRelease")
+	data, err := r.getSmall(ctx, url, maxReleaseSize)
+	var he *HTTPError
+	var plain []byte
+	var signer string
+	switch {
+	case err == nil:
+		plain, signer, err = VerifyInRelease(data, keys, now)
+		if err != nil {
+			if !r.o.insecure {
+				return nil, &ReleaseError{URL: url, Err: err}
+			}
+			r.o.log.Error("apt: INSECURE: accepting a Release file whose signature does not verify", "url", url, "error", err)
+			plain = data
+			if b, err := decodeClearsign(data); err == nil {
+				plain = b
+			}
+		}
+	case errors.As(err, &he) && he.StatusCode == http.StatusNotFound:
+		url = distsURL(s, "Release")
+		if plain, err = r.getSmall(ctx, url, maxReleaseSize); err != nil {
+			return nil, err
+		}
+		sig, err := r.getSmall(ctx, url+".gpg", 1<<20)
+		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+			sig, err = nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if signer, err = VerifyDetached(plain, sig, keys, now); err != nil {
+			if !r.o.insecure {
+				return nil, &ReleaseError{URL: url, Err: err}
+			}
+			r.o.log.Error("apt: INSECURE: accepting a Release file whose signature does not verify", "url", url, "error", err)
+		}
+	default:
+		return nil, err
+	}
+	rel, err := ParseRelease(plain)
+	if err != nil {
+		return nil, &ReleaseError{URL: url, Err: err}
+	}
+	rel.Signer = signer
+	// A validly signed Release of another suite must not stand in for
+	// this one (a replay that would hide updates).
+	if rel.Suite != s.Suite && rel.Codename != s.Suite {
+		return nil, &ReleaseError{URL: url, Err: fmt.Errorf("%w: Suite %q, Codename %q, want %q", ErrWrongSuite, rel.Suite, rel.Codename, s.Suite)}
+	}
+	if err := checkValid(rel, now); err != nil {
+		if !r.o.insecure {
+			return nil, &ReleaseError{URL: url, Err: err}
+		}
+		r.o.log.Error("apt: INSECURE: accepting an expired Release file", "url", url, "error", err)
+	}
+	return rel, nil
+}
+
+// fetchIndex fetches one Packages index listed in rel (xz, else gz, else
+// plain), verifies its size and SHA256 before reading it, decompresses it
+// with bounds, checks the uncompressed hash when rel lists it, and parses
+// it. Indexes are cached under the cache dir by hash.
+func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arch string) ([]*IndexPackage, error) {
+	dir := comp + "/binary-" + arch + "/"
+	var pick FileHash
+	for _, n := range []string{"Packages.xz", "Packages.gz", "Packages"} {
+		if fh, ok := rel.SHA256[dir+n]; ok {
+			pick = fh
+			break
+		}
+	}
+	if pick.Path == "" {
+		// apt warns and goes on when a suite lacks a component the
+		// sources name (e.g. non-free-firmware in an older suite).
+		r.o.log.Warn("apt: suite has no index for component", "suite", s.URI+" "+s.Suite, "component", comp, "arch", arch)
+		return nil, nil
+	}
+	if pick.Size > maxIndexCompressed {
+		return nil, fmt.Errorf("index %s: %d bytes, more than the limit of %d", distsURL(s, pick.Path), pick.Size, maxIndexCompressed)
+	}
+	urls := []string{distsURL(s, pick.Path)}
+	if rel.AcquireByHash {
+		// by-hash names the content, so a mirror update between InRelease
+		// and the index fetch cannot give a mismatch.
+		urls = append([]string{distsURL(s, dir+"by-hash/SHA256/"+pick.SHA256)}, urls...)
+	}
+	name := distsURL(s, pick.Path)
+	indexes := filepath.Join(r.o.cacheDir, "indexes")
+	plain, hasPlain := rel.SHA256[dir+"Packages"]
+	if hasPlain && plain.Size > maxIndexUncompressed {
+		return nil, fmt.Errorf("index %s: %d bytes decompressed, more than the limit of %d", name, plain.Size, int64(maxIndexUncompressed))
+	}
+	// Verified indexes are cached decompressed, under the hash the Release
+	// gives the plain file: reading them again costs far less than
+	// decompressing xz (1.5 s for Debian's main suite).
+	plainCached := filepath.Join(indexes, plain.SHA256)
+	if hasPlain {
+		if ok, err := fileMatches(plainCached, plain); err != nil {
+			return nil, err
+		} else if ok {
+			return parseIndexFile(plainCached, name, s)
+		}
+	}
+	cached := filepath.Join(indexes, pick.SHA256+path.Ext(pick.Path))
+	if err := r.fetchVerified(ctx, urls, cached, pick); err != nil {
+		return nil, err
+	}
+	if !hasPlain || plain.Path == pick.Path {
+		return parseIndexFile(cached, name, s)
+	}
+	if err := decompressVerified(cached, plainCached, name, plain); err != nil {
+		return nil, err
+	}
+	os.Remove(cached)
+	return parseIndexFile(plainCached, name, s)
+}
+
+// decompressVerified decompresses the index file src into dst, which must
+// then match want (the plain file's entry in the Release); on a mismatch
+// nothing is kept.
+func decompressVerified(src, dst, name string, want FileHash) error {
+	rd, closeFn, err := openIndex(src)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".plain-*")
+	if err != nil {
+		return fmt.Errorf("creating cache file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), rd)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("decompressing index %s: %w", name, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 || n != want.Size {
+		return &HashMismatchError{URL: name + " (decompressed)", WantSHA256: want.SHA256, GotSHA256: got, WantSize: want.Size, GotSize: n}
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("storing index %s: %w", name, err)
+	}
+	return nil
+}
+
+// parseIndexFile parses a verified cached index of source s; name (its URL)
+// is used in errors.
+func parseIndexFile(file, name string, s Source) ([]*IndexPackage, error) {
+	rd, closeFn, err := openIndex(file)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	list, err := ParsePackages(rd, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*IndexPackage, len(list))
+	for i := range list {
+		list[i].Suite, list[i].URI = s.Suite, s.URI
+		out[i] = &list[i]
+	}
+	return out, nil
+}
+
+// Index returns, after Update, the index entries of the suites apt would
+// install from by default (not NotAutomatic ones: backports,
+// experimental), sorted by package name: what a resolver chooses among.
+// The entries are shared: callers must not change them.
+func (r *Repo) Index() []*IndexPackage {
+	var index []*IndexPackage
+	for _, name := range slices.Sorted(maps.Keys(r.pkgs)) {
+		for _, p := range r.pkgs[name] {
+			if rel := r.releases[p.URI+" "+p.Suite]; rel != nil && rel.NotAutomatic {
+				continue
+			}
+			index = append(index, p)
+		}
+	}
+	return index
+}
