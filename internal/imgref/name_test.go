@@ -106,7 +106,7 @@ func TestCheckRepository(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"", "A", "a/", "/a", "a//b", ".", "..", "a/../b", "_a", "a_", "a___b", "a.", ".a", "a-", "-a",
-		"a..b", "a._b", "a b", "a:b", "a@b", "a%2fb", "é", strings.Repeat("a", 256)} {
+		"a..b", "a._b", "a/_manifests", "a--", "a b", "a:b", "a@b", "a%2fb", "é", strings.Repeat("a", 256)} {
 		if err := CheckRepository(name); !errors.Is(err, ErrInvalid) || ValidRepository(name) {
 			t.Errorf("CheckRepository(%q) = %v, want ErrInvalid", name, err)
 		}

@@ -23,6 +23,8 @@ func TestParseRoute(t *testing.T) {
 		{"/v2/live/blobs/uploads", Route{Kind: RouteUpload, Repository: "live"}, true},
 		{"/v2/live/x/blobs/uploads/" + id, Route{Kind: RouteUpload, Repository: "live/x", Ref: id}, true},
 		{"/v2/live/tags/list", Route{Kind: RouteTags, Repository: "live"}, true},
+		{"/v2/a/blobs/blobs/uploads/", Route{Kind: RouteUpload, Repository: "a/blobs"}, true},
+		{"/v2/a/unknown", Route{}, false},
 		{"/v2/live/referrers/" + d256, Route{Kind: RouteReferrers, Repository: "live", Ref: d256}, true},
 		// The endpoint is recognised from the end: repository names may
 		// contain the endpoint words.
