@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"text/tabwriter"
 
@@ -169,9 +168,6 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	if f.format != "table" && f.format != "json" {
 		return fmt.Errorf("--format %q: want table or json", f.format)
 	}
-	if f.tag != "" && !validPatchTag(f.tag) {
-		return fmt.Errorf("-t %q is not a valid tag", f.tag)
-	}
 	if f.platform != "" {
 		if _, err := oci.ParsePlatform(f.platform); err != nil {
 			return fmt.Errorf("--platform: %w", err)
@@ -225,8 +221,7 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	if f.cacheDir != "" {
 		opts = append(opts, patch.WithCacheDir(f.cacheDir))
 	}
-	if strings.HasPrefix(f.image, "quarantine/") || strings.HasPrefix(f.image, "live/") ||
-		strings.HasPrefix(f.output, "quarantine/") || strings.HasPrefix(f.output, "live/") {
+	if patch.ServerName(f.image) || patch.ServerName(f.output) {
 		srv, err := oci.ParseServer(f.server)
 		if err != nil {
 			return fmt.Errorf("--server: %w", err)
@@ -238,19 +233,6 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 		return err
 	}
 	return printPatchSummary(g.stdout, f.format, res)
-}
-
-func validPatchTag(t string) bool {
-	if t == "" || len(t) > 128 {
-		return false
-	}
-	for i, c := range t {
-		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (i > 0 && (c == '.' || c == '-'))
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func printPatchSummary(w io.Writer, format string, s *patch.Result) error {

@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // indexRun is the outcome of patching a multi-platform index.
@@ -49,7 +51,11 @@ func (e *engine) index(ctx context.Context, idx v1.ImageIndex, only *v1.Platform
 	changed := false
 	for _, d := range m.Manifests {
 		add := mutate.IndexAddendum{Descriptor: d}
-		if !d.MediaType.IsImage() || d.Platform == nil || d.Platform.OS == "unknown" || (only != nil && !d.Platform.Satisfies(*only)) {
+		img, err := patchable(idx, d, only)
+		if err != nil {
+			return nil, err
+		}
+		if img == nil {
 			child, err := childOf(idx, d)
 			if err != nil {
 				return nil, err
@@ -57,10 +63,6 @@ func (e *engine) index(ctx context.Context, idx v1.ImageIndex, only *v1.Platform
 			add.Add = child
 			out = mutate.AppendManifests(out, add)
 			continue
-		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
 		}
 		r, err := e.image(ctx, img)
 		if err != nil {
@@ -92,6 +94,32 @@ func (e *engine) index(ctx context.Context, idx v1.ImageIndex, only *v1.Platform
 		res.index = out
 	}
 	return res, nil
+}
+
+// patchable returns the image d names when it is one to patch: a
+// runnable image (imgref's rule: not a signature, SBOM or other artifact;
+// not a build attestation under platform unknown/unknown) of the selected
+// platform. Nil means: keep the entry as it is.
+func patchable(idx v1.ImageIndex, d v1.Descriptor, only *v1.Platform) (v1.Image, error) {
+	if !d.MediaType.IsImage() || d.Platform == nil || d.Platform.OS == "unknown" || (only != nil && !d.Platform.Satisfies(*only)) {
+		return nil, nil
+	}
+	img, err := idx.Image(d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
+	}
+	m, err := imgref.ParseManifest(string(d.MediaType), raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s image: %w", d.Platform, err)
+	}
+	if m.Kind() != imgref.KindImage {
+		return nil, nil
+	}
+	return img, nil
 }
 
 func childOf(idx v1.ImageIndex, d v1.Descriptor) (mutate.Appendable, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/patch/backend"
 )
@@ -144,7 +145,7 @@ func (r *Request) normalize() error {
 		return bad("%v", err)
 	}
 	r.Sandbox = m
-	if r.Tag != "" && !validTag(r.Tag) {
+	if r.Tag != "" && !imgref.ValidTag(r.Tag) {
 		return bad("tag %q is not a valid tag", r.Tag)
 	}
 	return nil
@@ -160,14 +161,16 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// serverName reports an image name of the drydock server.
-func serverName(image string) bool {
-	return strings.HasPrefix(image, "quarantine/") || strings.HasPrefix(image, "live/")
+// ServerName reports whether image names an image of the drydock server
+// (in its quarantine or live namespace) rather than a registry reference
+// or a local layout or archive.
+func ServerName(image string) bool {
+	return strings.Contains(image, "/") && (imgref.IsQuarantine(image) || imgref.IsLive(image))
 }
 
 // source parses the input and the options to read it with.
 func (o *options) source(image string) (oci.Source, []oci.Option, error) {
-	if !serverName(image) {
+	if !ServerName(image) {
 		src, err := oci.ParseSource(image)
 		if err != nil {
 			return src, nil, fmt.Errorf("%w: image: %w", ErrInvalidRequest, err)
@@ -210,16 +213,16 @@ func (o *options) destination(req *Request, src oci.Source) (string, []oci.Optio
 			orig = src.Tag
 		}
 		tag = orig + "-patched"
-		if !validTag(tag) {
+		if !imgref.ValidTag(tag) {
 			return "", nil, fmt.Errorf("%w: the default tag %q is not valid: give a tag", ErrInvalidRequest, tag)
 		}
 	}
 	out := req.Output
 	switch {
 	case out == "":
-	case strings.HasPrefix(out, "live/"):
+	case ServerName(out) && imgref.IsLive(out):
 		return "", nil, fmt.Errorf("%w: output %s: a patched image enters the server through quarantine/, never live/ (it is promoted when it passes the gate)", ErrInvalidRequest, out)
-	case strings.HasPrefix(out, "quarantine/"):
+	case ServerName(out):
 		ref, err := o.serverRef(withTag(out, tag))
 		if err != nil {
 			return "", nil, err
@@ -240,9 +243,9 @@ func (o *options) destination(req *Request, src oci.Source) (string, []oci.Optio
 	}
 	switch src.Kind {
 	case oci.KindRegistry:
-		if serverName(req.Image) {
-			repo := strings.TrimPrefix(strings.TrimPrefix(src.Ref.Context().RepositoryStr(), "quarantine/"), "live/")
-			ref, err := o.serverRef("quarantine/" + repo + ":" + tag)
+		if ServerName(req.Image) {
+			repo := imgref.Rebase(src.Ref.Context().RepositoryStr(), imgref.Quarantine)
+			ref, err := o.serverRef(repo + ":" + tag)
 			if err != nil {
 				return "", nil, err
 			}
@@ -263,7 +266,3 @@ func withTag(ref, tag string) string {
 	}
 	return ref + ":" + tag
 }
-
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-
-func validTag(t string) bool { return tagRE.MatchString(t) }
