@@ -34,7 +34,27 @@ type options struct {
 	cacheDir string
 	tool     string
 	http     *http.Client
-	sandbox  func(mode SandboxMode) backend.Sandbox
+	limits   CacheLimits
+	sandbox  func(mode SandboxMode) (backend.Sandbox, error)
+}
+
+// CacheLimits bound the engine's caches under the cache directory, in
+// bytes; 0 keeps a default. Each cache evicts its least recently used
+// entries past its bound.
+type CacheLimits struct {
+	// Trees holds extracted image trees the sandbox runs in.
+	Trees int64 `json:"trees,omitempty"`
+}
+
+// WithCacheLimits bounds the caches.
+func WithCacheLimits(l CacheLimits) Option {
+	return func(o *options) error {
+		if l.Trees < 0 {
+			return errors.New("patch.WithCacheLimits: negative limit")
+		}
+		o.limits = l
+		return nil
+	}
 }
 
 // defaultBackends is the table of backends by OS family; each Run clones

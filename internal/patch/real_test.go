@@ -68,7 +68,11 @@ func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 
 func requireSandbox(t testing.TB) {
 	t.Helper()
-	if err := sandbox.New(SandboxAuto, "").Available(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); err != nil {
+	sb, err := sandbox.New(SandboxAuto)
+	if err == nil {
+		err = sb.Available(v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	}
+	if err != nil {
 		if testimage.InCI() {
 			t.Fatal(err)
 		}
@@ -106,7 +110,11 @@ func testEngine(t testing.TB, req Request, opts ...Option) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &engine{o: o, req: req, sandbox: o.sandbox(req.Sandbox)}
+	sb, err := o.sandbox(req.Sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &engine{o: o, req: req, sandbox: sb}
 }
 
 // patchOf patches img and fails the test on error.

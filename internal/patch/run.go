@@ -52,7 +52,11 @@ func Run(ctx context.Context, req Request, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{o: o, req: req, sandbox: o.sandbox(req.Sandbox)}
+	sb, err := o.sandbox(req.Sandbox)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{o: o, req: req, sandbox: sb}
 	art, err := src.Open(ctx, append(srcOpts, oci.WithLogger(o.log))...)
 	if err != nil {
 		return nil, err

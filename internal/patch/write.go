@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -73,7 +74,10 @@ func writeLayout(dir, tag string, art *oci.Artifact) error {
 	return nil
 }
 
-// defaultSandbox makes the sandbox of a run.
-func defaultSandbox(o *options) func(SandboxMode) backend.Sandbox {
-	return func(m SandboxMode) backend.Sandbox { return sandbox.New(m, "") }
+// defaultSandbox makes the sandbox of a run: image trees cached under
+// the cache directory.
+func defaultSandbox(o *options) func(SandboxMode) (backend.Sandbox, error) {
+	return func(m SandboxMode) (backend.Sandbox, error) {
+		return sandbox.New(m, sandbox.WithCacheDir(filepath.Join(o.cacheDir, "trees"), o.limits.Trees), sandbox.WithLogger(o.log))
+	}
 }

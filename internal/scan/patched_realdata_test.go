@@ -1,8 +1,11 @@
 package scan_test
 
 import (
+	"runtime"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/patch"
@@ -17,7 +20,11 @@ import (
 // versions come from the live archive, newer than the feed data).
 func TestRealFixableAfterPatch(t *testing.T) {
 	db := openRealDB(t)
-	if err := sandbox.Available(); err != nil {
+	sb, err := sandbox.New(patch.SandboxAuto)
+	if err == nil {
+		err = sb.Available(v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	}
+	if err != nil {
 		if testimage.InCI() {
 			t.Fatal(err)
 		}
