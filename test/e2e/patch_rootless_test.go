@@ -31,7 +31,11 @@ func TestPatchRootless(t *testing.T) {
 	requireTool(t, "useradd", "userdel", "runuser", "newuidmap", "newgidmap", "unshare", "podman", "skopeo", "runc")
 	ti := testimage.Require(t, testimage.BookwormNginx)
 	// Every user can read the input layout and the binary.
-	shared := t.TempDir()
+	shared, err := os.MkdirTemp("", "drydock-e2e-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shared) })
 	os.Chmod(shared, 0o755)
 	in := filepath.Join(shared, "in")
 	if out, err := exec.Command("cp", "-r", ti.LayoutDir, in).CombinedOutput(); err != nil {
