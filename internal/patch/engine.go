@@ -16,6 +16,7 @@ import (
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/cache"
 	"github.com/drydock-project/drydock/internal/patch/layer"
 	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/version"
@@ -26,6 +27,7 @@ type engine struct {
 	o       *options
 	req     Request
 	sandbox backend.Sandbox
+	images  *cache.Dir // layer indexes and files, by layer digest; nil: none
 }
 
 // imageRun is the outcome of patching one platform image: its result,
@@ -96,11 +98,14 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 
 	start := time.Now()
 	report(Event{Phase: "read"})
-	fsys, err := rootfs.New(ctx, img, rootfs.WithContents(e.keep))
+	fsys, lc, err := e.readImage(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("read image layers: %w", err)
+		return nil, err
 	}
 	defer fsys.Close()
+	if lc != nil {
+		defer lc.release()
+	}
 	if err := checkHostile(fsys); err != nil {
 		return nil, err
 	}
@@ -121,7 +126,7 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	}
 	sess, err := be.Open(ctx, backend.Target{
 		Image: img, FS: fsys, OS: osi, Platform: plat, Repositories: e.req.Repositories, Sandbox: e.sandbox,
-		CacheDir: filepath.Join(e.o.cacheDir, be.Ecosystem()), HTTP: e.o.http, TempDir: e.o.tempDir, Log: e.o.log, Progress: report,
+		CacheDir: filepath.Join(e.o.cacheDir, be.Ecosystem()), CacheSize: e.o.limits.Packages, HTTP: e.o.http, TempDir: e.o.tempDir, Log: e.o.log, Progress: report,
 	})
 	if err != nil {
 		return nil, err

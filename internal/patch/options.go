@@ -44,12 +44,22 @@ type options struct {
 type CacheLimits struct {
 	// Trees holds extracted image trees the sandbox runs in.
 	Trees int64 `json:"trees,omitempty"`
+	// Images holds image layer indexes and the files the patcher read,
+	// by layer digest.
+	Images int64 `json:"images,omitempty"`
+	// Packages holds each backend's downloads and parsed indexes.
+	Packages int64 `json:"packages,omitempty"`
 }
+
+// Default cache bounds.
+const (
+	DefaultImageCacheSize = 2 << 30
+)
 
 // WithCacheLimits bounds the caches.
 func WithCacheLimits(l CacheLimits) Option {
 	return func(o *options) error {
-		if l.Trees < 0 {
+		if l.Trees < 0 || l.Images < 0 || l.Packages < 0 {
 			return errors.New("patch.WithCacheLimits: negative limit")
 		}
 		o.limits = l

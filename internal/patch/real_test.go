@@ -114,7 +114,11 @@ func testEngine(t testing.TB, req Request, opts ...Option) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &engine{o: o, req: req, sandbox: sb}
+	images, err := o.imageCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &engine{o: o, req: req, sandbox: sb, images: images}
 }
 
 // patchOf patches img and fails the test on error.

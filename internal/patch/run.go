@@ -31,18 +31,14 @@ func Run(ctx context.Context, req Request, opts ...Option) (*Result, error) {
 	if err := req.normalize(); err != nil {
 		return nil, err
 	}
+	only, err := req.platform()
+	if err != nil {
+		return nil, err
+	}
 	if len(o.releases) == 0 && o.db != nil {
 		if o.releases, err = LoadReleases(ctx, o.db, ""); err != nil {
 			return nil, err
 		}
-	}
-	var only *v1.Platform
-	if req.Platform != "" {
-		p, err := oci.ParsePlatform(req.Platform)
-		if err != nil {
-			return nil, fmt.Errorf("%w: platform: %w", ErrInvalidRequest, err)
-		}
-		only = &p
 	}
 	src, srcOpts, err := o.source(req.Image)
 	if err != nil {
@@ -57,6 +53,9 @@ func Run(ctx context.Context, req Request, opts ...Option) (*Result, error) {
 		return nil, err
 	}
 	e := &engine{o: o, req: req, sandbox: sb}
+	if e.images, err = o.imageCache(); err != nil {
+		return nil, err
+	}
 	art, err := src.Open(ctx, append(srcOpts, oci.WithLogger(o.log))...)
 	if err != nil {
 		return nil, err
@@ -112,6 +111,28 @@ func Run(ctx context.Context, req Request, opts ...Option) (*Result, error) {
 	o.progress(Event{Phase: "done"})
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// Check reports what is wrong with req in itself, before anything is read:
+// an error wrapping ErrInvalidRequest, or nil.
+func Check(req Request) error {
+	if err := req.normalize(); err != nil {
+		return err
+	}
+	_, err := req.platform()
+	return err
+}
+
+// platform parses the request's platform; nil means every platform.
+func (r *Request) platform() (*v1.Platform, error) {
+	if r.Platform == "" {
+		return nil, nil
+	}
+	p, err := oci.ParsePlatform(r.Platform)
+	if err != nil {
+		return nil, fmt.Errorf("%w: platform: %w", ErrInvalidRequest, err)
+	}
+	return &p, nil
 }
 
 // normalize checks the request and fills its defaults.

@@ -1,6 +1,7 @@
 package patch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/cache"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 )
 
@@ -80,4 +82,9 @@ func defaultSandbox(o *options) func(SandboxMode) (backend.Sandbox, error) {
 	return func(m SandboxMode) (backend.Sandbox, error) {
 		return sandbox.New(m, sandbox.WithCacheDir(filepath.Join(o.cacheDir, "trees"), o.limits.Trees), sandbox.WithLogger(o.log))
 	}
+}
+
+// imageCache opens the cache of layer indexes and image files.
+func (o *options) imageCache() (*cache.Dir, error) {
+	return cache.Open(filepath.Join(o.cacheDir, "images"), cmp.Or(o.limits.Images, DefaultImageCacheSize))
 }

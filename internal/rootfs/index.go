@@ -3,6 +3,7 @@ package rootfs
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -119,6 +120,19 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 	lerr := func(entry string, err error) error {
 		return &LayerError{Index: idx, Digest: dig, Entry: entry, Err: err}
 	}
+	if b.o.cache != nil {
+		if rec, err := b.o.cache.Layer(dig); err == nil && rec != nil {
+			if err := b.replay(idx, rec, &info); err != nil {
+				return lerr("", err)
+			}
+			b.fs.info = append(b.fs.info, info)
+			return nil
+		}
+	}
+	var rec *recorder
+	if b.o.cache != nil {
+		rec = &recorder{}
+	}
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return lerr("", fmt.Errorf("opening uncompressed stream: %w", err))
@@ -157,8 +171,21 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 				return lerr(hdr.Name, err)
 			}
 		}
-		if err := b.apply(idx, ordinal, hdr, tr, cr.n, &info); err != nil {
+		var body io.Reader = tr
+		if rec != nil {
+			rec.data.Reset()
+			body = tee{tr, &rec.data}
+		}
+		offset := cr.n
+		if err := b.apply(idx, ordinal, hdr, body, offset, &info); err != nil {
 			return lerr(hdr.Name, err)
+		}
+		if rec != nil {
+			e := recordOf(hdr, offset)
+			if hdr.Typeflag == tar.TypeReg && int64(rec.data.Len()) == hdr.Size {
+				e.Kept, e.Data = true, bytes.Clone(rec.data.Bytes())
+			}
+			rec.rec.Entries = append(rec.rec.Entries, e)
 		}
 	}
 	// Drain trailing padding so the spool and the size are the whole stream.
@@ -172,6 +199,10 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 	}
 	info.Size = cr.n
 	b.fs.info = append(b.fs.info, info)
+	if rec != nil {
+		rec.rec.Size = cr.n
+		_ = b.o.cache.PutLayer(dig, &rec.rec) // a cache that cannot store is only slower
+	}
 	return nil
 }
 
@@ -223,7 +254,7 @@ func (b *builder) cleanName(idx int, raw string) string {
 }
 
 // apply applies one tar entry of layer idx.
-func (b *builder) apply(idx, ordinal int, hdr *tar.Header, tr *tar.Reader, offset int64, info *Layer) error {
+func (b *builder) apply(idx, ordinal int, hdr *tar.Header, tr io.Reader, offset int64, info *Layer) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil

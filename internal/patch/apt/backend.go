@@ -107,6 +107,7 @@ func (b *Backend) Open(ctx context.Context, t backend.Target) (backend.Session, 
 		{r.HostKeyring != "", archive.WithHostKeyring(r.HostKeyring)},
 		{r.InsecureSkipVerify, archive.WithInsecureSkipVerify()},
 		{t.CacheDir != "", archive.WithCacheDir(t.CacheDir)},
+		{t.CacheSize > 0, archive.WithCacheSize(t.CacheSize)},
 		{t.HTTP != nil, archive.WithHTTPClient(t.HTTP)},
 		{true, archive.WithLogger(log)},
 	} {
@@ -173,11 +174,15 @@ func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer
 		steps[i] = st
 		total += st.Candidate.Size
 	}
-	debs := make([]string, len(steps))
+	debs := make([]string, len(steps))  // as the archive serves them
+	plain := make([]string, len(steps)) // decompressed, to unpack
 	for i, st := range steps {
 		s.progress(backend.Event{Phase: "download", Package: st.Package, Done: done, Total: total})
 		var err error
 		if debs[i], err = s.repo.FetchDeb(ctx, &st.Candidate); err != nil {
+			return nil, err
+		}
+		if plain[i], err = s.repo.FetchPlainDeb(ctx, &st.Candidate); err != nil {
 			return nil, err
 		}
 		done += st.Candidate.Size
@@ -198,7 +203,7 @@ func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer
 	}
 	var installed []*dpkg.Installed
 	for i, st := range steps {
-		in, err := u.Install(ctx, dpkg.Install{Name: st.Package, Version: st.To, From: st.From, Deb: debs[i]})
+		in, err := u.Install(ctx, dpkg.Install{Name: st.Package, Version: st.To, From: st.From, Deb: plain[i]})
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +227,7 @@ func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer
 	return res, nil
 }
 
-func (s *session) Close() error { return nil }
+func (s *session) Close() error { return s.repo.Close() }
 
 // newestMtime is the time given to generated files: the newest file time
 // of the installed packages, so that it depends only on the inputs.

@@ -82,8 +82,10 @@ type Target struct {
 	Repositories Repositories
 	// Sandbox runs image code (maintainer scripts) when the mode allows.
 	Sandbox Sandbox
-	// CacheDir holds the backend's downloads and parsed indexes.
-	CacheDir string
+	// CacheDir holds the backend's downloads and parsed indexes, at most
+	// CacheSize bytes (0: the backend's default).
+	CacheDir  string
+	CacheSize int64
 	// HTTP fetches from the repositories (nil: http.DefaultClient).
 	HTTP *http.Client
 	// TempDir holds spooled files while the session lives.

@@ -13,6 +13,7 @@ package cache
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -287,4 +288,63 @@ func (d *Dir) Evict() error {
 		}
 	}
 	return nil
+}
+
+// ErrCorrupt is wrapped by ReadFile when a file's content does not match
+// the checksum written with it.
+var ErrCorrupt = errors.New("cache: corrupt file")
+
+// WriteFile writes data to name with a trailing SHA-256 of it, through a
+// temporary file and a rename, so readers see the whole file or none.
+func WriteFile(name string, data []byte) error {
+	sum := sha256.Sum256(data)
+	tmp := name + ".tmp-" + strconv.Itoa(os.Getpid())
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		_, err = f.Write(sum[:])
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}
+
+// ReadFile reads a file WriteFile wrote and checks its checksum: a
+// mismatch (a damaged or truncated file) is ErrCorrupt.
+func ReadFile(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < sha256.Size {
+		return nil, fmt.Errorf("%w: %s is truncated", ErrCorrupt, name)
+	}
+	data, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	if got := sha256.Sum256(data); string(got[:]) != string(sum) {
+		return nil, fmt.Errorf("%w: %s does not match its checksum", ErrCorrupt, name)
+	}
+	return data, nil
+}
+
+// Grow adds n bytes to the entry's recorded size (content added after
+// Put), so that eviction counts them.
+func (e *Entry) Grow(n int64) {
+	p := filepath.Join(e.Path, sizeFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	size, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	_ = os.WriteFile(p, []byte(strconv.FormatInt(size+n, 10)), 0o644)
 }

@@ -3,9 +3,10 @@
 //
 // A Changeset is filled by a patch backend (dpkg, apk, rpm) in any order;
 // adding a path again replaces the earlier entry, as a later package of the
-// same transaction would. File contents are spooled to a directory on disk,
-// never held in memory, so a layer of any size costs memory only for its
-// metadata.
+// same transaction would. File contents are spooled to one file on disk
+// (appended, each entry an offset and a size), never held in memory, so a
+// layer of any size costs memory only for its metadata and a file of any
+// count costs no file descriptor or inode of its own.
 //
 // Write emits the entries sorted by path, parents before children, with the
 // modification times and owners the changeset holds (no host uid, gid, umask
@@ -78,13 +79,15 @@ type Entry struct {
 	// SHA256 is the content digest of a File (hex).
 	SHA256 string
 
-	spool string // file holding the content
+	off int64 // where the content is in the spool file
 }
 
 // Changeset is the content of a layer being built. It is not safe for
 // concurrent use.
 type Changeset struct {
 	dir     string
+	spool   *os.File // every file's content, appended
+	end     int64    // the spool's size
 	entries map[string]*Entry
 	n       int
 }
@@ -96,11 +99,19 @@ func New(dir string) (*Changeset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: spool directory: %w", err)
 	}
-	return &Changeset{dir: d, entries: map[string]*Entry{}}, nil
+	f, err := os.OpenFile(filepath.Join(d, "contents"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		os.RemoveAll(d)
+		return nil, fmt.Errorf("layer: spool: %w", err)
+	}
+	return &Changeset{dir: d, spool: f, entries: map[string]*Entry{}}, nil
 }
 
 // Close removes the spooled contents.
-func (c *Changeset) Close() error { return os.RemoveAll(c.dir) }
+func (c *Changeset) Close() error {
+	c.spool.Close()
+	return os.RemoveAll(c.dir)
+}
 
 // CheckPath reports whether p is a path an entry may have: clean, relative,
 // not ".", no ".." component, no NUL, not a whiteout marker itself.
@@ -122,9 +133,6 @@ func (c *Changeset) put(e *Entry) error {
 	if err := CheckPath(e.Path); err != nil {
 		return err
 	}
-	if old := c.entries[e.Path]; old != nil && old.spool != "" {
-		os.Remove(old.spool)
-	}
 	c.entries[e.Path] = e
 	return nil
 }
@@ -135,26 +143,19 @@ func (c *Changeset) AddFile(p string, mode fs.FileMode, uid, gid int, mtime time
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	c.n++
-	name := filepath.Join(c.dir, strconv.Itoa(c.n))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("layer: spool %s: %w", p, err)
-	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	off := c.end
+	w := &offsetWriter{f: c.spool, off: off}
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, size+1))
+	c.end = w.off
 	if err == nil && n != size {
 		err = fmt.Errorf("content is %d bytes, header says %d", n, size)
 	}
 	if err != nil {
-		os.Remove(name)
 		return nil, fmt.Errorf("layer: spool %s: %w", p, err)
 	}
 	e := &Entry{Path: p, Kind: File, Mode: mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky),
-		UID: uid, GID: gid, ModTime: mtime, Size: size, SHA256: fmt.Sprintf("%x", h.Sum(nil)), spool: name}
+		UID: uid, GID: gid, ModTime: mtime, Size: size, SHA256: fmt.Sprintf("%x", h.Sum(nil)), off: off}
 	return e, c.put(e)
 }
 
@@ -192,12 +193,7 @@ func (c *Changeset) AddWhiteout(p string, mtime time.Time) error {
 
 // Remove drops p from the changeset (nothing is written for it).
 func (c *Changeset) Remove(p string) {
-	if e := c.entries[p]; e != nil {
-		if e.spool != "" {
-			os.Remove(e.spool)
-		}
-		delete(c.entries, p)
-	}
+	delete(c.entries, p)
 }
 
 // Get returns the entry of p, or nil.
@@ -221,7 +217,20 @@ func (c *Changeset) Open(e *Entry) (io.ReadCloser, error) {
 	if e.Kind != File {
 		return nil, fmt.Errorf("layer: %s is a %s, not a file", e.Path, e.Kind)
 	}
-	return os.Open(e.spool)
+	return io.NopCloser(io.NewSectionReader(c.spool, e.off, e.Size)), nil
+}
+
+// offsetWriter writes at increasing offsets of f (positioned writes, so
+// readers of earlier contents are never disturbed).
+type offsetWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (w *offsetWriter) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
 }
 
 // comparePaths orders paths component by component, so that a directory
@@ -304,12 +313,7 @@ func (c *Changeset) writeEntry(tw *tar.Writer, e *Entry) error {
 	if e.Kind != File {
 		return nil
 	}
-	f, err := os.Open(e.spool)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, err := io.Copy(tw, f)
+	n, err := io.Copy(tw, io.NewSectionReader(c.spool, e.off, e.Size))
 	if err == nil && n != e.Size {
 		err = errors.New("spooled content changed size")
 	}
@@ -324,9 +328,6 @@ func (c *Changeset) Rename(from, to string) error {
 	}
 	if err := CheckPath(to); err != nil {
 		return err
-	}
-	if old := c.entries[to]; old != nil && old.spool != "" && old != e {
-		os.Remove(old.spool)
 	}
 	delete(c.entries, from)
 	e.Path = to

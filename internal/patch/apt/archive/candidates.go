@@ -3,11 +3,17 @@ package archive
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
-	"path/filepath"
+	"io"
+	"io/fs"
+	"os"
 	"slices"
 
 	"github.com/drydock-project/drydock/internal/inventory"
+	"github.com/drydock-project/drydock/internal/patch/deb"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -79,8 +85,11 @@ func (r *Repo) FetchDeb(ctx context.Context, p *IndexPackage) (string, error) {
 	if p.URI == "" || !validPoolPath(p.Filename) || len(p.SHA256) != 64 || !isHex(p.SHA256) {
 		return "", fmt.Errorf("fetching package %s %s: incomplete index entry", p.Package, p.Version)
 	}
-	dst := filepath.Join(r.o.cacheDir, "debs", p.SHA256+".deb")
-	if err := r.fetchVerified(ctx, []string{p.URL()}, dst, FileHash{Path: p.Filename, Size: p.Size, SHA256: p.SHA256}); err != nil {
+	want := FileHash{Path: p.Filename, Size: p.Size, SHA256: p.SHA256}
+	dst, err := r.store.file("deb-"+p.SHA256, "package.deb", matches(want), func(dst string) error {
+		return r.fetchVerified(ctx, []string{p.URL()}, dst, want)
+	})
+	if err != nil {
 		return "", fmt.Errorf("fetching package %s %s: %w", p.Package, p.Version, err)
 	}
 	return dst, nil
@@ -95,4 +104,74 @@ func (r *Repo) Lookup(name, version string) (*IndexPackage, bool) {
 		}
 	}
 	return nil, false
+}
+
+// FetchPlainDeb returns p's .deb with its tar archives decompressed (see
+// deb.Normalize), cached by p's SHA256 with a checksum of its own: the
+// same package, which unpacks without decompressing xz again.
+func (r *Repo) FetchPlainDeb(ctx context.Context, p *IndexPackage) (string, error) {
+	return r.store.file("debplain-"+p.SHA256, "package.deb", sumMatches, func(dst string) error {
+		src, err := r.FetchDeb(ctx, p)
+		if err != nil {
+			return err
+		}
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+		if err != nil {
+			return err
+		}
+		err = deb.Normalize(in, out, deb.DefaultLimits())
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = writeSum(dst)
+		}
+		if err != nil {
+			return fmt.Errorf("decompressing package %s %s: %w", p.Package, p.Version, err)
+		}
+		return nil
+	})
+}
+
+// writeSum records the SHA256 of file in file.sha256.
+func writeSum(file string) error {
+	sum, err := fileSum(file)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file+".sha256", []byte(sum), 0o644)
+}
+
+// sumMatches is a store check: file matches the SHA256 writeSum recorded.
+func sumMatches(file string) (bool, error) {
+	want, err := os.ReadFile(file + ".sha256")
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	got, err := fileSum(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil && got == string(want), err
+}
+
+func fileSum(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -81,15 +81,9 @@ func (r *Repo) getSmall(ctx context.Context, url string, limit int64) ([]byte, e
 }
 
 // fetchVerified makes dst hold the content of one of urls (tried in order
-// while they answer 404) whose size and SHA256 must be want. A cached dst is
-// re-hashed and fetched again when it does not match. A mismatching
+// while they answer 404) whose size and SHA256 must be want. A mismatching
 // download is removed and reported as *HashMismatchError.
 func (r *Repo) fetchVerified(ctx context.Context, urls []string, dst string, want FileHash) error {
-	if ok, err := fileMatches(dst, want); err != nil {
-		return err
-	} else if ok {
-		return nil
-	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("creating cache: %w", err)
 	}

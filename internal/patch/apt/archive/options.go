@@ -28,6 +28,7 @@ type options struct {
 	hostKeyring            string
 	insecure               bool
 	cacheDir               string
+	cacheSize              int64
 	client                 *http.Client
 	clock                  Clock
 	log                    *slog.Logger
@@ -107,6 +108,18 @@ func WithCacheDir(dir string) Option {
 	}
 }
 
+// WithCacheSize bounds the cache in bytes (default DefaultCacheSize); the
+// least recently used entries go first.
+func WithCacheSize(n int64) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("apt.WithCacheSize(%d): must be positive", n)
+		}
+		o.cacheSize = n
+		return nil
+	}
+}
+
 // WithHTTPClient fetches with c (default: http.DefaultClient).
 func WithHTTPClient(c *http.Client) Option {
 	return func(o *options) error {
@@ -151,7 +164,7 @@ func DefaultCacheDir() (string, error) {
 }
 
 func makeOptions(opts []Option) (*options, error) {
-	o := &options{client: http.DefaultClient, clock: realClock{}, log: slog.New(slog.DiscardHandler)}
+	o := &options{client: http.DefaultClient, clock: realClock{}, log: slog.New(slog.DiscardHandler), cacheSize: DefaultCacheSize}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err

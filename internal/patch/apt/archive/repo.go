@@ -31,6 +31,7 @@ type Repo struct {
 	sources []Source
 	keys    []openpgp.EntityList // per source
 	keyDesc []string             // per source: where its keys came from
+	store   *store
 	// After Update:
 	releases map[string]*Release // by URI + " " + Suite
 	pkgs     map[string][]*IndexPackage
@@ -74,7 +75,11 @@ func Open(ctx context.Context, fsys fs.FS, osi osinfo.OS, arch string, opts ...O
 			return nil, err
 		}
 	}
-	r := &Repo{o: o, arch: arch, sources: srcs}
+	st, err := openStore(o.cacheDir, o.cacheSize)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{o: o, arch: arch, sources: srcs, store: st}
 	for _, s := range srcs {
 		keys, desc, err := sourceKeys(fsys, s, trusted, host, o.hostKeyring)
 		if err != nil && !o.insecure {
@@ -109,6 +114,13 @@ func dedupSources(srcs []Source) []Source {
 		}
 	}
 	return out
+}
+
+// Close lets the cache evict what the Repo used (indexes, .debs): the
+// paths FetchDeb returned are valid until then.
+func (r *Repo) Close() error {
+	r.store.release()
+	return nil
 }
 
 // Sources returns the sources Open settled on, in order.
@@ -269,34 +281,65 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 		urls = append([]string{distsURL(s, dir+"by-hash/SHA256/"+pick.SHA256)}, urls...)
 	}
 	name := distsURL(s, pick.Path)
-	indexes := filepath.Join(r.o.cacheDir, "indexes")
 	plain, hasPlain := rel.SHA256[dir+"Packages"]
 	if hasPlain && plain.Size > maxIndexUncompressed {
 		return nil, fmt.Errorf("index %s: %d bytes decompressed, more than the limit of %d", name, plain.Size, int64(maxIndexUncompressed))
 	}
-	// Verified indexes are cached decompressed, under the hash the Release
-	// gives the plain file: reading them again costs far less than
-	// decompressing xz (1.5 s for Debian's main suite).
-	plainCached := filepath.Join(indexes, plain.SHA256)
+	// Parsed indexes are cached by the hash the signed Release gives the
+	// index (the plain file's when listed): the same hash, the same
+	// content, so a cached parse is never stale.
+	sum := pick.SHA256
 	if hasPlain {
-		if ok, err := fileMatches(plainCached, plain); err != nil {
-			return nil, err
-		} else if ok {
-			return parseIndexFile(plainCached, name, s)
-		}
+		sum = plain.SHA256
 	}
-	cached := filepath.Join(indexes, pick.SHA256+path.Ext(pick.Path))
-	if err := r.fetchVerified(ctx, urls, cached, pick); err != nil {
+	if list := r.store.parsed(sum); list != nil {
+		return withSource(list, s), nil
+	}
+	var file string
+	var err error
+	switch {
+	case hasPlain && plain.Path != pick.Path:
+		// Cached decompressed: reading it again costs far less than
+		// decompressing xz.
+		file, err = r.store.file("plain-"+plain.SHA256, "Packages", matches(plain), func(dst string) error {
+			packed := dst + path.Ext(pick.Path)
+			defer os.Remove(packed)
+			if err := r.fetchVerified(ctx, urls, packed, pick); err != nil {
+				return err
+			}
+			return decompressVerified(packed, dst, name, plain)
+		})
+	default:
+		file, err = r.store.file("index-"+pick.SHA256, "Packages"+path.Ext(pick.Path), matches(pick), func(dst string) error {
+			return r.fetchVerified(ctx, urls, dst, pick)
+		})
+	}
+	if err != nil {
 		return nil, err
 	}
-	if !hasPlain || plain.Path == pick.Path {
-		return parseIndexFile(cached, name, s)
-	}
-	if err := decompressVerified(cached, plainCached, name, plain); err != nil {
+	list, err := parseIndexFile(file, name)
+	if err != nil {
 		return nil, err
 	}
-	os.Remove(cached)
-	return parseIndexFile(plainCached, name, s)
+	if err := r.store.putParsed(sum, list); err != nil {
+		r.o.log.Warn("apt: cannot cache a parsed index", "index", name, "error", err)
+	}
+	return withSource(list, s), nil
+}
+
+// matches is a store check: the file has the wanted size and SHA256.
+func matches(want FileHash) func(string) (bool, error) {
+	return func(p string) (bool, error) { return fileMatches(p, want) }
+}
+
+// withSource marks the packages of a parsed index as source s's.
+func withSource(list []IndexPackage, s Source) []*IndexPackage {
+	out := make([]*IndexPackage, len(list))
+	for i := range list {
+		list[i].Suite, list[i].URI = s.Suite, s.URI
+		out[i] = &list[i]
+	}
+	return out
 }
 
 // decompressVerified decompresses the index file src into dst, which must
@@ -330,24 +373,15 @@ func decompressVerified(src, dst, name string, want FileHash) error {
 	return nil
 }
 
-// parseIndexFile parses a verified cached index of source s; name (its URL)
-// is used in errors.
-func parseIndexFile(file, name string, s Source) ([]*IndexPackage, error) {
+// parseIndexFile parses a verified cached index; name (its URL) is used
+// in errors.
+func parseIndexFile(file, name string) ([]IndexPackage, error) {
 	rd, closeFn, err := openIndex(file)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFn()
-	list, err := ParsePackages(rd, name)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*IndexPackage, len(list))
-	for i := range list {
-		list[i].Suite, list[i].URI = s.Suite, s.URI
-		out[i] = &list[i]
-	}
-	return out, nil
+	return ParsePackages(rd, name)
 }
 
 // Index returns, after Update, the index entries of the suites apt would

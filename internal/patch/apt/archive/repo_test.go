@@ -16,6 +16,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/patch/cache"
 )
 
 var bookwormOS = osinfo.OS{ID: "debian", Family: osinfo.FamilyDebian, VersionCodename: "bookworm"}
@@ -106,15 +107,120 @@ func TestRepoUpdateAndCandidates(t *testing.T) {
 		t.Errorf("index fetched again: %d -> %d", before, after)
 	}
 
+	// A damaged cached .deb is detected and fetched again.
+	if err := os.WriteFile(p, []byte("damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	debHits := a.hits["/debian-security/"+a.deb]
+	p2, err := repo.FetchDeb(t.Context(), &got[0].Candidate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(p2); string(data) != string(a.files["/debian-security/"+a.deb]) || a.hits["/debian-security/"+a.deb] != debHits+1 {
+		t.Errorf("damaged cache entry: read %q, %d fetches", data, a.hits["/debian-security/"+a.deb]-debHits)
+	}
+
 	// A .deb whose bytes differ from the index is refused and not kept.
+	repo.Close()
 	a.files["/debian-security/"+a.deb] = []byte("evil")
-	os.RemoveAll(filepath.Join(cache, "debs"))
+	store := filepath.Join(cache, "store")
+	os.RemoveAll(filepath.Join(store, "deb-"+got[0].Candidate.SHA256))
 	var hm *HashMismatchError
 	if _, err := repo.FetchDeb(t.Context(), &got[0].Candidate); !errors.As(err, &hm) || !strings.Contains(err.Error(), a.deb) {
 		t.Fatalf("tampered deb: %v", err)
 	}
-	if left, _ := os.ReadDir(filepath.Join(cache, "debs")); len(left) != 0 {
-		t.Errorf("left in the cache: %v", left)
+	left, _ := os.ReadDir(store)
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "deb-") || strings.HasPrefix(e.Name(), "tmp-") {
+			t.Errorf("left in the cache: %s", e.Name())
+		}
+	}
+}
+
+// TestParsedIndexCache: parsed indexes are reused by the hash the signed
+// Release gives; a changed index (another hash) is parsed anew, never
+// served from the cache; a damaged cached parse is detected and redone.
+func TestParsedIndexCache(t *testing.T) {
+	a := newTestArchive(t, "")
+	cache := t.TempDir()
+	open := func() *Repo {
+		t.Helper()
+		repo, err := Open(t.Context(), a.image(t, publicKeyring(t, false, a.key)), bookwormOS, "amd64", WithCacheDir(cache), WithClock(fixedClock(testNow)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.Update(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { repo.Close() })
+		return repo
+	}
+	parsed := func() []string {
+		es, _ := os.ReadDir(filepath.Join(cache, "store"))
+		var out []string
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), parsedFormat) {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	tzdata := func(r *Repo) string {
+		for _, u := range r.Candidates(testInstalled) {
+			if u.Name == "tzdata" {
+				return u.Candidate.Version
+			}
+		}
+		return ""
+	}
+	open()
+	first := parsed()
+	if len(first) != 3 {
+		t.Fatalf("%d parsed indexes cached, want 3 (one per suite)", len(first))
+	}
+	// A second Update: no index fetched again, nothing parsed anew.
+	hits := a.hits["/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz"]
+	if v := tzdata(open()); v != "2025a-0+deb12u1" {
+		t.Errorf("tzdata candidate %q from the cache", v)
+	}
+	if a.hits["/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz"] != hits {
+		t.Error("a cached index was fetched again")
+	}
+
+	// The mirror publishes a new bookworm-updates: another hash, another
+	// entry; the old parse is not reused.
+	maps.Copy(a.files, suiteFiles(t, a.key, "/debian", "bookworm-updates",
+		stanzaFor("tzdata", "2025b-0+deb12u1", "all", "pool/main/t/tzdata/tzdata_2025b-0+deb12u1_all.deb", []byte("tz3")), ""))
+	if v := tzdata(open()); v != "2025b-0+deb12u1" {
+		t.Errorf("after the mirror changed, tzdata candidate %q, want 2025b-0+deb12u1", v)
+	}
+	if n := len(parsed()); n != 4 {
+		t.Errorf("%d parsed indexes cached after the change, want 4", n)
+	}
+
+	// A damaged parse is detected and redone from the index.
+	for _, e := range parsed() {
+		f := filepath.Join(cache, "store", e, "packages")
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)/2] ^= 0xff
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := tzdata(open()); v != "2025b-0+deb12u1" {
+		t.Errorf("with damaged parses, tzdata candidate %q", v)
+	}
+	intact := 0
+	for _, e := range parsed() {
+		if _, err := cacheReadFile(filepath.Join(cache, "store", e, "packages")); err == nil {
+			intact++
+		}
+	}
+	if intact < 3 {
+		t.Errorf("%d parsed indexes intact after an Update, want the 3 it used", intact)
 	}
 }
 
@@ -245,3 +351,5 @@ func TestTrustedKeys(t *testing.T) {
 		t.Errorf("bad keyring: %v", err)
 	}
 }
+
+func cacheReadFile(p string) ([]byte, error) { return cache.ReadFile(p) }
