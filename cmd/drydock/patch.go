@@ -27,6 +27,7 @@ type patchFlags struct {
 	vulnerableOnly, force                        bool
 	server, data, dbPath, cacheDir, distroInfo   string
 	sandbox                                      string
+	onServer                                     bool
 }
 
 func newPatchCmd(g *globals) *cobra.Command {
@@ -103,6 +104,9 @@ without scripts.`,
   # an image in drydock's quarantine, patched into quarantine/nginx:1.27.1-1
   drydock patch quarantine/nginx:1.27.1 --update-all -t 1.27.1-1 --server http://127.0.0.1:5000
 
+  # the same, run by the server itself (a job with progress; needs push on quarantine/)
+  drydock patch quarantine/nginx:1.27.1 --update-all -t 1.27.1-1 --on-server
+
   # look first, through a local mirror
   drydock patch oci:./layout:app --update-all --dry-run --mirror http://mirror.internal/debian`,
 		Args: cobra.MaximumNArgs(1),
@@ -136,6 +140,7 @@ without scripts.`,
 	fl.StringVar(&f.securityMirror, "security-mirror", "", "security archive URL (default: derived from the archive)")
 	fl.StringVar(&f.hostKeyring, "host-keyring", "", "trust this keyring for sources the image has no key for (distroless images), e.g. "+apt.DebianArchiveKeyring)
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "INSECURE: do not check archive signatures (hashes are still checked)")
+	fl.BoolVar(&f.onServer, "on-server", false, "run the patch on the drydock server (a job; quarantine/ and live/ images; the result goes to quarantine/)")
 	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
 	fl.StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory holding the vulnerability database [$DRYDOCK_DATA]")
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database for end-of-life data (default: the one in --data)")
@@ -192,6 +197,8 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 			return fmt.Errorf("--report %s: %w", f.report, err)
 		}
 		req.Mode = patch.FromReport
+	case f.onServer && (f.vulnerableOnly || modes == 0):
+		req.Mode = patch.VulnerableOnly // the server's database decides
 	case f.vulnerableOnly || dbErr == nil:
 		if dbErr != nil {
 			return fmt.Errorf("--vulnerable-only needs a vulnerability database; none at %s: run \"drydock db update\"", dbPath)
@@ -199,6 +206,9 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 		req.Mode = patch.VulnerableOnly
 	default:
 		return fmt.Errorf("say what to update: --update-all, --report FILE, or --vulnerable-only (which needs a vulnerability database; none at %s: run \"drydock db update\")", dbPath)
+	}
+	if f.onServer {
+		return runPatchOnServer(cmd, g, f, req)
 	}
 	if f.dbPath != "" && dbErr != nil {
 		return fmt.Errorf("--db: %w", dbErr)

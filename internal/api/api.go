@@ -12,13 +12,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/store"
 )
 
@@ -48,6 +49,7 @@ type Authorizer func(r *http.Request, role, repository string) error
 // Options configure the handler.
 type Options struct {
 	Gate      Gate
+	Patches   Patcher // nil: the server runs no patches
 	Authorize Authorizer
 	// Actor names the request's principal for the audit log.
 	Actor func(r *http.Request) string
@@ -75,6 +77,8 @@ func Handler(o Options) http.Handler {
 		{http.MethodPost, "/api/v1/promote", h.promote},
 		{http.MethodPost, "/api/v1/imports", h.imports},
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
+		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
 	}
 	methods := map[string]string{} // path -> method, for 405 answers
 	for _, rt := range routes {
@@ -125,9 +129,10 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, patchjob.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid):
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, patchjob.ErrInvalid),
+		errors.Is(err, patch.ErrInvalidRequest):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -160,10 +165,16 @@ func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
 }
 
 func decode(r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	return decodeBody(r, v)
+}
+
+// decodeBody reads a JSON request body (bounded by the caller) into v.
+func decodeBody(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.Join(errInvalid, errors.New("Content-Type must be application/json"))
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errors.Join(errInvalid, errors.New("request body: "+err.Error()))

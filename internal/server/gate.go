@@ -11,11 +11,15 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/metrics"
+	"github.com/drydock-project/drydock/internal/oci"
+	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -29,6 +33,7 @@ type gateParts struct {
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
 	metrics    *metrics.Gate
+	patches    *patchjob.Service
 }
 
 // jobsPath is the job queue's database under the data directory.
@@ -73,6 +78,8 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		jobs.WithRetryBackoff(func(attempt int) time.Duration {
 			return min(time.Duration(attempt*attempt)*2*time.Second, time.Minute)
 		}),
+		// Patches run one at a time, apart from the scans.
+		jobs.WithQueue(patchjob.Queue, 1),
 	); err != nil {
 		return nil, err
 	}
@@ -95,6 +102,9 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
 		Metrics: g.metrics,
 	}); err != nil {
+		return nil, err
+	}
+	if g.patches, err = openPatches(cfg, log, reg, g.queue); err != nil {
 		return nil, err
 	}
 	name := "built-in policy"
@@ -164,3 +174,26 @@ func (g *gateParts) close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// openPatches registers the patch jobs of POST /api/v1/patch: patch.Run
+// against the registry in process, attributed to the job's requester.
+func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue) (*patchjob.Service, error) {
+	srv, err := oci.ParseServer("http://" + internalRegistryHost)
+	if err != nil {
+		return nil, err
+	}
+	dir := cfg.Patch.CacheDir
+	if dir == "" {
+		dir = filepath.Join(cfg.Data, "cache", "patch")
+	}
+	return patchjob.New(q, patchjob.Options{
+		Server: srv, ServerOptions: []oci.Option{oci.WithTransport(reg.Transport())},
+		DBPath: vulndb.DefaultPath(cfg.Data), DistroInfo: cfg.Patch.DistroInfo, CacheDir: dir,
+		Limits: patch.CacheLimits{Trees: cfg.Patch.TreeCacheSize, Images: cfg.Patch.ImageCacheSize, Packages: cfg.Patch.PackageCacheSize},
+		Log:    log.With("component", "patch"), WithActor: auth.WithUser,
+	})
+}
+
+// internalRegistryHost names the registry in references read and written
+// through its in-process transport.
+const internalRegistryHost = "drydock.internal"

@@ -21,12 +21,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 )
 
 // drydockBin is the binary built once by TestMain.
 var drydockBin string
 
 func TestMain(m *testing.M) {
+	sandbox.Init() // patch.Run in this process (the CLI/API/Run test) runs the sandbox
 	dir, err := os.MkdirTemp("", "drydock-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
