@@ -52,7 +52,7 @@ namespace.`,
   drydock verdict quarantine/nginx:1.27.1 --exit-code 3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := gatekeeper.SplitRef(args[0]); err != nil {
+			if _, err := gatekeeper.ParseRef(args[0]); err != nil {
 				return err
 			}
 			c, err := newAPIClient(server)
@@ -271,7 +271,7 @@ namespace.`,
 		Example: `  drydock rescan quarantine/nginx:1.27.1`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := gatekeeper.SplitRef(args[0]); err != nil {
+			if _, err := gatekeeper.ParseRef(args[0]); err != nil {
 				return err
 			}
 			c, err := newAPIClient(server)

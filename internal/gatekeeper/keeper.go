@@ -33,17 +33,12 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
-)
-
-// Namespaces of the gate.
-const (
-	Quarantine = "quarantine/"
-	Live       = "live/"
 )
 
 // ActorGate is the audit actor of the gate's own actions (scans, verdicts,
@@ -164,7 +159,7 @@ func New(o Options) (*Keeper, error) {
 // (referrers: reports, signatures, SBOMs) are not images and are skipped
 // by the job.
 func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
-	if !strings.HasPrefix(repo, Quarantine) {
+	if !imgref.IsQuarantine(repo) {
 		return nil
 	}
 	_, err := k.Enqueue(ctx, repo, tag, desc.Digest.String(), "arrival")
@@ -219,44 +214,35 @@ type PlatformSummary struct {
 // Resolve resolves "quarantine/NAME:TAG", "quarantine/NAME@DIGEST" or a
 // live/ reference to its repository and manifest digest.
 func (k *Keeper) Resolve(ctx context.Context, ref string) (repo, reference, digest string, err error) {
-	repo, reference, err = SplitRef(ref)
+	r, err := ParseRef(ref)
 	if err != nil {
 		return "", "", "", err
 	}
-	desc, _, err := k.reg.Manifest(ctx, repo, reference)
+	desc, _, err := k.reg.Manifest(ctx, r.Repository, r.Ref())
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			return "", "", "", fmt.Errorf("%s: %w", ref, ErrUnknownImage)
 		}
 		return "", "", "", err
 	}
-	return repo, reference, desc.Digest.String(), nil
+	return r.Repository, r.Ref(), desc.Digest.String(), nil
 }
 
 // ErrUnknownImage is returned for a reference the registry does not have.
 var ErrUnknownImage = errors.New("no such image in the registry")
 
-// SplitRef splits "REPO:TAG", "REPO@DIGEST" or "REPO" (tag latest).
-func SplitRef(ref string) (repo, reference string, err error) {
-	ref = strings.TrimSpace(ref)
-	if r, d, ok := strings.Cut(ref, "@"); ok {
-		repo, reference = r, d
-		// NAME:TAG@DIGEST: the digest wins, as docker reads it.
-		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-			repo = repo[:i]
-		}
-	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		repo, reference = ref[:i], ref[i+1:]
-	} else {
-		repo, reference = ref, "latest"
+// ParseRef reads a reference to an image on the server,
+// NAMESPACE/NAME[:TAG][@DIGEST] (see imgref.Parse; the tag defaults to
+// latest). An error wraps ErrInvalidRequest.
+func ParseRef(ref string) (imgref.Reference, error) {
+	r, err := imgref.Parse(ref)
+	if err != nil {
+		return imgref.Reference{}, fmt.Errorf("%w: %w (want NAMESPACE/NAME:TAG or NAMESPACE/NAME@DIGEST)", ErrInvalidRequest, err)
 	}
-	if repo == "" || reference == "" {
-		return "", "", fmt.Errorf("%w: reference %q: want NAMESPACE/NAME:TAG or NAMESPACE/NAME@DIGEST", ErrInvalidRequest, ref)
+	if !strings.Contains(r.Repository, "/") {
+		return imgref.Reference{}, fmt.Errorf("%w: reference %q: name a namespace, e.g. quarantine/%s", ErrInvalidRequest, ref, strings.TrimSpace(ref))
 	}
-	if !strings.Contains(repo, "/") {
-		return "", "", fmt.Errorf("%w: reference %q: name a namespace, e.g. quarantine/%s", ErrInvalidRequest, ref, ref)
-	}
-	return repo, reference, nil
+	return r, nil
 }
 
 // Verdict decides the verdict of ref again, at the current time, records
@@ -360,13 +346,13 @@ func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (gate.Verd
 // (or a rescan of a live/ image) is the same digest's verdict, decided
 // with the exceptions written for its quarantine/ repository.
 func gateRepo(repo string, stored *store.Image) string {
-	if !strings.HasPrefix(repo, Live) {
+	if !imgref.IsLive(repo) {
 		return repo
 	}
 	if stored != nil && stored.Repository != "" {
 		return stored.Repository
 	}
-	return Quarantine + strings.TrimPrefix(repo, Live)
+	return imgref.Rebase(repo, imgref.Quarantine)
 }
 
 // decide computes a fresh verdict and the grace window to apply.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -12,13 +11,8 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/registry"
-)
-
-// The distribution spec's repository name and tag grammars.
-var (
-	repoNameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRE      = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 )
 
 // PromoteRequest asks for a promotion.
@@ -72,46 +66,40 @@ var ErrInvalidRequest = errors.New("invalid request")
 // PlanPromotion checks a request's names and returns the source
 // repository and reference and the target repository and tag.
 func PlanPromotion(req PromoteRequest) (srcRepo, srcRef, dstRepo, dstTag string, err error) {
-	srcRepo, srcRef, err = SplitRef(req.Source)
+	src, err := ParseRef(req.Source)
 	if err != nil {
 		return "", "", "", "", err
 	}
-	if !strings.HasPrefix(srcRepo, Quarantine) {
-		return "", "", "", "", fmt.Errorf("%w: the source must be in quarantine/, not %s", ErrInvalidRequest, srcRepo)
+	if !imgref.IsQuarantine(src.Repository) {
+		return "", "", "", "", fmt.Errorf("%w: the source must be in quarantine/, not %s", ErrInvalidRequest, src.Repository)
 	}
-	byDigest := strings.Contains(req.Source, "@")
+	byDigest := src.Digest != ""
 	if req.Target == "" {
-		dstRepo = Live + strings.TrimPrefix(srcRepo, Quarantine)
+		dstRepo = imgref.Rebase(src.Repository, imgref.Live)
 		if !byDigest {
-			dstTag = srcRef
+			dstTag = src.Ref()
 		}
 	} else {
-		t := req.Target
-		if strings.Contains(t, "@") {
+		t := strings.TrimSpace(req.Target)
+		switch {
+		case strings.Contains(t, "@"):
 			return "", "", "", "", fmt.Errorf("%w: the target %q names a digest; promotion keeps the source's digest, give live/NAME[:TAG]", ErrInvalidRequest, t)
+		case strings.HasSuffix(t, ":"):
+			return "", "", "", "", fmt.Errorf("%w: the target %q has an empty tag", ErrInvalidRequest, t)
 		}
-		dstRepo = t
-		if i := strings.LastIndex(t, ":"); i > strings.LastIndex(t, "/") {
-			dstRepo, dstTag = t[:i], t[i+1:]
-		} else if !byDigest {
-			dstTag = srcRef
+		dst, perr := imgref.Parse(t)
+		if perr != nil {
+			return "", "", "", "", fmt.Errorf("%w: the target must be live/NAME[:TAG]: %w", ErrInvalidRequest, perr)
+		}
+		dstRepo, dstTag = dst.Repository, dst.Tag
+		if dstTag == "" && !byDigest {
+			dstTag = src.Ref()
 		}
 	}
-	if !strings.HasPrefix(dstRepo, Live) || dstRepo == Live {
+	if !imgref.IsLive(dstRepo) || dstRepo == imgref.Live {
 		return "", "", "", "", fmt.Errorf("%w: the target must be live/NAME, not %q", ErrInvalidRequest, dstRepo)
 	}
-	if !repoNameRE.MatchString(dstRepo) {
-		return "", "", "", "", fmt.Errorf("%w: the target repository %q is not a valid name (lowercase letters, digits, separators . _ -)", ErrInvalidRequest, dstRepo)
-	}
-	if req.Target != "" && strings.HasSuffix(req.Target, ":") {
-		return "", "", "", "", fmt.Errorf("%w: the target %q has an empty tag", ErrInvalidRequest, req.Target)
-	}
-	if dstTag != "" {
-		if !tagRE.MatchString(dstTag) {
-			return "", "", "", "", fmt.Errorf("%w: the target tag %q is not a valid tag", ErrInvalidRequest, dstTag)
-		}
-	}
-	return srcRepo, srcRef, dstRepo, dstTag, nil
+	return src.Repository, src.Ref(), dstRepo, dstTag, nil
 }
 
 // Promote copies a digest from quarantine/ to live/ when, decided again

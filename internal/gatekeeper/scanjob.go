@@ -19,6 +19,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
@@ -58,10 +59,10 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	log := k.log.With("repository", a.Repository, "digest", a.Digest, "job", info.ID, "attempt", info.Attempt)
 	repo := a.Repository
 	desc, body, err := k.reg.Manifest(ctx, repo, a.Digest)
-	if errors.Is(err, registry.ErrNotFound) && strings.HasPrefix(repo, Quarantine) {
+	if errors.Is(err, registry.ErrNotFound) && imgref.IsQuarantine(repo) {
 		// Deleted from quarantine/ after its promotion: the same digest
 		// in live/ is what clusters run, and is rescanned there.
-		repo = Live + strings.TrimPrefix(repo, Quarantine)
+		repo = imgref.Rebase(repo, imgref.Live)
 		desc, body, err = k.reg.Manifest(ctx, repo, a.Digest)
 	}
 	if errors.Is(err, registry.ErrNotFound) {
@@ -297,7 +298,7 @@ func (k *Keeper) autoPromote(ctx context.Context, a ScanArgs, v gate.Verdict) er
 		return nil
 	}
 	src := a.Repository + "@" + a.Digest
-	dst := Live + strings.TrimPrefix(a.Repository, Quarantine)
+	dst := imgref.Rebase(a.Repository, imgref.Live)
 	if a.Tag != "" {
 		if desc, _, err := k.reg.Manifest(ctx, a.Repository, a.Tag); err == nil && desc.Digest == digest.Digest(a.Digest) {
 			dst += ":" + a.Tag

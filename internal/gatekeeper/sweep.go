@@ -12,6 +12,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -89,7 +90,7 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		}
 		// A digest that became promotable without a scan (a new
 		// exception, a milder policy) is auto-promoted here.
-		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && strings.HasPrefix(im.Repository, Quarantine) {
+		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && imgref.IsQuarantine(im.Repository) {
 			if err := k.autoPromoteTags(ctx, im.Repository, im.Digest, v); err != nil {
 				errs = append(errs, err)
 			}
