@@ -145,7 +145,7 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 	if dstTag != "" {
 		tags = []string{dstTag}
 	}
-	res, err := k.reg.Copy(ctx, srcRepo, dstRepo, digest.Digest(d), tags...)
+	res, err := k.reg.Copy(ctx, srcRepo, dstRepo, digest.Digest(d), registry.CopyOptions{Tags: tags})
 	if err != nil {
 		entry.Outcome = audit.OutcomeError
 		k.metrics.Promotion(audit.OutcomeError)
