@@ -154,17 +154,51 @@ func New(o Options) (*Keeper, error) {
 }
 
 // ManifestPushed is the registry's manifest listener: a manifest stored in
-// quarantine/ gets a scan job (one per digest while one is waiting). It
-// implements registry.ManifestListener. Manifests with a subject
-// (referrers: reports, signatures, SBOMs) are not images and are skipped
-// by the job.
+// quarantine/ gets a scan job (one per digest while one is waiting) and a
+// pending verdict, at once, so that the digest is counted and shown as
+// pending until its scan ends. It implements registry.ManifestListener.
+// Not scanned: non-runnable artifacts (signatures, SBOMs, reports follow
+// their subject; see imgref.Manifest.NonRunnable), the gate's own writes
+// (IsGateWrite), and a digest whose scan failed for good (only an
+// explicit rescan runs it again).
 func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
-	if !imgref.IsQuarantine(repo) {
+	if IsGateWrite(ctx) || !imgref.IsQuarantine(repo) {
 		return nil
 	}
-	_, err := k.Enqueue(ctx, repo, tag, desc.Digest.String(), "arrival")
+	d := desc.Digest.String()
+	stored, body, err := k.reg.Manifest(ctx, repo, d)
+	if err != nil {
+		return err
+	}
+	if imgref.NonRunnableArtifact(stored.MediaType, body) {
+		return nil
+	}
+	if sc, err := k.store.Scan(ctx, d); err == nil && sc.Permanent {
+		k.log.Info("not scanned again: its scan failed for good; drydock rescan runs it again", "repository", repo, "digest", d, "error", sc.Error)
+		return nil
+	}
+	if _, err := k.Enqueue(ctx, repo, tag, d, "arrival"); err != nil {
+		return err
+	}
+	_, err = k.Reevaluate(ctx, repo, d)
 	return err
 }
+
+// gateWriteKey marks the context of the gate's own writes to the registry.
+type gateWriteKey struct{}
+
+// WithGateWrite returns ctx marked as that of a write the gate makes
+// itself to the in-process registry (a scan report, a promotion): the
+// registry's listeners get it back (IsGateWrite). Only in-process callers
+// can set it; no HTTP request carries it.
+func WithGateWrite(ctx context.Context) context.Context {
+	return context.WithValue(ctx, gateWriteKey{}, true)
+}
+
+// IsGateWrite reports whether ctx is that of a write the gate made itself
+// (a scan report attached to an image, a promotion): it is audited as the
+// gate's (ActorGate) and never scanned.
+func IsGateWrite(ctx context.Context) bool { v, _ := ctx.Value(gateWriteKey{}).(bool); return v }
 
 // Enqueue queues a scan of digest in repo; while one is queued or running
 // for the digest, its id is returned instead of a second job.
@@ -383,16 +417,39 @@ func (k *Keeper) decide(ctx context.Context, repo, digest string, sc *store.Scan
 		return gate.Evaluate(pol, nil, ex, in, now), pol.GraceWindow
 	}
 	var parts []gate.Verdict
-	for _, pr := range sc.Reports {
+	labels := reportLabels(sc.Reports)
+	for i, pr := range sc.Reports {
 		v := gate.Evaluate(pol, pr.Report, ex, in, now)
-		if len(sc.Reports) > 1 && pr.Platform != "" {
-			for i := range v.Reasons {
-				v.Reasons[i].Message = pr.Platform + ": " + v.Reasons[i].Message
+		if len(sc.Reports) > 1 {
+			for j := range v.Reasons {
+				v.Reasons[j].Message = labels[i] + ": " + v.Reasons[j].Message
 			}
 		}
 		parts = append(parts, v)
 	}
 	return combine(parts, now), pol.GraceWindow
+}
+
+// reportLabels names each report of an index's scan in reasons: by its
+// platform, and also by its digest when the platform does not tell it
+// apart (none given, given twice as with a nested index, unknown/unknown).
+func reportLabels(reports []store.PlatformReport) []string {
+	seen := map[string]int{}
+	for _, pr := range reports {
+		seen[pr.Platform]++
+	}
+	out := make([]string, len(reports))
+	for i, pr := range reports {
+		switch {
+		case pr.Platform == "":
+			out[i] = pr.Digest
+		case seen[pr.Platform] > 1 || strings.HasPrefix(pr.Platform, "unknown/"):
+			out[i] = pr.Platform + " " + pr.Digest
+		default:
+			out[i] = pr.Platform
+		}
+	}
+	return out
 }
 
 // severity orders verdict states for combining an index's platforms:
