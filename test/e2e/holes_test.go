@@ -356,6 +356,9 @@ func TestGateHoles(t *testing.T) {
 		}
 		for i, target := range []string{"live/app:1", "live/app2:1"} {
 			r := mustDrydock(t, nil, "promote", "quarantine/app:1", "--to", target, "--server", h.srv)
+			if !strings.Contains(r.Stdout, "referrer "+smuggled.Digest.String()+" of "+subject.Digest.String()+" left behind: ") {
+				t.Errorf("%s: promote does not say what it left behind:\n%s", target, r.Stdout)
+			}
 			repo, _, _ := strings.Cut(target, ":")
 			code, body := h.raw(t, "GET", "/v2/"+repo+"/referrers/"+subject.Digest.String(), nil)
 			if code != http.StatusOK || !strings.Contains(body, sbom.Digest.String()) || strings.Contains(body, smuggled.Digest.String()) {
