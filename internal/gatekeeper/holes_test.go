@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,7 +19,9 @@ import (
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
 )
 
@@ -268,6 +271,9 @@ func TestIndexVerdictCoversEverything(t *testing.T) {
 		if sc == nil || !sc.Permanent || !strings.Contains(sc.Error, gone.Digest.String()) || !strings.Contains(sc.Error, "missing") {
 			t.Errorf("stored scan %+v", sc)
 		}
+		if k, ok := refusal.KindOf(err); !ok || k != refusal.Corrupt {
+			t.Errorf("refusal kind of a missing child: %q, %v", k, ok)
+		}
 		if st := f.verdict(repo + ":gone"); st.Verdict.State != gate.StateFail || !strings.Contains(reasonsText(st.Verdict), gone.Digest.String()) {
 			t.Errorf("verdict %+v", st.Verdict)
 		}
@@ -465,7 +471,7 @@ func TestCutOff(t *testing.T) {
 		if got := errors.As(err, &c); got != tt.want {
 			t.Errorf("cutOff(%+v) = %v, want cut off %v", tt.info, err, tt.want)
 		}
-		if err != nil && (!permanent(err) || !strings.Contains(err.Error(), "drydock rescan")) {
+		if err != nil && (!refusal.IsPermanent(err) || !strings.Contains(err.Error(), "drydock rescan")) {
 			t.Errorf("cutOff(%+v) = %v: not permanent or without the way out", tt.info, err)
 		}
 	}
@@ -483,14 +489,15 @@ func TestPermanentClassification(t *testing.T) {
 		{u, true},
 		{fmt.Errorf("image x of index y: %w", u), true},
 		{&CutOffError{Attempts: 2}, true},
+		{fmt.Errorf("scanning: %w", refusal.New(refusal.OverLimit, "over the package limit: %d installed packages, limit %d", 160000, 20000)), true},
 		{fmt.Errorf("scan: %w", permanentish{true}), true},
 		{permanentish{false}, false},
 		{errors.New("connection reset"), false},
 		{fmt.Errorf("%w at db: run update", errNoDB), false},
 		{registry.ErrNotFound, false},
 	} {
-		if got := permanent(tt.err); got != tt.want {
-			t.Errorf("permanent(%v) = %v, want %v", tt.err, got, tt.want)
+		if got := refusal.IsPermanent(tt.err); got != tt.want {
+			t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }
@@ -501,3 +508,27 @@ type permanentish struct{ p bool }
 
 func (e permanentish) Error() string   { return fmt.Sprintf("permanent=%v", e.p) }
 func (e permanentish) Permanent() bool { return e.p }
+
+// TestScanOptionsApply: Options.ScanOptions reach the scanner of every
+// scan (the seam gate.limits uses): here a maximum database age the test
+// database is past, which the stored report shows.
+func TestScanOptionsApply(t *testing.T) {
+	for _, tt := range []struct {
+		opts      []scan.Option
+		wantStale bool
+	}{{nil, false}, {[]scan.Option{scan.WithMaxDBAge(time.Hour)}, true}} {
+		f := newFixture(t, fixtureOptions{scanOpts: tt.opts})
+		f.installDB(dbBuilt)
+		img := f.pushOS("quarantine/app", "1", debianRelease, "app")
+		if err := f.scanNow("quarantine/app", img); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := f.store.Scan(t.Context(), img.Digest.String())
+		if err != nil || len(sc.Reports) != 1 {
+			t.Fatalf("scan %+v, %v", sc, err)
+		}
+		if got := sc.Reports[0].Report.DB.Stale; got != tt.wantStale {
+			t.Errorf("with %d scan options: report DB stale %v, want %v", len(tt.opts), got, tt.wantStale)
+		}
+	}
+}

@@ -74,6 +74,9 @@ type Options struct {
 	// InventoryCache keeps each image's inventory by manifest digest, so a
 	// rescan reads no layer; nil disables it.
 	InventoryCache scan.InventoryCache
+	// ScanOptions are added to the scanner's options for every scan (the
+	// cost limits of gate.limits, for one).
+	ScanOptions []scan.Option
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
@@ -96,6 +99,7 @@ type Keeper struct {
 	exceptions *ExceptionSource
 	dbPath     string
 	cache      scan.InventoryCache
+	scanOpts   []scan.Option
 	now        func() time.Time
 	log        *slog.Logger
 	stuckAfter time.Duration
@@ -127,7 +131,7 @@ func New(o Options) (*Keeper, error) {
 	}
 	k := &Keeper{
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
-		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache,
+		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
 		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
 	}

@@ -109,6 +109,8 @@ type fixtureOptions struct {
 	// listen wires the keeper as the registry's manifest listener, as the
 	// server does, and records every notification in fixture.pushes.
 	listen bool
+	// scanOpts are the keeper's Options.ScanOptions.
+	scanOpts []scan.Option
 }
 
 // pushed is one manifest notification of the registry.
@@ -174,8 +176,9 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	f.k, err = New(Options{
 		Registry: reg, Store: st, Queue: q, Audit: al, Events: f.events,
 		Policy: ps, Exceptions: ex,
-		DBPath: f.dbPath,
-		Now:    f.clock.Now,
+		DBPath:      f.dbPath,
+		Now:         f.clock.Now,
+		ScanOptions: o.scanOpts,
 	})
 	if err != nil {
 		t.Fatal(err)

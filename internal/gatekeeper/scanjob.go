@@ -21,6 +21,7 @@ import (
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -55,15 +56,6 @@ var errNoDB = errors.New("no vulnerability database")
 // server dying (killed, out of memory) before the digest fails for good:
 // an image that kills the scanner must not be run again at every start.
 const maxCutOff = 2
-
-// permanent reports whether err says that scanning the same digest again
-// cannot help: the image is unsupported, hostile, corrupt or over a
-// limit. Errors say so by implementing Permanent() bool (the scanner's
-// validation and limit errors, imgref's content errors, UnjudgedError).
-func permanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
 
 // CutOffError is a scan whose earlier attempts all ended with the server
 // dying: it is not tried again.
@@ -120,7 +112,7 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	}
 	if err != nil {
 		last := info.MaxAttempts > 0 && info.Attempt >= info.MaxAttempts
-		perm := permanent(err)
+		perm := refusal.IsPermanent(err)
 		if !errors.Is(err, errNoDB) && !perm && !last {
 			log.Warn("scan failed, will retry", "err", err)
 			return err
@@ -171,13 +163,17 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 // UnjudgedError is a manifest the gate cannot judge: reachable from the
 // scanned digest (an index's child, at any depth), it is neither an
 // image the gate scans nor a non-runnable artifact, or it is missing. It
-// fails the digest, naming the manifest; it is permanent.
+// fails the digest, naming the manifest; it is permanent, and a refusal
+// of Kind (refusal.KindOf).
 type UnjudgedError struct {
 	Root     digest.Digest // the scanned digest
 	Manifest digest.Digest // the manifest that cannot be judged
 	Parent   digest.Digest // the index that lists it
 	Platform string
 	Why      string
+	// Kind is refusal.Unsupported, or refusal.Corrupt for a child the
+	// index lists that is not there.
+	Kind refusal.Kind
 }
 
 func (e *UnjudgedError) Error() string {
@@ -194,6 +190,11 @@ func (e *UnjudgedError) Error() string {
 
 // Permanent reports that scanning again cannot help.
 func (e *UnjudgedError) Permanent() bool { return true }
+
+// Unwrap returns the refusal, so that refusal.KindOf names its kind.
+func (e *UnjudgedError) Unwrap() error {
+	return &refusal.Error{Kind: cmp.Or(e.Kind, refusal.Unsupported), Reason: e.Error(), Digest: e.Manifest.String()}
+}
 
 // scanManifest judges a manifest and everything reachable from it: it
 // scans the image, or every image reachable from an index (nested
@@ -213,6 +214,7 @@ func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Des
 	if k.cache != nil {
 		opts = append(opts, scan.WithInventoryCache(k.cache))
 	}
+	opts = append(opts, k.scanOpts...)
 	scanner, err := scan.New(db, opts...)
 	if err != nil {
 		return nil, err
@@ -221,7 +223,7 @@ func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Des
 	fetch := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
 		_, body, err := k.reg.Manifest(ctx, repo, d.Digest.String())
 		if errors.Is(err, registry.ErrNotFound) {
-			return nil, &UnjudgedError{Root: root, Manifest: d.Digest, Why: "is missing from " + repo}
+			return nil, &UnjudgedError{Root: root, Manifest: d.Digest, Why: "is missing from " + repo, Kind: refusal.Corrupt}
 		}
 		return body, err
 	}
