@@ -15,8 +15,11 @@ STATICCHECK_VERSION := v0.8.2
 # Debian packages the tests use: debootstrap and mmdebstrap build the test
 # images, skopeo/podman/runc are the standard clients the tests compare with,
 # rpm/rpmbuild make real rpm databases for the inventory tests,
-# distro-info-data tells the patcher which releases have reached end-of-life.
-TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
+# distro-info-data tells the patcher which releases have reached end-of-life;
+# bzip2 makes .deb members Go cannot compress, openssl is the subject-hash
+# oracle, debian-archive-keyring verifies the distroless images' indexes.
+TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
+	bzip2 openssl debian-archive-keyring
 
 .PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache
 

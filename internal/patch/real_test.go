@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -32,10 +34,7 @@ func hostReleases(t testing.TB) []vulndb.Release {
 	t.Helper()
 	f, err := os.Open("/usr/share/distro-info/debian.csv")
 	if err != nil {
-		if testimage.InCI() {
-			t.Fatalf("distro-info-data: %v", err)
-		}
-		t.Skipf("skipping: no distro-info-data on this host: %v", err)
+		testenv.Missing(t, "no distro-info-data on this host: %v", err)
 	}
 	defer f.Close()
 	rels, err := osinfo.ParseDistroInfo(f, "debian")
@@ -55,10 +54,7 @@ func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 		err = testimage.MirrorReachable(t.Context(), m, suite)
 	}
 	if err != nil {
-		if testimage.InCI() {
-			t.Fatalf("mirror: %v", err)
-		}
-		t.Skipf("skipping: no Debian mirror: %v", err)
+		testenv.Missing(t, "no Debian mirror: %v", err)
 	}
 	return m
 }
@@ -66,10 +62,7 @@ func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 func requireSandbox(t testing.TB) {
 	t.Helper()
 	if err := sandbox.Available("amd64"); err != nil {
-		if testimage.InCI() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 }
 
@@ -265,12 +258,7 @@ func runInPodman(t *testing.T, img v1.Image, name, script string) string {
 func runArgvInPodman(t *testing.T, img v1.Image, name string, argv ...string) string {
 	t.Helper()
 	for _, tool := range []string{"podman", "skopeo", "/usr/sbin/runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if testimage.InCI() {
-				t.Fatalf("%s: %v", tool, err)
-			}
-			t.Skipf("skipping: %s not installed", tool)
-		}
+		testenv.RequireTool(t, tool, path.Base(tool))
 	}
 	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
@@ -412,7 +400,7 @@ func TestPatchBullseyeEndOfLife(t *testing.T) {
 func TestPatchDistroless(t *testing.T) {
 	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
 	if _, err := os.Stat(apt.DebianArchiveKeyring); err != nil {
-		t.Skipf("skipping: no host archive keyring: %v", err)
+		testenv.Missing(t, "no host archive keyring (apt-get install debian-archive-keyring): %v", err)
 	}
 	ti := testimage.Require(t, testimage.DistrolessBookworm)
 	base, err := ti.Open()
@@ -530,7 +518,7 @@ func TestPatchMultiArchIndex(t *testing.T) {
 func TestPatchMultiArchDistroless(t *testing.T) {
 	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
 	if _, err := os.Stat(apt.DebianArchiveKeyring); err != nil {
-		t.Skipf("skipping: no host archive keyring: %v", err)
+		testenv.Missing(t, "no host archive keyring (apt-get install debian-archive-keyring): %v", err)
 	}
 	x := testimage.RequireIndex(t, testimage.MultiArchDistroless, testimage.MultiArchDistrolessSpecs)
 	idx, err := x.Open()

@@ -12,6 +12,7 @@ import (
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -26,10 +27,7 @@ func requireMirror(t *testing.T, suite string) testimage.MirrorInfo {
 		err = testimage.MirrorReachable(ctx, m, suite)
 	}
 	if err != nil {
-		if testimage.InCI() {
-			t.Fatalf("Debian mirror unreachable: %v", err)
-		}
-		t.Skipf("skipping: Debian mirror unreachable: %v", err)
+		testenv.Missing(t, "Debian mirror unreachable: %v", err)
 	}
 	return m
 }
@@ -207,10 +205,7 @@ func TestRealBookwormNginx(t *testing.T) {
 func TestRealDistroless(t *testing.T) {
 	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
 	if _, err := os.Stat(DebianArchiveKeyring); err != nil {
-		if testimage.InCI() {
-			t.Fatalf("host keyring: %v", err)
-		}
-		t.Skipf("skipping: no host archive keyring: %v", err)
+		testenv.Missing(t, "no host archive keyring (apt-get install debian-archive-keyring): %v", err)
 	}
 	ri := openReal(t, testimage.DistrolessBookworm)
 	ctx, arch := t.Context(), ri.ti.Spec.Arch
