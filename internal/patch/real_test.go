@@ -359,6 +359,12 @@ func TestPatchBookwormNginx(t *testing.T) {
 // handles natively: no sandbox, nothing of the image executed.
 func TestPatchWithoutScripts(t *testing.T) {
 	_, base := openBase(t, testimage.BookwormNginx)
+	// Recorded one version older, so that the mirror offers an update of
+	// each whatever its bookworm suites hold today.
+	base, err := testimage.Downgraded(base, "libssl3", "liblzma5", "libpcre2-8-0", "perl-base")
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := baseOptions(t)
 	o.Mode = FromReport
 	o.Wanted = map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": "", "zzz-not-installed": "1.0"}
@@ -411,7 +417,14 @@ func TestPatchDistroless(t *testing.T) {
 	o.Apt = append(o.Apt, apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring))
 	res := patchOf(t, base, o)
 	if len(res.Plan.Changes) == 0 {
-		t.Skip("nothing to patch in the distroless image today")
+		// Nothing to patch today: patch a constructed scenario.
+		t.Logf("nothing to patch in the distroless image today (%s): tzdata recorded one version older", res.Plan.Reason)
+		if base, err = testimage.Downgraded(base, "tzdata"); err != nil {
+			t.Fatal(err)
+		}
+		if res = patchOf(t, base, o); len(res.Plan.Changes) == 0 {
+			t.Fatalf("nothing to patch in the constructed scenario: %s", res.Plan.Reason)
+		}
 	}
 	for _, a := range res.Scripts {
 		if a.Action != "skipped-distroless" {
@@ -448,10 +461,12 @@ func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
 	}
 }
 
-// TestPatchTrixieNginx patches trixie + nginx-light + curl. When the
-// mirror's trixie main suite is current there is nothing to patch, which
-// is success without an image; otherwise the same checks as bookworm's.
-// Either way the plan must match testimage's own reading of the mirror.
+// TestPatchTrixieNginx patches trixie + nginx-light + curl. The plan must
+// match testimage's own reading of the mirror. When the mirror's trixie
+// main suite is current there is nothing to patch, which must be success
+// without an image; the patch is then run on a constructed scenario (the
+// image's dpkg database records curl one version older), so that the test
+// always patches and runs a trixie image, whatever the mirror offers today.
 func TestPatchTrixieNginx(t *testing.T) {
 	ti, base := openBase(t, testimage.Trixie)
 	left, err := ti.PendingUpdatesIn(t.Context(), base)
@@ -472,12 +487,20 @@ func TestPatchTrixieNginx(t *testing.T) {
 		if res.Image != nil || res.Plan.Reason == "" {
 			t.Errorf("nothing to patch gave image %v, reason %q", res.Image != nil, res.Plan.Reason)
 		}
-		t.Logf("trixie is current: %s", res.Plan.Reason)
-		return
+		t.Logf("trixie is current (%s): patching a constructed scenario, curl recorded one version older", res.Plan.Reason)
+		if base, err = testimage.Downgraded(base, "curl"); err != nil {
+			t.Fatal(err)
+		}
+		if left, err = ti.PendingUpdatesIn(t.Context(), base); err != nil || len(left) == 0 {
+			t.Fatalf("the constructed scenario has %d pending updates (%v), want curl", len(left), err)
+		}
 	}
 	requireSandbox(t)
 	o.Sandbox = true
 	res = patchOf(t, base, o)
+	if len(res.Plan.Changes) < len(left) {
+		t.Errorf("%d changes planned, testimage sees %d pending updates", len(res.Plan.Changes), len(left))
+	}
 	checkPatchedAndRun(t, ti, base, res, "trixie-nginx",
 		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\n", "curl 200")
 }
@@ -533,7 +556,19 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Index == nil {
-		t.Skip("nothing to patch in bookworm's main suite today")
+		// Nothing to patch today: patch a constructed scenario.
+		t.Log("nothing to patch in bookworm's main suite today: tzdata recorded one version older on both platforms")
+		if idx, err = testimage.DowngradedIndex(idx, "tzdata"); err != nil {
+			t.Fatal(err)
+		}
+		res, cleanup, err = Index(t.Context(), idx, nil, false, o)
+		defer cleanup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Index == nil {
+			t.Fatal("nothing to patch in the constructed scenario")
+		}
 	}
 	if err := validate.Index(res.Index); err != nil {
 		t.Fatal(err)

@@ -162,8 +162,8 @@ func TestKillDuringPushLeavesConsistentRegistry(t *testing.T) {
 		s := startServe(t, data)
 		ctx, cancel := context.WithCancel(context.Background())
 		var (
-			wg    sync.WaitGroup
-			mu    sync.Mutex
+			wg     sync.WaitGroup
+			mu     sync.Mutex
 			pushed []string // this round's acknowledged tags
 		)
 		for w := range 4 {
