@@ -18,7 +18,9 @@
 # passed to gremlins. -trimpath makes the working copy's builds hit the
 # build cache of the checkout's.
 set -euo pipefail
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
+# MUTATE_GOFLAGS adds flags to every build and test run, e.g. -short to
+# leave out a package's network tests (internal/patch/apt).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath${MUTATE_GOFLAGS:+ $MUTATE_GOFLAGS}"
 gremlins=$1
 shift
 specs=("$@")
@@ -43,10 +45,14 @@ for spec in "${specs[@]}"; do
 	excl=()
 	if [ "$spec" != "$dir" ]; then
 		keep=",${spec#*:},"
+		# gremlins matches these against paths relative to the package.
 		for f in "$dir"/*.go; do
 			b=$(basename "$f")
 			case $b in *_test.go) continue ;; esac
-			case $keep in *",$b,"*) ;; *) excl+=(-E "^$dir/$b\$") ;; esac
+			case $keep in *",$b,"*) ;; *) excl+=(-E "(^|/)${b//./\\.}\$") ;; esac
+		done
+		for d in "$dir"/*/; do
+			[ -d "$d" ] && excl+=(-E "(^|/)$(basename "$d")/")
 		done
 	fi
 	name=$(echo "$spec" | tr '/:,' '___')
