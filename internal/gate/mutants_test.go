@@ -3,6 +3,7 @@ package gate
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // Tests written for mutants that survived `make mutate` (see
@@ -43,5 +44,22 @@ func TestProblemString(t *testing.T) {
 		if got := tc.p.String(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestMaxScanAgeBoundary: a scan exactly maxScanAge old is still fresh;
+// a nanosecond older fails. (gremlins counts switch-case lines as not
+// covered; this mutant was planted by hand.)
+func TestMaxScanAgeBoundary(t *testing.T) {
+	p := policy(t, "maxSeverity: CRITICAL\nmaxScanAge: 24h\n")
+	rep := bookworm()
+	rep.Findings = nil
+	at := rep.ScannedAt.Add(p.MaxScanAge)
+	if v := Evaluate(p, rep, nil, in, at); v.State != StatePass {
+		t.Errorf("scan exactly maxScanAge old: %s %+v, want pass", v.State, v.Reasons)
+	}
+	v := Evaluate(p, rep, nil, in, at.Add(time.Nanosecond))
+	if v.State != StateFail || len(v.Reasons) != 1 || v.Reasons[0].Rule != RuleMaxScanAge {
+		t.Errorf("scan a nanosecond older than maxScanAge: %s %+v, want fail on %s", v.State, v.Reasons, RuleMaxScanAge)
 	}
 }
