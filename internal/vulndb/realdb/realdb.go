@@ -48,8 +48,10 @@ var built struct {
 
 // tmpPrefix names the temporary directories of Path; the process id
 // follows it, so that a directory left by a test binary that died before
-// its TestMain could call Remove is known to be stale.
-const tmpPrefix = "drydock-realdb-"
+// its TestMain could call Remove is known to be stale. ("pid" keeps the
+// random-suffixed directories of older versions, in use or not, from
+// being taken for one.)
+const tmpPrefix = "drydock-realdb-pid"
 
 // Path returns the path of a database built once per test binary, with the
 // clock at DataDate. It skips t without data (fails under CI=true).

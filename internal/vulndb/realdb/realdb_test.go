@@ -22,6 +22,8 @@ func TestReapStale(t *testing.T) {
 		fmt.Sprintf("%s%d-789", tmpPrefix, os.Getppid()):     false,
 		tmpPrefix + "x-1": false,
 		"other-1":         false,
+		// The old naming, a random number where the pid is now.
+		fmt.Sprintf("drydock-realdb-%d", dead.Process.Pid): false,
 	}
 	for n := range names {
 		if err := os.Mkdir(filepath.Join(tmp, n), 0o755); err != nil {
