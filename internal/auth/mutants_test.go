@@ -38,3 +38,35 @@ func TestBearerLengthBoundary(t *testing.T) {
 		t.Errorf("%d bytes: %v, want 'more than'", maxBearerLen+1, err)
 	}
 }
+
+// TestLastUsedWrittenAtTheInterval: last_used_at is written again exactly
+// lastUsedInterval after the previous write, not only after more.
+func TestLastUsedWrittenAtTheInterval(t *testing.T) {
+	ctx := t.Context()
+	clock := newFakeClock()
+	s := newTestStore(t, clock)
+	secret, _, err := s.CreateToken(ctx, TokenSpec{Name: "ci", Grants: mustGrants(t, "pull:live")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastUsed := func() time.Time {
+		toks, err := s.Tokens(ctx)
+		if err != nil || len(toks) != 1 {
+			t.Fatalf("tokens %v, %v", toks, err)
+		}
+		return toks[0].LastUsedAt
+	}
+	if _, err := s.AuthenticateToken(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); !got.Equal(clock.Now()) {
+		t.Fatalf("first use: last_used_at %v, want %v", got, clock.Now())
+	}
+	clock.Advance(lastUsedInterval)
+	if _, err := s.AuthenticateToken(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); !got.Equal(clock.Now()) {
+		t.Errorf("use exactly %s later: last_used_at %v, want %v", lastUsedInterval, got, clock.Now())
+	}
+}
