@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/patch/apt/apttest"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -115,11 +116,21 @@ func TestRealBookwormNginx(t *testing.T) {
 	}
 	got := repo.Candidates(ri.Installed)
 	checkAgainstTestimage(t, ri, got)
-	if len(got) == 0 {
-		return
-	}
 
-	// Download the smallest candidate and check it landed verified.
+	// Download the smallest candidate and check it landed verified. When
+	// the mirror offers no update today, the download is of an installed
+	// version (the image is built from the mirror's main suite).
+	if len(got) == 0 {
+		t.Log("no candidates today: downloading installed versions instead")
+		for _, ip := range ri.Installed {
+			if p, ok := repo.Lookup(ip.Name, ip.Version); ok {
+				got = append(got, Update{Name: ip.Name, Arch: ip.Arch, Installed: ip.Version, Candidate: *p})
+			}
+		}
+		if len(got) == 0 {
+			t.Fatal("the mirror has none of the image's installed versions")
+		}
+	}
 	small := got[0]
 	for _, u := range got {
 		if u.Candidate.Size < small.Candidate.Size {
@@ -157,10 +168,7 @@ func TestRealBookwormNginx(t *testing.T) {
 func TestRealDistroless(t *testing.T) {
 	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
 	if _, err := os.Stat(DebianArchiveKeyring); err != nil {
-		if testimage.InCI() {
-			t.Fatalf("host keyring: %v", err)
-		}
-		t.Skipf("skipping: no host archive keyring: %v", err)
+		testenv.Missing(t, "no host archive keyring (apt-get install debian-archive-keyring): %v", err)
 	}
 	ri := openReal(t, testimage.DistrolessBookworm)
 	ctx, arch := t.Context(), ri.Test.Spec.Arch
