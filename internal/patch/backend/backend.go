@@ -219,6 +219,10 @@ type Tree interface {
 // StagePath is where Tree.Stage puts name inside the sandbox.
 func StagePath(name string) string { return "/run/drydock/" + name }
 
+// ErrSandboxUnavailable is wrapped by a Sandbox's errors that say it
+// cannot run here (and what to configure).
+var ErrSandboxUnavailable = errors.New("no sandbox available")
+
 // ErrScripts is wrapped by *ScriptError.
 var ErrScripts = errors.New("unhandled maintainer scripts")
 

@@ -18,6 +18,7 @@ import (
 	"archive/tar"
 	"cmp"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -90,7 +90,20 @@ type Changeset struct {
 	end     int64    // the spool's size
 	entries map[string]*Entry
 	n       int
+	buf     []byte // copy buffer, reused (Changeset is not for concurrent use)
 }
+
+// buffer returns the changeset's copy buffer.
+func (c *Changeset) buffer() []byte {
+	if c.buf == nil {
+		c.buf = make([]byte, 256<<10)
+	}
+	return c.buf
+}
+
+// writerOnly hides a writer's ReadFrom, so io.CopyBuffer uses the buffer
+// given (tar.Writer's ReadFrom allocates one per call).
+type writerOnly struct{ io.Writer }
 
 // New returns an empty changeset spooling file contents under dir, which
 // must exist; Close removes what it spooled.
@@ -146,7 +159,7 @@ func (c *Changeset) AddFile(p string, mode fs.FileMode, uid, gid int, mtime time
 	h := sha256.New()
 	off := c.end
 	w := &offsetWriter{f: c.spool, off: off}
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, size+1))
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, size+1), c.buffer())
 	c.end = w.off
 	if err == nil && n != size {
 		err = fmt.Errorf("content is %d bytes, header says %d", n, size)
@@ -313,7 +326,7 @@ func (c *Changeset) writeEntry(tw *tar.Writer, e *Entry) error {
 	if e.Kind != File {
 		return nil
 	}
-	n, err := io.Copy(tw, io.NewSectionReader(c.spool, e.off, e.Size))
+	n, err := io.CopyBuffer(writerOnly{tw}, io.NewSectionReader(c.spool, e.off, e.Size), c.buffer())
 	if err == nil && n != e.Size {
 		err = errors.New("spooled content changed size")
 	}
@@ -336,10 +349,11 @@ func (c *Changeset) Rename(from, to string) error {
 }
 
 // Layer returns the changeset as an OCI layer (gzip-compressed tar). The
-// layer is written and compressed once, into the spool directory, so
-// computing its digest, diff ID and size and then uploading it does not
-// recompress it; the changeset must stay open while the layer is used,
-// and later changes to the changeset are not in it.
+// layer is written and compressed once, into the spool directory, its
+// digest and diff ID computed on the way, so computing them, its size and
+// then uploading it reads it only to upload it; the changeset must stay
+// open while the layer is used, and later changes to the changeset are
+// not in it.
 func (c *Changeset) Layer() (v1.Layer, error) {
 	c.n++
 	name := filepath.Join(c.dir, "layer-"+strconv.Itoa(c.n)+".tar.gz")
@@ -347,8 +361,10 @@ func (c *Changeset) Layer() (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	zw := gzip.NewWriter(f)
-	err = c.Write(zw)
+	compressed, uncompressed := sha256.New(), sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, compressed)}
+	zw := gzip.NewWriter(cw)
+	err = c.Write(io.MultiWriter(zw, uncompressed))
 	if cerr := zw.Close(); err == nil {
 		err = cerr
 	}
@@ -359,5 +375,53 @@ func (c *Changeset) Layer() (v1.Layer, error) {
 		os.Remove(name)
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	return tarball.LayerFromFile(name, tarball.WithMediaType(types.OCILayer))
+	return &spooledLayer{path: name, size: cw.n,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressed.Sum(nil))},
+		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uncompressed.Sum(nil))}}, nil
 }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// spooledLayer is the layer Layer wrote: a gzip file whose hashes and
+// size are known.
+type spooledLayer struct {
+	path           string
+	size           int64
+	digest, diffID v1.Hash
+}
+
+var _ v1.Layer = (*spooledLayer)(nil)
+
+func (l *spooledLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *spooledLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *spooledLayer) Size() (int64, error)                { return l.size, nil }
+func (l *spooledLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *spooledLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *spooledLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }

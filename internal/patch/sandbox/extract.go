@@ -33,13 +33,14 @@ type extractor struct {
 	written int64
 	entries int
 	sums    map[string]string // path -> sha256 of the regular files written
+	buf     []byte
 }
 
 func newExtractor(root string, max int64) *extractor {
 	if max <= 0 {
 		max = defaultMaxTree
 	}
-	return &extractor{root: root, max: max, sums: map[string]string{}}
+	return &extractor{root: root, max: max, sums: map[string]string{}, buf: make([]byte, 256<<10)}
 }
 
 // within returns the host path of the image path name: every parent must
@@ -129,7 +130,7 @@ func (x *extractor) entry(h *tar.Header, tr *tar.Reader) error {
 			return err
 		}
 		hash := sha256.New()
-		_, err = io.Copy(io.MultiWriter(f, hash), tr)
+		_, err = io.CopyBuffer(io.MultiWriter(f, hash), struct{ io.Reader }{tr}, x.buf)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -189,8 +190,13 @@ func specialBits(m int64) fs.FileMode {
 	return out
 }
 
-// statEntry describes a path of a tree (not following symlinks).
-func statEntry(p string, fi fs.FileInfo) (snapEntry, error) {
+// statEntry describes a path of a tree (not following symlinks),
+// whether it is an opaque directory of overlayfs included.
+func statEntry(p string, fi fs.FileInfo) (snapEntry, error) { return describe(p, fi, true) }
+
+// describe is statEntry; opaque says whether to read the directory's
+// opaque attribute (meaningless outside a writable layer).
+func describe(p string, fi fs.FileInfo, opaque bool) (snapEntry, error) {
 	e := snapEntry{Mode: fi.Mode(), Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		e.UID, e.GID, e.Ino = int(st.Uid), int(st.Gid), st.Ino
@@ -207,8 +213,10 @@ func statEntry(p string, fi fs.FileInfo) (snapEntry, error) {
 		e.Target = t
 	case fi.IsDir():
 		e.Size = 0
-		if v, err := xattr(p, "user.overlay.opaque"); err == nil && v == "y" {
-			e.Opaque = true
+		if opaque {
+			if v, err := xattr(p, "user.overlay.opaque"); err == nil && v == "y" {
+				e.Opaque = true
+			}
 		}
 	}
 	if !fi.Mode().IsRegular() {

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,13 +23,15 @@ import (
 // returns at once. Call it first in main (and in TestMain of packages
 // whose tests run the sandbox).
 func Init() {
-	if len(os.Args) < 2 || os.Args[0] != initArg0 {
+	stage := os.Getenv(stageEnv)
+	if stage == "" || !(os.Args[0] == initArg0 || (len(os.Args) > 1 && os.Args[1] == initArg0)) {
 		return
 	}
-	switch os.Args[1] {
+	switch stage {
 	case stage1:
 		os.Exit(runStage1())
 	case stage2:
+		os.Unsetenv(stageEnv)
 		os.Exit(runStage2())
 	}
 	os.Exit(2)
@@ -58,7 +62,8 @@ func runStage1() int {
 	if json.Unmarshal(line, &m) != nil || !m.Mapped {
 		return 3
 	}
-	err := unix.Exec(fmt.Sprintf("/proc/self/fd/%d", fdExe), []string{initArg0, stage2}, os.Environ())
+	os.Setenv(stageEnv, stage2)
+	err := unix.Exec(fmt.Sprintf("/proc/self/fd/%d", fdExe), []string{initArg0}, os.Environ())
 	fmt.Fprintf(os.Stderr, "re-executing in the user namespace: %v\n", err)
 	return 4
 }
@@ -113,8 +118,6 @@ func runStage2() int {
 		return c.fail(fmt.Errorf("bad configuration: %w", err))
 	}
 	switch cfg.Op {
-	case opProbe:
-		return c.probe(cfg)
 	case opExtract:
 		return c.extract(cfg)
 	case opSession:
@@ -142,44 +145,46 @@ func overlayOptions(lower, upper, work string) string {
 	return "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",userxattr"
 }
 
-// probe checks that mounts work and whether overlayfs does.
-func (c *child) probe(cfg config) int {
-	if err := private(); err != nil {
-		return c.fail(err)
-	}
+// overlayWorks tries overlayfs in dir (empty, removed after): a mount, a
+// whiteout and an opaque directory (user extended attributes on the
+// writable layer's filesystem). It returns why it does not work, "" when
+// it does.
+func overlayWorks(dir string) string {
+	defer os.RemoveAll(dir)
 	dirs := map[string]string{}
 	for _, d := range []string{"lower", "upper", "work", "root"} {
-		dirs[d] = filepath.Join(cfg.Dir, d)
-		if err := os.Mkdir(dirs[d], 0o755); err != nil {
-			return c.fail(err)
+		dirs[d] = filepath.Join(dir, d)
+		if err := os.MkdirAll(dirs[d], 0o755); err != nil {
+			return err.Error()
 		}
 	}
 	for _, f := range []string{"a", "d/f"} {
 		p := filepath.Join(dirs["lower"], f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return c.fail(err)
+			return err.Error()
 		}
 		if err := os.WriteFile(p, []byte("a"), 0o644); err != nil {
-			return c.fail(err)
+			return err.Error()
 		}
 	}
-	ok := unix.Mount("overlay", dirs["root"], "overlay", 0, overlayOptions(dirs["lower"], dirs["upper"], dirs["work"])) == nil
-	if ok {
-		// A whiteout and an opaque directory must work too (user
-		// extended attributes on the upper directory's filesystem).
-		d := filepath.Join(dirs["root"], "d")
-		if os.Remove(filepath.Join(dirs["root"], "a")) != nil || os.RemoveAll(d) != nil || os.Mkdir(d, 0o755) != nil {
-			ok = false
-		}
-		if v, err := xattr(filepath.Join(dirs["upper"], "d"), "user.overlay.opaque"); err != nil || v != "y" {
-			ok = false
-		}
-		unix.Unmount(dirs["root"], unix.MNT_DETACH)
+	if err := unix.Mount("overlay", dirs["root"], "overlay", 0, overlayOptions(dirs["lower"], dirs["upper"], dirs["work"])); err != nil {
+		return "mount: " + err.Error()
 	}
-	if err := os.RemoveAll(cfg.Dir); err != nil {
-		return c.fail(err)
+	defer unix.Unmount(dirs["root"], unix.MNT_DETACH)
+	d := filepath.Join(dirs["root"], "d")
+	if err := os.Remove(filepath.Join(dirs["root"], "a")); err != nil {
+		return "whiteout: " + err.Error()
 	}
-	return sendOr(c, reply{Overlay: ok})
+	if err := os.RemoveAll(d); err != nil {
+		return "opaque directory: " + err.Error()
+	}
+	if err := os.Mkdir(d, 0o755); err != nil {
+		return "opaque directory: " + err.Error()
+	}
+	if v, err := xattr(filepath.Join(dirs["upper"], "d"), "user.overlay.opaque"); err != nil || v != "y" {
+		return fmt.Sprintf("opaque directory not marked (%q, %v)", v, err)
+	}
+	return ""
 }
 
 func sendOr(c *child, r reply) int {
@@ -229,7 +234,7 @@ func removeTree(d string) error {
 func writeManifest(dir, file string, sums map[string]string) error {
 	m := map[string]snapEntry{}
 	err := walkTree(dir, nil, func(name, p string, fi fs.FileInfo) error {
-		e, err := statEntry(p, fi)
+		e, err := describe(p, fi, false)
 		if err != nil {
 			return err
 		}
@@ -241,11 +246,11 @@ func writeManifest(dir, file string, sums map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("recording the tree: %w", err)
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(m); err != nil {
 		return err
 	}
-	return os.WriteFile(file, b, 0o644)
+	return os.WriteFile(file, buf.Bytes(), 0o644)
 }
 
 // corruptError is a cached tree that does not match its manifest.
@@ -260,7 +265,7 @@ func readManifest(file string) (map[string]snapEntry, error) {
 		return nil, &corruptError{"manifest: " + err.Error()}
 	}
 	var m map[string]snapEntry
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&m); err != nil {
 		return nil, &corruptError{"manifest: " + err.Error()}
 	}
 	return m, nil
@@ -275,7 +280,7 @@ func verifyTree(dir string, m map[string]snapEntry) error {
 		if !ok {
 			return &corruptError{fmt.Sprintf("%s is not in the manifest", name)}
 		}
-		got, err := statEntry(p, fi)
+		got, err := describe(p, fi, false)
 		if err != nil {
 			return err
 		}

@@ -1,14 +1,14 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
+
+	"github.com/drydock-project/drydock/internal/patch/backend"
 )
 
 // Operations of a sandbox process.
 const (
-	opProbe   = "probe"   // check the namespaces work, and whether overlayfs mounts
 	opExtract = "extract" // extract the tar on fdData into Dir (an image tree)
 	opSession = "session" // set up the image's root, then run commands
 	opDiff    = "diff"    // write what commands changed, as a tar on fdData
@@ -18,7 +18,8 @@ const (
 // config is the first message a sandbox process reads.
 type config struct {
 	Op string `json:"op"`
-	// Dir is where to extract (extract) or probe (probe).
+	// Dir is where to extract (extract), or where to try overlayfs first
+	// (session).
 	Dir string `json:"dir,omitempty"`
 	// Dirs are removed by remove.
 	Dirs []string `json:"dirs,omitempty"`
@@ -52,8 +53,9 @@ type request struct {
 type reply struct {
 	Error       string `json:"error,omitempty"`
 	Unavailable bool   `json:"unavailable,omitempty"`
-	// Overlay reports (probe) that overlayfs mounts in the namespace.
-	Overlay bool `json:"overlay,omitempty"`
+	// NoOverlay reports (session) that overlayfs does not work here: the
+	// session must copy the tree instead.
+	NoOverlay bool `json:"no_overlay,omitempty"`
 	// Snapshot (session) is what the writable tree holds once the
 	// changes are applied, before any command.
 	Snapshot map[string]snapEntry `json:"snapshot,omitempty"`
@@ -80,7 +82,7 @@ type snapEntry struct {
 }
 
 // ErrUnavailable is wrapped by *UnavailableError.
-var ErrUnavailable = errors.New("no sandbox available")
+var ErrUnavailable = backend.ErrSandboxUnavailable
 
 // UnavailableError says why the sandbox cannot run here, and what to
 // configure.

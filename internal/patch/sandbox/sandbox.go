@@ -59,7 +59,7 @@ const (
 	// DefaultTreeCacheSize bounds the cache of extracted image trees.
 	DefaultTreeCacheSize = 4 << 30
 	// treeFormat names the layout of cached trees in their keys.
-	treeFormat = "tree-v1"
+	treeFormat = "tree-v2"
 )
 
 // Sandbox opens trees to run an image's commands in (backend.Sandbox).
@@ -197,31 +197,9 @@ func (s *Sandbox) probe() error {
 		return err
 	}
 	s.idmap = m
-	work, err := s.work()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp(work, "probe-")
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	p, err := start(m, config{Op: opProbe, Dir: dir}, noData)
-	if err != nil {
-		return err
-	}
-	defer p.close()
-	var r reply
-	if err := p.recv(&r); err != nil {
-		return err
-	}
-	if err := p.wait(); err != nil {
-		return err
-	}
-	s.overlay = r.Overlay && !s.noOverlay
-	if !r.Overlay {
-		s.log.Info("sandbox: overlayfs does not mount in a user namespace here: copying image trees instead")
-	}
+	// Whether overlayfs works is found by the first session, which falls
+	// back to copying the tree.
+	s.overlay = !s.noOverlay
 	cdir := s.cacheDir
 	if cdir == "" {
 		cdir = filepath.Join(os.TempDir(), "drydock-sandbox-trees-"+strconv.Itoa(os.Geteuid()))
@@ -302,7 +280,7 @@ func (s *Sandbox) extract(ctx context.Context, img v1.Image, dir string) (int64,
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return 0, err
 	}
-	p, err := start(s.idmap, config{Op: opExtract, Dir: root, Manifest: filepath.Join(dir, "manifest.json")}, dataIn)
+	p, err := start(s.idmap, config{Op: opExtract, Dir: root, Manifest: filepath.Join(dir, "manifest")}, dataIn)
 	if err != nil {
 		return 0, err
 	}
@@ -345,14 +323,18 @@ func (s *Sandbox) Open(ctx context.Context, img v1.Image, cs *layer.Changeset) (
 	}
 	for attempt := 0; ; attempt++ {
 		t, err := s.open(ctx, img, cs)
-		var corrupt bool
-		if err != nil && strings.Contains(err.Error(), "corrupt: ") && attempt == 0 {
-			corrupt = true
-		}
-		if !corrupt {
+		var noOverlay *noOverlayError
+		switch {
+		case err == nil || attempt > 1:
+			return t, err
+		case errors.As(err, &noOverlay) && s.overlay:
+			s.log.Info("sandbox: copying image trees instead of mounting them with overlayfs", "reason", noOverlay.why)
+			s.overlay = false
+		case strings.Contains(err.Error(), "corrupt: "):
+			s.log.Warn("sandbox: the cached image tree is corrupt: extracting it again", "error", err)
+		default:
 			return t, err
 		}
-		s.log.Warn("sandbox: the cached image tree is corrupt: extracting it again", "error", err)
 	}
 }
 
@@ -380,8 +362,8 @@ func (s *Sandbox) open(ctx context.Context, img v1.Image, cs *layer.Changeset) (
 			t.Close()
 		}
 	}()
-	cfg := config{Op: opSession, Lower: filepath.Join(entry.Path, "root"), Manifest: filepath.Join(entry.Path, "manifest.json"),
-		Root: filepath.Join(dir, "root"), Overlay: s.overlay}
+	cfg := config{Op: opSession, Lower: filepath.Join(entry.Path, "root"), Manifest: filepath.Join(entry.Path, "manifest"),
+		Root: filepath.Join(dir, "root"), Overlay: s.overlay, Dir: filepath.Join(dir, "probe")}
 	if s.overlay {
 		cfg.Upper, cfg.Work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 	}

@@ -34,14 +34,25 @@ func (c *child) session(cfg config) int {
 		return c.fail(err)
 	}
 	man, err := readManifest(cfg.Manifest)
-	if err == nil {
-		err = verifyTree(cfg.Lower, man)
-	}
 	if err != nil {
 		return c.fail(err)
 	}
+	// The cached tree is checked while the changes are applied; nothing
+	// runs before both are done.
+	verified := make(chan error, 1)
+	if cfg.Overlay {
+		go func() { verified <- verifyTree(cfg.Lower, man) }()
+	} else if err := verifyTree(cfg.Lower, man); err != nil {
+		return c.fail(err)
+	} else {
+		verified <- nil
+	}
 	writable := cfg.Root
 	if cfg.Overlay {
+		if why := overlayWorks(cfg.Dir); why != "" {
+			_ = c.send(reply{Error: "overlayfs does not work in the sandbox's namespaces here (" + why + ")", NoOverlay: true})
+			return 1
+		}
 		if err := unix.Mount("overlay", cfg.Root, "overlay", 0, overlayOptions(cfg.Lower, cfg.Upper, cfg.Work)); err != nil {
 			return c.fail(fmt.Errorf("mounting the image: %w", err))
 		}
@@ -76,6 +87,9 @@ func (c *child) session(cfg config) int {
 	})
 	if err != nil {
 		return c.fail(fmt.Errorf("recording the tree: %w", err))
+	}
+	if err := <-verified; err != nil {
+		return c.fail(err)
 	}
 	if err := enter(cfg.Root); err != nil {
 		return c.fail(err)

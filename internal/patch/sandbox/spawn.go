@@ -17,19 +17,31 @@ import (
 // The sandbox's processes are drydock itself, started again from a sealed
 // in-memory copy of its executable (so no process of the sandbox can reach
 // the binary on the host through /proc/PID/exe and rewrite it, as
-// CVE-2019-5736 did to runc), with argv[0] initArg0 and the stage as
-// argv[1]. Init dispatches them; the main function of every program that
+// CVE-2019-5736 did to runc), named initArg0 and told their stage by
+// stageEnv. Init dispatches them; the main function of every program that
 // uses the sandbox (cmd/drydock, and the TestMain of packages whose tests
 // run it) calls Init first.
-const initArg0 = "drydock-sandbox"
+const (
+	initArg0 = "drydock-sandbox"
+	stageEnv = "DRYDOCK_SANDBOX_STAGE"
+)
 
-// Stages: stage1 runs in the new namespaces before its ids are mapped; it
-// waits for the parent to map them and executes itself again as stage2,
-// which then holds every capability in its user namespace.
+// Stages. A process only gets capabilities in its user namespace when it
+// is executed as root there, so the ids must be mapped before drydock
+// runs in it: as root, Go maps them before executing the child (stage2
+// at once); unprivileged, newuidmap and newgidmap map them from outside
+// while the child waits — a shell reading one line from the control
+// descriptor, then executing stage2 (or, without a shell, drydock's own
+// stage1 doing the same).
 const (
 	stage1 = "stage1"
 	stage2 = "stage2"
 )
+
+// waitScript is the shell stage1: it reads the parent's "mapped" line
+// (byte by byte, as shells read pipes: what follows stays for stage2) and
+// executes the sealed copy as stage2.
+var waitScript = fmt.Sprintf(`IFS= read -r mapped <&%d && exec /proc/self/fd/%d %s`, fdControl, fdExe, initArg0)
 
 // Descriptors the sandbox process receives.
 const (
@@ -150,8 +162,8 @@ func start(m *idMap, cfg config, dir dataDir) (_ *proc, err error) {
 	}
 	cmd := &exec.Cmd{
 		Path:       fmt.Sprintf("/proc/self/fd/%d", fdExe),
-		Args:       []string{initArg0, stage1},
-		Env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOTRACEBACK=none"},
+		Args:       []string{initArg0},
+		Env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOTRACEBACK=none", stageEnv + "=" + stage2},
 		ExtraFiles: []*os.File{ctlR, repW, childData, exe},
 		Stderr:     p.stderr,
 		SysProcAttr: &syscall.SysProcAttr{
@@ -159,20 +171,46 @@ func start(m *idMap, cfg config, dir dataDir) (_ *proc, err error) {
 			Setsid:     true,
 		},
 	}
+	switch sh := shell(); {
+	case !m.Rootless:
+		for _, r := range m.UIDs {
+			cmd.SysProcAttr.UidMappings = append(cmd.SysProcAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(r.Inside), HostID: int(r.Outside), Size: int(r.Count)})
+		}
+		for _, r := range m.GIDs {
+			cmd.SysProcAttr.GidMappings = append(cmd.SysProcAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(r.Inside), HostID: int(r.Outside), Size: int(r.Count)})
+		}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+	case sh != "":
+		cmd.Path, cmd.Args = sh, []string{"sh", "-c", waitScript}
+	default:
+		cmd.Env[len(cmd.Env)-1] = stageEnv + "=" + stage1
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, startError(err)
 	}
 	p.cmd = cmd
-	if err := m.writeMaps(cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	if err := p.send(mapped{Mapped: true}); err != nil {
-		return nil, p.failure(err)
+	if m.Rootless {
+		if err := m.writeMaps(cmd.Process.Pid); err != nil {
+			return nil, err
+		}
+		if err := p.send(mapped{Mapped: true}); err != nil {
+			return nil, p.failure(err)
+		}
 	}
 	if err := p.send(cfg); err != nil {
 		return nil, p.failure(err)
 	}
 	return p, nil
+}
+
+// shell is the host's /bin/sh, "" when there is none.
+func shell() string {
+	for _, p := range []string{"/bin/sh", "/usr/bin/sh"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
 }
 
 // devNull is an open /dev/null, the data descriptor of processes that use
@@ -225,8 +263,11 @@ func (p *proc) recv(v *reply) error {
 		return fmt.Errorf("sandbox: bad reply: %w", err)
 	}
 	if v.Error != "" {
-		if v.Unavailable {
+		switch {
+		case v.Unavailable:
 			return &UnavailableError{Reason: v.Error}
+		case v.NoOverlay:
+			return &noOverlayError{v.Error}
 		}
 		return errors.New("sandbox: " + v.Error)
 	}
@@ -318,3 +359,8 @@ func (l *limitedBuffer) String() string {
 	defer l.mu.Unlock()
 	return string(l.b)
 }
+
+// noOverlayError is a session that found overlayfs unusable.
+type noOverlayError struct{ why string }
+
+func (e *noOverlayError) Error() string { return "sandbox: " + e.why }

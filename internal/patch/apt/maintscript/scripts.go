@@ -3,6 +3,7 @@ package maintscript
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -212,6 +213,9 @@ func Run(ctx context.Context, in Input) ([]ScriptAction, error) {
 		return done, &ScriptError{Unhandled: unhandled, Sandbox: err}
 	}
 	ran, err := runSandboxed(ctx, in, sandboxed, pendingTriggers)
+	if errors.Is(err, backend.ErrSandboxUnavailable) {
+		return done, &ScriptError{Unhandled: unhandled, Sandbox: err}
+	}
 	if err != nil {
 		return done, err
 	}
