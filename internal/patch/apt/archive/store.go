@@ -1,9 +1,6 @@
 package archive
 
 import (
-	"bytes"
-	"encoding/gob"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +15,7 @@ const DefaultCacheSize = 4 << 30
 
 // parsedFormat names the encoding of parsed indexes in their keys; change
 // it when IndexPackage or the parser changes.
-const parsedFormat = "parsed-v1-"
+const parsedFormat = "parsed-v2-"
 
 // store is the archive client's cache: every entry is named by the hash
 // the signed Release (for an index) or the index (for a .deb) gives, so an
@@ -109,7 +106,7 @@ func (s *store) parsed(sum string) []IndexPackage {
 	data, err := cache.ReadFile(filepath.Join(e.Path, "packages"))
 	var list []IndexPackage
 	if err == nil {
-		err = gob.NewDecoder(bytes.NewReader(data)).Decode(&list)
+		list, err = decodeIndex(data)
 	}
 	if err != nil {
 		s.dir.Discard(e)
@@ -121,12 +118,9 @@ func (s *store) parsed(sum string) []IndexPackage {
 
 // putParsed stores the parsed index of the index with SHA256 sum.
 func (s *store) putParsed(sum string, list []IndexPackage) error {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(list); err != nil {
-		return fmt.Errorf("encoding parsed index: %w", err)
-	}
+	data := encodeIndex(list)
 	e, err := s.dir.Put(parsedFormat+sum, func(dir string) (int64, error) {
-		return int64(buf.Len()), cache.WriteFile(filepath.Join(dir, "packages"), buf.Bytes())
+		return int64(len(data)), cache.WriteFile(filepath.Join(dir, "packages"), data)
 	})
 	if err != nil {
 		return err

@@ -356,10 +356,14 @@ func ResolveIndex(arch string, installed []inventory.Package, index []*archive.I
 		}
 		r.cands[p.Package] = append(r.cands[p.Package], p)
 		if p.Provides != "" {
-			// A malformed Provides is reported when the package is used.
-			if pr, err := r.parse(p); err == nil {
-				for _, v := range pr.provides {
-					r.provBy[v.Name] = append(r.provBy[v.Name], p)
+			// Only Provides is read here: the other fields of the tens of
+			// thousands of packages never looked at are never parsed. A
+			// malformed field is reported when the package is used.
+			if rels, err := ParseRelations(p.Provides, r.arch); err == nil {
+				for _, alts := range rels {
+					for _, v := range alts {
+						r.provBy[v.Name] = append(r.provBy[v.Name], p)
+					}
 				}
 			}
 		}
