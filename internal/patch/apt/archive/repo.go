@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net/http"
 	"os"
 	"path"
@@ -17,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/drydock-project/drydock/internal/osinfo"
 )
@@ -35,6 +35,7 @@ type Repo struct {
 	// After Update:
 	releases map[string]*Release // by URI + " " + Suite
 	pkgs     map[string][]*IndexPackage
+	all      []*IndexPackage // every entry, in the sources' order
 }
 
 // Open reads the apt configuration of the root filesystem fsys (sources
@@ -142,42 +143,72 @@ func (r *Repo) Release(s Source) (*Release, bool) {
 // view would miss updates. A component the suite lacks is skipped with a
 // warning, as apt does; flat repositories are skipped (not supported yet).
 func (r *Repo) Update(ctx context.Context) error {
-	releases := map[string]*Release{}
-	pkgs := map[string][]*IndexPackage{}
+	// Sources are fetched at once (a few at a time: the round trips to
+	// the mirror add up), then merged in their order, which decides
+	// between equal versions.
+	type fetched struct {
+		rel   *Release
+		lists [][]*IndexPackage
+	}
+	got := make([]fetched, len(r.sources))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for i, s := range r.sources {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		if len(s.Components) == 0 {
 			// A flat repository ("deb URI path/"): not supported yet.
 			r.o.log.Warn("apt: skipping flat repository (not supported)", "source", s.String(), "origin", s.Origin)
 			continue
 		}
-		rel, err := r.fetchRelease(ctx, s, r.keys[i])
-		if err != nil {
-			return err
-		}
-		releases[s.URI+" "+s.Suite] = rel
-		for _, comp := range s.Components {
-			archs := []string{r.arch}
-			// As apt: binary-all only when the Release lists "all" as an
-			// architecture, and only when those packages are not in the
-			// binary-ARCH indexes already.
-			if slices.Contains(rel.Architectures, "all") && !rel.ArchAllInArchIndexes {
-				archs = append(archs, "all")
+		g.Go(func() error {
+			rel, err := r.fetchRelease(gctx, s, r.keys[i])
+			if err != nil {
+				return err
 			}
-			for _, a := range archs {
-				list, err := r.fetchIndex(ctx, s, rel, comp, a)
-				if err != nil {
-					return err
+			got[i].rel = rel
+			for _, comp := range s.Components {
+				archs := []string{r.arch}
+				// As apt: binary-all only when the Release lists "all" as
+				// an architecture, and only when those packages are not in
+				// the binary-ARCH indexes already.
+				if slices.Contains(rel.Architectures, "all") && !rel.ArchAllInArchIndexes {
+					archs = append(archs, "all")
 				}
-				for _, p := range list {
-					pkgs[p.Package] = append(pkgs[p.Package], p)
+				for _, a := range archs {
+					list, err := r.fetchIndex(gctx, s, rel, comp, a)
+					if err != nil {
+						return err
+					}
+					got[i].lists = append(got[i].lists, list)
 				}
 			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	releases := map[string]*Release{}
+	n := 0
+	for _, f := range got {
+		for _, list := range f.lists {
+			n += len(list)
 		}
 	}
-	r.releases, r.pkgs = releases, pkgs
+	pkgs := make(map[string][]*IndexPackage, n)
+	all := make([]*IndexPackage, 0, n)
+	for i, s := range r.sources {
+		if got[i].rel == nil {
+			continue
+		}
+		releases[s.URI+" "+s.Suite] = got[i].rel
+		for _, list := range got[i].lists {
+			for _, p := range list {
+				pkgs[p.Package] = append(pkgs[p.Package], p)
+			}
+			all = append(all, list...)
+		}
+	}
+	r.releases, r.pkgs, r.all = releases, pkgs, all
 	return nil
 }
 
@@ -386,17 +417,16 @@ func parseIndexFile(file, name string) ([]IndexPackage, error) {
 
 // Index returns, after Update, the index entries of the suites apt would
 // install from by default (not NotAutomatic ones: backports,
-// experimental), sorted by package name: what a resolver chooses among.
-// The entries are shared: callers must not change them.
+// experimental), in the sources' order (which decides between equal
+// versions): what a resolver chooses among. The entries are shared:
+// callers must not change them.
 func (r *Repo) Index() []*IndexPackage {
-	var index []*IndexPackage
-	for _, name := range slices.Sorted(maps.Keys(r.pkgs)) {
-		for _, p := range r.pkgs[name] {
-			if rel := r.releases[p.URI+" "+p.Suite]; rel != nil && rel.NotAutomatic {
-				continue
-			}
-			index = append(index, p)
+	index := make([]*IndexPackage, 0, len(r.all))
+	for _, p := range r.all {
+		if rel := r.releases[p.URI+" "+p.Suite]; rel != nil && rel.NotAutomatic {
+			continue
 		}
+		index = append(index, p)
 	}
 	return index
 }

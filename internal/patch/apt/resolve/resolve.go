@@ -344,7 +344,7 @@ func ResolveIndex(arch string, installed []inventory.Package, index []*archive.I
 			return nil, err
 		}
 	}
-	r := &resolver{arch: arch, cands: map[string][]*archive.IndexPackage{}, provBy: map[string][]*archive.IndexPackage{},
+	r := &resolver{arch: arch, cands: make(map[string][]*archive.IndexPackage, len(index)), provBy: map[string][]*archive.IndexPackage{},
 		state: map[string]*node{}, cache: map[*archive.IndexPackage]*parsed{}, initBad: map[string]bool{}, o: o}
 	cmpDeb := version.Deb{}
 	for _, p := range index {
