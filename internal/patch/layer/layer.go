@@ -16,6 +16,7 @@ package layer
 
 import (
 	"archive/tar"
+	"bufio"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -361,12 +362,29 @@ func (c *Changeset) Layer() (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
+	// The tar (and its hash) and its compression (and that hash) run on
+	// two goroutines: two cores compress while the tar is made.
 	compressed, uncompressed := sha256.New(), sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, compressed)}
-	zw := gzip.NewWriter(cw)
-	err = c.Write(io.MultiWriter(zw, uncompressed))
-	if cerr := zw.Close(); err == nil {
-		err = cerr
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countWriter{w: io.MultiWriter(bw, compressed)}
+	pr, pw := io.Pipe()
+	zerr := make(chan error, 1)
+	go func() {
+		zw := gzip.NewWriter(cw)
+		_, err := io.CopyBuffer(zw, pr, make([]byte, 1<<20))
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		pr.CloseWithError(err)
+		zerr <- err
+	}()
+	err = c.Write(io.MultiWriter(pw, uncompressed))
+	pw.CloseWithError(err)
+	if zer := <-zerr; err == nil {
+		err = zer
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
