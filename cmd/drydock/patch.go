@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 
@@ -28,6 +30,7 @@ type patchFlags struct {
 	server, data, dbPath, cacheDir, distroInfo   string
 	sandbox                                      string
 	onServer                                     bool
+	cacheLimits                                  string
 }
 
 func newPatchCmd(g *globals) *cobra.Command {
@@ -146,6 +149,7 @@ without scripts.`,
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database for end-of-life data (default: the one in --data)")
 	fl.StringVar(&f.distroInfo, "distro-info", "/usr/share/distro-info", "directory with distro-info-data's debian.csv and ubuntu.csv, used when there is no database")
 	fl.StringVar(&f.cacheDir, "cache", "", "package, index and image cache (default: $DRYDOCK_CACHE/patch)")
+	fl.StringVar(&f.cacheLimits, "cache-limits", "", "bound the caches (least recently used go first): trees=SIZE,images=SIZE,packages=SIZE, e.g. trees=2G,packages=8G")
 	return cmd
 }
 
@@ -230,6 +234,13 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	opts = append(opts, patch.WithReleases(rels))
 	if f.cacheDir != "" {
 		opts = append(opts, patch.WithCacheDir(f.cacheDir))
+	}
+	if f.cacheLimits != "" {
+		l, err := parseCacheLimits(f.cacheLimits)
+		if err != nil {
+			return fmt.Errorf("--cache-limits: %w", err)
+		}
+		opts = append(opts, patch.WithCacheLimits(l))
 	}
 	if patch.ServerName(f.image) || patch.ServerName(f.output) {
 		srv, err := oci.ParseServer(f.server)
@@ -340,4 +351,47 @@ func patchProgress(g *globals, log *slog.Logger) func(patch.Event) {
 			log.Info("patch", "platform", e.Platform, "phase", e.Phase)
 		}
 	}
+}
+
+// parseCacheLimits reads "trees=2G,images=1G,packages=8G" (sizes in bytes
+// with an optional K, M, G or T suffix, powers of 1024).
+func parseCacheLimits(s string) (patch.CacheLimits, error) {
+	var l patch.CacheLimits
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return l, fmt.Errorf("%q: want NAME=SIZE", kv)
+		}
+		n, err := parseSize(v)
+		if err != nil {
+			return l, fmt.Errorf("%s: %w", k, err)
+		}
+		switch k {
+		case "trees":
+			l.Trees = n
+		case "images":
+			l.Images = n
+		case "packages":
+			l.Packages = n
+		default:
+			return l, fmt.Errorf("%q: the caches are trees, images and packages", k)
+		}
+	}
+	return l, nil
+}
+
+func parseSize(in string) (int64, error) {
+	s := strings.TrimSuffix(strings.TrimSpace(strings.ToUpper(in)), "B")
+	mult := int64(1)
+	for i, u := range []string{"K", "M", "G", "T"} {
+		if t, ok := strings.CutSuffix(s, u); ok {
+			s, mult = t, int64(1)<<(10*(i+1))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (a positive number of bytes, optionally with K, M, G or T)", in)
+	}
+	return n * mult, nil
 }
