@@ -15,8 +15,10 @@ STATICCHECK_VERSION := v0.8.2
 # Debian packages the tests use: debootstrap and mmdebstrap build the test
 # images, skopeo/podman/runc are the standard clients the tests compare with,
 # rpm/rpmbuild make real rpm databases for the inventory tests,
-# distro-info-data tells the patcher which releases have reached end-of-life.
-TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
+# distro-info-data tells the patcher which releases have reached end-of-life,
+# postgresql is the real server the stores' conformance suites and the
+# replica tests run against (internal/database/pgtest starts it).
+TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data postgresql
 
 .PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache
 
