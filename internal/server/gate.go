@@ -12,6 +12,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -24,7 +25,7 @@ import (
 
 // gateParts are the gate's services of one server process.
 type gateParts struct {
-	store      *store.SQLite
+	store      store.Store
 	queue      *jobs.Queue
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
@@ -37,7 +38,7 @@ func jobsPath(data string) string { return filepath.Join(data, "jobs", "jobs.db"
 // openGate opens the verdict store, the job queue and the event
 // dispatcher and builds the gatekeeper on reg. now is the clock (nil: the
 // system clock).
-func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
+func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
 	g := &gateParts{}
 	defer func() {
 		if err != nil {
@@ -52,7 +53,7 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if err != nil {
 		return nil, fmt.Errorf("gate.exceptions: %w", err)
 	}
-	if g.store, err = store.OpenSQLite(store.DefaultPath(cfg.Data)); err != nil {
+	if g.store, err = store.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(jobsPath(cfg.Data)), 0o700); err != nil {

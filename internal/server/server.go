@@ -32,6 +32,7 @@ import (
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
@@ -79,6 +80,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("storage driver %q: %w", cfg.Storage.Driver, err)
 	}
+	dbs, err := database.NewOpener(cfg.Database, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.New()
 	audits, closeAudit, err := audit.OpenFile(audit.DefaultPath(cfg.Data))
 	if err != nil {
@@ -111,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	gp, err := openGate(ctx, cfg, log, reg, audits, m, o.now)
+	gp, err := openGate(ctx, cfg, dbs, log, reg, audits, m, o.now)
 	if err != nil {
 		closeAudit()
 		return nil, err
