@@ -132,7 +132,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	al, closeAudit, err := audit.OpenFile(filepath.Join(dir, "audit", "audit.db"))
+	al, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}

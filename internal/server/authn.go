@@ -19,6 +19,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // initialPasswordFile is where the first start writes the generated admin
@@ -29,12 +30,12 @@ const initialPasswordFile = "initial-admin-password"
 // users and API tokens from DATA/auth, the optional htpasswd file,
 // anonymous grants from the config. Refused logins and denied requests go
 // to the audit log.
-func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
+func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
 	var sopts []auth.StoreOption
 	if now != nil {
 		sopts = append(sopts, auth.WithClock(now))
 	}
-	st, err := auth.OpenStore(auth.DefaultPath(cfg.Data), sopts...)
+	st, err := auth.Open(ctx, dbs, sopts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -46,7 +46,7 @@ type Server struct {
 	registry *registry.Registry
 	metrics  *metrics.Metrics
 	handler  http.Handler
-	// audits is the append-only audit log (DATA/audit/audit.db).
+	// audits is the append-only audit log.
 	audits     *audit.Log
 	closeAudit func() error
 	// gate is scanning on arrival, verdicts and promotion.
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	m := metrics.New()
-	audits, closeAudit, err := audit.OpenFile(audit.DefaultPath(cfg.Data))
+	audits, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	keeper = gp.keeper
 	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
 
-	authn, authStore, err := openAuth(ctx, cfg, log, audits, o.now)
+	authn, authStore, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
 	if err != nil {
 		gp.close(ctx)
 		closeAudit()
