@@ -127,7 +127,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.Open(ctx, filepath.Join(dir, "jobs.db"), o.queue...)
+	q, err := jobs.Open(ctx, dbs, o.queue...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/database"
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 )
 
-// crashHelperEnv switches TestHelperProcess on and names its directory.
-const crashHelperEnv = "DRYDOCK_JOBS_CRASH_HELPER_DIR"
+// crashHelperEnv switches TestHelperProcess on and names its directory
+// (the data directory on SQLite); crashDriverEnv and crashDSNEnv say which
+// database the queue is in.
+const (
+	crashHelperEnv = "DRYDOCK_JOBS_CRASH_HELPER_DIR"
+	crashDriverEnv = "DRYDOCK_JOBS_CRASH_DRIVER"
+	crashDSNEnv    = "DRYDOCK_JOBS_CRASH_DSN"
+)
 
 const crashJobs = 6
 
@@ -36,7 +45,11 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("child process of TestCrashRecovery")
 	}
 	ctx := context.Background()
-	q, err := Open(ctx, filepath.Join(dir, "jobs.db"), WithWorkers(2), WithPollInterval(20*time.Millisecond))
+	o, err := database.NewOpener(database.Config{Driver: database.Driver(os.Getenv(crashDriverEnv)), DSN: os.Getenv(crashDSNEnv)}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := Open(ctx, o, WithWorkers(2), WithPollInterval(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,97 +107,100 @@ func argN(t *testing.T, j Job) int {
 // complete exactly once, the interrupted ones on their second attempt.
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitOnce sync.Once
-	kill := func() {
-		waitOnce.Do(func() {
-			_ = cmd.Process.Kill() // SIGKILL: no graceful stop, no leader resignation
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(kill)
-	exited := make(chan struct{})
-	go func() { _, _ = cmd.Process.Wait(); close(exited) }()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for len(startedJobs(t, dir)) < 2 {
-		select {
-		case <-exited:
-			t.Fatalf("helper exited early:\n%s", out.String())
-		default:
+	eachEngine(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
+		tg := newTarget(t)
+		dir := tg.Data
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
+		cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashDriverEnv+"="+string(tg.Driver()), crashDSNEnv+"="+tg.Config.DSN)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("helper did not start two jobs:\n%s", out.String())
+		var waitOnce sync.Once
+		kill := func() {
+			waitOnce.Do(func() {
+				_ = cmd.Process.Kill() // SIGKILL: no graceful stop, no leader resignation
+				_ = cmd.Wait()
+			})
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	kill()
-	interrupted := startedJobs(t, dir)
-	crashedAt := time.Now()
+		t.Cleanup(kill)
+		exited := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(exited) }()
 
-	q := openTest(t, filepath.Join(dir, "jobs.db"), WithJobTimeout(time.Second), WithRescueStuckAfter(2*time.Second))
-	before, err := q.Jobs(t.Context(), Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !allIn(crashJobs, StateRunning, StateAvailable)(before) {
-		t.Fatalf("after the crash, jobs = %+v", before)
-	}
-	for _, j := range before {
-		if want := interrupted[argN(t, j)]; (j.State == StateRunning) != want {
-			t.Errorf("job %s: state %s, started in child %v", j.Args, j.State, want)
+		deadline := time.Now().Add(30 * time.Second)
+		for len(startedJobs(t, dir)) < 2 {
+			select {
+			case <-exited:
+				t.Fatalf("helper exited early:\n%s", out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("helper did not start two jobs:\n%s", out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		kill()
+		interrupted := startedJobs(t, dir)
+		crashedAt := time.Now()
 
-	var mu sync.Mutex
-	done := map[int]int{}
-	ledger := filepath.Join(dir, "verdicts")
-	if err := Register(q, func(_ context.Context, a crashArgs) error {
+		q := openTest(t, tg, WithJobTimeout(time.Second), WithRescueStuckAfter(2*time.Second))
+		before, err := q.Jobs(t.Context(), Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !allIn(crashJobs, StateRunning, StateAvailable)(before) {
+			t.Fatalf("after the crash, jobs = %+v", before)
+		}
+		for _, j := range before {
+			if want := interrupted[argN(t, j)]; (j.State == StateRunning) != want {
+				t.Errorf("job %s: state %s, started in child %v", j.Args, j.State, want)
+			}
+		}
+
+		var mu sync.Mutex
+		done := map[int]int{}
+		ledger := filepath.Join(dir, "verdicts")
+		if err := Register(q, func(_ context.Context, a crashArgs) error {
+			mu.Lock()
+			defer mu.Unlock()
+			done[a.N]++
+			f, err := os.OpenFile(ledger, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(f, "%d\n", a.N)
+			return errors.Join(err, f.Close())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		start(t, q)
+		after := waitJobs(t, q, Filter{}, 50*time.Second, allIn(crashJobs, StateCompleted))
+		t.Logf("all %d jobs completed %s after the kill; %d were running at kill time", crashJobs, time.Since(crashedAt).Round(time.Millisecond), len(interrupted))
+
+		for _, j := range after {
+			wantAttempt := 1
+			if interrupted[argN(t, j)] {
+				wantAttempt = 2 // rescued: the first attempt died with the child
+			}
+			if j.Attempt != wantAttempt || len(j.Errors) != wantAttempt-1 {
+				t.Errorf("job %s: attempt %d, want %d (errors %+v)", j.Args, j.Attempt, wantAttempt, j.Errors)
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		done[a.N]++
-		f, err := os.OpenFile(ledger, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		b, err := os.ReadFile(ledger)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		_, err = fmt.Fprintf(f, "%d\n", a.N)
-		return errors.Join(err, f.Close())
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start(t, q)
-	after := waitJobs(t, q, Filter{}, 50*time.Second, allIn(crashJobs, StateCompleted))
-	t.Logf("all %d jobs completed %s after the kill; %d were running at kill time", crashJobs, time.Since(crashedAt).Round(time.Millisecond), len(interrupted))
-
-	for _, j := range after {
-		wantAttempt := 1
-		if interrupted[argN(t, j)] {
-			wantAttempt = 2 // rescued: the first attempt died with the child
+		lines := strings.Fields(string(b))
+		if len(lines) != crashJobs {
+			t.Errorf("ledger has %d records, want %d: %q", len(lines), crashJobs, lines)
 		}
-		if j.Attempt != wantAttempt || len(j.Errors) != wantAttempt-1 {
-			t.Errorf("job %s: attempt %d, want %d (errors %+v)", j.Args, j.Attempt, wantAttempt, j.Errors)
+		for n := range crashJobs {
+			if done[n] != 1 || strings.Count("\n"+string(b), "\n"+strconv.Itoa(n)+"\n") != 1 {
+				t.Errorf("job %d completed %d times (ledger %q), want exactly once", n, done[n], lines)
+			}
 		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	b, err := os.ReadFile(ledger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Fields(string(b))
-	if len(lines) != crashJobs {
-		t.Errorf("ledger has %d records, want %d: %q", len(lines), crashJobs, lines)
-	}
-	for n := range crashJobs {
-		if done[n] != 1 || strings.Count("\n"+string(b), "\n"+strconv.Itoa(n)+"\n") != 1 {
-			t.Errorf("job %d completed %d times (ledger %q), want exactly once", n, done[n], lines)
-		}
-	}
+	})
 }

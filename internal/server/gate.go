@@ -32,9 +32,6 @@ type gateParts struct {
 	metrics    *metrics.Gate
 }
 
-// jobsPath is the job queue's database under the data directory.
-func jobsPath(data string) string { return filepath.Join(data, "jobs", "jobs.db") }
-
 // openGate opens the verdict store, the job queue and the event
 // dispatcher and builds the gatekeeper on reg. now is the clock (nil: the
 // system clock).
@@ -56,10 +53,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if g.store, err = store.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(jobsPath(cfg.Data)), 0o700); err != nil {
-		return nil, fmt.Errorf("job queue: %w", err)
-	}
-	if g.queue, err = jobs.Open(ctx, jobsPath(cfg.Data),
+	if g.queue, err = jobs.Open(ctx, dbs,
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
