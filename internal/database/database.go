@@ -19,6 +19,25 @@
 // Schema changes are migrations (see Migrate), applied when a store opens,
 // under one advisory lock on PostgreSQL (replicas starting together apply
 // each migration once) and in one transaction on SQLite.
+//
+// # Adding a store
+//
+// The pattern internal/store, internal/auth and internal/audit follow:
+//
+//   - a component name (its SQLite file) and a []Migration with the DDL of
+//     each engine; version 1 never changes once released, later versions
+//     add to it;
+//   - one interface for what callers need, and one SQL implementation on
+//     *DB whose constructor runs db.Migrate; an Open(ctx, *Opener) for
+//     callers;
+//   - read-modify-write goes through DB.Update with a function, taking
+//     Tx.Lock on the record's key (or a FOR UPDATE row lock) first; the
+//     function is the caller's decision, the store only persists it;
+//   - a conformance suite in a <pkg>test package, Run(t, factory), that
+//     the package's own test runs on every engine with dbtest.Each,
+//     including concurrent updates from two handles (two processes);
+//   - the component is listed in internal/state, so that migrate and
+//     store copy cover it.
 package database
 
 import (
@@ -164,34 +183,41 @@ func (o *Opener) Open(ctx context.Context, name string, opts ...OpenOption) (*DB
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("database: invalid component name %q", name)
 	}
+	if o.Driver() == Postgres {
+		return o.openPostgres(ctx, name)
+	}
+	return OpenFile(ctx, SQLitePath(o.data, name), opts...)
+}
+
+// OpenFile opens (creating, mode 0600 in a 0700 directory) the SQLite
+// database at path, with the settings every drydock SQLite file has. Most
+// callers want Opener.Open, which names the file after the component.
+func OpenFile(ctx context.Context, path string, opts ...OpenOption) (*DB, error) {
 	var oo openOptions
 	for _, f := range opts {
 		f(&oo)
 	}
-	if o.Driver() == Postgres {
-		return o.openPostgres(ctx, name)
-	}
-	path := SQLitePath(o.data, name)
+	name := strings.TrimSuffix(filepath.Base(path), ".db")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("database %s: %w", name, err)
+		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	// Create the file 0600 before SQLite does (it would use the umask).
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", name, err)
+		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	f.Close()
 	u := url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: sqliteQuery}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
-		return nil, fmt.Errorf("database %s (%s): %w", name, path, err)
+		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	if oo.singleConn {
 		db.SetMaxOpenConns(1)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("database %s (%s): %w", name, path, err)
+		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	return &DB{name: name, where: path, driver: SQLite, sql: db, release: db.Close}, nil
 }
