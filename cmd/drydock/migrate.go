@@ -39,7 +39,7 @@ newer drydock has migrated is refused rather than touched.`,
 			if err != nil {
 				return err
 			}
-			applied, err := state.Migrate(cmd.Context(), o)
+			applied, err := state.Migrate(cmd.Context(), cfg, o)
 			if asJSON {
 				if applied == nil {
 					applied = []database.Applied{}

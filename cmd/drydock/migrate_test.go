@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/state"
@@ -30,7 +31,7 @@ func TestMigrateCLI(t *testing.T) {
 		for _, a := range applied {
 			components[strings.Fields(a.Component)[0]] = true
 		}
-		for _, c := range state.Components() {
+		for _, c := range state.Components(config.Config{Database: tg.Config}) {
 			if !components[c.Name] {
 				t.Errorf("no migration applied for %s: %s", c.Name, out)
 			}

@@ -253,6 +253,27 @@ func (o *Opener) openPostgres(ctx context.Context, name string) (*DB, error) {
 	return &DB{name: name, where: RedactDSN(o.cfg.DSN), driver: Postgres, sql: o.std, pool: o.pool, release: o.release}, nil
 }
 
+// Ping checks that the database answers: the PostgreSQL server (when a
+// component has opened the pool), nothing for SQLite files, which are as
+// available as the disk they are on.
+func (o *Opener) Ping(ctx context.Context) error {
+	o.mu.Lock()
+	pool := o.pool
+	o.mu.Unlock()
+	if pool == nil {
+		return nil
+	}
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("database %s: %s", RedactDSN(o.cfg.DSN), redactErr(err, o.cfg.DSN))
+	}
+	defer c.Release()
+	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
+		return fmt.Errorf("database %s: %s", RedactDSN(o.cfg.DSN), redactErr(err, o.cfg.DSN))
+	}
+	return nil
+}
+
 // release drops one reference to the shared pool, closing it with the last.
 func (o *Opener) release() error {
 	o.mu.Lock()

@@ -1,6 +1,6 @@
 // Package state names the components that keep a drydock installation's
 // state in its databases (verdicts and scans, users and tokens, the audit
-// log, the job queue), so that the commands that act on all of them —
+// log, the job queue, the registry index when it is in the database), so that the commands that act on all of them —
 // migrating, copying an installation — cover every one. A component that
 // adds state adds itself to Components.
 package state
@@ -10,8 +10,10 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/regstore"
 	"github.com/drydock-project/drydock/internal/store"
 )
 
@@ -36,21 +38,26 @@ func schema(name string, migs []database.Migration) Component {
 	}}
 }
 
-// Components returns every component, in the order migrations apply.
-func Components() []Component {
-	return []Component{
+// Components returns every component of an installation configured as
+// cfg, in the order migrations apply.
+func Components(cfg config.Config) []Component {
+	cs := []Component{
 		schema(store.Component, store.Migrations),
 		schema(auth.Component, auth.Migrations),
 		schema(audit.Component, audit.Migrations),
 		{Name: jobs.Component, Migrate: jobs.Migrate},
 	}
+	if regstore.IndexInDatabase(cfg) {
+		cs = append(cs, schema(regstore.Component, regstore.Migrations))
+	}
+	return cs
 }
 
 // Migrate brings every component's schema up to date and returns what it
 // applied, stopping at the first failure.
-func Migrate(ctx context.Context, o *database.Opener) ([]database.Applied, error) {
+func Migrate(ctx context.Context, cfg config.Config, o *database.Opener) ([]database.Applied, error) {
 	var all []database.Applied
-	for _, c := range Components() {
+	for _, c := range Components(cfg) {
 		applied, err := c.Migrate(ctx, o)
 		all = append(all, applied...)
 		if err != nil {
