@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/database"
@@ -66,6 +67,12 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 }}
 
 const sqlColumns = `seq, time, actor, action, repository, reference, digest, outcome, detail, prev_hash, hash`
+
+// Tables is the audit log's table, for copying an installation: rows are
+// copied as stored, hashes and all, so the chain verifies on the copy.
+var Tables = []database.Table{
+	{Name: "audit_log", Columns: strings.Split(strings.ReplaceAll(sqlColumns, " ", ""), ","), Key: "seq"},
+}
 
 // scanBatch is how many rows Scan reads per query; rows are released before
 // fn runs, so a slow reader never holds a read transaction open.

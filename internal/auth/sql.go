@@ -80,6 +80,13 @@ CREATE TABLE signing_keys (
 );`,
 }}
 
+// Tables are the auth store's tables, for copying an installation.
+var Tables = []database.Table{
+	{Name: "users", Columns: []string{"name", "password_hash", "grants", "created_at", "updated_at", "disabled"}, Key: "name", Bools: []string{"disabled"}},
+	{Name: "tokens", Columns: []string{"id", "name", "owner", "secret_hash", "grants", "created_at", "expires_at", "last_used_at", "revoked_at"}, Key: "id"},
+	{Name: "signing_keys", Columns: []string{"id", "key", "created_at"}, Key: "id"},
+}
+
 // SQL is the Backend on a database opened by internal/database.
 type SQL struct{ db *database.DB }
 

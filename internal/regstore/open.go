@@ -36,6 +36,15 @@ type Storage struct {
 	Cache *Cache
 }
 
+// Uncached is the storage without the read cache: what a check of what is
+// really stored reads through.
+func (s *Storage) Uncached() storagedriver.StorageDriver {
+	if s.Index != nil {
+		return NewSplit(s.Blobs, s.Index)
+	}
+	return s.Blobs
+}
+
 // Close releases the index's database.
 func (s *Storage) Close() error {
 	if s.Index != nil {

@@ -24,11 +24,14 @@ type Component struct {
 	// Migrate brings the component's schema up to date in o and returns
 	// the migrations it applied.
 	Migrate func(ctx context.Context, o *database.Opener) ([]database.Applied, error)
+	// Tables are copied row by row by Copy (none for the job queue and the
+	// registry index, which Copy moves through their own APIs).
+	Tables []database.Table
 }
 
 // schema is a component whose schema is a list of database.Migration.
-func schema(name string, migs []database.Migration) Component {
-	return Component{Name: name, Migrate: func(ctx context.Context, o *database.Opener) ([]database.Applied, error) {
+func schema(name string, migs []database.Migration, tables []database.Table) Component {
+	return Component{Name: name, Tables: tables, Migrate: func(ctx context.Context, o *database.Opener) ([]database.Applied, error) {
 		db, err := o.Open(ctx, name)
 		if err != nil {
 			return nil, err
@@ -42,13 +45,13 @@ func schema(name string, migs []database.Migration) Component {
 // cfg, in the order migrations apply.
 func Components(cfg config.Config) []Component {
 	cs := []Component{
-		schema(store.Component, store.Migrations),
-		schema(auth.Component, auth.Migrations),
-		schema(audit.Component, audit.Migrations),
+		schema(store.Component, store.Migrations, store.Tables),
+		schema(auth.Component, auth.Migrations, auth.Tables),
+		schema(audit.Component, audit.Migrations, audit.Tables),
 		{Name: jobs.Component, Migrate: jobs.Migrate},
 	}
 	if regstore.IndexInDatabase(cfg) {
-		cs = append(cs, schema(regstore.Component, regstore.Migrations))
+		cs = append(cs, schema(regstore.Component, regstore.Migrations, nil))
 	}
 	return cs
 }
