@@ -10,6 +10,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -186,7 +188,9 @@ func (c *cluster) balancer() http.Handler {
 		},
 		Transport:     tr,
 		FlushInterval: -1,
-		ErrorLog:      nil,
+		// A client that gives up, or a replica killed mid-request, is
+		// expected here; the client sees a 502 or a cut connection.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 }
 
