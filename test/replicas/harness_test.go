@@ -71,6 +71,7 @@ type cluster struct {
 	t        *testing.T
 	config   string // the shared config file
 	dsn      string
+	s3params map[string]any
 	replicas []*replica
 	proxy    *httptest.Server
 	next     atomic.Uint64
@@ -145,7 +146,7 @@ func newCluster(t *testing.T, n int, o clusterOptions) *cluster {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, config: path, dsn: dsn}
+	c := &cluster{t: t, config: path, dsn: dsn, s3params: params}
 	for i := range n {
 		c.replicas = append(c.replicas, &replica{i: i, addr: freeAddr(t), data: t.TempDir()})
 	}
