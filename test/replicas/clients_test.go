@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -141,5 +140,3 @@ func checkAll(t *testing.T, c *client, l *ledger) {
 	wg.Wait()
 	t.Logf("%d completed pushes pulled and checked blob by blob, %d failed", len(l.pushed), bad)
 }
-
-var _ = http.StatusOK

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,5 +347,3 @@ func (c *cluster) auditVerify() int {
 	}
 	return res.Entries
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

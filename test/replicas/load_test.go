@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,5 +157,3 @@ func (c *cluster) checkBlobs(t *testing.T) {
 	}
 	t.Logf("%d blobs in the bucket, each read back and hashed", n)
 }
-
-var _ = http.StatusOK
