@@ -62,12 +62,15 @@ type clusterOptions struct {
 	s3 *s3test.Server
 	// gate are extra settings of the gate section.
 	gate map[string]any
+	// s3Endpoint, when set, is where the replicas reach the S3 server (a
+	// proxy in front of it).
+	s3Endpoint string
 }
 
 // cluster is N replicas sharing one database and one bucket, behind a
 // round-robin proxy.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	config   string // the shared config file
 	dsn      string
 	s3params map[string]any
@@ -102,7 +105,7 @@ func (r *replica) requests() int {
 	return n
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,7 +117,7 @@ func freeAddr(t *testing.T) string {
 
 // newCluster writes the shared config and prepares n replica slots; start
 // them with startAll.
-func newCluster(t *testing.T, n int, o clusterOptions) *cluster {
+func newCluster(t testing.TB, n int, o clusterOptions) *cluster {
 	t.Helper()
 	var dsn string
 	if o.pg != nil {
@@ -127,6 +130,9 @@ func newCluster(t *testing.T, n int, o clusterOptions) *cluster {
 		srv = s3test.Shared(t)
 	}
 	params := srv.Parameters(srv.NewBucket(t))
+	if o.s3Endpoint != "" {
+		params["regionendpoint"] = o.s3Endpoint
+	}
 	gate := map[string]any{"scanTimeout": "20s", "stuckAfter": "25s"}
 	for k, v := range o.gate {
 		gate[k] = v
