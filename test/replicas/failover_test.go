@@ -22,6 +22,7 @@ import (
 // push (the scan reads the image's layers from it), so the kill lands
 // mid-scan every time.
 func TestScanFinishedByAnotherReplica(t *testing.T) {
+	t.Parallel() // mostly waiting (for River's rescuer, for the outage)
 	s3 := s3test.New(t)
 	c := newCluster(t, 2, clusterOptions{s3: s3, gate: map[string]any{"scanTimeout": "20s", "stuckAfter": "25s"}})
 	for _, r := range c.replicas {

@@ -73,6 +73,7 @@ func (c *cluster) waitScans(t *testing.T, digests []string, timeout time.Duratio
 // a clean 503 (never another error, never a half-written image), and once
 // PostgreSQL is back everything recovers by itself with nothing lost.
 func TestPostgresOutage(t *testing.T) {
+	t.Parallel() // mostly waiting (for River's rescuer, for the outage)
 	pg := pgtest.New(t)
 	c := newCluster(t, 2, clusterOptions{pg: pg})
 	c.addUser("load", "load-password", "push:quarantine", "pull:quarantine")
