@@ -118,6 +118,27 @@ func Open(ctx context.Context, o *database.Opener, opts ...Option) (l *Log, clos
 	return l, db.Close, nil
 }
 
+// OpenFile opens (creating when missing) the audit log in the SQLite file at
+// path, for tests and tools that want a log of their own; servers use
+// Open. close releases the database.
+func OpenFile(path string, opts ...Option) (l *Log, close func() error, err error) {
+	ctx := context.Background()
+	db, err := database.OpenFile(ctx, path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	b, err := NewSQL(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if l, err = New(b, opts...); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return l, db.Close, nil
+}
+
 // Append implements Backend.
 func (b *SQLBackend) Append(ctx context.Context, next func(prev *Entry) (*Entry, error)) (*Entry, error) {
 	var out *Entry
