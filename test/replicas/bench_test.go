@@ -205,4 +205,3 @@ func newCounter(t testing.TB, target string) *counter {
 	c.url = srv.URL
 	return c
 }
-
