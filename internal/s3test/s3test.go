@@ -124,8 +124,12 @@ func start() (*Server, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, &missingError{bin}
 	}
-	dir, err := os.MkdirTemp("", "drydock-s3test-")
+	sweep()
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
@@ -149,6 +153,26 @@ func start() (*Server, error) {
 	}
 	os.RemoveAll(dir)
 	return nil, lastErr
+}
+
+// dirPrefix names the temporary directories of test servers.
+const dirPrefix = "drydock-s3test-"
+
+// sweep removes the directories of servers whose test binary is gone (the
+// server died with it).
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // Start starts the server (again, after Stop) on its port and waits until
