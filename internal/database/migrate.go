@@ -19,6 +19,31 @@ type Migration struct {
 	// hold several, separated by semicolons. Empty means nothing to do
 	// on that engine.
 	SQLite, Postgres string
+	// Apply, when set, runs after the statements, in the same transaction:
+	// for steps SQL alone cannot make idempotent (SQLite has no ADD COLUMN
+	// IF NOT EXISTS, and files written by releases before migrations may
+	// have the column already).
+	Apply func(ctx context.Context, tx *sql.Tx, d Driver) error
+}
+
+// AddColumn is an Apply that adds a column to a table unless it has one by
+// that name already: def is its type and constraints on each engine.
+func AddColumn(table, column, sqliteDef, postgresDef string) func(ctx context.Context, tx *sql.Tx, d Driver) error {
+	return func(ctx context.Context, tx *sql.Tx, d Driver) error {
+		if d == Postgres {
+			_, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN IF NOT EXISTS `+column+` `+postgresDef)
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('`+table+`') WHERE name = ?`, column).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+sqliteDef)
+		return err
+	}
 }
 
 // Applied is a migration Migrate applied.
@@ -90,6 +115,11 @@ func (db *DB) Migrate(ctx context.Context, component string, migs []Migration) (
 			}
 			if stmt != "" {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %s %d (%s): %w", component, m.Version, m.Name, err)
+				}
+			}
+			if m.Apply != nil {
+				if err := m.Apply(ctx, tx, db.driver); err != nil {
 					return fmt.Errorf("migration %s %d (%s): %w", component, m.Version, m.Name, err)
 				}
 			}

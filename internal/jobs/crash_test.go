@@ -21,11 +21,13 @@ import (
 
 // crashHelperEnv switches TestHelperProcess on and names its directory
 // (the data directory on SQLite); crashDriverEnv and crashDSNEnv say which
-// database the queue is in.
+// database the queue is in; crashSingleEnv makes it open its queue
+// WithSingleWorker.
 const (
 	crashHelperEnv = "DRYDOCK_JOBS_CRASH_HELPER_DIR"
 	crashDriverEnv = "DRYDOCK_JOBS_CRASH_DRIVER"
 	crashDSNEnv    = "DRYDOCK_JOBS_CRASH_DSN"
+	crashSingleEnv = "DRYDOCK_JOBS_CRASH_HELPER_SINGLE"
 )
 
 const crashJobs = 6
@@ -45,11 +47,15 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("child process of TestCrashRecovery")
 	}
 	ctx := context.Background()
+	opts := []Option{WithWorkers(2), WithPollInterval(20 * time.Millisecond)}
+	if os.Getenv(crashSingleEnv) != "" {
+		opts = append(opts, WithSingleWorker())
+	}
 	o, err := database.NewOpener(database.Config{Driver: database.Driver(os.Getenv(crashDriverEnv)), DSN: os.Getenv(crashDSNEnv)}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := Open(ctx, o, WithWorkers(2), WithPollInterval(20*time.Millisecond))
+	q, err := Open(ctx, o, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +108,52 @@ func argN(t *testing.T, j Job) int {
 	return a.N
 }
 
+// crashHelper runs TestHelperProcess in a child process on dir, waits
+// until two of its jobs run, calls whileRunning (if set), kills it with
+// SIGKILL and returns the jobs that were running.
+func crashHelper(t *testing.T, tg dbtest.Target, single bool, whileRunning func()) map[int]bool {
+	t.Helper()
+	dir := tg.Data
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashDriverEnv+"="+string(tg.Driver()), crashDSNEnv+"="+tg.Config.DSN)
+	if single {
+		cmd.Env = append(cmd.Env, crashSingleEnv+"=1")
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitOnce sync.Once
+	kill := func() {
+		waitOnce.Do(func() {
+			_ = cmd.Process.Kill() // SIGKILL: no graceful stop, no leader resignation
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	exited := make(chan struct{})
+	go func() { _, _ = cmd.Process.Wait(); close(exited) }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for len(startedJobs(t, dir)) < 2 {
+		select {
+		case <-exited:
+			t.Fatalf("helper exited early:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper did not start two jobs:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if whileRunning != nil {
+		whileRunning()
+	}
+	kill()
+	return startedJobs(t, dir)
+}
+
 // TestCrashRecovery kills a process with kill -9 while two jobs run and
 // four are queued, then restarts the queue on the same file: every job must
 // complete exactly once, the interrupted ones on their second attempt.
@@ -109,39 +161,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
 	eachEngine(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
 		tg := newTarget(t)
-		dir := tg.Data
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
-		cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashDriverEnv+"="+string(tg.Driver()), crashDSNEnv+"="+tg.Config.DSN)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var waitOnce sync.Once
-		kill := func() {
-			waitOnce.Do(func() {
-				_ = cmd.Process.Kill() // SIGKILL: no graceful stop, no leader resignation
-				_ = cmd.Wait()
-			})
-		}
-		t.Cleanup(kill)
-		exited := make(chan struct{})
-		go func() { _, _ = cmd.Process.Wait(); close(exited) }()
-
-		deadline := time.Now().Add(30 * time.Second)
-		for len(startedJobs(t, dir)) < 2 {
-			select {
-			case <-exited:
-				t.Fatalf("helper exited early:\n%s", out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("helper did not start two jobs:\n%s", out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		kill()
-		interrupted := startedJobs(t, dir)
+		interrupted := crashHelper(t, tg, false, nil)
 		crashedAt := time.Now()
 
 		q := openTest(t, tg, WithJobTimeout(time.Second), WithRescueStuckAfter(2*time.Second))
@@ -160,7 +180,7 @@ func TestCrashRecovery(t *testing.T) {
 
 		var mu sync.Mutex
 		done := map[int]int{}
-		ledger := filepath.Join(dir, "verdicts")
+		ledger := filepath.Join(tg.Data, "verdicts")
 		if err := Register(q, func(_ context.Context, a crashArgs) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -203,4 +223,54 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCrashRescuedAtStart: with WithSingleWorker, a second worker on the
+// same file is refused while the first lives; after the first is killed
+// with kill -9, the next Start queues the jobs it left running again at
+// once (River's own rescuer would wait an hour here), each with its dead
+// attempt counted in Info.Rescued, and every job completes exactly once.
+func TestCrashRescuedAtStart(t *testing.T) {
+	t.Parallel()
+	tg := dbtest.SQLite(t) // one worker process per queue file: SQLite only
+	interrupted := crashHelper(t, tg, true, func() {
+		q := openTest(t, tg, WithSingleWorker())
+		if err := Register(q, func(context.Context, crashArgs) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Start(context.WithoutCancel(t.Context())); !errors.Is(err, ErrOtherWorker) {
+			t.Errorf("Start of a second worker while the first runs: %v, want ErrOtherWorker", err)
+		}
+	})
+	crashedAt := time.Now()
+
+	q := openTest(t, tg, WithSingleWorker(), WithRescueStuckAfter(time.Hour))
+	var mu sync.Mutex
+	rescued := map[int]int{}
+	done := map[int]int{}
+	if err := Register(q, func(ctx context.Context, a crashArgs) error {
+		info, _ := JobInfo(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		rescued[a.N] = info.Rescued
+		done[a.N]++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, q)
+	after := waitJobs(t, q, Filter{}, 30*time.Second, allIn(crashJobs, StateCompleted))
+	t.Logf("all %d jobs completed %s after the kill; %d were running", crashJobs, time.Since(crashedAt).Round(time.Millisecond), len(interrupted))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, j := range after {
+		n := argN(t, j)
+		want := 0
+		if interrupted[n] {
+			want = 1
+		}
+		if rescued[n] != want || j.Attempt != want+1 || done[n] != 1 {
+			t.Errorf("job %d: Rescued %d, attempt %d, run %d times; want %d, %d, once", n, rescued[n], j.Attempt, done[n], want, want+1)
+		}
+	}
 }

@@ -18,6 +18,11 @@
 // WithRescueStuckAfter and is run again with its next attempt. The rescuer
 // runs on the elected leader; after a crash the new process becomes leader
 // only when the dead one's lease expires (about 15 seconds in River v0.51).
+// A queue worked by one process only (the embedded setup,
+// WithSingleWorker) does better: Start holds an exclusive lock on the
+// file, so every job found running there was left by a dead process, and
+// queues those jobs again at once. Handlers see how many of their
+// attempts died this way (Info.Rescued).
 //
 // Because an attempt may be repeated after a crash, handlers must be
 // idempotent: write their result keyed by the job's input (for a scan, the
@@ -50,6 +55,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"regexp"
 	"sync"
 	"time"
@@ -137,6 +144,12 @@ type Info struct {
 	Kind        string
 	Attempt     int // 1 on the first run
 	MaxAttempts int
+	// Rescued counts the earlier attempts that ended because the process
+	// working them died (kill -9, out of memory, power loss) or hung,
+	// rather than by the handler returning. The count is stored with the
+	// job, so it survives restarts: a handler can refuse to try again an
+	// input that keeps killing its process.
+	Rescued int
 }
 
 // ErrStarted is returned by Register and Start once the queue is started.
@@ -176,6 +189,9 @@ var uniqueStates = []rivertype.JobState{
 // without Start (for example by a CLI that only enqueues).
 type Queue struct {
 	db      *database.DB
+	single  bool
+	logger  *slog.Logger
+	lock    *os.File // the worker lock, held from Start (WithSingleWorker)
 	client  riverClient
 	workers *river.Workers
 	queues  map[string]bool
@@ -218,7 +234,10 @@ func New(ctx context.Context, db *database.DB, opts ...Option) (*Queue, error) {
 	if _, ok := cfg.queues[DefaultQueue]; ok {
 		return nil, fmt.Errorf("opening job queue %s: size the default queue with WithWorkers", db)
 	}
-	q := &Queue{db: db, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
+	if cfg.single && db.Driver() != database.SQLite {
+		return nil, fmt.Errorf("opening job queue %s: WithSingleWorker is for a SQLite queue file; replicas sharing PostgreSQL rely on River's rescuer", db)
+	}
+	q := &Queue{db: db, single: cfg.single, logger: cfg.logger, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
 	rq := map[string]river.QueueConfig{DefaultQueue: {MaxWorkers: cfg.workers}}
 	for name, n := range cfg.queues {
 		rq[name] = river.QueueConfig{MaxWorkers: n}
@@ -275,7 +294,7 @@ func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) e
 		return fmt.Errorf("registering job kind %q: already registered", kind)
 	}
 	w := river.WorkFunc(func(ctx context.Context, job *river.Job[A]) error {
-		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts}
+		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Rescued: rescuedAttempts(job.Errors)}
 		return fn(context.WithValue(ctx, infoKey{}, info), job.Args)
 	})
 	if err := river.AddWorkerSafely(q.workers, w); err != nil {
@@ -315,6 +334,28 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	q.started = true
 	q.mu.Unlock()
+	if q.single {
+		notStarted := func(err error) error {
+			q.mu.Lock()
+			q.started = false
+			q.mu.Unlock()
+			return fmt.Errorf("starting job queue: %w", err)
+		}
+		lock, err := lockWorker(q.db.String())
+		if err != nil {
+			return notStarted(err)
+		}
+		q.mu.Lock()
+		q.lock = lock
+		q.mu.Unlock()
+		n, err := q.rescueOrphans(ctx)
+		if err != nil {
+			return notStarted(err)
+		}
+		if n > 0 {
+			q.logger.Warn("jobs left running by a process that died are queued again", "jobs", n)
+		}
+	}
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
@@ -362,7 +403,14 @@ func (q *Queue) Close() error {
 		err = q.client.StopAndCancel(ctx)
 		cancel()
 	}
-	return errors.Join(err, q.db.Close())
+	err = errors.Join(err, q.db.Close())
+	q.mu.Lock()
+	if q.lock != nil {
+		err = errors.Join(err, q.lock.Close()) // releases the flock
+		q.lock = nil
+	}
+	q.mu.Unlock()
+	return err
 }
 
 // Enqueue stores a job and returns its ID. With opts.UniqueKey set and an

@@ -53,7 +53,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if g.store, err = store.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
-	if g.queue, err = jobs.Open(ctx, dbs,
+	qopts := []jobs.Option{
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
@@ -61,14 +61,22 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.
-		jobs.WithPollInterval(100*time.Millisecond),
+		jobs.WithPollInterval(100 * time.Millisecond),
 		// A scan that errors is retried after 2, 8, 18 and 32 seconds, then
 		// its digest fails with the error: about a minute, not River's
 		// default of several.
 		jobs.WithRetryBackoff(func(attempt int) time.Duration {
 			return min(time.Duration(attempt*attempt)*2*time.Second, time.Minute)
 		}),
-	); err != nil {
+	}
+	if dbs.Driver() == database.SQLite {
+		// One process works the embedded queue: jobs a killed server left
+		// running are queued again at start, not after StuckAfter. Replicas
+		// sharing PostgreSQL leave that to River's rescuer on the leader:
+		// another replica's running job is not an orphan.
+		qopts = append(qopts, jobs.WithSingleWorker())
+	}
+	if g.queue, err = jobs.Open(ctx, dbs, qopts...); err != nil {
 		return nil, err
 	}
 	receivers, err := webhookReceivers(cfg.Events.Webhooks)

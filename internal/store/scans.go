@@ -22,6 +22,10 @@ type Scan struct {
 	Reports   []PlatformReport `json:"reports,omitempty"`
 	// Error is why the last scan failed; empty when it succeeded.
 	Error string `json:"error,omitempty"`
+	// Permanent marks an Error that scanning the same digest again cannot
+	// mend (unsupported, hostile, corrupt, over a limit, killing the
+	// scanner): only an explicit rescan runs it again.
+	Permanent bool `json:"permanent,omitempty"`
 }
 
 // PlatformReport is the scan report of one image of a digest.
@@ -51,12 +55,12 @@ func (s *SQL) PutScan(ctx context.Context, sc Scan) error {
 			built = timeText(pr.Report.DB.BuiltAt)
 		}
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
-			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports,
+			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports, permanent = excluded.permanent,
 			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
-		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports)); err != nil {
+		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports), sc.Error != "" && sc.Permanent); err != nil {
 		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
 	}
 	return nil
@@ -70,11 +74,12 @@ type ScanState struct {
 	ScannedAt  time.Time // zero: never scanned successfully
 	DBBuiltAt  time.Time // the vulnerability DB build the scan used
 	Error      string
+	Permanent  bool // see Scan.Permanent
 }
 
 // ScanStates lists every recorded scan, without reports.
 func (s *SQL) ScanStates(ctx context.Context) ([]ScanState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error FROM scans ORDER BY digest`)
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error, permanent FROM scans ORDER BY digest`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list scans: %w", err)
 	}
@@ -83,7 +88,7 @@ func (s *SQL) ScanStates(ctx context.Context) ([]ScanState, error) {
 	for rows.Next() {
 		var st ScanState
 		var scanned, built string
-		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error); err != nil {
+		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error, &st.Permanent); err != nil {
 			return nil, fmt.Errorf("store: list scans: %w", err)
 		}
 		if scanned != "" {
@@ -114,8 +119,8 @@ func (s *SQL) SetSource(ctx context.Context, digest, repository, source string) 
 func (s *SQL) Scan(ctx context.Context, digest string) (*Scan, error) {
 	sc := Scan{Digest: digest}
 	var scanned, reports string
-	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports FROM scans WHERE digest = ?`, digest).
-		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports)
+	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports, permanent FROM scans WHERE digest = ?`, digest).
+		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports, &sc.Permanent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", digest, ErrNotFound)
 	}

@@ -83,13 +83,18 @@ CREATE TABLE settings (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );`,
+}, {
+	// The error of a scan is a property of the image: scanning it again
+	// cannot help (unsupported, hostile, corrupt, over a limit).
+	Version: 2, Name: "scans.permanent",
+	Apply: database.AddColumn("scans", "permanent", "INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),
 }}
 
 // Tables are the store's tables, for copying an installation.
 var Tables = []database.Table{
 	{Name: "images", Columns: []string{"digest", "repository", "verdict", "state", "promoted", "updated_at"}, Key: "digest", Bools: []string{"promoted"}},
 	{Name: "verdict_history", Columns: []string{"id", "digest", "verdict", "recorded_at"}, Key: "id", Identity: "id"},
-	{Name: "scans", Columns: []string{"digest", "repository", "source", "scanned_at", "error", "db_built", "reports"}, Key: "digest"},
+	{Name: "scans", Columns: []string{"digest", "repository", "source", "scanned_at", "error", "db_built", "reports", "permanent"}, Key: "digest", Bools: []string{"permanent"}},
 	{Name: "settings", Columns: []string{"key", "value"}, Key: "key"},
 }
 

@@ -252,6 +252,23 @@ func Run(t *testing.T, newStore Factory) {
 		if got, _ := s.Scan(ctx, d); got.Error != "boom" || got.Source == "" || len(got.Reports) != 0 {
 			t.Fatalf("after a failed scan: %+v", got)
 		}
+		// A permanent failure is stored and listed as such; a successful
+		// scan is never permanent.
+		if err := s.PutScan(ctx, store.Scan{Digest: d, Repository: "quarantine/app", Error: "over the package limit", Permanent: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Scan(ctx, d); !got.Permanent {
+			t.Errorf("stored permanent failure: %+v", got)
+		}
+		if states, _ := s.ScanStates(ctx); len(states) != 1 || !states[0].Permanent {
+			t.Errorf("listed: %+v", states)
+		}
+		if err := s.PutScan(ctx, store.Scan{Digest: d, Repository: "quarantine/app", ScannedAt: t0, Permanent: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Scan(ctx, d); got.Permanent || got.Error != "" {
+			t.Errorf("after a successful scan: %+v", got)
+		}
 		if err := s.PutScan(ctx, store.Scan{Digest: "nope"}); err == nil {
 			t.Fatal("bad digest accepted")
 		}
