@@ -184,11 +184,18 @@ func New(db Database, opts ...Option) (*Scanner, error) {
 	if db == nil {
 		return nil, errors.New("scan.New: nil database")
 	}
-	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, analyzers: inventory.Analyzers(), versions: newVersionMemo()}
+	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, versions: newVersionMemo()}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
 		}
+	}
+	if s.analyzers == nil {
+		a, err := inventory.Analyzers()
+		if err != nil {
+			return nil, err
+		}
+		s.analyzers = a
 	}
 	return s, nil
 }
