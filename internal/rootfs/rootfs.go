@@ -94,6 +94,9 @@ const (
 // ErrLimit is wrapped by errors about a limit the image goes over.
 var ErrLimit = errors.New("rootfs: limit exceeded")
 
+// ErrHostile is wrapped by CheckHostile's refusal.
+var ErrHostile = errors.New("image layers hold entries that leave the root")
+
 // ErrSymlinkLoop is wrapped by lookups that meet more than 40 symbolic links.
 var ErrSymlinkLoop = errors.New("too many levels of symbolic links")
 
@@ -349,7 +352,8 @@ func (f *FS) Layers() []Layer { return append([]Layer(nil), f.info...) }
 // maxHostileListed bounds the entries a hostile refusal names.
 const maxHostileListed = 5
 
-// CheckHostile returns a *refusal.Error of kind refusal.Hostile naming the
+// CheckHostile returns a *refusal.Error of kind refusal.Hostile (wrapping
+// ErrHostile) naming the
 // entries (layer, digest, name) that try to leave the image root: names
 // or hardlink targets that climb out with "..", NUL bytes, symbolic links
 // whose target climbs above the root. Runtimes refuse such layers or
@@ -378,5 +382,5 @@ func (f *FS) CheckHostile() error {
 		bad = append(bad, fmt.Sprintf("and %d more", total-len(bad)))
 	}
 	return &refusal.Error{Kind: refusal.Hostile, Reason: strings.Join(bad, "; "),
-		Digest: first.Digest.String(), Entry: first.Entry}
+		Digest: first.Digest.String(), Entry: first.Entry, Err: ErrHostile}
 }

@@ -307,7 +307,7 @@ func TestHostileNames(t *testing.T) {
 	// The refusal names the first hostile entry and lists them all.
 	err := f.CheckHostile()
 	var r *refusal.Error
-	if !errors.As(err, &r) || r.Kind != refusal.Hostile || r.Entry != "../../escape" || !strings.HasPrefix(r.Digest, "sha256:") ||
+	if !errors.As(err, &r) || r.Kind != refusal.Hostile || !errors.Is(err, ErrHostile) || r.Entry != "../../escape" || !strings.HasPrefix(r.Digest, "sha256:") ||
 		!strings.Contains(err.Error(), `entry "link-abs-up"`) || !strings.HasSuffix(err.Error(), "; and 1 more") {
 		t.Errorf("CheckHostile = %v; want a hostile refusal naming ../../escape first, 5 entries and 1 more", err)
 	}
