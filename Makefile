@@ -18,7 +18,7 @@ STATICCHECK_VERSION := v0.8.2
 # distro-info-data tells the patcher which releases have reached end-of-life.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate bench-limits clean-cache
 
 all: build
 
@@ -69,6 +69,7 @@ bench:
 	./bench/registry.sh
 	./bench/patch.sh
 	$(MAKE) bench-gate
+	$(MAKE) bench-limits
 
 # push -> verdict and promotion times over real HTTP with the real scanner
 # (needs ../shared/vulndata; skips without it)
@@ -77,6 +78,12 @@ bench-gate:
 
 bench-patch:
 	./bench/patch.sh
+
+# issue 12's hole 5: a <1 MB layer with a 50 MB dpkg status of 160,000 fake
+# openssl packages, judged through the gate's read path and by the server;
+# prints the peak RSS and heap while judging (needs ../shared/vulndata)
+bench-limits:
+	go test -run '^$$' -bench GateHugeStatus -benchtime 1x ./internal/scan ./internal/server
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

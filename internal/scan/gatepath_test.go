@@ -1,14 +1,10 @@
 package scan
 
 import (
-	"archive/tar"
-	"bufio"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,13 +18,12 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
@@ -161,64 +156,6 @@ func TestGatePathRefusals(t *testing.T) {
 	})
 }
 
-// hugeStatusLayer writes, into dir, the layer of the issue: bookworm's
-// os-release and a dpkg status of n fake packages built from openssl
-// (about 330 bytes each: 160,000 make 50 MB, under 1 MB gzipped). It is
-// written streaming, so that building it costs the benchmark no memory.
-func hugeStatusLayer(tb testing.TB, dir string, n int) (v1.Layer, int64) {
-	tb.Helper()
-	p := filepath.Join(dir, "huge-status.tar.gz")
-	f, err := os.Create(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	zw := gzip.NewWriter(f)
-	tw := tar.NewWriter(zw)
-	stanza := func(i int) string {
-		return fmt.Sprintf("Package: fake-openssl-%d\nStatus: install ok installed\nPriority: optional\nSection: libs\n"+
-			"Installed-Size: 6000\nMaintainer: Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>\n"+
-			"Architecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u1\n"+
-			"Description: Secure Sockets Layer toolkit - fake %d\n This package is one of many.\n\n", i, i)
-	}
-	var size int64
-	for i := range n {
-		size += int64(len(stanza(i)))
-	}
-	for _, e := range []struct {
-		name string
-		size int64
-	}{{"etc/os-release", int64(len(bookwormRelease))}, {"var/lib/dpkg/status", size}} {
-		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: e.size, Typeflag: tar.TypeReg}); err != nil {
-			tb.Fatal(err)
-		}
-		if e.name == "etc/os-release" {
-			tw.Write([]byte(bookwormRelease))
-			continue
-		}
-		bw := bufio.NewWriterSize(tw, 1<<20)
-		for i := range n {
-			bw.WriteString(stanza(i))
-		}
-		if err := bw.Flush(); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	l, err := tarball.LayerFromFile(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return l, size
-}
-
 // peakMemory samples the Go heap in use while fn runs and reads the
 // process's peak RSS (VmHWM, reset before fn through /proc/self/clear_refs).
 func peakMemory(fn func()) (rssMB, heapMB float64, rssKnown bool) {
@@ -281,12 +218,12 @@ func vmHWM() float64 {
 // the 160,000 × N findings.
 func BenchmarkGateHugeStatus(b *testing.B) {
 	const packages = 160_000
-	layer, statusSize := hugeStatusLayer(b, b.TempDir(), packages)
-	compressed, _ := layer.Size()
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, statusSize, err := testimage.HugeDpkgStatusImage(b.TempDir(), packages)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ls, _ := img.Layers()
+	compressed, _ := ls[0].Size()
 	g := newGateRegistry(b, filesystem.New(filesystem.DriverParameters{RootDirectory: b.TempDir(), MaxThreads: 100}))
 	ref := g.push(b, "huge", img)
 	db, err := vulndb.Open(realdb.Path(b))
