@@ -99,3 +99,22 @@ func TestSizeFlag(t *testing.T) {
 		}
 	}
 }
+
+func FuzzSizeFlag(f *testing.F) {
+	for _, s := range []string{"128MiB", "1", "500MB", " 7 B", "9223372036854775807", "-1KiB", "1.5GiB", "GiB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var s sizeFlag
+		if s.Set(in) != nil {
+			return
+		}
+		if s <= 0 {
+			t.Fatalf("Set(%q) = %d", in, s)
+		}
+		var back sizeFlag
+		if err := back.Set(s.String()); err != nil || back != s {
+			t.Fatalf("Set(%q) = %d, String %q reads back as %d, %v", in, s, s.String(), back, err)
+		}
+	})
+}

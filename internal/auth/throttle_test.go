@@ -289,3 +289,17 @@ func sendFull(t *testing.T, req *http.Request) fullResponse {
 	}
 	return r
 }
+
+func FuzzClientAddress(f *testing.F) {
+	for _, s := range []string{"192.0.2.1:5000", "[2001:db8::1]:1", "[::ffff:1.2.3.4]:0", "x", "", "[::1%lo]:9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, remote string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = remote
+		a := ClientAddress(r)
+		if AddressKey(a) == UserKey(a) {
+			t.Fatal("address and user keys collide")
+		}
+	})
+}

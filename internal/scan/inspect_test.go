@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -18,7 +19,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/drydock-project/drydock/internal/inventory"
+	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/refusal"
+	"github.com/drydock-project/drydock/internal/rootfs"
 )
 
 // tent is one tar entry of a test layer: a file (body), a directory
@@ -328,4 +331,73 @@ func TestLimitsDefaults(t *testing.T) {
 	if !errors.Is(refusal.New(refusal.OverLimit, "x"), &refusal.Error{Kind: refusal.OverLimit}) {
 		t.Error("kind match")
 	}
+}
+
+// FuzzInspect puts a fuzzed layer over a Debian base: Inspect never panics,
+// refuses only with a permanent refusal, and never accepts a Debian image
+// without an installed dpkg package (the "0 findings" of hole 4).
+func FuzzInspect(f *testing.F) {
+	seed := func(ents ...tent) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, e := range ents {
+			h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(e.body))}
+			if strings.HasPrefix(e.body, "->") {
+				h.Typeflag, h.Size, h.Linkname = tar.TypeSymlink, 0, e.body[2:]
+			}
+			tw.WriteHeader(h)
+			if h.Typeflag == tar.TypeReg {
+				io.WriteString(tw, e.body)
+			}
+		}
+		tw.Close()
+		return buf.Bytes()
+	}
+	f.Add(seed(tent{"var/lib/dpkg/.wh.status", ""}))
+	f.Add(seed(tent{"var/lib/dpkg/status", ""}))
+	f.Add(seed(tent{"var/lib/dpkg/status", "Package: a\nVersion: 1\nStatus: install ok installed\n"}))
+	f.Add(seed(tent{"var/lib/.wh..wh..opq", ""}, tent{"var/lib/dpkg/status.d/a", "Package: a\nVersion: 1\n"}))
+	f.Add(seed(tent{"var/lib/dpkg", "->/x"}, tent{"etc/os-release", "ID=alpine\n"}))
+	f.Add(seed(tent{"../x", "y"}))
+	f.Add([]byte{})
+	base := debianBase(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		top, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+		if err != nil {
+			return
+		}
+		img, err := mutate.AppendLayers(empty.Image, base, top)
+		if err != nil {
+			return // not a tar: mutate cannot even compute the diff_id
+		}
+		fsys, err := rootfs.New(t.Context(), img, Limits{MaxEntries: 1000, MaxLayerBytes: 1 << 20}.RootFSOptions()...)
+		if err != nil {
+			if !refusal.IsPermanent(err) {
+				t.Fatalf("rootfs.New: %v is not a refusal", err)
+			}
+			return
+		}
+		defer fsys.Close()
+		snap, err := Inspect(t.Context(), fsys, Limits{MaxPackages: 100})
+		if err != nil {
+			if _, ok := refusal.KindOf(err); !ok {
+				var pe *fs.PathError
+				if !errors.As(err, &pe) { // a lazily read file's stream: not a verdict
+					t.Fatalf("Inspect: %v is not a refusal", err)
+				}
+			}
+			return
+		}
+		if snap.Unsupported == "" && snap.OS.Family == osinfo.FamilyDebian {
+			n := 0
+			for _, p := range snap.Packages {
+				if p.Ecosystem == "deb" {
+					n++
+				}
+			}
+			if n == 0 {
+				t.Fatalf("a Debian image accepted with no dpkg package: %+v", snap)
+			}
+		}
+	})
 }
