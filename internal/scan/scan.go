@@ -301,7 +301,8 @@ func artifactOf(img v1.Image) (Artifact, error) {
 
 // FS scans a root filesystem (an image's, or an fstest.MapFS in tests).
 // An OS drydock cannot identify or does not support gives a report with
-// StatusUnsupported and no error; an error is a failure to scan.
+// StatusUnsupported and no error; a root filesystem that cannot be judged
+// (see Inspect) is a *refusal.Error; any other error is a failure to scan.
 func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
 	snap, err := s.collect(ctx, fsys)
 	if err != nil {
