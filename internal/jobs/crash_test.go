@@ -16,8 +16,12 @@ import (
 	"time"
 )
 
-// crashHelperEnv switches TestHelperProcess on and names its directory.
-const crashHelperEnv = "DRYDOCK_JOBS_CRASH_HELPER_DIR"
+// crashHelperEnv switches TestHelperProcess on and names its directory;
+// crashSingleEnv makes it open its queue WithSingleWorker.
+const (
+	crashHelperEnv = "DRYDOCK_JOBS_CRASH_HELPER_DIR"
+	crashSingleEnv = "DRYDOCK_JOBS_CRASH_HELPER_SINGLE"
+)
 
 const crashJobs = 6
 
@@ -36,7 +40,11 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("child process of TestCrashRecovery")
 	}
 	ctx := context.Background()
-	q, err := Open(ctx, filepath.Join(dir, "jobs.db"), WithWorkers(2), WithPollInterval(20*time.Millisecond))
+	opts := []Option{WithWorkers(2), WithPollInterval(20 * time.Millisecond)}
+	if os.Getenv(crashSingleEnv) != "" {
+		opts = append(opts, WithSingleWorker())
+	}
+	q, err := Open(ctx, filepath.Join(dir, "jobs.db"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +97,16 @@ func argN(t *testing.T, j Job) int {
 	return a.N
 }
 
-// TestCrashRecovery kills a process with kill -9 while two jobs run and
-// four are queued, then restarts the queue on the same file: every job must
-// complete exactly once, the interrupted ones on their second attempt.
-func TestCrashRecovery(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
+// crashHelper runs TestHelperProcess in a child process on dir, waits
+// until two of its jobs run, calls whileRunning (if set), kills it with
+// SIGKILL and returns the jobs that were running.
+func crashHelper(t *testing.T, dir string, single bool, whileRunning func()) map[int]bool {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
+	if single {
+		cmd.Env = append(cmd.Env, crashSingleEnv+"=1")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -125,8 +135,20 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if whileRunning != nil {
+		whileRunning()
+	}
 	kill()
-	interrupted := startedJobs(t, dir)
+	return startedJobs(t, dir)
+}
+
+// TestCrashRecovery kills a process with kill -9 while two jobs run and
+// four are queued, then restarts the queue on the same file: every job must
+// complete exactly once, the interrupted ones on their second attempt.
+func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	interrupted := crashHelper(t, dir, false, nil)
 	crashedAt := time.Now()
 
 	q := openTest(t, filepath.Join(dir, "jobs.db"), WithJobTimeout(time.Second), WithRescueStuckAfter(2*time.Second))
@@ -185,6 +207,57 @@ func TestCrashRecovery(t *testing.T) {
 	for n := range crashJobs {
 		if done[n] != 1 || strings.Count("\n"+string(b), "\n"+strconv.Itoa(n)+"\n") != 1 {
 			t.Errorf("job %d completed %d times (ledger %q), want exactly once", n, done[n], lines)
+		}
+	}
+}
+
+// TestCrashRescuedAtStart: with WithSingleWorker, a second worker on the
+// same file is refused while the first lives; after the first is killed
+// with kill -9, the next Start queues the jobs it left running again at
+// once (River's own rescuer would wait an hour here), each with its dead
+// attempt counted in Info.Rescued, and every job completes exactly once.
+func TestCrashRescuedAtStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "jobs.db")
+	interrupted := crashHelper(t, dir, true, func() {
+		q := openTest(t, path, WithSingleWorker())
+		if err := Register(q, func(context.Context, crashArgs) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Start(context.WithoutCancel(t.Context())); !errors.Is(err, ErrOtherWorker) {
+			t.Errorf("Start of a second worker while the first runs: %v, want ErrOtherWorker", err)
+		}
+	})
+	crashedAt := time.Now()
+
+	q := openTest(t, path, WithSingleWorker(), WithRescueStuckAfter(time.Hour))
+	var mu sync.Mutex
+	rescued := map[int]int{}
+	done := map[int]int{}
+	if err := Register(q, func(ctx context.Context, a crashArgs) error {
+		info, _ := JobInfo(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		rescued[a.N] = info.Rescued
+		done[a.N]++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, q)
+	after := waitJobs(t, q, Filter{}, 30*time.Second, allIn(crashJobs, StateCompleted))
+	t.Logf("all %d jobs completed %s after the kill; %d were running", crashJobs, time.Since(crashedAt).Round(time.Millisecond), len(interrupted))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, j := range after {
+		n := argN(t, j)
+		want := 0
+		if interrupted[n] {
+			want = 1
+		}
+		if rescued[n] != want || j.Attempt != want+1 || done[n] != 1 {
+			t.Errorf("job %d: Rescued %d, attempt %d, run %d times; want %d, %d, once", n, rescued[n], j.Attempt, done[n], want, want+1)
 		}
 	}
 }

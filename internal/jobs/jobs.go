@@ -15,6 +15,11 @@
 // WithRescueStuckAfter and is run again with its next attempt. The rescuer
 // runs on the elected leader; after a crash the new process becomes leader
 // only when the dead one's lease expires (about 15 seconds in River v0.51).
+// A queue worked by one process only (the embedded setup,
+// WithSingleWorker) does better: Start holds an exclusive lock on the
+// file, so every job found running there was left by a dead process, and
+// queues those jobs again at once. Handlers see how many of their
+// attempts died this way (Info.Rescued).
 //
 // Because an attempt may be repeated after a crash, handlers must be
 // idempotent: write their result keyed by the job's input (for a scan, the
@@ -41,6 +46,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"regexp"
 	"sync"
 	"time"
@@ -127,6 +134,12 @@ type Info struct {
 	Kind        string
 	Attempt     int // 1 on the first run
 	MaxAttempts int
+	// Rescued counts the earlier attempts that ended because the process
+	// working them died (kill -9, out of memory, power loss) or hung,
+	// rather than by the handler returning. The count is stored with the
+	// job, so it survives restarts: a handler can refuse to try again an
+	// input that keeps killing its process.
+	Rescued int
 }
 
 // ErrStarted is returned by Register and Start once the queue is started.
@@ -166,6 +179,10 @@ var uniqueStates = []rivertype.JobState{
 // without Start (for example by a CLI that only enqueues).
 type Queue struct {
 	db      *sql.DB
+	path    string
+	single  bool
+	logger  *slog.Logger
+	lock    *os.File // the worker lock, held from Start (WithSingleWorker)
 	client  *river.Client[*sql.Tx]
 	workers *river.Workers
 	queues  map[string]bool
@@ -196,7 +213,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{db: db, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
+	q := &Queue{db: db, path: path, single: cfg.single, logger: cfg.logger, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
 	rq := map[string]river.QueueConfig{DefaultQueue: {MaxWorkers: cfg.workers}}
 	for name, n := range cfg.queues {
 		rq[name] = river.QueueConfig{MaxWorkers: n}
@@ -253,7 +270,7 @@ func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) e
 		return fmt.Errorf("registering job kind %q: already registered", kind)
 	}
 	w := river.WorkFunc(func(ctx context.Context, job *river.Job[A]) error {
-		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts}
+		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Rescued: rescuedAttempts(job.Errors)}
 		return fn(context.WithValue(ctx, infoKey{}, info), job.Args)
 	})
 	if err := river.AddWorkerSafely(q.workers, w); err != nil {
@@ -293,6 +310,28 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	q.started = true
 	q.mu.Unlock()
+	if q.single {
+		notStarted := func(err error) error {
+			q.mu.Lock()
+			q.started = false
+			q.mu.Unlock()
+			return fmt.Errorf("starting job queue: %w", err)
+		}
+		lock, err := lockWorker(q.path)
+		if err != nil {
+			return notStarted(err)
+		}
+		q.mu.Lock()
+		q.lock = lock
+		q.mu.Unlock()
+		n, err := q.rescueOrphans(ctx)
+		if err != nil {
+			return notStarted(err)
+		}
+		if n > 0 {
+			q.logger.Warn("jobs left running by a process that died are queued again", "jobs", n)
+		}
+	}
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
@@ -340,7 +379,14 @@ func (q *Queue) Close() error {
 		err = q.client.StopAndCancel(ctx)
 		cancel()
 	}
-	return errors.Join(err, q.db.Close())
+	err = errors.Join(err, q.db.Close())
+	q.mu.Lock()
+	if q.lock != nil {
+		err = errors.Join(err, q.lock.Close()) // releases the flock
+		q.lock = nil
+	}
+	q.mu.Unlock()
+	return err
 }
 
 // Enqueue stores a job and returns its ID. With opts.UniqueKey set and an

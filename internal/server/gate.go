@@ -63,6 +63,9 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
+		// One process works the embedded queue: jobs a killed server left
+		// running are queued again at start, not after StuckAfter.
+		jobs.WithSingleWorker(),
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.

@@ -103,7 +103,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 				ref = desc.Digest.String()
 			}
 			detail, _ := audit.Detail(map[string]any{"mediaType": desc.MediaType, "size": desc.Size})
-			if _, err := audits.Record(context.WithoutCancel(ctx), audit.Entry{Actor: auth.UserFrom(ctx), Action: audit.ActionPush,
+			actor := auth.UserFrom(ctx)
+			if gatekeeper.IsGateWrite(ctx) {
+				actor = gatekeeper.ActorGate // a scan report the gate attached
+			}
+			if _, err := audits.Record(context.WithoutCancel(ctx), audit.Entry{Actor: actor, Action: audit.ActionPush,
 				Repository: repo, Reference: ref, Digest: desc.Digest.String(), Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
 				log.Error("audit: recording a push failed", "repository", repo, "err", err)
 			}

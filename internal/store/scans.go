@@ -19,9 +19,16 @@ CREATE TABLE IF NOT EXISTS scans (
 	scanned_at  TEXT NOT NULL DEFAULT '',
 	error       TEXT NOT NULL DEFAULT '',
 	db_built    TEXT NOT NULL DEFAULT '', -- build time of the vulnerability DB the scan used
-	reports     TEXT NOT NULL DEFAULT '[]' -- []PlatformReport as JSON
+	reports     TEXT NOT NULL DEFAULT '[]', -- []PlatformReport as JSON
+	permanent   INTEGER NOT NULL DEFAULT 0 -- the error is a property of the image: scanning again cannot help
 );
 `
+
+// scansColumns are the columns added to the scans table after its first
+// release, with their definitions, for databases created before them.
+var scansColumns = [][2]string{
+	{"permanent", "INTEGER NOT NULL DEFAULT 0"},
+}
 
 // Scan is the latest scan of one manifest digest. For an index there is
 // one report per platform image; for an image, one report.
@@ -34,6 +41,10 @@ type Scan struct {
 	Reports   []PlatformReport `json:"reports,omitempty"`
 	// Error is why the last scan failed; empty when it succeeded.
 	Error string `json:"error,omitempty"`
+	// Permanent marks an Error that scanning the same digest again cannot
+	// mend (unsupported, hostile, corrupt, over a limit, killing the
+	// scanner): only an explicit rescan runs it again.
+	Permanent bool `json:"permanent,omitempty"`
 }
 
 // PlatformReport is the scan report of one image of a digest.
@@ -63,12 +74,12 @@ func (s *SQLite) PutScan(ctx context.Context, sc Scan) error {
 			built = timeText(pr.Report.DB.BuiltAt)
 		}
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
-			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports,
+			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports, permanent = excluded.permanent,
 			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
-		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports)); err != nil {
+		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports), sc.Error != "" && sc.Permanent); err != nil {
 		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
 	}
 	return nil
@@ -82,11 +93,12 @@ type ScanState struct {
 	ScannedAt  time.Time // zero: never scanned successfully
 	DBBuiltAt  time.Time // the vulnerability DB build the scan used
 	Error      string
+	Permanent  bool // see Scan.Permanent
 }
 
 // ScanStates lists every recorded scan, without reports.
 func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error FROM scans ORDER BY digest`)
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error, permanent FROM scans ORDER BY digest`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list scans: %w", err)
 	}
@@ -95,7 +107,7 @@ func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
 	for rows.Next() {
 		var st ScanState
 		var scanned, built string
-		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error); err != nil {
+		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error, &st.Permanent); err != nil {
 			return nil, fmt.Errorf("store: list scans: %w", err)
 		}
 		if scanned != "" {
@@ -107,6 +119,35 @@ func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
 		out = append(out, st)
 	}
 	return out, rows.Err()
+}
+
+// addScansColumns adds the columns of scansColumns that a database
+// created by an earlier release lacks.
+func addScansColumns(db *sql.DB) error {
+	rows, err := db.Query(`SELECT name FROM pragma_table_info('scans')`)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		have[n] = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, c := range scansColumns {
+		if !have[c[0]] {
+			if _, err := db.Exec(`ALTER TABLE scans ADD COLUMN ` + c[0] + ` ` + c[1]); err != nil {
+				return fmt.Errorf("adding column scans.%s: %w", c[0], err)
+			}
+		}
+	}
+	return nil
 }
 
 // SetSource records where digest was imported from.
@@ -126,8 +167,8 @@ func (s *SQLite) SetSource(ctx context.Context, digest, repository, source strin
 func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
 	sc := Scan{Digest: digest}
 	var scanned, reports string
-	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports FROM scans WHERE digest = ?`, digest).
-		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports)
+	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports, permanent FROM scans WHERE digest = ?`, digest).
+		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports, &sc.Permanent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", digest, ErrNotFound)
 	}

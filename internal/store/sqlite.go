@@ -61,6 +61,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: create schema: %w", path, err)
 	}
+	if err := addScansColumns(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: upgrade schema: %w", path, err)
+	}
 	return &SQLite{db: db}, nil
 }
 
