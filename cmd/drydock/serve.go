@@ -84,6 +84,12 @@ A config file (every field optional):
     stuckAfter: 15m                   # a scan running longer fails its digest
     sweepInterval: 1m                 # verdicts decided again (expiries, grace)
     scanWorkers: 2
+    limits:                           # what one image may cost; past one it fails as over-limit
+      maxPackages: 20000              # installed packages
+      maxFindings: 50000              # findings, before exceptions
+      maxDatabaseBytes: 134217728     # package database files, in all
+      maxEntries: 500000              # tar entries, all layers
+      maxLayerBytes: 17179869184      # uncompressed bytes of one layer
   events:
     webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
       - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drydock-project/drydock/internal/scan"
 )
 
 // Version is the only config schema version this build reads.
@@ -97,6 +99,10 @@ type Gate struct {
 	SweepInterval Duration `yaml:"sweepInterval"`
 	// ScanWorkers is how many scans run at once.
 	ScanWorkers int `yaml:"scanWorkers"`
+	// Limits bound what judging one image may cost (packages, findings,
+	// package database bytes, tar entries, layer bytes); zero fields take
+	// scan.DefaultLimits. An image past one fails as over-limit.
+	Limits scan.Limits `yaml:"limits"`
 }
 
 // Events configures webhooks.
@@ -393,6 +399,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
 		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))
+	}
+	if err := c.Gate.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gate.%w", err))
 	}
 	for i, w := range c.Events.Webhooks {
 		if (w.Secret == "") == (w.SecretFile == "") {
