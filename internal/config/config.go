@@ -17,7 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // Version is the only config schema version this build reads.
@@ -48,6 +48,9 @@ type Config struct {
 	Gate Gate `yaml:"gate"`
 	// Events configures outgoing webhooks.
 	Events Events `yaml:"events"`
+	// Database selects where state lives: SQLite files in the data
+	// directory (the default) or a PostgreSQL database that replicas share.
+	Database database.Config `yaml:"database"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
 }
@@ -99,10 +102,21 @@ type Gate struct {
 	SweepInterval Duration `yaml:"sweepInterval"`
 	// ScanWorkers is how many scans run at once.
 	ScanWorkers int `yaml:"scanWorkers"`
-	// Limits bound what judging one image may cost (packages, findings,
-	// package database bytes, tar entries, layer bytes); zero fields take
-	// scan.DefaultLimits. An image past one fails as over-limit.
-	Limits scan.Limits `yaml:"limits"`
+	// Limits bound what judging one image may cost; an image past one
+	// fails as over-limit.
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits are the gate's scan.Limits as the config file spells them (the
+// server converts one to the other, so the two cannot drift apart); a
+// zero field takes scan's default (packages 20,000, findings 50,000,
+// package database bytes 128 MiB, tar entries 500,000, layer bytes 16 GiB).
+type Limits struct {
+	MaxPackages      int   `yaml:"maxPackages"`
+	MaxFindings      int   `yaml:"maxFindings"`
+	MaxDatabaseBytes int64 `yaml:"maxDatabaseBytes"`
+	MaxEntries       int   `yaml:"maxEntries"`
+	MaxLayerBytes    int64 `yaml:"maxLayerBytes"`
 }
 
 // Events configures webhooks.
@@ -289,6 +303,8 @@ var envVars = map[string]func(c *Config, v string) error{
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)
 	},
+	"DRYDOCK_DATABASE_DRIVER": func(c *Config, v string) error { c.Database.Driver = database.Driver(v); return nil },
+	"DRYDOCK_DATABASE_DSN":    func(c *Config, v string) error { c.Database.DSN = v; return nil },
 }
 
 // EnvVars lists the environment variables Load understands, sorted.
@@ -400,13 +416,23 @@ func (c *Config) Validate() error {
 	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
 		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))
 	}
-	if err := c.Gate.Limits.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("gate.%w", err))
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"maxPackages", int64(c.Gate.Limits.MaxPackages)}, {"maxFindings", int64(c.Gate.Limits.MaxFindings)},
+		{"maxDatabaseBytes", c.Gate.Limits.MaxDatabaseBytes}, {"maxEntries", int64(c.Gate.Limits.MaxEntries)},
+		{"maxLayerBytes", c.Gate.Limits.MaxLayerBytes}} {
+		if l.v < 0 {
+			errs = append(errs, fmt.Errorf("gate.limits.%s: %d is negative (0 takes the default)", l.name, l.v))
+		}
 	}
 	for i, w := range c.Events.Webhooks {
 		if (w.Secret == "") == (w.SecretFile == "") {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))
 		}
+	}
+	if err := c.Database.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
