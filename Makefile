@@ -25,7 +25,7 @@ GREMLINS_VERSION := v0.6.0
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
 	bzip2 openssl debian-archive-keyring postgresql
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache mutate s3server
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate bench-limits clean-cache mutate s3server
 
 all: build
 
@@ -101,6 +101,7 @@ bench:
 	./bench/registry.sh
 	./bench/patch.sh
 	$(MAKE) bench-gate
+	$(MAKE) bench-limits
 
 # push -> verdict and promotion times over real HTTP with the real scanner
 # (needs ../shared/vulndata; skips without it)
@@ -109,6 +110,12 @@ bench-gate:
 
 bench-patch:
 	./bench/patch.sh
+
+# issue 12's hole 5: a <1 MB layer with a 50 MB dpkg status of 160,000 fake
+# openssl packages, judged through the gate's read path and by the server;
+# prints the peak RSS and heap while judging (needs ../shared/vulndata)
+bench-limits:
+	go test -run '^$$' -bench GateHugeStatus -benchtime 1x ./internal/scan ./internal/server
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

@@ -51,6 +51,37 @@ type Config struct {
 	// Database selects where state lives: SQLite files in the data
 	// directory (the default) or a PostgreSQL database that replicas share.
 	Database database.Config `yaml:"database"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Metrics configures /metrics. On the main address it always needs a
+// credential with the metrics role (or admin).
+type Metrics struct {
+	// Addr, when set, also serves /metrics, without credentials, on a
+	// listener of its own (bind it to an address only the scraper
+	// reaches).
+	Addr string `yaml:"addr"`
+}
+
+// Throttle limits failed logins (a token bucket per key: Failures at
+// once, then one more every Per/Failures).
+type Throttle struct {
+	// Off turns the throttle off.
+	Off bool `yaml:"off"`
+	// User limits the wrong passwords of one user name, Address those
+	// from one client address (IPv6: one /64).
+	User    ThrottleLimit `yaml:"user"`
+	Address ThrottleLimit `yaml:"address"`
+	// AuditWindow is how long refused logins of one name from one address
+	// are counted into one audit record.
+	AuditWindow Duration `yaml:"auditWindow"`
+}
+
+// ThrottleLimit is Failures failed logins per Per.
+type ThrottleLimit struct {
+	Failures int      `yaml:"failures"`
+	Per      Duration `yaml:"per"`
 }
 
 // Gate configures the quarantine -> live gate.
@@ -71,6 +102,21 @@ type Gate struct {
 	SweepInterval Duration `yaml:"sweepInterval"`
 	// ScanWorkers is how many scans run at once.
 	ScanWorkers int `yaml:"scanWorkers"`
+	// Limits bound what judging one image may cost; an image past one
+	// fails as over-limit.
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits are the gate's scan.Limits as the config file spells them (the
+// server converts one to the other, so the two cannot drift apart); a
+// zero field takes scan's default (packages 20,000, findings 50,000,
+// package database bytes 128 MiB, tar entries 500,000, layer bytes 16 GiB).
+type Limits struct {
+	MaxPackages      int   `yaml:"maxPackages"`
+	MaxFindings      int   `yaml:"maxFindings"`
+	MaxDatabaseBytes int64 `yaml:"maxDatabaseBytes"`
+	MaxEntries       int   `yaml:"maxEntries"`
+	MaxLayerBytes    int64 `yaml:"maxLayerBytes"`
 }
 
 // Events configures webhooks.
@@ -117,6 +163,8 @@ type Auth struct {
 	HtpasswdRoles []string `yaml:"htpasswdRoles"`
 	// TokenTTL is the lifetime of the bearer tokens /auth/token issues.
 	TokenTTL Duration `yaml:"tokenTTL"`
+	// Throttle limits failed logins per user name and client address.
+	Throttle Throttle `yaml:"throttle"`
 }
 
 // Uploads configures blob uploads.
@@ -158,7 +206,9 @@ func Default() Config {
 		Data:    DefaultDataDir(),
 		Log:     Log{Format: "auto", Level: "info"},
 		Storage: Storage{Driver: "filesystem"},
-		Auth:    Auth{Realm: "drydock", HtpasswdRoles: []string{"pull:*", "push:*"}, TokenTTL: Duration(5 * time.Minute)},
+		Auth: Auth{Realm: "drydock", HtpasswdRoles: []string{"pull:*", "push:*"}, TokenTTL: Duration(5 * time.Minute),
+			Throttle: Throttle{User: ThrottleLimit{10, Duration(time.Minute)}, Address: ThrottleLimit{30, Duration(time.Minute)},
+				AuditWindow: Duration(time.Minute)}},
 		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
@@ -246,6 +296,7 @@ var envVars = map[string]func(c *Config, v string) error{
 		c.Auth.Anonymous = splitList(v)
 		return nil
 	},
+	"DRYDOCK_METRICS_ADDR":     func(c *Config, v string) error { c.Metrics.Addr = v; return nil },
 	"DRYDOCK_GATE_POLICY":      func(c *Config, v string) error { c.Gate.Policy = v; return nil },
 	"DRYDOCK_GATE_EXCEPTIONS":  func(c *Config, v string) error { c.Gate.Exceptions = v; return nil },
 	"DRYDOCK_SHUTDOWN_TIMEOUT": func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
@@ -333,6 +384,26 @@ func (c *Config) Validate() error {
 	if c.Auth.TokenTTL <= 0 {
 		errs = append(errs, errors.New("auth.tokenTTL: must be positive"))
 	}
+	if t := c.Auth.Throttle; !t.Off {
+		for _, l := range []struct {
+			name string
+			l    ThrottleLimit
+		}{{"auth.throttle.user", t.User}, {"auth.throttle.address", t.Address}} {
+			if l.l.Failures < 1 || l.l.Per <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %d failures per %s: want at least 1 failure per a positive duration (or auth.throttle.off: true)", l.name, l.l.Failures, l.l.Per))
+			}
+		}
+		if t.AuditWindow <= 0 {
+			errs = append(errs, errors.New("auth.throttle.auditWindow: must be positive"))
+		}
+	}
+	if c.Metrics.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.addr: %q is not host:port: %w", c.Metrics.Addr, err))
+		} else if c.Metrics.Addr == c.Addr && port != "0" {
+			errs = append(errs, fmt.Errorf("metrics.addr: %q is the main address; give another one (or none)", c.Metrics.Addr))
+		}
+	}
 	if c.Gate.ScanTimeout <= 0 {
 		errs = append(errs, errors.New("gate.scanTimeout: must be positive"))
 	}
@@ -344,6 +415,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
 		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))
+	}
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"maxPackages", int64(c.Gate.Limits.MaxPackages)}, {"maxFindings", int64(c.Gate.Limits.MaxFindings)},
+		{"maxDatabaseBytes", c.Gate.Limits.MaxDatabaseBytes}, {"maxEntries", int64(c.Gate.Limits.MaxEntries)},
+		{"maxLayerBytes", c.Gate.Limits.MaxLayerBytes}} {
+		if l.v < 0 {
+			errs = append(errs, fmt.Errorf("gate.limits.%s: %d is negative (0 takes the default)", l.name, l.v))
+		}
 	}
 	for i, w := range c.Events.Webhooks {
 		if (w.Secret == "") == (w.SecretFile == "") {

@@ -80,7 +80,7 @@ func startGateServer(t testing.TB, policy string, opts ...gateOption) *gateServe
 	cfg.Gate.Policy = g.policy
 	cfg.Gate.Exceptions = g.vexDir
 	cfg.Gate.SweepInterval = config.Duration(time.Hour) // the test drives re-evaluation
-	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*"}
+	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*", "metrics"}
 	setup := gateSetup{cfg: &cfg}
 	for _, o := range opts {
 		o(&setup)

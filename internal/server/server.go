@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -50,6 +51,10 @@ type Server struct {
 	gate *gateParts
 	// closeAuth closes the user and token store.
 	closeAuth func() error
+	// logins aggregates refused logins into audit records.
+	logins *auth.FailureBursts
+	// metricsAddr is where metrics.addr listens, once it does.
+	metricsAddr atomic.Value // string
 }
 
 // Option configures a Server.
@@ -128,13 +133,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		health.Probe{Name: "database", Check: dbs.Ping},
 		health.Probe{Name: "storage", Check: s.storageReady})
 
-	authn, authStore, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
+	authn, authStore, logins, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
 	if err != nil {
 		gp.close(ctx)
 		closeAudit()
 		return nil, err
 	}
-	s.closeAuth = authStore.Close
+	s.closeAuth, s.logins = authStore.Close, logins
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
@@ -147,14 +152,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	mux.Handle("/api/v1/", apiHandler)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", m.Handler())
+	// Metrics tell what the gate refused and who is pushing: they need a
+	// credential with the metrics role here (metrics.addr serves them
+	// without one, on an address of their own).
+	mux.Handle("GET /metrics", authn.Require(auth.RoleMetrics, m.Handler()))
 	// While the database or the storage is down, requests are answered 503
 	// (liveness, readiness and metrics excepted).
 	gated := s.health.Gate(mux, func(r *http.Request) bool {
 		return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics"
 	})
-	s.handler = m.Instrument(accessLog(log, serverHeader(gated)))
+	s.handler = m.Instrument(accessLog(log, serverHeader(sweepLogins(logins, gated))))
 	return s, nil
+}
+
+// MetricsAddr is the address metrics.addr listens on once Serve runs
+// ("" when it is not set).
+func (s *Server) MetricsAddr() string {
+	a, _ := s.metricsAddr.Load().(string)
+	return a
 }
 
 // Handler returns the server's HTTP handler (for tests and embedding).
@@ -196,6 +211,28 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 
+	var ms *http.Server
+	if s.cfg.Metrics.Addr != "" {
+		mln, err := net.Listen("tcp", s.cfg.Metrics.Addr)
+		if err != nil {
+			_ = s.gate.close(context.Background())
+			_ = s.closeAudit()
+			return fmt.Errorf("metrics.addr: listen on %s: %w", s.cfg.Metrics.Addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		ms = &http.Server{Handler: accessLog(s.log, serverHeader(mux)), ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.metricsAddr.Store(mln.Addr().String())
+		defer ms.Close() // on every way out; after a clean shutdown, a no-op
+		wg.Go(func() {
+			if err := ms.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics listener stopped", "err", err)
+			}
+		})
+		s.log.Info("metrics serving without credentials", "metrics_addr", mln.Addr().String())
+	}
+
 	s.log.Info("drydock serving",
 		"addr", ln.Addr().String(),
 		"data", s.cfg.Data,
@@ -220,7 +257,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if ms != nil {
+		_ = ms.Shutdown(sctx)
+	}
 	stopBg()
+	s.logins.Flush(context.Background())
 	if err := s.gate.close(context.Background()); err != nil {
 		s.log.Warn("stopping the gate", "err", err)
 	}
