@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -98,8 +99,8 @@ func (e *missingError) Error() string { return e.what }
 func unavailable(t testing.TB, err error) {
 	t.Helper()
 	var m *missingError
-	if errors.As(err, &m) && os.Getenv("CI") != "true" {
-		t.Skipf("PostgreSQL tests skipped: %v (install Debian's postgresql package, as `make deps` does)", err)
+	if errors.As(err, &m) {
+		testenv.Missing(t, "PostgreSQL: %v (install Debian's postgresql package, as `make deps` does)", err)
 	}
 	t.Fatalf("starting PostgreSQL for the tests: %v", err)
 }
