@@ -19,12 +19,20 @@ var allStates = []rivertype.JobState{
 // the queue starts, instead of a ticker in each process: on a database
 // that several processes share, River's elected leader enqueues periodic
 // jobs, and each job is unique within its period (the interval's multiple
-// of UTC time it falls in), so a period gets exactly one job even across a
-// change of leader. id names the schedule (unique per queue); interval is
-// at least a second. A handler for args' kind must be registered.
-func Schedule(q *Queue, id string, interval time.Duration, args JobArgs) error {
-	if interval < time.Second {
-		return fmt.Errorf("scheduling %q: interval %s below a second", id, interval)
+// of UTC time it falls in; periods are at least a second), so a period
+// gets exactly one job even across a change of leader. id names the
+// schedule (unique per queue); the job goes to queue (DefaultQueue when
+// empty), which must be configured. A handler for args' kind must be
+// registered.
+func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, queue string) error {
+	if interval <= 0 {
+		return fmt.Errorf("scheduling %q: interval %s is not positive", id, interval)
+	}
+	if queue == "" {
+		queue = DefaultQueue
+	}
+	if !q.queues[queue] {
+		return fmt.Errorf("scheduling %q: queue %q not configured", id, queue)
 	}
 	if !kindRE.MatchString(id) {
 		return fmt.Errorf("scheduling %q: invalid id", id)
@@ -35,7 +43,7 @@ func Schedule(q *Queue, id string, interval time.Duration, args JobArgs) error {
 	if closed {
 		return fmt.Errorf("scheduling %q: %w", id, ErrClosed)
 	}
-	opts := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval, ByState: allStates}}
+	opts := &river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByPeriod: max(interval, time.Second), ByState: allStates}}
 	pj := river.NewPeriodicJob(river.PeriodicInterval(interval),
 		func() (river.JobArgs, *river.InsertOpts) { return args, opts },
 		&river.PeriodicJobOpts{ID: id, RunOnStart: true})

@@ -27,7 +27,7 @@ func scheduled(t *testing.T, tg dbtest.Target, period time.Duration, runs map[in
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Schedule(q, "tick", period, tickArgs{}); err != nil {
+	if err := Schedule(q, "tick", period, tickArgs{}, ""); err != nil {
 		t.Fatal(err)
 	}
 	start(t, q)
@@ -60,8 +60,8 @@ func TestScheduleOncePerPeriod(t *testing.T) {
 		for range 3 {
 			scheduled(t, tg, period, runs, &mu)
 		}
-		if err := Schedule(openTest(t, tg), "x", 10*time.Millisecond, tickArgs{}); err == nil {
-			t.Error("a sub-second schedule was accepted")
+		if err := Schedule(openTest(t, tg), "x", time.Second, tickArgs{}, "nope"); err == nil {
+			t.Error("a schedule on an unconfigured queue was accepted")
 		}
 		// Wait for at least three periods' jobs, however slow the machine:
 		// the assertion is once per period, not a deadline.

@@ -58,6 +58,9 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
+		// The sweep has a worker of its own: it never waits for, or holds
+		// up, a scan.
+		jobs.WithQueue(gatekeeper.SweepQueue, 1),
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.
@@ -96,7 +99,8 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
 		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
-		Metrics: g.metrics, ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
+		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics,
+		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
 	}); err != nil {
 		return nil, err
 	}
@@ -130,13 +134,10 @@ func webhookReceivers(hooks []config.Webhook) ([]events.Receiver, error) {
 	return out, nil
 }
 
-// start starts the job queue and the sweeper; the sweeper stops with ctx.
-func (g *gateParts) start(ctx context.Context, interval time.Duration, spawn func(func())) error {
-	if err := g.queue.Start(context.WithoutCancel(ctx)); err != nil {
-		return err
-	}
-	spawn(func() { g.keeper.Run(ctx, interval) })
-	return nil
+// start starts the job queue: scans, and the sweep, a periodic job that
+// one of the processes sharing the queue runs each gate.sweepInterval.
+func (g *gateParts) start(ctx context.Context) error {
+	return g.queue.Start(context.WithoutCancel(ctx))
 }
 
 // close stops the queue (letting running scans finish for a while), then

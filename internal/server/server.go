@@ -205,7 +205,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBg(); wg.Wait() }()
 	wg.Go(func() { s.purgeLoop(bgCtx) })
 	wg.Go(func() { s.health.Run(bgCtx) })
-	if err := s.gate.start(bgCtx, time.Duration(s.cfg.Gate.SweepInterval), wg.Go); err != nil {
+	if err := s.gate.start(bgCtx); err != nil {
 		_ = s.gate.close(context.Background())
 		_ = s.closeAudit()
 		return err
