@@ -161,8 +161,11 @@ func New(o Options) (*Keeper, error) {
 // quarantine/ gets a scan job (one per digest while one is waiting) and a
 // pending verdict, at once, so that the digest is counted and shown as
 // pending until its scan ends. It implements registry.ManifestListener.
-// Not scanned: non-runnable artifacts (signatures, SBOMs, reports follow
-// their subject; see imgref.Manifest.NonRunnable), the gate's own writes
+// Not scanned: non-runnable artifacts and cosign tag-scheme content
+// (signatures, SBOMs, reports follow their subject; see
+// imgref.Manifest.NonRunnable and imgref.TagSchemeArtifact: when their
+// subject is already in live/, they are copied there, see
+// followerArrived), the gate's own writes
 // (IsGateWrite), and a digest whose scan failed for good (only an
 // explicit rescan runs it again).
 func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
@@ -174,7 +177,16 @@ func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocis
 	if err != nil {
 		return err
 	}
-	if imgref.NonRunnableArtifact(stored.MediaType, body) {
+	if tag != "" {
+		if ts, ok := imgref.TagSchemeArtifact(tag, stored.MediaType, body); ok {
+			k.followerArrived(ctx, repo, ts.Subject)
+			return nil
+		}
+	}
+	if m, err := imgref.ParseManifest(stored.MediaType, body); err == nil && m.NonRunnable() {
+		if m.Subject != nil {
+			k.followerArrived(ctx, repo, m.Subject.Digest)
+		}
 		return nil
 	}
 	if sc, err := k.store.Scan(ctx, d); err == nil && sc.Permanent {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -35,6 +36,9 @@ type Promotion struct {
 	Digest  string              `json:"digest"`
 	Verdict gate.Verdict        `json:"verdict"`
 	Copy    registry.CopyResult `json:"copy"`
+	// Followed lists the followers (cosign's tag scheme among them)
+	// copied after the promotion's own copy.
+	Followed []Followed `json:"followed,omitempty"`
 }
 
 // RefusedError is a promotion the gate refused: the digest's verdict is
@@ -173,6 +177,24 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 		k.auditEntry(ctx, entry, map[string]any{"source": req.Source, "target": target, "error": err.Error()})
 		return nil, fmt.Errorf("promote %s -> %s: %w", req.Source, target, err)
 	}
+	// Followers that the copy could not see (cosign's tag scheme, and
+	// referrers pushed while it ran: arrivals after the mark copy
+	// themselves) follow now.
+	var followed []Followed
+	if subjects, ferr := k.followersOf(ctx, dstRepo, digest.Digest(d)); ferr != nil {
+		k.log.Warn("promotion: listing what was copied", "target", target, "err", ferr)
+	} else {
+		fl, lb, ferr := k.syncFollowers(ctx, srcRepo, dstRepo, subjects)
+		if ferr != nil {
+			k.log.Warn("promotion: copying followers", "target", target, "err", ferr)
+		}
+		followed = fl
+		for _, l := range lb {
+			if !slices.ContainsFunc(res.LeftBehind, func(o registry.LeftBehind) bool { return o.Referrer.Digest == l.Referrer.Digest }) {
+				res.LeftBehind = append(res.LeftBehind, l)
+			}
+		}
+	}
 	entry.Outcome = audit.OutcomeOK
 	k.metrics.Promotion(audit.OutcomeOK)
 	k.auditEntry(ctx, entry, map[string]any{"source": req.Source, "target": target, "state": v.State,
@@ -185,7 +207,7 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 		"source": req.Source, "target": target, "digest": d, "state": v.State, "actor": req.Actor}})
 	k.log.Info("promoted", "source", req.Source, "target", target, "digest", d, "actor", req.Actor,
 		"referrers", len(res.Referrers), "leftBehind", len(res.LeftBehind))
-	return &Promotion{Source: req.Source, Target: target, Digest: d, Verdict: v, Copy: res}, nil
+	return &Promotion{Source: req.Source, Target: target, Digest: d, Verdict: v, Copy: res, Followed: followed}, nil
 }
 
 // copyPlan decides, for one promotion, what the copy may take: exactly
@@ -247,6 +269,9 @@ func (p *copyPlan) referrer(ctx context.Context, _ digest.Digest, n imgref.Node)
 	kind := n.Manifest.Kind()
 	switch kind {
 	case imgref.KindArtifact:
+		if ok, why := p.k.followAllowed(n.Manifest.Class()); !ok {
+			return registry.Follow{Reason: why}, nil
+		}
 		return registry.Follow{Copy: true}, nil
 	case imgref.KindImage, imgref.KindIndex:
 		v, err := p.k.Reevaluate(ctx, p.srcRepo, n.Digest().String())
