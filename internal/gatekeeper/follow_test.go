@@ -1,7 +1,9 @@
 package gatekeeper
 
 import (
-	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,8 +12,8 @@ import (
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/imgref"
-	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/store"
 )
 
@@ -195,5 +197,80 @@ func TestFollowersPolicy(t *testing.T) {
 	}
 }
 
-var _ = json.Marshal
-var _ = jobs.Job{}
+// TestPromotionSigned: a promotion with the gate's key signs the live/
+// digest (cosign, both forms; Notary Project) and attaches the promotion
+// attestation, which RequirePromotion accepts and which names the policy
+// hash; the same check refuses another key and another digest.
+func TestPromotionSigned(t *testing.T) {
+	key, _ := attest.GenerateKey(t0)
+	f := newFixture(t, fixtureOptions{key: key, policy: "version: v1\nmaxSeverity: HIGH\n"})
+	ctx := t.Context()
+	img := f.push("quarantine/app", "1", "app")
+	f.putScan("quarantine/app", img.Digest.String())
+	p, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1", Actor: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Signed == nil || p.SignError != "" || len(p.Signed.Referrers) != 3 {
+		t.Fatalf("signed %+v, error %q", p.Signed, p.SignError)
+	}
+	pub, _ := attest.ParsePublicKey("drydock", key.PublicPEM())
+	pred, err := attest.RequirePromotion(ctx, f.reg, "live/app", img.Digest, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := f.verdict("quarantine/app:1")
+	if pred.Policy.SHA256 != st.PolicyHash || pred.Policy.SHA256 == "" || pred.Verdict.State != "pass" ||
+		pred.Source != "quarantine/app:1" || pred.Target != "live/app:1" || pred.Actor != "bob" || len(pred.Scan.Images) != 1 {
+		t.Errorf("predicate %+v (policy hash %s)", pred, st.PolicyHash)
+	}
+	rep := f.verifyIn("live/app", img.Digest, key)
+	got := map[string]int{}
+	for _, s := range rep.Signatures {
+		if s.Verified {
+			got[s.Form+"/"+s.Format]++
+		}
+	}
+	if got["referrer/cosign"] != 1 || got["tag/cosign"] != 1 || got["referrer/notary"] != 1 || got["referrer/dsse"] != 1 || got["tag/dsse"] != 1 {
+		t.Errorf("verified %v", got)
+	}
+	// Not in quarantine/: the gate signs what it put in live/.
+	if _, err := attest.RequirePromotion(ctx, f.reg, "quarantine/app", img.Digest, pub); err == nil {
+		t.Error("a promotion attestation in quarantine/")
+	}
+	other, _ := attest.GenerateKey(t0)
+	opub, _ := attest.ParsePublicKey("other", other.PublicPEM())
+	if _, err := attest.RequirePromotion(ctx, f.reg, "live/app", img.Digest, opub); err == nil || !strings.Contains(err.Error(), "signed by none") {
+		t.Errorf("another key: %v", err)
+	}
+}
+
+// TestRequireSignedBy: the policy's requireSignedBy refuses an unsigned
+// digest with the reason, and promotes one the key signed.
+func TestRequireSignedBy(t *testing.T) {
+	signer, _ := attest.GenerateKey(t0)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "release.pub"), signer.PublicPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: HIGH\nrequireSignedBy: [" + filepath.Join(dir, "release.pub") + "]\n"})
+	ctx := t.Context()
+	img := f.push("quarantine/app", "1", "app")
+	f.putScan("quarantine/app", img.Digest.String())
+	_, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !hasRule(refused.Verdict, gate.RuleRequireSignedBy) ||
+		!strings.Contains(err.Error(), "not signed by key") || !strings.Contains(err.Error(), signer.ID()) {
+		t.Fatalf("unsigned: %v", err)
+	}
+	// Signed by another key: still refused, and the reason says whose.
+	other, _ := attest.GenerateKey(t0)
+	f.signIn("quarantine/app", img, other)
+	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1"}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "signed by none of the keys") {
+		t.Fatalf("signed by another key: %v", err)
+	}
+	f.signIn("quarantine/app", img, signer)
+	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1"}); err != nil {
+		t.Fatalf("signed: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
@@ -86,6 +87,10 @@ type Options struct {
 	// Metrics counts scans, verdict changes and promotions; nil counts
 	// nothing.
 	Metrics *metrics.Gate
+	// Key signs every promotion: a cosign and a Notary Project signature
+	// of the live/ digest and the promotion attestation (attest); nil
+	// signs nothing.
+	Key *attest.Key
 }
 
 // Keeper is the gate's service. Its methods are safe for concurrent use.
@@ -104,6 +109,7 @@ type Keeper struct {
 	log        *slog.Logger
 	stuckAfter time.Duration
 	metrics    *metrics.Gate
+	key        *attest.Key
 
 	recordMu     sync.Mutex
 	mu           sync.Mutex
@@ -133,7 +139,7 @@ func New(o Options) (*Keeper, error) {
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
 		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
-		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
+		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, key: o.Key, stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
 	}
 	if k.now == nil {
 		k.now = time.Now
