@@ -89,6 +89,7 @@ the other commands talk to it or work on images directly.`,
 		newAuditCmd(g),
 		newPolicyCmd(g),
 		newVerdictCmd(g), newPromoteCmd(g), newRescanCmd(g),
+		newVerifyCmd(g),
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
 	)

@@ -405,6 +405,15 @@ func readChain(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	out, err := ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
+
+// ParseCertificates reads the PEM certificates of data.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for {
 		var block *pem.Block
@@ -417,12 +426,12 @@ func readChain(path string) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
+		return nil, errors.New("no PEM certificate")
 	}
 	return out, nil
 }

@@ -46,8 +46,8 @@ type PolicyRef struct {
 
 // ScanRef sums up the scan a verdict came from.
 type ScanRef struct {
-	ScannedAt time.Time     `json:"scannedAt"`
-	DBBuiltAt time.Time     `json:"dbBuiltAt,omitzero"`
+	ScannedAt time.Time      `json:"scannedAt"`
+	DBBuiltAt time.Time      `json:"dbBuiltAt,omitzero"`
 	Images    []ScannedImage `json:"images"`
 }
 

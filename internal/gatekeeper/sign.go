@@ -2,6 +2,7 @@ package gatekeeper
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -127,4 +128,87 @@ func scanRef(sc *store.Scan) attest.ScanRef {
 		r.Images = append(r.Images, im)
 	}
 	return r
+}
+
+// VerifyRequest asks which signatures of an image verify.
+type VerifyRequest struct {
+	// Ref is the image: NAMESPACE/NAME:TAG or NAMESPACE/NAME@DIGEST.
+	Ref string `json:"ref"`
+	// Keys are more public keys (PEM) to verify with, besides drydock's.
+	Keys []NamedPEM `json:"keys,omitempty"`
+	// Roots are trusted certificates (PEM) for Notary Project signatures;
+	// Identity, when set, must be the signing certificate's subject.
+	Roots    []string `json:"roots,omitempty"`
+	Identity string   `json:"identity,omitempty"`
+}
+
+// NamedPEM is a PEM document and the name to show for it.
+type NamedPEM struct {
+	Name string `json:"name"`
+	PEM  string `json:"pem"`
+}
+
+// VerifyResult is what `drydock verify` prints.
+type VerifyResult struct {
+	Repository string `json:"repository"`
+	Reference  string `json:"reference"`
+	Digest     string `json:"digest"`
+	// DrydockKey is the ID of the gate's key ("" when it signs nothing).
+	DrydockKey string                   `json:"drydockKey,omitempty"`
+	Signatures []attest.Signature       `json:"signatures"`
+	Attached   []attest.Attached        `json:"attached"`
+	Promotion  *attest.VerdictPredicate `json:"promotion,omitempty"`
+}
+
+// KeyName is how drydock's own key is named in verification results.
+const KeyName = "drydock"
+
+// Verify checks the signatures and attestations of an image on the
+// server: drydock's own (with the gate's key) and, with the keys, roots
+// and identity of req, anyone's.
+func (k *Keeper) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, error) {
+	repo, reference, d, err := k.Resolve(ctx, req.Ref)
+	if err != nil {
+		return nil, err
+	}
+	var o attest.VerifyOptions
+	res := &VerifyResult{Repository: repo, Reference: reference, Digest: d}
+	if k.key != nil {
+		pub, err := attest.ParsePublicKey(KeyName, k.key.PublicPEM())
+		if err != nil {
+			return nil, err
+		}
+		o.Keys = append(o.Keys, pub)
+		res.DrydockKey = pub.ID
+	}
+	for i, np := range req.Keys {
+		pub, err := attest.ParsePublicKey(cmpOr(np.Name, fmt.Sprintf("key %d", i+1)), []byte(np.PEM))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
+		o.Keys = append(o.Keys, pub)
+	}
+	for i, r := range req.Roots {
+		cs, err := attest.ParseCertificates([]byte(r))
+		if err != nil {
+			return nil, fmt.Errorf("%w: roots[%d]: %w", ErrInvalidRequest, i, err)
+		}
+		o.Roots = append(o.Roots, cs...)
+	}
+	o.Identity, o.Now = req.Identity, k.now
+	rep, err := attest.Verify(ctx, k.reg, repo, digest.Digest(d), o)
+	if err != nil {
+		return nil, err
+	}
+	res.Signatures = rep.Signatures
+	if res.Attached, err = attest.List(ctx, k.reg, repo, digest.Digest(d)); err != nil {
+		return nil, err
+	}
+	if a := rep.Attestation(attest.PredicateVerdict, res.DrydockKey); a != nil && res.DrydockKey != "" {
+		var p attest.VerdictPredicate
+		if json.Unmarshal(a.Statement.Predicate, &p) == nil {
+			res.Promotion = &p
+		}
+	}
+	return res, nil
 }

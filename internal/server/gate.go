@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/events"
@@ -92,11 +93,15 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if err != nil {
 		return nil, err
 	}
+	key, err := openKey(cfg, now)
+	if err != nil {
+		return nil, err
+	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
 		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
-		Metrics: g.metrics,
+		Metrics: g.metrics, Key: key,
 	}); err != nil {
 		return nil, err
 	}
@@ -111,6 +116,24 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	log.Info("gate ready", "policy", name, "exceptions", cfg.Gate.Exceptions, "webhooks", len(receivers),
 		"vulndb", vulndb.DefaultPath(cfg.Data))
 	return g, nil
+}
+
+// openKey loads drydock's signing key as cfg.Sign says (nil when signing
+// is disabled).
+func openKey(cfg config.Config, now func() time.Time) (*attest.Key, error) {
+	if cfg.Sign.Disabled {
+		return nil, nil
+	}
+	pw := os.Getenv("DRYDOCK_SIGN_PASSWORD")
+	if pw == "" {
+		pw = os.Getenv("COSIGN_PASSWORD")
+	}
+	k, err := attest.LoadKey(attest.KeyOptions{Dir: filepath.Join(cfg.Data, "keys"), Ref: cfg.Sign.Key,
+		Certificate: cfg.Sign.Certificate, Password: []byte(pw), Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("sign.key: %w", err)
+	}
+	return k, nil
 }
 
 // webhookReceivers turns the configured webhooks into event receivers.
