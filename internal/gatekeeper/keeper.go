@@ -509,7 +509,7 @@ func combine(parts []gate.Verdict, now time.Time) gate.Verdict {
 // under recordMu, so it is the one RecordVerdict replaces and a change is
 // audited once.
 func (k *Keeper) record(ctx context.Context, repo, digest string, prev *gate.Verdict, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
-	eff, flip, err := k.store.RecordVerdict(ctx, digest, repo, next, k.now(), grace)
+	eff, flip, err := recordVerdict(ctx, k.store, digest, repo, next, k.now(), grace)
 	if err != nil {
 		return gate.Verdict{}, fmt.Errorf("record verdict of %s: %w", digest, err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -90,7 +91,7 @@ type fixture struct {
 	t      *testing.T
 	k      *Keeper
 	reg    *registry.Registry
-	store  *store.SQLite
+	store  store.Store
 	queue  *jobs.Queue
 	audits *audit.Log
 	events *recorder
@@ -144,17 +145,21 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenSQLite(filepath.Join(dir, "gate", "gate.db"))
+	dbs, err := database.NewOpener(database.Config{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.Open(ctx, filepath.Join(dir, "jobs.db"), o.queue...)
+	q, err := jobs.Open(ctx, dbs, o.queue...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	al, closeAudit, err := audit.OpenFile(filepath.Join(dir, "audit", "audit.db"))
+	al, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
