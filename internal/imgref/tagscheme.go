@@ -176,6 +176,15 @@ func classOfType(mt string) string {
 	return ""
 }
 
+// ClassOfType classes an artifact by its artifact type alone (what a
+// referrers list tells): ClassArtifact when the type tells nothing.
+func ClassOfType(artifactType string) string {
+	if c := classOfType(artifactType); c != "" {
+		return c
+	}
+	return ClassArtifact
+}
+
 // Class says what a non-runnable artifact is: a signature, an
 // attestation, an SBOM, a VEX document, a scan report, or (when nothing
 // tells) an artifact. It reads the artifactType, then the config's media
