@@ -15,6 +15,7 @@ import (
 	"github.com/notaryproject/notation-core-go/signature/jws"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/imgref"
@@ -87,80 +88,122 @@ type Written struct {
 }
 
 // Write signs and attaches to the manifest subject in repo what req asks
-// for, with key k. Every piece is stored before the next, referrers first;
-// an error leaves what was stored (each piece is whole and valid alone).
+// for, with key k. The pieces are independent and written concurrently
+// (a registry write waits on storage, not on the CPU): first the
+// referrers, then the tag-scheme manifests that list the same layers. An
+// error leaves what was stored (each piece is whole and valid alone).
 func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descriptor, k *Key, req WriteRequest) (*Written, error) {
 	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	if req.Now.IsZero() {
 		req.Now = time.Now()
 	}
 	created := req.Now.UTC().Format(time.RFC3339)
-	w := &Written{}
-	put := func(artifactType string, layer []byte, layerType string, layerAnn, ann map[string]string) (ocispec.Descriptor, error) {
+	// One slot per referrer: its layer and manifest, in a fixed order.
+	type slot struct {
+		layer, manifest ocispec.Descriptor
+	}
+	n := len(req.Statements)
+	sigSlot, notarySlot := -1, -1
+	if req.Signature {
+		sigSlot, n = n, n+1
+	}
+	if req.Notary {
+		notarySlot, n = n, n+1
+	}
+	slots := make([]slot, n)
+	put := func(i int, artifactType string, layer []byte, layerType string, layerAnn, ann map[string]string) error {
 		l, err := reg.PutBlob(ctx, repo, layer)
 		if err != nil {
-			return l, err
+			return err
 		}
 		l.MediaType, l.Annotations = layerType, layerAnn
 		ann[ocispec.AnnotationCreated] = created
 		d, err := putArtifact(ctx, reg, repo, artifactType, []ocispec.Descriptor{l}, &subject, ann)
-		if err == nil {
-			w.Referrers = append(w.Referrers, d)
-		}
-		return l, err
+		slots[i] = slot{layer: l, manifest: d}
+		return err
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	ctx = gctx
 	if req.Signature {
-		payload, err := SimpleSigningPayload(req.Ref, subject.Digest, nil)
-		if err != nil {
-			return w, err
-		}
-		sig, err := k.Sign(payload)
-		if err != nil {
-			return w, err
-		}
-		ann := map[string]string{AnnotationCosignSignature: b64(sig)}
-		l, err := put(imgref.ArtifactTypeCosignSignature, payload, imgref.MediaTypeCosignSimpleSigning, ann, map[string]string{})
-		if err != nil {
-			return w, fmt.Errorf("attaching the signature of %s: %w", subject.Digest, err)
-		}
-		tag, err := AppendTagScheme(ctx, reg, repo, subject.Digest, imgref.SuffixSignature, []ocispec.Descriptor{l})
-		if err != nil {
-			return w, err
-		}
-		w.Tags = append(w.Tags, tag)
+		g.Go(func() error {
+			payload, err := SimpleSigningPayload(req.Ref, subject.Digest, nil)
+			if err != nil {
+				return err
+			}
+			sig, err := k.Sign(payload)
+			if err != nil {
+				return err
+			}
+			ann := map[string]string{AnnotationCosignSignature: b64(sig)}
+			if err := put(sigSlot, imgref.ArtifactTypeCosignSignature, payload, imgref.MediaTypeCosignSimpleSigning, ann, map[string]string{}); err != nil {
+				return fmt.Errorf("attaching the signature of %s: %w", subject.Digest, err)
+			}
+			return nil
+		})
 	}
 	if req.Notary {
-		env, err := notarySign(k, subject, req.NotaryMetadata, req.Now)
-		if err != nil {
-			return w, fmt.Errorf("Notary Project signature of %s: %w", subject.Digest, err)
-		}
-		ann := map[string]string{AnnotationNotaryThumbprints: thumbprints(k)}
-		if _, err := put(imgref.ArtifactTypeNotarySignature, env, jws.MediaTypeEnvelope, nil, ann); err != nil {
-			return w, fmt.Errorf("attaching the Notary Project signature of %s: %w", subject.Digest, err)
+		g.Go(func() error {
+			env, err := notarySign(k, subject, req.NotaryMetadata, req.Now)
+			if err != nil {
+				return fmt.Errorf("Notary Project signature of %s: %w", subject.Digest, err)
+			}
+			ann := map[string]string{AnnotationNotaryThumbprints: thumbprints(k)}
+			if err := put(notarySlot, imgref.ArtifactTypeNotarySignature, env, jws.MediaTypeEnvelope, nil, ann); err != nil {
+				return fmt.Errorf("attaching the Notary Project signature of %s: %w", subject.Digest, err)
+			}
+			return nil
+		})
+	}
+	for i, st := range req.Statements {
+		g.Go(func() error {
+			env, err := SignStatement(k, st)
+			if err != nil {
+				return err
+			}
+			layerAnn := map[string]string{AnnotationPredicateType: st.PredicateType, AnnotationCosignSignature: ""}
+			if err := put(i, ArtifactTypeCosignAttestation, env, imgref.MediaTypeDSSEEnvelope, layerAnn,
+				map[string]string{AnnotationPredicateType: st.PredicateType}); err != nil {
+				return fmt.Errorf("attaching the %s attestation of %s: %w", st.PredicateType, subject.Digest, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	w := &Written{}
+	for _, sl := range slots {
+		if sl.manifest.Digest != "" {
+			w.Referrers = append(w.Referrers, sl.manifest)
 		}
 	}
-	var atts []ocispec.Descriptor
-	for _, st := range req.Statements {
-		env, err := SignStatement(k, st)
-		if err != nil {
-			return w, err
-		}
-		layerAnn := map[string]string{AnnotationPredicateType: st.PredicateType, AnnotationCosignSignature: ""}
-		l, err := put(ArtifactTypeCosignAttestation, env, imgref.MediaTypeDSSEEnvelope, layerAnn,
-			map[string]string{AnnotationPredicateType: st.PredicateType})
-		if err != nil {
-			return w, fmt.Errorf("attaching the %s attestation of %s: %w", st.PredicateType, subject.Digest, err)
-		}
-		atts = append(atts, l)
+	if err != nil {
+		return w, err
 	}
-	if len(atts) > 0 {
-		tag, err := AppendTagScheme(ctx, reg, repo, subject.Digest, imgref.SuffixAttestation, atts)
-		if err != nil {
-			return w, err
-		}
-		w.Tags = append(w.Tags, tag)
+	// The tag-scheme forms list the same layers.
+	var tags [2]string
+	g, ctx = errgroup.WithContext(ctx)
+	if req.Signature {
+		g.Go(func() (err error) {
+			tags[0], err = AppendTagScheme(ctx, reg, repo, subject.Digest, imgref.SuffixSignature, []ocispec.Descriptor{slots[sigSlot].layer})
+			return err
+		})
 	}
-	return w, nil
+	if len(req.Statements) > 0 {
+		var atts []ocispec.Descriptor
+		for i := range req.Statements {
+			atts = append(atts, slots[i].layer)
+		}
+		g.Go(func() (err error) {
+			tags[1], err = AppendTagScheme(ctx, reg, repo, subject.Digest, imgref.SuffixAttestation, atts)
+			return err
+		})
+	}
+	err = g.Wait()
+	for _, t := range tags {
+		if t != "" {
+			w.Tags = append(w.Tags, t)
+		}
+	}
+	return w, err
 }
 
 // putArtifact stores an OCI 1.1 artifact manifest: an empty config of the
