@@ -145,7 +145,7 @@ func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descr
 		g.Go(func() error {
 			env, err := notarySign(k, subject, req.NotaryMetadata, req.Now)
 			if err != nil {
-				return fmt.Errorf("Notary Project signature of %s: %w", subject.Digest, err)
+				return fmt.Errorf("signing %s for the Notary Project: %w", subject.Digest, err)
 			}
 			ann := map[string]string{AnnotationNotaryThumbprints: thumbprints(k)}
 			if err := put(notarySlot, imgref.ArtifactTypeNotarySignature, env, jws.MediaTypeEnvelope, nil, ann); err != nil {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -243,15 +242,6 @@ func VerifySignature(pub crypto.PublicKey, message, sig []byte) error {
 }
 
 var errBadSignature = errors.New("signature does not verify")
-
-// shortDigest is sha256:<12 hex>, for messages.
-func shortDigest(d string) string {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) <= 12 {
-		return d
-	}
-	return alg + ":" + hex[:12]
-}
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
