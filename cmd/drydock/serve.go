@@ -93,6 +93,11 @@ A config file (every field optional):
   events:
     webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
       - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}
+  sign:                               # the key promotions are signed with
+    key: /etc/drydock/signing.key     # PEM or cosign's encrypted format ($DRYDOCK_SIGN_PASSWORD);
+                                      # none = DATA/keys/drydock.key, generated on first start
+    certificate: /etc/drydock/signing.crt  # chain for Notary Project signatures; none = self-signed
+    disabled: false
 
 The gate: every manifest that arrives in quarantine/ (import or push) is
 scanned in the background by a persistent job queue (DATA/jobs) with the
@@ -102,6 +107,13 @@ digest (DATA/gate) and shown by "drydock verdict"; "drydock promote" copies
 a pass or exempt digest into live/, which accepts nothing else. The policy
 and exception files are re-read when they change. Everything is recorded in
 the audit log (DATA/audit, "drydock audit").
+
+Signatures: signatures, attestations and SBOMs (OCI 1.1 referrers, and
+cosign's sha256-<hex>.sig/.att/.sbom tags) are never scanned; they follow
+their digest into live/ at promotion and, pushed later, on arrival. Each
+promotion is signed with drydock's key: a cosign and a Notary Project
+signature of the live/ digest and the promotion attestation ("drydock
+verify"; the public key is DATA/keys/drydock.pub, or GET /api/v1/keys).
 
 On SIGINT or SIGTERM the server stops accepting connections and lets running
 requests finish for shutdownTimeout. An upload cut off then is never visible

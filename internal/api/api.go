@@ -49,6 +49,9 @@ type Authorizer func(r *http.Request, role, repository string) error
 type Options struct {
 	Gate      Gate
 	Authorize Authorizer
+	// Attest verifies signatures and serves drydock's public key; nil
+	// answers NOT_FOUND on those routes.
+	Attest Attestations
 	// Actor names the request's principal for the audit log.
 	Actor func(r *http.Request) string
 	Log   *slog.Logger
@@ -75,6 +78,8 @@ func Handler(o Options) http.Handler {
 		{http.MethodPost, "/api/v1/promote", h.promote},
 		{http.MethodPost, "/api/v1/imports", h.imports},
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodGet, "/api/v1/keys", h.keys},
+		{http.MethodPost, "/api/v1/verify", h.verify},
 	}
 	methods := map[string]string{} // path -> method, for 405 answers
 	for _, rt := range routes {

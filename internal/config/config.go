@@ -53,6 +53,8 @@ type Config struct {
 	Database database.Config `yaml:"database"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Sign configures drydock's signing key.
+	Sign Sign `yaml:"sign"`
 }
 
 // Metrics configures /metrics. On the main address it always needs a
@@ -82,6 +84,21 @@ type Throttle struct {
 type ThrottleLimit struct {
 	Failures int      `yaml:"failures"`
 	Per      Duration `yaml:"per"`
+}
+
+// Sign configures the key drydock signs promotions and patched images
+// with (see internal/attest).
+type Sign struct {
+	// Key is a private key file (PEM: PKCS#8, EC or PKCS#1; or cosign's
+	// encrypted format, whose password is read from $DRYDOCK_SIGN_PASSWORD
+	// or $COSIGN_PASSWORD); empty uses DATA/keys/drydock.key, generated
+	// on first start with drydock.pub and drydock.crt beside it.
+	Key string `yaml:"key"`
+	// Certificate is the key's PEM certificate chain (leaf first) for
+	// Notary Project signatures; empty uses a self-signed certificate.
+	Certificate string `yaml:"certificate"`
+	// Disabled turns signing off.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Gate configures the quarantine -> live gate.
@@ -299,6 +316,7 @@ var envVars = map[string]func(c *Config, v string) error{
 	"DRYDOCK_METRICS_ADDR":     func(c *Config, v string) error { c.Metrics.Addr = v; return nil },
 	"DRYDOCK_GATE_POLICY":      func(c *Config, v string) error { c.Gate.Policy = v; return nil },
 	"DRYDOCK_GATE_EXCEPTIONS":  func(c *Config, v string) error { c.Gate.Exceptions = v; return nil },
+	"DRYDOCK_SIGN_KEY":         func(c *Config, v string) error { c.Sign.Key = v; return nil },
 	"DRYDOCK_SHUTDOWN_TIMEOUT": func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)

@@ -30,6 +30,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
@@ -90,6 +91,10 @@ type Options struct {
 	// Metrics counts scans, verdict changes and promotions; nil counts
 	// nothing.
 	Metrics *metrics.Gate
+	// Key signs every promotion: a cosign and a Notary Project signature
+	// of the live/ digest and the promotion attestation (attest); nil
+	// signs nothing.
+	Key *attest.Key
 }
 
 // Keeper is the gate's service. Its methods are safe for concurrent use.
@@ -108,6 +113,7 @@ type Keeper struct {
 	log        *slog.Logger
 	stuckAfter time.Duration
 	metrics    *metrics.Gate
+	key        *attest.Key
 
 	// What this process has seen, to act on changes once per process;
 	// what must hold across replicas is in the store (the decision lock,
@@ -138,7 +144,7 @@ func New(o Options) (*Keeper, error) {
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
 		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
-		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, exErrs: map[string]bool{},
+		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, key: o.Key, exErrs: map[string]bool{},
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -176,8 +182,11 @@ func New(o Options) (*Keeper, error) {
 // quarantine/ gets a scan job (one per digest while one is waiting) and a
 // pending verdict, at once, so that the digest is counted and shown as
 // pending until its scan ends. It implements registry.ManifestListener.
-// Not scanned: non-runnable artifacts (signatures, SBOMs, reports follow
-// their subject; see imgref.Manifest.NonRunnable), the gate's own writes
+// Not scanned: non-runnable artifacts and cosign tag-scheme content
+// (signatures, SBOMs, reports follow their subject; see
+// imgref.Manifest.NonRunnable and imgref.TagSchemeArtifact: when their
+// subject is already in live/, they are copied there, see
+// followerArrived), the gate's own writes
 // (IsGateWrite), and a digest whose scan failed for good (only an
 // explicit rescan runs it again).
 func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
@@ -189,7 +198,16 @@ func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocis
 	if err != nil {
 		return err
 	}
-	if imgref.NonRunnableArtifact(stored.MediaType, body) {
+	if tag != "" {
+		if ts, ok := imgref.TagSchemeArtifact(tag, stored.MediaType, body); ok {
+			k.followerArrived(ctx, repo, ts.Subject)
+			return nil
+		}
+	}
+	if m, err := imgref.ParseManifest(stored.MediaType, body); err == nil && m.NonRunnable() {
+		if m.Subject != nil {
+			k.followerArrived(ctx, repo, m.Subject.Digest)
+		}
 		return nil
 	}
 	if sc, err := k.store.Scan(ctx, d); err == nil && sc.Permanent {

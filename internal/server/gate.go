@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
@@ -95,11 +96,15 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if err != nil {
 		return nil, err
 	}
+	key, err := openKey(cfg, now)
+	if err != nil {
+		return nil, err
+	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
 		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
-		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics,
+		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
 		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
 	}); err != nil {
 		return nil, err
@@ -115,6 +120,28 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	log.Info("gate ready", "policy", name, "exceptions", cfg.Gate.Exceptions, "webhooks", len(receivers),
 		"vulndb", vulndb.DefaultPath(cfg.Data))
 	return g, nil
+}
+
+// openKey loads drydock's signing key as cfg.Sign says (nil when signing
+// is disabled).
+func openKey(cfg config.Config, now func() time.Time) (*attest.Key, error) {
+	if cfg.Sign.Disabled {
+		return nil, nil
+	}
+	if cfg.Sign.Key == "" && cfg.Database.Driver == database.Postgres {
+		// Replicas would each generate a key of their own.
+		return nil, errors.New("sign.key: replicas sharing a PostgreSQL database must share one signing key: name a key file (or set sign.disabled)")
+	}
+	pw := os.Getenv("DRYDOCK_SIGN_PASSWORD")
+	if pw == "" {
+		pw = os.Getenv("COSIGN_PASSWORD")
+	}
+	k, err := attest.LoadKey(attest.KeyOptions{Dir: filepath.Join(cfg.Data, "keys"), Ref: cfg.Sign.Key,
+		Certificate: cfg.Sign.Certificate, Password: []byte(pw), Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("sign.key: %w", err)
+	}
+	return k, nil
 }
 
 // webhookReceivers turns the configured webhooks into event receivers.
