@@ -30,8 +30,9 @@
 //
 // The database is opened in WAL mode with a busy time-out and a single
 // connection, as riversqlite recommends; River's schema is migrated with
-// rivermigrate at every Open (a no-op when current). Periodic schedules are
-// not built yet; River's PeriodicJobs can be wired into Open later.
+// rivermigrate at every Open (a no-op when current). AddPeriodic adds
+// River's periodic jobs: heartbeats whose handlers decide, with their own
+// clock, what is due.
 package jobs
 
 import (
