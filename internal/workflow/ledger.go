@@ -113,6 +113,10 @@ type Run struct {
 	EndedAt       time.Time `json:"ended_at,omitzero"`
 	Tasks         []Task    `json:"tasks"`
 	Error         string    `json:"error,omitempty"`
+	// Fetches counts the requests the run sent to package archives, by
+	// URL (Release files once per suite; indexes already in the cache are
+	// not fetched).
+	Fetches map[string]int `json:"fetches,omitempty"`
 }
 
 // Trigger says why a run was queued.
@@ -129,6 +133,9 @@ type Task struct {
 	ID        string    `json:"id"`
 	Kind      TaskKind  `json:"kind"`
 	Image     string    `json:"image,omitempty"` // NAME:TAG of the original; "" for the trigger
+	// Group is the digest of the original: the images of a run whose
+	// originals share it are scanned and patched by one job, once.
+	Group string `json:"group,omitempty"`
 	State     State     `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
 	StartedAt time.Time `json:"started_at,omitzero"`
@@ -225,6 +232,8 @@ type PatchResult struct {
 	// SharedWith names the task that built this patch when several tags
 	// of one digest are patched once.
 	SharedWith string `json:"shared_with,omitempty"`
+	// SkipReason says why nothing was written.
+	SkipReason string `json:"skip_reason,omitempty"`
 }
 
 // LogLine is one line of a task's log.

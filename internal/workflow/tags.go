@@ -28,6 +28,9 @@ type Match struct {
 	// Name is the image name ("nginx"), Tag the original tag.
 	Name string `json:"name"`
 	Tag  string `json:"tag"`
+	// Entry is the config's repository the match comes from (NAME,
+	// live/NAME or quarantine/NAME).
+	Entry string `json:"entry"`
 	// Source is the repository the original is read from: live/NAME when
 	// it has been promoted (or live/ was named), else quarantine/NAME.
 	Source string `json:"source"`
@@ -195,7 +198,7 @@ func selectRepo(r Repository, ts TagSet, conv TagConvention, sel *Selection) []M
 	}
 	out := make([]Match, 0, len(bases))
 	for _, b := range bases {
-		m := Match{Name: name, Tag: b, Source: sourceOf(b)}
+		m := Match{Name: name, Tag: b, Entry: r.Repository, Source: sourceOf(b)}
 		latestN := 0
 		for _, t := range outputs[b] {
 			_, n, _ := patchTagOf(t)
