@@ -86,7 +86,7 @@ func newHarness(t *testing.T, withDB bool, opts ...harnessOption) *harness {
 	}
 	o := workflow.Options{Store: st, Queue: q, Registry: reg, DBPath: dbPath, QueueName: "workflow", Clock: clock,
 		LockRetry: 200 * time.Millisecond,
-		Patcher: &workflow.LibraryPatcher{Apt: []apt.Option{apt.WithCacheDir(cache)}, Sandbox: os.Geteuid() == 0, Tool: "drydock-test"}}
+		Patcher:   &workflow.LibraryPatcher{Apt: []apt.Option{apt.WithCacheDir(cache)}, Sandbox: os.Geteuid() == 0, Tool: "drydock-test"}}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -130,12 +130,12 @@ type Trigger struct {
 
 // Task is one step of a run.
 type Task struct {
-	ID        string    `json:"id"`
-	Kind      TaskKind  `json:"kind"`
-	Image     string    `json:"image,omitempty"` // NAME:TAG of the original; "" for the trigger
+	ID    string   `json:"id"`
+	Kind  TaskKind `json:"kind"`
+	Image string   `json:"image,omitempty"` // NAME:TAG of the original; "" for the trigger
 	// Group is the digest of the original: the images of a run whose
 	// originals share it are scanned and patched by one job, once.
-	Group string `json:"group,omitempty"`
+	Group     string    `json:"group,omitempty"`
 	State     State     `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
 	StartedAt time.Time `json:"started_at,omitzero"`

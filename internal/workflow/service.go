@@ -81,7 +81,7 @@ type View struct {
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 	// NextRuns are the next scheduled runs (UTC).
-	NextRuns []time.Time     `json:"next_runs"`
+	NextRuns []time.Time      `json:"next_runs"`
 	Pending  []PendingTrigger `json:"pending_triggers,omitempty"`
 	// LastRun is the newest run, without its tasks' results.
 	LastRun *RunSummary `json:"last_run,omitempty"`
