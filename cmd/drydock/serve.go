@@ -28,7 +28,7 @@ One process serves, on one port:
   /healthz   liveness: 200 while the process runs
   /readyz    readiness: 200 when the blob storage answers
   /metrics   Prometheus metrics (requests, bytes in/out, upload durations)
-  /api/v1/   the JSON API: verdict, promote, imports, rescan
+  /api/v1/   the JSON API: verdict, promote, imports, rescan, workflows
   /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
 
 Authentication is on: users and API tokens ("drydock user", "drydock token")
@@ -70,6 +70,15 @@ A config file (every field optional):
   events:
     webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
       - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}
+  workflow:                           # continuous patching ("drydock workflow")
+    workers: 1                        # image scans and patches at once
+    tickInterval: 1m                  # how often due schedules and triggers are looked for
+    debounce: 2m                      # a trigger waits for this much quiet before its run
+    pollInterval: 15m                 # each security suite's InRelease (conditional GET)
+    mirror: http://mirror.internal/debian   # replaces the images' archives (distroless: required)
+    securityMirror: http://mirror.internal/debian-security
+    hostKeyring: /usr/share/keyrings/debian-archive-keyring.gpg  # for images without keys
+    sandbox: true                     # maintainer scripts may run in the sandbox
 
 The gate: every manifest that arrives in quarantine/ (import or push) is
 scanned in the background by a persistent job queue (DATA/jobs) with the
@@ -79,6 +88,12 @@ digest (DATA/gate) and shown by "drydock verdict"; "drydock promote" copies
 a pass or exempt digest into live/, which accepts nothing else. The policy
 and exception files are re-read when they change. Everything is recorded in
 the audit log (DATA/audit, "drydock audit").
+
+Workflows ("drydock workflow create"): the server scans and patches the
+images a workflow names on its schedule, when a database update brings new
+fixable findings, and when a release's security suite changes, on the same
+job queue; patched images are written to quarantine/ (DATA/workflow holds
+the run ledger) and pass the gate like any image.
 
 On SIGINT or SIGTERM the server stops accepting connections and lets running
 requests finish for shutdownTimeout. An upload cut off then is never visible

@@ -61,6 +61,7 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if g.queue, err = jobs.Open(ctx, jobsPath(cfg.Data),
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
+		jobs.WithQueue(workflowQueue, cfg.Workflow.Workers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A

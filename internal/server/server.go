@@ -52,6 +52,8 @@ type Server struct {
 	gate *gateParts
 	// closeAuth closes the user and token store.
 	closeAuth func() error
+	// workflows is continuous patching.
+	workflows *workflowParts
 }
 
 // Option configures a Server.
@@ -117,11 +119,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	keeper = gp.keeper
-	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
+	wf, err := openWorkflows(cfg, log, reg, gp, o.now)
+	if err != nil {
+		gp.close(ctx)
+		closeAudit()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf}
 
 	authn, authStore, err := openAuth(ctx, cfg, log, audits, o.now)
 	if err != nil {
 		gp.close(ctx)
+		wf.close()
 		closeAudit()
 		return nil, err
 	}
@@ -130,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
 	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Authorize: apiAuthorizer,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
@@ -207,6 +216,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stopBg()
 	if err := s.gate.close(context.Background()); err != nil {
 		s.log.Warn("stopping the gate", "err", err)
+	}
+	if err := s.workflows.close(); err != nil {
+		s.log.Warn("closing the workflow store", "err", err)
 	}
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)

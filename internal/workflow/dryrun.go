@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Dry-run actions.
@@ -68,10 +69,14 @@ func (e *Engine) DryRun(ctx context.Context, cfg *Config, sel *Selection, securi
 			img.Action, img.Reason = ActionFail, m.NextErr
 		case res.Patch:
 			img.Action, img.Tag = ActionPatch, m.Name+":"+m.Next
-			img.Reason = fmt.Sprintf("%d fixable vulnerabilities", res.Fixable.Total())
-			if len(res.SecurityUpdates) > 0 {
-				img.Reason += fmt.Sprintf(", %d updates pending from the security suite", len(res.SecurityUpdates))
+			var why []string
+			if n := res.Fixable.Total(); n > 0 {
+				why = append(why, fmt.Sprintf("%d fixable vulnerabilities %s", n, countsText(res.Fixable)))
 			}
+			if n := len(res.SecurityUpdates); n > 0 {
+				why = append(why, fmt.Sprintf("%d updates pending from the security suite", n))
+			}
+			img.Reason = strings.Join(why, "; ")
 		default:
 			img.Action, img.Reason = ActionSkip, res.SkipReason
 		}
