@@ -25,6 +25,7 @@ type group struct {
 	images   []string
 	security bool
 	conv     TagConvention
+	lease    *heldLease
 }
 
 // errCanceled stops a job whose run was canceled.
@@ -426,6 +427,9 @@ func (g *group) writeOne(ctx context.Context, p pendingPatch, pr *PatchResult, o
 	// a crash finds them and never writes a second tag for this task.
 	if _, err := g.update(ctx, p.task.ID, func(_ *Run, t *Task) { t.Patch = pr }); err != nil {
 		return err
+	}
+	if g.lease.Lost() {
+		return errors.New("another job took over this image (this job's lease ran out): nothing written")
 	}
 	if err := g.e.stillHolds(ctx, g.runID, p.task.Image); err != nil {
 		return err

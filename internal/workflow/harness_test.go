@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,3 +196,7 @@ func config(conv, repo string, tags ...string) string {
 	}
 	return `{"version":"v1","tag-convention":"` + conv + `","repositories":[{"repository":"` + repo + `","tags":[` + strings.Join(q, ",") + `],"enabled":true}]}`
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -117,6 +117,23 @@ type Run struct {
 	// URL (Release files once per suite; indexes already in the cache are
 	// not fetched).
 	Fetches map[string]int `json:"fetches,omitempty"`
+	// Leases say which job works on which part of the run (LeaseTrigger,
+	// or an images group by its digest) and until when; a job renews its
+	// lease while it works. A lease that expired while its part is
+	// unfinished means the job died with its process: the engine's tick
+	// queues a job that resumes the part.
+	Leases map[string]Lease `json:"leases,omitempty"`
+	// Resumes counts, per part, the jobs queued to resume it.
+	Resumes map[string]int `json:"resumes,omitempty"`
+}
+
+// LeaseTrigger is the lease key of a run's trigger task.
+const LeaseTrigger = "trigger"
+
+// Lease is a job's claim on part of a run.
+type Lease struct {
+	Owner string    `json:"owner"`
+	Until time.Time `json:"until"`
 }
 
 // Trigger says why a run was queued.

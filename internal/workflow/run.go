@@ -74,6 +74,14 @@ func (e *Engine) handleRun(ctx context.Context, a runArgs) error {
 	if r.State.Finished() {
 		return nil
 	}
+	_, release, err := e.lease(ctx, r.ID, LeaseTrigger)
+	if errors.Is(err, errLeased) {
+		return nil // a live job works on it
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
 	tid := r.ID + "-t"
 	if t := r.Task(tid); t != nil && t.State == StateSucceeded {
 		return e.queueGroups(ctx, r) // resumed after the tasks were recorded
@@ -293,6 +301,14 @@ func (e *Engine) handleImages(ctx context.Context, a imagesArgs) error {
 	if r.State.Finished() {
 		return nil
 	}
+	held, releaseLease, err := e.lease(ctx, r.ID, a.Digest)
+	if errors.Is(err, errLeased) {
+		return nil // a live job works on these images
+	}
+	if err != nil {
+		return err
+	}
+	defer releaseLease()
 	release, err := e.lockImages(ctx, r.ID, a.Images)
 	if errors.Is(err, errBusy) {
 		for _, im := range a.Images {
@@ -320,7 +336,7 @@ func (e *Engine) handleImages(ctx context.Context, a imagesArgs) error {
 			})
 		}
 	}()
-	g := &group{e: e, runID: r.ID, images: a.Images, security: r.SecuritySuite, conv: r.Config.TagConvention}
+	g := &group{e: e, runID: r.ID, images: a.Images, security: r.SecuritySuite, conv: r.Config.TagConvention, lease: held}
 	env, err := e.openEnv(ctx, cache.client, func(string) {})
 	if err != nil {
 		// Without a database nothing can be decided: the images fail.

@@ -132,15 +132,15 @@ func TestSelectSources(t *testing.T) {
 		// The home: promoted tags from live/, the rest from quarantine/;
 		// patches from quarantine/, where they are written.
 		{"nginx", []Match{
-			{Name: "nginx", Tag: "1.0", Source: "live/nginx", Latest: "1.0-2", LatestSource: "quarantine/nginx", Next: "1.0-3"},
-			{Name: "nginx", Tag: "2.0", Source: "quarantine/nginx", Next: "2.0-1"},
+			{Name: "nginx", Tag: "1.0", Entry: "nginx", Source: "live/nginx", Latest: "1.0-2", LatestSource: "quarantine/nginx", Next: "1.0-3"},
+			{Name: "nginx", Tag: "2.0", Entry: "nginx", Source: "quarantine/nginx", Next: "2.0-1"},
 		}},
 		{"live/nginx", []Match{
-			{Name: "nginx", Tag: "1.0", Source: "live/nginx", Latest: "1.0-2", LatestSource: "quarantine/nginx", Next: "1.0-3"},
+			{Name: "nginx", Tag: "1.0", Entry: "live/nginx", Source: "live/nginx", Latest: "1.0-2", LatestSource: "quarantine/nginx", Next: "1.0-3"},
 		}},
 		{"quarantine/nginx", []Match{
-			{Name: "nginx", Tag: "1.0", Source: "quarantine/nginx", Latest: "1.0-2", LatestSource: "quarantine/nginx", Next: "1.0-3"},
-			{Name: "nginx", Tag: "2.0", Source: "quarantine/nginx", Next: "2.0-1"},
+			{Name: "nginx", Tag: "1.0", Entry: "quarantine/nginx", Source: "quarantine/nginx", Latest: "1.0-2", LatestSource: "quarantine/nginx", Next: "1.0-3"},
+			{Name: "nginx", Tag: "2.0", Entry: "quarantine/nginx", Source: "quarantine/nginx", Next: "2.0-1"},
 		}},
 	}
 	for _, tc := range tests {
