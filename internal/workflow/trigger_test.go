@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/testimage"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
@@ -154,5 +156,53 @@ func TestSecuritySuiteTrigger(t *testing.T) {
 	// sight and the change.
 	if _, _, after := mirror.counts(); after-bytes > 6000 {
 		t.Errorf("unchanged polls downloaded %d bytes", after-bytes)
+	}
+}
+
+// TestDBUpdateTrigger: a vulnerability database that brings fixable
+// findings queues one run, after the debounce window, for the images that
+// have them, and not for the others. The clock is in March 2026, when
+// bullseye was still in LTS: the real data of February 2025 has fixes for
+// the bullseye main suite's packages, and none for today's bookworm.
+func TestDBUpdateTrigger(t *testing.T) {
+	bullseye, err := openImage(t, testimage.BullseyeNginxCurl).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bookworm, err := openImage(t, testimage.BookwormNginx).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, false, func(o *workflow.Options) { o.Debounce = 5 * time.Minute })
+	ctx := t.Context()
+	h.push(bullseye, "quarantine/web:11")
+	h.push(bookworm, "quarantine/nginx:1.27.1")
+	h.clock.Set(mustTime(t, "2026-03-02 08:00"))
+	cfg := `{"version":"v1","repositories":[{"repository":"web","tags":["11"]},{"repository":"nginx","tags":["1.27.1"]}]}`
+	if _, err := h.eng.Create(ctx, workflow.CreateRequest{Config: cfg, Schedule: "7d"}); err != nil {
+		t.Fatal(err)
+	}
+	h.tickAt("2026-03-02 08:01") // no database: nothing to compare
+	if n := len(h.runsBy("default", workflow.TriggerDBUpdate)); n != 0 {
+		t.Fatalf("%d runs without a database", n)
+	}
+	realdb.Copy(t, h.opts.DBPath) // "drydock db update"
+	h.tickAt("2026-03-02 09:00")
+	v, err := h.eng.Show(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Pending) != 1 || v.Pending[0].Kind != workflow.TriggerDBUpdate || !slices.Equal(v.Pending[0].Images, []string{"web:11"}) {
+		t.Fatalf("pending after the database update: %+v", v.Pending)
+	}
+	h.tickAt("2026-03-02 09:04")
+	if n := len(h.runsBy("default", workflow.TriggerDBUpdate)); n != 0 {
+		t.Fatalf("a run before the debounce window passed")
+	}
+	h.tickAt("2026-03-02 09:05")
+	h.tickAt("2026-03-02 09:30")
+	runs := h.runsBy("default", workflow.TriggerDBUpdate)
+	if len(runs) != 1 || !slices.Equal(runs[0].Trigger.Images, []string{"web:11"}) {
+		t.Fatalf("runs after the debounce window: %d %+v", len(runs), runs)
 	}
 }

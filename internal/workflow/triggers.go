@@ -122,11 +122,11 @@ func (e *Engine) checkDB(ctx context.Context, ws []*Workflow) error {
 		if w.Triggers.DBBuiltAt.Equal(built) {
 			continue
 		}
-		var affected []string
-		if !w.Triggers.DBBuiltAt.IsZero() {
-			if affected, err = e.newFindings(ctx, w); err != nil {
-				return fmt.Errorf("workflow %s: checking the new vulnerability database: %w", w.Name, err)
-			}
+		// A new database, or the first one of a workflow created without:
+		// its fixable findings the images' last scans did not have.
+		affected, err := e.newFindings(ctx, w)
+		if err != nil {
+			return fmt.Errorf("workflow %s: checking the new vulnerability database: %w", w.Name, err)
 		}
 		now := e.clock.Now()
 		if _, err := e.o.Store.UpdateWorkflow(ctx, w.Name, func(w *Workflow) error {
