@@ -50,6 +50,10 @@ type env struct {
 	releases []vulndb.Release
 	http     *http.Client
 	log      func(string)
+	// scans and plans remember results by digest for the job: tags of
+	// one image (an original and its stale patches) are read once.
+	scans map[string]*findings
+	plans map[string]*PatchOutcome
 }
 
 // openEnv opens the vulnerability database for a job; close it after.
@@ -82,7 +86,8 @@ func (e *Engine) openEnv(ctx context.Context, client *http.Client, log func(stri
 	if log == nil {
 		log = func(string) {}
 	}
-	return &env{e: e, db: db, scanner: sc, releases: rels, http: client, log: log}, nil
+	return &env{e: e, db: db, scanner: sc, releases: rels, http: client, log: log,
+		scans: map[string]*findings{}, plans: map[string]*PatchOutcome{}}, nil
 }
 
 func (v *env) Close() { v.db.Close() }
@@ -129,6 +134,9 @@ type findings struct {
 // scanArtifact scans every platform image of a (Trivy's --ignore-unfixed,
 // OS packages, no severity filter).
 func (v *env) scanArtifact(ctx context.Context, a *artifact) (*findings, error) {
+	if f, ok := v.scans[a.Digest]; ok && a.Digest != "" {
+		return f, nil
+	}
 	imgs, err := platforms(a)
 	if err != nil {
 		return nil, err
@@ -177,6 +185,9 @@ func (v *env) scanArtifact(ctx context.Context, a *artifact) (*findings, error) 
 	}
 	slices.Sort(f.ids)
 	f.ids = slices.Compact(f.ids)
+	if a.Digest != "" {
+		v.scans[a.Digest] = f
+	}
 	return f, nil
 }
 
@@ -205,12 +216,18 @@ func platforms(a *artifact) ([]v1.Image, error) {
 // plan asks the patcher what the release's suites offer for a's installed
 // packages (every update, nothing downloaded).
 func (v *env) plan(ctx context.Context, a *artifact) (*PatchOutcome, error) {
+	if p, ok := v.plans[a.Digest]; ok && a.Digest != "" {
+		return p, nil
+	}
 	out, err := v.e.o.Patcher.Patch(ctx, PatchRequest{Image: a.Image, Index: a.Index, DryRun: true,
 		Releases: v.releases, HTTPClient: v.http, Log: v.log})
 	if err != nil {
 		return nil, err
 	}
 	out.Cleanup()
+	if a.Digest != "" {
+		v.plans[a.Digest] = out
+	}
 	return out, nil
 }
 

@@ -314,14 +314,11 @@ func (g *group) build(ctx context.Context, first pendingPatch) (*PatchOutcome, *
 	}
 	wanted := maps.Clone(f.wanted)
 	if g.security {
-		secs := first.scan.SecurityUpdates
-		if first.scan.Digest != orig.Digest {
-			p, err := g.env.plan(ctx, orig)
-			if err != nil {
-				return nil, nil, err
-			}
-			secs, _ = securityUpdates(p)
+		p, err := g.env.plan(ctx, orig) // remembered when the original was a scan's target
+		if err != nil {
+			return nil, nil, err
 		}
+		secs, _ := securityUpdates(p)
 		for _, c := range secs {
 			if c.From == "" {
 				continue // a new dependency, not an installed package

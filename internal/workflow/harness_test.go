@@ -18,6 +18,7 @@ import (
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
@@ -71,7 +72,7 @@ func newHarness(t *testing.T, withDB bool, opts ...harnessOption) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	q, err := jobs.Open(t.Context(), filepath.Join(dir, "jobs.db"), jobs.WithPollInterval(50*time.Millisecond),
-		jobs.WithQueue("workflow", 1), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond }))
+		jobs.WithQueue("workflow", 2), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,3 +201,8 @@ func config(conv, repo string, tags ...string) string {
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func openImage(t *testing.T, s testimage.Spec) *testimage.Image {
+	t.Helper()
+	return testimage.Require(t, s)
+}
