@@ -166,7 +166,7 @@ func (v *env) scanArtifact(ctx context.Context, a *artifact) (*findings, error) 
 			f.reason = fmt.Sprintf("end of life: public security support for %s ended on %s; the archive publishes no more fixes (move to a supported release)", cmp.Or(f.os, "this release"), f.supportEnd)
 		case scan.StatusUnsupported:
 			f.unsupported = true
-			f.reason = "unsupported OS: " + cmp.Or(rep.StatusReason, "drydock does not know this operating system")
+			f.reason = withPrefix("unsupported OS", cmp.Or(rep.StatusReason, "drydock does not know this operating system"))
 		}
 		for _, fd := range rep.Findings {
 			if !fd.Fixable() {
@@ -256,9 +256,9 @@ func skipReasonOf(err error) (string, bool) {
 	case errors.As(err, &nothing):
 		return nothing.Error(), true
 	case errors.Is(err, patch.ErrEndOfLife):
-		return "end of life: " + err.Error(), true
+		return withPrefix("end of life", err.Error()), true
 	case errors.Is(err, patch.ErrUnsupported):
-		return "unsupported OS: " + err.Error(), true
+		return withPrefix("unsupported OS", err.Error()), true
 	case errors.Is(err, apt.ErrNoSources):
 		return "no package source: " + err.Error() + " (set workflow.mirror in the server's config for images without apt sources, such as distroless ones)", true
 	}
@@ -322,6 +322,14 @@ func (v *env) evaluate(ctx context.Context, m Match, securitySuite bool) (*ScanR
 	}
 	res.Patch = true
 	return res, a, nil
+}
+
+// withPrefix puts "what: " before s unless s says what already.
+func withPrefix(what, s string) string {
+	if strings.Contains(s, what) {
+		return s
+	}
+	return what + ": " + s
 }
 
 // countsText formats counts as Trivy's summary does.

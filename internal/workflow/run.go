@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -363,12 +362,4 @@ func (e *Engine) updateTask(ctx context.Context, runID, taskID string, fn func(r
 		fn(r, t)
 		return nil
 	})
-}
-
-func joinErr(prefix string, err error) string {
-	s := err.Error()
-	if strings.HasPrefix(s, prefix) {
-		return s
-	}
-	return prefix + s
 }
