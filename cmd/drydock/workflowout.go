@@ -193,7 +193,7 @@ func taskResult(t *workflow.Task) string {
 	case t.Trigger != nil:
 		return fmt.Sprintf("%d matched, %d not found, tag convention %s", len(t.Trigger.Matches), len(t.Trigger.NotFound), t.Trigger.Convention)
 	case t.Scan != nil && t.State == workflow.StateSucceeded:
-		s := fmt.Sprintf("%s: %d fixable %s", t.Scan.Target, t.Scan.Fixable.Total(), countsBrief(t.Scan.Fixable))
+		s := fmt.Sprintf("%s: %d fixable%s", t.Scan.Target, t.Scan.Fixable.Total(), countsBrief(t.Scan.Fixable))
 		if n := len(t.Scan.SecurityUpdates); n > 0 {
 			s += fmt.Sprintf(", %d from the security suite", n)
 		}
@@ -228,7 +228,7 @@ func countsBrief(c workflow.Counts) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "(" + strings.Join(parts, ", ") + ")"
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func duration(t *workflow.Task) string {

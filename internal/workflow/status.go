@@ -162,7 +162,7 @@ func imageStatus(r *Run, t *Task) ImageStatus {
 			}
 			s.PatchedDigest, s.PackagesUpdated, s.PatchSharedWith = pr.Digest, len(pr.Packages), pr.SharedWith
 			s.PatchUnchangedFor = pr.SameAs
-			if pr.FixableAfter != nil {
+			if pr.FixableAfter != nil || pr.Digest != "" {
 				n := pr.FixableAfter.Total()
 				s.FixableAfter = &n
 			}
