@@ -118,6 +118,7 @@ func New(o Options) (*Engine, error) {
 		jobs.Register(o.Queue, e.handleTick),
 		jobs.Register(o.Queue, e.handleRun),
 		jobs.Register(o.Queue, e.handleImages),
+		jobs.Register(o.Queue, e.handleResume),
 	} {
 		if err != nil {
 			return nil, fmt.Errorf("workflow engine: %w", err)
@@ -126,16 +127,20 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
-// Start adds the engine's periodic tick to the queue; call it before the
-// queue starts.
+// Start adds the engine's periodic jobs to the queue (the tick, and the
+// resumption of runs whose job died); call it before the queue starts.
 func (e *Engine) Start() error {
-	return e.o.Queue.AddPeriodic(e.o.TickInterval, tickArgs{}, jobs.PeriodicOptions{Queue: e.o.QueueName, RunOnStart: true})
+	if err := e.o.Queue.AddPeriodic(e.o.TickInterval, tickArgs{}, jobs.PeriodicOptions{Queue: e.o.QueueName, RunOnStart: true}); err != nil {
+		return err
+	}
+	return e.o.Queue.AddPeriodic(LeaseTTL/2, resumeArgs{}, jobs.PeriodicOptions{Queue: e.o.QueueName, RunOnStart: true})
 }
 
 // Job kinds.
 type (
-	tickArgs struct{}
-	runArgs  struct {
+	tickArgs   struct{}
+	resumeArgs struct{}
+	runArgs    struct {
 		RunID string `json:"run_id"`
 	}
 	// imagesArgs is the scan (and patch) of the images of one run whose
@@ -148,6 +153,7 @@ type (
 )
 
 func (tickArgs) Kind() string   { return "workflow.tick" }
+func (resumeArgs) Kind() string { return "workflow.resume" }
 func (runArgs) Kind() string    { return "workflow.run" }
 func (imagesArgs) Kind() string { return "workflow.images" }
 

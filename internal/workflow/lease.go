@@ -119,9 +119,12 @@ func (e *Engine) lease(ctx context.Context, runID, part string) (*heldLease, fun
 	return h, release, nil
 }
 
-// resumeOrphans queues a job for every part of an unfinished run whose
-// lease ran out: its job died with its process.
-func (e *Engine) resumeOrphans(ctx context.Context) error {
+func (e *Engine) handleResume(ctx context.Context, _ resumeArgs) error { return e.ResumeOrphans(ctx) }
+
+// ResumeOrphans queues a job for every part of an unfinished run whose
+// lease ran out: its job died with its process (the periodic job calls
+// it; tests call it after moving the clock).
+func (e *Engine) ResumeOrphans(ctx context.Context) error {
 	runs, err := e.o.Store.Runs(ctx, RunFilter{States: []State{StateQueued, StateRunning}})
 	if err != nil {
 		return err

@@ -27,8 +27,10 @@ import (
 //     with If-None-Match / If-Modified-Since: a 304 of a few bytes when
 //     unchanged) and records a pending trigger for the images of a suite
 //     that changed;
-//   - queues a run for each pending trigger quiet for the debounce window;
-//   - resumes the parts of runs whose job died (see lease.go).
+//   - queues a run for each pending trigger quiet for the debounce window.
+//
+// A lighter periodic job, every LeaseTTL/2, resumes the parts of runs
+// whose job died (see lease.go).
 //
 // Run IDs of scheduled and event runs are derived from what caused them,
 // so a tick repeated after a crash never queues a run twice.
@@ -55,9 +57,6 @@ func (e *Engine) Tick(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := e.firePending(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := e.resumeOrphans(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, err := range errs {

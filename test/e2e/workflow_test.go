@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -160,7 +161,7 @@ func TestWorkflowSeedFlow(t *testing.T) {
 		t.Errorf("list-runs row: %+v", st)
 	}
 	text := mustDrydock(t, nil, "workflow", "list-runs", "--server", srv).Stdout
-	if !regexp.MustCompile(`(?m)^nginx:1\.27\.1\s+Succeeded\s+\S+ \S+ UTC\s+` + id + `-s1\s+Succeeded\s+\S+ \S+ UTC\s+` + id + `-p1\s+nginx:1\.27\.1-1\s`).MatchString(text) ||
+	if !regexp.MustCompile(`(?m)^nginx:1\.27\.1\s+Succeeded\s+\S+ \S+ UTC\s+`+id+`-s1\s+Succeeded\s+\S+ \S+ UTC\s+`+id+`-p1\s+nginx:1\.27\.1-1\s`).MatchString(text) ||
 		!strings.Contains(text, "Total images: 1") {
 		t.Errorf("list-runs:\n%s", text)
 	}
@@ -218,4 +219,83 @@ func tagsOf(t *testing.T, s *serveProc, repo string) []string {
 	}
 	slices.Sort(tags)
 	return tags
+}
+
+func runDetail(t *testing.T, srv, id string) workflow.RunDetail {
+	t.Helper()
+	var d workflow.RunDetail
+	r := mustDrydock(t, nil, "workflow", "show-run", id, "--json", "--server", srv)
+	if err := json.Unmarshal([]byte(r.Stdout), &d); err != nil {
+		t.Fatalf("show-run --json: %v\n%s", err, r.Stdout)
+	}
+	return d
+}
+
+// TestWorkflowSurvivesKill: the server is killed (SIGKILL) while a run
+// patches an image. After a restart the run is resumed from its ledger
+// and completes: one patch tag, pointing at a complete image, and a
+// ledger with one task of each kind.
+func TestWorkflowSurvivesKill(t *testing.T) {
+	ti := testimage.Require(t, testimage.BookwormNginx)
+	data := t.TempDir()
+	s := workflowServer(t, data, "")
+	srv := s.URL()
+	mustDrydock(t, nil, "import", ti.OCIReference(), "--as", "nginx:1.27.1", "--server", srv)
+	cp := writeFile(t, "continuouspatching.json", seedConfig)
+	id := runID(t, mustDrydock(t, nil, "workflow", "create", "--config", cp, "--schedule", "1d", "--run-immediately", "--server", srv).Stdout)
+
+	// Kill it in the middle of the patch (after the packages are unpacked).
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		d := runDetail(t, srv, id)
+		killNow := false
+		for _, l := range d.Log {
+			killNow = killNow || (l.Task == id+"-p1" && strings.HasSuffix(l.Text, ": unpack"))
+		}
+		if d.Run.State.Finished() {
+			t.Fatalf("the run ended before the kill: %s", d.Run.State)
+		}
+		if killNow {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the patch did not start in 5 minutes:\n%s", s.Logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.Kill()
+
+	s = workflowServer(t, data, "")
+	srv = s.URL()
+	r := mustDrydock(t, nil, "workflow", "show-run", id, "--follow", "--server", srv)
+	d := runDetail(t, srv, id)
+	if d.Run.State != workflow.StateSucceeded {
+		t.Fatalf("after the restart the run is %s (%s):\n%s", d.Run.State, d.Run.Error, r.Stdout)
+	}
+	if !strings.Contains(r.Stdout, "resuming "+d.Run.Tasks[1].Group) {
+		t.Errorf("the log does not say the run was resumed:\n%s", r.Stdout)
+	}
+	kinds := map[workflow.TaskKind]int{}
+	for _, tk := range d.Run.Tasks {
+		kinds[tk.Kind]++
+	}
+	if kinds[workflow.TaskTrigger] != 1 || kinds[workflow.TaskScan] != 1 || kinds[workflow.TaskPatch] != 1 {
+		t.Errorf("tasks after the restart: %+v", kinds)
+	}
+	if tags := tagsOf(t, s, "quarantine/nginx"); !slices.Equal(tags, []string{"1.27.1", "1.27.1-1"}) {
+		t.Fatalf("tags after the restart: %v", tags)
+	}
+	p := d.Run.ImageTask(workflow.TaskPatch, "nginx:1.27.1")
+	if got := digestOf(t, s, "quarantine/nginx:1.27.1-1"); !p.Patch.TagWritten || got.String() != p.Patch.Digest {
+		t.Errorf("quarantine/nginx:1.27.1-1 is %s; the ledger says %+v", got, p.Patch)
+	}
+	// The tag points at a whole image: manifest, config and every layer,
+	// each matching its digest.
+	img, err := remote.Image(ref(t, s.Addr+"/quarantine/nginx:1.27.1-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("quarantine/nginx:1.27.1-1: %v", err)
+	}
 }
