@@ -84,3 +84,52 @@ func TestResumeOrphans(t *testing.T) {
 		t.Errorf("after %d deaths: run %s, patch %s %q", workflow.MaxResumes+1, got.State, p.State, p.Error)
 	}
 }
+
+// TestCancel: cancel-run ends queued and running runs and their tasks;
+// their jobs then do nothing; a finished run cannot be canceled; delete
+// cancels the active runs and removes the workflow with its ledger.
+func TestCancel(t *testing.T) {
+	h := newHarness(t, false)
+	ctx := t.Context()
+	if _, err := h.eng.Create(ctx, workflow.CreateRequest{Config: config("incremental", "nginx", "1.27.1"), Schedule: "1d"}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := h.runNow(""), h.runNow("")
+	ids, err := h.eng.Cancel(ctx, "", a.ID)
+	if err != nil || len(ids) != 1 || ids[0] != a.ID {
+		t.Fatalf("cancel %s: %v %v", a.ID, ids, err)
+	}
+	if _, err := h.eng.Cancel(ctx, "", a.ID); !errorsIs(err, workflow.ErrInvalid) {
+		t.Errorf("canceling a canceled run: %v", err)
+	}
+	if _, err := h.eng.Cancel(ctx, "", "r99999999"); !errorsIs(err, workflow.ErrNotFound) {
+		t.Errorf("canceling an unknown run: %v", err)
+	}
+	h.start()
+	b = h.waitRun(b.ID, time.Minute) // nothing matches: ends at its trigger task
+	if b.State != workflow.StateSucceeded {
+		t.Errorf("the other run: %s", b.State)
+	}
+	time.Sleep(500 * time.Millisecond) // the canceled run's job has run by now
+	got, err := h.store.Run(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != workflow.StateCanceled || got.Tasks[0].State != workflow.StateCanceled || !got.StartedAt.IsZero() {
+		t.Errorf("canceled run after its job: %s, trigger %s, started %v", got.State, got.Tasks[0].State, got.StartedAt)
+	}
+	c := h.runNow("")
+	canceled, err := h.eng.Delete(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Run(ctx, b.ID); !errorsIs(err, workflow.ErrNotFound) {
+		t.Errorf("delete kept the ledger: %v", err)
+	}
+	if len(canceled) > 1 || (len(canceled) == 1 && canceled[0] != c.ID) {
+		t.Errorf("delete canceled %v", canceled)
+	}
+	if _, err := h.eng.Show(ctx, ""); !errorsIs(err, workflow.ErrNotFound) {
+		t.Errorf("show after delete: %v", err)
+	}
+}

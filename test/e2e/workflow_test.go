@@ -204,6 +204,23 @@ func TestWorkflowSeedFlow(t *testing.T) {
 			t.Errorf("show lacks %q:\n%s", want, v)
 		}
 	}
+	if out := mustDrydock(t, nil, "workflow", "list", "--server", srv).Stdout; !regexp.MustCompile(`(?m)^default\s+1d\s`).MatchString(out) {
+		t.Errorf("list:\n%s", out)
+	}
+	if out := mustDrydock(t, nil, "workflow", "cancel-run", "--server", srv).Stdout; !strings.Contains(out, "no run to cancel") {
+		t.Errorf("cancel-run with nothing running:\n%s", out)
+	}
+	// delete asks first; without an answer nothing is deleted.
+	if r := drydock(t, nil, "workflow", "delete", "--server", srv); r.Code == 0 || !strings.Contains(r.Stderr, "[y/N]") {
+		t.Errorf("delete without -y: exit %d\n%s", r.Code, r.Stderr)
+	}
+	mustDrydock(t, nil, "workflow", "show", "--server", srv)
+	if out := mustDrydock(t, nil, "workflow", "delete", "-y", "--server", srv).Stdout; !strings.Contains(out, "workflow default deleted") {
+		t.Errorf("delete -y:\n%s", out)
+	}
+	if tags := tagsOf(t, s, "quarantine/nginx"); !slices.Contains(tags, "1.27.1-1") {
+		t.Errorf("delete removed the patched image: %v", tags)
+	}
 }
 
 // tagsOf lists a repository's tags.
