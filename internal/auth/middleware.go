@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // ErrAuthRequired is the failure of a request without credentials when
@@ -230,7 +231,8 @@ func baseURL(r *http.Request) string {
 // endpoint, with the scope the request needs when it is a repository route.
 func (a *Authenticator) bearerChallenge(r *http.Request) string {
 	c := fmt.Sprintf("Bearer realm=%q,service=%q", baseURL(r)+"/auth/token", a.service())
-	if repo, _ := RepoOf(r.URL.Path); validRepo(repo) {
+	if rt, ok := imgref.ParseRoute(r.URL.Path); ok && imgref.ValidRepository(rt.Repository) {
+		repo := rt.Repository
 		actions := "pull"
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			actions = "pull,push"
@@ -363,43 +365,6 @@ func (e *DeniedError) Error() string {
 	return fmt.Sprintf("%q may not %s %s%s: needs the %s role on namespace %s", e.Principal, verb, e.Repository, mount, e.Role, e.Namespace)
 }
 
-// repoComponentRE is one path component of a repository name, as the
-// distribution spec allows it.
-var repoComponentRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
-
-func validRepo(repo string) bool {
-	if repo == "" || len(repo) > 255 {
-		return false
-	}
-	for c := range strings.SplitSeq(repo, "/") {
-		if !repoComponentRE.MatchString(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// RepoOf returns the repository of a /v2/ API path and what follows it
-// ("manifests/REF", "blobs/uploads/...", "tags/list", "referrers/DIGEST"),
-// or "" when the path is not a repository route. The repository ends at
-// the last "/manifests/", "/blobs/", "/tags/" or "/referrers/".
-func RepoOf(path string) (repo, rest string) {
-	p, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
-		return "", ""
-	}
-	at := -1
-	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
-		if i := strings.LastIndex(p, kind); i > at {
-			at = i
-		}
-	}
-	if at <= 0 {
-		return "", ""
-	}
-	return p[:at], p[at+1:]
-}
-
 // Authorize decides whether p may make registry request r: the API base,
 // the token endpoint and the catalog need only authentication; reading a
 // repository needs pull on its namespace, changing it push, and mounting a
@@ -408,34 +373,38 @@ func RepoOf(path string) (repo, rest string) {
 // need admin. A refusal is a *DeniedError.
 func Authorize(p Principal, r *http.Request) error {
 	path := r.URL.Path
-	if !strings.HasPrefix(path, "/v2/") || path == "/v2/" || path == "/v2/_catalog" {
+	if !strings.HasPrefix(path, "/v2/") {
 		return nil
 	}
-	repo, rest := RepoOf(path)
-	if repo == "" {
+	rt, ok := imgref.ParseRoute(path)
+	switch {
+	case ok && (rt.Kind == imgref.RoutePing || rt.Kind == imgref.RouteCatalog):
+		return nil
+	case !ok:
 		if p.Allows(RoleAdmin, AllNamespaces) {
 			return nil
 		}
 		return &DeniedError{Principal: p.Name, Role: RoleAdmin, Repository: path, Namespace: AllNamespaces, Reason: "not a registry API route"}
 	}
-	if !validRepo(repo) {
+	repo := rt.Repository
+	if !imgref.ValidRepository(repo) {
 		return &DeniedError{Principal: p.Name, Repository: repo, Reason: "invalid repository name"}
 	}
 	role := RolePull
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		role = RolePush
 	}
-	ns := NamespaceOf(repo)
+	ns := imgref.Namespace(repo)
 	if !p.Allows(role, ns) {
 		return &DeniedError{Principal: p.Name, Role: role, Repository: repo, Namespace: ns}
 	}
-	if r.Method == http.MethodPost && strings.HasPrefix(rest, "blobs/uploads") {
+	if r.Method == http.MethodPost && rt.Kind == imgref.RouteUpload {
 		q := r.URL.Query()
 		if from := q.Get("from"); q.Get("mount") != "" && from != "" {
-			if !validRepo(from) {
+			if !imgref.ValidRepository(from) {
 				return &DeniedError{Principal: p.Name, Repository: from, MountInto: repo, Reason: "invalid repository name to mount from"}
 			}
-			if fns := NamespaceOf(from); !p.Allows(RolePull, fns) {
+			if fns := imgref.Namespace(from); !p.Allows(RolePull, fns) {
 				return &DeniedError{Principal: p.Name, Role: RolePull, Repository: from, Namespace: fns, MountInto: repo}
 			}
 		}

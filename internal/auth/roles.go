@@ -2,9 +2,10 @@ package auth
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Role is what a principal may do in a namespace.
@@ -32,10 +33,6 @@ const AllNamespaces = "*"
 
 // Valid reports whether r is one of the roles above.
 func (r Role) Valid() bool { return slices.Contains(roles, r) }
-
-// namespaceRE is the form of a namespace: a repository name's first path
-// component as the distribution spec allows it.
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 
 // Grant gives a role in one namespace (the first path component of a
 // repository: "quarantine", "live", ...) or in all of them ("*").
@@ -79,7 +76,7 @@ func (g Grant) check() error {
 	if !g.Role.Valid() {
 		return fmt.Errorf("unknown role %q (valid roles: %s; e.g. push:quarantine)", g.Role, validRoles)
 	}
-	if g.Namespace != AllNamespaces && !namespaceRE.MatchString(g.Namespace) {
+	if g.Namespace != AllNamespaces && !imgref.ValidComponent(g.Namespace) {
 		return fmt.Errorf("invalid namespace %q: want \"*\" or a repository's first path component such as quarantine or live (lowercase letters and digits, single . _ - between them)", g.Namespace)
 	}
 	if g.Role == RoleAdmin && g.Namespace != AllNamespaces {
@@ -232,11 +229,4 @@ func (gs Grants) String() string {
 		return "none"
 	}
 	return strings.Join(gs.Strings(), ",")
-}
-
-// NamespaceOf returns the namespace of a repository: its first path
-// component ("quarantine" for "quarantine/nginx"; "" for "").
-func NamespaceOf(repo string) string {
-	ns, _, _ := strings.Cut(repo, "/")
-	return ns
 }

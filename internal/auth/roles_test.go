@@ -151,16 +151,6 @@ func TestIntersectAndCovers(t *testing.T) {
 	}
 }
 
-func TestNamespaceOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"quarantine/nginx": "quarantine", "live/a/b/c": "live", "nginx": "nginx", "": "",
-	} {
-		if got := NamespaceOf(in); got != want {
-			t.Errorf("NamespaceOf(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestGrantsJSON(t *testing.T) {
 	g := mustGrants(t, "push:quarantine,admin")
 	b, err := json.Marshal(g)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // In-process access for drydock's own services (the gate's scanner and
@@ -22,7 +24,7 @@ const maxCopyDepth = 8
 // Manifest returns the descriptor and content of the manifest ref (a tag
 // or digest) in repo. A missing manifest is ErrNotFound.
 func (r *Registry) Manifest(ctx context.Context, repo, ref string) (ocispec.Descriptor, []byte, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s:%s: invalid repository name: %w", repo, ref, ErrNotFound)
 	}
 	desc, err := r.resolveManifest(ctx, repo, ref)
@@ -49,7 +51,7 @@ func (r *Registry) Manifest(ctx context.Context, repo, ref string) (ocispec.Desc
 // descriptor (media type left to the caller). It is meant for small
 // artifacts drydock writes itself (scan reports).
 func (r *Registry) PutBlob(ctx context.Context, repo string, data []byte) (ocispec.Descriptor, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, fmt.Errorf("put blob into %q: invalid repository name", repo)
 	}
 	d := digest.SHA256.FromBytes(data)
@@ -67,14 +69,14 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, data []byte) (ocisp
 // PutManifest stores a manifest in repo under the given tags, exactly as a
 // push through the API would (same validation, referrers, listeners).
 func (r *Registry) PutManifest(ctx context.Context, repo, mediaType string, body []byte, tags ...string) (ocispec.Descriptor, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, fmt.Errorf("put manifest into %q: invalid repository name", repo)
 	}
 	if int64(len(body)) > r.maxManifestSize {
 		return ocispec.Descriptor{}, fmt.Errorf("put manifest into %s: %d bytes, over the %d-byte limit", repo, len(body), r.maxManifestSize)
 	}
 	for _, t := range tags {
-		if !validTag(t) {
+		if !imgref.ValidTag(t) {
 			return ocispec.Descriptor{}, fmt.Errorf("put manifest into %s: invalid tag %q", repo, t)
 		}
 	}
@@ -107,11 +109,11 @@ type CopyResult struct {
 // to a bounded depth) after its subject, so nothing in the destination
 // ever points at something missing.
 func (r *Registry) Copy(ctx context.Context, from, to string, d digest.Digest, tags ...string) (CopyResult, error) {
-	if !validName(from) || !validName(to) {
+	if !imgref.ValidRepository(from) || !imgref.ValidRepository(to) {
 		return CopyResult{}, fmt.Errorf("copy %s -> %s: invalid repository name", from, to)
 	}
 	for _, t := range tags {
-		if !validTag(t) {
+		if !imgref.ValidTag(t) {
 			return CopyResult{}, fmt.Errorf("copy into %s: invalid tag %q", to, t)
 		}
 	}

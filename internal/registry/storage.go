@@ -9,6 +9,8 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // isNotFound reports whether err means the path does not exist on the driver.
@@ -48,7 +50,7 @@ func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error
 		}
 		return "", fmt.Errorf("reading link %s: %w", p, err)
 	}
-	d, err := parseDigest(strings.TrimSpace(string(b)))
+	d, err := imgref.ParseDigest(strings.TrimSpace(string(b)))
 	if err != nil {
 		r.log.Warn("ignoring corrupt link", "path", p, "err", err)
 		return "", ErrNotFound

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // An upload lives in <repo>/_uploads/<id>/: "startedat" (its existence is the
@@ -220,7 +222,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 // links the blob, or (anonymous, from == "") when the blob exists anywhere.
 func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from string) (bool, error) {
 	if from != "" {
-		if !validName(from) {
+		if !imgref.ValidRepository(from) {
 			return false, nil
 		}
 		if _, err := r.linkedBlob(ctx, from, d); err != nil {

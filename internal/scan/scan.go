@@ -46,6 +46,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/version"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -306,6 +307,9 @@ func (s *Scanner) collect(ctx context.Context, fsys fs.FS) (*Snapshot, error) {
 	snap.OS = o
 	if err != nil {
 		snap.Unsupported = err.Error()
+		if r := (*refusal.Error)(nil); errors.As(err, &r) {
+			snap.Unsupported = r.Reason
+		}
 		return snap, nil
 	}
 	inv, err := inventory.Inventory(ctx, fsys, s.analyzers...)

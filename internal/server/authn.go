@@ -19,6 +19,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // initialPasswordFile is where the first start writes the generated admin
@@ -74,7 +75,8 @@ func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *
 		record(r, audit.Entry{Actor: name, Action: audit.ActionLoginFailed, Outcome: audit.OutcomeRefused}, map[string]any{"reason": reason})
 	}
 	a.OnDenied = func(r *http.Request, p auth.Principal, de *auth.DeniedError) {
-		repo, _ := auth.RepoOf(r.URL.Path)
+		rt, _ := imgref.ParseRoute(r.URL.Path)
+		repo := rt.Repository
 		record(r, audit.Entry{Actor: p.Name, Action: audit.ActionDenied, Repository: repo, Outcome: audit.OutcomeRefused}, map[string]any{"reason": de.Error()})
 	}
 	a.OnError = func(r *http.Request, err error) {
@@ -134,7 +136,7 @@ func filterCatalog(next http.Handler) http.Handler {
 			return
 		}
 		body.Repositories = slices.DeleteFunc(body.Repositories, func(repo string) bool {
-			return !p.Allows(auth.RolePull, auth.NamespaceOf(repo))
+			return !p.Allows(auth.RolePull, imgref.Namespace(repo))
 		})
 		if body.Repositories == nil {
 			body.Repositories = []string{}
@@ -171,7 +173,7 @@ func apiAuthorizer(r *http.Request, role, repo string) error {
 	if !ok {
 		return errors.New("authentication required")
 	}
-	ns := auth.NamespaceOf(repo)
+	ns := imgref.Namespace(repo)
 	if !p.Allows(auth.Role(role), ns) {
 		return &auth.DeniedError{Principal: p.Name, Role: auth.Role(role), Repository: repo, Namespace: ns}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 )
@@ -91,7 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
 		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
-			if strings.HasPrefix(repo, liveNamespace) {
+			if imgref.IsLive(repo) {
 				return nil // only promotion writes to live/, and it audits itself
 			}
 			ref := tag
