@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
@@ -29,7 +30,7 @@ const maxWorkflowBody = 3*workflow.MaxConfigSize + maxBody
 
 // workflowNamespace is the namespace whose roles govern workflows: they
 // write patched images into quarantine/.
-const workflowNamespace = "quarantine/"
+const workflowNamespace = imgref.Quarantine
 
 // The workflow routes. Reading workflows and their runs needs pull on
 // quarantine/; changing them (they make the server write tags) needs push

@@ -30,7 +30,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Config file limits, as ACR's CLI enforces them.
@@ -290,14 +290,11 @@ func checkRepository(repo string) error {
 	if n == "" {
 		return fmt.Errorf("%q names a namespace, not an image: e.g. %snginx", repo, repo)
 	}
-	if _, err := name.NewRepository("drydock.internal/"+n, name.StrictValidation); err != nil || strings.ToLower(n) != n {
-		return fmt.Errorf("%q is not a valid repository name (lower-case letters, digits, separators . _ - and /)", repo)
+	if err := imgref.CheckRepository(n); err != nil {
+		return fmt.Errorf("%q is not a valid repository name: %w", repo, err)
 	}
 	return nil
 }
-
-// tagRE is the OCI distribution spec's tag grammar.
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
 func checkTag(tag string, n int) error {
 	switch {
@@ -309,7 +306,7 @@ func checkTag(tag string, n int) error {
 		return errors.New("empty tag")
 	case strings.Contains(tag, "*"):
 		return fmt.Errorf(`%q: "*" is a wildcard only on its own (["*"]); tags are matched literally`, tag)
-	case !tagRE.MatchString(tag):
+	case !imgref.ValidTag(tag):
 		return fmt.Errorf("%q is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)", tag)
 	case reservedRE.MatchString(tag):
 		return fmt.Errorf("%q ends in a suffix reserved for patched images (-patched, -0 ... -999): name the original tag", tag)
@@ -326,10 +323,10 @@ func clip(raw json.RawMessage) string {
 	return s
 }
 
-// Namespaces of drydock's registry.
+// Namespace prefixes of drydock's registry.
 const (
-	quarantineNS = "quarantine/"
-	liveNS       = "live/"
+	quarantineNS = imgref.Quarantine + "/"
+	liveNS       = imgref.Live + "/"
 )
 
 // NameOf returns the image name of a config repository: "nginx" for
