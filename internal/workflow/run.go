@@ -352,14 +352,3 @@ func (e *Engine) handleImages(ctx context.Context, a imagesArgs) error {
 	return g.finish(ctx)
 }
 
-// updateTask applies fn to one task of the run.
-func (e *Engine) updateTask(ctx context.Context, runID, taskID string, fn func(r *Run, t *Task)) (*Run, error) {
-	return e.o.Store.UpdateRun(context.WithoutCancel(ctx), runID, func(r *Run) error {
-		t := r.Task(taskID)
-		if t == nil {
-			return fmt.Errorf("run %s has no task %s", runID, taskID)
-		}
-		fn(r, t)
-		return nil
-	})
-}
