@@ -26,6 +26,7 @@ type group struct {
 	security bool
 	conv     TagConvention
 	lease    *heldLease
+	cache    *runCache
 }
 
 // errCanceled stops a job whose run was canceled.
@@ -76,9 +77,12 @@ func (g *group) failAll(ctx context.Context, cause error) error {
 	return err
 }
 
-// finish ends the run if this job finished its last task.
+// finish records what the job fetched and ends the run if this job
+// finished its last task (in one update: a finished run has its counts).
 func (g *group) finish(ctx context.Context) error {
+	f := g.cache.drain()
 	r, err := g.e.o.Store.UpdateRun(context.WithoutCancel(ctx), g.runID, func(r *Run) error {
+		addFetches(r, f)
 		finishIfDone(r, g.e.clock.Now())
 		return nil
 	})

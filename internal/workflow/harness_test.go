@@ -46,7 +46,7 @@ func (c *fakeClock) Set(t time.Time) {
 // job queue and store (SQLite), the real scanner with the real-data
 // vulnerability database, and the real patcher.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	reg   *registry.Registry
 	store workflow.Store
 	queue *jobs.Queue
@@ -57,9 +57,17 @@ type harness struct {
 
 type harnessOption func(*workflow.Options)
 
-// newHarness builds the engine; start it with h.start. noDB leaves the
-// database out (tests of schedules that need no scan).
-func newHarness(t *testing.T, withDB bool, opts ...harnessOption) *harness {
+// newHarness builds the engine, with two workflow workers (tests of
+// concurrent runs need two); start it with h.start. Without withDB the
+// database is left out (tests of schedules that need no scan).
+func newHarness(t testing.TB, withDB bool, opts ...harnessOption) *harness {
+	t.Helper()
+	return newHarnessN(t, withDB, 2, opts...)
+}
+
+// newHarnessN is newHarness with n workflow workers (the server's default
+// is 1).
+func newHarnessN(t testing.TB, withDB bool, workers int, opts ...harnessOption) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	reg, err := registry.New(t.Context(), filesystem.New(filesystem.DriverParameters{RootDirectory: filepath.Join(dir, "registry"), MaxThreads: 50}))
@@ -72,7 +80,7 @@ func newHarness(t *testing.T, withDB bool, opts ...harnessOption) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	q, err := jobs.Open(t.Context(), filepath.Join(dir, "jobs.db"), jobs.WithPollInterval(50*time.Millisecond),
-		jobs.WithQueue("workflow", 2), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond }))
+		jobs.WithQueue("workflow", workers), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +210,7 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func openImage(t *testing.T, s testimage.Spec) *testimage.Image {
+func openImage(t testing.TB, s testimage.Spec) *testimage.Image {
 	t.Helper()
 	return testimage.Require(t, s)
 }

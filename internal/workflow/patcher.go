@@ -80,8 +80,11 @@ type LibraryPatcher struct {
 	// the sandbox.
 	Sandbox bool
 	Tool    string
-	Clock   Clock
-	Logger  *slog.Logger
+	// Clock decides end-of-life, as the engine's scans do. Archive
+	// signatures and Valid-Until dates are judged by the real time: they
+	// are facts of the archive, not decisions.
+	Clock  Clock
+	Logger *slog.Logger
 }
 
 var _ Patcher = (*LibraryPatcher)(nil)
@@ -106,9 +109,6 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	}
 	if req.HTTPClient != nil {
 		o.Apt = append(o.Apt, apt.WithHTTPClient(req.HTTPClient))
-	}
-	if p.Clock != nil {
-		o.Apt = append(o.Apt, apt.WithClock(p.Clock))
 	}
 	last := ""
 	o.Progress = func(e patch.Event) {

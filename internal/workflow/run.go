@@ -210,6 +210,19 @@ func finishIfDone(r *Run, now time.Time) {
 	r.State = StateSucceeded
 }
 
+// addFetches adds a job's archive requests to the run's counts.
+func addFetches(r *Run, f map[string]int) {
+	if len(f) == 0 {
+		return
+	}
+	if r.Fetches == nil {
+		r.Fetches = map[string]int{}
+	}
+	for u, n := range f {
+		r.Fetches[u] += n
+	}
+}
+
 // lockKey is the lock of one image across runs.
 func lockKey(image string) string { return "image:" + image }
 
@@ -322,20 +335,15 @@ func (e *Engine) handleImages(ctx context.Context, a imagesArgs) error {
 	}
 	defer release()
 	cache := e.runClient(r.ID)
-	defer func() {
+	g := &group{e: e, runID: r.ID, images: a.Images, security: r.SecuritySuite, conv: r.Config.TagConvention, lease: held, cache: cache}
+	defer func() { // what the job fetched, when it stops early (finish records it otherwise)
 		if f := cache.drain(); len(f) > 0 {
 			_, _ = e.o.Store.UpdateRun(context.WithoutCancel(ctx), r.ID, func(r *Run) error {
-				if r.Fetches == nil {
-					r.Fetches = map[string]int{}
-				}
-				for u, n := range f {
-					r.Fetches[u] += n
-				}
+				addFetches(r, f)
 				return nil
 			})
 		}
 	}()
-	g := &group{e: e, runID: r.ID, images: a.Images, security: r.SecuritySuite, conv: r.Config.TagConvention, lease: held}
 	env, err := e.openEnv(ctx, cache.client, func(string) {})
 	if err != nil {
 		// Without a database nothing can be decided: the images fail.
@@ -351,4 +359,3 @@ func (e *Engine) handleImages(ctx context.Context, a imagesArgs) error {
 	}
 	return g.finish(ctx)
 }
-

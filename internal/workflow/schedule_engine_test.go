@@ -34,7 +34,7 @@ func (h *harness) tickAt(at string) {
 	}
 }
 
-func mustTime(t *testing.T, s string) time.Time {
+func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
 	v, err := time.Parse("2006-01-02 15:04", s)
 	if err != nil {
