@@ -18,7 +18,7 @@ STATICCHECK_VERSION := v0.8.2
 # distro-info-data tells the patcher which releases have reached end-of-life.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate bench-workflow clean-cache
 
 all: build
 
@@ -77,6 +77,11 @@ bench-gate:
 
 bench-patch:
 	./bench/patch.sh
+
+# one workflow run over 10 tags of 3 releases (cold and warm archive cache)
+# beside 10 separate drydock patch runs: times, archive requests, peak RSS
+bench-workflow:
+	go test -run '^$$' -bench RunTenTags -benchtime 1x -timeout 90m ./internal/workflow
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)
