@@ -92,6 +92,7 @@ the other commands talk to it or work on images directly.`,
 		newVerdictCmd(g), newPromoteCmd(g), newRescanCmd(g),
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
+		newMigrateCmd(g), newStoreCmd(g),
 	)
 	return root
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -238,7 +239,7 @@ func scanWriter(format string) (scan.Writer, bool) {
 // live/NAME[:TAG|@DIGEST] name an image on the drydock server (tag latest
 // by default); anything else is what ParseSource accepts.
 func scanSource(image, server string) (oci.Source, []oci.Option, error) {
-	if !strings.HasPrefix(image, "quarantine/") && !strings.HasPrefix(image, "live/") {
+	if ns := imgref.Namespace(image); ns != imgref.Quarantine && ns != imgref.Live {
 		src, err := oci.ParseSource(image)
 		return src, nil, err
 	}

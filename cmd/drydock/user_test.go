@@ -13,6 +13,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // runAuthCmd runs a user or token command (root.go does not list them
@@ -145,7 +146,11 @@ func TestUserCLI(t *testing.T) {
 
 func auditEntries(t *testing.T, data string) []*audit.Entry {
 	t.Helper()
-	l, closeLog, err := audit.OpenFile(audit.DefaultPath(data))
+	o, err := database.NewOpener(database.Config{}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, closeLog, err := audit.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,12 +167,12 @@ func (h *handler) allow(w http.ResponseWriter, r *http.Request, role, repo strin
 
 // repoOf returns the repository of a reference, or writes a 400.
 func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
-	repo, _, err := gatekeeper.SplitRef(ref)
+	r, err := gatekeeper.ParseRef(ref)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 		return "", false
 	}
-	return repo, true
+	return r.Repository, true
 }
 
 func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // Version is the only config schema version this build reads.
@@ -48,6 +50,9 @@ type Config struct {
 	Events Events `yaml:"events"`
 	// Workflow configures continuous patching workflows.
 	Workflow Workflow `yaml:"workflow"`
+	// Database selects where state lives: SQLite files in the data
+	// directory (the default) or a PostgreSQL database that replicas share.
+	Database database.Config `yaml:"database"`
 }
 
 // Workflow configures the continuous patching engine.
@@ -278,6 +283,8 @@ var envVars = map[string]func(c *Config, v string) error{
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)
 	},
+	"DRYDOCK_DATABASE_DRIVER": func(c *Config, v string) error { c.Database.Driver = database.Driver(v); return nil },
+	"DRYDOCK_DATABASE_DSN":    func(c *Config, v string) error { c.Database.DSN = v; return nil },
 }
 
 // EnvVars lists the environment variables Load understands, sorted.
@@ -374,6 +381,9 @@ func (c *Config) Validate() error {
 		if (w.Secret == "") == (w.SecretFile == "") {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))
 		}
+	}
+	if err := c.Database.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -89,7 +90,7 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		}
 		// A digest that became promotable without a scan (a new
 		// exception, a milder policy) is auto-promoted here.
-		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && strings.HasPrefix(im.Repository, Quarantine) {
+		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && imgref.IsQuarantine(im.Repository) {
 			if err := k.autoPromoteTags(ctx, im.Repository, im.Digest, v); err != nil {
 				errs = append(errs, err)
 			}
@@ -158,8 +159,10 @@ func (k *Keeper) dbBuild() time.Time {
 //   - failed for want of a database, and there is one now: db-available;
 //   - older than half the policy's maxScanAge: max-scan-age, so that a
 //     scan never gets old enough to fail the verdict;
-//   - at the first sweep of the process, failed for another reason, or
-//     never scanned at all (a job lost with an old queue): retry.
+//   - at the first sweep of the process, failed for a reason that may
+//     pass (not a permanent one: unsupported, hostile, corrupt, over a
+//     limit, cut off by the server dying), or never scanned at all (a job
+//     lost with an old queue): retry.
 func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *gate.Policy, now time.Time) error {
 	built := k.dbBuild()
 	if built.IsZero() {
@@ -188,7 +191,7 @@ func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *ga
 			reason = "db-update"
 		case scanned && !st.ScannedAt.IsZero() && pol != nil && pol.MaxScanAge > 0 && st.ScannedAt.Before(now.Add(-pol.MaxScanAge/2)):
 			reason = "max-scan-age"
-		case first && (!scanned || st.ScannedAt.IsZero()):
+		case first && (!scanned || (st.ScannedAt.IsZero() && !st.Permanent)):
 			reason = "retry"
 		}
 		if reason != "" {

@@ -45,8 +45,39 @@ var (
 )
 
 // ErrInvalid marks a name, tag, digest or reference that breaks the
-// grammar; the error text says which part and why.
+// grammar (errors.Is); the error, an *Error, says which part and why.
 var ErrInvalid = errors.New("invalid reference")
+
+// Error is a part of a reference that breaks the grammar.
+type Error struct {
+	// Input is the reference read by Parse ("" for a part checked alone).
+	Input string
+	// Part is "repository name", "tag" or "digest"; Value its text.
+	Part, Value string
+	Reason      string
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("invalid %s %q: %s", e.Part, e.Value, e.Reason)
+	if e.Input != "" && e.Input != e.Value {
+		s = fmt.Sprintf("reference %q: %s", e.Input, s)
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// inInput returns err with the reference it was found in.
+func inInput(err error, input string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Input = input
+		return &c
+	}
+	return err
+}
 
 // ValidComponent reports whether s is one path component of a repository
 // name (and so a valid namespace).
@@ -57,16 +88,16 @@ func ValidRepository(name string) bool { return CheckRepository(name) == nil }
 
 // CheckRepository returns why name is not a valid repository name, or nil.
 func CheckRepository(name string) error {
+	bad := func(reason string) error { return &Error{Part: "repository name", Value: name, Reason: reason} }
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: empty repository name", ErrInvalid)
+		return bad("empty")
 	case len(name) > MaxNameLength:
-		return fmt.Errorf("%w: repository name of %d bytes, longer than %d", ErrInvalid, len(name), MaxNameLength)
+		return bad(fmt.Sprintf("%d bytes, longer than %d", len(name), MaxNameLength))
 	}
 	for c := range strings.SplitSeq(name, "/") {
 		if !componentRE.MatchString(c) {
-			return fmt.Errorf("%w: repository %q: component %q is not lowercase letters and digits joined by '.', '_', '__' or '-'",
-				ErrInvalid, name, c)
+			return bad(fmt.Sprintf("component %q is not lowercase letters and digits joined by '.', '_', '__' or '-'", c))
 		}
 	}
 	return nil
@@ -80,33 +111,35 @@ func ValidTag(tag string) bool { return tagRE.MatchString(tag) }
 func ParseDigest(s string) (digest.Digest, error) {
 	d, err := digest.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%w: digest %q: %v", ErrInvalid, s, err)
+		return "", &Error{Part: "digest", Value: s, Reason: err.Error()}
 	}
 	switch d.Algorithm() {
 	case digest.SHA256, digest.SHA512:
 		return d, nil
 	}
-	return "", fmt.Errorf("%w: digest %q: unsupported algorithm %q (use sha256 or sha512)", ErrInvalid, s, d.Algorithm())
+	return "", &Error{Part: "digest", Value: s, Reason: fmt.Sprintf("unsupported algorithm %q (use sha256 or sha512)", d.Algorithm())}
 }
 
 // Reference names a manifest in a repository of the server: by tag, by
 // digest, or both (the digest then decides what is read).
 type Reference struct {
 	Repository string
-	// Tag is the tag; DefaultTag when the reference names neither a tag
-	// nor a digest, "" when it names only a digest.
+	// Tag is the tag the reference names, "" when it names none.
 	Tag string
 	// Digest is set when the reference names a digest.
 	Digest digest.Digest
 }
 
 // Ref is what to resolve in the repository: the digest when there is
-// one, else the tag.
+// one, else the tag, else DefaultTag.
 func (r Reference) Ref() string {
-	if r.Digest != "" {
+	switch {
+	case r.Digest != "":
 		return r.Digest.String()
+	case r.Tag != "":
+		return r.Tag
 	}
-	return r.Tag
+	return DefaultTag
 }
 
 // String formats r as Parse reads it.
@@ -122,7 +155,7 @@ func (r Reference) String() string {
 }
 
 // Parse reads "REPO", "REPO:TAG", "REPO@DIGEST" or "REPO:TAG@DIGEST"
-// (surrounding white space is ignored). REPO is a repository path on the
+// (surrounding white space is ignored; "REPO" resolves DefaultTag). REPO is a repository path on the
 // server, without a registry host. Every part is checked against the
 // grammar; an error wraps ErrInvalid and names the part.
 func Parse(s string) (Reference, error) {
@@ -132,23 +165,23 @@ func Parse(s string) (Reference, error) {
 	if before, after, ok := strings.Cut(text, "@"); ok {
 		d, err := ParseDigest(after)
 		if err != nil {
-			return Reference{}, fmt.Errorf("reference %q: %w", s, err)
+			return Reference{}, inInput(err, s)
 		}
 		r.Digest, rest = d, before
 	}
 	if i := strings.LastIndex(rest, ":"); i >= 0 {
 		if strings.Contains(rest[i:], "/") {
-			return Reference{}, fmt.Errorf("%w: reference %q: a registry host or port is not part of a repository name", ErrInvalid, s)
+			return Reference{}, &Error{Input: s, Part: "repository name", Value: rest,
+				Reason: "a registry host or port is not part of a repository name on the server"}
 		}
 		r.Tag, rest = rest[i+1:], rest[:i]
 		if !ValidTag(r.Tag) {
-			return Reference{}, fmt.Errorf("%w: reference %q: tag %q is not 1 to 128 letters, digits, '_', '.' or '-' (not starting with '.' or '-')", ErrInvalid, s, r.Tag)
+			return Reference{}, &Error{Input: s, Part: "tag", Value: r.Tag,
+				Reason: "want 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"}
 		}
-	} else if r.Digest == "" {
-		r.Tag = DefaultTag
 	}
 	if err := CheckRepository(rest); err != nil {
-		return Reference{}, fmt.Errorf("reference %q: %w", s, err)
+		return Reference{}, inInput(err, s)
 	}
 	r.Repository = rest
 	return r, nil

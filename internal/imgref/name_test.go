@@ -21,24 +21,24 @@ func TestParse(t *testing.T) {
 	}{
 		{in: "quarantine/app:1", want: Reference{Repository: "quarantine/app", Tag: "1"}},
 		{in: "quarantine/a/b:1.2-rc", want: Reference{Repository: "quarantine/a/b", Tag: "1.2-rc"}},
-		{in: "quarantine/app", want: Reference{Repository: "quarantine/app", Tag: "latest"}},
+		{in: "quarantine/app", want: Reference{Repository: "quarantine/app"}},
 		{in: "  quarantine/app:1\t", want: Reference{Repository: "quarantine/app", Tag: "1"}},
 		{in: "quarantine/app@" + d256, want: Reference{Repository: "quarantine/app", Digest: d(d256)}},
 		{in: "live/a/b@" + d512, want: Reference{Repository: "live/a/b", Digest: d(d512)}},
 		{in: "quarantine/app:1@" + d256, want: Reference{Repository: "quarantine/app", Tag: "1", Digest: d(d256)}},
-		{in: "live", want: Reference{Repository: "live", Tag: "latest"}},
+		{in: "live", want: Reference{Repository: "live"}},
 		{in: "a__b/c---d.e_f:_T.9", want: Reference{Repository: "a__b/c---d.e_f", Tag: "_T.9"}},
 		{in: "x:" + strings.Repeat("t", 128), want: Reference{Repository: "x", Tag: strings.Repeat("t", 128)}},
 
-		{in: "", wantErr: "empty repository name"},
-		{in: ":1", wantErr: "empty repository name"},
-		{in: "@" + d256, wantErr: "empty repository name"},
+		{in: "", wantErr: `invalid repository name "": empty`},
+		{in: ":1", wantErr: `invalid repository name "": empty`},
+		{in: "@" + d256, wantErr: `invalid repository name "": empty`},
 		{in: "quarantine/app:", wantErr: `tag ""`},
 		{in: "quarantine/app@", wantErr: `digest ""`},
 		{in: "quarantine/app@sha256:abc", wantErr: "digest"},
 		{in: "quarantine/app@md5:" + strings.Repeat("a", 32), wantErr: "digest"},
 		{in: "quarantine/app@sha384:" + strings.Repeat("a", 96), wantErr: "unsupported algorithm"},
-		{in: "host:5000/app", wantErr: "registry host"},
+		{in: "host:5000/app", wantErr: "registry host or port"},
 		{in: "host:5000/app:1", wantErr: `component "host:5000"`},
 		{in: "Quarantine/app:1", wantErr: `component "Quarantine"`},
 		{in: "quarantine//app", wantErr: `component ""`},
@@ -92,6 +92,7 @@ func TestReferenceRef(t *testing.T) {
 		{Reference{Repository: "a", Tag: "1"}, "1"},
 		{Reference{Repository: "a", Digest: d(d256)}, d256},
 		{Reference{Repository: "a", Tag: "1", Digest: d(d256)}, d256},
+		{Reference{Repository: "a"}, "latest"},
 	} {
 		if got := tt.r.Ref(); got != tt.want {
 			t.Errorf("%+v.Ref() = %q, want %q", tt.r, got, tt.want)
@@ -146,9 +147,6 @@ func FuzzParse(f *testing.F) {
 		}
 		if r.Tag != "" && !ValidTag(r.Tag) {
 			t.Fatalf("Parse(%q) accepted tag %q", s, r.Tag)
-		}
-		if r.Tag == "" && r.Digest == "" {
-			t.Fatalf("Parse(%q) names neither a tag nor a digest", s)
 		}
 		if r.Digest != "" {
 			if _, err := ParseDigest(r.Digest.String()); err != nil {

@@ -1,62 +1,68 @@
 package jobs
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
-// PeriodicOptions tune AddPeriodic.
-type PeriodicOptions struct {
-	// Queue is the queue the job goes to; DefaultQueue when empty.
-	Queue string
-	// RunOnStart enqueues the job as soon as this process leads the queue,
-	// not one interval later.
-	RunOnStart bool
+// finalStates are every job state: a periodic job's uniqueness holds
+// whatever became of the period's job.
+var allStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStateCancelled, rivertype.JobStateCompleted, rivertype.JobStateDiscarded,
+	rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
-// AddPeriodic makes the queue enqueue args every interval (River's
-// periodic jobs). Only the process that leads the queue enqueues, so
-// replicas sharing a database do not multiply the job; while one is still
-// waiting or running, no second one is added (the job is unique by kind).
-//
-// The interval is a wall-clock heartbeat, not a schedule: a handler that
-// decides what is due (a workflow's next run, a debounce window) reads its
-// own injected clock and the database, so that tests move time without
-// waiting for it, and a decision taken by one replica is seen by all.
-func (q *Queue) AddPeriodic(interval time.Duration, args JobArgs, o PeriodicOptions) error {
-	if args == nil {
-		return errors.New("adding periodic job: nil args")
-	}
-	kind := args.Kind()
+// Schedule makes the queue enqueue args every interval, the first time when
+// the queue starts, instead of a ticker in each process: on a database
+// that several processes share, River's elected leader enqueues periodic
+// jobs, and each job is unique within its period (the interval's multiple
+// of UTC time it falls in), so a period gets exactly one job even across a
+// change of leader. id names the schedule (unique per queue); interval is
+// at least a second. A handler for args' kind must be registered.
+func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, opts ...ScheduleOption) error {
 	if interval < time.Second {
-		return fmt.Errorf("adding periodic %s job: interval %s is shorter than a second", kind, interval)
+		return fmt.Errorf("scheduling %q: interval %s below a second", id, interval)
 	}
-	queue := o.Queue
-	if queue == "" {
-		queue = DefaultQueue
+	if !kindRE.MatchString(id) {
+		return fmt.Errorf("scheduling %q: invalid id", id)
 	}
 	q.mu.Lock()
-	closed, known := q.closed, q.kinds[kind]
+	closed := q.closed
 	q.mu.Unlock()
-	switch {
-	case closed:
-		return fmt.Errorf("adding periodic %s job: %w", kind, ErrClosed)
-	case !known:
-		return fmt.Errorf("adding periodic job: %w (register it first)", &UnknownKindError{Kind: kind})
-	case !q.queues[queue]:
-		return fmt.Errorf("adding periodic %s job: queue %q not configured", kind, queue)
+	if closed {
+		return fmt.Errorf("scheduling %q: %w", id, ErrClosed)
 	}
-	ua := uniqueArgs{UniqueKey: "periodic:" + kind, args: args}
-	pj := river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
-		return ua, &river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
-	}, &river.PeriodicJobOpts{RunOnStart: o.RunOnStart})
+	io := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval, ByState: allStates}}
+	for _, o := range opts {
+		if err := o(q, io); err != nil {
+			return fmt.Errorf("scheduling %q: %w", id, err)
+		}
+	}
+	pj := river.NewPeriodicJob(river.PeriodicInterval(interval),
+		func() (river.JobArgs, *river.InsertOpts) { return args, io },
+		&river.PeriodicJobOpts{ID: id, RunOnStart: true})
 	if _, err := q.client.PeriodicJobs().AddSafely(pj); err != nil {
-		return fmt.Errorf("adding periodic %s job: %w", kind, err)
+		return fmt.Errorf("scheduling %q: %w", id, err)
 	}
 	return nil
+}
+
+// ScheduleOption adjusts Schedule.
+type ScheduleOption func(q *Queue, io *river.InsertOpts) error
+
+// InQueue puts the scheduled jobs in the named queue (configured with
+// WithQueue) instead of DefaultQueue.
+func InQueue(name string) ScheduleOption {
+	return func(q *Queue, io *river.InsertOpts) error {
+		if !q.queues[name] {
+			return fmt.Errorf("queue %q not configured", name)
+		}
+		io.Queue = name
+		return nil
+	}
 }
 
 // Snooze, returned by a handler, runs the job again after d without

@@ -5,17 +5,18 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Namespaces of the drydock server; anything else is NamespaceOther.
 const (
-	NamespaceQuarantine = "quarantine"
-	NamespaceLive       = "live"
+	NamespaceQuarantine = imgref.Quarantine
+	NamespaceLive       = imgref.Live
 	NamespaceOther      = "other"
 )
 
@@ -65,10 +66,9 @@ type PlatformImage struct {
 
 // NamespaceOf returns the namespace of a repository path.
 func NamespaceOf(repo string) string {
-	first, _, _ := strings.Cut(repo, "/")
-	switch first {
+	switch ns := imgref.Namespace(repo); ns {
 	case NamespaceQuarantine, NamespaceLive:
-		return first
+		return ns
 	}
 	return NamespaceOther
 }

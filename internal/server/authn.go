@@ -19,6 +19,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/imgref"
 )
 
@@ -30,12 +31,12 @@ const initialPasswordFile = "initial-admin-password"
 // users and API tokens from DATA/auth, the optional htpasswd file,
 // anonymous grants from the config. Refused logins and denied requests go
 // to the audit log.
-func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
+func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
 	var sopts []auth.StoreOption
 	if now != nil {
 		sopts = append(sopts, auth.WithClock(now))
 	}
-	st, err := auth.OpenStore(auth.DefaultPath(cfg.Data), sopts...)
+	st, err := auth.Open(ctx, dbs, sopts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,11 +103,26 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, st
 	}
 	pw := base64.RawURLEncoding.EncodeToString(b[:])
 	path := filepath.Join(filepath.Dir(auth.DefaultPath(cfg.Data)), initialPasswordFile)
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+	// The password reaches its file only if this process created the user:
+	// replicas starting together on an empty database race to create it,
+	// and only the winner's password is the admin's.
+	tmp := path + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing the initial admin password: %w", err)
+	}
+	if err := os.WriteFile(tmp, []byte(pw+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing the initial admin password: %w", err)
 	}
 	if err := st.AddUser(ctx, "admin", pw, auth.Grants{{Role: auth.RoleAdmin, Namespace: auth.AllNamespaces}}); err != nil {
+		_ = os.Remove(tmp)
+		if errors.Is(err, auth.ErrExists) {
+			log.Info("another drydock sharing this database created the initial admin user; its password is in that server's data directory")
+			return nil
+		}
 		return fmt.Errorf("creating the initial admin user: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing the initial admin password (the admin user exists: set its password with \"drydock user passwd admin\"): %w", err)
 	}
 	detail, _ := audit.Detail(map[string]any{"op": "add", "roles": []string{"admin"}, "bootstrap": true})
 	if _, err := audits.Record(ctx, audit.Entry{Actor: "drydock:serve", Action: audit.ActionUserChange, Reference: "admin", Outcome: audit.OutcomeOK, Detail: detail}); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -24,20 +25,17 @@ import (
 
 // gateParts are the gate's services of one server process.
 type gateParts struct {
-	store      *store.SQLite
+	store      store.Store
 	queue      *jobs.Queue
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
 	metrics    *metrics.Gate
 }
 
-// jobsPath is the job queue's database under the data directory.
-func jobsPath(data string) string { return filepath.Join(data, "jobs", "jobs.db") }
-
 // openGate opens the verdict store, the job queue and the event
 // dispatcher and builds the gatekeeper on reg. now is the clock (nil: the
 // system clock).
-func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
+func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
 	g := &gateParts{}
 	defer func() {
 		if err != nil {
@@ -52,13 +50,10 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if err != nil {
 		return nil, fmt.Errorf("gate.exceptions: %w", err)
 	}
-	if g.store, err = store.OpenSQLite(store.DefaultPath(cfg.Data)); err != nil {
+	if g.store, err = store.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(jobsPath(cfg.Data)), 0o700); err != nil {
-		return nil, fmt.Errorf("job queue: %w", err)
-	}
-	if g.queue, err = jobs.Open(ctx, jobsPath(cfg.Data),
+	qopts := []jobs.Option{
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
 		jobs.WithQueue(workflowQueue, cfg.Workflow.Workers),
@@ -67,14 +62,22 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.
-		jobs.WithPollInterval(100*time.Millisecond),
+		jobs.WithPollInterval(100 * time.Millisecond),
 		// A scan that errors is retried after 2, 8, 18 and 32 seconds, then
 		// its digest fails with the error: about a minute, not River's
 		// default of several.
 		jobs.WithRetryBackoff(func(attempt int) time.Duration {
 			return min(time.Duration(attempt*attempt)*2*time.Second, time.Minute)
 		}),
-	); err != nil {
+	}
+	if dbs.Driver() == database.SQLite {
+		// One process works the embedded queue: jobs a killed server left
+		// running are queued again at start, not after StuckAfter. Replicas
+		// sharing PostgreSQL leave that to River's rescuer on the leader:
+		// another replica's running job is not an orphan.
+		qopts = append(qopts, jobs.WithSingleWorker())
+	}
+	if g.queue, err = jobs.Open(ctx, dbs, qopts...); err != nil {
 		return nil, err
 	}
 	receivers, err := webhookReceivers(cfg.Events.Webhooks)

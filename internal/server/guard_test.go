@@ -91,6 +91,9 @@ var escapedLivePaths = []string{
 	"/v2/live%2Fx/manifests/prod",
 	"/v2/live%2fx/blobs/uploads/",
 	"/v2/quarantine%2F..%2Flive/manifests/prod",
+	"/v2/quarantine/%2e%2e/live/manifests/prod",
+	"/v2/%6c%69%76%65/manifests/prod",
+	"/v2/%6C%49%56%45/x/blobs/uploads/",
 }
 
 // otherPaths are writes the guard lets through to the roles and the

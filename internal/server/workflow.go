@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
@@ -23,14 +25,14 @@ const workflowQueue = "workflow"
 
 // workflowParts are the continuous-patching services of one server.
 type workflowParts struct {
-	store  *workflow.SQLite
+	store  *workflow.SQL
 	engine *workflow.Engine
 }
 
 // openWorkflows opens the run ledger and builds the engine on the gate's
 // job queue (before it starts). now is the clock (nil: the system clock).
-func openWorkflows(cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *gateParts, now func() time.Time) (*workflowParts, error) {
-	st, err := workflow.OpenSQLite(workflow.DefaultPath(cfg.Data))
+func openWorkflows(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, gp *gateParts, now func() time.Time) (*workflowParts, error) {
+	st, err := workflow.Open(ctx, dbs)
 	if err != nil {
 		return nil, err
 	}

@@ -130,10 +130,11 @@ func New(o Options) (*Engine, error) {
 // Start adds the engine's periodic jobs to the queue (the tick, and the
 // resumption of runs whose job died); call it before the queue starts.
 func (e *Engine) Start() error {
-	if err := e.o.Queue.AddPeriodic(e.o.TickInterval, tickArgs{}, jobs.PeriodicOptions{Queue: e.o.QueueName, RunOnStart: true}); err != nil {
+	in := jobs.InQueue(e.o.QueueName)
+	if err := jobs.Schedule(e.o.Queue, "workflow.tick", e.o.TickInterval, tickArgs{}, in); err != nil {
 		return err
 	}
-	return e.o.Queue.AddPeriodic(LeaseTTL/2, resumeArgs{}, jobs.PeriodicOptions{Queue: e.o.QueueName, RunOnStart: true})
+	return jobs.Schedule(e.o.Queue, "workflow.resume", LeaseTTL/2, resumeArgs{}, in)
 }
 
 // Job kinds.

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/registry"
@@ -74,12 +75,16 @@ func newHarnessN(t testing.TB, withDB bool, workers int, opts ...harnessOption) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := workflow.OpenSQLite(filepath.Join(dir, "workflow.db"))
+	dbs, err := database.NewOpener(database.Config{}, filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := workflow.Open(t.Context(), dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.Open(t.Context(), filepath.Join(dir, "jobs.db"), jobs.WithPollInterval(50*time.Millisecond),
+	q, err := jobs.Open(t.Context(), dbs, jobs.WithPollInterval(50*time.Millisecond),
 		jobs.WithQueue("workflow", workers), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)

@@ -75,7 +75,9 @@ func (e *Engine) handleRun(ctx context.Context, a runArgs) error {
 	}
 	_, release, err := e.lease(ctx, r.ID, LeaseTrigger)
 	if errors.Is(err, errLeased) {
-		return nil // a live job works on it
+		// Another job holds it: it finishes the part, or its lease runs
+		// out (its process died) and this job takes over.
+		return jobs.Snooze(LeaseTTL / 2)
 	}
 	if err != nil {
 		return err
@@ -315,7 +317,7 @@ func (e *Engine) handleImages(ctx context.Context, a imagesArgs) error {
 	}
 	held, releaseLease, err := e.lease(ctx, r.ID, a.Digest)
 	if errors.Is(err, errLeased) {
-		return nil // a live job works on these images
+		return jobs.Snooze(LeaseTTL / 2) // see handleRun
 	}
 	if err != nil {
 		return err

@@ -21,6 +21,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/drydock-project/drydock/internal/testenv"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
 
 // drydockBin is the binary built once by TestMain.
@@ -41,6 +44,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	realdb.Remove()
 	os.Exit(code)
 }
 
@@ -196,10 +200,7 @@ func requireTool(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; `make test` installs it", n)
-			}
-			t.Skipf("%s is not installed (make deps installs it)", n)
+			testenv.Missing(t, "%s is not installed (make deps installs it)", n)
 		}
 	}
 }

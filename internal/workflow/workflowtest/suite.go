@@ -1,6 +1,5 @@
-// Package workflowtest is the conformance suite every workflow.Store
-// implementation passes: call Run from a test with a constructor of empty
-// stores.
+// Package workflowtest is the conformance suite of workflow.Store: every
+// implementation, on every database engine, passes Run.
 package workflowtest
 
 import (
@@ -15,22 +14,32 @@ import (
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
-// Run runs the suite; newStore returns an empty store, closed by the suite.
-func Run(t *testing.T, newStore func(t *testing.T) workflow.Store) {
-	open := func(t *testing.T) workflow.Store {
-		s := newStore(t)
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	t.Run("Workflows", func(t *testing.T) { testWorkflows(t, open(t)) })
-	t.Run("UpdateWorkflow", func(t *testing.T) { testUpdateWorkflow(t, open(t)) })
-	t.Run("DeleteWorkflow", func(t *testing.T) { testDeleteWorkflow(t, open(t)) })
-	t.Run("Runs", func(t *testing.T) { testRuns(t, open(t)) })
-	t.Run("RunFilter", func(t *testing.T) { testRunFilter(t, open(t)) })
-	t.Run("ConcurrentUpdateRun", func(t *testing.T) { testConcurrentUpdateRun(t, open(t)) })
-	t.Run("Logs", func(t *testing.T) { testLogs(t, open(t)) })
-	t.Run("Locks", func(t *testing.T) { testLocks(t, open(t)) })
-	t.Run("State", func(t *testing.T) { testState(t, open(t)) })
+// Factory makes a fresh, empty store for t and returns a function that
+// opens handles on it; two handles behave as two processes sharing the
+// store would. Handles are closed when t ends.
+type Factory func(t *testing.T) (open func() workflow.Store)
+
+// Run runs the suite.
+func Run(t *testing.T, factory Factory) {
+	one := func(t *testing.T) workflow.Store { return factory(t)() }
+	t.Run("Workflows", func(t *testing.T) { testWorkflows(t, one(t)) })
+	t.Run("UpdateWorkflow", func(t *testing.T) { testUpdateWorkflow(t, one(t)) })
+	t.Run("DeleteWorkflow", func(t *testing.T) { testDeleteWorkflow(t, one(t)) })
+	t.Run("Runs", func(t *testing.T) { testRuns(t, one(t)) })
+	t.Run("RunFilter", func(t *testing.T) { testRunFilter(t, one(t)) })
+	t.Run("ConcurrentUpdateRun", func(t *testing.T) {
+		open := factory(t)
+		testConcurrentUpdateRun(t, open(), open())
+	})
+	t.Run("Logs", func(t *testing.T) {
+		open := factory(t)
+		testLogs(t, open(), open())
+	})
+	t.Run("Locks", func(t *testing.T) {
+		open := factory(t)
+		testLocks(t, open(), open())
+	})
+	t.Run("State", func(t *testing.T) { testState(t, one(t)) })
 }
 
 var t0 = time.Date(2026, 12, 6, 14, 7, 0, 0, time.UTC)
@@ -271,8 +280,9 @@ func testRunFilter(t *testing.T, s workflow.Store) {
 	}
 }
 
-// testConcurrentUpdateRun: updates from many goroutines are all applied.
-func testConcurrentUpdateRun(t *testing.T, s workflow.Store) {
+// testConcurrentUpdateRun: updates from many goroutines, through two
+// handles (two processes), are all applied.
+func testConcurrentUpdateRun(t *testing.T, s, s2 workflow.Store) {
 	ctx := t.Context()
 	if err := s.CreateWorkflow(ctx, Workflow("w")); err != nil {
 		t.Fatal(err)
@@ -284,8 +294,12 @@ func testConcurrentUpdateRun(t *testing.T, s workflow.Store) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
+		h := s
+		if i%2 == 1 {
+			h = s2
+		}
 		wg.Go(func() {
-			_, err := s.UpdateRun(ctx, "r", func(r *workflow.Run) error {
+			_, err := h.UpdateRun(ctx, "r", func(r *workflow.Run) error {
 				r.Tasks = append(r.Tasks, workflow.Task{ID: fmt.Sprintf("r-s%d", i), Kind: workflow.TaskScan, State: workflow.StateQueued, CreatedAt: t0})
 				return nil
 			})
@@ -305,7 +319,7 @@ func testConcurrentUpdateRun(t *testing.T, s workflow.Store) {
 	}
 }
 
-func testLogs(t *testing.T, s workflow.Store) {
+func testLogs(t *testing.T, s, s2 workflow.Store) {
 	ctx := t.Context()
 	if err := s.CreateWorkflow(ctx, Workflow("w")); err != nil {
 		t.Fatal(err)
@@ -323,7 +337,7 @@ func testLogs(t *testing.T, s workflow.Store) {
 	}
 	must(s.AppendLog(ctx, "r1", "r1-t", t0, "one", "two"))
 	must(s.AppendLog(ctx, "r2", "r2-t", t0, "other run"))
-	must(s.AppendLog(ctx, "r1", "r1-s1", t0.Add(time.Second), "three"))
+	must(s2.AppendLog(ctx, "r1", "r1-s1", t0.Add(time.Second), "three"))
 	must(s.AppendLog(ctx, "r1", "r1-s1", t0, []string{}...))
 	all, err := s.Logs(ctx, "r1", 0, 0)
 	must(err)
@@ -353,9 +367,33 @@ func testLogs(t *testing.T, s workflow.Store) {
 	if l, _ := s.Logs(ctx, "nope", 0, 0); len(l) != 0 {
 		t.Errorf("log of a missing run: %v", l)
 	}
+	// Appends from two handles at once: every line kept, numbered once.
+	var wg sync.WaitGroup
+	for i := range 10 {
+		h := s
+		if i%2 == 1 {
+			h = s2
+		}
+		wg.Go(func() {
+			if err := h.AppendLog(ctx, "r2", "r2-t", t0, fmt.Sprintf("line %d", i), "more"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	lines, err := s.Logs(ctx, "r2", 0, 0)
+	must(err)
+	if len(lines) != 21 {
+		t.Fatalf("%d lines after concurrent appends, want 21", len(lines))
+	}
+	for i, l := range lines {
+		if l.Seq != int64(i+1) {
+			t.Fatalf("line %d has sequence number %d", i, l.Seq)
+		}
+	}
 }
 
-func testLocks(t *testing.T, s workflow.Store) {
+func testLocks(t *testing.T, s, s2 workflow.Store) {
 	ctx := t.Context()
 	take := func(me string) func(string) (string, error) {
 		return func(h string) (string, error) {
@@ -393,9 +431,13 @@ func testLocks(t *testing.T, s workflow.Store) {
 	var mu sync.Mutex
 	winners := 0
 	for i := range 12 {
+		hs := s
+		if i%2 == 1 {
+			hs = s2
+		}
 		wg.Go(func() {
 			me := fmt.Sprintf("r%d", i)
-			h, err := s.UpdateLock(ctx, "race", take(me))
+			h, err := hs.UpdateLock(ctx, "race", take(me))
 			if err != nil {
 				t.Error(err)
 				return

@@ -6,95 +6,128 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	"github.com/drydock-project/drydock/internal/database"
 )
 
-// DefaultPath is where the workflow store lives under a data directory.
-func DefaultPath(dataDir string) string { return filepath.Join(dataDir, "workflow", "workflow.db") }
+// Component is the store's database name (DATA/workflow/workflow.db on
+// SQLite).
+const Component = "workflow"
 
-// The schema keeps to SQL that PostgreSQL runs too: TEXT documents (the
-// records as JSON), BIGINT Unix nanoseconds, ON CONFLICT upserts.
-const sqliteSchema = `
-CREATE TABLE IF NOT EXISTS workflows (
+// Migrations are the store's schema steps. Records are JSON documents in
+// TEXT columns beside the few columns queries select on; times are Unix
+// nanoseconds.
+var Migrations = []database.Migration{{
+	Version: 1, Name: "workflows, runs, run logs, image locks and engine state",
+	SQLite: `
+CREATE TABLE workflows (
 	name       TEXT PRIMARY KEY,
 	doc        TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS workflow_runs (
+CREATE TABLE workflow_runs (
+	id         TEXT PRIMARY KEY,
+	workflow   TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	created_ns INTEGER NOT NULL,
+	doc        TEXT NOT NULL
+);
+CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow, created_ns);
+CREATE INDEX workflow_runs_by_state ON workflow_runs (state);
+CREATE TABLE workflow_logs (
+	line_key   TEXT PRIMARY KEY,
+	run_id     TEXT NOT NULL,
+	seq        INTEGER NOT NULL,
+	task_id    TEXT NOT NULL,
+	at_ns      INTEGER NOT NULL,
+	line       TEXT NOT NULL
+);
+CREATE UNIQUE INDEX workflow_logs_by_run ON workflow_logs (run_id, seq);
+CREATE TABLE workflow_locks (
+	lock_key   TEXT PRIMARY KEY,
+	holder     TEXT NOT NULL
+);
+CREATE TABLE workflow_state (
+	state_key  TEXT PRIMARY KEY,
+	value      TEXT NOT NULL
+);`,
+	Postgres: `
+CREATE TABLE workflows (
+	name       TEXT PRIMARY KEY,
+	doc        TEXT NOT NULL
+);
+CREATE TABLE workflow_runs (
 	id         TEXT PRIMARY KEY,
 	workflow   TEXT NOT NULL,
 	state      TEXT NOT NULL,
 	created_ns BIGINT NOT NULL,
 	doc        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS workflow_runs_by_workflow ON workflow_runs (workflow, created_ns);
-CREATE TABLE IF NOT EXISTS workflow_logs (
+CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow, created_ns);
+CREATE INDEX workflow_runs_by_state ON workflow_runs (state);
+CREATE TABLE workflow_logs (
+	line_key   TEXT PRIMARY KEY,
 	run_id     TEXT NOT NULL,
 	seq        BIGINT NOT NULL,
 	task_id    TEXT NOT NULL,
 	at_ns      BIGINT NOT NULL,
-	line       TEXT NOT NULL,
-	PRIMARY KEY (run_id, seq)
+	line       TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS workflow_locks (
+CREATE UNIQUE INDEX workflow_logs_by_run ON workflow_logs (run_id, seq);
+CREATE TABLE workflow_locks (
 	lock_key   TEXT PRIMARY KEY,
 	holder     TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS workflow_state (
+CREATE TABLE workflow_state (
 	state_key  TEXT PRIMARY KEY,
-	value      BLOB NOT NULL
-);
-`
+	value      TEXT NOT NULL
+);`,
+}}
 
-// SQLite is the Store on an SQLite file.
-type SQLite struct{ db *sql.DB }
+// Tables are the store's tables, for copying an installation.
+var Tables = []database.Table{
+	{Name: "workflows", Columns: []string{"name", "doc"}, Key: "name"},
+	{Name: "workflow_runs", Columns: []string{"id", "workflow", "state", "created_ns", "doc"}, Key: "id"},
+	{Name: "workflow_logs", Columns: []string{"line_key", "run_id", "seq", "task_id", "at_ns", "line"}, Key: "line_key"},
+	{Name: "workflow_locks", Columns: []string{"lock_key", "holder"}, Key: "lock_key"},
+	{Name: "workflow_state", Columns: []string{"state_key", "value"}, Key: "state_key"},
+}
 
-var _ Store = (*SQLite)(nil)
+// SQL is the Store on a database opened by internal/database: SQLite
+// files, or PostgreSQL shared by replicas. Every read-modify-write runs in
+// one DB.Update holding a named lock on the record's key, so that updates
+// from several processes never interleave.
+type SQL struct{ db *database.DB }
 
-// OpenSQLite opens (creating) the store at path. Transactions take the
-// write lock at BEGIN (immediate), so that read-modify-write updates of
-// concurrent writers, in this process or another sharing the file,
-// serialize instead of failing.
-func OpenSQLite(path string) (*SQLite, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+var _ Store = (*SQL)(nil)
+
+// Open opens the store in the "workflow" database of o, migrating its
+// schema.
+func Open(ctx context.Context, o *database.Opener) (*SQL, error) {
+	db, err := o.Open(ctx, Component)
+	if err != nil {
 		return nil, fmt.Errorf("workflow store: %w", err)
 	}
-	q := url.Values{"_pragma": []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}, "_txlock": []string{"immediate"}}
-	u := url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: q.Encode()}
-	db, err := sql.Open("sqlite", u.String())
+	s, err := NewSQL(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("workflow store %s: %w", path, err)
-	}
-	if _, err := db.Exec(sqliteSchema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("workflow store %s: create schema: %w", path, err)
+		return nil, err
 	}
-	return &SQLite{db: db}, nil
+	return s, nil
+}
+
+// NewSQL migrates the store's schema in db and returns the store, which
+// closes db with Close.
+func NewSQL(ctx context.Context, db *database.DB) (*SQL, error) {
+	if _, err := db.Migrate(ctx, Component, Migrations); err != nil {
+		return nil, fmt.Errorf("workflow store: %w", err)
+	}
+	return &SQL{db: db}, nil
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
-
-// inTx runs fn in a transaction and commits unless it fails.
-func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("workflow store: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("workflow store: %w", err)
-	}
-	return nil
-}
+func (s *SQL) Close() error { return s.db.Close() }
 
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -124,8 +157,21 @@ func encode(v any) (string, error) {
 	return string(b), nil
 }
 
+// exists reports whether query (a COUNT) finds rows.
+func exists(ctx context.Context, tx *database.Tx, query string, args ...any) (bool, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return false, fmt.Errorf("workflow store: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Lock names, one per record kind.
+func workflowLock(name string) string { return "workflow:" + name }
+func runLock(id string) string        { return "workflow-run:" + id }
+
 // CreateWorkflow implements Store.
-func (s *SQLite) CreateWorkflow(ctx context.Context, w *Workflow) error {
+func (s *SQL) CreateWorkflow(ctx context.Context, w *Workflow) error {
 	if w.Name == "" {
 		return errors.New("workflow store: workflow without a name")
 	}
@@ -133,13 +179,15 @@ func (s *SQLite) CreateWorkflow(ctx context.Context, w *Workflow) error {
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM workflows WHERE name = ?`, w.Name).Scan(&n); err != nil {
-			return fmt.Errorf("workflow store: %w", err)
+	return s.db.Update(ctx, func(tx *database.Tx) error {
+		if err := tx.Lock(ctx, workflowLock(w.Name)); err != nil {
+			return err
 		}
-		if n > 0 {
-			return fmt.Errorf("workflow %q: %w", w.Name, ErrExists)
+		if ok, err := exists(ctx, tx, `SELECT COUNT(*) FROM workflows WHERE name = ?`, w.Name); err != nil || ok {
+			if ok {
+				return fmt.Errorf("workflow %q: %w", w.Name, ErrExists)
+			}
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO workflows (name, doc) VALUES (?, ?)`, w.Name, doc); err != nil {
 			return fmt.Errorf("workflow store: creating workflow %q: %w", w.Name, err)
@@ -149,12 +197,12 @@ func (s *SQLite) CreateWorkflow(ctx context.Context, w *Workflow) error {
 }
 
 // Workflow implements Store.
-func (s *SQLite) Workflow(ctx context.Context, name string) (*Workflow, error) {
+func (s *SQL) Workflow(ctx context.Context, name string) (*Workflow, error) {
 	return readDoc[Workflow](ctx, s.db, `SELECT doc FROM workflows WHERE name = ?`, name, "workflow")
 }
 
 // Workflows implements Store.
-func (s *SQLite) Workflows(ctx context.Context) ([]*Workflow, error) {
+func (s *SQL) Workflows(ctx context.Context) ([]*Workflow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM workflows ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("workflow store: %w", err)
@@ -176,9 +224,13 @@ func (s *SQLite) Workflows(ctx context.Context) ([]*Workflow, error) {
 }
 
 // UpdateWorkflow implements Store.
-func (s *SQLite) UpdateWorkflow(ctx context.Context, name string, fn func(*Workflow) error) (*Workflow, error) {
+func (s *SQL) UpdateWorkflow(ctx context.Context, name string, fn func(*Workflow) error) (*Workflow, error) {
 	var out *Workflow
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Update(ctx, func(tx *database.Tx) error {
+		out = nil
+		if err := tx.Lock(ctx, workflowLock(name)); err != nil {
+			return err
+		}
 		w, err := readDoc[Workflow](ctx, tx, `SELECT doc FROM workflows WHERE name = ?`, name, "workflow")
 		if err != nil {
 			return err
@@ -203,8 +255,11 @@ func (s *SQLite) UpdateWorkflow(ctx context.Context, name string, fn func(*Workf
 }
 
 // DeleteWorkflow implements Store.
-func (s *SQLite) DeleteWorkflow(ctx context.Context, name string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *SQL) DeleteWorkflow(ctx context.Context, name string) error {
+	return s.db.Update(ctx, func(tx *database.Tx) error {
+		if err := tx.Lock(ctx, workflowLock(name)); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM workflows WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("workflow store: deleting workflow %q: %w", name, err)
@@ -223,7 +278,7 @@ func (s *SQLite) DeleteWorkflow(ctx context.Context, name string) error {
 }
 
 // CreateRun implements Store.
-func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
+func (s *SQL) CreateRun(ctx context.Context, r *Run) error {
 	if r.ID == "" || r.Workflow == "" {
 		return errors.New("workflow store: run without an ID or a workflow")
 	}
@@ -231,19 +286,26 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM workflows WHERE name = ?`, r.Workflow).Scan(&n); err != nil {
-			return fmt.Errorf("workflow store: %w", err)
+	return s.db.Update(ctx, func(tx *database.Tx) error {
+		// The workflow's lock too: a run is never added to a workflow
+		// being deleted.
+		if err := tx.Lock(ctx, workflowLock(r.Workflow)); err != nil {
+			return err
 		}
-		if n == 0 {
-			return fmt.Errorf("workflow %q: %w", r.Workflow, ErrNotFound)
+		if err := tx.Lock(ctx, runLock(r.ID)); err != nil {
+			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM workflow_runs WHERE id = ?`, r.ID).Scan(&n); err != nil {
-			return fmt.Errorf("workflow store: %w", err)
+		if ok, err := exists(ctx, tx, `SELECT COUNT(*) FROM workflows WHERE name = ?`, r.Workflow); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("workflow %q: %w", r.Workflow, ErrNotFound)
+			}
+			return err
 		}
-		if n > 0 {
-			return fmt.Errorf("run %q: %w", r.ID, ErrExists)
+		if ok, err := exists(ctx, tx, `SELECT COUNT(*) FROM workflow_runs WHERE id = ?`, r.ID); err != nil || ok {
+			if ok {
+				return fmt.Errorf("run %q: %w", r.ID, ErrExists)
+			}
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_runs (id, workflow, state, created_ns, doc) VALUES (?, ?, ?, ?, ?)`,
 			r.ID, r.Workflow, string(r.State), r.CreatedAt.UnixNano(), doc); err != nil {
@@ -254,12 +316,12 @@ func (s *SQLite) CreateRun(ctx context.Context, r *Run) error {
 }
 
 // Run implements Store.
-func (s *SQLite) Run(ctx context.Context, id string) (*Run, error) {
+func (s *SQL) Run(ctx context.Context, id string) (*Run, error) {
 	return readDoc[Run](ctx, s.db, `SELECT doc FROM workflow_runs WHERE id = ?`, id, "run")
 }
 
 // Runs implements Store.
-func (s *SQLite) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
+func (s *SQL) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 	var where []string
 	var args []any
 	if f.Workflow != "" {
@@ -306,9 +368,13 @@ func (s *SQLite) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 }
 
 // UpdateRun implements Store.
-func (s *SQLite) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*Run, error) {
+func (s *SQL) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*Run, error) {
 	var out *Run
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Update(ctx, func(tx *database.Tx) error {
+		out = nil
+		if err := tx.Lock(ctx, runLock(id)); err != nil {
+			return err
+		}
 		r, err := readDoc[Run](ctx, tx, `SELECT doc FROM workflow_runs WHERE id = ?`, id, "run")
 		if err != nil {
 			return err
@@ -334,18 +400,22 @@ func (s *SQLite) UpdateRun(ctx context.Context, id string, fn func(*Run) error) 
 }
 
 // AppendLog implements Store.
-func (s *SQLite) AppendLog(ctx context.Context, runID, taskID string, at time.Time, lines ...string) error {
+func (s *SQL) AppendLog(ctx context.Context, runID, taskID string, at time.Time, lines ...string) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.db.Update(ctx, func(tx *database.Tx) error {
+		if err := tx.Lock(ctx, "workflow-log:"+runID); err != nil {
+			return err
+		}
 		var last int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM workflow_logs WHERE run_id = ?`, runID).Scan(&last); err != nil {
 			return fmt.Errorf("workflow store: %w", err)
 		}
 		for i, l := range lines {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_logs (run_id, seq, task_id, at_ns, line) VALUES (?, ?, ?, ?, ?)`,
-				runID, last+int64(i)+1, taskID, at.UnixNano(), l); err != nil {
+			seq := last + int64(i) + 1
+			if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_logs (line_key, run_id, seq, task_id, at_ns, line) VALUES (?, ?, ?, ?, ?, ?)`,
+				fmt.Sprintf("%s/%015d", runID, seq), runID, seq, taskID, at.UnixNano(), l); err != nil {
 				return fmt.Errorf("workflow store: appending to the log of run %q: %w", runID, err)
 			}
 		}
@@ -354,7 +424,7 @@ func (s *SQLite) AppendLog(ctx context.Context, runID, taskID string, at time.Ti
 }
 
 // Logs implements Store.
-func (s *SQLite) Logs(ctx context.Context, runID string, after int64, limit int) ([]LogLine, error) {
+func (s *SQL) Logs(ctx context.Context, runID string, after int64, limit int) ([]LogLine, error) {
 	if limit <= 0 || limit > MaxLogList {
 		limit = MaxLogList
 	}
@@ -377,9 +447,13 @@ func (s *SQLite) Logs(ctx context.Context, runID string, after int64, limit int)
 }
 
 // UpdateLock implements Store.
-func (s *SQLite) UpdateLock(ctx context.Context, key string, fn func(holder string) (string, error)) (string, error) {
+func (s *SQL) UpdateLock(ctx context.Context, key string, fn func(holder string) (string, error)) (string, error) {
 	var out string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Update(ctx, func(tx *database.Tx) error {
+		out = ""
+		if err := tx.Lock(ctx, "workflow-lock:"+key); err != nil {
+			return err
+		}
 		var holder string
 		err := tx.QueryRowContext(ctx, `SELECT holder FROM workflow_locks WHERE lock_key = ?`, key).Scan(&holder)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -407,13 +481,22 @@ func (s *SQLite) UpdateLock(ctx context.Context, key string, fn func(holder stri
 }
 
 // UpdateState implements Store.
-func (s *SQLite) UpdateState(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
+func (s *SQL) UpdateState(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) ([]byte, error) {
 	var out []byte
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Update(ctx, func(tx *database.Tx) error {
+		out = nil
+		if err := tx.Lock(ctx, "workflow-state:"+key); err != nil {
+			return err
+		}
 		var old []byte
-		err := tx.QueryRowContext(ctx, `SELECT value FROM workflow_state WHERE state_key = ?`, key).Scan(&old)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		var raw string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM workflow_state WHERE state_key = ?`, key).Scan(&raw)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
 			return fmt.Errorf("workflow store: reading state %q: %w", key, err)
+		default:
+			old = []byte(raw)
 		}
 		next, err := fn(old)
 		if err != nil {
@@ -423,7 +506,7 @@ func (s *SQLite) UpdateState(ctx context.Context, key string, fn func(old []byte
 			_, err = tx.ExecContext(ctx, `DELETE FROM workflow_state WHERE state_key = ?`, key)
 		} else {
 			_, err = tx.ExecContext(ctx, `INSERT INTO workflow_state (state_key, value) VALUES (?, ?)
-				ON CONFLICT (state_key) DO UPDATE SET value = excluded.value`, key, next)
+				ON CONFLICT (state_key) DO UPDATE SET value = excluded.value`, key, string(next))
 		}
 		if err != nil {
 			return fmt.Errorf("workflow store: writing state %q: %w", key, err)
