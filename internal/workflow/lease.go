@@ -62,15 +62,19 @@ func (h *heldLease) Lost() bool { return h.lost.Load() }
 func (e *Engine) lease(ctx context.Context, runID, part string) (*heldLease, func(), error) {
 	owner := jobOwner(ctx)
 	ctx = context.WithoutCancel(ctx)
+	var previous string // the owner whose lease this job takes over
 	set := func(renew bool) error {
 		now := e.clock.Now()
 		_, err := e.o.Store.UpdateRun(ctx, runID, func(r *Run) error {
 			l, ok := r.Leases[part]
+			previous = ""
 			switch {
 			case renew && (!ok || l.Owner != owner):
 				return errLeased
 			case !renew && ok && l.Owner != owner && !strings.HasPrefix(l.Owner, resumePrefix) && now.Before(l.Until):
 				return errLeased
+			case !renew && ok && l.Owner != owner:
+				previous = l.Owner
 			}
 			if r.Leases == nil {
 				r.Leases = map[string]Lease{}
@@ -82,6 +86,9 @@ func (e *Engine) lease(ctx context.Context, runID, part string) (*heldLease, fun
 	}
 	if err := set(false); err != nil {
 		return nil, nil, err
+	}
+	if previous != "" {
+		e.logf(ctx, runID, runID+"-t", "resuming %s: %s takes over from %s, which stopped (the server died?)", part, owner, previous)
 	}
 	h := &heldLease{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -204,7 +211,7 @@ func (e *Engine) resumePart(ctx context.Context, runID, part string, dead Lease,
 		return nil
 	}
 	e.log.Warn("workflow: resuming part of a run whose job died", "run", runID, "part", part, "dead_owner", dead.Owner)
-	e.logf(ctx, runID, runID+"-t", "resuming %s: its job (%s) stopped renewing its lease (the server died?)", part, dead.Owner)
+	e.logf(ctx, runID, runID+"-t", "queued a job to resume %s: its job (%s) stopped renewing its lease (the server died?)", part, dead.Owner)
 	return e.enqueue(ctx, queue, key)
 }
 
