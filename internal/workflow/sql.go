@@ -18,9 +18,11 @@ const Component = "workflow"
 
 // Migrations are the store's schema steps. Records are JSON documents in
 // TEXT columns beside the few columns queries select on; times are Unix
-// nanoseconds.
+// nanoseconds. A run's tasks are rows of their own: an update rewrites the
+// run's header and the tasks it changed, not a document of a hundred
+// images' results.
 var Migrations = []database.Migration{{
-	Version: 1, Name: "workflows, runs, run logs, image locks and engine state",
+	Version: 1, Name: "workflows, runs and their tasks, run logs, image locks and engine state",
 	SQLite: `
 CREATE TABLE workflows (
 	name       TEXT PRIMARY KEY,
@@ -35,6 +37,13 @@ CREATE TABLE workflow_runs (
 );
 CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow, created_ns);
 CREATE INDEX workflow_runs_by_state ON workflow_runs (state);
+CREATE TABLE workflow_tasks (
+	task_key   TEXT PRIMARY KEY,
+	run_id     TEXT NOT NULL,
+	seq        INTEGER NOT NULL,
+	doc        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX workflow_tasks_by_run ON workflow_tasks (run_id, seq);
 CREATE TABLE workflow_logs (
 	line_key   TEXT PRIMARY KEY,
 	run_id     TEXT NOT NULL,
@@ -66,6 +75,13 @@ CREATE TABLE workflow_runs (
 );
 CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow, created_ns);
 CREATE INDEX workflow_runs_by_state ON workflow_runs (state);
+CREATE TABLE workflow_tasks (
+	task_key   TEXT PRIMARY KEY,
+	run_id     TEXT NOT NULL,
+	seq        BIGINT NOT NULL,
+	doc        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX workflow_tasks_by_run ON workflow_tasks (run_id, seq);
 CREATE TABLE workflow_logs (
 	line_key   TEXT PRIMARY KEY,
 	run_id     TEXT NOT NULL,
@@ -89,6 +105,7 @@ CREATE TABLE workflow_state (
 var Tables = []database.Table{
 	{Name: "workflows", Columns: []string{"name", "doc"}, Key: "name"},
 	{Name: "workflow_runs", Columns: []string{"id", "workflow", "state", "created_ns", "doc"}, Key: "id"},
+	{Name: "workflow_tasks", Columns: []string{"task_key", "run_id", "seq", "doc"}, Key: "task_key"},
 	{Name: "workflow_logs", Columns: []string{"line_key", "run_id", "seq", "task_id", "at_ns", "line"}, Key: "line_key"},
 	{Name: "workflow_locks", Columns: []string{"lock_key", "holder"}, Key: "lock_key"},
 	{Name: "workflow_state", Columns: []string{"state_key", "value"}, Key: "state_key"},
@@ -270,6 +287,9 @@ func (s *SQL) DeleteWorkflow(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM workflow_logs WHERE run_id IN (SELECT id FROM workflow_runs WHERE workflow = ?)`, name); err != nil {
 			return fmt.Errorf("workflow store: deleting the logs of workflow %q: %w", name, err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM workflow_tasks WHERE run_id IN (SELECT id FROM workflow_runs WHERE workflow = ?)`, name); err != nil {
+			return fmt.Errorf("workflow store: deleting the tasks of workflow %q: %w", name, err)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM workflow_runs WHERE workflow = ?`, name); err != nil {
 			return fmt.Errorf("workflow store: deleting the runs of workflow %q: %w", name, err)
 		}
@@ -277,12 +297,104 @@ func (s *SQL) DeleteWorkflow(ctx context.Context, name string) error {
 	})
 }
 
+// runRows is a run as stored: its header (the run without its tasks)
+// and one document per task.
+type runRows struct {
+	header string
+	tasks  []string
+}
+
+func encodeRun(r *Run) (runRows, error) {
+	h := *r
+	h.Tasks = nil
+	var rows runRows
+	var err error
+	if rows.header, err = encode(&h); err != nil {
+		return rows, err
+	}
+	for i := range r.Tasks {
+		d, err := encode(&r.Tasks[i])
+		if err != nil {
+			return rows, err
+		}
+		rows.tasks = append(rows.tasks, d)
+	}
+	return rows, nil
+}
+
+func taskKey(runID string, seq int) string { return fmt.Sprintf("%s/%06d", runID, seq) }
+
+func insertTask(ctx context.Context, tx *database.Tx, runID string, seq int, doc string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_tasks (task_key, run_id, seq, doc) VALUES (?, ?, ?, ?)`,
+		taskKey(runID, seq), runID, seq, doc); err != nil {
+		return fmt.Errorf("workflow store: writing a task of run %q: %w", runID, err)
+	}
+	return nil
+}
+
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// loadTasks reads the tasks of runs, in order, into them.
+func loadTasks(ctx context.Context, q rowsQueryer, runs []*Run) error {
+	byID := map[string]*Run{}
+	var ids []any
+	for _, r := range runs {
+		byID[r.ID] = r
+		ids = append(ids, r.ID)
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")
+		rows, err := q.QueryContext(ctx, `SELECT run_id, doc FROM workflow_tasks WHERE run_id IN (`+marks+`) ORDER BY run_id, seq`, chunk...)
+		if err != nil {
+			return fmt.Errorf("workflow store: reading tasks: %w", err)
+		}
+		for rows.Next() {
+			var id, doc string
+			if err := rows.Scan(&id, &doc); err != nil {
+				rows.Close()
+				return fmt.Errorf("workflow store: %w", err)
+			}
+			var t Task
+			if err := json.Unmarshal([]byte(doc), &t); err != nil {
+				rows.Close()
+				return fmt.Errorf("workflow store: stored task of run %q: %w", id, err)
+			}
+			r := byID[id]
+			r.Tasks = append(r.Tasks, t)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("workflow store: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadRun reads one run with its tasks.
+func loadRun[Q interface {
+	queryer
+	rowsQueryer
+}](ctx context.Context, q Q, id string) (*Run, error) {
+	r, err := readDoc[Run](ctx, q, `SELECT doc FROM workflow_runs WHERE id = ?`, id, "run")
+	if err != nil {
+		return nil, err
+	}
+	r.Tasks = nil
+	if err := loadTasks(ctx, q, []*Run{r}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // CreateRun implements Store.
 func (s *SQL) CreateRun(ctx context.Context, r *Run) error {
 	if r.ID == "" || r.Workflow == "" {
 		return errors.New("workflow store: run without an ID or a workflow")
 	}
-	doc, err := encode(r)
+	rows, err := encodeRun(r)
 	if err != nil {
 		return err
 	}
@@ -308,8 +420,13 @@ func (s *SQL) CreateRun(ctx context.Context, r *Run) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO workflow_runs (id, workflow, state, created_ns, doc) VALUES (?, ?, ?, ?, ?)`,
-			r.ID, r.Workflow, string(r.State), r.CreatedAt.UnixNano(), doc); err != nil {
+			r.ID, r.Workflow, string(r.State), r.CreatedAt.UnixNano(), rows.header); err != nil {
 			return fmt.Errorf("workflow store: creating run %q: %w", r.ID, err)
+		}
+		for i, d := range rows.tasks {
+			if err := insertTask(ctx, tx, r.ID, i, d); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -317,7 +434,7 @@ func (s *SQL) CreateRun(ctx context.Context, r *Run) error {
 
 // Run implements Store.
 func (s *SQL) Run(ctx context.Context, id string) (*Run, error) {
-	return readDoc[Run](ctx, s.db, `SELECT doc FROM workflow_runs WHERE id = ?`, id, "run")
+	return loadRun(ctx, s.db, id)
 }
 
 // Runs implements Store.
@@ -351,23 +468,32 @@ func (s *SQL) Runs(ctx context.Context, f RunFilter) ([]*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow store: listing runs: %w", err)
 	}
-	defer rows.Close()
 	var out []*Run
 	for rows.Next() {
 		var raw string
 		if err := rows.Scan(&raw); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("workflow store: %w", err)
 		}
 		r := new(Run)
 		if err := json.Unmarshal([]byte(raw), r); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("workflow store: stored run: %w", err)
 		}
+		r.Tasks = nil
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("workflow store: %w", err)
+	}
+	if err := loadTasks(ctx, s.db, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// UpdateRun implements Store.
+// UpdateRun implements Store. Only the header and the tasks fn changed
+// are written.
 func (s *SQL) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*Run, error) {
 	var out *Run
 	err := s.db.Update(ctx, func(tx *database.Tx) error {
@@ -375,9 +501,17 @@ func (s *SQL) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*R
 		if err := tx.Lock(ctx, runLock(id)); err != nil {
 			return err
 		}
-		r, err := readDoc[Run](ctx, tx, `SELECT doc FROM workflow_runs WHERE id = ?`, id, "run")
+		r, err := loadRun(ctx, tx, id)
 		if err != nil {
 			return err
+		}
+		before, err := encodeRun(r)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(r.Tasks))
+		for i, t := range r.Tasks {
+			ids[i] = t.ID
 		}
 		wf := r.Workflow
 		if err := fn(r); err != nil {
@@ -386,12 +520,34 @@ func (s *SQL) UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*R
 		if r.ID != id || r.Workflow != wf {
 			return fmt.Errorf("workflow store: an update may not change the ID or workflow of run %q", id)
 		}
-		doc, err := encode(r)
+		if len(r.Tasks) < len(ids) {
+			return fmt.Errorf("workflow store: an update may not remove tasks of run %q", id)
+		}
+		for i, tid := range ids {
+			if r.Tasks[i].ID != tid {
+				return fmt.Errorf("workflow store: an update may not reorder or rename the tasks of run %q", id)
+			}
+		}
+		after, err := encodeRun(r)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE workflow_runs SET state = ?, doc = ? WHERE id = ?`, string(r.State), doc, id); err != nil {
-			return fmt.Errorf("workflow store: updating run %q: %w", id, err)
+		if after.header != before.header {
+			if _, err := tx.ExecContext(ctx, `UPDATE workflow_runs SET state = ?, doc = ? WHERE id = ?`, string(r.State), after.header, id); err != nil {
+				return fmt.Errorf("workflow store: updating run %q: %w", id, err)
+			}
+		}
+		for i, d := range after.tasks {
+			switch {
+			case i >= len(before.tasks):
+				if err := insertTask(ctx, tx, id, i, d); err != nil {
+					return err
+				}
+			case d != before.tasks[i]:
+				if _, err := tx.ExecContext(ctx, `UPDATE workflow_tasks SET doc = ? WHERE task_key = ?`, d, taskKey(id, i)); err != nil {
+					return fmt.Errorf("workflow store: updating task %s: %w", r.Tasks[i].ID, err)
+				}
+			}
 		}
 		out = r
 		return nil

@@ -61,7 +61,8 @@ type Store interface {
 	// Runs lists runs, newest first (by creation time, then ID).
 	Runs(ctx context.Context, f RunFilter) ([]*Run, error)
 	// UpdateRun applies fn to the stored run in a transaction, as
-	// UpdateWorkflow does. fn must not change the ID or the workflow.
+	// UpdateWorkflow does. fn must not change the ID or the workflow, and
+	// may add tasks but not remove, reorder or rename them.
 	UpdateRun(ctx context.Context, id string, fn func(*Run) error) (*Run, error)
 
 	// AppendLog adds lines to a task's log, numbered in the order

@@ -226,6 +226,27 @@ func testRuns(t *testing.T, s workflow.Store) {
 	if _, err := s.UpdateRun(ctx, "r1", func(r *workflow.Run) error { r.Workflow = "x"; return nil }); err == nil {
 		t.Error("an update moved the run to another workflow")
 	}
+	if _, err := s.UpdateRun(ctx, "r1", func(r *workflow.Run) error { r.Tasks = r.Tasks[:1]; return nil }); err == nil {
+		t.Error("an update removed a task")
+	}
+	if _, err := s.UpdateRun(ctx, "r1", func(r *workflow.Run) error { r.Tasks[0], r.Tasks[1] = r.Tasks[1], r.Tasks[0]; return nil }); err == nil {
+		t.Error("an update reordered the tasks")
+	}
+	// A task appended, another changed: read back as written.
+	up, err = s.UpdateRun(ctx, "r1", func(r *workflow.Run) error {
+		r.Tasks[0].State = workflow.StateSucceeded
+		r.Tasks = append(r.Tasks, workflow.Task{ID: "r1-p1", Kind: workflow.TaskPatch, Image: "nginx:1.27.1", State: workflow.StateQueued, CreatedAt: t0,
+			Patch: &workflow.PatchResult{Tag: "1.27.1-1", Digest: "sha256:1"}})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Run(ctx, "r1")
+	sameJSON(t, "run with an appended task", got, up)
+	if runs, _ := s.Runs(ctx, workflow.RunFilter{}); len(runs) != 1 || len(runs[0].Tasks) != 3 {
+		t.Errorf("listed runs carry their tasks: %+v", runs)
+	}
 }
 
 func testRunFilter(t *testing.T, s workflow.Store) {
