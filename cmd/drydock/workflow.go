@@ -93,6 +93,10 @@ show-run). Needs push on quarantine/ to change workflows, pull to read them.`,
 	return cmd
 }
 
+// dryRunTimeout bounds a dry run, which scans every image the config
+// matches (up to 100) and asks the archive about each.
+const dryRunTimeout = 30 * time.Minute
+
 // readConfigArg reads --config with ACR's file checks; the server
 // validates the content.
 func readConfigArg(path string) (string, error) {
@@ -137,6 +141,9 @@ security suite publishes for an installed package counts too.`,
 			c, err := newAPIClient(f.server)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				c.http.Timeout = dryRunTimeout
 			}
 			req := workflow.CreateRequest{Name: f.name, Config: text, Schedule: schedule, DryRun: dryRun, RunImmediately: runNow}
 			if cmd.Flags().Changed("security-suite") {
@@ -204,6 +211,9 @@ nothing.`,
 			c, err := newAPIClient(f.server)
 			if err != nil {
 				return err
+			}
+			if dryRun {
+				c.http.Timeout = dryRunTimeout
 			}
 			var res workflow.Result
 			if err := c.do(cmd.Context(), "PATCH", f.path(""), req, &res); err != nil {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // MaxIncrement is the last incremental patch suffix (TAG-999).
@@ -219,6 +221,10 @@ func selectRepo(r Repository, ts TagSet, conv TagConvention, sel *Selection) []M
 			m.NextErr = fmt.Sprintf("%s:%s is the last incremental patch tag (-%d): no further patch tag can be written; move to a new original tag", name, m.Latest, MaxIncrement)
 		default:
 			m.Next = b + "-" + strconv.Itoa(latestN+1)
+		}
+		if m.Next != "" && !imgref.ValidTag(m.Next) {
+			m.NextErr = fmt.Sprintf("%s:%s: the patch tag %q would be longer than a tag may be (128 characters)", name, b, m.Next)
+			m.Next = ""
 		}
 		out = append(out, m)
 	}

@@ -93,6 +93,7 @@ func TestSelectReference(t *testing.T) {
 		{"floating -patched2 is not a patch", cfgOf("floating", "r", `"1.0"`), q("1.0", "1.0-patched2"), []string{"r,1.0,N/A,1.0-patched"}, nil, nil},
 		// A patch tag counts wherever it is (live/ after promotion).
 		{"patch only in live", cfgOf("", "r", `"1.0"`), TagSet{Name: "r", Quarantine: []string{"1.0"}, Live: []string{"1.0-2"}}, []string{"r,1.0,1.0-2,1.0-3"}, nil, nil},
+		{"tag too long for a suffix", cfgOf("", "r", `"`+strings.Repeat("a", 127)+`"`), q(strings.Repeat("a", 127)), []string{"r," + strings.Repeat("a", 127) + ",N/A,ERROR"}, nil, nil},
 		{"disabled entry", `{"version":"v1","repositories":[{"repository":"r","tags":["1.0"],"enabled":false}]}`, q("1.0"), nil, nil, nil},
 	}
 	for _, tc := range tests {
@@ -115,7 +116,7 @@ func TestSelectReference(t *testing.T) {
 				t.Errorf("ignored %q, want %q", ign, tc.wantIgnored)
 			}
 			for _, m := range sel.Matches {
-				if m.NextErr != "" && !strings.Contains(m.NextErr, "-999") {
+				if m.NextErr != "" && !strings.Contains(m.NextErr, "-999") && !strings.Contains(m.NextErr, "128 characters") {
 					t.Errorf("%s: next error %q does not say why", m.Image(), m.NextErr)
 				}
 			}
