@@ -25,7 +25,7 @@ GREMLINS_VERSION := v0.6.0
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
 	bzip2 openssl debian-archive-keyring postgresql
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate bench-limits clean-cache mutate s3server signtools
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow clean-cache mutate s3server signtools
 
 all: build
 
@@ -134,6 +134,11 @@ bench-patch:
 # prints the peak RSS and heap while judging (needs ../shared/vulndata)
 bench-limits:
 	go test -run '^$$' -bench GateHugeStatus -benchtime 1x ./internal/scan ./internal/server
+
+# one workflow run over 10 tags of 3 releases (cold and warm archive cache)
+# beside 10 separate drydock patch runs: times, archive requests, peak RSS
+bench-workflow:
+	go test -run '^$$' -bench RunTenTags -benchtime 1x -timeout 90m ./internal/workflow
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

@@ -33,7 +33,7 @@ One process serves, on one port:
              (or admin), e.g. a token from "drydock token create prometheus
              --role metrics" sent as a Bearer token; metrics.addr also serves
              it without credentials on a listener of its own
-  /api/v1/   the JSON API: verdict, promote, imports, rescan
+  /api/v1/   the JSON API: verdict, promote, imports, rescan, workflows
   /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
 
 Authentication is on: users and API tokens ("drydock user", "drydock token")
@@ -98,6 +98,15 @@ A config file (every field optional):
                                       # none = DATA/keys/drydock.key, generated on first start
     certificate: /etc/drydock/signing.crt  # chain for Notary Project signatures; none = self-signed
     disabled: false
+  workflow:                           # continuous patching ("drydock workflow")
+    workers: 1                        # image scans and patches at once
+    tickInterval: 1m                  # how often due schedules and triggers are looked for
+    debounce: 2m                      # a trigger waits for this much quiet before its run
+    pollInterval: 15m                 # each security suite's InRelease (conditional GET)
+    mirror: http://mirror.internal/debian   # replaces the images' archives (distroless: required)
+    securityMirror: http://mirror.internal/debian-security
+    hostKeyring: /usr/share/keyrings/debian-archive-keyring.gpg  # for images without keys
+    sandbox: true                     # maintainer scripts may run in the sandbox
 
 The gate: every manifest that arrives in quarantine/ (import or push) is
 scanned in the background by a persistent job queue (DATA/jobs) with the
@@ -114,6 +123,12 @@ their digest into live/ at promotion and, pushed later, on arrival. Each
 promotion is signed with drydock's key: a cosign and a Notary Project
 signature of the live/ digest and the promotion attestation ("drydock
 verify"; the public key is DATA/keys/drydock.pub, or GET /api/v1/keys).
+
+Workflows ("drydock workflow create"): the server scans and patches the
+images a workflow names on its schedule, when a database update brings new
+fixable findings, and when a release's security suite changes, on the same
+job queue; patched images are written to quarantine/ (DATA/workflow holds
+the run ledger) and pass the gate like any image.
 
 On SIGINT or SIGTERM the server stops accepting connections and lets running
 requests finish for shutdownTimeout. An upload cut off then is never visible

@@ -48,6 +48,8 @@ type Config struct {
 	Gate Gate `yaml:"gate"`
 	// Events configures outgoing webhooks.
 	Events Events `yaml:"events"`
+	// Workflow configures continuous patching workflows.
+	Workflow Workflow `yaml:"workflow"`
 	// Database selects where state lives: SQLite files in the data
 	// directory (the default) or a PostgreSQL database that replicas share.
 	Database database.Config `yaml:"database"`
@@ -99,6 +101,33 @@ type Sign struct {
 	Certificate string `yaml:"certificate"`
 	// Disabled turns signing off.
 	Disabled bool `yaml:"disabled"`
+}
+
+// Workflow configures the continuous patching engine.
+type Workflow struct {
+	// Workers is how many workflow jobs (scans and patches of images) run
+	// at once.
+	Workers int `yaml:"workers"`
+	// TickInterval is how often the engine looks for due schedules and
+	// triggers.
+	TickInterval Duration `yaml:"tickInterval"`
+	// Debounce is how long a trigger (new findings after a database update,
+	// a changed security suite) waits for quiet before its run is queued.
+	Debounce Duration `yaml:"debounce"`
+	// PollInterval is how often each security suite's InRelease is polled
+	// (a conditional request: a few bytes when unchanged).
+	PollInterval Duration `yaml:"pollInterval"`
+	// Mirror and SecurityMirror replace the archives of the images'
+	// releases (an offline mirror; images without apt sources, such as
+	// distroless ones, need Mirror).
+	Mirror         string `yaml:"mirror"`
+	SecurityMirror string `yaml:"securityMirror"`
+	// HostKeyring is a keyring trusted for archives an image has no key
+	// for (distroless images), e.g. /usr/share/keyrings/debian-archive-keyring.gpg.
+	HostKeyring string `yaml:"hostKeyring"`
+	// Sandbox lets maintainer scripts drydock cannot apply natively run in
+	// the patcher's sandbox.
+	Sandbox bool `yaml:"sandbox"`
 }
 
 // Gate configures the quarantine -> live gate.
@@ -230,6 +259,8 @@ func Default() Config {
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
 		ShutdownTimeout: Duration(30 * time.Second),
+		Workflow: Workflow{Workers: 1, TickInterval: Duration(time.Minute), Debounce: Duration(2 * time.Minute),
+			PollInterval: Duration(15 * time.Minute), Sandbox: true},
 	}
 }
 
@@ -444,6 +475,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("gate.limits.%s: %d is negative (0 takes the default)", l.name, l.v))
 		}
 	}
+	errs = append(errs, c.Workflow.validate()...)
 	for i, w := range c.Events.Webhooks {
 		if (w.Secret == "") == (w.SecretFile == "") {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))
@@ -464,4 +496,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (w Workflow) validate() []error {
+	var errs []error
+	if w.Workers < 1 || w.Workers > 16 {
+		errs = append(errs, fmt.Errorf("workflow.workers: %d, want 1 to 16", w.Workers))
+	}
+	if w.TickInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("workflow.tickInterval: %s, want at least 1s", w.TickInterval))
+	}
+	if w.Debounce < 0 {
+		errs = append(errs, errors.New("workflow.debounce: must not be negative"))
+	}
+	if w.PollInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("workflow.pollInterval: %s, want at least 1s", w.PollInterval))
+	}
+	for _, m := range []struct{ field, v string }{{"workflow.mirror", w.Mirror}, {"workflow.securityMirror", w.SecurityMirror}} {
+		if m.v != "" && !strings.HasPrefix(m.v, "http://") && !strings.HasPrefix(m.v, "https://") {
+			errs = append(errs, fmt.Errorf("%s: %q, want an http:// or https:// URL", m.field, m.v))
+		}
+	}
+	return errs
 }

@@ -168,11 +168,11 @@ func New(o Options) (*Keeper, error) {
 	if err := jobs.Register(o.Queue, k.runSweep); err != nil {
 		return nil, fmt.Errorf("gatekeeper: %w", err)
 	}
-	queue := ""
+	var in []jobs.ScheduleOption
 	if o.Queue.HasQueue(SweepQueue) {
-		queue = SweepQueue
+		in = append(in, jobs.InQueue(SweepQueue))
 	}
-	if err := jobs.Schedule(o.Queue, "gate.sweep", cmp.Or(o.SweepInterval, time.Minute), SweepArgs{}, queue); err != nil {
+	if err := jobs.Schedule(o.Queue, "gate.sweep", cmp.Or(o.SweepInterval, time.Minute), SweepArgs{}, in...); err != nil {
 		return nil, fmt.Errorf("gatekeeper: %w", err)
 	}
 	return k, nil

@@ -19,20 +19,12 @@ var allStates = []rivertype.JobState{
 // the queue starts, instead of a ticker in each process: on a database
 // that several processes share, River's elected leader enqueues periodic
 // jobs, and each job is unique within its period (the interval's multiple
-// of UTC time it falls in; periods are at least a second), so a period
-// gets exactly one job even across a change of leader. id names the
-// schedule (unique per queue); the job goes to queue (DefaultQueue when
-// empty), which must be configured. A handler for args' kind must be
-// registered.
-func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, queue string) error {
-	if interval <= 0 {
-		return fmt.Errorf("scheduling %q: interval %s is not positive", id, interval)
-	}
-	if queue == "" {
-		queue = DefaultQueue
-	}
-	if !q.queues[queue] {
-		return fmt.Errorf("scheduling %q: queue %q not configured", id, queue)
+// of UTC time it falls in), so a period gets exactly one job even across a
+// change of leader. id names the schedule (unique per queue); interval is
+// at least a second. A handler for args' kind must be registered.
+func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, opts ...ScheduleOption) error {
+	if interval < time.Second {
+		return fmt.Errorf("scheduling %q: interval %s below a second", id, interval)
 	}
 	if !kindRE.MatchString(id) {
 		return fmt.Errorf("scheduling %q: invalid id", id)
@@ -43,12 +35,37 @@ func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, queue s
 	if closed {
 		return fmt.Errorf("scheduling %q: %w", id, ErrClosed)
 	}
-	opts := &river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByPeriod: max(interval, time.Second), ByState: allStates}}
+	io := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval, ByState: allStates}}
+	for _, o := range opts {
+		if err := o(q, io); err != nil {
+			return fmt.Errorf("scheduling %q: %w", id, err)
+		}
+	}
 	pj := river.NewPeriodicJob(river.PeriodicInterval(interval),
-		func() (river.JobArgs, *river.InsertOpts) { return args, opts },
+		func() (river.JobArgs, *river.InsertOpts) { return args, io },
 		&river.PeriodicJobOpts{ID: id, RunOnStart: true})
 	if _, err := q.client.PeriodicJobs().AddSafely(pj); err != nil {
 		return fmt.Errorf("scheduling %q: %w", id, err)
 	}
 	return nil
 }
+
+// ScheduleOption adjusts Schedule.
+type ScheduleOption func(q *Queue, io *river.InsertOpts) error
+
+// InQueue puts the scheduled jobs in the named queue (configured with
+// WithQueue) instead of DefaultQueue.
+func InQueue(name string) ScheduleOption {
+	return func(q *Queue, io *river.InsertOpts) error {
+		if !q.queues[name] {
+			return fmt.Errorf("queue %q not configured", name)
+		}
+		io.Queue = name
+		return nil
+	}
+}
+
+// Snooze, returned by a handler, runs the job again after d without
+// counting an attempt: for work that must wait for something else (a lock
+// another job holds) rather than fail.
+func Snooze(d time.Duration) error { return river.JobSnooze(d) }

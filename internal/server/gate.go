@@ -57,6 +57,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	qopts := []jobs.Option{
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
+		jobs.WithQueue(workflowQueue, cfg.Workflow.Workers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
 		// The sweep has a worker of its own: it never waits for, or holds

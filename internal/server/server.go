@@ -55,6 +55,8 @@ type Server struct {
 	logins *auth.FailureBursts
 	// metricsAddr is where metrics.addr listens, once it does.
 	metricsAddr atomic.Value // string
+	// workflows is continuous patching.
+	workflows *workflowParts
 }
 
 // Option configures a Server.
@@ -128,7 +130,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	keeper = gp.keeper
-	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
+	wf, err := openWorkflows(ctx, cfg, dbs, log, reg, gp, o.now)
+	if err != nil {
+		gp.close(ctx)
+		closeAudit()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf}
 	s.health = health.NewChecker(time.Second,
 		health.Probe{Name: "database", Check: dbs.Ping},
 		health.Probe{Name: "storage", Check: s.storageReady})
@@ -136,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	authn, authStore, logins, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
 	if err != nil {
 		gp.close(ctx)
+		wf.close()
 		closeAudit()
 		return nil, err
 	}
@@ -144,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
 	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Authorize: apiAuthorizer,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
@@ -264,6 +273,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.logins.Flush(context.Background())
 	if err := s.gate.close(context.Background()); err != nil {
 		s.log.Warn("stopping the gate", "err", err)
+	}
+	if err := s.workflows.close(); err != nil {
+		s.log.Warn("closing the workflow store", "err", err)
 	}
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)
