@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -149,7 +148,7 @@ without scripts.`,
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database for end-of-life data (default: the one in --data)")
 	fl.StringVar(&f.distroInfo, "distro-info", "/usr/share/distro-info", "directory with distro-info-data's debian.csv and ubuntu.csv, used when there is no database")
 	fl.StringVar(&f.cacheDir, "cache", "", "package, index and image cache (default: $DRYDOCK_CACHE/patch)")
-	fl.StringVar(&f.cacheLimits, "cache-limits", "", "bound the caches (least recently used go first): trees=SIZE,images=SIZE,packages=SIZE, e.g. trees=2G,packages=8G")
+	fl.StringVar(&f.cacheLimits, "cache-limits", "", "bound the caches (least recently used go first): trees=SIZE,images=SIZE,packages=SIZE, e.g. trees=2GiB,packages=8GiB")
 	return cmd
 }
 
@@ -353,8 +352,8 @@ func patchProgress(g *globals, log *slog.Logger) func(patch.Event) {
 	}
 }
 
-// parseCacheLimits reads "trees=2G,images=1G,packages=8G" (sizes in bytes
-// with an optional K, M, G or T suffix, powers of 1024).
+// parseCacheLimits reads "trees=2GiB,images=1GiB,packages=8GiB" (sizes
+// as every size flag takes them).
 func parseCacheLimits(s string) (patch.CacheLimits, error) {
 	var l patch.CacheLimits
 	for _, kv := range strings.Split(s, ",") {
@@ -362,36 +361,20 @@ func parseCacheLimits(s string) (patch.CacheLimits, error) {
 		if !ok {
 			return l, fmt.Errorf("%q: want NAME=SIZE", kv)
 		}
-		n, err := parseSize(v)
-		if err != nil {
+		var n sizeFlag
+		if err := n.Set(v); err != nil {
 			return l, fmt.Errorf("%s: %w", k, err)
 		}
 		switch k {
 		case "trees":
-			l.Trees = n
+			l.Trees = int64(n)
 		case "images":
-			l.Images = n
+			l.Images = int64(n)
 		case "packages":
-			l.Packages = n
+			l.Packages = int64(n)
 		default:
 			return l, fmt.Errorf("%q: the caches are trees, images and packages", k)
 		}
 	}
 	return l, nil
-}
-
-func parseSize(in string) (int64, error) {
-	s := strings.TrimSuffix(strings.TrimSpace(strings.ToUpper(in)), "B")
-	mult := int64(1)
-	for i, u := range []string{"K", "M", "G", "T"} {
-		if t, ok := strings.CutSuffix(s, u); ok {
-			s, mult = t, int64(1)<<(10*(i+1))
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (a positive number of bytes, optionally with K, M, G or T)", in)
-	}
-	return n * mult, nil
 }

@@ -12,8 +12,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/gate"
@@ -21,6 +23,7 @@ import (
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/workflow"
 )
 
 // maxBody bounds a request body.
@@ -51,9 +54,15 @@ type Options struct {
 	Gate      Gate
 	Patches   Patcher // nil: the server runs no patches
 	Authorize Authorizer
+	// Attest verifies signatures and serves drydock's public key; nil
+	// answers NOT_FOUND on those routes.
+	Attest Attestations
 	// Actor names the request's principal for the audit log.
 	Actor func(r *http.Request) string
 	Log   *slog.Logger
+	// Workflows is the continuous-patching service; nil leaves its routes
+	// out.
+	Workflows Workflows
 }
 
 type handler struct{ Options }
@@ -68,10 +77,7 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o}
 	mux := http.NewServeMux()
-	routes := []struct {
-		method, path string
-		fn           http.HandlerFunc
-	}{
+	routes := []route{
 		{http.MethodGet, "/api/v1/verdict", h.verdict},
 		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
 		{http.MethodPost, "/api/v1/promote", h.promote},
@@ -79,21 +85,35 @@ func Handler(o Options) http.Handler {
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
 		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
 		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
+		{http.MethodGet, "/api/v1/keys", h.keys},
+		{http.MethodPost, "/api/v1/verify", h.verify},
 	}
-	methods := map[string]string{} // path -> method, for 405 answers
+	if o.Workflows != nil {
+		routes = append(routes, h.workflowRoutes()...)
+	}
+	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {
 		mux.HandleFunc(rt.method+" "+rt.path, rt.fn)
-		methods[rt.path] = rt.method
+		methods[rt.path] = append(methods[rt.path], rt.method)
+	}
+	// A pattern without a method is less specific than one with it: it
+	// catches the other methods of each path.
+	for path, ms := range methods {
+		allow := strings.Join(slices.Sorted(slices.Values(ms)), ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+allow+", not "+r.Method)
+		})
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		if m, ok := methods[r.URL.Path]; ok {
-			w.Header().Set("Allow", m)
-			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+m+", not "+r.Method)
-			return
-		}
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+type route struct {
+	method, path string
+	fn           http.HandlerFunc
 }
 
 // ErrorBody is the JSON body of an error response.
@@ -129,10 +149,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, patchjob.ErrNotFound):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, patchjob.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, patchjob.ErrInvalid),
-		errors.Is(err, patch.ErrInvalidRequest):
+	case errors.Is(err, workflow.ErrExists):
+		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig),
+		errors.Is(err, patchjob.ErrInvalid), errors.Is(err, patch.ErrInvalidRequest):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -164,17 +186,14 @@ func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
 	return r.Repository, true
 }
 
-func decode(r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
-	return decodeBody(r, v)
-}
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }
 
-// decodeBody reads a JSON request body (bounded by the caller) into v.
-func decodeBody(r *http.Request, v any) error {
+// decodeLimit decodes a JSON body of at most limit bytes into v.
+func decodeLimit(r *http.Request, v any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.Join(errInvalid, errors.New("Content-Type must be application/json"))
 	}
-	dec := json.NewDecoder(r.Body)
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errors.Join(errInvalid, errors.New("request body: "+err.Error()))

@@ -103,9 +103,3 @@ func (h *handler) patchStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, st)
 }
-
-// decodeLimit is decode with another bound on the body.
-func decodeLimit(r *http.Request, v any, limit int64) error {
-	r.Body = http.MaxBytesReader(nil, r.Body, limit)
-	return decodeBody(r, v)
-}

@@ -19,7 +19,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -89,7 +91,7 @@ type fixture struct {
 	t      *testing.T
 	k      *Keeper
 	reg    *registry.Registry
-	store  *store.SQLite
+	store  store.Store
 	queue  *jobs.Queue
 	audits *audit.Log
 	events *recorder
@@ -111,6 +113,8 @@ type fixtureOptions struct {
 	listen bool
 	// scanOpts are the keeper's Options.ScanOptions.
 	scanOpts []scan.Option
+	// key signs promotions (Options.Key).
+	key *attest.Key
 }
 
 // pushed is one manifest notification of the registry.
@@ -141,17 +145,21 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenSQLite(filepath.Join(dir, "gate", "gate.db"))
+	dbs, err := database.NewOpener(database.Config{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.Open(ctx, filepath.Join(dir, "jobs.db"), o.queue...)
+	q, err := jobs.Open(ctx, dbs, o.queue...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	al, closeAudit, err := audit.OpenFile(filepath.Join(dir, "audit", "audit.db"))
+	al, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +187,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		DBPath:      f.dbPath,
 		Now:         f.clock.Now,
 		ScanOptions: o.scanOpts,
+		Key:         o.key,
 	})
 	if err != nil {
 		t.Fatal(err)

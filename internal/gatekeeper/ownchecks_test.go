@@ -3,11 +3,11 @@ package gatekeeper
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -18,7 +18,7 @@ import (
 // lenientStore is the real store except that MarkPromoted accepts any
 // verdict: it takes away the store's own check, so that the gatekeeper's
 // decision is the only thing between a failing digest and live/.
-type lenientStore struct{ *store.SQLite }
+type lenientStore struct{ store.Store }
 
 func (lenientStore) MarkPromoted(context.Context, string, time.Time) error { return nil }
 
@@ -26,7 +26,11 @@ func (lenientStore) MarkPromoted(context.Context, string, time.Time) error { ret
 // queue of its own: a queue takes one scan handler).
 func withLenientStore(t *testing.T, f *fixture) {
 	t.Helper()
-	q, err := jobs.Open(t.Context(), filepath.Join(t.TempDir(), "jobs.db"))
+	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := jobs.Open(t.Context(), dbs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/database"
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 )
 
-// crashHelperEnv switches TestHelperProcess on and names its directory;
-// crashSingleEnv makes it open its queue WithSingleWorker.
+// crashHelperEnv switches TestHelperProcess on and names its directory
+// (the data directory on SQLite); crashDriverEnv and crashDSNEnv say which
+// database the queue is in; crashSingleEnv makes it open its queue
+// WithSingleWorker.
 const (
 	crashHelperEnv = "DRYDOCK_JOBS_CRASH_HELPER_DIR"
+	crashDriverEnv = "DRYDOCK_JOBS_CRASH_DRIVER"
+	crashDSNEnv    = "DRYDOCK_JOBS_CRASH_DSN"
 	crashSingleEnv = "DRYDOCK_JOBS_CRASH_HELPER_SINGLE"
 )
 
@@ -44,7 +51,11 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv(crashSingleEnv) != "" {
 		opts = append(opts, WithSingleWorker())
 	}
-	q, err := Open(ctx, filepath.Join(dir, "jobs.db"), opts...)
+	o, err := database.NewOpener(database.Config{Driver: database.Driver(os.Getenv(crashDriverEnv)), DSN: os.Getenv(crashDSNEnv)}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := Open(ctx, o, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +111,11 @@ func argN(t *testing.T, j Job) int {
 // crashHelper runs TestHelperProcess in a child process on dir, waits
 // until two of its jobs run, calls whileRunning (if set), kills it with
 // SIGKILL and returns the jobs that were running.
-func crashHelper(t *testing.T, dir string, single bool, whileRunning func()) map[int]bool {
+func crashHelper(t *testing.T, tg dbtest.Target, single bool, whileRunning func()) map[int]bool {
 	t.Helper()
+	dir := tg.Data
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashHelperEnv+"="+dir, crashDriverEnv+"="+string(tg.Driver()), crashDSNEnv+"="+tg.Config.DSN)
 	if single {
 		cmd.Env = append(cmd.Env, crashSingleEnv+"=1")
 	}
@@ -147,68 +159,70 @@ func crashHelper(t *testing.T, dir string, single bool, whileRunning func()) map
 // complete exactly once, the interrupted ones on their second attempt.
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	interrupted := crashHelper(t, dir, false, nil)
-	crashedAt := time.Now()
+	eachEngine(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
+		tg := newTarget(t)
+		interrupted := crashHelper(t, tg, false, nil)
+		crashedAt := time.Now()
 
-	q := openTest(t, filepath.Join(dir, "jobs.db"), WithJobTimeout(time.Second), WithRescueStuckAfter(2*time.Second))
-	before, err := q.Jobs(t.Context(), Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !allIn(crashJobs, StateRunning, StateAvailable)(before) {
-		t.Fatalf("after the crash, jobs = %+v", before)
-	}
-	for _, j := range before {
-		if want := interrupted[argN(t, j)]; (j.State == StateRunning) != want {
-			t.Errorf("job %s: state %s, started in child %v", j.Args, j.State, want)
+		q := openTest(t, tg, WithJobTimeout(time.Second), WithRescueStuckAfter(2*time.Second))
+		before, err := q.Jobs(t.Context(), Filter{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if !allIn(crashJobs, StateRunning, StateAvailable)(before) {
+			t.Fatalf("after the crash, jobs = %+v", before)
+		}
+		for _, j := range before {
+			if want := interrupted[argN(t, j)]; (j.State == StateRunning) != want {
+				t.Errorf("job %s: state %s, started in child %v", j.Args, j.State, want)
+			}
+		}
 
-	var mu sync.Mutex
-	done := map[int]int{}
-	ledger := filepath.Join(dir, "verdicts")
-	if err := Register(q, func(_ context.Context, a crashArgs) error {
+		var mu sync.Mutex
+		done := map[int]int{}
+		ledger := filepath.Join(tg.Data, "verdicts")
+		if err := Register(q, func(_ context.Context, a crashArgs) error {
+			mu.Lock()
+			defer mu.Unlock()
+			done[a.N]++
+			f, err := os.OpenFile(ledger, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(f, "%d\n", a.N)
+			return errors.Join(err, f.Close())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		start(t, q)
+		after := waitJobs(t, q, Filter{}, 50*time.Second, allIn(crashJobs, StateCompleted))
+		t.Logf("all %d jobs completed %s after the kill; %d were running at kill time", crashJobs, time.Since(crashedAt).Round(time.Millisecond), len(interrupted))
+
+		for _, j := range after {
+			wantAttempt := 1
+			if interrupted[argN(t, j)] {
+				wantAttempt = 2 // rescued: the first attempt died with the child
+			}
+			if j.Attempt != wantAttempt || len(j.Errors) != wantAttempt-1 {
+				t.Errorf("job %s: attempt %d, want %d (errors %+v)", j.Args, j.Attempt, wantAttempt, j.Errors)
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		done[a.N]++
-		f, err := os.OpenFile(ledger, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		b, err := os.ReadFile(ledger)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		_, err = fmt.Fprintf(f, "%d\n", a.N)
-		return errors.Join(err, f.Close())
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start(t, q)
-	after := waitJobs(t, q, Filter{}, 50*time.Second, allIn(crashJobs, StateCompleted))
-	t.Logf("all %d jobs completed %s after the kill; %d were running at kill time", crashJobs, time.Since(crashedAt).Round(time.Millisecond), len(interrupted))
-
-	for _, j := range after {
-		wantAttempt := 1
-		if interrupted[argN(t, j)] {
-			wantAttempt = 2 // rescued: the first attempt died with the child
+		lines := strings.Fields(string(b))
+		if len(lines) != crashJobs {
+			t.Errorf("ledger has %d records, want %d: %q", len(lines), crashJobs, lines)
 		}
-		if j.Attempt != wantAttempt || len(j.Errors) != wantAttempt-1 {
-			t.Errorf("job %s: attempt %d, want %d (errors %+v)", j.Args, j.Attempt, wantAttempt, j.Errors)
+		for n := range crashJobs {
+			if done[n] != 1 || strings.Count("\n"+string(b), "\n"+strconv.Itoa(n)+"\n") != 1 {
+				t.Errorf("job %d completed %d times (ledger %q), want exactly once", n, done[n], lines)
+			}
 		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	b, err := os.ReadFile(ledger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Fields(string(b))
-	if len(lines) != crashJobs {
-		t.Errorf("ledger has %d records, want %d: %q", len(lines), crashJobs, lines)
-	}
-	for n := range crashJobs {
-		if done[n] != 1 || strings.Count("\n"+string(b), "\n"+strconv.Itoa(n)+"\n") != 1 {
-			t.Errorf("job %d completed %d times (ledger %q), want exactly once", n, done[n], lines)
-		}
-	}
+	})
 }
 
 // TestCrashRescuedAtStart: with WithSingleWorker, a second worker on the
@@ -218,10 +232,9 @@ func TestCrashRecovery(t *testing.T) {
 // attempt counted in Info.Rescued, and every job completes exactly once.
 func TestCrashRescuedAtStart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "jobs.db")
-	interrupted := crashHelper(t, dir, true, func() {
-		q := openTest(t, path, WithSingleWorker())
+	tg := dbtest.SQLite(t) // one worker process per queue file: SQLite only
+	interrupted := crashHelper(t, tg, true, func() {
+		q := openTest(t, tg, WithSingleWorker())
 		if err := Register(q, func(context.Context, crashArgs) error { return nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +244,7 @@ func TestCrashRescuedAtStart(t *testing.T) {
 	})
 	crashedAt := time.Now()
 
-	q := openTest(t, path, WithSingleWorker(), WithRescueStuckAfter(time.Hour))
+	q := openTest(t, tg, WithSingleWorker(), WithRescueStuckAfter(time.Hour))
 	var mu sync.Mutex
 	rescued := map[int]int{}
 	done := map[int]int{}

@@ -2,9 +2,12 @@
 // arrival, workflow runs and rescans are enqueued here, never run on bare
 // goroutines, so that they survive restarts and crashes.
 //
-// The queue is River (github.com/riverqueue/river) on an SQLite file in the
-// embedded setup; the rest of drydock sees only this package's small API
-// (Open, Register, Enqueue, Start, Stop, Jobs, Stuck) and never imports River.
+// The queue is River (github.com/riverqueue/river) on the database
+// internal/database opens: a SQLite file in the embedded setup
+// (riversqlite), or the PostgreSQL database replicas share (riverpgxv5,
+// with LISTEN/NOTIFY). The rest of drydock sees only this package's small
+// API (Open, Register, Enqueue, Start, Stop, Jobs, Stuck) and never
+// imports River.
 //
 // # Delivery guarantees and idempotent handlers
 //
@@ -31,18 +34,24 @@
 // Queue.Stuck reports jobs running longer than a threshold so that the gate can
 // treat their images as "stuck" rather than "pending".
 //
-// # SQLite
+// # Replicas
 //
-// The database is opened in WAL mode with a busy time-out and a single
-// connection, as riversqlite recommends; River's schema is migrated with
-// rivermigrate at every Open (a no-op when current). Periodic schedules are
-// not built yet; River's PeriodicJobs can be wired into Open later.
+// On PostgreSQL every replica works the same queue: a job is locked by the
+// one worker that fetched it, River's leader (elected in the database)
+// runs the rescuer and the periodic schedules, so a job whose replica died
+// is finished by another and a schedule fires once per period whatever
+// the number of replicas.
+//
+// # Databases
+//
+// A SQLite file is opened with a single connection, as riversqlite
+// recommends. River's schema is migrated with rivermigrate at every Open
+// (a no-op when current), on PostgreSQL under drydock's migration lock.
 package jobs
 
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,8 +62,9 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // JobArgs is the input of a job. It is stored as JSON, so it must be a
@@ -181,12 +191,11 @@ var uniqueStates = []rivertype.JobState{
 // Queue is a persistent job queue. Enqueue, Jobs and Stuck may be used
 // without Start (for example by a CLI that only enqueues).
 type Queue struct {
-	db      *sql.DB
-	path    string
+	db      *database.DB
 	single  bool
 	logger  *slog.Logger
 	lock    *os.File // the worker lock, held from Start (WithSingleWorker)
-	client  *river.Client[*sql.Tx]
+	client  riverClient
 	workers *river.Workers
 	queues  map[string]bool
 
@@ -197,26 +206,41 @@ type Queue struct {
 	closed  bool
 }
 
-// Open opens or creates the queue database at path, migrates River's schema
-// and prepares a client. Register handlers, then Start.
-func Open(ctx context.Context, path string, opts ...Option) (*Queue, error) {
+// Open opens the queue in the "jobs" database of o (DATA/jobs/jobs.db, or
+// the shared PostgreSQL database), migrates River's schema and prepares a
+// client. Register handlers, then Start.
+func Open(ctx context.Context, o *database.Opener, opts ...Option) (*Queue, error) {
+	db, err := o.Open(ctx, Component, database.SingleConnection())
+	if err != nil {
+		return nil, fmt.Errorf("opening job queue: %w", err)
+	}
+	q, err := New(ctx, db, opts...)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// New is Open on a database already opened (with
+// database.SingleConnection on SQLite); Close closes it.
+func New(ctx context.Context, db *database.DB, opts ...Option) (*Queue, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(cfg); err != nil {
-			return nil, fmt.Errorf("opening job queue %q: %w", path, err)
+			return nil, fmt.Errorf("opening job queue %s: %w", db, err)
 		}
 	}
 	if cfg.rescueAfter != 0 && cfg.rescueAfter <= cfg.jobTimeout {
-		return nil, fmt.Errorf("opening job queue %q: rescue-stuck-after %s must exceed job time-out %s", path, cfg.rescueAfter, cfg.jobTimeout)
+		return nil, fmt.Errorf("opening job queue %s: rescue-stuck-after %s must exceed job time-out %s", db, cfg.rescueAfter, cfg.jobTimeout)
 	}
 	if _, ok := cfg.queues[DefaultQueue]; ok {
-		return nil, fmt.Errorf("opening job queue %q: size the default queue with WithWorkers", path)
+		return nil, fmt.Errorf("opening job queue %s: size the default queue with WithWorkers", db)
 	}
-	db, err := openSQLite(ctx, path, cfg.logger)
-	if err != nil {
-		return nil, err
+	if cfg.single && db.Driver() != database.SQLite {
+		return nil, fmt.Errorf("opening job queue %s: WithSingleWorker is for a SQLite queue file; replicas sharing PostgreSQL rely on River's rescuer", db)
 	}
-	q := &Queue{db: db, path: path, single: cfg.single, logger: cfg.logger, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
+	q := &Queue{db: db, single: cfg.single, logger: cfg.logger, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
 	rq := map[string]river.QueueConfig{DefaultQueue: {MaxWorkers: cfg.workers}}
 	for name, n := range cfg.queues {
 		rq[name] = river.QueueConfig{MaxWorkers: n}
@@ -242,9 +266,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Queue, error) {
 	if cfg.backoff != nil {
 		rc.RetryPolicy = backoffPolicy{cfg.backoff}
 	}
-	if q.client, err = river.NewClient(riversqlite.New(db), rc); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("opening job queue %q: %w", path, err)
+	var err error
+	if q.client, err = newClient(ctx, db, rc, cfg.logger); err != nil {
+		return nil, fmt.Errorf("opening job queue %s: %w", db, err)
 	}
 	return q, nil
 }
@@ -357,7 +381,7 @@ func (q *Queue) Start(ctx context.Context) error {
 			q.mu.Unlock()
 			return fmt.Errorf("starting job queue: %w", err)
 		}
-		lock, err := lockWorker(q.path)
+		lock, err := lockWorker(q.db.String())
 		if err != nil {
 			return notStarted(err)
 		}
@@ -428,6 +452,9 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	return err
 }
+
+// HasQueue reports whether the named queue is configured (WithQueue).
+func (q *Queue) HasQueue(name string) bool { return q.queues[name] }
 
 // Enqueue stores a job and returns its ID. With opts.UniqueKey set and an
 // unfinished job of the same kind and key present, it returns that job's ID.

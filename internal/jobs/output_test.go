@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 )
 
 type progressArgs struct {
@@ -17,7 +19,11 @@ func (progressArgs) Kind() string { return "test_progress" }
 // TestSetOutput: what a handler records is readable through Job while
 // it runs, and the last value stays after it ends.
 func TestSetOutput(t *testing.T) {
-	q := openTest(t, "")
+	eachEngine(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) { testSetOutput(t, newTarget(t)) })
+}
+
+func testSetOutput(t *testing.T, tg dbtest.Target) {
+	q := openTest(t, tg)
 	step := make(chan struct{})
 	if err := Register(q, func(ctx context.Context, a progressArgs) error {
 		if err := SetOutput(ctx, map[string]any{"phase": "working", "n": a.N}); err != nil {

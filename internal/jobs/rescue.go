@@ -62,7 +62,7 @@ func lockWorker(path string) (*os.File, error) {
 // other process is working any of these jobs, so all of them were left
 // by a process that died. It returns how many it rescued.
 func (q *Queue) rescueOrphans(ctx context.Context) (int, error) {
-	exec := riversqlite.New(q.db).GetExecutor()
+	exec := riversqlite.New(q.db.SQL()).GetExecutor()
 	now := time.Now().UTC()
 	total := 0
 	var after int64

@@ -24,22 +24,11 @@ import (
 // errors of the registry or the archive.
 func Run(ctx context.Context, req Request, opts ...Option) (*Result, error) {
 	start := time.Now()
-	o, err := makeOptions(opts)
+	e, only, err := prepare(ctx, &req, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := req.normalize(); err != nil {
-		return nil, err
-	}
-	only, err := req.platform()
-	if err != nil {
-		return nil, err
-	}
-	if len(o.releases) == 0 && o.db != nil {
-		if o.releases, err = LoadReleases(ctx, o.db, ""); err != nil {
-			return nil, err
-		}
-	}
+	o := e.o
 	src, srcOpts, err := o.source(req.Image)
 	if err != nil {
 		return nil, err
@@ -48,65 +37,23 @@ func Run(ctx context.Context, req Request, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb, err := o.sandbox(req.Sandbox)
-	if err != nil {
-		return nil, err
-	}
-	e := &engine{o: o, req: req, sandbox: sb}
-	if e.images, err = o.imageCache(); err != nil {
-		return nil, err
-	}
 	art, err := src.Open(ctx, append(srcOpts, oci.WithLogger(o.log))...)
 	if err != nil {
 		return nil, err
 	}
 	defer art.Close()
-
-	res := &Result{Image: req.Image, DryRun: req.DryRun}
-	var out *oci.Artifact
-	if art.IsIndex() {
-		r, err := e.index(ctx, art.Index, only)
-		if err != nil {
-			return nil, err
-		}
-		defer r.close()
-		for _, p := range r.platforms {
-			res.Platforms = append(res.Platforms, p.res)
-		}
-		if r.index != nil {
-			out = &oci.Artifact{Index: r.index}
-		}
-	} else {
-		r, err := e.image(ctx, art.Image)
-		if err != nil {
-			return nil, err
-		}
-		defer r.close()
-		res.Platforms = []PlatformResult{r.res}
-		if r.image != nil {
-			out = &oci.Artifact{Image: r.image}
-		}
+	b, err := e.build(ctx, art.Image, art.Index, only)
+	if err != nil {
+		return nil, err
 	}
-	if out == nil && req.Force && !req.DryRun {
-		if art.IsIndex() {
-			return nil, fmt.Errorf("%w: force with nothing to patch: only single images are re-tagged; copy the index with \"drydock import\"", ErrInvalidRequest)
-		}
-		img, err := e.retag(art.Image)
-		if err != nil {
-			return nil, err
-		}
-		out = &oci.Artifact{Image: img}
-	}
-	if out != nil && !req.DryRun {
+	defer b.Close()
+	res := &b.Result
+	if out := b.artifact(); out != nil && !req.DryRun {
 		o.progress(Event{Phase: "write"})
-		d, err := out.Digest()
-		if err != nil {
-			return nil, err
-		}
 		if err := write(ctx, out, dest, append(destOpts, oci.WithLogger(o.log))); err != nil {
 			return nil, err
 		}
-		res.Output, res.Digest = dest, d.String()
+		res.Output = dest
 	}
 	o.progress(Event{Phase: "done"})
 	res.Seconds = time.Since(start).Seconds()

@@ -77,11 +77,16 @@ func uploadsPath(name string) string { return path.Join(repoPath(name), "_upload
 
 func uploadDir(name, id string) string { return path.Join(uploadsPath(name), id) }
 
+// uploadStatePath holds an upload's state: its existence is the upload's.
+func uploadStatePath(name, id string) string { return path.Join(uploadDir(name, id), "state") }
+
+// uploadPartPath holds one chunk of an upload.
+func uploadPartPath(name, id, part string) string {
+	return path.Join(uploadDir(name, id), "parts", part)
+}
+
+// uploadDataPath is where the parts of a chunked upload are joined.
 func uploadDataPath(name, id string) string { return path.Join(uploadDir(name, id), "data") }
-
-func uploadStartedAtPath(name, id string) string { return path.Join(uploadDir(name, id), "startedat") }
-
-func uploadHashStatePath(name, id string) string { return path.Join(uploadDir(name, id), "hashstate") }
 
 func referrersDir(name string, subject digest.Digest) string {
 	return path.Join(repoPath(name), "_referrers", subject.Algorithm().String(), subject.Encoded())

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -115,8 +114,6 @@ type Registry struct {
 	uploadObserver  func(repo string, bytes int64, d time.Duration)
 	maxManifestSize int64
 	listeners       []ManifestListener
-
-	uploadLocks keyedMutex
 }
 
 // New returns a Registry storing everything through driver.
@@ -232,39 +229,4 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
 		}
 	}
 	return errUnsupported(nil)
-}
-
-// keyedMutex serialises work on one key (an upload) within this process.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedLock{}
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyedLock{}
-		k.locks[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }

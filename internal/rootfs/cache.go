@@ -39,7 +39,10 @@ var ErrCacheMismatch = errors.New("rootfs: cached layer record does not match")
 
 // LayerRecord is what indexing one layer read.
 type LayerRecord struct {
-	Size    int64 // uncompressed bytes of the layer
+	Size int64 // uncompressed bytes of the layer
+	// DiffID is the uncompressed digest the content was verified against:
+	// a record is replayed only for an image whose config names the same.
+	DiffID  v1.Hash
 	Entries []RecordEntry
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing/fstest"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/refusal"
 )
 
 // memCache is a LayerCache in memory.
@@ -57,6 +59,10 @@ func (failingLayer) Uncompressed() (io.ReadCloser, error) {
 	return nil, errors.New("this layer must not be read")
 }
 
+func (failingLayer) Compressed() (io.ReadCloser, error) {
+	return nil, errors.New("this layer must not be read")
+}
+
 func cachedTestImage(t *testing.T, fail bool) v1.Image {
 	t.Helper()
 	l1 := tarBytes(t, dir("etc/"), file("etc/os-release", "ID=test\n"), file("usr/bin/tool", "binary"),
@@ -64,8 +70,8 @@ func cachedTestImage(t *testing.T, fail bool) v1.Image {
 	l2 := tarBytes(t, file("etc/os-release", "ID=patched\n"), wh("usr/bin/.wh.tool"), file("usr/bin/new", "new"),
 		hard("usr/bin/new2", "usr/bin/new"))
 	var ls []v1.Layer
-	for i, b := range [][]byte{l1, l2} {
-		bl := newBytesLayer(b, i+1)
+	for _, b := range [][]byte{l1, l2} {
+		bl := newBytesLayer(b)
 		if fail {
 			ls = append(ls, failingLayer{bl})
 		} else {
@@ -132,5 +138,35 @@ func TestLayerCacheMismatch(t *testing.T) {
 	_, err := New(t.Context(), cachedTestImage(t, true), WithContents(func(p string) bool { return true }), WithLayerCache(c))
 	if !errors.Is(err, ErrCacheMismatch) {
 		t.Errorf("index with another keep rule: %v, want ErrCacheMismatch", err)
+	}
+}
+
+// otherDiffID is a layer whose image config names another diff_id than
+// its content has (a hostile or damaged config).
+type otherDiffID struct{ bytesLayer }
+
+func (otherDiffID) DiffID() (v1.Hash, error) {
+	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}, nil
+}
+
+// TestLayerCacheKeepsVerification: a cached record is replayed only where
+// the layer would have passed verification and the limits: an image whose
+// config names another diff_id for the same layer reads the layer and is
+// refused, and a stricter layer size limit refuses a replayed layer.
+func TestLayerCacheKeepsVerification(t *testing.T) {
+	c := newMemCache()
+	newFS(t, cachedTestImage(t, false), WithLayerCache(c))
+	if len(c.layers) != 2 {
+		t.Fatalf("%d layer records, want 2", len(c.layers))
+	}
+	honest := cachedTestImage(t, false).(rawImage)
+	bad := rawImage{layers: []v1.Layer{otherDiffID{honest.layers[0].(bytesLayer)}, honest.layers[1]}}
+	_, err := New(t.Context(), bad, WithLayerCache(c))
+	if k, _ := refusal.KindOf(err); err == nil || k == "" {
+		t.Errorf("an image naming another diff_id for a cached layer: %v; want a refusal", err)
+	}
+	_, err = New(t.Context(), cachedTestImage(t, true), WithLayerCache(c), WithMaxLayerSize(512))
+	if k, _ := refusal.KindOf(err); k != refusal.OverLimit || !errors.Is(err, ErrLimit) {
+		t.Errorf("a cached layer over the size limit: %v; want an over-limit refusal", err)
 	}
 }

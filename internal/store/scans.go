@@ -11,25 +11,6 @@ import (
 	"github.com/drydock-project/drydock/internal/scan"
 )
 
-const scansSchema = `
-CREATE TABLE IF NOT EXISTS scans (
-	digest      TEXT PRIMARY KEY,
-	repository  TEXT NOT NULL DEFAULT '',
-	source      TEXT NOT NULL DEFAULT '',
-	scanned_at  TEXT NOT NULL DEFAULT '',
-	error       TEXT NOT NULL DEFAULT '',
-	db_built    TEXT NOT NULL DEFAULT '', -- build time of the vulnerability DB the scan used
-	reports     TEXT NOT NULL DEFAULT '[]', -- []PlatformReport as JSON
-	permanent   INTEGER NOT NULL DEFAULT 0 -- the error is a property of the image: scanning again cannot help
-);
-`
-
-// scansColumns are the columns added to the scans table after its first
-// release, with their definitions, for databases created before them.
-var scansColumns = [][2]string{
-	{"permanent", "INTEGER NOT NULL DEFAULT 0"},
-}
-
 // Scan is the latest scan of one manifest digest. For an index there is
 // one report per platform image; for an image, one report.
 type Scan struct {
@@ -57,7 +38,7 @@ type PlatformReport struct {
 
 // PutScan records the latest scan of s.Digest, replacing an earlier one
 // but keeping the recorded source.
-func (s *SQLite) PutScan(ctx context.Context, sc Scan) error {
+func (s *SQL) PutScan(ctx context.Context, sc Scan) error {
 	if err := validDigest(sc.Digest); err != nil {
 		return err
 	}
@@ -97,7 +78,7 @@ type ScanState struct {
 }
 
 // ScanStates lists every recorded scan, without reports.
-func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
+func (s *SQL) ScanStates(ctx context.Context) ([]ScanState, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error, permanent FROM scans ORDER BY digest`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list scans: %w", err)
@@ -111,47 +92,18 @@ func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
 			return nil, fmt.Errorf("store: list scans: %w", err)
 		}
 		if scanned != "" {
-			st.ScannedAt, _ = time.Parse(time.RFC3339Nano, scanned)
+			st.ScannedAt, _ = parseTime(scanned)
 		}
 		if built != "" {
-			st.DBBuiltAt, _ = time.Parse(time.RFC3339Nano, built)
+			st.DBBuiltAt, _ = parseTime(built)
 		}
 		out = append(out, st)
 	}
 	return out, rows.Err()
 }
 
-// addScansColumns adds the columns of scansColumns that a database
-// created by an earlier release lacks.
-func addScansColumns(db *sql.DB) error {
-	rows, err := db.Query(`SELECT name FROM pragma_table_info('scans')`)
-	if err != nil {
-		return err
-	}
-	have := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
-		}
-		have[n] = true
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return err
-	}
-	for _, c := range scansColumns {
-		if !have[c[0]] {
-			if _, err := db.Exec(`ALTER TABLE scans ADD COLUMN ` + c[0] + ` ` + c[1]); err != nil {
-				return fmt.Errorf("adding column scans.%s: %w", c[0], err)
-			}
-		}
-	}
-	return nil
-}
-
 // SetSource records where digest was imported from.
-func (s *SQLite) SetSource(ctx context.Context, digest, repository, source string) error {
+func (s *SQL) SetSource(ctx context.Context, digest, repository, source string) error {
 	if err := validDigest(digest); err != nil {
 		return err
 	}
@@ -164,7 +116,7 @@ func (s *SQLite) SetSource(ctx context.Context, digest, repository, source strin
 
 // Scan returns the latest scan of digest, or ErrNotFound. A digest with a
 // recorded source but no scan yet has a zero ScannedAt and no reports.
-func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
+func (s *SQL) Scan(ctx context.Context, digest string) (*Scan, error) {
 	sc := Scan{Digest: digest}
 	var scanned, reports string
 	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports, permanent FROM scans WHERE digest = ?`, digest).
@@ -176,7 +128,7 @@ func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
 		return nil, fmt.Errorf("store: read scan of %s: %w", digest, err)
 	}
 	if scanned != "" {
-		if sc.ScannedAt, err = time.Parse(time.RFC3339Nano, scanned); err != nil {
+		if sc.ScannedAt, err = parseTime(scanned); err != nil {
 			return nil, fmt.Errorf("store: stored scan time of %s: %w", digest, err)
 		}
 	}
@@ -184,52 +136,4 @@ func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
 		return nil, fmt.Errorf("store: stored reports of %s: %w", digest, err)
 	}
 	return &sc, nil
-}
-
-const settingsSchema = `
-CREATE TABLE IF NOT EXISTS settings (
-	key   TEXT PRIMARY KEY,
-	value TEXT NOT NULL
-);
-`
-
-// Setting returns a stored setting ("" when unset).
-func (s *SQLite) Setting(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: read setting %s: %w", key, err)
-	}
-	return v, nil
-}
-
-// SetSetting stores a setting.
-func (s *SQLite) SetSetting(ctx context.Context, key, value string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
-		return fmt.Errorf("store: write setting %s: %w", key, err)
-	}
-	return nil
-}
-
-// CountByState returns how many digests have each effective verdict state.
-func (s *SQLite) CountByState(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM images GROUP BY state`)
-	if err != nil {
-		return nil, fmt.Errorf("store: count verdicts: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("store: count verdicts: %w", err)
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
 }
