@@ -1,0 +1,190 @@
+package gatekeeper
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/drydock-project/drydock/internal/attest"
+	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/testimage"
+	"github.com/drydock-project/drydock/internal/vulndb"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	realdb.Remove()
+	os.Exit(code)
+}
+
+// writeImage writes img to repo:tag of the fixture's registry.
+func (f *fixture) writeImage(img v1.Image, repo, tag string) digest.Digest {
+	f.t.Helper()
+	ref, err := name.NewTag(internalHost+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithTransport(f.reg.Transport()), remote.WithContext(f.t.Context())); err != nil {
+		f.t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return digest.Digest(d.String())
+}
+
+// TestSignPatch: a patch the server ran is signed by the gate with the
+// real data: the original (the distroless image with an older OpenSSL)
+// and the patched image (the current one) are scanned by the gate; the
+// patched digest gets drydock's signature, provenance naming the original
+// and the packages, an OpenVEX listing exactly the vulnerabilities found
+// before and not after (scanned here apart), and an SBOM of the patched
+// image's packages; the image was promoted before the signing, and what
+// was attached follows it to live/; a second call adds nothing.
+func TestSignPatch(t *testing.T) {
+	ctx := t.Context()
+	key, _ := attest.GenerateKey(t0)
+	f := newFixture(t, fixtureOptions{key: key, policy: "version: v1\nmaxSeverity: CRITICAL\n"})
+	f.clock.Set(realdb.DataDate)
+	realdb.Copy(t, f.dbPath)
+	ti := testimage.Require(t, testimage.DistrolessBookworm)
+	patched, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := testimage.DowngradedTo(patched, map[string]string{"libssl3": "3.0.11-1~deb12u2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	od := f.writeImage(orig, "quarantine/app", "1")
+	pd := f.writeImage(patched, "quarantine/app", "1-patched")
+	f.putScan("quarantine/app", pd.String())
+	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1-patched"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The scans before and after, apart from the gate's.
+	db, err := vulndb.Open(f.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	scanner, err := scan.New(db, scan.WithClock(f.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := scanner.Image(ctx, orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := scanner.Image(ctx, patched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	still := map[string]bool{}
+	for _, fd := range after.Findings {
+		still[fd.VulnerabilityID] = true
+	}
+	var want []string
+	for _, fd := range before.Findings {
+		if !still[fd.VulnerabilityID] {
+			want = append(want, fd.VulnerabilityID)
+		}
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if len(want) == 0 {
+		t.Fatalf("the scenario fixes nothing: %d findings before, %d after", len(before.Findings), len(after.Findings))
+	}
+
+	pw := attest.PatchWritten{Repository: "quarantine/app", Tag: "1-patched", Digest: pd, OriginalRepository: "quarantine/app",
+		Original: od, OriginalName: "quarantine/app:1", Request: map[string]any{"mode": "update-all"},
+		Plans: []patch.Plan{{Platform: "linux/amd64", Changes: []patch.Change{{Package: "libssl3", From: "3.0.11-1~deb12u2",
+			To: "3.0.15-1~deb12u1", Suite: "bookworm-security", URL: "http://archive.invalid/libssl3.deb"}}}},
+		Started: f.clock.Now(), Finished: f.clock.Now()}
+	res, err := f.k.SignPatch(ctx, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Fixed, want) || len(res.Subjects) != 1 || res.Subjects[0] != pd || res.Already {
+		t.Errorf("signed %+v, want fixed %v", res, want)
+	}
+	for _, repo := range []string{"quarantine/app", "live/app"} {
+		rep := f.verifyIn(repo, pd, key)
+		if !rep.SignedBy(key.ID()) {
+			t.Errorf("%s: the patched digest is not signed by drydock's key: %+v", repo, rep.Signatures)
+		}
+		statement := func(typ string) *attest.Statement {
+			a := rep.Attestation(typ, key.ID())
+			if a == nil {
+				t.Fatalf("%s: no verified %s attestation: %+v", repo, typ, rep.Signatures)
+			}
+			return a.Statement
+		}
+		prov := string(statement(attest.PredicateSLSAProvenanceV1).Predicate)
+		if !strings.Contains(prov, od.Encoded()) || !strings.Contains(prov, "libssl3.deb") {
+			t.Errorf("%s: the provenance lacks the original or the package: %s", repo, prov)
+		}
+		var vex scan.VEXDocument
+		if err := json.Unmarshal(statement(attest.PredicateOpenVEX).Predicate, &vex); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range vex.Statements {
+			got = append(got, s.Vulnerability.Name)
+			if s.Status != scan.VEXFixed || s.Products[0].Hashes["sha-256"] != pd.Encoded() {
+				t.Errorf("%s: VEX statement %+v", repo, s)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the VEX lists %v, want %v", repo, got, want)
+		}
+		var bom struct {
+			Components []struct{ Type, Name, Version string } `json:"components"`
+		}
+		if err := json.Unmarshal(statement(attest.PredicateCycloneDX).Predicate, &bom); err != nil {
+			t.Fatal(err)
+		}
+		var sb, inv []string
+		for _, c := range bom.Components {
+			if c.Type == "library" {
+				sb = append(sb, c.Name+"="+c.Version)
+			}
+		}
+		pkgs, err := testimage.InstalledPackages(patched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pkgs {
+			inv = append(inv, p.Name+"="+p.Version)
+		}
+		slices.Sort(sb)
+		slices.Sort(inv)
+		if !slices.Equal(sb, inv) {
+			t.Errorf("%s: SBOM packages\n%v\nwant\n%v", repo, sb, inv)
+		}
+	}
+	again, err := f.k.SignPatch(ctx, pw)
+	if err != nil || !again.Already {
+		t.Errorf("signed twice: %+v, %v", again, err)
+	}
+	n := 0
+	for _, s := range f.verifyIn("quarantine/app", pd, key).Signatures {
+		if s.Verified && s.PredicateType == attest.PredicateSLSAProvenanceV1 {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d provenance attestations, want 2 (a referrer and a layer of the .att tag)", n)
+	}
+}
