@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
@@ -45,51 +47,25 @@ func (f *fixture) writeImage(img v1.Image, repo, tag string) digest.Digest {
 	return digest.Digest(d.String())
 }
 
-// TestSignPatch: a patch the server ran is signed by the gate with the
-// real data: the original (the distroless image with an older OpenSSL)
-// and the patched image (the current one) are scanned by the gate; the
-// patched digest gets drydock's signature, provenance naming the original
-// and the packages, an OpenVEX listing exactly the vulnerabilities found
-// before and not after (scanned here apart), and an SBOM of the patched
-// image's packages; the image was promoted before the signing, and what
-// was attached follows it to live/; a second call adds nothing.
-func TestSignPatch(t *testing.T) {
-	ctx := t.Context()
-	key, _ := attest.GenerateKey(t0)
-	f := newFixture(t, fixtureOptions{key: key, policy: "version: v1\nmaxSeverity: CRITICAL\n"})
-	f.clock.Set(realdb.DataDate)
-	realdb.Copy(t, f.dbPath)
-	ti := testimage.Require(t, testimage.DistrolessBookworm)
-	patched, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig, err := testimage.DowngradedTo(patched, map[string]string{"libssl3": "3.0.11-1~deb12u2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	od := f.writeImage(orig, "quarantine/app", "1")
-	pd := f.writeImage(patched, "quarantine/app", "1-patched")
-	f.putScan("quarantine/app", pd.String())
-	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1-patched"}); err != nil {
-		t.Fatal(err)
-	}
-
-	// The scans before and after, apart from the gate's.
+// fixedBetween scans orig and patched apart from the gate, and returns
+// the vulnerabilities found before and not after.
+func fixedBetween(t testing.TB, f *fixture, orig, patched v1.Image) []string {
+	t.Helper()
 	db, err := vulndb.Open(f.dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	scanner, err := scan.New(db, scan.WithClock(f.clock.Now))
+	// The keeper's inventory cache, as the workflow's scans share it.
+	scanner, err := scan.New(db, scan.WithClock(f.clock.Now), scan.WithInventoryCache(f.k.cache))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := scanner.Image(ctx, orig)
+	before, err := scanner.Image(t.Context(), orig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := scanner.Image(ctx, patched)
+	after, err := scanner.Image(t.Context(), patched)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +84,40 @@ func TestSignPatch(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatalf("the scenario fixes nothing: %d findings before, %d after", len(before.Findings), len(after.Findings))
 	}
+	return want
+}
+
+// TestSignPatch: a patch the server ran is signed by the gate with the
+// real data: the original (the distroless image with an older OpenSSL)
+// and the patched image (the current one) are scanned by the gate; the
+// patched digest gets drydock's signature, provenance naming the original
+// and the packages, an OpenVEX listing exactly the vulnerabilities found
+// before and not after (scanned here apart), and an SBOM of the patched
+// image's packages; the image was promoted before the signing, and what
+// was attached follows it to live/; a second call adds nothing.
+func TestSignPatch(t *testing.T) {
+	ctx := t.Context()
+	key, _ := attest.GenerateKey(t0)
+	f := newFixture(t, fixtureOptions{key: key, policy: "version: v1\nmaxSeverity: CRITICAL\n", cache: newCache(t)})
+	f.clock.Set(realdb.DataDate)
+	realdb.Copy(t, f.dbPath)
+	ti := testimage.Require(t, testimage.DistrolessBookworm)
+	patched, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := testimage.DowngradedTo(patched, map[string]string{"libssl3": "3.0.11-1~deb12u2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	od := f.writeImage(orig, "quarantine/app", "1")
+	pd := f.writeImage(patched, "quarantine/app", "1-patched")
+	f.putScan("quarantine/app", pd.String())
+	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1-patched"}); err != nil {
+		t.Fatal(err)
+	}
+
+	want := fixedBetween(t, f, orig, patched)
 
 	pw := attest.PatchWritten{Repository: "quarantine/app", Tag: "1-patched", Digest: pd, OriginalRepository: "quarantine/app",
 		Original: od, OriginalName: "quarantine/app:1", Request: map[string]any{"mode": "update-all"},
@@ -189,6 +199,105 @@ func TestSignPatch(t *testing.T) {
 	if n != 2 {
 		t.Errorf("%d provenance attestations, want 2 (a referrer and a layer of the .att tag)", n)
 	}
+}
+
+// TestSignPatchIndex: a patched two-platform index whose amd64 image
+// changed: that image gets the signature, provenance, OpenVEX and SBOM;
+// the index gets the signature, the provenance and the OpenVEX keyed to
+// the index digest; the unchanged platform gets nothing.
+func TestSignPatchIndex(t *testing.T) {
+	ctx := t.Context()
+	key, _ := attest.GenerateKey(t0)
+	f := newFixture(t, fixtureOptions{key: key, cache: newCache(t)})
+	f.clock.Set(realdb.DataDate)
+	realdb.Copy(t, f.dbPath)
+	patched, err := testimage.Require(t, testimage.DistrolessBookworm).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := testimage.DowngradedTo(patched, map[string]string{"libssl3": "3.0.11-1~deb12u2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := testimage.Require(t, testimage.Bookworm).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := func(amd64 v1.Image) v1.ImageIndex {
+		return mutate.AppendManifests(empty.Index,
+			mutate.IndexAddendum{Add: amd64, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+			mutate.IndexAddendum{Add: other, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	}
+	od := f.writeIndex(index(orig), "quarantine/app", "1")
+	pd := f.writeIndex(index(patched), "quarantine/app", "1-patched")
+	child, _ := patched.Digest()
+	od2, _ := other.Digest()
+	want := fixedBetween(t, f, orig, patched)
+	res, err := f.k.SignPatch(ctx, attest.PatchWritten{Repository: "quarantine/app", Tag: "1-patched", Digest: pd,
+		OriginalRepository: "quarantine/app", Original: od,
+		Plans: []patch.Plan{{Platform: "linux/amd64", Changes: []patch.Change{{Package: "libssl3", From: "3.0.11-1~deb12u2",
+			To: "3.0.15-1~deb12u1", URL: "http://archive.invalid/libssl3.deb"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Subjects, []digest.Digest{digest.Digest(child.String()), pd}) || !slices.Equal(res.Fixed, want) {
+		t.Errorf("signed %+v, want the amd64 image and the index, fixed %v", res, want)
+	}
+	types := func(d digest.Digest) []string {
+		rep := f.verifyIn("quarantine/app", d, key)
+		var out []string
+		for _, s := range rep.Signatures {
+			if s.Verified && s.Form == attest.FormReferrer {
+				out = append(out, s.Format+" "+s.PredicateType)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := types(digest.Digest(child.String())); !slices.Equal(got, []string{"cosign ", "dsse " + attest.PredicateCycloneDX,
+		"dsse " + attest.PredicateOpenVEX, "dsse " + attest.PredicateSLSAProvenanceV1}) {
+		t.Errorf("the amd64 image: %v", got)
+	}
+	if got := types(pd); !slices.Equal(got, []string{"cosign ", "dsse " + attest.PredicateOpenVEX, "dsse " + attest.PredicateSLSAProvenanceV1}) {
+		t.Errorf("the index: %v", got)
+	}
+	if got := types(digest.Digest(od2.String())); len(got) != 0 {
+		t.Errorf("the unchanged platform: %v", got)
+	}
+	vex := f.verifyIn("quarantine/app", pd, key).Attestation(attest.PredicateOpenVEX, key.ID())
+	var doc scan.VEXDocument
+	if err := json.Unmarshal(vex.Statement.Predicate, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Statements) != len(want) || doc.Statements[0].Products[0].Hashes["sha-256"] != pd.Encoded() {
+		t.Errorf("the index's VEX: %+v", doc.Statements)
+	}
+}
+
+func newCache(t testing.TB) scan.InventoryCache {
+	t.Helper()
+	c, err := scan.NewFileCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// writeIndex writes idx to repo:tag of the fixture's registry.
+func (f *fixture) writeIndex(idx v1.ImageIndex, repo, tag string) digest.Digest {
+	f.t.Helper()
+	ref, err := name.NewTag(internalHost+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx, remote.WithTransport(f.reg.Transport()), remote.WithContext(f.t.Context())); err != nil {
+		f.t.Fatal(err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return digest.Digest(d.String())
 }
 
 // BenchmarkSignPatch is what the gate's signing adds to a patch the
