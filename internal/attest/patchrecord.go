@@ -60,7 +60,10 @@ type PatchWritten struct {
 	Tag        string
 	Digest     digest.Digest
 	// OriginalRepository and Original are the input as the server holds
-	// it; OriginalName how the request named it.
+	// it; OriginalName how the request named it (NAMESPACE/NAME:TAG).
+	// Without Original, the patched image's lineage annotation
+	// (org.opencontainers.image.base.digest) names it, or for an index
+	// what OriginalName names when the patch is signed.
 	OriginalRepository string
 	Original           digest.Digest
 	OriginalName       string

@@ -3,6 +3,7 @@ package gatekeeper
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,6 +59,11 @@ func (k *Keeper) SignPatch(ctx context.Context, p attest.PatchWritten) (*PatchSi
 		return nil, err
 	} else if rep.Attestation(attest.PredicateSLSAProvenanceV1, pub.ID) != nil {
 		return &PatchSigned{Subjects: []digest.Digest{p.Digest}, Already: true}, nil
+	}
+	if p.Original == "" {
+		if p.Original, err = k.originalOf(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	orig, err := k.reg.Resolve(ctx, p.OriginalRepository, p.Original.String())
 	if err != nil {
@@ -223,4 +229,32 @@ func mergeReports(reps []*scan.Report) *scan.Report {
 		out.Findings = append(out.Findings, r.Findings...)
 	}
 	return &out
+}
+
+// originalOf finds the original of a patch that does not name its digest:
+// a patched image's lineage annotation (org.opencontainers.image.base.digest,
+// which the patch engine writes), else (an index) what p.OriginalName
+// names in p.OriginalRepository now.
+func (k *Keeper) originalOf(ctx context.Context, p attest.PatchWritten) (digest.Digest, error) {
+	_, body, err := k.reg.Manifest(ctx, p.Repository, p.Digest.String())
+	if err != nil {
+		return "", err
+	}
+	var m struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(body, &m) == nil {
+		if d, err := digest.Parse(m.Annotations[ocispec.AnnotationBaseImageDigest]); err == nil {
+			return d, nil
+		}
+	}
+	ref, err := imgref.Parse(p.OriginalName)
+	if err != nil || p.OriginalName == "" {
+		return "", fmt.Errorf("signing the patch %s@%s: its original is named neither by digest nor by a lineage annotation", p.Repository, p.Digest)
+	}
+	desc, err := k.reg.Resolve(ctx, p.OriginalRepository, ref.Ref())
+	if err != nil {
+		return "", fmt.Errorf("signing the patch %s@%s: the original %s: %w", p.Repository, p.Digest, p.OriginalName, err)
+	}
+	return desc.Digest, nil
 }

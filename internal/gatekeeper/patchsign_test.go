@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/patch"
@@ -111,6 +112,8 @@ func TestSignPatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	od := f.writeImage(orig, "quarantine/app", "1")
+	// The patch engine's lineage annotation names the original.
+	patched = mutate.Annotations(patched, map[string]string{ocispec.AnnotationBaseImageDigest: od.String()}).(v1.Image)
 	pd := f.writeImage(patched, "quarantine/app", "1-patched")
 	f.putScan("quarantine/app", pd.String())
 	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1-patched"}); err != nil {
@@ -120,7 +123,7 @@ func TestSignPatch(t *testing.T) {
 	want := fixedBetween(t, f, orig, patched)
 
 	pw := attest.PatchWritten{Repository: "quarantine/app", Tag: "1-patched", Digest: pd, OriginalRepository: "quarantine/app",
-		Original: od, OriginalName: "quarantine/app:1", Request: map[string]any{"mode": "update-all"},
+		OriginalName: "quarantine/app:1", Request: map[string]any{"mode": "update-all"},
 		Plans: []patch.Plan{{Platform: "linux/amd64", Changes: []patch.Change{{Package: "libssl3", From: "3.0.11-1~deb12u2",
 			To: "3.0.15-1~deb12u1", Suite: "bookworm-security", URL: "http://archive.invalid/libssl3.deb"}}}},
 		Started: f.clock.Now(), Finished: f.clock.Now()}
@@ -233,6 +236,7 @@ func TestSignPatchIndex(t *testing.T) {
 	child, _ := patched.Digest()
 	od2, _ := other.Digest()
 	want := fixedBetween(t, f, orig, patched)
+	f.writeImage(other, "quarantine/app", "1") // what the tag names now is not the original
 	res, err := f.k.SignPatch(ctx, attest.PatchWritten{Repository: "quarantine/app", Tag: "1-patched", Digest: pd,
 		OriginalRepository: "quarantine/app", Original: od,
 		Plans: []patch.Plan{{Platform: "linux/amd64", Changes: []patch.Change{{Package: "libssl3", From: "3.0.11-1~deb12u2",
@@ -263,6 +267,20 @@ func TestSignPatchIndex(t *testing.T) {
 	}
 	if got := types(digest.Digest(od2.String())); len(got) != 0 {
 		t.Errorf("the unchanged platform: %v", got)
+	}
+	// Without the original's digest, an index's original is what its
+	// name names.
+	od3 := f.writeIndex(index(orig), "quarantine/web", "1")
+	pd3 := f.writeIndex(index(patched), "quarantine/web", "1-patched")
+	res3, err := f.k.SignPatch(ctx, attest.PatchWritten{Repository: "quarantine/web", Tag: "1-patched", Digest: pd3,
+		OriginalRepository: "quarantine/web", OriginalName: "quarantine/web:1",
+		Plans: []patch.Plan{{Platform: "linux/amd64"}}})
+	if err != nil || !slices.Equal(res3.Fixed, want) {
+		t.Errorf("signing by the original's name: %+v, %v", res3, err)
+	}
+	if prov := f.verifyIn("quarantine/web", pd3, key).Attestation(attest.PredicateSLSAProvenanceV1, key.ID()); prov == nil ||
+		!strings.Contains(string(prov.Statement.Predicate), od3.Encoded()) {
+		t.Errorf("the index's provenance does not name its original %s", od3)
 	}
 	vex := f.verifyIn("quarantine/app", pd, key).Attestation(attest.PredicateOpenVEX, key.ID())
 	var doc scan.VEXDocument
