@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/store"
@@ -60,6 +61,8 @@ type Options struct {
 	// Workflows is the continuous-patching service; nil leaves its routes
 	// out.
 	Workflows Workflows
+	// Exceptions is the exception service; nil leaves its routes out.
+	Exceptions Exceptions
 }
 
 type handler struct{ Options }
@@ -85,6 +88,9 @@ func Handler(o Options) http.Handler {
 	}
 	if o.Workflows != nil {
 		routes = append(routes, h.workflowRoutes()...)
+	}
+	if o.Exceptions != nil {
+		routes = append(routes, h.exceptionRoutes()...)
 	}
 	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {
@@ -144,11 +150,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, exceptions.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-	case errors.Is(err, workflow.ErrExists):
+	case errors.Is(err, workflow.ErrExists), errors.Is(err, exceptions.ErrRevoked):
 		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
-	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig):
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig),
+		errors.Is(err, exceptions.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
