@@ -63,6 +63,9 @@ type Options struct {
 	Workflows Workflows
 	// Exceptions is the exception service; nil leaves its routes out.
 	Exceptions Exceptions
+	// Database reports the vulnerability database; nil leaves its route
+	// out.
+	Database Database
 }
 
 type handler struct{ Options }
@@ -91,6 +94,9 @@ func Handler(o Options) http.Handler {
 	}
 	if o.Exceptions != nil {
 		routes = append(routes, h.exceptionRoutes()...)
+	}
+	if o.Database != nil {
+		routes = append(routes, route{http.MethodGet, "/api/v1/db/status", h.dbStatus})
 	}
 	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {

@@ -41,6 +41,7 @@ import (
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
 // ActorGate is the audit actor of the gate's own actions (scans, verdicts,
@@ -76,6 +77,9 @@ type Options struct {
 	ExceptionStore exceptions.Store
 	// DBPath is the vulnerability database the scanner reads.
 	DBPath string
+	// MaxDataAge is the data age above which the database is stale
+	// (default vulndb.DefaultMaxDataAge).
+	MaxDataAge time.Duration
 	// InventoryCache keeps each image's inventory by manifest digest, so a
 	// rescan reads no layer; nil disables it.
 	InventoryCache scan.InventoryCache
@@ -112,6 +116,8 @@ type Keeper struct {
 	exceptions *ExceptionSource
 	exStore    exceptions.Store
 	dbPath     string
+	maxDataAge time.Duration
+	dbMeta     dbMeta
 	cache      scan.InventoryCache
 	scanOpts   []scan.Option
 	now        func() time.Time
@@ -147,7 +153,7 @@ func New(o Options) (*Keeper, error) {
 	}
 	k := &Keeper{
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
-		policy: o.Policy, exceptions: o.Exceptions, exStore: o.ExceptionStore, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
+		policy: o.Policy, exceptions: o.Exceptions, exStore: o.ExceptionStore, dbPath: o.DBPath, maxDataAge: cmp.Or(o.MaxDataAge, defaultMaxDataAge), cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
 		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, key: o.Key, exErrs: map[string]bool{},
 	}
@@ -267,6 +273,10 @@ type Status struct {
 	PolicyHash string `json:"policyHash,omitempty"`
 	// Scan summarises the latest scan.
 	Scan ScanSummary `json:"scan"`
+	// Database is how old the vulnerability data is now (absent when
+	// there is no database); Database.Stale warns that findings published
+	// since are missing.
+	Database *vulndb.Freshness `json:"database,omitempty"`
 }
 
 // ScanSummary summarises a digest's latest scan.
@@ -345,6 +355,7 @@ func (k *Keeper) status(ctx context.Context, repo, digest string) (*Status, erro
 	}
 	st := &Status{Repository: repo, Digest: digest, Verdict: im.Verdict, Promoted: im.Promoted, Policy: k.policy.Path()}
 	_, st.PolicyHash, _ = k.policy.Get()
+	st.Database = k.freshness()
 	if sc != nil {
 		st.Scan = summarize(sc)
 	}
