@@ -80,24 +80,7 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o}
 	mux := http.NewServeMux()
-	routes := []route{
-		{http.MethodGet, "/api/v1/verdict", h.verdict},
-		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
-		{http.MethodPost, "/api/v1/promote", h.promote},
-		{http.MethodPost, "/api/v1/imports", h.imports},
-		{http.MethodPost, "/api/v1/rescan", h.rescan},
-		{http.MethodGet, "/api/v1/keys", h.keys},
-		{http.MethodPost, "/api/v1/verify", h.verify},
-	}
-	if o.Workflows != nil {
-		routes = append(routes, h.workflowRoutes()...)
-	}
-	if o.Exceptions != nil {
-		routes = append(routes, h.exceptionRoutes()...)
-	}
-	if o.Database != nil {
-		routes = append(routes, route{http.MethodGet, "/api/v1/db/status", h.dbStatus})
-	}
+	routes := h.routes()
 	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {
 		mux.HandleFunc(rt.method+" "+rt.path, rt.fn)
@@ -116,6 +99,30 @@ func Handler(o Options) http.Handler {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// routes lists the API's routes for the services h has.
+func (h *handler) routes() []route {
+	routes := []route{
+		{http.MethodGet, "/api/v1/verdict", h.verdict},
+		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
+		{http.MethodPost, "/api/v1/promote", h.promote},
+		{http.MethodPost, "/api/v1/imports", h.imports},
+		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodGet, "/api/v1/keys", h.keys},
+		{http.MethodPost, "/api/v1/verify", h.verify},
+		{http.MethodGet, "/api/v1/openapi.json", h.openapi},
+	}
+	if h.Workflows != nil {
+		routes = append(routes, h.workflowRoutes()...)
+	}
+	if h.Exceptions != nil {
+		routes = append(routes, h.exceptionRoutes()...)
+	}
+	if h.Database != nil {
+		routes = append(routes, route{http.MethodGet, "/api/v1/db/status", h.dbStatus})
+	}
+	return routes
 }
 
 type route struct {

@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
 	mux.Handle("/auth/token", authn.TokenHandler())
 	mux.Handle("/api/v1/", apiHandler)
+	mux.Handle("GET /api/v1/openapi.json", api.OpenAPIHandler()) // no credentials: it describes, it discloses nothing
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	// Metrics tell what the gate refused and who is pushing: they need a
