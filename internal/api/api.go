@@ -21,6 +21,8 @@ import (
 	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
@@ -51,6 +53,7 @@ type Authorizer func(r *http.Request, role, repository string) error
 // Options configure the handler.
 type Options struct {
 	Gate      Gate
+	Patches   Patcher // nil: the server runs no patches
 	Authorize Authorizer
 	// Attest verifies signatures and serves drydock's public key; nil
 	// answers NOT_FOUND on those routes.
@@ -109,6 +112,8 @@ func (h *handler) routes() []route {
 		{http.MethodPost, "/api/v1/promote", h.promote},
 		{http.MethodPost, "/api/v1/imports", h.imports},
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
+		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
 		{http.MethodGet, "/api/v1/keys", h.keys},
 		{http.MethodPost, "/api/v1/verify", h.verify},
 		{http.MethodGet, "/api/v1/openapi.json", h.openapi},
@@ -163,12 +168,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, exceptions.ErrNotFound):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, patchjob.ErrNotFound),
+		errors.Is(err, exceptions.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
 	case errors.Is(err, workflow.ErrExists), errors.Is(err, exceptions.ErrRevoked):
 		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
 	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig),
-		errors.Is(err, exceptions.ErrInvalid):
+		errors.Is(err, patchjob.ErrInvalid), errors.Is(err, patch.ErrInvalidRequest), errors.Is(err, exceptions.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
