@@ -33,13 +33,16 @@ const (
 	ActionTokenChange   Action = "token_change"
 	// ActionDenied is a request refused for want of a role.
 	ActionDenied Action = "denied"
+	// ActionException is an exception created or revoked (detail.op).
+	ActionException Action = "exception"
 )
 
 // Valid reports whether a is one of the actions above.
 func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
-		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied:
+		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
+		ActionException:
 		return true
 	}
 	return false
