@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
@@ -19,7 +19,7 @@ func TestFetchesOncePerRelease(t *testing.T) {
 	cold := t.TempDir()
 	h := newHarness(t, true, withMirror(t), func(o *workflow.Options) {
 		p := o.Patcher.(*workflow.LibraryPatcher)
-		p.Apt = append(p.Apt, apt.WithCacheDir(cold))
+		p.Options = append(p.Options, patch.WithCacheDir(cold))
 	})
 	h.start()
 	var repos []string
