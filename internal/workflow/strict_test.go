@@ -1,6 +1,8 @@
 package workflow_test
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,8 @@ import (
 // seed's image has none by the test data but security updates pending:
 // with the signal on, the dry run would patch it for the security suite;
 // with it off, the run skips it, its reason names the database only, no
-// patch task is made and no package archive is asked.
+// patch task is made and no package archive is asked. Turned on again,
+// the run patches it, running its scripts in the sandbox.
 func TestRunStrictACR(t *testing.T) {
 	img, err := openImage(t, testimage.BookwormNginx).Open()
 	if err != nil {
@@ -53,5 +56,21 @@ func TestRunStrictACR(t *testing.T) {
 	}
 	if len(r.Fetches) != 0 {
 		t.Errorf("strict run asked the archive: %v", r.Fetches)
+	}
+
+	// With the signal on, the run patches it; the debconf scripts of
+	// tzdata and nginx-common run in the patcher's sandbox, which
+	// re-executes this process (the harness turns the sandbox on as root).
+	if os.Geteuid() != 0 {
+		return
+	}
+	on2 := true
+	if _, err := h.eng.Update(ctx, workflow.UpdateRequest{SecuritySuite: &on2}); err != nil {
+		t.Fatal(err)
+	}
+	r = h.waitRun(h.runNow("").ID, 10*time.Minute)
+	p := task(t, r, workflow.TaskPatch, "nginx:1.27.1")
+	if p.State != workflow.StateSucceeded || p.Patch.Tag != "1.27.1-1" || !slices.ContainsFunc(p.Patch.Sandboxed, func(s string) bool { return strings.Contains(s, "tzdata ") }) {
+		t.Errorf("patch with the security-suite signal: %s %q %+v\n%s", p.State, p.Error, p.Patch, h.log(r.ID))
 	}
 }
