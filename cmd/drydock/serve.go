@@ -112,7 +112,7 @@ A config file (every field optional):
     mirror: http://mirror.internal/debian   # replaces the images' archives (distroless: required)
     securityMirror: http://mirror.internal/debian-security
     hostKeyring: /usr/share/keyrings/debian-archive-keyring.gpg  # for images without keys
-    sandbox: true                     # maintainer scripts may run in the sandbox
+    sandbox: true                     # scripts drydock cannot apply natively run in the rootless sandbox (false: such patches fail)
 
 The gate: every manifest that arrives in quarantine/ (import or push) is
 scanned in the background by a persistent job queue (DATA/jobs) with the

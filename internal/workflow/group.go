@@ -344,6 +344,10 @@ func (g *group) build(ctx context.Context, first pendingPatch) (*PatchOutcome, *
 	var reasons []string
 	for _, pl := range out.Platforms {
 		pr.Platforms = append(pr.Platforms, pl.Platform)
+		for _, s := range pl.Sandboxed {
+			pr.Sandboxed = append(pr.Sandboxed, pl.Platform+": "+s)
+			log(pl.Platform + ": ran in the sandbox: " + s)
+		}
 		pr.Packages = append(pr.Packages, pl.Changes...)
 		if pl.Reason != "" {
 			reasons = append(reasons, pl.Platform+": "+pl.Reason)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
@@ -24,6 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	sandbox.Init() // the patcher's sandbox re-executes this test binary
 	code := m.Run()
 	realdb.Remove()
 	os.Exit(code)

@@ -235,6 +235,9 @@ type PatchResult struct {
 	// Packages lists the updates installed, over every platform.
 	Packages  []PackageChange `json:"packages,omitempty"`
 	Platforms []string        `json:"platforms,omitempty"`
+	// Sandboxed lists the maintainer scripts that ran in the patcher's
+	// sandbox ("PLATFORM: PACKAGE SCRIPT").
+	Sandboxed []string `json:"sandboxed,omitempty"`
 	// Digest is the patched image's digest.
 	Digest string `json:"digest,omitempty"`
 	// FixableBefore and FixableAfter count fixable findings of the

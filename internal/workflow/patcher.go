@@ -55,6 +55,9 @@ type PlatformOutcome struct {
 	Changes     []PackageChange `json:"changes,omitempty"`
 	Unavailable []string        `json:"unavailable,omitempty"`
 	Reason      string          `json:"reason,omitempty"`
+	// Sandboxed lists the maintainer scripts that ran in the sandbox
+	// ("PACKAGE SCRIPT").
+	Sandboxed []string `json:"sandboxed,omitempty"`
 	// SecuritySuites are the InRelease URLs of the release's security
 	// suites as the image's apt would fetch them (dry runs only).
 	SecuritySuites []string `json:"security_suites,omitempty"`
@@ -128,7 +131,11 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 		if e.Phase == "download" {
 			return // one line per package would drown the log
 		}
-		if line := strings.TrimSpace(e.Platform + ": " + e.Phase); line != last {
+		line := e.Phase
+		if e.Platform != "" {
+			line = e.Platform + ": " + e.Phase
+		}
+		if line != last {
 			last = line
 			log(line)
 		}
@@ -164,6 +171,11 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 				cand = "none"
 			}
 			po.Unavailable = append(po.Unavailable, fmt.Sprintf("%s %s needs %s (the archive offers %s)", u.Package, u.Installed, u.Wanted, cand))
+		}
+		for _, s := range r.Scripts {
+			if s.Action == "sandbox" {
+				po.Sandboxed = append(po.Sandboxed, s.Package+" "+s.Script)
+			}
 		}
 		if req.DryRun && i < len(images) {
 			suites, err := p.securitySuites(ctx, images[i])

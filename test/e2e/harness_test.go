@@ -91,9 +91,21 @@ func startServeEnv(t testing.TB, data string, env []string, args ...string) *ser
 	if data == "" {
 		data = t.TempDir()
 	}
-	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json"}, args...)
-	cmd := exec.Command(drydockBin, all...)
+	cmd := exec.Command(drydockBin, serveArgs(data, args...)...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
+	return startServeCmd(t, cmd, data)
+}
+
+// serveArgs are the arguments of `drydock serve` on a loopback port with
+// JSON logs (startServeCmd reads the address from them).
+func serveArgs(data string, args ...string) []string {
+	return append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json"}, args...)
+}
+
+// startServeCmd starts cmd, a `drydock serve` with serveArgs, and waits
+// until it logs the address it listens on.
+func startServeCmd(t testing.TB, cmd *exec.Cmd, data string) *serveProc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
