@@ -261,20 +261,26 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 // mount links an existing blob into name: from the repository from when it
 // links the blob, or (anonymous, from == "") when the blob exists anywhere.
 func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from string) (bool, error) {
+	if from != "" && !imgref.ValidRepository(from) {
+		return false, nil
+	}
+	g, err := r.guard(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer g.Done()
+	if err := protect(ctx, g, BlobKey(d), LayerKey(name, d)); err != nil {
+		return false, err
+	}
 	if from != "" {
-		if !imgref.ValidRepository(from) {
-			return false, nil
-		}
-		if _, err := r.linkedBlob(ctx, from, d); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return false, nil
-			}
-			return false, err
-		}
-	} else if _, err := r.blobSize(ctx, d); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
+		_, err = r.linkedBlobDirect(ctx, from, d)
+	} else {
+		_, err = r.blobSizeDirect(ctx, d)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
 		return false, err
 	}
 	if err := r.writeLink(ctx, layerLinkPath(name, d), d); err != nil {
@@ -399,16 +405,8 @@ func (r *Registry) completeUpload(ctx context.Context, w http.ResponseWriter, u 
 		_ = r.deletePath(ctx, uploadDir(u.name, u.id))
 		return errDigestInvalid(map[string]string{"expected": want.String(), "computed": got.String()})
 	}
-	if size, err := r.blobSize(ctx, want); err == nil && size == u.size {
-		// Already stored (content-addressed): nothing to move.
-	} else if err := r.storeUpload(ctx, u, want); err != nil {
-		// A concurrent completion of the same content may have won.
-		if size, serr := r.blobSize(ctx, want); serr != nil || size != u.size {
-			return err
-		}
-	}
-	if err := r.writeLink(ctx, layerLinkPath(u.name, want), want); err != nil {
-		return fmt.Errorf("linking blob %s into %s: %w", want, u.name, err)
+	if err := r.linkUpload(ctx, u, want); err != nil {
+		return err
 	}
 	if err := r.deletePath(ctx, uploadDir(u.name, u.id)); err != nil {
 		r.log.WarnContext(ctx, "removing finished upload", "repo", u.name, "upload", u.id, "err", err)
@@ -421,6 +419,32 @@ func (r *Registry) completeUpload(ctx context.Context, w http.ResponseWriter, u 
 		r.uploadObserver(u.name, u.size, d)
 	}
 	blobCreated(w, u.name, want)
+	return nil
+}
+
+// linkUpload makes the upload's bytes blob want of the repository: it
+// protects the blob and its link (see Barrier), stores the bytes unless the
+// blob is stored already, and links it.
+func (r *Registry) linkUpload(ctx context.Context, u *upload, want digest.Digest) error {
+	g, err := r.guard(ctx)
+	if err != nil {
+		return err
+	}
+	defer g.Done()
+	if err := protect(ctx, g, BlobKey(want), LayerKey(u.name, want)); err != nil {
+		return err
+	}
+	if size, err := r.blobSizeDirect(ctx, want); err == nil && size == u.size {
+		// Already stored (content-addressed): nothing to move.
+	} else if err := r.storeUpload(ctx, u, want); err != nil {
+		// A concurrent completion of the same content may have won.
+		if size, serr := r.blobSizeDirect(ctx, want); serr != nil || size != u.size {
+			return err
+		}
+	}
+	if err := r.writeLink(ctx, layerLinkPath(u.name, want), want); err != nil {
+		return fmt.Errorf("linking blob %s into %s: %w", want, u.name, err)
+	}
 	return nil
 }
 
