@@ -33,13 +33,17 @@ const (
 	ActionTokenChange   Action = "token_change"
 	// ActionDenied is a request refused for want of a role.
 	ActionDenied Action = "denied"
+	// ActionGC is a garbage collection (its summary); the tags a
+	// retention policy deleted are ActionDelete entries.
+	ActionGC Action = "gc"
 )
 
 // Valid reports whether a is one of the actions above.
 func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
-		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied:
+		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
+		ActionGC:
 		return true
 	}
 	return false

@@ -2,13 +2,11 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -286,41 +284,19 @@ func (c *collection) sweepUploads(ctx context.Context) error {
 	if c.o.UploadTimeout <= 0 {
 		return nil
 	}
-	tmps, err := c.r.list(ctx, tmpRoot())
+	stale, err := c.r.staleTemps(ctx, c.now.Add(-c.o.UploadTimeout))
 	if err != nil {
 		return err
 	}
-	for _, t := range tmps {
-		p := path.Join(tmpRoot(), t)
-		fi, err := c.r.driver.Stat(ctx, p)
-		if err != nil || !fi.ModTime().Before(c.now.Add(-c.o.UploadTimeout)) {
-			continue
-		}
+	for _, it := range stale {
 		if !c.o.DryRun {
-			if err := c.r.deletePath(ctx, p); err != nil {
+			if err := c.r.deletePath(ctx, path.Join(tmpRoot(), it.Name)); err != nil {
 				return err
 			}
 		}
-		c.rep.add(Item{Kind: KindTemp, Name: t, Size: fi.Size()}, c.o.MaxItems)
+		c.rep.add(it, c.o.MaxItems)
 	}
 	return nil
-}
-
-// uploadActivity returns when an upload last received bytes (its state's
-// modification time; for a directory without a readable state, the
-// newest of what it holds) and how many bytes its state covers.
-func (r *Registry) uploadActivity(ctx context.Context, name, id string) (time.Time, int64) {
-	var size int64
-	if b, err := r.driver.GetContent(ctx, uploadStatePath(name, id)); err == nil {
-		var st uploadStateFile
-		if json.Unmarshal(b, &st) == nil {
-			size = st.Offset
-		}
-	}
-	if fi, err := r.driver.Stat(ctx, uploadStatePath(name, id)); err == nil && !fi.IsDir() {
-		return fi.ModTime(), size
-	}
-	return r.uploadAge(ctx, name, id), size
 }
 
 // usage computes every repository's and namespace's usage after the

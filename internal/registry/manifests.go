@@ -113,6 +113,10 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, name, r
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.CopyN(w, rc, desc.Size); err != nil {
 		r.log.WarnContext(ctx, "streaming manifest failed", "repo", name, "digest", desc.Digest, "err", err)
+		return nil
+	}
+	if r.pulls != nil {
+		r.pulls(context.WithoutCancel(ctx), name, desc.Digest)
 	}
 	return nil
 }
