@@ -25,7 +25,7 @@ GREMLINS_VERSION := v0.6.0
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
 	bzip2 openssl debian-archive-keyring postgresql
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache mutate s3server
+.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow clean-cache mutate s3server signtools
 
 all: build
 
@@ -35,7 +35,7 @@ build:
 run:
 	$(GO) run ./cmd/drydock serve
 
-test: deps lint testimages s3server unit trivycompat
+test: deps lint testimages s3server signtools unit trivycompat
 
 # Install missing Debian packages (needs root or sudo; otherwise the tests
 # that need them skip with a reason).
@@ -58,6 +58,24 @@ s3server: $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
 $(TOOLS)/versitygw-$(VERSITYGW_VERSION):
 	mkdir -p $(TOOLS)
 	cd hack/s3server && $(GO) build -o $@.tmp github.com/versity/versitygw/cmd/versitygw
+	mv $@.tmp $@
+
+# The stock signing clients the signature tests run (internal/attest/
+# attesttest): cosign and oras, pinned in the separate module
+# hack/signtools, built once into the cache. The versions are also in
+# internal/attest/attesttest/tools.go.
+COSIGN_VERSION := v2.6.5
+ORAS_VERSION := v1.3.6
+signtools: $(TOOLS)/cosign-$(COSIGN_VERSION) $(TOOLS)/oras-$(ORAS_VERSION)
+
+$(TOOLS)/cosign-$(COSIGN_VERSION):
+	mkdir -p $(TOOLS)
+	cd hack/signtools && $(GO) build -trimpath -o $@.tmp github.com/sigstore/cosign/v2/cmd/cosign
+	mv $@.tmp $@
+
+$(TOOLS)/oras-$(ORAS_VERSION):
+	mkdir -p $(TOOLS)
+	cd hack/signtools && $(GO) build -trimpath -o $@.tmp oras.land/oras/cmd/oras
 	mv $@.tmp $@
 
 $(TOOLS)/staticcheck-$(STATICCHECK_VERSION):
@@ -101,6 +119,7 @@ bench:
 	./bench/registry.sh
 	./bench/patch.sh
 	$(MAKE) bench-gate
+	$(MAKE) bench-limits
 
 # push -> verdict and promotion times over real HTTP with the real scanner
 # (needs ../shared/vulndata; skips without it)
@@ -109,6 +128,17 @@ bench-gate:
 
 bench-patch:
 	./bench/patch.sh
+
+# issue 12's hole 5: a <1 MB layer with a 50 MB dpkg status of 160,000 fake
+# openssl packages, judged through the gate's read path and by the server;
+# prints the peak RSS and heap while judging (needs ../shared/vulndata)
+bench-limits:
+	go test -run '^$$' -bench GateHugeStatus -benchtime 1x ./internal/scan ./internal/server
+
+# one workflow run over 10 tags of 3 releases (cold and warm archive cache)
+# beside 10 separate drydock patch runs: times, archive requests, peak RSS
+bench-workflow:
+	go test -run '^$$' -bench RunTenTags -benchtime 1x -timeout 90m ./internal/workflow
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

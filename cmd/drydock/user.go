@@ -132,7 +132,7 @@ func parseRoles(roles []string) (auth.Grants, error) {
 		return nil, fmt.Errorf("--role: %w", err)
 	}
 	if len(g) == 0 {
-		return nil, errors.New("give at least one --role ROLE[:NAMESPACE] (pull, push, promote, admin; e.g. --role pull:live)")
+		return nil, errors.New("give at least one --role ROLE[:NAMESPACE] (pull, push, promote, metrics, admin; e.g. --role pull:live)")
 	}
 	return g, nil
 }

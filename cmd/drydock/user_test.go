@@ -58,7 +58,7 @@ func TestUserCLI(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{"bad role", "", []string{"user", "add", "carol", "--role", "write:live"}, `--role: role "write:live": unknown role "write" (valid roles: pull, push, promote, admin`},
+		{"bad role", "", []string{"user", "add", "carol", "--role", "write:live"}, `--role: role "write:live": unknown role "write" (valid roles: pull, push, promote, metrics, admin`},
 		{"admin on a namespace", "", []string{"user", "add", "carol", "--role", "admin:live"}, "admin is global"},
 		{"no role", "", []string{"user", "add", "carol"}, "give at least one --role"},
 		{"duplicate", "", []string{"user", "add", "alice", "--role", "pull"}, `user "alice" already exists`},

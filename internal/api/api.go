@@ -15,11 +15,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/workflow"
 )
 
 // maxBody bounds a request body.
@@ -49,9 +51,15 @@ type Authorizer func(r *http.Request, role, repository string) error
 type Options struct {
 	Gate      Gate
 	Authorize Authorizer
+	// Attest verifies signatures and serves drydock's public key; nil
+	// answers NOT_FOUND on those routes.
+	Attest Attestations
 	// Actor names the request's principal for the audit log.
 	Actor func(r *http.Request) string
 	Log   *slog.Logger
+	// Workflows is the continuous-patching service; nil leaves its routes
+	// out.
+	Workflows Workflows
 }
 
 type handler struct{ Options }
@@ -66,30 +74,41 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o}
 	mux := http.NewServeMux()
-	routes := []struct {
-		method, path string
-		fn           http.HandlerFunc
-	}{
+	routes := []route{
 		{http.MethodGet, "/api/v1/verdict", h.verdict},
 		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
 		{http.MethodPost, "/api/v1/promote", h.promote},
 		{http.MethodPost, "/api/v1/imports", h.imports},
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodGet, "/api/v1/keys", h.keys},
+		{http.MethodPost, "/api/v1/verify", h.verify},
 	}
-	methods := map[string]string{} // path -> method, for 405 answers
+	if o.Workflows != nil {
+		routes = append(routes, h.workflowRoutes()...)
+	}
+	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {
 		mux.HandleFunc(rt.method+" "+rt.path, rt.fn)
-		methods[rt.path] = rt.method
+		methods[rt.path] = append(methods[rt.path], rt.method)
+	}
+	// A pattern without a method is less specific than one with it: it
+	// catches the other methods of each path.
+	for path, ms := range methods {
+		allow := strings.Join(slices.Sorted(slices.Values(ms)), ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+allow+", not "+r.Method)
+		})
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		if m, ok := methods[r.URL.Path]; ok {
-			w.Header().Set("Allow", m)
-			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+m+", not "+r.Method)
-			return
-		}
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+type route struct {
+	method, path string
+	fn           http.HandlerFunc
 }
 
 // ErrorBody is the JSON body of an error response.
@@ -125,9 +144,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid):
+	case errors.Is(err, workflow.ErrExists):
+		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -159,11 +180,14 @@ func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
 	return r.Repository, true
 }
 
-func decode(r *http.Request, v any) error {
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }
+
+// decodeLimit decodes a JSON body of at most limit bytes into v.
+func decodeLimit(r *http.Request, v any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.Join(errInvalid, errors.New("Content-Type must be application/json"))
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errors.Join(errInvalid, errors.New("request body: "+err.Error()))

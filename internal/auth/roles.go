@@ -13,19 +13,25 @@ type Role string
 
 // The roles. Each is its own permission: push does not imply pull, and
 // promote (moving a digest from quarantine/ to live/) implies neither.
-// Admin allows everything everywhere.
+// Metrics (reading /metrics) is not about repositories, so, like admin, it
+// is global. Admin allows everything everywhere.
 const (
 	RolePull    Role = "pull"
 	RolePush    Role = "push"
 	RolePromote Role = "promote"
+	RoleMetrics Role = "metrics"
 	RoleAdmin   Role = "admin"
 )
 
 // roles lists the valid roles in the order help texts show them.
-var roles = []Role{RolePull, RolePush, RolePromote, RoleAdmin}
+var roles = []Role{RolePull, RolePush, RolePromote, RoleMetrics, RoleAdmin}
 
 // validRoles is the list of roles for error messages.
-const validRoles = "pull, push, promote, admin"
+const validRoles = "pull, push, promote, metrics, admin"
+
+// Global reports whether r is a role of the whole server, granted only on
+// "*": admin and metrics.
+func (r Role) Global() bool { return r == RoleAdmin || r == RoleMetrics }
 
 // AllNamespaces is the namespace of a grant that applies to every
 // namespace.
@@ -81,6 +87,9 @@ func (g Grant) check() error {
 	}
 	if g.Role == RoleAdmin && g.Namespace != AllNamespaces {
 		return fmt.Errorf("admin is global (it allows everything in every namespace): write just \"admin\"")
+	}
+	if g.Role.Global() && g.Namespace != AllNamespaces {
+		return fmt.Errorf("%s is global (it is not about repositories): write just %q", g.Role, string(g.Role))
 	}
 	return nil
 }

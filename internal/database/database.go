@@ -295,6 +295,8 @@ type DB struct {
 	sql         *sql.DB
 	pool        *pgxpool.Pool // PostgreSQL only
 
+	keyed keyedMutex // WithLock on SQLite
+
 	closeOnce sync.Once
 	closeErr  error
 	release   func() error

@@ -155,6 +155,46 @@ func TestDatabase(t *testing.T) {
 				t.Errorf("counter = %d (%v), want %d: an update was lost", n, err, workers*each)
 			}
 		})
+		t.Run("with lock serialises work spanning transactions", func(t *testing.T) {
+			tg := newTarget(t)
+			a := tg.Open(t, "test")
+			b := a // SQLite: one process works a file
+			if tg.Driver() == database.Postgres {
+				b = tg.Open(t, "test") // another process
+			}
+			if _, err := a.Migrate(ctx, "test", testMigrations); err != nil {
+				t.Fatal(err)
+			}
+			const workers, each = 6, 10
+			var wg sync.WaitGroup
+			errc := make(chan error, workers*each)
+			for w := range workers {
+				db := []*database.DB{a, b}[w%2]
+				wg.Go(func() {
+					for range each {
+						errc <- db.WithLock(ctx, "counter a", func(ctx context.Context) error {
+							var n int
+							if err := db.QueryRowContext(ctx, `SELECT n FROM counters WHERE name = 'a'`).Scan(&n); err != nil {
+								return err
+							}
+							_, err := db.ExecContext(ctx, `UPDATE counters SET n = ? WHERE name = 'a'`, n+1)
+							return err
+						})
+					}
+				})
+			}
+			wg.Wait()
+			close(errc)
+			for err := range errc {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			var n int
+			if err := a.QueryRowContext(ctx, `SELECT n FROM counters WHERE name = 'a'`).Scan(&n); err != nil || n != workers*each {
+				t.Errorf("counter = %d (%v), want %d: work under the lock interleaved", n, err, workers*each)
+			}
+		})
 		t.Run("update rolls back on error and reports unique violations", func(t *testing.T) {
 			tg := newTarget(t)
 			db := tg.Open(t, "test")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -396,15 +397,27 @@ func (f *fixture) withSubject(repo string, d ocispec.Descriptor, edit func(*ocis
 // next start nor at arrival); a transient one is retried; attempts that
 // died with the server count, durably, towards a permanent failure.
 func TestScanFailures(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+	drv := inmemory.New()
+	f := newFixture(t, fixtureOptions{driver: drv})
 	f.installDB(dbBuilt)
 	ctx := t.Context()
 
-	// Transient: the layer of f.push is not gzip; the attempt fails and
-	// the job retries it (nothing recorded yet).
+	// Transient: the layer's bytes are gone from the storage (a storage
+	// fault); the attempt fails and the job retries it (nothing recorded
+	// yet).
 	flaky := f.push("quarantine/flaky", "1", "flaky")
+	lost := digest.FromBytes([]byte("layer of flaky"))
+	if err := drv.Delete(ctx, "/docker/registry/v2/blobs/sha256/"+lost.Encoded()[:2]+"/"+lost.Encoded()); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.scanNow("quarantine/flaky", flaky); err == nil || errors.Is(err, jobs.Permanent(errors.New("x"))) {
-		t.Fatalf("scan of a bad layer: %v, want an error the job retries", err)
+		t.Fatalf("scan of a lost layer: %v, want an error the job retries", err)
+	}
+	// A layer that is the bytes its digest names but no gzip stream fails
+	// the same way every time: corrupt, permanent.
+	bad := f.push("quarantine/notgzip", "1", "not gzip")
+	if err := f.scanNow("quarantine/notgzip", bad); !errors.Is(err, jobs.Permanent(errors.New("x"))) {
+		t.Fatalf("scan of a layer that is not gzip: %v, want a permanent failure", err)
 	}
 	if _, err := f.store.Scan(ctx, flaky.Digest.String()); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a retried attempt recorded a scan: %v", err)

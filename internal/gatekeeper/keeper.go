@@ -30,6 +30,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
@@ -83,9 +84,17 @@ type Options struct {
 	// StuckAfter is how long a scan may run before it counts as stuck
 	// (default 15 minutes).
 	StuckAfter time.Duration
+	// SweepInterval is how often the sweep runs (default a minute): a
+	// periodic job of the queue, run once per interval by one of the
+	// processes sharing the queue.
+	SweepInterval time.Duration
 	// Metrics counts scans, verdict changes and promotions; nil counts
 	// nothing.
 	Metrics *metrics.Gate
+	// Key signs every promotion: a cosign and a Notary Project signature
+	// of the live/ digest and the promotion attestation (attest); nil
+	// signs nothing.
+	Key *attest.Key
 }
 
 // Keeper is the gate's service. Its methods are safe for concurrent use.
@@ -104,14 +113,16 @@ type Keeper struct {
 	log        *slog.Logger
 	stuckAfter time.Duration
 	metrics    *metrics.Gate
+	key        *attest.Key
 
-	recordMu     sync.Mutex
-	mu           sync.Mutex
-	policyHash   string // last policy hash seen (audited on change)
-	policySeen   bool
-	stuckEvented map[int64]bool  // stuck jobs already reported
-	swept        bool            // a sweep has run in this process
-	exErrs       map[string]bool // exception file errors already logged
+	// What this process has seen, to act on changes once per process;
+	// what must hold across replicas is in the store (the decision lock,
+	// the policy hash, the stuck scans reported).
+	mu         sync.Mutex
+	policyHash string // last policy hash seen (audited on change)
+	policySeen bool
+	swept      bool            // a sweep has run in this process
+	exErrs     map[string]bool // exception file errors already logged
 }
 
 // New returns a Keeper and registers its scan job on the queue (before the
@@ -133,7 +144,7 @@ func New(o Options) (*Keeper, error) {
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
 		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
-		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
+		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, key: o.Key, exErrs: map[string]bool{},
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -154,6 +165,16 @@ func New(o Options) (*Keeper, error) {
 	if err := jobs.Register(o.Queue, k.runScan); err != nil {
 		return nil, fmt.Errorf("gatekeeper: %w", err)
 	}
+	if err := jobs.Register(o.Queue, k.runSweep); err != nil {
+		return nil, fmt.Errorf("gatekeeper: %w", err)
+	}
+	var in []jobs.ScheduleOption
+	if o.Queue.HasQueue(SweepQueue) {
+		in = append(in, jobs.InQueue(SweepQueue))
+	}
+	if err := jobs.Schedule(o.Queue, "gate.sweep", cmp.Or(o.SweepInterval, time.Minute), SweepArgs{}, in...); err != nil {
+		return nil, fmt.Errorf("gatekeeper: %w", err)
+	}
 	return k, nil
 }
 
@@ -161,8 +182,11 @@ func New(o Options) (*Keeper, error) {
 // quarantine/ gets a scan job (one per digest while one is waiting) and a
 // pending verdict, at once, so that the digest is counted and shown as
 // pending until its scan ends. It implements registry.ManifestListener.
-// Not scanned: non-runnable artifacts (signatures, SBOMs, reports follow
-// their subject; see imgref.Manifest.NonRunnable), the gate's own writes
+// Not scanned: non-runnable artifacts and cosign tag-scheme content
+// (signatures, SBOMs, reports follow their subject; see
+// imgref.Manifest.NonRunnable and imgref.TagSchemeArtifact: when their
+// subject is already in live/, they are copied there, see
+// followerArrived), the gate's own writes
 // (IsGateWrite), and a digest whose scan failed for good (only an
 // explicit rescan runs it again).
 func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
@@ -174,7 +198,16 @@ func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocis
 	if err != nil {
 		return err
 	}
-	if imgref.NonRunnableArtifact(stored.MediaType, body) {
+	if tag != "" {
+		if ts, ok := imgref.TagSchemeArtifact(tag, stored.MediaType, body); ok {
+			k.followerArrived(ctx, repo, ts.Subject)
+			return nil
+		}
+	}
+	if m, err := imgref.ParseManifest(stored.MediaType, body); err == nil && m.NonRunnable() {
+		if m.Subject != nil {
+			k.followerArrived(ctx, repo, m.Subject.Digest)
+		}
 		return nil
 	}
 	if sc, err := k.store.Scan(ctx, d); err == nil && sc.Permanent {
@@ -341,13 +374,24 @@ func (k *Keeper) Reevaluate(ctx context.Context, repo, digest string) (gate.Verd
 }
 
 // reevaluate is Reevaluate that also returns the scan the decision read
-// (nil when none) and the stored image after the record. Decisions are
-// made and recorded one at a time in this process, reading the scan
-// inside the lock: a decision made from an older scan can never be
-// recorded over one made from a newer scan.
-func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, *store.Scan, *store.Image, error) {
-	k.recordMu.Lock()
-	defer k.recordMu.Unlock()
+// (nil when none) and the stored image after the record. Decisions on a
+// digest are made and recorded one at a time, by every process sharing
+// the store (its decision lock), reading the scan inside the lock: a
+// decision made from an older scan can never be recorded over one made
+// from a newer scan, on this replica or another.
+func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (v gate.Verdict, sc *store.Scan, after *store.Image, err error) {
+	err = k.store.Serialize(ctx, digest, func(ctx context.Context) error {
+		var err error
+		v, sc, after, err = k.reevaluateLocked(ctx, repo, digest)
+		return err
+	})
+	if err != nil {
+		return gate.Verdict{}, nil, nil, err
+	}
+	return v, sc, after, nil
+}
+
+func (k *Keeper) reevaluateLocked(ctx context.Context, repo, digest string) (gate.Verdict, *store.Scan, *store.Image, error) {
 	// The stored image is read once: it names the quarantine/ repository,
 	// is the previous verdict, and (with the new verdict) the result.
 	im, err := k.store.Image(ctx, digest)
@@ -488,8 +532,8 @@ func combine(parts []gate.Verdict, now time.Time) gate.Verdict {
 // record stores next through the stability rules and audits and
 // announces a change of the effective verdict.
 // prev is the stored verdict (nil when there is none), read by the caller
-// under recordMu, so it is the one RecordVerdict replaces and a change is
-// audited once.
+// under the decision lock, so it is the one recordVerdict replaces and a
+// change is audited once.
 func (k *Keeper) record(ctx context.Context, repo, digest string, prev *gate.Verdict, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
 	eff, flip, err := recordVerdict(ctx, k.store, digest, repo, next, k.now(), grace)
 	if err != nil {
@@ -552,21 +596,26 @@ func (k *Keeper) notePolicy(ctx context.Context, hash string, perr error) {
 		return
 	}
 	first := !k.policySeen
-	prev := k.policyHash
 	k.policyHash, k.policySeen = hash, true
 	k.mu.Unlock()
-	if first {
-		stored, err := k.store.Setting(ctx, policyHashKey)
-		if err != nil {
-			k.log.Warn("reading the last policy hash", "err", err)
-		}
-		prev = stored
-		if stored == hash && perr == nil {
-			return
-		}
+	// The hash last recorded is in the store, shared by every replica: of
+	// the replicas that see a change, the one that swaps the recorded hash
+	// audits it. A policy that does not load is audited by each process
+	// at its first sight of it.
+	prev, err := k.store.Setting(ctx, policyHashKey)
+	if err != nil {
+		k.log.Warn("reading the last policy hash", "err", err)
 	}
-	if err := k.store.SetSetting(ctx, policyHashKey, hash); err != nil {
-		k.log.Warn("recording the policy hash", "err", err)
+	switch {
+	case err == nil && prev == hash && (perr == nil || !first):
+		return // recorded already: a restart, or another replica
+	case err == nil && prev != hash:
+		swapped, err := k.store.SwapSetting(ctx, policyHashKey, prev, hash)
+		if err != nil {
+			k.log.Warn("recording the policy hash", "err", err)
+		} else if !swapped {
+			return // another replica recorded the change first
+		}
 	}
 	detail := map[string]any{"path": k.policy.Path(), "sha256": hash, "previous": prev}
 	outcome := audit.OutcomeOK

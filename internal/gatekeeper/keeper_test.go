@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
@@ -112,6 +113,8 @@ type fixtureOptions struct {
 	listen bool
 	// scanOpts are the keeper's Options.ScanOptions.
 	scanOpts []scan.Option
+	// key signs promotions (Options.Key).
+	key *attest.Key
 }
 
 // pushed is one manifest notification of the registry.
@@ -184,6 +187,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		DBPath:      f.dbPath,
 		Now:         f.clock.Now,
 		ScanOptions: o.scanOpts,
+		Key:         o.key,
 	})
 	if err != nil {
 		t.Fatal(err)

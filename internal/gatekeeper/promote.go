@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
@@ -35,6 +37,14 @@ type Promotion struct {
 	Digest  string              `json:"digest"`
 	Verdict gate.Verdict        `json:"verdict"`
 	Copy    registry.CopyResult `json:"copy"`
+	// Followed lists the followers (cosign's tag scheme among them)
+	// copied after the promotion's own copy.
+	Followed []Followed `json:"followed,omitempty"`
+	// Signed lists what the gate's key attached to the live/ digest (its
+	// signatures and the promotion attestation); SignError says why that
+	// failed (the promotion itself stands).
+	Signed    *attest.Written `json:"signed,omitempty"`
+	SignError string          `json:"signError,omitempty"`
 }
 
 // RefusedError is a promotion the gate refused: the digest's verdict is
@@ -140,6 +150,13 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 	if !v.Promotable() {
 		return nil, k.refuse(ctx, entry, req.Source, target, d, v)
 	}
+	if r, err := k.checkSignedBy(ctx, srcRepo, desc.Digest); err != nil {
+		return nil, err
+	} else if r != nil {
+		rv := v
+		rv.Reasons = append(slices.Clone(v.Reasons), *r)
+		return nil, k.refuse(ctx, entry, req.Source, target, d, rv)
+	}
 	var tags []string
 	if dstTag != "" {
 		tags = []string{dstTag}
@@ -173,11 +190,33 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 		k.auditEntry(ctx, entry, map[string]any{"source": req.Source, "target": target, "error": err.Error()})
 		return nil, fmt.Errorf("promote %s -> %s: %w", req.Source, target, err)
 	}
+	// Followers that the copy could not see (cosign's tag scheme, and
+	// referrers pushed while it ran: arrivals after the mark copy
+	// themselves) follow now.
+	var followed []Followed
+	if subjects, ferr := k.followersOf(ctx, dstRepo, digest.Digest(d)); ferr != nil {
+		k.log.Warn("promotion: listing what was copied", "target", target, "err", ferr)
+	} else {
+		fl, lb, ferr := k.syncFollowers(ctx, srcRepo, dstRepo, subjects)
+		if ferr != nil {
+			k.log.Warn("promotion: copying followers", "target", target, "err", ferr)
+		}
+		followed = fl
+		for _, l := range lb {
+			if !slices.ContainsFunc(res.LeftBehind, func(o registry.LeftBehind) bool { return o.Referrer.Digest == l.Referrer.Digest }) {
+				res.LeftBehind = append(res.LeftBehind, l)
+			}
+		}
+	}
+	signed, serr := k.signPromotion(ctx, req, dstRepo, target, digest.Digest(d), v)
+	if serr != nil {
+		k.log.Error("promotion: signing the live/ digest failed", "target", target, "digest", d, "err", serr)
+	}
 	entry.Outcome = audit.OutcomeOK
 	k.metrics.Promotion(audit.OutcomeOK)
 	k.auditEntry(ctx, entry, map[string]any{"source": req.Source, "target": target, "state": v.State,
 		"exceptions": v.Applied, "manifests": res.Manifests, "blobsLinked": res.BlobsLinked, "referrers": len(res.Referrers),
-		"referrersLeftBehind": len(res.LeftBehind)})
+		"referrersLeftBehind": len(res.LeftBehind), "followed": len(followed), "signed": signed != nil})
 	for _, lb := range res.LeftBehind {
 		k.leftBehind(ctx, req, dstRepo, target, lb)
 	}
@@ -185,7 +224,11 @@ func (k *Keeper) Promote(ctx context.Context, req PromoteRequest) (*Promotion, e
 		"source": req.Source, "target": target, "digest": d, "state": v.State, "actor": req.Actor}})
 	k.log.Info("promoted", "source", req.Source, "target", target, "digest", d, "actor", req.Actor,
 		"referrers", len(res.Referrers), "leftBehind", len(res.LeftBehind))
-	return &Promotion{Source: req.Source, Target: target, Digest: d, Verdict: v, Copy: res}, nil
+	p := &Promotion{Source: req.Source, Target: target, Digest: d, Verdict: v, Copy: res, Followed: followed, Signed: signed}
+	if serr != nil {
+		p.SignError = serr.Error()
+	}
+	return p, nil
 }
 
 // copyPlan decides, for one promotion, what the copy may take: exactly
@@ -247,6 +290,9 @@ func (p *copyPlan) referrer(ctx context.Context, _ digest.Digest, n imgref.Node)
 	kind := n.Manifest.Kind()
 	switch kind {
 	case imgref.KindArtifact:
+		if ok, why := p.k.followAllowed(n.Manifest.Class()); !ok {
+			return registry.Follow{Reason: why}, nil
+		}
 		return registry.Follow{Copy: true}, nil
 	case imgref.KindImage, imgref.KindIndex:
 		v, err := p.k.Reevaluate(ctx, p.srcRepo, n.Digest().String())

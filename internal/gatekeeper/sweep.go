@@ -17,20 +17,25 @@ import (
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
-// Run sweeps every interval until ctx ends (see Sweep).
-func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := k.Sweep(ctx); err != nil && ctx.Err() == nil {
-			k.log.Warn("gate sweep", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// SweepQueue is the job queue the sweep runs in when the queue has it
+// (jobs.WithQueue(SweepQueue, 1)), so that a long sweep never takes a
+// scan's worker; otherwise it runs in the default queue.
+const SweepQueue = "gate-sweep"
+
+// SweepArgs is the sweep job: a periodic job (Options.SweepInterval) that
+// one of the processes sharing the queue runs each period.
+type SweepArgs struct{}
+
+// Kind implements jobs.JobArgs.
+func (SweepArgs) Kind() string { return "gate.sweep" }
+
+// runSweep is the sweep job. A failed sweep is logged and left to the next
+// period, as every sweep decides again from what is stored.
+func (k *Keeper) runSweep(ctx context.Context, _ SweepArgs) error {
+	if err := k.Sweep(ctx); err != nil && ctx.Err() == nil {
+		k.log.Warn("gate sweep", "err", err)
 	}
+	return nil
 }
 
 // autoPromoteTags auto-promotes digest under every quarantine/ tag that
@@ -108,11 +113,12 @@ func (k *Keeper) sweepStuck(ctx context.Context, now time.Time) error {
 		if j.Kind != (ScanArgs{}).Kind() {
 			continue
 		}
-		k.mu.Lock()
-		seen := k.stuckEvented[j.ID]
-		k.stuckEvented[j.ID] = true
-		k.mu.Unlock()
-		if seen {
+		// Once per job, whichever replica sweeps.
+		first, err := k.store.SwapSetting(ctx, stuckReportedKey+itoa(j.ID), "", now.UTC().Format(time.RFC3339))
+		if err != nil {
+			return err
+		}
+		if !first {
 			continue
 		}
 		var a ScanArgs
@@ -204,3 +210,7 @@ func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *ga
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// stuckReportedKey prefixes the setting that records, per job id, that its
+// scan was reported stuck.
+const stuckReportedKey = "gate.stuck-reported."

@@ -433,6 +433,9 @@ func (q *Queue) Close() error {
 	return err
 }
 
+// HasQueue reports whether the named queue is configured (WithQueue).
+func (q *Queue) HasQueue(name string) bool { return q.queues[name] }
+
 // Enqueue stores a job and returns its ID. With opts.UniqueKey set and an
 // unfinished job of the same kind and key present, it returns that job's ID.
 func (q *Queue) Enqueue(ctx context.Context, args JobArgs, opts EnqueueOptions) (int64, error) {

@@ -22,7 +22,7 @@ var allStates = []rivertype.JobState{
 // of UTC time it falls in), so a period gets exactly one job even across a
 // change of leader. id names the schedule (unique per queue); interval is
 // at least a second. A handler for args' kind must be registered.
-func Schedule(q *Queue, id string, interval time.Duration, args JobArgs) error {
+func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, opts ...ScheduleOption) error {
 	if interval < time.Second {
 		return fmt.Errorf("scheduling %q: interval %s below a second", id, interval)
 	}
@@ -35,12 +35,37 @@ func Schedule(q *Queue, id string, interval time.Duration, args JobArgs) error {
 	if closed {
 		return fmt.Errorf("scheduling %q: %w", id, ErrClosed)
 	}
-	opts := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval, ByState: allStates}}
+	io := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval, ByState: allStates}}
+	for _, o := range opts {
+		if err := o(q, io); err != nil {
+			return fmt.Errorf("scheduling %q: %w", id, err)
+		}
+	}
 	pj := river.NewPeriodicJob(river.PeriodicInterval(interval),
-		func() (river.JobArgs, *river.InsertOpts) { return args, opts },
+		func() (river.JobArgs, *river.InsertOpts) { return args, io },
 		&river.PeriodicJobOpts{ID: id, RunOnStart: true})
 	if _, err := q.client.PeriodicJobs().AddSafely(pj); err != nil {
 		return fmt.Errorf("scheduling %q: %w", id, err)
 	}
 	return nil
 }
+
+// ScheduleOption adjusts Schedule.
+type ScheduleOption func(q *Queue, io *river.InsertOpts) error
+
+// InQueue puts the scheduled jobs in the named queue (configured with
+// WithQueue) instead of DefaultQueue.
+func InQueue(name string) ScheduleOption {
+	return func(q *Queue, io *river.InsertOpts) error {
+		if !q.queues[name] {
+			return fmt.Errorf("queue %q not configured", name)
+		}
+		io.Queue = name
+		return nil
+	}
+}
+
+// Snooze, returned by a handler, runs the job again after d without
+// counting an attempt: for work that must wait for something else (a lock
+// another job holds) rather than fail.
+func Snooze(d time.Duration) error { return river.JobSnooze(d) }

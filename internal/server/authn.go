@@ -29,20 +29,22 @@ const initialPasswordFile = "initial-admin-password"
 
 // openAuth opens the user and token store and builds the authenticator:
 // users and API tokens from DATA/auth, the optional htpasswd file,
-// anonymous grants from the config. Refused logins and denied requests go
-// to the audit log.
-func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
+// anonymous grants from the config, the failed-login throttle. Denied
+// requests go to the audit log; refused logins too, a burst of them as one
+// record with a count (the returned FailureBursts, to be swept and
+// flushed).
+func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, *auth.FailureBursts, error) {
 	var sopts []auth.StoreOption
 	if now != nil {
 		sopts = append(sopts, auth.WithClock(now))
 	}
 	st, err := auth.Open(ctx, dbs, sopts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	fail := func(err error) (*auth.Authenticator, *auth.Store, error) {
+	fail := func(err error) (*auth.Authenticator, *auth.Store, *auth.FailureBursts, error) {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	anon, err := auth.ParseGrants(cfg.Auth.Anonymous)
 	if err != nil {
@@ -72,8 +74,28 @@ func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 			log.Error("audit: recording a refusal failed", "action", e.Action, "err", err)
 		}
 	}
+	if t := cfg.Auth.Throttle; !t.Off {
+		th, err := auth.NewMemoryThrottle(auth.ThrottleLimit{Failures: t.User.Failures, Per: time.Duration(t.User.Per)},
+			auth.ThrottleLimit{Failures: t.Address.Failures, Per: time.Duration(t.Address.Per)}, now)
+		if err != nil {
+			return fail(fmt.Errorf("auth.throttle: %w", err))
+		}
+		a.Throttle = th
+	}
+	bursts := auth.NewFailureBursts(time.Duration(cfg.Auth.Throttle.AuditWindow), now, func(ctx context.Context, b auth.Burst) {
+		detail, _ := audit.Detail(map[string]any{"reason": b.Reason, "count": b.Count, "throttled": b.Throttled,
+			"first": b.First.UTC().Format(time.RFC3339Nano), "last": b.Last.UTC().Format(time.RFC3339Nano),
+			"remote": b.Address, "method": b.Method, "path": b.Path})
+		e := audit.Entry{Actor: b.Name, Action: audit.ActionLoginFailed, Outcome: audit.OutcomeRefused, Detail: detail}
+		if _, err := audits.Record(context.WithoutCancel(ctx), e); err != nil {
+			log.Error("audit: recording refused logins failed", "actor", b.Name, "count", b.Count, "err", err)
+		}
+	})
 	a.OnFailure = func(r *http.Request, name, reason string) {
-		record(r, audit.Entry{Actor: name, Action: audit.ActionLoginFailed, Outcome: audit.OutcomeRefused}, map[string]any{"reason": reason})
+		bursts.Refused(r.Context(), r, name, reason, false)
+	}
+	a.OnThrottled = func(r *http.Request, name string, w *auth.Wait) {
+		bursts.Refused(r.Context(), r, name, (&auth.ThrottledError{Wait: *w}).Error(), true)
 	}
 	a.OnDenied = func(r *http.Request, p auth.Principal, de *auth.DeniedError) {
 		rt, _ := imgref.ParseRoute(r.URL.Path)
@@ -86,7 +108,16 @@ func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if err := bootstrapAdmin(ctx, cfg, log, st, audits, anon); err != nil {
 		return fail(err)
 	}
-	return a, st, nil
+	return a, st, bursts, nil
+}
+
+// sweepLogins writes, as requests come, the records of login-failure
+// bursts that are over (FailureBursts.Sweep looks at most twice a window).
+func sweepLogins(b *auth.FailureBursts, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		b.Sweep(context.WithoutCancel(r.Context()))
+	})
 }
 
 // bootstrapAdmin creates the first user, "admin", with a random password

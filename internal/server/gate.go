@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
@@ -56,8 +57,12 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	qopts := []jobs.Option{
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
+		jobs.WithQueue(workflowQueue, cfg.Workflow.Workers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
+		// The sweep has a worker of its own: it never waits for, or holds
+		// up, a scan.
+		jobs.WithQueue(gatekeeper.SweepQueue, 1),
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.
@@ -92,11 +97,16 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if err != nil {
 		return nil, err
 	}
+	key, err := openKey(cfg, now)
+	if err != nil {
+		return nil, err
+	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
 		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
-		Metrics: g.metrics,
+		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
+		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
 	}); err != nil {
 		return nil, err
 	}
@@ -111,6 +121,28 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	log.Info("gate ready", "policy", name, "exceptions", cfg.Gate.Exceptions, "webhooks", len(receivers),
 		"vulndb", vulndb.DefaultPath(cfg.Data))
 	return g, nil
+}
+
+// openKey loads drydock's signing key as cfg.Sign says (nil when signing
+// is disabled).
+func openKey(cfg config.Config, now func() time.Time) (*attest.Key, error) {
+	if cfg.Sign.Disabled {
+		return nil, nil
+	}
+	if cfg.Sign.Key == "" && cfg.Database.Driver == database.Postgres {
+		// Replicas would each generate a key of their own.
+		return nil, errors.New("sign.key: replicas sharing a PostgreSQL database must share one signing key: name a key file (or set sign.disabled)")
+	}
+	pw := os.Getenv("DRYDOCK_SIGN_PASSWORD")
+	if pw == "" {
+		pw = os.Getenv("COSIGN_PASSWORD")
+	}
+	k, err := attest.LoadKey(attest.KeyOptions{Dir: filepath.Join(cfg.Data, "keys"), Ref: cfg.Sign.Key,
+		Certificate: cfg.Sign.Certificate, Password: []byte(pw), Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("sign.key: %w", err)
+	}
+	return k, nil
 }
 
 // webhookReceivers turns the configured webhooks into event receivers.
@@ -130,13 +162,10 @@ func webhookReceivers(hooks []config.Webhook) ([]events.Receiver, error) {
 	return out, nil
 }
 
-// start starts the job queue and the sweeper; the sweeper stops with ctx.
-func (g *gateParts) start(ctx context.Context, interval time.Duration, spawn func(func())) error {
-	if err := g.queue.Start(context.WithoutCancel(ctx)); err != nil {
-		return err
-	}
-	spawn(func() { g.keeper.Run(ctx, interval) })
-	return nil
+// start starts the job queue: scans, and the sweep, a periodic job that
+// one of the processes sharing the queue runs each gate.sweepInterval.
+func (g *gateParts) start(ctx context.Context) error {
+	return g.queue.Start(context.WithoutCancel(ctx))
 }
 
 // close stops the queue (letting running scans finish for a while), then

@@ -27,7 +27,7 @@ func TestPendingFromArrival(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*"}
+	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*", "metrics"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -50,6 +51,12 @@ type Server struct {
 	gate *gateParts
 	// closeAuth closes the user and token store.
 	closeAuth func() error
+	// logins aggregates refused logins into audit records.
+	logins *auth.FailureBursts
+	// metricsAddr is where metrics.addr listens, once it does.
+	metricsAddr atomic.Value // string
+	// workflows is continuous patching.
+	workflows *workflowParts
 }
 
 // Option configures a Server.
@@ -123,23 +130,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	keeper = gp.keeper
-	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
-	s.health = health.NewChecker(time.Second,
-		health.Probe{Name: "database", Check: dbs.Ping},
-		health.Probe{Name: "storage", Check: s.storageReady})
-
-	authn, authStore, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
+	wf, err := openWorkflows(ctx, cfg, dbs, log, reg, gp, o.now)
 	if err != nil {
 		gp.close(ctx)
 		closeAudit()
 		return nil, err
 	}
-	s.closeAuth = authStore.Close
+	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf}
+	s.health = health.NewChecker(time.Second,
+		health.Probe{Name: "database", Check: dbs.Ping},
+		health.Probe{Name: "storage", Check: s.storageReady})
+
+	authn, authStore, logins, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
+	if err != nil {
+		gp.close(ctx)
+		wf.close()
+		closeAudit()
+		return nil, err
+	}
+	s.closeAuth, s.logins = authStore.Close, logins
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
-	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Authorize: apiAuthorizer,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
+	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Authorize: apiAuthorizer,
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
@@ -147,14 +161,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	mux.Handle("/api/v1/", apiHandler)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", m.Handler())
+	// Metrics tell what the gate refused and who is pushing: they need a
+	// credential with the metrics role here (metrics.addr serves them
+	// without one, on an address of their own).
+	mux.Handle("GET /metrics", authn.Require(auth.RoleMetrics, m.Handler()))
 	// While the database or the storage is down, requests are answered 503
 	// (liveness, readiness and metrics excepted).
 	gated := s.health.Gate(mux, func(r *http.Request) bool {
 		return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics"
 	})
-	s.handler = m.Instrument(accessLog(log, serverHeader(gated)))
+	s.handler = m.Instrument(accessLog(log, serverHeader(sweepLogins(logins, gated))))
 	return s, nil
+}
+
+// MetricsAddr is the address metrics.addr listens on once Serve runs
+// ("" when it is not set).
+func (s *Server) MetricsAddr() string {
+	a, _ := s.metricsAddr.Load().(string)
+	return a
 }
 
 // Handler returns the server's HTTP handler (for tests and embedding).
@@ -190,10 +214,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBg(); wg.Wait() }()
 	wg.Go(func() { s.purgeLoop(bgCtx) })
 	wg.Go(func() { s.health.Run(bgCtx) })
-	if err := s.gate.start(bgCtx, time.Duration(s.cfg.Gate.SweepInterval), wg.Go); err != nil {
+	if err := s.gate.start(bgCtx); err != nil {
 		_ = s.gate.close(context.Background())
 		_ = s.closeAudit()
 		return err
+	}
+
+	var ms *http.Server
+	if s.cfg.Metrics.Addr != "" {
+		mln, err := net.Listen("tcp", s.cfg.Metrics.Addr)
+		if err != nil {
+			_ = s.gate.close(context.Background())
+			_ = s.closeAudit()
+			return fmt.Errorf("metrics.addr: listen on %s: %w", s.cfg.Metrics.Addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		ms = &http.Server{Handler: accessLog(s.log, serverHeader(mux)), ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.metricsAddr.Store(mln.Addr().String())
+		defer ms.Close() // on every way out; after a clean shutdown, a no-op
+		wg.Go(func() {
+			if err := ms.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics listener stopped", "err", err)
+			}
+		})
+		s.log.Info("metrics serving without credentials", "metrics_addr", mln.Addr().String())
 	}
 
 	s.log.Info("drydock serving",
@@ -220,9 +266,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if ms != nil {
+		_ = ms.Shutdown(sctx)
+	}
 	stopBg()
+	s.logins.Flush(context.Background())
 	if err := s.gate.close(context.Background()); err != nil {
 		s.log.Warn("stopping the gate", "err", err)
+	}
+	if err := s.workflows.close(); err != nil {
+		s.log.Warn("closing the workflow store", "err", err)
 	}
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/regstore"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/workflow"
 )
 
 // Component is one part of the state.
@@ -48,6 +49,7 @@ func Components(cfg config.Config) []Component {
 		schema(store.Component, store.Migrations, store.Tables),
 		schema(auth.Component, auth.Migrations, auth.Tables),
 		schema(audit.Component, audit.Migrations, audit.Tables),
+		schema(workflow.Component, workflow.Migrations, workflow.Tables),
 		{Name: jobs.Component, Migrate: jobs.Migrate},
 	}
 	if regstore.IndexInDatabase(cfg) {

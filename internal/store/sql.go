@@ -129,6 +129,9 @@ func New(ctx context.Context, db *database.DB) (*SQL, error) {
 // Close closes the database.
 func (s *SQL) Close() error { return s.db.Close() }
 
+// Driver is the engine the store is on.
+func (s *SQL) Driver() database.Driver { return s.db.Driver() }
+
 func validDigest(d string) error {
 	alg, hex, ok := strings.Cut(d, ":")
 	if !ok || (alg != "sha256" && alg != "sha512") || len(hex) < 64 || strings.Trim(hex, "0123456789abcdef") != "" {
@@ -363,6 +366,33 @@ func (s *SQL) Setting(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("store: read setting %s: %w", key, err)
 	}
 	return v, nil
+}
+
+// SwapSetting implements Store. An empty old matches an unset key and one
+// set to "".
+func (s *SQL) SwapSetting(ctx context.Context, key, old, value string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE settings SET value = ? WHERE key = ? AND value = ?`, value, key, old)
+	if err == nil && old == "" {
+		if n, _ := res.RowsAffected(); n == 0 {
+			res, err = s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, value)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: write setting %s: %w", key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: write setting %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// Serialize implements Store.
+func (s *SQL) Serialize(ctx context.Context, digest string, fn func(ctx context.Context) error) error {
+	if err := validDigest(digest); err != nil {
+		return err
+	}
+	return s.db.WithLock(ctx, "decide "+digest, fn)
 }
 
 // SetSetting implements Store.

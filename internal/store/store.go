@@ -73,6 +73,15 @@ type Store interface {
 	// policy last seen, so a restart is not taken for a policy change).
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	// SwapSetting sets key to value only if it holds old ("" for unset),
+	// atomically, and reports whether it did: of several processes
+	// noticing the same thing, one acts on it.
+	SwapSetting(ctx context.Context, key, old, value string) (bool, error)
+	// Serialize runs fn while holding digest's decision lock: no other
+	// Serialize of the same digest runs meanwhile, in this process or in
+	// another sharing the database. fn reads and records through the
+	// store as usual (UpdateImage takes its own lock).
+	Serialize(ctx context.Context, digest string, fn func(ctx context.Context) error) error
 	// List returns images, most recently updated first.
 	List(ctx context.Context, f Filter) ([]Image, error)
 	// CountByState returns how many digests have each verdict state.

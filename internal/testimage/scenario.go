@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -37,6 +38,22 @@ func Downgraded(img v1.Image, pkgs ...string) (v1.Image, error) {
 	if len(pkgs) == 0 {
 		return nil, errors.New("testimage.Downgraded: no packages")
 	}
+	return recordVersions(img, pkgs, func(_, v string) string { return Older(v) })
+}
+
+// DowngradedTo is Downgraded with the versions to record given, package
+// name -> version: a scenario in which the image looks as old as a
+// vulnerability feed of another day expects (its fixed findings then
+// show), while the files stay the current ones.
+func DowngradedTo(img v1.Image, versions map[string]string) (v1.Image, error) {
+	if len(versions) == 0 {
+		return nil, errors.New("testimage.DowngradedTo: no packages")
+	}
+	pkgs := slices.Sorted(maps.Keys(versions))
+	return recordVersions(img, pkgs, func(p, _ string) string { return versions[p] })
+}
+
+func recordVersions(img v1.Image, pkgs []string, version func(pkg, installed string) string) (v1.Image, error) {
 	files, err := statusFiles(img)
 	if err != nil {
 		return nil, err
@@ -45,7 +62,7 @@ func Downgraded(img v1.Image, pkgs ...string) (v1.Image, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
-		data, changed := downgrade(f.data, pkgs, done)
+		data, changed := downgrade(f.data, pkgs, done, version)
 		if !changed {
 			continue
 		}
@@ -175,7 +192,7 @@ func statusFiles(img v1.Image) ([]statusFile, error) {
 
 // downgrade rewrites the Version line of the stanzas of pkgs in a status
 // file, byte for byte otherwise, and marks them in done.
-func downgrade(data []byte, pkgs []string, done map[string]bool) ([]byte, bool) {
+func downgrade(data []byte, pkgs []string, done map[string]bool, version func(pkg, installed string) string) ([]byte, bool) {
 	lines := strings.SplitAfter(string(data), "\n")
 	changed := false
 	inPkg := ""
@@ -187,7 +204,7 @@ func downgrade(data []byte, pkgs []string, done map[string]bool) ([]byte, bool) 
 		case strings.HasPrefix(t, "Package:"):
 			inPkg = strings.TrimSpace(strings.TrimPrefix(t, "Package:"))
 		case strings.HasPrefix(t, "Version:") && slices.Contains(pkgs, inPkg):
-			lines[i] = "Version: " + Older(strings.TrimSpace(strings.TrimPrefix(t, "Version:"))) + "\n"
+			lines[i] = "Version: " + version(inPkg, strings.TrimSpace(strings.TrimPrefix(t, "Version:"))) + "\n"
 			done[inPkg], changed = true, true
 		}
 	}

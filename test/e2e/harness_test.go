@@ -72,7 +72,7 @@ func (s *serveProc) Logs() string {
 
 // anonymousAll lets requests without credentials do everything but admin,
 // for the tests whose subject is not authentication.
-const anonymousAll = "DRYDOCK_AUTH_ANONYMOUS=pull:*,push:*,promote:*"
+const anonymousAll = "DRYDOCK_AUTH_ANONYMOUS=pull:*,push:*,promote:*,metrics"
 
 // startServe runs `drydock serve --addr 127.0.0.1:0 --data DATA ARGS...`
 // with anonymous access on, and waits until it logs the address it

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -38,6 +40,15 @@ func put(t *testing.T, s store.Store, im store.Image) {
 	if _, err := s.UpdateImage(context.Background(), im.Digest, func(*store.Image) (*store.Image, error) { return &im, nil }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// supportsProcesses reports whether s is on a database several processes
+// work at once (PostgreSQL): Serialize then excludes other handles too.
+// A SQLite file is worked by one process.
+func supportsProcesses(s store.Store) bool {
+	type driver interface{ Driver() database.Driver }
+	d, ok := s.(driver)
+	return ok && d.Driver() == database.Postgres
 }
 
 // Run runs the conformance suite against the stores newStore makes.
@@ -290,6 +301,71 @@ func Run(t *testing.T, newStore Factory) {
 		}
 		if v, err := open().Setting(ctx, "k"); err != nil || v != "b" {
 			t.Fatalf("setting from a second handle: %q %v", v, err)
+		}
+		// Of several swappers of one value, one wins.
+		a, b := open(), open()
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				if ok, err := []store.Store{a, b}[i%2].SwapSetting(ctx, "k", "b", fmt.Sprint("c", i)); err != nil {
+					t.Error(err)
+				} else if ok {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("%d swaps of one value succeeded, want 1", wins.Load())
+		}
+		if ok, err := a.SwapSetting(ctx, "new", "", "x"); err != nil || !ok {
+			t.Errorf("swap of an unset key: %v %v", ok, err)
+		}
+		if ok, _ := b.SwapSetting(ctx, "new", "", "y"); ok {
+			t.Error("an unset key was set twice")
+		}
+		// An empty value counts as unset.
+		if err := a.SetSetting(ctx, "empty", ""); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := b.SwapSetting(ctx, "empty", "", "z"); err != nil || !ok {
+			t.Errorf("swap of an empty value: %v %v", ok, err)
+		}
+	})
+
+	t.Run("serialize excludes concurrent decisions on a digest", func(t *testing.T) {
+		open := newStore(t)
+		a := open()
+		handles := []store.Store{a, a}
+		if other := open(); supportsProcesses(other) {
+			handles[1] = other // a database several processes share
+		}
+		d := Digest(30)
+		var inside, max atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Go(func() {
+				err := handles[i%2].Serialize(ctx, d, func(ctx context.Context) error {
+					if n := inside.Add(1); n > max.Load() {
+						max.Store(n)
+					}
+					time.Sleep(20 * time.Millisecond)
+					inside.Add(-1)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if max.Load() != 1 {
+			t.Errorf("%d decisions on one digest ran at once, want 1", max.Load())
+		}
+		boom := errors.New("boom")
+		if err := a.Serialize(ctx, d, func(context.Context) error { return boom }); !errors.Is(err, boom) {
+			t.Errorf("fn's error came back as %v", err)
 		}
 	})
 }
