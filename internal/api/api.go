@@ -60,6 +60,8 @@ type Options struct {
 	// Workflows is the continuous-patching service; nil leaves its routes
 	// out.
 	Workflows Workflows
+	// GC is the garbage collection service; nil leaves its routes out.
+	GC GC
 }
 
 type handler struct{ Options }
@@ -85,6 +87,9 @@ func Handler(o Options) http.Handler {
 	}
 	if o.Workflows != nil {
 		routes = append(routes, h.workflowRoutes()...)
+	}
+	if o.GC != nil {
+		routes = append(routes, h.gcRoutes()...)
 	}
 	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {

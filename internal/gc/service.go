@@ -339,30 +339,28 @@ func (s *Service) progress(ctx context.Context, id int64, log *slog.Logger) func
 }
 
 // keep is the collection's extra roots: what running workloads use in
-// live/ and digests whose verdict is pending.
+// live/. (A pending verdict keeps a tag from retention, not an image
+// someone untagged or deleted: that one is gone for clients already.)
 func (s *Service) keep(ctx context.Context) func(repo string, d digest.Digest) string {
 	g := s.o.Guards
 	return func(repo string, d digest.Digest) string {
 		if ctx.Err() != nil {
 			return "cancelled" // keep everything once cancelled
 		}
-		switch {
-		case g.Running != nil && imgref.IsLive(repo) && g.Running(d):
+		if g.Running != nil && imgref.IsLive(repo) && g.Running(d) {
 			return "a running workload uses it"
-		case g.Pending != nil && g.Pending(d):
-			return "its verdict is pending"
 		}
 		return ""
 	}
 }
 
-// ManifestPushed records a tag's push time; the server's manifest
-// listener calls it.
-func (s *Service) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+// RecordPush records a tag's push time (retention's keepDays); the
+// server's manifest listener calls it.
+func (s *Service) RecordPush(ctx context.Context, repo, tag string, d digest.Digest) error {
 	if tag == "" {
 		return nil
 	}
-	return s.activity.pushed(ctx, repo, tag, desc.Digest)
+	return s.activity.pushed(ctx, repo, tag, d)
 }
 
 // Pulled records a pull; it is the registry's PullObserver.
