@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
@@ -30,6 +31,7 @@ import (
 var drydockBin string
 
 func TestMain(m *testing.M) {
+	sandbox.Init() // patch.Run in this process (the CLI/API/Run test) runs the sandbox
 	dir, err := os.MkdirTemp("", "drydock-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
