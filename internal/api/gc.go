@@ -16,9 +16,6 @@ type GC interface {
 	Runs(ctx context.Context, limit int) ([]gc.Run, error)
 }
 
-// RoleAdmin is the role the garbage collection routes need.
-const RoleAdmin = "admin"
-
 // GCRequest is the body of POST /api/v1/gc.
 type GCRequest struct {
 	// DryRun reports what a run would delete and deletes nothing.

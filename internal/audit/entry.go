@@ -36,6 +36,8 @@ const (
 	// ActionGC is a garbage collection (its summary); the tags a
 	// retention policy deleted are ActionDelete entries.
 	ActionGC Action = "gc"
+	// ActionException is an exception created or revoked (detail.op).
+	ActionException Action = "exception"
 )
 
 // Valid reports whether a is one of the actions above.
@@ -43,7 +45,7 @@ func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
 		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
-		ActionGC:
+		ActionGC, ActionException:
 		return true
 	}
 	return false

@@ -16,6 +16,7 @@ import (
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/metrics"
@@ -31,6 +32,7 @@ import (
 // gateParts are the gate's services of one server process.
 type gateParts struct {
 	store      store.Store
+	exceptions exceptions.Store
 	queue      *jobs.Queue
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
@@ -52,11 +54,14 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if err != nil {
 		return nil, fmt.Errorf("gate.policy: %w", err)
 	}
-	exceptions, err := gatekeeper.NewExceptionSource(cfg.Gate.Exceptions)
+	exSource, err := gatekeeper.NewExceptionSource(cfg.Gate.Exceptions)
 	if err != nil {
 		return nil, fmt.Errorf("gate.exceptions: %w", err)
 	}
 	if g.store, err = store.Open(ctx, dbs); err != nil {
+		return nil, err
+	}
+	if g.exceptions, err = exceptions.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
 	qopts := []jobs.Option{
@@ -111,14 +116,15 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
-		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
+		Policy: policy, Exceptions: exSource, ExceptionStore: g.exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
 		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
-		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
+		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits)), scan.WithMaxDBAge(time.Duration(cfg.Gate.MaxDataAge))},
+		MaxDataAge:  time.Duration(cfg.Gate.MaxDataAge),
 	}); err != nil {
 		return nil, err
 	}
-	if g.patches, err = openPatches(cfg, log, reg, g.queue); err != nil {
+	if g.patches, err = openPatches(cfg, log, reg, g.queue, g.signPatch); err != nil {
 		return nil, err
 	}
 	name := "built-in policy"
@@ -205,12 +211,17 @@ func (g *gateParts) close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if g.exceptions != nil {
+		if err := g.exceptions.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // openPatches registers the patch jobs of POST /api/v1/patch: patch.Run
 // against the registry in process, attributed to the job's requester.
-func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue) (*patchjob.Service, error) {
+func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue, sign func(context.Context, attest.PatchWritten) error) (*patchjob.Service, error) {
 	srv, err := oci.ParseServer("http://" + internalRegistryHost)
 	if err != nil {
 		return nil, err
@@ -219,6 +230,7 @@ func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q 
 		Server: srv, ServerOptions: []oci.Option{oci.WithTransport(reg.Transport())},
 		DBPath: vulndb.DefaultPath(cfg.Data), DistroInfo: cfg.Patch.DistroInfo, CacheDir: patchCacheDir(cfg),
 		Limits: patchCacheLimits(cfg), Log: log.With("component", "patch"), WithActor: auth.WithUser,
+		SignPatch: sign,
 	})
 }
 
