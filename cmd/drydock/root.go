@@ -94,6 +94,7 @@ the other commands talk to it or work on images directly.`,
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
 		newMigrateCmd(g), newStoreCmd(g),
+		newGCCmd(g),
 	)
 	return root
 }

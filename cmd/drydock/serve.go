@@ -75,7 +75,15 @@ A config file (every field optional):
       off: false
   metrics:
     addr: 10.0.0.5:9090               # also serve /metrics here, without credentials; none = off
-  uploads: {purgeAfter: 24h, purgeInterval: 1h}
+  uploads: {purgeAfter: 24h, purgeInterval: 1h}   # purgeAfter: idle uploads are abandoned
+  gc:                                 # garbage collection ("drydock gc")
+    schedule: 24h                     # a collection (retention first) this often; 0s = on demand only
+    grace: 1h                         # young untagged manifests and blob links kept (not needed for safety)
+    retention:                        # first matching policy per repository
+      - repositories: ["quarantine/**"]
+        keepPatchTags: 3              # newest patch tags per original (the newest is never deleted)
+        keepDays: 30                  # tags pushed or pulled within 30 days
+        keepTags: ["latest", "v*"]
   shutdownTimeout: 30s
   gate:
     policy: /etc/drydock/policy.yaml  # see "drydock policy validate"; none = built-in

@@ -64,6 +64,8 @@ type Options struct {
 	// Workflows is the continuous-patching service; nil leaves its routes
 	// out.
 	Workflows Workflows
+	// GC is the garbage collection service; nil leaves its routes out.
+	GC GC
 	// Exceptions is the exception service; nil leaves its routes out.
 	Exceptions Exceptions
 	// Database reports the vulnerability database; nil leaves its route
@@ -126,6 +128,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Database != nil {
 		routes = append(routes, route{http.MethodGet, "/api/v1/db/status", h.dbStatus})
+	}
+	if h.GC != nil {
+		routes = append(routes, h.gcRoutes()...)
 	}
 	return routes
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/gc"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
@@ -33,7 +34,8 @@ func TestOpenAPI(t *testing.T) {
 
 	var keeper *gatekeeper.Keeper // the routes are listed, never called
 	var engine *workflow.Engine
-	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine}}
+	var collector *gc.Service
+	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector}}
 	var routes, documented []string
 	for _, rt := range h.routes() {
 		routes = append(routes, rt.method+" "+rt.path)

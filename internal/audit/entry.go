@@ -33,6 +33,9 @@ const (
 	ActionTokenChange   Action = "token_change"
 	// ActionDenied is a request refused for want of a role.
 	ActionDenied Action = "denied"
+	// ActionGC is a garbage collection (its summary); the tags a
+	// retention policy deleted are ActionDelete entries.
+	ActionGC Action = "gc"
 	// ActionException is an exception created or revoked (detail.op).
 	ActionException Action = "exception"
 )
@@ -42,7 +45,7 @@ func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
 		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
-		ActionException:
+		ActionGC, ActionException:
 		return true
 	}
 	return false

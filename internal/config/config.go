@@ -55,6 +55,8 @@ type Config struct {
 	// Database selects where state lives: SQLite files in the data
 	// directory (the default) or a PostgreSQL database that replicas share.
 	Database database.Config `yaml:"database"`
+	// GC configures garbage collection and retention (see gc.go).
+	GC GC `yaml:"gc"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
 	// Sign configures drydock's signing key.
@@ -279,6 +281,7 @@ func Default() Config {
 		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2, MaxDataAge: Duration(72 * time.Hour)},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
+		GC:              GC{Schedule: Duration(24 * time.Hour), Grace: Duration(time.Hour)},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Patch:           Patch{DistroInfo: "/usr/share/distro-info"},
 		Workflow: Workflow{Workers: 1, TickInterval: Duration(time.Minute), Debounce: Duration(2 * time.Minute),
@@ -374,6 +377,8 @@ var envVars = map[string]func(c *Config, v string) error{
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)
 	},
+	"DRYDOCK_GC_SCHEDULE":     func(c *Config, v string) error { return setDuration(&c.GC.Schedule, v) },
+	"DRYDOCK_GC_GRACE":        func(c *Config, v string) error { return setDuration(&c.GC.Grace, v) },
 	"DRYDOCK_DATABASE_DRIVER": func(c *Config, v string) error { c.Database.Driver = database.Driver(v); return nil },
 	"DRYDOCK_DATABASE_DSN":    func(c *Config, v string) error { c.Database.DSN = v; return nil },
 }
@@ -517,6 +522,7 @@ func (c *Config) Validate() error {
 	if err := c.Database.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.GC.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

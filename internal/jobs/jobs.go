@@ -278,6 +278,14 @@ func New(ctx context.Context, db *database.DB, opts ...Option) (*Queue, error) {
 // (retried up to the max attempts, recorded in Job.Errors); wrap it with
 // Permanent to stop retrying. Handlers must be idempotent (see package doc).
 func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) error {
+	return RegisterWithTimeout(q, 0, fn)
+}
+
+// RegisterWithTimeout is Register with the time-out of one attempt set for
+// this kind: d > 0 replaces the queue's WithJobTimeout, d < 0 means none
+// (a long job that bounds itself, such as a garbage collection), 0 keeps
+// the queue's.
+func RegisterWithTimeout[A JobArgs](q *Queue, d time.Duration, fn func(ctx context.Context, args A) error) error {
 	var zero A
 	kind := zero.Kind()
 	if fn == nil {
@@ -296,17 +304,29 @@ func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) e
 	case q.kinds[kind]:
 		return fmt.Errorf("registering job kind %q: already registered", kind)
 	}
-	w := river.WorkFunc(func(ctx context.Context, job *river.Job[A]) error {
+	w := &worker[A]{timeout: d, fn: func(ctx context.Context, job *river.Job[A]) error {
 		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Rescued: rescuedAttempts(job.Errors)}
 		ctx = context.WithValue(ctx, queueKey{}, q)
 		return fn(context.WithValue(ctx, infoKey{}, info), job.Args)
-	})
+	}}
 	if err := river.AddWorkerSafely(q.workers, w); err != nil {
 		return fmt.Errorf("registering job kind %q: %w", kind, err)
 	}
 	q.kinds[kind] = true
 	return nil
 }
+
+// worker is a River worker calling fn, with its own attempt time-out.
+type worker[A JobArgs] struct {
+	river.WorkerDefaults[A]
+	timeout time.Duration
+	fn      func(ctx context.Context, job *river.Job[A]) error
+}
+
+func (w *worker[A]) Work(ctx context.Context, job *river.Job[A]) error { return w.fn(ctx, job) }
+
+// Timeout implements River's per-worker time-out (0: the client's).
+func (w *worker[A]) Timeout(*river.Job[A]) time.Duration { return w.timeout }
 
 type infoKey struct{}
 

@@ -56,7 +56,15 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, data []byte) (ocisp
 		return ocispec.Descriptor{}, fmt.Errorf("put blob into %q: invalid repository name", repo)
 	}
 	d := digest.SHA256.FromBytes(data)
-	if size, err := r.blobSize(ctx, d); err != nil || size != int64(len(data)) {
+	g, err := r.guard(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("put blob into %s: %w", repo, err)
+	}
+	defer g.Done()
+	if err := protect(ctx, g, BlobKey(d), LayerKey(repo, d)); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("put blob into %s: %w", repo, err)
+	}
+	if size, err := r.blobSizeDirect(ctx, d); err != nil || size != int64(len(data)) {
 		if err := r.putAtomic(ctx, blobDataPath(d), data); err != nil {
 			return ocispec.Descriptor{}, fmt.Errorf("storing blob %s: %w", d, err)
 		}

@@ -113,6 +113,10 @@ func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, name, r
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.CopyN(w, rc, desc.Size); err != nil {
 		r.log.WarnContext(ctx, "streaming manifest failed", "repo", name, "digest", desc.Digest, "err", err)
+		return nil
+	}
+	if r.pulls != nil {
+		r.pulls(context.WithoutCancel(ctx), name, desc.Digest)
 	}
 	return nil
 }
@@ -192,11 +196,19 @@ func (r *Registry) storeManifest(ctx context.Context, name, contentType string, 
 	if err != nil {
 		return ocispec.Descriptor{}, nil, errManifestInvalid(err.Error())
 	}
+	g, err := r.guard(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	defer g.Done()
+	if err := protect(ctx, g, manifestKeys(name, d, info)...); err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
 	if err := r.checkReferences(ctx, name, info); err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
 
-	if size, err := r.blobSize(ctx, d); err != nil || size != int64(len(body)) {
+	if size, err := r.blobSizeDirect(ctx, d); err != nil || size != int64(len(body)) {
 		if err := r.putAtomic(ctx, blobDataPath(d), body); err != nil {
 			return ocispec.Descriptor{}, nil, fmt.Errorf("storing manifest %s: %w", d, err)
 		}
@@ -227,11 +239,29 @@ func (r *Registry) storeManifest(ctx context.Context, name, contentType string, 
 	return desc, info, nil
 }
 
+// manifestKeys are the objects a manifest put relies on or creates: its
+// content and revision, its blobs and their links, its children, and its
+// referrers entry.
+func manifestKeys(name string, d digest.Digest, info *manifestInfo) []string {
+	keys := []string{BlobKey(d), ManifestKey(name, d)}
+	for _, b := range info.Blobs {
+		keys = append(keys, BlobKey(b.Digest), LayerKey(name, b.Digest))
+	}
+	for _, m := range info.Manifests {
+		keys = append(keys, BlobKey(m.Digest), ManifestKey(name, m.Digest))
+	}
+	if info.Subject != nil {
+		keys = append(keys, ReferrerKey(name, info.Subject.Digest, d))
+	}
+	return keys
+}
+
 // checkReferences requires the manifest's blobs and child manifests to be
-// present in the repository. The subject may be missing.
+// present in the repository, reading through the direct driver (the
+// caller has protected them). The subject may be missing.
 func (r *Registry) checkReferences(ctx context.Context, name string, info *manifestInfo) error {
 	for _, b := range info.Blobs {
-		if _, err := r.linkedBlob(ctx, name, b.Digest); err != nil {
+		if _, err := r.linkedBlobDirect(ctx, name, b.Digest); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return newAPIError(http.StatusBadRequest, codeManifestBlobUnkown, "blob unknown to registry",
 					map[string]string{"digest": b.Digest.String()})
@@ -240,7 +270,7 @@ func (r *Registry) checkReferences(ctx context.Context, name string, info *manif
 		}
 	}
 	for _, m := range info.Manifests {
-		if _, err := r.resolveManifest(ctx, name, m.Digest.String()); err != nil {
+		if err := r.manifestStoredDirect(ctx, name, m.Digest); err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return newAPIError(http.StatusBadRequest, codeManifestBlobUnkown, "manifest unknown to registry",
 					map[string]string{"digest": m.Digest.String()})
@@ -249,6 +279,20 @@ func (r *Registry) checkReferences(ctx context.Context, name string, info *manif
 		}
 	}
 	return nil
+}
+
+// manifestStoredDirect checks that manifest d is stored in name: its
+// revision link, and its content read through the direct driver.
+func (r *Registry) manifestStoredDirect(ctx context.Context, name string, d digest.Digest) error {
+	got, err := r.readLink(ctx, revisionLinkPath(name, d))
+	if err != nil {
+		return err
+	}
+	if got != d {
+		return ErrNotFound
+	}
+	_, err = r.blobSizeDirect(ctx, d)
+	return err
 }
 
 // notify tells the listeners about a stored manifest; their errors are

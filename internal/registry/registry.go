@@ -105,6 +105,20 @@ func WithClock(c Clock) Option {
 	}
 }
 
+// WithDirectDriver sets the driver writes check existence through after
+// protecting (see Barrier): the storage without the caches in front of
+// driver, which a collector on another process deletes behind. Default:
+// driver itself.
+func WithDirectDriver(d storagedriver.StorageDriver) Option {
+	return func(r *Registry) error {
+		if d == nil {
+			return errors.New("nil direct driver")
+		}
+		r.direct = d
+		return nil
+	}
+}
+
 // Registry is an OCI distribution-spec v1.1 registry over a distribution
 // storage driver. It is an http.Handler for /v2/ and below.
 type Registry struct {
@@ -114,6 +128,15 @@ type Registry struct {
 	uploadObserver  func(repo string, bytes int64, d time.Duration)
 	maxManifestSize int64
 	listeners       []ManifestListener
+	// barrier coordinates writes with an online collection (barrier.go).
+	barrier Barrier
+	// direct is the driver without caches: what a write checks after
+	// protecting, so that it sees a collector's deletions.
+	direct storagedriver.StorageDriver
+	// quota, when set, decides whether a repository may grow (quota.go).
+	quota Quota
+	// pulls, when set, is told about manifests served by GET.
+	pulls PullObserver
 }
 
 // New returns a Registry storing everything through driver.
@@ -126,6 +149,7 @@ func New(ctx context.Context, driver storagedriver.StorageDriver, opts ...Option
 		log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 		clock:           systemClock{},
 		maxManifestSize: defaultMaxManifestSize,
+		barrier:         noBarrier{},
 	}
 	for _, o := range opts {
 		if err := o(r); err != nil {
@@ -134,6 +158,9 @@ func New(ctx context.Context, driver storagedriver.StorageDriver, opts ...Option
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("creating registry: %w", err)
+	}
+	if r.direct == nil {
+		r.direct = driver
 	}
 	return r, nil
 }

@@ -87,6 +87,41 @@ func (r *Registry) blobSize(ctx context.Context, d digest.Digest) (int64, error)
 	return fi.Size(), nil
 }
 
+// blobSizeDirect is blobSize read through the direct driver: what a write
+// checks after protecting the blob (see Barrier), which must see a
+// collector's deletion even when a cache in front of the driver remembers
+// the blob.
+func (r *Registry) blobSizeDirect(ctx context.Context, d digest.Digest) (int64, error) {
+	fi, err := r.direct.Stat(ctx, blobDataPath(d))
+	if err != nil {
+		if isNotFound(err) {
+			return 0, ErrNotFound
+		}
+		return 0, fmt.Errorf("stat blob %s: %w", d, err)
+	}
+	if fi.IsDir() {
+		return 0, ErrNotFound
+	}
+	return fi.Size(), nil
+}
+
+// guard enters the barrier for one write.
+func (r *Registry) guard(ctx context.Context) (Guard, error) {
+	g, err := r.barrier.Enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBarrier, err)
+	}
+	return g, nil
+}
+
+// protect is Guard.Protect with the error marked as the barrier's.
+func protect(ctx context.Context, g Guard, keys ...string) error {
+	if err := g.Protect(ctx, keys...); err != nil {
+		return fmt.Errorf("%w: %w", ErrBarrier, err)
+	}
+	return nil
+}
+
 // exists reports whether p exists on the driver.
 func (r *Registry) exists(ctx context.Context, p string) (bool, error) {
 	_, err := r.driver.Stat(ctx, p)
@@ -122,6 +157,25 @@ func (r *Registry) deletePath(ctx context.Context, p string) error {
 		return fmt.Errorf("deleting %s: %w", p, err)
 	}
 	return nil
+}
+
+// linkedBlobDirect is linkedBlob with the blob's existence read through the
+// direct driver (links are never cached).
+func (r *Registry) linkedBlobDirect(ctx context.Context, name string, d digest.Digest) (int64, error) {
+	for _, p := range []string{layerLinkPath(name, d), revisionLinkPath(name, d)} {
+		got, err := r.readLink(ctx, p)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if got != d {
+			continue
+		}
+		return r.blobSizeDirect(ctx, d)
+	}
+	return 0, ErrNotFound
 }
 
 // linkedBlob resolves a blob in a repository: the repository must link it

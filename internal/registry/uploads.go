@@ -58,7 +58,10 @@ type uploadPart struct {
 }
 
 type uploadStateFile struct {
-	StartedAt time.Time    `json:"startedAt"`
+	StartedAt time.Time `json:"startedAt"`
+	// UpdatedAt is when the upload last received bytes: how long it has
+	// been idle decides when it is abandoned.
+	UpdatedAt time.Time    `json:"updatedAt,omitzero"`
 	Algorithm string       `json:"algorithm"`
 	Offset    int64        `json:"offset"`
 	Hash      []byte       `json:"hash"`
@@ -87,7 +90,7 @@ func (r *Registry) saveUpload(ctx context.Context, u *upload) error {
 	if err != nil {
 		return fmt.Errorf("marshalling %s hash state: %w", u.alg, err)
 	}
-	b, err := json.Marshal(uploadStateFile{StartedAt: u.startedAt, Algorithm: u.alg.String(), Offset: u.size, Hash: st, Parts: u.parts})
+	b, err := json.Marshal(uploadStateFile{StartedAt: u.startedAt, UpdatedAt: r.clock.Now().UTC(), Algorithm: u.alg.String(), Offset: u.size, Hash: st, Parts: u.parts})
 	if err != nil {
 		return fmt.Errorf("encoding upload state: %w", err)
 	}
@@ -261,20 +264,26 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 // mount links an existing blob into name: from the repository from when it
 // links the blob, or (anonymous, from == "") when the blob exists anywhere.
 func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from string) (bool, error) {
+	if from != "" && !imgref.ValidRepository(from) {
+		return false, nil
+	}
+	g, err := r.guard(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer g.Done()
+	if err := protect(ctx, g, BlobKey(d), LayerKey(name, d)); err != nil {
+		return false, err
+	}
 	if from != "" {
-		if !imgref.ValidRepository(from) {
-			return false, nil
-		}
-		if _, err := r.linkedBlob(ctx, from, d); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return false, nil
-			}
-			return false, err
-		}
-	} else if _, err := r.blobSize(ctx, d); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
+		_, err = r.linkedBlobDirect(ctx, from, d)
+	} else {
+		_, err = r.blobSizeDirect(ctx, d)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
 		return false, err
 	}
 	if err := r.writeLink(ctx, layerLinkPath(name, d), d); err != nil {
@@ -399,16 +408,8 @@ func (r *Registry) completeUpload(ctx context.Context, w http.ResponseWriter, u 
 		_ = r.deletePath(ctx, uploadDir(u.name, u.id))
 		return errDigestInvalid(map[string]string{"expected": want.String(), "computed": got.String()})
 	}
-	if size, err := r.blobSize(ctx, want); err == nil && size == u.size {
-		// Already stored (content-addressed): nothing to move.
-	} else if err := r.storeUpload(ctx, u, want); err != nil {
-		// A concurrent completion of the same content may have won.
-		if size, serr := r.blobSize(ctx, want); serr != nil || size != u.size {
-			return err
-		}
-	}
-	if err := r.writeLink(ctx, layerLinkPath(u.name, want), want); err != nil {
-		return fmt.Errorf("linking blob %s into %s: %w", want, u.name, err)
+	if err := r.linkUpload(ctx, u, want); err != nil {
+		return err
 	}
 	if err := r.deletePath(ctx, uploadDir(u.name, u.id)); err != nil {
 		r.log.WarnContext(ctx, "removing finished upload", "repo", u.name, "upload", u.id, "err", err)
@@ -421,6 +422,32 @@ func (r *Registry) completeUpload(ctx context.Context, w http.ResponseWriter, u 
 		r.uploadObserver(u.name, u.size, d)
 	}
 	blobCreated(w, u.name, want)
+	return nil
+}
+
+// linkUpload makes the upload's bytes blob want of the repository: it
+// protects the blob and its link (see Barrier), stores the bytes unless the
+// blob is stored already, and links it.
+func (r *Registry) linkUpload(ctx context.Context, u *upload, want digest.Digest) error {
+	g, err := r.guard(ctx)
+	if err != nil {
+		return err
+	}
+	defer g.Done()
+	if err := protect(ctx, g, BlobKey(want), LayerKey(u.name, want)); err != nil {
+		return err
+	}
+	if size, err := r.blobSizeDirect(ctx, want); err == nil && size == u.size {
+		// Already stored (content-addressed): nothing to move.
+	} else if err := r.storeUpload(ctx, u, want); err != nil {
+		// A concurrent completion of the same content may have won.
+		if size, serr := r.blobSizeDirect(ctx, want); serr != nil || size != u.size {
+			return err
+		}
+	}
+	if err := r.writeLink(ctx, layerLinkPath(u.name, want), want); err != nil {
+		return fmt.Errorf("linking blob %s into %s: %w", want, u.name, err)
+	}
 	return nil
 }
 
@@ -522,8 +549,9 @@ func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, name, 
 	return nil
 }
 
-// PurgeUploads removes uploads started more than olderThan ago (and stale
-// temporary files), returning how many uploads it removed.
+// PurgeUploads removes uploads idle for more than olderThan (no bytes
+// received since) and staging files older than that, returning how many
+// uploads it removed. A collection (Collect) does the same.
 func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Duration) (int, error) {
 	cutoff := r.clock.Now().Add(-olderThan)
 	purged := 0
@@ -539,7 +567,7 @@ func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Duration) (i
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if started := r.uploadAge(ctx, name, id); started.After(cutoff) {
+			if last, _ := r.uploadActivity(ctx, name, id); last.After(cutoff) {
 				continue
 			}
 			if err := r.deletePath(ctx, uploadDir(name, id)); err != nil {
@@ -552,31 +580,56 @@ func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Duration) (i
 	if err != nil {
 		return purged, fmt.Errorf("purging uploads: %w", err)
 	}
-	tmps, err := r.list(ctx, tmpRoot())
+	stale, err := r.staleTemps(ctx, cutoff)
 	if err != nil {
 		return purged, fmt.Errorf("purging temporary files: %w", err)
 	}
-	for _, t := range tmps {
-		p := path.Join(tmpRoot(), t)
-		if fi, err := r.driver.Stat(ctx, p); err == nil && fi.ModTime().Before(cutoff) {
-			if err := r.deletePath(ctx, p); err != nil {
-				return purged, fmt.Errorf("purging temporary files: %w", err)
-			}
+	for _, t := range stale {
+		if err := r.deletePath(ctx, path.Join(tmpRoot(), t.Name)); err != nil {
+			return purged, fmt.Errorf("purging temporary files: %w", err)
 		}
 	}
 	return purged, nil
 }
 
-// uploadAge is when an upload started: from its state, else (a directory a
-// crash or a race left without one) the newest modification time of what
-// it holds; zero when it holds nothing datable, which purges it.
-func (r *Registry) uploadAge(ctx context.Context, name, id string) time.Time {
+// staleTemps lists the staging files last written before cutoff: atomic
+// writes a crash cut off (a live one is a few milliseconds old).
+func (r *Registry) staleTemps(ctx context.Context, cutoff time.Time) ([]Item, error) {
+	names, err := r.list(ctx, tmpRoot())
+	if err != nil {
+		return nil, err
+	}
+	var out []Item
+	for _, t := range names {
+		if fi, err := r.driver.Stat(ctx, path.Join(tmpRoot(), t)); err == nil && fi.ModTime().Before(cutoff) {
+			out = append(out, Item{Kind: KindTemp, Name: t, Size: fi.Size()})
+		}
+	}
+	return out, nil
+}
+
+// uploadActivity returns when an upload last received bytes (from its
+// state; for a directory without a readable state, the newest
+// modification time of what it holds) and how many bytes its state
+// covers.
+func (r *Registry) uploadActivity(ctx context.Context, name, id string) (time.Time, int64) {
 	if b, err := r.driver.GetContent(ctx, uploadStatePath(name, id)); err == nil {
 		var st uploadStateFile
 		if json.Unmarshal(b, &st) == nil && !st.StartedAt.IsZero() {
-			return st.StartedAt
+			last := st.StartedAt
+			if st.UpdatedAt.After(last) {
+				last = st.UpdatedAt
+			}
+			return last, st.Offset
 		}
 	}
+	return r.uploadAge(ctx, name, id), 0
+}
+
+// uploadAge is when a directory a crash or a race left without a state
+// was last written: the newest modification time of what it holds; zero
+// when it holds nothing datable, which purges it.
+func (r *Registry) uploadAge(ctx context.Context, name, id string) time.Time {
 	var newest time.Time
 	dir := uploadDir(name, id)
 	names, _ := r.list(ctx, dir)

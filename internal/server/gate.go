@@ -73,6 +73,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		// The sweep has a worker of its own: it never waits for, or holds
 		// up, a scan.
 		jobs.WithQueue(gatekeeper.SweepQueue, 1),
+		jobs.WithQueue(gcQueue, 1),
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.

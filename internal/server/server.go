@@ -57,6 +57,8 @@ type Server struct {
 	metricsAddr atomic.Value // string
 	// workflows is continuous patching.
 	workflows *workflowParts
+	// gc is garbage collection and retention.
+	gc *gcParts
 }
 
 // Option configures a Server.
@@ -93,11 +95,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	gcp, err := joinGC(ctx, dbs, log)
+	if err != nil {
+		closeAudit()
+		return nil, err
+	}
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
-	reg, err := registry.New(ctx, storage.Driver,
+	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(),
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
 		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+			gcp.manifestPushed(ctx, log, repo, tag, desc.Digest)
 			if imgref.IsLive(repo) {
 				return nil // only promotion writes to live/, and it audits itself
 			}
@@ -119,13 +127,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			}
 			return nil
 		})),
-	)
+	)...)
 	if err != nil {
+		_ = gcp.close()
 		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	gp, err := openGate(ctx, cfg, dbs, log, reg, audits, m, o.now)
 	if err != nil {
+		_ = gcp.close()
+		closeAudit()
+		return nil, err
+	}
+	if err := gcp.start(cfg, log, reg, gp, audits, m, o.now); err != nil {
+		gp.close(ctx)
+		_ = gcp.close()
 		closeAudit()
 		return nil, err
 	}
@@ -133,10 +149,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	wf, err := openWorkflows(ctx, cfg, dbs, log, reg, gp, o.now)
 	if err != nil {
 		gp.close(ctx)
+		_ = gcp.close()
 		closeAudit()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf}
+	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf, gc: gcp}
 	s.health = health.NewChecker(time.Second,
 		health.Probe{Name: "database", Check: dbs.Ping},
 		health.Probe{Name: "storage", Check: s.storageReady})
@@ -145,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		gp.close(ctx)
 		wf.close()
+		_ = gcp.close()
 		closeAudit()
 		return nil, err
 	}
@@ -153,7 +171,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
 	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Patches: gp.patches, Authorize: apiAuthorizer,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper}))
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper, GC: gcp.service}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
@@ -215,8 +233,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopBg(); wg.Wait() }()
 	wg.Go(func() { s.purgeLoop(bgCtx) })
 	wg.Go(func() { s.health.Run(bgCtx) })
+	wg.Go(func() { s.gc.run(bgCtx) })
 	if err := s.gate.start(bgCtx); err != nil {
 		_ = s.gate.close(context.Background())
+		stopBg()
+		wg.Wait()
+		_ = s.gc.close()
 		_ = s.closeAudit()
 		return err
 	}
@@ -277,6 +299,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := s.workflows.close(); err != nil {
 		s.log.Warn("closing the workflow store", "err", err)
+	}
+	wg.Wait() // the gc member's loop ends before it leaves
+	if err := s.gc.close(); err != nil {
+		s.log.Warn("leaving garbage collection", "err", err)
 	}
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)

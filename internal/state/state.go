@@ -13,6 +13,7 @@ import (
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/exceptions"
+	"github.com/drydock-project/drydock/internal/gc"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/regstore"
 	"github.com/drydock-project/drydock/internal/store"
@@ -52,6 +53,7 @@ func Components(cfg config.Config) []Component {
 		schema(audit.Component, audit.Migrations, audit.Tables),
 		schema(workflow.Component, workflow.Migrations, workflow.Tables),
 		schema(exceptions.Component, exceptions.Migrations, exceptions.Tables),
+		schema(gc.Component, gc.Migrations, gc.Tables),
 		{Name: jobs.Component, Migrate: jobs.Migrate},
 	}
 	if regstore.IndexInDatabase(cfg) {

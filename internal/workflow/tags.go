@@ -3,7 +3,6 @@ package workflow
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 
@@ -75,23 +74,9 @@ type Selection struct {
 	Ignored  []IgnoredTag `json:"ignored,omitempty"`
 }
 
-var (
-	incrementRE = regexp.MustCompile(`^(.+)-([1-9][0-9]{0,2})$`)
-	floatingRE  = regexp.MustCompile(`^(.+)-patched$`)
-)
-
 // patchTagOf reports whether tag is a patch output tag (TAG-N, N 1..999,
-// or TAG-patched) and of which base.
-func patchTagOf(tag string) (base string, n int, ok bool) {
-	if m := incrementRE.FindStringSubmatch(tag); m != nil {
-		n, _ = strconv.Atoi(m[2])
-		return m[1], n, true
-	}
-	if m := floatingRE.FindStringSubmatch(tag); m != nil {
-		return m[1], 0, true
-	}
-	return "", 0, false
-}
+// or TAG-patched) and of which base (imgref.PatchTag).
+func patchTagOf(tag string) (base string, n int, ok bool) { return imgref.PatchTag(tag) }
 
 // Select resolves cfg against the registry: which original tags it
 // matches, with their latest patch and next patch tag. It fails when more

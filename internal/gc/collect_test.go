@@ -1,0 +1,140 @@
+package gc
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/database/dbtest"
+	"github.com/drydock-project/drydock/internal/registry"
+)
+
+// TestCollectKeepsReachable: a collection deletes exactly what no tag
+// reaches (an untagged image, a deleted tag's image, a stray blob, the
+// referrer of a collected subject) and keeps tagged images, an index's
+// untagged children, referrers of kept subjects and shared layers; a dry
+// run reports the same and deletes nothing.
+func TestCollectKeepsReachable(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, newTarget func(t testing.TB) dbtest.Target) {
+		s := newSetup(t, newTarget(t))
+		shared := s.pushBlob("app", randomBytes(2000))
+		a := s.pushImage("app", "a", 2, []ocispec.Descriptor{shared}, nil)
+		b := s.pushImage("app", "b", 2, []ocispec.Descriptor{shared}, nil)
+		c := s.pushImage("app", "", 1, nil, nil) // by digest only
+		ra := s.pushImage("app", "", 1, nil, &a.desc)
+		rc := s.pushImage("app", "", 1, nil, &c.desc)
+		x := s.pushImage("app", "", 1, nil, nil)
+		y := s.pushImage("app", "", 1, nil, nil)
+		idx := s.pushIndex("app", "multi", x.desc, y.desc)
+		stray := s.pushBlob("app", randomBytes(500))
+		s.mount("other", shared.Digest, "app")
+		other := s.pushImage("other", "latest", 0, []ocispec.Descriptor{shared}, nil)
+		if code, _, _ := s.do("DELETE", "/v2/app/manifests/b", nil); code != http.StatusAccepted {
+			t.Fatalf("untag: %d", code)
+		}
+
+		want := map[digest.Digest]bool{}
+		for _, img := range []image{b, c, rc} {
+			want[img.desc.Digest] = true
+			for _, bl := range img.blobs[:len(img.blobs)] {
+				if bl.Digest != shared.Digest {
+					want[bl.Digest] = true
+				}
+			}
+		}
+		want[stray.Digest] = true
+
+		dry := s.collect(registry.CollectOptions{DryRun: true})
+		before := s.blobsOnDisk()
+		rep := s.collect(registry.CollectOptions{})
+		if got := deletedBlobs(rep); !sameSet(got, want) {
+			t.Errorf("deleted blobs %v, want %v", got, want)
+		}
+		if got := deletedBlobs(dry); !sameSet(got, want) {
+			t.Errorf("dry run listed blobs %v, want %v", got, want)
+		}
+		if len(dry.Items) != len(rep.Items) {
+			t.Errorf("dry run listed %d items, the run deleted %d:\n%v\n%v", len(dry.Items), len(rep.Items), dry.Items, rep.Items)
+		}
+		after := s.blobsOnDisk()
+		for d := range before {
+			if after[d] == want[d] {
+				t.Errorf("blob %s: on disk %v after, deletion wanted %v", d, after[d], want[d])
+			}
+		}
+		if rep.Deleted[registry.KindManifest] != 3 || rep.Deleted[registry.KindReferrer] != 1 {
+			t.Errorf("deleted %v, want 3 manifests (b, c, c's referrer) and c's referrers entry", rep.Deleted)
+		}
+		s.mustPull("app", "a", a)
+		s.mustPull("app", ra.desc.Digest.String(), ra)
+		s.mustPull("app", "multi", image{})
+		s.mustPull("app", x.desc.Digest.String(), x)
+		s.mustPull("app", y.desc.Digest.String(), y)
+		s.mustPull("other", "latest", other)
+		if code := s.status("/v2/app/manifests/" + idx.Digest.String()); code != http.StatusOK {
+			t.Errorf("index: %d", code)
+		}
+		for _, gone := range []string{"/v2/app/manifests/" + c.desc.Digest.String(), "/v2/app/manifests/" + b.desc.Digest.String(),
+			"/v2/app/blobs/" + stray.Digest.String()} {
+			if code := s.status(gone); code != http.StatusNotFound {
+				t.Errorf("GET %s after collection: %d, want 404", gone, code)
+			}
+		}
+		// The referrers of a kept subject are listed, the collected
+		// subject's referrer is gone.
+		_, _, body := s.do("GET", "/v2/app/referrers/"+a.desc.Digest.String(), nil)
+		if !contains(string(body), ra.desc.Digest.String()) {
+			t.Errorf("referrers of a: %s", body)
+		}
+		// A second collection finds nothing.
+		if again := s.collect(registry.CollectOptions{}); len(again.Items) != 0 {
+			t.Errorf("second collection deleted %v", again.Items)
+		}
+	})
+}
+
+// TestCollectGrace: an untagged manifest and a stray blob younger than
+// the grace period are kept, with what they reference.
+func TestCollectGrace(t *testing.T) {
+	s := newSetup(t, dbtest.SQLite(t))
+	c := s.pushImage("app", "", 1, nil, nil)
+	stray := s.pushBlob("app", randomBytes(300))
+	rep := s.collect(registry.CollectOptions{Grace: time.Hour})
+	if len(rep.Items) != 0 {
+		t.Fatalf("deleted within the grace period: %v", rep.Items)
+	}
+	s.mustPull("app", c.desc.Digest.String(), c)
+	rep = s.collect(registry.CollectOptions{})
+	got := deletedBlobs(rep)
+	if !got[c.desc.Digest] || !got[stray.Digest] {
+		t.Fatalf("without grace: deleted %v", got)
+	}
+}
+
+func deletedBlobs(rep *registry.Report) map[digest.Digest]bool {
+	out := map[digest.Digest]bool{}
+	for _, it := range rep.Items {
+		if it.Kind == registry.KindBlob {
+			out[digest.Digest(it.Digest)] = true
+		}
+	}
+	return out
+}
+
+func sameSet(a, b map[digest.Digest]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,342 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/drydock-project/drydock/internal/imgref"
+)
+
+// blobClaimBatch is how many blobs one claim reserves: a write that
+// protects one of them waits for at most this many deletions.
+const blobClaimBatch = 64
+
+// candidate is an object the marking did not keep.
+type candidate struct {
+	key  string
+	path string // what to delete on the driver
+	item Item
+	// d is the manifest or blob link's digest, subject an entry's subject.
+	d, subject digest.Digest
+}
+
+// sweepRepositories deletes, one repository at a time, the manifests,
+// referrers entries and blob links the marking did not keep. A
+// repository's candidates are claimed together, so that a manifest a
+// write protected meanwhile keeps, with itself, whatever it references
+// among them.
+func (c *collection) sweepRepositories(ctx context.Context) error {
+	c.progress(PhaseSweep, 0, len(c.names))
+	for i, name := range c.names {
+		if err := c.sweepRepo(ctx, c.repos[name]); err != nil {
+			return fmt.Errorf("repository %s: %w", name, err)
+		}
+		c.progress(PhaseSweep, i+1, len(c.names))
+	}
+	return nil
+}
+
+func (c *collection) repoCandidates(rs *repoState) []candidate {
+	var out []candidate
+	for _, d := range slices.Sorted(maps.Keys(rs.revisions)) {
+		if !rs.kept[d] {
+			out = append(out, candidate{key: ManifestKey(rs.name, d), path: revisionDir(rs.name, d), d: d,
+				item: Item{Kind: KindManifest, Repository: rs.name, Digest: d.String()}})
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(rs.entries)) {
+		for _, r := range rs.entries[s] {
+			if !rs.kept[r] {
+				out = append(out, candidate{key: ReferrerKey(rs.name, s, r), path: referrerPath(rs.name, s, r), d: r, subject: s,
+					item: Item{Kind: KindReferrer, Repository: rs.name, Subject: s.String(), Digest: r.String()}})
+			}
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(rs.layers)) {
+		if !rs.keptLayers[d] {
+			out = append(out, candidate{key: LayerKey(rs.name, d), path: path.Dir(layerLinkPath(rs.name, d)), d: d,
+				item: Item{Kind: KindLayer, Repository: rs.name, Digest: d.String()}})
+		}
+	}
+	return out
+}
+
+func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
+	cands := c.repoCandidates(rs)
+	if len(cands) == 0 {
+		return nil
+	}
+	if c.o.DryRun {
+		for _, cd := range cands {
+			c.rep.add(cd.item, c.o.MaxItems)
+		}
+		return nil
+	}
+	keys := make([]string, len(cands))
+	for i, cd := range cands {
+		keys[i] = cd.key
+	}
+	claimed, err := c.o.Coordinator.Claim(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("claiming: %w", err)
+	}
+	defer func() {
+		if rerr := c.o.Coordinator.Release(context.WithoutCancel(ctx), claimed); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("releasing claims: %w", rerr))
+		}
+	}()
+	isClaimed := make(map[string]bool, len(claimed))
+	for _, k := range claimed {
+		isClaimed[k] = true
+	}
+	// What a write protected since the listing is kept, with what it
+	// references: its closure may reach other candidates, claimed or not.
+	var protected []digest.Digest
+	for _, cd := range cands {
+		if isClaimed[cd.key] {
+			continue
+		}
+		c.rep.Protected++
+		switch cd.item.Kind {
+		case KindManifest:
+			protected = append(protected, cd.d)
+		case KindLayer:
+			rs.keptLayers[cd.d] = true
+		}
+	}
+	if _, err := c.close(ctx, rs, protected, func(d digest.Digest) {
+		if mr, err := c.manifestRefs(ctx, rs.name, d); err == nil {
+			for _, b := range mr.blobs {
+				rs.keptLayers[b] = true
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	var del [3][]candidate // entries, then manifests, then blob links
+	for _, cd := range cands {
+		if !isClaimed[cd.key] {
+			continue
+		}
+		switch cd.item.Kind {
+		case KindReferrer:
+			if !rs.kept[cd.d] {
+				del[0] = append(del[0], cd)
+			}
+		case KindManifest:
+			if !rs.kept[cd.d] {
+				del[1] = append(del[1], cd)
+			}
+		case KindLayer:
+			if !rs.keptLayers[cd.d] {
+				del[2] = append(del[2], cd)
+			}
+		}
+	}
+	for _, group := range del {
+		if err := c.deleteAll(ctx, group); err != nil {
+			return err
+		}
+	}
+	// What was deleted is no longer in the repository.
+	for _, cd := range del[1] {
+		delete(rs.revisions, cd.d)
+	}
+	for _, cd := range del[2] {
+		delete(rs.layers, cd.d)
+	}
+	return nil
+}
+
+// deleteAll deletes the candidates' paths, several at once, and reports
+// each deleted one.
+func (c *collection) deleteAll(ctx context.Context, cands []candidate) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listConcurrency)
+	for _, cd := range cands {
+		g.Go(func() error {
+			if err := c.r.deletePath(gctx, cd.path); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.rep.add(cd.item, c.o.MaxItems)
+			c.mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// keptBlobs is the content some kept manifest or blob link references.
+func (c *collection) keptBlobs() map[digest.Digest]bool {
+	keep := map[digest.Digest]bool{}
+	for _, rs := range c.repos {
+		for d := range rs.kept {
+			keep[d] = true
+		}
+		for d := range rs.keptLayers {
+			keep[d] = true
+		}
+	}
+	return keep
+}
+
+// sweepBlobs deletes the content no kept manifest or link references, in
+// batches claimed one at a time.
+func (c *collection) sweepBlobs(ctx context.Context) error {
+	keep := c.keptBlobs()
+	var cands []candidate
+	for _, d := range slices.Sorted(maps.Keys(c.data)) {
+		if !keep[d] {
+			cands = append(cands, candidate{key: BlobKey(d), path: path.Dir(blobDataPath(d)), d: d,
+				item: Item{Kind: KindBlob, Digest: d.String(), Size: c.data[d]}})
+		}
+	}
+	c.progress(PhaseBlobs, 0, len(cands))
+	if c.o.DryRun {
+		for _, cd := range cands {
+			c.rep.add(cd.item, c.o.MaxItems)
+			delete(c.data, cd.d)
+		}
+		c.progress(PhaseBlobs, len(cands), len(cands))
+		return nil
+	}
+	for start := 0; start < len(cands); start += blobClaimBatch {
+		batch := cands[start:min(start+blobClaimBatch, len(cands))]
+		if err := c.sweepBlobBatch(ctx, batch); err != nil {
+			return err
+		}
+		c.progress(PhaseBlobs, start+len(batch), len(cands))
+	}
+	return nil
+}
+
+func (c *collection) sweepBlobBatch(ctx context.Context, batch []candidate) (err error) {
+	keys := make([]string, len(batch))
+	for i, cd := range batch {
+		keys[i] = cd.key
+	}
+	claimed, err := c.o.Coordinator.Claim(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("claiming blobs: %w", err)
+	}
+	defer func() {
+		if rerr := c.o.Coordinator.Release(context.WithoutCancel(ctx), claimed); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("releasing claims: %w", rerr))
+		}
+	}()
+	isClaimed := map[string]bool{}
+	for _, k := range claimed {
+		isClaimed[k] = true
+	}
+	var del []candidate
+	for _, cd := range batch {
+		if isClaimed[cd.key] {
+			del = append(del, cd)
+		} else {
+			c.rep.Protected++
+		}
+	}
+	if err := c.deleteAll(ctx, del); err != nil {
+		return err
+	}
+	for _, cd := range del {
+		delete(c.data, cd.d)
+	}
+	return nil
+}
+
+// uploadBytes is what an upload has received, by repository (for usage).
+type uploadBytes map[string]int64
+
+// sweepUploads deletes upload sessions idle for longer than the upload
+// time-out and staging files older than it. Upload sessions are
+// referenced by nothing: deleting one makes its client start again.
+func (c *collection) sweepUploads(ctx context.Context) error {
+	c.pending = uploadBytes{}
+	for _, name := range c.names {
+		rs := c.repos[name]
+		for _, id := range rs.uploads {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			last, size := c.r.uploadActivity(ctx, name, id)
+			if c.o.UploadTimeout <= 0 || last.After(c.now.Add(-c.o.UploadTimeout)) {
+				c.pending[name] += size
+				continue
+			}
+			it := Item{Kind: KindUpload, Repository: name, Name: id, Size: size}
+			if !c.o.DryRun {
+				if err := c.r.deletePath(ctx, uploadDir(name, id)); err != nil {
+					return err
+				}
+			}
+			c.rep.add(it, c.o.MaxItems)
+		}
+	}
+	if c.o.UploadTimeout <= 0 {
+		return nil
+	}
+	stale, err := c.r.staleTemps(ctx, c.now.Add(-c.o.UploadTimeout))
+	if err != nil {
+		return err
+	}
+	for _, it := range stale {
+		if !c.o.DryRun {
+			if err := c.r.deletePath(ctx, path.Join(tmpRoot(), it.Name)); err != nil {
+				return err
+			}
+		}
+		c.rep.add(it, c.o.MaxItems)
+	}
+	return nil
+}
+
+// usage computes every repository's and namespace's usage after the
+// collection: distinct content of kept manifests and links, plus open
+// uploads.
+func (c *collection) usage() {
+	ns := map[string]map[digest.Digest]bool{}
+	nsPending := map[string]int64{}
+	for _, name := range c.names {
+		rs := c.repos[name]
+		n := imgref.Namespace(name)
+		if ns[n] == nil {
+			ns[n] = map[digest.Digest]bool{}
+		}
+		seen := map[digest.Digest]bool{}
+		var bytes int64
+		for _, set := range []map[digest.Digest]bool{rs.kept, rs.keptLayers} {
+			for d := range set {
+				size, ok := c.data[d]
+				if !ok || seen[d] {
+					continue
+				}
+				seen[d] = true
+				ns[n][d] = true
+				bytes += size
+			}
+		}
+		bytes += c.pending[name]
+		nsPending[n] += c.pending[name]
+		if bytes > 0 {
+			c.rep.Usage = append(c.rep.Usage, Usage{Scope: "repository", Name: name, Bytes: bytes})
+		}
+	}
+	for n, set := range ns {
+		bytes := nsPending[n]
+		for d := range set {
+			bytes += c.data[d]
+		}
+		if bytes > 0 {
+			c.rep.Usage = append(c.rep.Usage, Usage{Scope: "namespace", Name: n, Bytes: bytes})
+		}
+	}
+}
