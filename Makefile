@@ -18,7 +18,7 @@ STATICCHECK_VERSION := v0.8.2
 # distro-info-data tells the patcher which releases have reached end-of-life.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
 
-.PHONY: all build run test deps testimages lint unit trivycompat bench bench-patch bench-gate clean-cache
+.PHONY: all build run test deps testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-kube clean-cache
 
 all: build
 
@@ -28,7 +28,7 @@ build:
 run:
 	$(GO) run ./cmd/drydock serve
 
-test: deps lint testimages unit trivycompat
+test: deps lint testimages kube-bins unit trivycompat
 
 # Install missing Debian packages (needs root or sudo; otherwise the tests
 # that need them skip with a reason).
@@ -41,6 +41,15 @@ deps:
 
 testimages:
 	$(GO) run ./internal/testimage/cmd/build-testimages
+
+# The Kubernetes control plane the kube tests run against (kube-apiserver,
+# kube-controller-manager, etcd; no nodes), built from hack/kube, a separate
+# module so that k8s.io/kubernetes stays out of drydock's go.mod. About
+# 10 minutes and 2.9 GB of memory the first time, then cached.
+KUBE_VERSION := v1.37.2
+export DRYDOCK_KUBE_BIN ?= $(DRYDOCK_CACHE)/kube-$(KUBE_VERSION)
+kube-bins:
+	@nice -n 10 ./hack/kube/build.sh $(DRYDOCK_KUBE_BIN)
 
 $(TOOLS)/staticcheck-$(STATICCHECK_VERSION):
 	mkdir -p $(TOOLS)

@@ -33,13 +33,19 @@ const (
 	ActionTokenChange   Action = "token_change"
 	// ActionDenied is a request refused for want of a role.
 	ActionDenied Action = "denied"
+	// ActionAdmission is a Kubernetes admission the webhook denied (or,
+	// in audit-only mode, would have denied).
+	ActionAdmission Action = "admission"
+	// ActionRollout is a rollout of workloads to another image.
+	ActionRollout Action = "rollout"
 )
 
 // Valid reports whether a is one of the actions above.
 func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
-		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied:
+		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
+		ActionAdmission, ActionRollout:
 		return true
 	}
 	return false
