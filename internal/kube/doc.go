@@ -23,3 +23,9 @@
 //   - Rollout moves the workloads that run a repository to a patched tag
 //     by digest, waits for the rollout and rolls back when it fails.
 package kube
+
+import "errors"
+
+// ErrNotConfigured is returned for a Kubernetes feature the server's
+// configuration leaves off.
+var ErrNotConfigured = errors.New("not configured")

@@ -40,7 +40,7 @@ func newTestRegistry(t testing.TB) *testRegistry {
 // seed gives the same image.
 func (r *testRegistry) push(repo, tag string, seed int64) string {
 	r.t.Helper()
-	img, err := random.Image(64, 1, random.WithSource(rand(seed)))
+	img, err := random.Image(64, 1, random.WithSource(seeded(seed)))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ type testClock struct {
 func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *testClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 func newTestClock() *testClock           { return &testClock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)} }
-func rand(seed int64) *seededSource      { return &seededSource{x: uint64(seed)*2654435761 + 1} }
+func seeded(seed int64) *seededSource    { return &seededSource{x: uint64(seed)*2654435761 + 1} }
 func (s *seededSource) Int63() int64     { s.next(); return int64(s.x >> 1) }
 func (s *seededSource) Seed(seed int64)  { s.x = uint64(seed) }
 func (s *seededSource) Uint64() uint64   { s.next(); return s.x }

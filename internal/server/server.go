@@ -52,6 +52,8 @@ type Server struct {
 	gate *gateParts
 	// closeAuth closes the user and token store.
 	closeAuth func() error
+	// kube is the Kubernetes side: admission webhooks, inventory.
+	kube *kubeParts
 }
 
 // Option configures a Server.
@@ -126,6 +128,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s.closeAuth = authStore.Close
+	if s.kube, err = openKube(cfg, log, reg, gp, audits, m, o.now); err != nil {
+		authStore.Close()
+		gp.close(ctx)
+		closeAudit()
+		return nil, err
+	}
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
@@ -178,8 +186,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.gate.start(bgCtx, time.Duration(s.cfg.Gate.SweepInterval), wg.Go); err != nil {
 		_ = s.gate.close(context.Background())
 		_ = s.closeAudit()
+		s.kube.shutdown(context.Background())
 		return err
 	}
+	s.kube.start(bgCtx, wg.Go)
 
 	s.log.Info("drydock serving",
 		"addr", ln.Addr().String(),
@@ -191,6 +201,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
+		s.kube.shutdown(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -204,6 +215,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	s.kube.shutdown(sctx)
 	stopBg()
 	if err := s.gate.close(context.Background()); err != nil {
 		s.log.Warn("stopping the gate", "err", err)
