@@ -91,6 +91,7 @@ the other commands talk to it or work on images directly.`,
 		newVerdictCmd(g), newPromoteCmd(g), newRescanCmd(g),
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
+		newKubeCmd(g), newRolloutCmd(g),
 	)
 	return root
 }

@@ -5,7 +5,8 @@
 // Errors are {"error": {"code": CODE, "message": TEXT}} with an HTTP
 // status: 400 INVALID, 401 UNAUTHORIZED (from the auth layer), 403 DENIED
 // (a missing role) or PROMOTION_REFUSED (the verdict; the body also holds
-// it), 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 500 INTERNAL.
+// it), 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 409 NOT_CONFIGURED (a
+// feature the server's configuration leaves off), 500 INTERNAL.
 package api
 
 import (
@@ -47,7 +48,10 @@ type Authorizer func(r *http.Request, role, repository string) error
 
 // Options configure the handler.
 type Options struct {
-	Gate      Gate
+	Gate Gate
+	// Kube is the Kubernetes side (nil: its endpoints answer
+	// NOT_CONFIGURED).
+	Kube      Kube
 	Authorize Authorizer
 	// Actor names the request's principal for the audit log.
 	Actor func(r *http.Request) string
@@ -75,6 +79,11 @@ func Handler(o Options) http.Handler {
 		{http.MethodPost, "/api/v1/promote", h.promote},
 		{http.MethodPost, "/api/v1/imports", h.imports},
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodGet, "/api/v1/kube/images", h.kubeImages},
+		{http.MethodGet, "/api/v1/kube/affected", h.kubeAffected},
+		{http.MethodGet, "/api/v1/kube/webhook-configurations", h.kubeWebhooks},
+		{http.MethodPost, "/api/v1/kube/rollout-plan", h.kubePlan},
+		{http.MethodPost, "/api/v1/kube/rollouts", h.kubeRecordRollout},
 	}
 	methods := map[string]string{} // path -> method, for 405 answers
 	for _, rt := range routes {
@@ -159,11 +168,14 @@ func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
 	return repo, true
 }
 
-func decode(r *http.Request, v any) error {
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }
+
+// decodeLimit decodes a JSON body of at most limit bytes.
+func decodeLimit(r *http.Request, v any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.Join(errInvalid, errors.New("Content-Type must be application/json"))
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errors.Join(errInvalid, errors.New("request body: "+err.Error()))

@@ -20,23 +20,57 @@ import (
 )
 
 // kubeParts are the Kubernetes services of one server process: the
-// admission webhooks on their own HTTPS listener.
+// admission webhooks on their own HTTPS listener, the running-image
+// inventory and its watcher, and the service the API calls.
 type kubeParts struct {
 	cfg     config.Kube
 	log     *slog.Logger
 	metrics *metrics.Kube
+	service *kube.Service
 	// Set when the webhooks are on.
 	webhook *kube.Webhook
 	certs   *kube.Certs
 	ln      net.Listener
 	url     string // where the API server reaches the webhooks
 	hs      *http.Server
+	// Set when kube.watch is on.
+	inventory   *kube.SQLiteInventory
+	watcher     *kube.Watcher
+	stopWatch   context.CancelFunc
+	watcherDone chan struct{}
 }
 
 // openKube builds the Kubernetes services cfg turns on. The webhook
 // listener is bound here, so a taken port fails the start at once.
-func openKube(cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (*kubeParts, error) {
+func openKube(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *kubeParts, err error) {
 	k := &kubeParts{cfg: cfg.Kube, log: log.With("component", "kube"), metrics: m.NewKube()}
+	defer func() {
+		if err != nil {
+			k.shutdown(ctx)
+		}
+	}()
+	clientOpts := kube.ClientOptions{Kubeconfig: cfg.Kube.Kubeconfig, Context: cfg.Kube.Context}
+	k.service = &kube.Service{Client: kube.LazyClient(clientOpts), Audit: audits, Events: gp.dispatcher, Metrics: k.metrics, Log: k.log}
+	if len(cfg.Kube.Registry) > 0 {
+		if k.service.Planner, err = kube.NewPlanner(cfg.Kube.Registry, reg, gp.keeper); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Kube.Watch {
+		client, err := k.service.Client()
+		if err != nil {
+			return nil, fmt.Errorf("kube.watch: %w", err)
+		}
+		if k.inventory, err = kube.OpenSQLiteInventory(kube.InventoryPath(cfg.Data)); err != nil {
+			return nil, err
+		}
+		if k.watcher, err = kube.NewWatcher(kube.WatcherOptions{Client: client, Store: k.inventory, Cluster: cfg.Kube.Cluster,
+			Hosts: cfg.Kube.Registry, Registry: reg, ResyncInterval: time.Duration(cfg.Kube.ResyncInterval), Now: now,
+			Log: k.log, Metrics: k.metrics}); err != nil {
+			return nil, err
+		}
+		k.service.Queries = kube.NewQueries(k.inventory, gp.store, gp.store)
+	}
 	w := cfg.Kube.Webhook
 	if w.Addr == "" {
 		return k, nil
@@ -70,6 +104,13 @@ func openKube(cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *g
 	if k.url == "" { // port 0: the URL names the bound port
 		_, port, _ := net.SplitHostPort(k.ln.Addr().String())
 		k.url = "https://" + hostOnly(w.Addr) + ":" + port
+	}
+	k.service.Webhooks = func(mutating bool) (*kube.WebhookManifests, error) {
+		s, err := k.webhookSettings(mutating)
+		if err != nil {
+			return nil, err
+		}
+		return kube.WebhookConfigurations(s)
 	}
 	return k, nil
 }
@@ -123,8 +164,16 @@ func certHosts(w config.KubeWebhook, u string) []string {
 	return []string{h}
 }
 
-// start serves the webhooks until ctx ends.
+// start serves the webhooks and runs the watcher until ctx ends.
 func (k *kubeParts) start(ctx context.Context, spawn func(func())) {
+	if k.watcher != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		k.stopWatch, k.watcherDone = cancel, make(chan struct{})
+		go func() {
+			defer close(k.watcherDone)
+			k.watch(wctx)
+		}()
+	}
 	if k.ln == nil {
 		return
 	}
@@ -146,8 +195,39 @@ func (k *kubeParts) start(ctx context.Context, spawn func(func())) {
 	})
 }
 
-// shutdown stops the webhook listener, letting reviews in flight finish.
+// watch runs the watcher, starting it again (after 5 s, doubling to a
+// minute) when it stops on an error: the cluster may be away for a while.
+func (k *kubeParts) watch(ctx context.Context) {
+	delay := 5 * time.Second
+	for {
+		err := k.watcher.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		k.log.Error("inventory: watching stopped, starting again", "in", delay.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Minute)
+	}
+}
+
+// shutdown stops the watcher and the webhook listener (letting reviews
+// in flight finish), then closes the inventory.
 func (k *kubeParts) shutdown(ctx context.Context) {
+	if k.stopWatch != nil {
+		k.stopWatch()
+		<-k.watcherDone
+		k.stopWatch = nil
+	}
+	if k.inventory != nil {
+		if err := k.inventory.Close(); err != nil {
+			k.log.Warn("closing the inventory", "err", err)
+		}
+		k.inventory = nil
+	}
 	switch {
 	case k.hs != nil:
 		if err := k.hs.Shutdown(ctx); err != nil {

@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s.closeAuth = authStore.Close
-	if s.kube, err = openKube(cfg, log, reg, gp, audits, m, o.now); err != nil {
+	if s.kube, err = openKube(ctx, cfg, log, reg, gp, audits, m, o.now); err != nil {
 		authStore.Close()
 		gp.close(ctx)
 		closeAudit()
@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
-	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Authorize: apiAuthorizer,
+	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Kube: s.kube.service, Authorize: apiAuthorizer,
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
