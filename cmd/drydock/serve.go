@@ -28,7 +28,11 @@ One process serves, on one port:
   /healthz   liveness: 200 while the process runs
   /readyz    readiness: 200 when the blob storage answers
   /metrics   Prometheus metrics (requests, bytes in/out, upload durations)
-  /api/v1/   the JSON API: verdict, promote, imports, rescan
+  /api/v1/   the JSON API: verdict, promote, imports, rescan, kube
+
+With kube.webhook.addr set, the Kubernetes admission webhooks listen on
+their own HTTPS port (a certificate generated in DATA/kube/webhook, or
+given).
   /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
 
 Authentication is on: users and API tokens ("drydock user", "drydock token")
@@ -70,6 +74,27 @@ A config file (every field optional):
   events:
     webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
       - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}
+  kube:                               # see "drydock kube --help"
+    registry: [drydock.example.com]   # the host clusters pull this drydock's images from
+    kubeconfig: ""                    # "" = in-cluster, $KUBECONFIG, ~/.kube/config
+    context: ""
+    cluster: default                  # its name in the inventory
+    watch: false                      # keep the running-image inventory (Pod informers)
+    resyncInterval: 10m
+    webhook:
+      addr: ""                        # e.g. ":8443": the admission webhooks' HTTPS listener
+      url: ""                         # where the API server reaches it (https://HOST:PORT)
+      hosts: []                       # names of the generated certificate (default: url's host)
+      certFile: ""                    # a certificate instead of the generated one
+      keyFile: ""
+      caFile: ""
+      exemptNamespaces: [kube-system]
+      mode: enforce                   # or audit: admit with warnings
+      verdicts: true                  # the digest's verdict must pass now
+      verdictCacheTTL: 500ms          # a verdict reused this long at most (0 = never)
+      mutate: false                   # install-webhook adds the tag-pinning webhook
+      failurePolicy: Fail             # or Ignore, when drydock cannot answer
+      timeoutSeconds: 5
 
 The gate: every manifest that arrives in quarantine/ (import or push) is
 scanned in the background by a persistent job queue (DATA/jobs) with the

@@ -95,7 +95,9 @@ func openKube(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		return nil, err
 	}
 	if k.certs, err = kube.LoadCerts(kube.CertOptions{CertFile: w.CertFile, KeyFile: w.KeyFile, CAFile: w.CAFile,
-		Dir: filepath.Join(cfg.Data, "kube", "webhook"), Hosts: certHosts(w, k.url), Now: now}); err != nil {
+		// Certificates live on the wall clock (the API server checks them
+		// against its own), never on the gate's clock.
+		Dir: filepath.Join(cfg.Data, "kube", "webhook"), Hosts: certHosts(w, k.url)}); err != nil {
 		return nil, err
 	}
 	if k.ln, err = net.Listen("tcp", w.Addr); err != nil {

@@ -124,10 +124,16 @@ func Shared(t testing.TB) *Cluster {
 // func TestMain(m *testing.M) { kubetest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}
+
+// StopShared stops the shared control plane if one was started (for a
+// TestMain that does more than Main).
+func StopShared() {
 	if shared.c != nil {
 		shared.c.Stop()
 	}
-	os.Exit(code)
 }
 
 // Start starts etcd, kube-apiserver and kube-controller-manager and waits
