@@ -78,6 +78,7 @@ bench:
 	./bench/registry.sh
 	./bench/patch.sh
 	$(MAKE) bench-gate
+	$(MAKE) bench-kube
 
 # push -> verdict and promotion times over real HTTP with the real scanner
 # (needs ../shared/vulndata; skips without it)
@@ -86,6 +87,13 @@ bench-gate:
 
 bench-patch:
 	./bench/patch.sh
+
+# Admission latency of a pod of 8 containers at 200/s (at the webhook and
+# through a real API server, warm and cold) and "who runs CVE-X" over
+# 10,000 pods and 1,000 digests.
+bench-kube: kube-bins
+	go test -run '^$$' -bench KubeAdmission -benchtime 1x ./internal/server
+	go test -run '^$$' -bench Affected -benchtime 3x ./internal/kube
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

@@ -162,6 +162,22 @@ func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedR
 	return rep, nil
 }
 
+// Warm indexes the stored scan of every running digest not indexed yet
+// (or rescanned since), so that the next question reads no scan. The
+// server calls it after each resync of the inventory.
+func (q *Queries) Warm(ctx context.Context) error {
+	uses, err := q.inv.Digests(ctx)
+	if err != nil {
+		return err
+	}
+	running := make([]string, len(uses))
+	for i, u := range uses {
+		running[i] = u.Digest
+	}
+	_, _, err = q.match(ctx, running, "")
+	return err
+}
+
 // match returns, of the digests, those whose stored scan found id (with
 // the findings) and those without a usable stored scan. Scans not
 // indexed yet (or rescanned since) are read in parallel.

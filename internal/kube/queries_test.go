@@ -1,10 +1,12 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,12 +29,10 @@ func report(findings ...[2]string) *scan.Report {
 }
 
 type queryFixture struct {
-	inv   *SQLiteInventory
-	gate  *store.SQLite
-	q     *Queries
-	at    time.Time
-	t     *testing.T
-	scans int
+	inv  *SQLiteInventory
+	gate *store.SQLite
+	q    *Queries
+	at   time.Time
 }
 
 func newQueryFixture(t testing.TB) *queryFixture {
@@ -174,5 +174,57 @@ func TestImages(t *testing.T) {
 	}
 	if rep, _ = f.q.Images(ctx, Filter{Namespace: "b"}); len(rep.Images) != 3 {
 		t.Errorf("namespace b: %+v", rep.Images)
+	}
+}
+
+// countingScans counts the scans read.
+type countingScans struct {
+	ScanSource
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingScans) Scan(ctx context.Context, digest string) (*store.Scan, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.ScanSource.Scan(ctx, digest)
+}
+
+// TestAffectedReadsEachScanOnce: Warm reads each running digest's scan
+// once, however many pods run it; questions after it read only the hits'
+// scans the first time, then none; a rescan is read again.
+func TestAffectedReadsEachScanOnce(t *testing.T) {
+	f := newQueryFixture(t)
+	ctx := t.Context()
+	for d := 1; d <= 3; d++ {
+		f.putScan(t, dg(d), store.PlatformReport{Digest: dg(d), Report: report([2]string{fmt.Sprintf("CVE-2024-%d", d), "p"})})
+	}
+	for i := range 30 {
+		f.putPod(t, "a", fmt.Sprintf("p%d", i), Workload{"Deployment", "web"}, dg(i%3+1))
+	}
+	cs := &countingScans{ScanSource: f.gate}
+	q := NewQueries(f.inv, cs, f.gate)
+	if err := q.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cs.reads != 3 {
+		t.Fatalf("warming read %d scans for 3 digests run by 30 pods", cs.reads)
+	}
+	for range 2 {
+		rep, err := q.Affected(ctx, "CVE-2024-2", Filter{})
+		if err != nil || rep.Pods != 10 {
+			t.Fatalf("affected: %+v %v", rep, err)
+		}
+	}
+	if cs.reads != 4 {
+		t.Errorf("%d scans read: want the hit's once more (its findings), then none", cs.reads)
+	}
+	if rep, _ := q.Affected(ctx, "CVE-2099-1", Filter{}); rep.Pods != 0 || cs.reads != 4 {
+		t.Errorf("a CVE no scan has read %d scans", cs.reads-4)
+	}
+	f.putScan(t, dg(1), store.PlatformReport{Digest: dg(1), Report: report([2]string{"CVE-2099-1", "p"})})
+	if rep, _ := q.Affected(ctx, "CVE-2099-1", Filter{}); rep.Pods != 10 || cs.reads != 5 {
+		t.Errorf("after a rescan: %d pods, %d reads", rep.Pods, cs.reads)
 	}
 }

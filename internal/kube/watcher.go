@@ -44,6 +44,9 @@ type WatcherOptions struct {
 	Now            func() time.Time
 	Log            *slog.Logger
 	Metrics        *metrics.Kube
+	// AfterResync, when not nil, is called (in its own goroutine, never
+	// two at once) after each full resync: the server warms its queries.
+	AfterResync func(ctx context.Context)
 }
 
 // Watcher keeps the inventory of one cluster from Pod informers (with
@@ -52,14 +55,15 @@ type WatcherOptions struct {
 // whole cluster is written again in one transaction, which also drops
 // pods deleted while drydock was not watching.
 type Watcher struct {
-	o      WatcherOptions
-	hosts  map[string]bool
-	queue  workqueue.TypedRateLimitingInterface[string]
-	pods   corelisters.PodLister
-	podIdx cache.Indexer
-	rs     appslisters.ReplicaSetLister
-	jobs   batchlisters.JobLister
-	synced atomic.Bool
+	o       WatcherOptions
+	hosts   map[string]bool
+	queue   workqueue.TypedRateLimitingInterface[string]
+	pods    corelisters.PodLister
+	podIdx  cache.Indexer
+	rs      appslisters.ReplicaSetLister
+	jobs    batchlisters.JobLister
+	synced  atomic.Bool
+	warming atomic.Bool
 }
 
 // resyncKey is the queue item of a full resync (never a pod's key, which
@@ -250,6 +254,12 @@ func (w *Watcher) resync(ctx context.Context) error {
 	w.o.Metrics.InventoryUpdate("resync")
 	if !w.synced.Swap(true) {
 		w.o.Log.Info("inventory: synced", "cluster", w.o.Cluster, "pods", len(recs))
+	}
+	if w.o.AfterResync != nil && w.warming.CompareAndSwap(false, true) {
+		go func() {
+			defer w.warming.Store(false)
+			w.o.AfterResync(ctx)
+		}()
 	}
 	return nil
 }

@@ -64,12 +64,20 @@ func openKube(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		if k.inventory, err = kube.OpenSQLiteInventory(kube.InventoryPath(cfg.Data)); err != nil {
 			return nil, err
 		}
+		queries := kube.NewQueries(k.inventory, gp.store, gp.store)
 		if k.watcher, err = kube.NewWatcher(kube.WatcherOptions{Client: client, Store: k.inventory, Cluster: cfg.Kube.Cluster,
 			Hosts: cfg.Kube.Registry, Registry: reg, ResyncInterval: time.Duration(cfg.Kube.ResyncInterval), Now: now,
-			Log: k.log, Metrics: k.metrics}); err != nil {
+			Log: k.log, Metrics: k.metrics,
+			// The scans of what runs are indexed after every resync, so
+			// "who runs CVE-X" reads no scan when it is asked.
+			AfterResync: func(ctx context.Context) {
+				if err := queries.Warm(ctx); err != nil && ctx.Err() == nil {
+					k.log.Warn("inventory: indexing the scans of running images", "err", err)
+				}
+			}}); err != nil {
 			return nil, err
 		}
-		k.service.Queries = kube.NewQueries(k.inventory, gp.store, gp.store)
+		k.service.Queries = queries
 	}
 	w := cfg.Kube.Webhook
 	if w.Addr == "" {
