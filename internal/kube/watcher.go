@@ -163,7 +163,22 @@ func (w *Watcher) Run(ctx context.Context) error {
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	w.o.Log.Info("inventory: watching pods", "cluster", w.o.Cluster)
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+	// A cache that does not sync (no route to the cluster, or no right to
+	// list) waits silently in client-go: say so every minute.
+	syncing := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-syncing:
+				return
+			case <-time.After(time.Minute):
+				w.o.Log.Warn("inventory: not synced yet: is the cluster reachable, and may drydock list and watch pods, replicasets and jobs?", "cluster", w.o.Cluster)
+			}
+		}
+	}()
+	synced := factory.WaitForCacheSync(ctx.Done())
+	close(syncing)
+	for typ, ok := range synced {
 		if !ok {
 			return fmt.Errorf("kube watcher: %v cache never synced (is the cluster reachable, and may drydock list and watch pods, replicasets and jobs?)", typ)
 		}
