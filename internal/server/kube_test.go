@@ -180,7 +180,7 @@ func TestKubeAdmission(t *testing.T) {
 		{"look-alike host", "drydock.test.evil.example:5000/live/nginx:1.27.1", "registry", "registry drydock.test.evil.example:5000 is not"},
 		{"look-alike port", "drydock.test:50000/live/nginx:1.27.1", "registry", "registry drydock.test:50000 is not"},
 		{"unknown tag", registryHost + "/live/nginx:9.9", "not-in-live", "live/nginx:9.9 is not in this drydock's live/ namespace"},
-		{"quarantined digest named in live/", registryHost + "/live/nginx@sha256:" + strings.Repeat("ab", 32), "not-in-live", "is not in this drydock's live/"},
+		{"unknown digest", registryHost + "/live/nginx@sha256:" + strings.Repeat("ab", 32), "not-in-live", "is not in this drydock's live/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := pods.Create(ctx, pod("p", live, tc.image), metav1.CreateOptions{})
@@ -350,7 +350,7 @@ func TestKubeVerdictTurnsFail(t *testing.T) {
 		t.Errorf("relabelling a pod whose image's verdict turned was denied: %v", err)
 	}
 	// A new exception: admitted again.
-	g.vex("app.json", "quarantine/app", ids, expires.Add(365*24*time.Hour))
+	g.vex("app-renewed.json", "quarantine/app", ids, expires.Add(365*24*time.Hour))
 	if err := kubetest.Eventually(t.Context(), 5*time.Second, func() (bool, error) {
 		_, err := pods.Create(t.Context(), pod("again", image), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil, nil

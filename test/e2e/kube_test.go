@@ -49,7 +49,7 @@ func TestKubeRolloutAndAffected(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, "gate: {policy: "+policy+"}\n"+
-		"kube:\n  registry: ["+kubeRegistry+"]\n  kubeconfig: "+c.Kubeconfig+"\n  cluster: test\n  watch: true\n"+
+		"kube:\n  registry: [\""+kubeRegistry+"\"]\n  kubeconfig: "+c.Kubeconfig+"\n  cluster: test\n  watch: true\n"+
 		"  webhook: {addr: \"127.0.0.1:0\"}\n")
 	srv := startServe(t, data, "--config", cfg)
 	server := []string{"--server", srv.URL()}
