@@ -3,6 +3,7 @@
 #   make run     start `drydock serve` with the embedded defaults
 #   make test    install what the tests need (Debian packages), build the
 #                test images from the machine's Debian mirror, run every test
+#   make mutate  mutation testing of the critical packages (not in CI)
 #
 # Build products that are slow to make (test images, the conformance suite,
 # staticcheck) are cached under $(DRYDOCK_CACHE) and rebuilt only when missing.
@@ -12,13 +13,19 @@ GO ?= go
 export DRYDOCK_CACHE ?= $(HOME)/.cache/drydock
 TOOLS := $(DRYDOCK_CACHE)/tools
 STATICCHECK_VERSION := v0.8.2
+GREMLINS_VERSION := v0.6.0
 # Debian packages the tests use: debootstrap and mmdebstrap build the test
 # images, skopeo/podman/runc are the standard clients the tests compare with,
 # rpm/rpmbuild make real rpm databases for the inventory tests,
-# distro-info-data tells the patcher which releases have reached end-of-life.
-TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data
+# distro-info-data tells the patcher which releases have reached end-of-life;
+# bzip2 makes .deb members Go cannot compress, openssl is the subject-hash
+# oracle, debian-archive-keyring verifies the distroless images' indexes;
+# postgresql is the real server the stores' conformance suites and the
+# replica tests run against (internal/database/pgtest starts it).
+TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
+	bzip2 openssl debian-archive-keyring postgresql
 
-.PHONY: all build run test deps testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-kube clean-cache
+.PHONY: all build run test deps testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube clean-cache mutate s3server signtools
 
 all: build
 
@@ -28,7 +35,7 @@ build:
 run:
 	$(GO) run ./cmd/drydock serve
 
-test: deps lint testimages kube-bins unit trivycompat
+test: deps lint testimages kube-bins s3server signtools unit trivycompat
 
 # Install missing Debian packages (needs root or sudo; otherwise the tests
 # that need them skip with a reason).
@@ -51,10 +58,53 @@ export DRYDOCK_KUBE_BIN ?= $(DRYDOCK_CACHE)/kube-$(KUBE_VERSION)
 kube-bins:
 	@nice -n 10 ./hack/kube/build.sh $(DRYDOCK_KUBE_BIN)
 
+# The S3-compatible server the storage and replica tests run against
+# (internal/s3test): versitygw, pinned in the separate module hack/s3server,
+# built once into the cache (about 2.5 minutes of CPU, 40 MB).
+VERSITYGW_VERSION := v1.8.0
+s3server: $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
+
+$(TOOLS)/versitygw-$(VERSITYGW_VERSION):
+	mkdir -p $(TOOLS)
+	cd hack/s3server && $(GO) build -o $@.tmp github.com/versity/versitygw/cmd/versitygw
+	mv $@.tmp $@
+
+# The stock signing clients the signature tests run (internal/attest/
+# attesttest): cosign and oras, pinned in the separate module
+# hack/signtools, built once into the cache. The versions are also in
+# internal/attest/attesttest/tools.go.
+COSIGN_VERSION := v2.6.5
+ORAS_VERSION := v1.3.6
+signtools: $(TOOLS)/cosign-$(COSIGN_VERSION) $(TOOLS)/oras-$(ORAS_VERSION)
+
+$(TOOLS)/cosign-$(COSIGN_VERSION):
+	mkdir -p $(TOOLS)
+	cd hack/signtools && $(GO) build -trimpath -o $@.tmp github.com/sigstore/cosign/v2/cmd/cosign
+	mv $@.tmp $@
+
+$(TOOLS)/oras-$(ORAS_VERSION):
+	mkdir -p $(TOOLS)
+	cd hack/signtools && $(GO) build -trimpath -o $@.tmp oras.land/oras/cmd/oras
+	mv $@.tmp $@
+
 $(TOOLS)/staticcheck-$(STATICCHECK_VERSION):
 	mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS)/sc.tmp $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(TOOLS)/sc.tmp/staticcheck $@ && rmdir $(TOOLS)/sc.tmp
+
+$(TOOLS)/gremlins-$(GREMLINS_VERSION):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS)/gremlins.tmp $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
+	mv $(TOOLS)/gremlins.tmp/gremlins $@ && rmdir $(TOOLS)/gremlins.tmp
+
+# Mutation testing (go-gremlins) of the security- and correctness-critical
+# packages: the gate, gatekeeper, store, auth, audit, the registry guard,
+# the dpkg writing of patch/apt and the sandbox. Prints the share of
+# mutants killed per package (test/mutation/SURVIVORS.md explains the
+# survivors). CPU-heavy: one package at a time, niced; not part of CI.
+# One package: make mutate MUTATE_PKGS=internal/gate
+mutate: $(TOOLS)/gremlins-$(GREMLINS_VERSION)
+	bash test/mutation/run.sh $(TOOLS)/gremlins-$(GREMLINS_VERSION) $(MUTATE_PKGS)
 
 lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -79,6 +129,7 @@ bench:
 	./bench/patch.sh
 	$(MAKE) bench-gate
 	$(MAKE) bench-kube
+	$(MAKE) bench-limits
 
 # push -> verdict and promotion times over real HTTP with the real scanner
 # (needs ../shared/vulndata; skips without it)
@@ -94,6 +145,17 @@ bench-patch:
 bench-kube: kube-bins
 	go test -run '^$$' -bench KubeAdmission -benchtime 1x ./internal/server
 	go test -run '^$$' -bench Affected -benchtime 3x ./internal/kube
+
+# issue 12's hole 5: a <1 MB layer with a 50 MB dpkg status of 160,000 fake
+# openssl packages, judged through the gate's read path and by the server;
+# prints the peak RSS and heap while judging (needs ../shared/vulndata)
+bench-limits:
+	go test -run '^$$' -bench GateHugeStatus -benchtime 1x ./internal/scan ./internal/server
+
+# one workflow run over 10 tags of 3 releases (cold and warm archive cache)
+# beside 10 separate drydock patch runs: times, archive requests, peak RSS
+bench-workflow:
+	go test -run '^$$' -bench RunTenTags -benchtime 1x -timeout 90m ./internal/workflow
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

@@ -1,19 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drydock-project/drydock/internal/audit"
-	"github.com/drydock-project/drydock/internal/config"
 )
 
 type auditFlags struct {
-	data   string
+	stateFlags
 	json   bool
 	follow bool
 	from   int64
@@ -28,7 +26,8 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Long: `Audit prints drydock's audit log: every push, refused write to live/, login
 failure (and, as the gate lands, import, scan, verdict and promotion), with
 who, when, which repository and digest, and the outcome. The log lives in
-DATA/audit/audit.db; the server appends to it, and nothing in drydock ever
+DATA/audit/audit.db (or the PostgreSQL database of --config); the server
+appends to it, and nothing in drydock ever
 changes or deletes an entry (the database refuses UPDATE and DELETE).
 
 Each entry carries the SHA-256 of its content and of the entry before it,
@@ -43,7 +42,7 @@ detected against a head recorded earlier: keep the head "verify" prints
   drydock audit verify --anchor 1234:5f0c...  # and that entry 1234 is still there unchanged`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, closeLog, err := openAudit(f.data)
+			l, closeLog, err := openAudit(cmd.Context(), &f.stateFlags)
 			if err != nil {
 				return err
 			}
@@ -58,7 +57,7 @@ detected against a head recorded earlier: keep the head "verify" prints
 			return l.Scan(cmd.Context(), f.from, write)
 		},
 	}
-	cmd.PersistentFlags().StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory [$DRYDOCK_DATA]")
+	f.register(cmd)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON lines (with the hashes)")
 	cmd.Flags().BoolVarP(&f.follow, "follow", "f", false, "keep printing entries as they are recorded")
 	cmd.Flags().Int64Var(&f.from, "from", 1, "first entry (sequence number) to print")
@@ -73,7 +72,7 @@ entry was edited; prev_mismatch or seq_gap: entries were deleted or
 inserted), exiting with status 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, closeLog, err := openAudit(f.data)
+			l, closeLog, err := openAudit(cmd.Context(), &f.stateFlags)
 			if err != nil {
 				return err
 			}
@@ -113,12 +112,12 @@ inserted), exiting with status 1.`,
 	return cmd
 }
 
-// openAudit opens the audit log of a data directory; it must exist (a
-// server has run there).
-func openAudit(data string) (*audit.Log, func() error, error) {
-	p := audit.DefaultPath(data)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("no audit log at %s: it is created by \"drydock serve\" (pass the server's --data)", p)
+// openAudit opens the audit log of a server; it must exist (the server
+// has run).
+func openAudit(ctx context.Context, f *stateFlags) (*audit.Log, func() error, error) {
+	o, err := f.existingOpener(audit.Component, "audit log", `"drydock serve"`)
+	if err != nil {
+		return nil, nil, err
 	}
-	return audit.OpenFile(p)
+	return audit.Open(ctx, o)
 }

@@ -47,6 +47,12 @@ and tags are sorted by name.
                 "verdict": "pass", "promoted": true,
                 "error": "only set when the tag could not be read"}]}]}
 
+Signatures, attestations, SBOMs and scan reports are listed under the tag of
+the digest they belong to ("+ signature (tag)", "+ sbom (referrer)"), in both
+forms: OCI 1.1 referrers and cosign's tag-scheme tags (sha256-<hex>.sig, .att,
+.sbom), which are not listed as tags of their own; they have no verdict ("drydock
+verify REF" checks them). In --json they are each tag's "attached" list.
+
 VERDICT is the gate's verdict on the digest (pending, pass, fail, exempt; see
 "drydock verdict"), from the server's API; "(promoted)" marks digests in
 live/.`,
@@ -102,6 +108,9 @@ func writeImagesTable(g *globals, repos []oci.Repository) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, t.Tag, kind, shortDigest(t.Digest), size(t.Size), verdict)
 			for _, p := range t.Platforms {
 				fmt.Fprintf(tw, "\t\t\t  %s\t%s\t%s\n", p.Platform, shortDigest(p.Digest), size(p.Size))
+			}
+			for _, a := range t.Attached {
+				fmt.Fprintf(tw, "\t\t\t  + %s (%s)\t%s\t\n", a.Class, a.Form, shortDigest(a.Digest))
 			}
 		}
 	}

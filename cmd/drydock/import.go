@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/drydock-project/drydock/internal/api"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/oci"
 )
 
@@ -126,7 +126,7 @@ quarantine/NAME:TAG@DIGEST.`,
 			if repo == "" {
 				return fmt.Errorf("cannot derive an image name from %s: use --as NAME[:TAG]", src)
 			}
-			dst, err := srv.Tag("quarantine/"+repo, tag)
+			dst, err := srv.Tag(imgref.Quarantine+"/"+repo, tag)
 			if err != nil {
 				return err
 			}
@@ -162,24 +162,22 @@ func parseAs(as string) (repo, tag string, err error) {
 	if as == "" {
 		return "", "", nil
 	}
-	repo = as
-	if i := strings.LastIndex(as, ":"); i > strings.LastIndex(as, "/") {
-		repo, tag = as[:i], as[i+1:]
-		if tag == "" {
-			return "", "", fmt.Errorf("--as %q: empty tag", as)
-		}
+	r, err := imgref.Parse(as)
+	switch {
+	case err != nil:
+		return "", "", fmt.Errorf("--as %q: %w", as, err)
+	case r.Digest != "":
+		return "", "", fmt.Errorf("--as %q: give NAME[:TAG]; the digest is the source's", as)
 	}
-	repo = strings.TrimPrefix(repo, "quarantine/")
-	if strings.HasPrefix(repo, "live/") || repo == "live" {
+	repo, tag = r.Repository, r.Tag
+	if imgref.IsQuarantine(repo) {
+		repo = strings.TrimPrefix(repo, imgref.Quarantine+"/")
+	}
+	if imgref.IsLive(repo) {
 		return "", "", fmt.Errorf("--as %q: imports land in quarantine/; live/ is reached only by promotion", as)
 	}
-	if _, err := name.NewRepository("quarantine/" + repo); err != nil {
+	if err := imgref.CheckRepository(imgref.Quarantine + "/" + repo); err != nil {
 		return "", "", fmt.Errorf("--as %q: %w", as, err)
-	}
-	if tag != "" {
-		if _, err := name.NewTag("x:" + tag); err != nil {
-			return "", "", fmt.Errorf("--as %q: bad tag: %w", as, err)
-		}
 	}
 	return repo, tag, nil
 }

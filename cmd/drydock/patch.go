@@ -16,6 +16,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
@@ -334,7 +335,7 @@ func patchDestination(f *patchFlags, src oci.Source) (string, error) {
 		}
 		tag = orig + "-patched"
 	}
-	if !validPatchTag(tag) {
+	if !imgref.ValidTag(tag) {
 		return "", fmt.Errorf("-t %q is not a valid tag", tag)
 	}
 	if f.output != "" {
@@ -348,8 +349,8 @@ func patchDestination(f *patchFlags, src oci.Source) (string, error) {
 		repo := src.Ref.Context()
 		// A patched image is a new image: it enters the server through
 		// quarantine/, never straight into live/.
-		if strings.HasPrefix(f.image, "live/") {
-			r, err := name.NewRepository(repo.RegistryStr()+"/quarantine/"+strings.TrimPrefix(repo.RepositoryStr(), "live/"), nameOpts(repo)...)
+		if imgref.IsLive(repo.RepositoryStr()) {
+			r, err := name.NewRepository(repo.RegistryStr()+"/"+imgref.Rebase(repo.RepositoryStr(), imgref.Quarantine), nameOpts(repo)...)
 			if err != nil {
 				return "", err
 			}
@@ -360,19 +361,6 @@ func patchDestination(f *patchFlags, src oci.Source) (string, error) {
 		return "oci:" + src.Path + ":" + tag, nil
 	}
 	return "", fmt.Errorf("%s input: say where the patched image goes with --output (REF, oci:DIR[:TAG] or docker-archive:FILE)", src.Kind)
-}
-
-func validPatchTag(t string) bool {
-	if t == "" || len(t) > 128 {
-		return false
-	}
-	for i, c := range t {
-		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (i > 0 && (c == '.' || c == '-'))
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 type patchSummary struct {

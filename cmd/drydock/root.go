@@ -86,12 +86,15 @@ the other commands talk to it or work on images directly.`,
 		newDBCmd(g),
 		newScanCmd(g),
 		newPatchCmd(g),
+		newWorkflowCmd(g),
 		newAuditCmd(g),
 		newPolicyCmd(g),
 		newVerdictCmd(g), newPromoteCmd(g), newRescanCmd(g),
+		newVerifyCmd(g),
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
 		newKubeCmd(g), newRolloutCmd(g),
+		newMigrateCmd(g), newStoreCmd(g),
 	)
 	return root
 }

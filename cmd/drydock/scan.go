@@ -16,7 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/oci"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -37,6 +39,8 @@ type scanFlags struct {
 	platform         string
 	server           string
 	maxAge           time.Duration
+	limits           scan.Limits
+	maxPackageData   sizeFlag
 }
 
 func newScanCmd(g *globals) *cobra.Command {
@@ -62,10 +66,19 @@ An end-of-life release (from distro-info-data, at today's date) is said
 first and is never a clean result; an OS drydock cannot scan is reported as
 "unsupported", never as "0 vulnerabilities".
 
+An image that cannot be judged is refused, with the reason, never reported
+clean: "unverifiable" when the OS's package database is missing, empty or
+removed by a layer (a whiteout of var/lib/dpkg/status, say); "hostile" when
+a layer's entry, hardlink or symbolic link leaves the image root; "corrupt"
+when a layer does not match its digest or the config's diff_id;
+"over-limit" past --max-packages, --max-findings or --max-package-data
+(the gate applies the same rules and limits).
+
 --exit-code N: exit with status N when, after the filters, any finding
-remains, or the OS is end-of-life, or the OS is unsupported (Trivy's
---exit-code semantics, plus fail-closed on end-of-life and unsupported
-systems). Without it, the exit status is 0 whenever the scan ran.
+remains, or the OS is end-of-life, or the OS is unsupported, or the image
+is refused (Trivy's --exit-code semantics, plus fail-closed on end-of-life,
+unsupported and refused images). Without it, the exit status is 0 whenever
+the scan ran, 1 when it could not run or the image was refused.
 
 The database is the one "drydock db update" (or "drydock db pull") wrote in
 the data directory, or --db. Every scan prints to stderr which database it
@@ -94,6 +107,9 @@ its vulnerable OS packages with a vulnerabilities section) and openvex
   # an image already imported into the drydock server
   drydock scan quarantine/nginx:1.27.1 --server http://127.0.0.1:5000
 
+  # a bigger budget for a huge image (the defaults refuse it as over-limit)
+  drydock scan registry.example.com/monolith:v1 --max-packages 50000 --max-package-data 256MiB
+
   # the arm64 image of a multi-platform index, with another database
   drydock scan registry.example.com/app:v1 --platform linux/arm64 --db ./drydock-vuln.db`,
 		Args: cobra.ExactArgs(1),
@@ -113,6 +129,10 @@ its vulnerable OS packages with a vulnerabilities section) and openvex
 	fl.StringVar(&f.platform, "platform", "linux/amd64", "platform of a multi-platform index to scan: os/arch[/variant]")
 	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
 	fl.DurationVar(&f.maxAge, "max-age", scan.DefaultMaxDBAge, "warn when the database is older than this")
+	fl.IntVar(&f.limits.MaxPackages, "max-packages", scan.DefaultMaxPackages, "refuse an image with more installed packages")
+	fl.IntVar(&f.limits.MaxFindings, "max-findings", scan.DefaultMaxFindings, "refuse an image with more findings (before filters)")
+	f.maxPackageData = sizeFlag(scan.DefaultMaxDatabaseBytes)
+	fl.Var(&f.maxPackageData, "max-package-data", "refuse an image whose package database files are larger in all (e.g. 128MiB)")
 	fl.BoolVar(&f.noInventoryCache, "no-inventory-cache", false, "read the image's layers even when its inventory is stored in --data")
 	return cmd
 }
@@ -137,8 +157,12 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, image string) error {
 	if err != nil {
 		return fmt.Errorf("--platform: %w", err)
 	}
+	if f.limits.MaxPackages <= 0 || f.limits.MaxFindings <= 0 {
+		return fmt.Errorf("--max-packages %d, --max-findings %d: want positive numbers", f.limits.MaxPackages, f.limits.MaxFindings)
+	}
+	f.limits.MaxDatabaseBytes = int64(f.maxPackageData)
 	opts := []scan.Option{scan.WithPkgTypes(f.pkgTypes...), scan.WithIgnoreUnfixed(f.ignoreUnfixed),
-		scan.WithSeverities(sev...), scan.WithMaxDBAge(f.maxAge)}
+		scan.WithSeverities(sev...), scan.WithMaxDBAge(f.maxAge), scan.WithLimits(f.limits)}
 	dbPath := f.dbPath
 	if dbPath == "" {
 		dbPath = vulndb.DefaultPath(f.data)
@@ -189,6 +213,9 @@ func runScan(cmd *cobra.Command, g *globals, f *scanFlags, image string) error {
 	}
 	rep, err := sc.Image(ctx, img)
 	if err != nil {
+		if _, refused := refusal.KindOf(err); refused && f.exitCode != 0 {
+			return &exitError{code: f.exitCode, err: fmt.Errorf("scan of %s refused: %w", image, err)}
+		}
 		return err
 	}
 	rep.Artifact.Name = image
@@ -238,7 +265,7 @@ func scanWriter(format string) (scan.Writer, bool) {
 // live/NAME[:TAG|@DIGEST] name an image on the drydock server (tag latest
 // by default); anything else is what ParseSource accepts.
 func scanSource(image, server string) (oci.Source, []oci.Option, error) {
-	if !strings.HasPrefix(image, "quarantine/") && !strings.HasPrefix(image, "live/") {
+	if ns := imgref.Namespace(image); ns != imgref.Quarantine && ns != imgref.Live {
 		src, err := oci.ParseSource(image)
 		return src, nil, err
 	}

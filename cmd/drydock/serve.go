@@ -13,9 +13,10 @@ import (
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
-		configFile string
-		addr       string
-		data       string
+		configFile  string
+		addr        string
+		data        string
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -27,17 +28,27 @@ One process serves, on one port:
              cross-repository mounts, sha256 and sha512 digests)
   /healthz   liveness: 200 while the process runs
   /readyz    readiness: 200 when the blob storage answers
-  /metrics   Prometheus metrics (requests, bytes in/out, upload durations)
-  /api/v1/   the JSON API: verdict, promote, imports, rescan, kube
+  /metrics   Prometheus metrics (requests, bytes in/out, upload durations,
+             the gate's verdicts): needs a credential with the metrics role
+             (or admin), e.g. a token from "drydock token create prometheus
+             --role metrics" sent as a Bearer token; metrics.addr also serves
+             it without credentials on a listener of its own
+  /api/v1/   the JSON API: verdict, promote, imports, rescan, workflows,
+             kube
+  /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
 
 With kube.webhook.addr set, the Kubernetes admission webhooks listen on
 their own HTTPS port (a certificate generated in DATA/kube/webhook, or
 given).
-  /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
 
 Authentication is on: users and API tokens ("drydock user", "drydock token")
 with roles per namespace. The first start creates user admin and writes its
-password to DATA/auth/initial-admin-password.
+password to DATA/auth/initial-admin-password. Wrong passwords are throttled
+per user name and per client address: past auth.throttle's limits a login
+gets 429 Too Many Requests with Retry-After, without its password being
+checked (API tokens count against the address only). A burst of refused
+logins is one audit record with a count, not one per attempt. The counts
+live in the process: each replica counts its own.
 
 With no configuration at all it listens on 127.0.0.1:5000 and keeps its data
 under the per-user data directory (` + config.DefaultDataDir() + `),
@@ -62,6 +73,13 @@ A config file (every field optional):
     htpasswd: /etc/drydock/htpasswd   # extra users, bcrypt entries (htpasswd -B)
     htpasswdRoles: ["pull:*", "push:*"]  # the roles of the htpasswd users
     tokenTTL: 5m                      # bearer tokens issued by /auth/token
+    throttle:                         # failed logins: N at once, then N per period
+      user: {failures: 10, per: 1m}     # per user name
+      address: {failures: 30, per: 1m}  # per client address (IPv6: per /64)
+      auditWindow: 1m                 # refused logins per name+address in one audit record
+      off: false
+  metrics:
+    addr: 10.0.0.5:9090               # also serve /metrics here, without credentials; none = off
   uploads: {purgeAfter: 24h, purgeInterval: 1h}
   shutdownTimeout: 30s
   gate:
@@ -71,6 +89,12 @@ A config file (every field optional):
     stuckAfter: 15m                   # a scan running longer fails its digest
     sweepInterval: 1m                 # verdicts decided again (expiries, grace)
     scanWorkers: 2
+    limits:                           # what one image may cost; past one it fails as over-limit
+      maxPackages: 20000              # installed packages
+      maxFindings: 50000              # findings, before exceptions
+      maxDatabaseBytes: 134217728     # package database files, in all
+      maxEntries: 500000              # tar entries, all layers
+      maxLayerBytes: 17179869184      # uncompressed bytes of one layer
   events:
     webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
       - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}
@@ -95,6 +119,20 @@ A config file (every field optional):
       mutate: false                   # install-webhook adds the tag-pinning webhook
       failurePolicy: Fail             # or Ignore, when drydock cannot answer
       timeoutSeconds: 5
+  sign:                               # the key promotions are signed with
+    key: /etc/drydock/signing.key     # PEM or cosign's encrypted format ($DRYDOCK_SIGN_PASSWORD);
+                                      # none = DATA/keys/drydock.key, generated on first start
+    certificate: /etc/drydock/signing.crt  # chain for Notary Project signatures; none = self-signed
+    disabled: false
+  workflow:                           # continuous patching ("drydock workflow")
+    workers: 1                        # image scans and patches at once
+    tickInterval: 1m                  # how often due schedules and triggers are looked for
+    debounce: 2m                      # a trigger waits for this much quiet before its run
+    pollInterval: 15m                 # each security suite's InRelease (conditional GET)
+    mirror: http://mirror.internal/debian   # replaces the images' archives (distroless: required)
+    securityMirror: http://mirror.internal/debian-security
+    hostKeyring: /usr/share/keyrings/debian-archive-keyring.gpg  # for images without keys
+    sandbox: true                     # maintainer scripts may run in the sandbox
 
 The gate: every manifest that arrives in quarantine/ (import or push) is
 scanned in the background by a persistent job queue (DATA/jobs) with the
@@ -105,6 +143,19 @@ a pass or exempt digest into live/, which accepts nothing else. The policy
 and exception files are re-read when they change. Everything is recorded in
 the audit log (DATA/audit, "drydock audit").
 
+Signatures: signatures, attestations and SBOMs (OCI 1.1 referrers, and
+cosign's sha256-<hex>.sig/.att/.sbom tags) are never scanned; they follow
+their digest into live/ at promotion and, pushed later, on arrival. Each
+promotion is signed with drydock's key: a cosign and a Notary Project
+signature of the live/ digest and the promotion attestation ("drydock
+verify"; the public key is DATA/keys/drydock.pub, or GET /api/v1/keys).
+
+Workflows ("drydock workflow create"): the server scans and patches the
+images a workflow names on its schedule, when a database update brings new
+fixable findings, and when a release's security suite changes, on the same
+job queue; patched images are written to quarantine/ (DATA/workflow holds
+the run ledger) and pass the gate like any image.
+
 On SIGINT or SIGTERM the server stops accepting connections and lets running
 requests finish for shutdownTimeout. An upload cut off then is never visible
 in the registry; its partial data is purged after uploads.purgeAfter.`,
@@ -113,6 +164,9 @@ in the registry; its partial data is purged after uploads.purgeAfter.`,
 
   # another address and data directory, JSON logs
   drydock serve --addr 127.0.0.1:5001 --data /srv/drydock --log-format json
+
+  # Prometheus metrics on a private address, without credentials
+  drydock serve --metrics-addr 10.0.0.5:9090
 
   # from a config file, with the address overridden by the environment
   DRYDOCK_ADDR=127.0.0.1:6000 drydock serve --config /etc/drydock/drydock.yaml`,
@@ -131,6 +185,9 @@ in the registry; its partial data is purged after uploads.purgeAfter.`,
 			}
 			if flags.Changed("data") {
 				cfg.Data = data
+			}
+			if flags.Changed("metrics-addr") {
+				cfg.Metrics.Addr = metricsAddr
 			}
 			if cmd.Flags().Changed("log-format") {
 				cfg.Log.Format = g.logFormat
@@ -157,5 +214,6 @@ in the registry; its partial data is purged after uploads.purgeAfter.`,
 	f.StringVarP(&configFile, "config", "c", "", "YAML config file [$DRYDOCK_CONFIG]")
 	f.StringVar(&addr, "addr", "127.0.0.1:5000", "listen address host:port (port 0 picks a free port) [$DRYDOCK_ADDR]")
 	f.StringVar(&data, "data", config.DefaultDataDir(), "data directory [$DRYDOCK_DATA]")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "also serve /metrics, without credentials, on this host:port [$DRYDOCK_METRICS_ADDR]")
 	return cmd
 }

@@ -174,7 +174,7 @@ func newTokenListCmd(g *globals, f *authFlags) *cobra.Command {
 		Short: "List tokens (never their secrets), revoked and expired ones included",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openExistingStore(f.data)
+			st, err := openExistingStore(cmd.Context(), &f.stateFlags)
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
-	"github.com/drydock-project/drydock/internal/config"
 )
 
 // rolesHelp explains roles and namespaces; user and token help share it.
@@ -33,16 +32,12 @@ for clients holding a bearer token.`
 
 // authFlags are the flags every user and token command shares.
 type authFlags struct {
-	data string
+	stateFlags
 }
 
-func (f *authFlags) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory [$DRYDOCK_DATA]")
-}
-
-// authSession is the auth store and the audit log of a data directory,
-// opened for a user or token command. Both are SQLite files the running
-// server shares.
+// authSession is the auth store and the audit log of a server, opened for
+// a user or token command: SQLite files in its data directory, or its
+// PostgreSQL database, which the running server shares.
 type authSession struct {
 	store      *auth.Store
 	audits     *audit.Log
@@ -50,12 +45,16 @@ type authSession struct {
 	actor      string
 }
 
-func openAuthSession(data string) (*authSession, error) {
-	st, err := auth.OpenStore(auth.DefaultPath(data))
+func openAuthSession(ctx context.Context, f *stateFlags) (*authSession, error) {
+	o, _, err := f.opener()
 	if err != nil {
 		return nil, err
 	}
-	l, closeAudit, err := audit.OpenFile(audit.DefaultPath(data))
+	st, err := auth.Open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	l, closeAudit, err := audit.Open(ctx, o)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -72,7 +71,7 @@ func (s *authSession) Close() {
 // store and records the change fn reports (reference and audit detail) in
 // the audit log.
 func (f *authFlags) change(ctx context.Context, action audit.Action, fn func(*auth.Store) (ref string, detail map[string]any, err error)) error {
-	s, err := openAuthSession(f.data)
+	s, err := openAuthSession(ctx, &f.stateFlags)
 	if err != nil {
 		return err
 	}
@@ -105,14 +104,14 @@ func (s *authSession) record(ctx context.Context, action audit.Action, ref strin
 	return nil
 }
 
-// openExistingStore opens the auth store of a data directory for reading;
-// it must exist (a server ran there, or a user or token was added).
-func openExistingStore(data string) (*auth.Store, error) {
-	p := auth.DefaultPath(data)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no auth store at %s: it is created by \"drydock serve\", \"drydock user add\" or \"drydock token create\" (pass the server's --data)", p)
+// openExistingStore opens the auth store of a server for reading; it must
+// exist (a server ran there, or a user or token was added).
+func openExistingStore(ctx context.Context, f *stateFlags) (*auth.Store, error) {
+	o, err := f.existingOpener(auth.Component, "auth store", `"drydock serve", "drydock user add" or "drydock token create"`)
+	if err != nil {
+		return nil, err
 	}
-	return auth.OpenStore(p)
+	return auth.Open(ctx, o)
 }
 
 // osUserName is who runs the CLI, for the audit log.
@@ -133,7 +132,7 @@ func parseRoles(roles []string) (auth.Grants, error) {
 		return nil, fmt.Errorf("--role: %w", err)
 	}
 	if len(g) == 0 {
-		return nil, errors.New("give at least one --role ROLE[:NAMESPACE] (pull, push, promote, admin; e.g. --role pull:live)")
+		return nil, errors.New("give at least one --role ROLE[:NAMESPACE] (pull, push, promote, metrics, admin; e.g. --role pull:live)")
 	}
 	return g, nil
 }
@@ -232,7 +231,7 @@ func newUserListCmd(g *globals, f *authFlags) *cobra.Command {
 		Short: "List users with their roles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openExistingStore(f.data)
+			st, err := openExistingStore(cmd.Context(), &f.stateFlags)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // runAuthCmd runs a user or token command (root.go does not list them
@@ -57,7 +58,7 @@ func TestUserCLI(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{"bad role", "", []string{"user", "add", "carol", "--role", "write:live"}, `--role: role "write:live": unknown role "write" (valid roles: pull, push, promote, admin`},
+		{"bad role", "", []string{"user", "add", "carol", "--role", "write:live"}, `--role: role "write:live": unknown role "write" (valid roles: pull, push, promote, metrics, admin`},
 		{"admin on a namespace", "", []string{"user", "add", "carol", "--role", "admin:live"}, "admin is global"},
 		{"no role", "", []string{"user", "add", "carol"}, "give at least one --role"},
 		{"duplicate", "", []string{"user", "add", "alice", "--role", "pull"}, `user "alice" already exists`},
@@ -145,7 +146,11 @@ func TestUserCLI(t *testing.T) {
 
 func auditEntries(t *testing.T, data string) []*audit.Entry {
 	t.Helper()
-	l, closeLog, err := audit.OpenFile(audit.DefaultPath(data))
+	o, err := database.NewOpener(database.Config{}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, closeLog, err := audit.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

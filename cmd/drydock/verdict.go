@@ -52,7 +52,7 @@ namespace.`,
   drydock verdict quarantine/nginx:1.27.1 --exit-code 3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := gatekeeper.SplitRef(args[0]); err != nil {
+			if _, err := gatekeeper.ParseRef(args[0]); err != nil {
 				return err
 			}
 			c, err := newAPIClient(server)
@@ -184,8 +184,15 @@ func newPromoteCmd(g *globals) *cobra.Command {
 		Long: `Promote copies an image from quarantine/ to live/ when its verdict, decided
 again at this moment, is pass or exempt. The copy is by digest: live/ gets the
 same manifest bytes and digest, the blobs are shared (nothing is uploaded
-again), and the referrers (drydock's scan report, SBOMs, signatures, VEX
-documents) are copied along.
+again), and it holds exactly what was judged: for an index, every manifest
+reachable from it (each an image its scan judged, or a non-runnable artifact).
+
+Referrers follow their subject when they are non-runnable artifacts
+(drydock's scan report, SBOMs, signatures, attestations, VEX documents: no
+image config, no image layer) or passed the gate themselves. Any other
+referrer, such as an image that names a subject, is left behind: the output
+lists it with the reason, and the audit log records it as a refused
+promotion.
 
 Promotion is the only way into live/: pushes, tag changes and blob mounts
 there are refused by the registry. A refused promotion prints the verdict's
@@ -222,6 +229,9 @@ Credentials as for "drydock verdict".`,
 			}
 			fmt.Fprintf(g.stdout, "promoted %s -> %s@%s (%s)\n", p.Source, p.Target, p.Digest, p.Verdict.State)
 			fmt.Fprintf(g.stdout, "  %d manifest(s), %d blob(s) linked, %d referrer(s) copied\n", p.Copy.Manifests, p.Copy.BlobsLinked, len(p.Copy.Referrers))
+			for _, lb := range p.Copy.LeftBehind {
+				fmt.Fprintf(g.stdout, "  referrer %s of %s left behind: %s\n", lb.Referrer.Digest, lb.Subject, lb.Reason)
+			}
 			return nil
 		},
 	}
@@ -271,7 +281,7 @@ namespace.`,
 		Example: `  drydock rescan quarantine/nginx:1.27.1`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := gatekeeper.SplitRef(args[0]); err != nil {
+			if _, err := gatekeeper.ParseRef(args[0]); err != nil {
 				return err
 			}
 			c, err := newAPIClient(server)

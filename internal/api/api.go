@@ -16,11 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/workflow"
 )
 
 // maxBody bounds a request body.
@@ -53,9 +55,15 @@ type Options struct {
 	// NOT_CONFIGURED).
 	Kube      Kube
 	Authorize Authorizer
+	// Attest verifies signatures and serves drydock's public key; nil
+	// answers NOT_FOUND on those routes.
+	Attest Attestations
 	// Actor names the request's principal for the audit log.
 	Actor func(r *http.Request) string
 	Log   *slog.Logger
+	// Workflows is the continuous-patching service; nil leaves its routes
+	// out.
+	Workflows Workflows
 }
 
 type handler struct{ Options }
@@ -70,10 +78,7 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o}
 	mux := http.NewServeMux()
-	routes := []struct {
-		method, path string
-		fn           http.HandlerFunc
-	}{
+	routes := []route{
 		{http.MethodGet, "/api/v1/verdict", h.verdict},
 		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
 		{http.MethodPost, "/api/v1/promote", h.promote},
@@ -84,21 +89,35 @@ func Handler(o Options) http.Handler {
 		{http.MethodGet, "/api/v1/kube/webhook-configurations", h.kubeWebhooks},
 		{http.MethodPost, "/api/v1/kube/rollout-plan", h.kubePlan},
 		{http.MethodPost, "/api/v1/kube/rollouts", h.kubeRecordRollout},
+		{http.MethodGet, "/api/v1/keys", h.keys},
+		{http.MethodPost, "/api/v1/verify", h.verify},
 	}
-	methods := map[string]string{} // path -> method, for 405 answers
+	if o.Workflows != nil {
+		routes = append(routes, h.workflowRoutes()...)
+	}
+	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {
 		mux.HandleFunc(rt.method+" "+rt.path, rt.fn)
-		methods[rt.path] = rt.method
+		methods[rt.path] = append(methods[rt.path], rt.method)
+	}
+	// A pattern without a method is less specific than one with it: it
+	// catches the other methods of each path.
+	for path, ms := range methods {
+		allow := strings.Join(slices.Sorted(slices.Values(ms)), ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+allow+", not "+r.Method)
+		})
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
-		if m, ok := methods[r.URL.Path]; ok {
-			w.Header().Set("Allow", m)
-			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+m+", not "+r.Method)
-			return
-		}
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+type route struct {
+	method, path string
+	fn           http.HandlerFunc
 }
 
 // ErrorBody is the JSON body of an error response.
@@ -134,9 +153,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid):
+	case errors.Is(err, workflow.ErrExists):
+		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -160,17 +181,17 @@ func (h *handler) allow(w http.ResponseWriter, r *http.Request, role, repo strin
 
 // repoOf returns the repository of a reference, or writes a 400.
 func (h *handler) repoOf(w http.ResponseWriter, ref string) (string, bool) {
-	repo, _, err := gatekeeper.SplitRef(ref)
+	r, err := gatekeeper.ParseRef(ref)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 		return "", false
 	}
-	return repo, true
+	return r.Repository, true
 }
 
 func decode(r *http.Request, v any) error { return decodeLimit(r, v, maxBody) }
 
-// decodeLimit decodes a JSON body of at most limit bytes.
+// decodeLimit decodes a JSON body of at most limit bytes into v.
 func decodeLimit(r *http.Request, v any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errors.Join(errInvalid, errors.New("Content-Type must be application/json"))

@@ -89,7 +89,7 @@ func TestHandler(t *testing.T) {
 		{"promote unknown field", "POST", "/api/v1/promote", `{"source":"quarantine/app:1","force":true}`, []string{"pull quarantine", "promote live"}, nil, 400, "INVALID", ""},
 		{"promote not JSON", "POST", "/api/v1/promote", `source=x`, []string{"pull quarantine", "promote live"}, nil, 400, "INVALID", ""},
 		{"promote server error", "POST", "/api/v1/promote", `{"source":"quarantine/app:1"}`, []string{"pull quarantine", "promote live"}, errors.New("disk full"), 500, "INTERNAL", "promote quarantine/app:1  by alice"},
-		{"import", "POST", "/api/v1/imports", `{"reference":"quarantine/app@sha256:1","source":"docker.io/library/app:1"}`, []string{"push quarantine"}, nil, 200, "", "import quarantine/app@sha256:1 from docker.io/library/app:1 by alice"},
+		{"import", "POST", "/api/v1/imports", `{"reference":"quarantine/app@sha256:1111111111111111111111111111111111111111111111111111111111111111","source":"docker.io/library/app:1"}`, []string{"push quarantine"}, nil, 200, "", "import quarantine/app@sha256:1111111111111111111111111111111111111111111111111111111111111111 from docker.io/library/app:1 by alice"},
 		{"import without push", "POST", "/api/v1/imports", `{"reference":"quarantine/app:1","source":"x"}`, []string{"pull quarantine"}, nil, 403, "DENIED", ""},
 		{"rescan", "POST", "/api/v1/rescan", `{"reference":"quarantine/app:1"}`, []string{"push quarantine"}, nil, 202, "", "rescan quarantine/app:1"},
 		{"unknown endpoint", "GET", "/api/v1/nope", "", nil, nil, 404, "NOT_FOUND", ""},

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/kube"
 )
 
@@ -31,7 +31,7 @@ func (h *handler) allowKube(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusConflict, "NOT_CONFIGURED", "the Kubernetes side is off in this server's configuration (kube.*)")
 		return false
 	}
-	return h.allow(w, r, RolePromote, gatekeeper.Live)
+	return h.allow(w, r, RolePromote, imgref.Live)
 }
 
 // failKube maps the kube package's errors, then falls back to fail.

@@ -6,12 +6,12 @@
 // # Storage
 //
 // A [Log] records entries through a [Backend], the one interface storage
-// implements: [NewSQLite] (table audit_log, with triggers that refuse UPDATE
-// and DELETE) and [NewMemory] (for tests of other packages). A PostgreSQL
-// backend implements the same three methods. Backend.Append reads the last
-// entry and inserts the next one in one write transaction, so concurrent
-// writers, in one process or several, always extend the chain one entry at a
-// time.
+// implements: [NewSQL] (table audit_log on SQLite or PostgreSQL, with
+// triggers that refuse UPDATE and DELETE) and [NewMemory] (for tests of
+// other packages); both pass internal/audit/audittest. Backend.Append reads
+// the last entry and inserts the next one in one write transaction holding
+// the append lock, so concurrent writers, in one process or several
+// replicas, always extend the chain one entry at a time.
 //
 // # The hash chain
 //

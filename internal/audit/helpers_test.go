@@ -89,12 +89,3 @@ func mustVerify(t testing.TB, l *Log) *VerifyResult {
 	}
 	return res
 }
-
-func collect(t testing.TB, l *Log) []*Entry {
-	t.Helper()
-	var out []*Entry
-	if err := l.Scan(context.Background(), 0, func(e *Entry) error { out = append(out, e); return nil }); err != nil {
-		t.Fatalf("Scan: %v", err)
-	}
-	return out
-}

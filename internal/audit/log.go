@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// Backend stores audit entries. Implementations: [NewSQLite], [NewMemory];
-// a PostgreSQL backend implements the same contract.
+// Backend stores audit entries. Implementations: [NewSQL] (SQLite or
+// PostgreSQL, through internal/database) and [NewMemory];
+// internal/audit/audittest is the suite every backend passes.
 type Backend interface {
 	// Append calls next with the last stored entry (nil when the log is
 	// empty) and stores the entry it returns, atomically: reading the last

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // ErrAuthRequired is the failure of a request without credentials when
@@ -52,6 +53,16 @@ type Authenticator struct {
 	// OnError, when set, is told about failures that are not the client's
 	// (the store could not be read); the client gets a 500.
 	OnError func(r *http.Request, err error)
+	// Throttle, when set, limits wrong passwords per user name and per
+	// client address (see Throttle): past the limit a login attempt gets
+	// 429 Too Many Requests with Retry-After, without its password being
+	// checked. API tokens count against the address only: they cannot be
+	// guessed, and a guesser of a user's password must not lock out the
+	// tokens of that user's robots.
+	Throttle Throttle
+	// OnThrottled, when set, is told about every attempt the throttle
+	// refused (instead of OnFailure).
+	OnThrottled func(r *http.Request, name string, w *Wait)
 }
 
 func (a *Authenticator) realm() string   { return cmp.Or(a.Realm, "drydock") }
@@ -81,7 +92,7 @@ func (a *Authenticator) resolve(r *http.Request) (p Principal, claimed string, e
 		if !ok {
 			return Principal{}, "", fmt.Errorf("%w: bad Basic credentials", errMalformed)
 		}
-		p, err := a.password(ctx, user, pass)
+		p, err := a.login(r, user, pass)
 		return p, claimedName(user, pass), err
 	case "bearer":
 		if strings.HasPrefix(cred, TokenPrefix) {
@@ -113,6 +124,36 @@ func (a *Authenticator) anonymous() (Principal, string, error) {
 		return Principal{}, "", ErrAuthRequired
 	}
 	return Principal{Name: AnonymousName, Kind: KindAnonymous, Grants: a.Anonymous.normalize()}, AnonymousName, nil
+}
+
+// login is password under the throttle: a user name or client address
+// that failed too often waits (a *ThrottledError) without its password
+// being checked; a wrong password keeps the attempt it reserved, anything
+// else gives it back.
+func (a *Authenticator) login(r *http.Request, user, pass string) (Principal, error) {
+	if a.Throttle == nil {
+		return a.password(r.Context(), user, pass)
+	}
+	ctx := r.Context()
+	keys := []string{AddressKey(ClientAddress(r))}
+	if user != "" && !strings.HasPrefix(pass, TokenPrefix) {
+		keys = append(keys, UserKey(user))
+	}
+	w, err := a.Throttle.Attempt(ctx, keys...)
+	if err != nil {
+		return Principal{}, fmt.Errorf("login throttle: %w", err)
+	}
+	if w != nil {
+		return Principal{}, &ThrottledError{Wait: *w}
+	}
+	p, err := a.password(ctx, user, pass)
+	if err != nil && errors.Is(err, ErrBadCredentials) {
+		return p, err
+	}
+	if serr := a.Throttle.Succeeded(ctx, keys...); serr != nil && err == nil {
+		return Principal{}, fmt.Errorf("login throttle: %w", serr)
+	}
+	return p, err
 }
 
 // password checks a user name and password (or API token) against the
@@ -167,13 +208,14 @@ func (a *Authenticator) bearer(ctx context.Context, tok string) (Principal, stri
 // authenticate (and not, say, an unreadable store).
 func isAuthFailure(err error) bool {
 	var expired *TokenExpiredError
+	var throttled *ThrottledError
 	for _, target := range []error{ErrAuthRequired, errMalformed, ErrBadCredentials, ErrTokenRevoked,
 		ErrUserDisabled, ErrInvalidBearer, ErrBearerExpired, ErrNotFound} {
 		if errors.Is(err, target) {
 			return true
 		}
 	}
-	return errors.As(err, &expired)
+	return errors.As(err, &expired) || errors.As(err, &throttled)
 }
 
 // failureMessage is what a client is told about an authentication failure.
@@ -198,7 +240,16 @@ func (a *Authenticator) fail(w http.ResponseWriter, r *http.Request, claimed str
 		return
 	}
 	msg := failureMessage(r, err)
-	if r.Header.Get("Authorization") != "" && a.OnFailure != nil {
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		if a.OnThrottled != nil {
+			a.OnThrottled(r, cmp.Or(claimed, "unknown"), &throttled.Wait)
+		}
+		w.Header().Set("Retry-After", retryAfterSeconds(throttled.RetryAfter))
+		WriteRegistryError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", msg)
+		return
+	}
+	if (r.Header.Get("Authorization") != "" || claimed != "") && a.OnFailure != nil {
 		a.OnFailure(r, cmp.Or(claimed, "unknown"), msg)
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
@@ -230,7 +281,8 @@ func baseURL(r *http.Request) string {
 // endpoint, with the scope the request needs when it is a repository route.
 func (a *Authenticator) bearerChallenge(r *http.Request) string {
 	c := fmt.Sprintf("Bearer realm=%q,service=%q", baseURL(r)+"/auth/token", a.service())
-	if repo, _ := RepoOf(r.URL.Path); validRepo(repo) {
+	if rt, ok := imgref.ParseRoute(r.URL.Path); ok && imgref.ValidRepository(rt.Repository) {
+		repo := rt.Repository
 		actions := "pull"
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			actions = "pull,push"
@@ -306,7 +358,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 			}
 			user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
 			claimed = claimedName(user, pass)
-			p, err = a.password(r.Context(), user, pass)
+			p, err = a.login(r, user, pass)
 			scope = r.PostForm.Get("scope")
 		default:
 			w.Header().Set("Allow", "GET, POST")
@@ -363,43 +415,6 @@ func (e *DeniedError) Error() string {
 	return fmt.Sprintf("%q may not %s %s%s: needs the %s role on namespace %s", e.Principal, verb, e.Repository, mount, e.Role, e.Namespace)
 }
 
-// repoComponentRE is one path component of a repository name, as the
-// distribution spec allows it.
-var repoComponentRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
-
-func validRepo(repo string) bool {
-	if repo == "" || len(repo) > 255 {
-		return false
-	}
-	for c := range strings.SplitSeq(repo, "/") {
-		if !repoComponentRE.MatchString(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// RepoOf returns the repository of a /v2/ API path and what follows it
-// ("manifests/REF", "blobs/uploads/...", "tags/list", "referrers/DIGEST"),
-// or "" when the path is not a repository route. The repository ends at
-// the last "/manifests/", "/blobs/", "/tags/" or "/referrers/".
-func RepoOf(path string) (repo, rest string) {
-	p, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
-		return "", ""
-	}
-	at := -1
-	for _, kind := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
-		if i := strings.LastIndex(p, kind); i > at {
-			at = i
-		}
-	}
-	if at <= 0 {
-		return "", ""
-	}
-	return p[:at], p[at+1:]
-}
-
 // Authorize decides whether p may make registry request r: the API base,
 // the token endpoint and the catalog need only authentication; reading a
 // repository needs pull on its namespace, changing it push, and mounting a
@@ -408,34 +423,38 @@ func RepoOf(path string) (repo, rest string) {
 // need admin. A refusal is a *DeniedError.
 func Authorize(p Principal, r *http.Request) error {
 	path := r.URL.Path
-	if !strings.HasPrefix(path, "/v2/") || path == "/v2/" || path == "/v2/_catalog" {
+	if !strings.HasPrefix(path, "/v2/") {
 		return nil
 	}
-	repo, rest := RepoOf(path)
-	if repo == "" {
+	rt, ok := imgref.ParseRoute(path)
+	switch {
+	case ok && (rt.Kind == imgref.RoutePing || rt.Kind == imgref.RouteCatalog):
+		return nil
+	case !ok:
 		if p.Allows(RoleAdmin, AllNamespaces) {
 			return nil
 		}
 		return &DeniedError{Principal: p.Name, Role: RoleAdmin, Repository: path, Namespace: AllNamespaces, Reason: "not a registry API route"}
 	}
-	if !validRepo(repo) {
+	repo := rt.Repository
+	if !imgref.ValidRepository(repo) {
 		return &DeniedError{Principal: p.Name, Repository: repo, Reason: "invalid repository name"}
 	}
 	role := RolePull
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		role = RolePush
 	}
-	ns := NamespaceOf(repo)
+	ns := imgref.Namespace(repo)
 	if !p.Allows(role, ns) {
 		return &DeniedError{Principal: p.Name, Role: role, Repository: repo, Namespace: ns}
 	}
-	if r.Method == http.MethodPost && strings.HasPrefix(rest, "blobs/uploads") {
+	if r.Method == http.MethodPost && rt.Kind == imgref.RouteUpload {
 		q := r.URL.Query()
 		if from := q.Get("from"); q.Get("mount") != "" && from != "" {
-			if !validRepo(from) {
+			if !imgref.ValidRepository(from) {
 				return &DeniedError{Principal: p.Name, Repository: from, MountInto: repo, Reason: "invalid repository name to mount from"}
 			}
-			if fns := NamespaceOf(from); !p.Allows(RolePull, fns) {
+			if fns := imgref.Namespace(from); !p.Allows(RolePull, fns) {
 				return &DeniedError{Principal: p.Name, Role: RolePull, Repository: from, Namespace: fns, MountInto: repo}
 			}
 		}
@@ -470,4 +489,27 @@ func (a *Authenticator) AuthorizeMiddleware(next http.Handler) http.Handler {
 		}
 		WriteRegistryError(w, http.StatusForbidden, "DENIED", msg)
 	})
+}
+
+// Require serves next only to principals holding role on every namespace
+// (a global role: metrics, admin): without credentials 401 (as
+// Middleware), without the role 403 DENIED, told to OnDenied.
+func (a *Authenticator) Require(role Role, next http.Handler) http.Handler {
+	return a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := PrincipalFrom(r.Context())
+		if ok && p.Allows(role, AllNamespaces) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		de := &DeniedError{Principal: p.Name, Role: role, Repository: r.URL.Path, Namespace: AllNamespaces,
+			Reason: fmt.Sprintf("needs the %s role (e.g. drydock token create NAME --role %s)", role, role)}
+		if a.OnDenied != nil {
+			a.OnDenied(r, p, de)
+		}
+		msg := de.Error()
+		if p.Kind == KindAnonymous {
+			msg += "; log in first: drydock login " + r.Host
+		}
+		WriteRegistryError(w, http.StatusForbidden, "DENIED", msg)
+	}))
 }

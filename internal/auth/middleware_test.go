@@ -476,48 +476,6 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
-func TestRepoOf(t *testing.T) {
-	tests := []struct{ path, repo, rest string }{
-		{"/v2/quarantine/nginx/manifests/1.27", "quarantine/nginx", "manifests/1.27"},
-		{"/v2/live/a/b/blobs/uploads/abc", "live/a/b", "blobs/uploads/abc"},
-		{"/v2/x/tags/list", "x", "tags/list"},
-		{"/v2/x/referrers/sha256:00", "x", "referrers/sha256:00"},
-		{"/v2/a/manifests/b/blobs/c", "a/manifests/b", "blobs/c"},
-		{"/v2/", "", ""},
-		{"/v2/_catalog", "", ""},
-		{"/v2//manifests/x", "", ""},
-		{"/other/x/manifests/y", "", ""},
-	}
-	for _, tt := range tests {
-		if repo, rest := RepoOf(tt.path); repo != tt.repo || rest != tt.rest {
-			t.Errorf("RepoOf(%q) = %q, %q; want %q, %q", tt.path, repo, rest, tt.repo, tt.rest)
-		}
-	}
-}
-
-func FuzzRepoOf(f *testing.F) {
-	for _, s := range []string{"/v2/a/manifests/b", "/v2/a/blobs/uploads/", "/v2//tags/", "/v2/a/referrers/x/manifests/y"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, path string) {
-		repo, rest := RepoOf(path)
-		if repo == "" {
-			if rest != "" {
-				t.Fatalf("rest %q without a repo", rest)
-			}
-			return
-		}
-		if "/v2/"+repo+"/"+rest != path {
-			t.Fatalf("RepoOf(%q) = %q, %q", path, repo, rest)
-		}
-		for _, kind := range []string{"/manifests/", "/blobs/", "/tags/", "/referrers/"} {
-			if strings.LastIndex("/"+rest, kind) > 0 {
-				t.Fatalf("RepoOf(%q): rest %q holds another %s", path, rest, kind)
-			}
-		}
-	})
-}
-
 // TestGGCRTransport drives go-containerregistry's client transport through
 // the bearer flow: ping, challenge, token endpoint, bearer request.
 func TestGGCRTransport(t *testing.T) {

@@ -2,9 +2,10 @@ package auth
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Role is what a principal may do in a namespace.
@@ -12,19 +13,25 @@ type Role string
 
 // The roles. Each is its own permission: push does not imply pull, and
 // promote (moving a digest from quarantine/ to live/) implies neither.
-// Admin allows everything everywhere.
+// Metrics (reading /metrics) is not about repositories, so, like admin, it
+// is global. Admin allows everything everywhere.
 const (
 	RolePull    Role = "pull"
 	RolePush    Role = "push"
 	RolePromote Role = "promote"
+	RoleMetrics Role = "metrics"
 	RoleAdmin   Role = "admin"
 )
 
 // roles lists the valid roles in the order help texts show them.
-var roles = []Role{RolePull, RolePush, RolePromote, RoleAdmin}
+var roles = []Role{RolePull, RolePush, RolePromote, RoleMetrics, RoleAdmin}
 
 // validRoles is the list of roles for error messages.
-const validRoles = "pull, push, promote, admin"
+const validRoles = "pull, push, promote, metrics, admin"
+
+// Global reports whether r is a role of the whole server, granted only on
+// "*": admin and metrics.
+func (r Role) Global() bool { return r == RoleAdmin || r == RoleMetrics }
 
 // AllNamespaces is the namespace of a grant that applies to every
 // namespace.
@@ -32,10 +39,6 @@ const AllNamespaces = "*"
 
 // Valid reports whether r is one of the roles above.
 func (r Role) Valid() bool { return slices.Contains(roles, r) }
-
-// namespaceRE is the form of a namespace: a repository name's first path
-// component as the distribution spec allows it.
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 
 // Grant gives a role in one namespace (the first path component of a
 // repository: "quarantine", "live", ...) or in all of them ("*").
@@ -79,11 +82,14 @@ func (g Grant) check() error {
 	if !g.Role.Valid() {
 		return fmt.Errorf("unknown role %q (valid roles: %s; e.g. push:quarantine)", g.Role, validRoles)
 	}
-	if g.Namespace != AllNamespaces && !namespaceRE.MatchString(g.Namespace) {
+	if g.Namespace != AllNamespaces && !imgref.ValidComponent(g.Namespace) {
 		return fmt.Errorf("invalid namespace %q: want \"*\" or a repository's first path component such as quarantine or live (lowercase letters and digits, single . _ - between them)", g.Namespace)
 	}
 	if g.Role == RoleAdmin && g.Namespace != AllNamespaces {
 		return fmt.Errorf("admin is global (it allows everything in every namespace): write just \"admin\"")
+	}
+	if g.Role.Global() && g.Namespace != AllNamespaces {
+		return fmt.Errorf("%s is global (it is not about repositories): write just %q", g.Role, string(g.Role))
 	}
 	return nil
 }
@@ -232,11 +238,4 @@ func (gs Grants) String() string {
 		return "none"
 	}
 	return strings.Join(gs.Strings(), ",")
-}
-
-// NamespaceOf returns the namespace of a repository: its first path
-// component ("quarantine" for "quarantine/nginx"; "" for "").
-func NamespaceOf(repo string) string {
-	ns, _, _ := strings.Cut(repo, "/")
-	return ns
 }

@@ -21,7 +21,10 @@ func TestParseGrant(t *testing.T) {
 		{in: "admin:*", want: Grant{RoleAdmin, "*"}},
 		{in: "push:team-a.b_c", want: Grant{RolePush, "team-a.b_c"}},
 		{in: "admin:live", wantErr: "admin is global"},
-		{in: "write:live", wantErr: `unknown role "write" (valid roles: pull, push, promote, admin`},
+		{in: "write:live", wantErr: `unknown role "write" (valid roles: pull, push, promote, metrics, admin`},
+		{in: "metrics", want: Grant{RoleMetrics, "*"}},
+		{in: "metrics:*", want: Grant{RoleMetrics, "*"}},
+		{in: "metrics:live", wantErr: `metrics is global (it is not about repositories): write just "metrics"`},
 		{in: "PUSH:live", wantErr: `unknown role "PUSH"`},
 		{in: "push:", wantErr: `invalid namespace ""`},
 		{in: "push:Live", wantErr: `invalid namespace "Live"`},
@@ -100,6 +103,10 @@ func TestAllows(t *testing.T) {
 		{"admin", RolePromote, "live", true},
 		{"", RolePull, "live", false},
 		{"promote:live,pull:live", RolePromote, "live", true},
+		{"metrics", RoleMetrics, AllNamespaces, true},
+		{"admin", RoleMetrics, AllNamespaces, true},
+		{"pull,push,promote", RoleMetrics, AllNamespaces, false},
+		{"metrics", RolePull, "live", false},
 	}
 	for _, tt := range tests {
 		if got := mustGrants(t, tt.grants).Allows(tt.role, tt.ns); got != tt.want {
@@ -119,6 +126,8 @@ func TestIntersectAndCovers(t *testing.T) {
 		{"pull:live", "admin", "pull:live"},
 		{"pull:live", "pull:quarantine", ""},
 		{"push:live", "pull:live", ""},
+		{"metrics,pull:live", "admin", "metrics:* pull:live"},
+		{"metrics", "pull", ""},
 	}
 	for _, tt := range tests {
 		a, b := mustGrants(t, tt.a), mustGrants(t, tt.b)
@@ -139,6 +148,9 @@ func TestIntersectAndCovers(t *testing.T) {
 		{"admin", "admin", true},
 		{"pull,push,promote", "admin", false},
 		{"push:quarantine", "pull:quarantine", false},
+		{"admin", "metrics", true},
+		{"metrics", "metrics", true},
+		{"pull,push,promote", "metrics", false},
 	}
 	for _, tt := range covers {
 		g, err := ParseGrant(tt.g)
@@ -147,16 +159,6 @@ func TestIntersectAndCovers(t *testing.T) {
 		}
 		if got := mustGrants(t, tt.have).Covers(g); got != tt.want {
 			t.Errorf("%q.Covers(%s) = %v, want %v", tt.have, tt.g, got, tt.want)
-		}
-	}
-}
-
-func TestNamespaceOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"quarantine/nginx": "quarantine", "live/a/b/c": "live", "nginx": "nginx", "": "",
-	} {
-		if got := NamespaceOf(in); got != want {
-			t.Errorf("NamespaceOf(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

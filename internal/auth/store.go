@@ -4,25 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
-)
 
-// DefaultPath is where the user and token store lives under a data
-// directory.
-func DefaultPath(dataDir string) string { return filepath.Join(dataDir, "auth", "auth.db") }
+	"github.com/drydock-project/drydock/internal/database"
+)
 
 // Errors of the store. Authentication failures are ErrBadCredentials,
 // ErrTokenRevoked, ErrUserDisabled (each possibly wrapped with details) or
@@ -132,40 +124,11 @@ type TokenSpec struct {
 	ExpiresAt time.Time
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS users (
-	name          TEXT PRIMARY KEY,
-	password_hash TEXT NOT NULL,
-	grants        TEXT NOT NULL, -- JSON array of "ROLE:NAMESPACE"
-	created_at    TEXT NOT NULL,
-	updated_at    TEXT NOT NULL,
-	disabled      INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS tokens (
-	id           TEXT PRIMARY KEY,
-	name         TEXT NOT NULL,
-	owner        TEXT NOT NULL DEFAULT '',
-	secret_hash  TEXT NOT NULL, -- hex SHA-256 of the whole secret
-	grants       TEXT NOT NULL,
-	created_at   TEXT NOT NULL,
-	expires_at   TEXT,
-	last_used_at TEXT,
-	revoked_at   TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tokens_active_name ON tokens (name) WHERE revoked_at IS NULL;
-CREATE INDEX IF NOT EXISTS tokens_owner ON tokens (owner);
-CREATE TABLE IF NOT EXISTS signing_keys (
-	id         INTEGER PRIMARY KEY,
-	key        BLOB NOT NULL,
-	created_at TEXT NOT NULL
-);
-`
-
-// Store keeps users and tokens in a SQLite file that the server and the
-// CLI (and several server replicas) share.
+// Store keeps users and tokens in a Backend that the server, the CLI and
+// every replica share, and decides everything about them: name and
+// password rules, bcrypt, grants, token expiry and owners.
 type Store struct {
-	db   *sql.DB
-	path string
+	b    Backend
 	now  func() time.Time
 	cost int
 
@@ -196,59 +159,71 @@ func WithClock(now func() time.Time) StoreOption {
 // bcrypt.DefaultCost; tests use bcrypt.MinCost).
 func WithBcryptCost(cost int) StoreOption { return func(s *Store) { s.cost = cost } }
 
-// OpenStore opens the store at path, creating it (mode 0600, in a 0700
-// directory) with a fresh signing key when missing. Writes take the
-// database lock at their start, so that processes sharing the file wait
-// for each other instead of failing.
-func OpenStore(path string, opts ...StoreOption) (*Store, error) {
-	s := &Store{path: path, now: time.Now, cost: bcrypt.DefaultCost,
+// NewStore returns the Store on b, storing a fresh signing key in it when
+// it has none. Close closes b.
+func NewStore(ctx context.Context, b Backend, opts ...StoreOption) (*Store, error) {
+	s := &Store{b: b, now: time.Now, cost: bcrypt.DefaultCost,
 		verified: map[[32]byte]struct{}{}, touched: map[string]time.Time{}}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.cost < bcrypt.MinCost || s.cost > bcrypt.MaxCost {
-		return nil, fmt.Errorf("open auth store %s: bcrypt cost %d outside %d..%d", path, s.cost, bcrypt.MinCost, bcrypt.MaxCost)
+		return nil, fmt.Errorf("open auth store: bcrypt cost %d outside %d..%d", s.cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("open auth store %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open auth store %s: %w", path, err)
-	}
-	f.Close()
-	q := url.Values{"_pragma": []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}, "_txlock": []string{"immediate"}}
-	u := url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: q.Encode()}
-	db, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		return nil, fmt.Errorf("open auth store %s: %w", path, err)
-	}
-	s.db = db
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open auth store %s: create schema: %w", path, err)
-	}
-	key, err := randomBytes(32)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open auth store %s: %w", path, err)
-	}
-	if _, err := db.Exec(`INSERT OR IGNORE INTO signing_keys (id, key, created_at) VALUES (1, ?, ?)`, key, timeText(s.now())); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open auth store %s: create signing key: %w", path, err)
+	if _, err := s.SigningKey(ctx); err != nil {
+		return nil, fmt.Errorf("open auth store: %w", err)
 	}
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Open opens the Store in the "auth" database of o.
+func Open(ctx context.Context, o *database.Opener, opts ...StoreOption) (*Store, error) {
+	db, err := o.Open(ctx, Component)
+	if err != nil {
+		return nil, fmt.Errorf("open auth store: %w", err)
+	}
+	return newSQLStore(ctx, db, opts)
+}
+
+// OpenStore opens the Store in the SQLite file at path (DefaultPath of a
+// data directory, for the embedded setup), creating it (mode 0600, in a
+// 0700 directory) when missing.
+func OpenStore(path string, opts ...StoreOption) (*Store, error) {
+	ctx := context.Background()
+	db, err := database.OpenFile(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open auth store %s: %w", path, err)
+	}
+	return newSQLStore(ctx, db, opts)
+}
+
+func newSQLStore(ctx context.Context, db *database.DB, opts []StoreOption) (*Store, error) {
+	b, err := NewSQL(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s, err := NewStore(ctx, b, opts...)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the backend.
+func (s *Store) Close() error { return s.b.Close() }
 
 // SigningKey returns the HMAC key bearer tokens are signed with; every
 // process sharing the store gets the same key.
 func (s *Store) SigningKey(ctx context.Context) ([]byte, error) {
-	var key []byte
-	if err := s.db.QueryRowContext(ctx, `SELECT key FROM signing_keys ORDER BY id DESC LIMIT 1`).Scan(&key); err != nil {
-		return nil, fmt.Errorf("auth store %s: read signing key: %w", s.path, err)
+	candidate, err := randomBytes(32)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.b.SigningKey(ctx, candidate, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("auth store: %w", err)
 	}
 	return key, nil
 }
@@ -261,58 +236,6 @@ func randomBytes(n int) ([]byte, error) {
 	return b, nil
 }
 
-func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func parseTime(column string, v sql.NullString) (time.Time, error) {
-	if !v.Valid || v.String == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v.String)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("stored %s %q: %w", column, v.String, err)
-	}
-	return t, nil
-}
-
-func nullTime(t time.Time) sql.NullString {
-	if t.IsZero() {
-		return sql.NullString{}
-	}
-	return sql.NullString{String: timeText(t), Valid: true}
-}
-
-func encodeGrants(g Grants) (string, error) {
-	if err := g.Validate(); err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(g.normalize())
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-func decodeGrants(text string) (Grants, error) {
-	var g Grants
-	if err := json.Unmarshal([]byte(text), &g); err != nil {
-		return nil, fmt.Errorf("stored grants %q: %w", text, err)
-	}
-	return g.normalize(), nil
-}
-
-// inTx runs fn in a write transaction (BEGIN IMMEDIATE).
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
 // AddUser adds a user; the error wraps ErrExists when the name is taken.
 func (s *Store) AddUser(ctx context.Context, name, password string, g Grants) error {
 	if err := checkName("user", name); err != nil {
@@ -321,47 +244,33 @@ func (s *Store) AddUser(ctx context.Context, name, password string, g Grants) er
 	if err := checkPassword(password); err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
-	grants, err := encodeGrants(g)
-	if err != nil {
+	if err := g.Validate(); err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
 	if err != nil {
 		return fmt.Errorf("user %q: hash password: %w", name, err)
 	}
-	now := timeText(s.now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var one int
-		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE name = ?`, name).Scan(&one); {
-		case err == nil:
-			return fmt.Errorf("user %q %w", name, ErrExists)
-		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("add user %q: %w", name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, password_hash, grants, created_at, updated_at, disabled)
-			VALUES (?, ?, ?, ?, ?, 0)`, name, string(hash), grants, now, now); err != nil {
-			return fmt.Errorf("add user %q: %w", name, err)
-		}
-		return nil
-	})
+	now := s.now()
+	u := UserRecord{User: User{Name: name, Grants: g.normalize(), CreatedAt: now, UpdatedAt: now}, PasswordHash: string(hash)}
+	return s.b.Update(ctx, func(tx Tx) error { return tx.InsertUser(ctx, u) })
 }
 
-// updateUser sets columns of user name (set is "col = ?, ..." for args).
-func (s *Store) updateUser(ctx context.Context, op, name, set string, args ...any) error {
+// updateUser applies change to user name and stores it.
+func (s *Store) updateUser(ctx context.Context, name string, change func(*UserRecord)) error {
 	if err := checkName("user", name); err != nil {
 		return err
 	}
-	args = append(args, timeText(s.now()), name)
-	res, err := s.db.ExecContext(ctx, `UPDATE users SET `+set+`, updated_at = ? WHERE name = ?`, args...)
-	if err != nil {
-		return fmt.Errorf("%s of user %q: %w", op, name, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("%s of user %q: %w", op, name, err)
-	} else if n == 0 {
-		return fmt.Errorf("user %q %w", name, ErrNotFound)
-	}
-	return nil
+	now := s.now()
+	return s.b.Update(ctx, func(tx Tx) error {
+		u, err := tx.User(ctx, name)
+		if err != nil {
+			return err
+		}
+		change(u)
+		u.UpdatedAt = now
+		return tx.UpdateUser(ctx, *u)
+	})
 }
 
 // SetPassword changes a user's password.
@@ -373,21 +282,20 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return fmt.Errorf("user %q: hash password: %w", name, err)
 	}
-	return s.updateUser(ctx, "set password", name, `password_hash = ?`, string(hash))
+	return s.updateUser(ctx, name, func(u *UserRecord) { u.PasswordHash = string(hash) })
 }
 
 // SetGrants replaces a user's grants; it takes effect on the next request.
 func (s *Store) SetGrants(ctx context.Context, name string, g Grants) error {
-	grants, err := encodeGrants(g)
-	if err != nil {
+	if err := g.Validate(); err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
-	return s.updateUser(ctx, "set roles", name, `grants = ?`, grants)
+	return s.updateUser(ctx, name, func(u *UserRecord) { u.Grants = g.normalize() })
 }
 
 // DisableUser disables (or enables again) a user and the tokens it owns.
 func (s *Store) DisableUser(ctx context.Context, name string, disabled bool) error {
-	return s.updateUser(ctx, "disable", name, `disabled = ?`, disabled)
+	return s.updateUser(ctx, name, func(u *UserRecord) { u.Disabled = disabled })
 }
 
 // DeleteUser deletes a user and revokes the tokens it owns.
@@ -395,89 +303,52 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	if err := checkName("user", name); err != nil {
 		return err
 	}
-	now := timeText(s.now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+	now := s.now()
+	return s.b.Update(ctx, func(tx Tx) error {
+		if err := tx.DeleteUser(ctx, name); err != nil {
+			return err
+		}
+		toks, err := tx.TokensOwnedBy(ctx, name)
 		if err != nil {
 			return fmt.Errorf("delete user %q: %w", name, err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("delete user %q: %w", name, err)
-		} else if n == 0 {
-			return fmt.Errorf("user %q %w", name, ErrNotFound)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL`, now, name); err != nil {
-			return fmt.Errorf("delete user %q: revoke its tokens: %w", name, err)
+		for _, t := range toks {
+			if !t.RevokedAt.IsZero() {
+				continue
+			}
+			t.RevokedAt = now
+			if err := tx.UpdateToken(ctx, t); err != nil {
+				return fmt.Errorf("delete user %q: revoke its tokens: %w", name, err)
+			}
 		}
 		return nil
 	})
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanUser(row scanner) (User, error) {
-	var u User
-	var grants string
-	var created, updated sql.NullString
-	if err := row.Scan(&u.Name, &grants, &created, &updated, &u.Disabled); err != nil {
-		return User{}, err
-	}
-	var err error
-	if u.Grants, err = decodeGrants(grants); err != nil {
-		return User{}, fmt.Errorf("user %q: %w", u.Name, err)
-	}
-	if u.CreatedAt, err = parseTime("created_at", created); err != nil {
-		return User{}, fmt.Errorf("user %q: %w", u.Name, err)
-	}
-	if u.UpdatedAt, err = parseTime("updated_at", updated); err != nil {
-		return User{}, fmt.Errorf("user %q: %w", u.Name, err)
-	}
-	return u, nil
-}
-
-const userColumns = `name, grants, created_at, updated_at, disabled`
-
 // User returns one user; the error wraps ErrNotFound when there is none.
 func (s *Store) User(ctx context.Context, name string) (*User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("user %q %w", name, ErrNotFound)
-	}
+	u, err := s.b.User(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("read user %q: %w", name, err)
+		return nil, err
 	}
-	return &u, nil
+	return &u.User, nil
 }
 
 // Users returns every user, sorted by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	recs, err := s.b.Users(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	users := []User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+	users := make([]User, len(recs))
+	for i, r := range recs {
+		users[i] = r.User
 	}
 	return users, nil
 }
 
 // CountUsers returns the number of users.
-func (s *Store) CountUsers(ctx context.Context) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count users: %w", err)
-	}
-	return n, nil
-}
+func (s *Store) CountUsers(ctx context.Context) (int, error) { return s.b.CountUsers(ctx) }
 
 // Authenticate checks a user name and password, or, when the password is an
 // API token (it starts with "ddk_"), the token whatever the user name.
@@ -485,10 +356,8 @@ func (s *Store) Authenticate(ctx context.Context, user, password string) (Princi
 	if strings.HasPrefix(password, TokenPrefix) {
 		return s.AuthenticateToken(ctx, password)
 	}
-	var hash, grants string
-	var disabled bool
-	err := s.db.QueryRowContext(ctx, `SELECT password_hash, grants, disabled FROM users WHERE name = ?`, user).Scan(&hash, &grants, &disabled)
-	if errors.Is(err, sql.ErrNoRows) {
+	u, err := s.b.User(ctx, user)
+	if errors.Is(err, ErrNotFound) {
 		// Spend the time a known user costs, so that timing does not tell
 		// which user names exist.
 		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
@@ -497,17 +366,13 @@ func (s *Store) Authenticate(ctx context.Context, user, password string) (Princi
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate user %q: %w", user, err)
 	}
-	if !s.verifyPassword(user, password, hash) {
+	if !s.verifyPassword(user, password, u.PasswordHash) {
 		return Principal{}, ErrBadCredentials
 	}
-	if disabled {
+	if u.Disabled {
 		return Principal{}, fmt.Errorf("%w: %q", ErrUserDisabled, user)
 	}
-	g, err := decodeGrants(grants)
-	if err != nil {
-		return Principal{}, fmt.Errorf("authenticate user %q: %w", user, err)
-	}
-	return Principal{Name: user, Kind: KindUser, Grants: g}, nil
+	return Principal{Name: user, Kind: KindUser, Grants: u.Grants}, nil
 }
 
 // dummyHash is a bcrypt hash at the store's cost, for unknown users.

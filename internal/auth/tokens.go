@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -48,8 +47,7 @@ func (s *Store) CreateToken(ctx context.Context, spec TokenSpec) (string, Token,
 			return "", Token{}, fmt.Errorf("token %q: owner: %w", spec.Name, err)
 		}
 	}
-	grants, err := encodeGrants(spec.Grants)
-	if err != nil {
+	if err := spec.Grants.Validate(); err != nil {
 		return "", Token{}, fmt.Errorf("token %q: %w", spec.Name, err)
 	}
 	now := s.now()
@@ -67,12 +65,11 @@ func (s *Store) CreateToken(ctx context.Context, spec TokenSpec) (string, Token,
 	tok := Token{ID: hex.EncodeToString(idBytes), Name: spec.Name, Owner: spec.Owner,
 		Grants: spec.Grants.normalize(), CreatedAt: now, ExpiresAt: spec.ExpiresAt}
 	secret := TokenPrefix + tok.ID + "_" + base64.RawURLEncoding.EncodeToString(key)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		var other string
-		switch err := tx.QueryRowContext(ctx, `SELECT id FROM tokens WHERE name = ? AND revoked_at IS NULL`, spec.Name).Scan(&other); {
+	err = s.b.Update(ctx, func(tx Tx) error {
+		switch other, err := tx.ActiveToken(ctx, spec.Name); {
 		case err == nil:
-			return fmt.Errorf("token %q %w (id %s): revoke it first or choose another name", spec.Name, ErrExists, other)
-		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("token %q %w (id %s): revoke it first or choose another name", spec.Name, ErrExists, other.ID)
+		case !errors.Is(err, ErrNotFound):
 			return fmt.Errorf("create token %q: %w", spec.Name, err)
 		}
 		if spec.Owner != "" {
@@ -80,11 +77,7 @@ func (s *Store) CreateToken(ctx context.Context, spec TokenSpec) (string, Token,
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, name, owner, secret_hash, grants, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, tok.ID, tok.Name, tok.Owner, secretHash(secret), grants, timeText(now), nullTime(tok.ExpiresAt)); err != nil {
-			return fmt.Errorf("create token %q: %w", spec.Name, err)
-		}
-		return nil
+		return tx.InsertToken(ctx, TokenRecord{Token: tok, SecretHash: secretHash(secret)})
 	})
 	if err != nil {
 		return "", Token{}, err
@@ -94,78 +87,39 @@ func (s *Store) CreateToken(ctx context.Context, spec TokenSpec) (string, Token,
 
 // checkOwner checks that the owner of a new token exists, is enabled and
 // has every grant the token asks for.
-func checkOwner(ctx context.Context, tx *sql.Tx, owner string, tok Token) error {
-	var grants string
-	var disabled bool
-	err := tx.QueryRowContext(ctx, `SELECT grants, disabled FROM users WHERE name = ?`, owner).Scan(&grants, &disabled)
-	if errors.Is(err, sql.ErrNoRows) {
+func checkOwner(ctx context.Context, tx Tx, owner string, tok Token) error {
+	u, err := tx.User(ctx, owner)
+	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("token %q: owner: user %q %w", tok.Name, owner, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("create token %q: read owner %q: %w", tok.Name, owner, err)
 	}
-	if disabled {
+	if u.Disabled {
 		return fmt.Errorf("token %q: owner %q is disabled", tok.Name, owner)
-	}
-	og, err := decodeGrants(grants)
-	if err != nil {
-		return fmt.Errorf("create token %q: owner %q: %w", tok.Name, owner, err)
 	}
 	var beyond Grants
 	for _, g := range tok.Grants {
-		if !og.Covers(g) {
+		if !u.Grants.Covers(g) {
 			beyond = append(beyond, g)
 		}
 	}
 	if len(beyond) > 0 {
-		return fmt.Errorf("token %q: roles %s go beyond those of its owner %q (%s)", tok.Name, beyond, owner, og)
+		return fmt.Errorf("token %q: roles %s go beyond those of its owner %q (%s)", tok.Name, beyond, owner, u.Grants)
 	}
 	return nil
-}
-
-const tokenColumns = `id, name, owner, grants, created_at, expires_at, last_used_at, revoked_at`
-
-func scanToken(row scanner, dest ...any) (Token, error) {
-	var t Token
-	var grants string
-	var created, expires, used, revoked sql.NullString
-	if err := row.Scan(append([]any{&t.ID, &t.Name, &t.Owner, &grants, &created, &expires, &used, &revoked}, dest...)...); err != nil {
-		return Token{}, err
-	}
-	var err error
-	if t.Grants, err = decodeGrants(grants); err != nil {
-		return Token{}, fmt.Errorf("token %s: %w", t.ID, err)
-	}
-	for _, f := range []struct {
-		name string
-		v    sql.NullString
-		to   *time.Time
-	}{{"created_at", created, &t.CreatedAt}, {"expires_at", expires, &t.ExpiresAt}, {"last_used_at", used, &t.LastUsedAt}, {"revoked_at", revoked, &t.RevokedAt}} {
-		if *f.to, err = parseTime(f.name, f.v); err != nil {
-			return Token{}, fmt.Errorf("token %s: %w", t.ID, err)
-		}
-	}
-	return t, nil
 }
 
 // Tokens returns every token, revoked and expired ones included, sorted by
 // name and creation time.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY name, created_at`)
+	recs, err := s.b.Tokens(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	toks := []Token{}
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		toks = append(toks, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
+	toks := make([]Token, len(recs))
+	for i, r := range recs {
+		toks[i] = r.Token
 	}
 	return toks, nil
 }
@@ -173,41 +127,33 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 // RevokeToken revokes the token with this id, or the active token with
 // this name.
 func (s *Store) RevokeToken(ctx context.Context, idOrName string) error {
-	now := timeText(s.now())
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		var id, name string
-		var revoked sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT id, name, revoked_at FROM tokens WHERE id = ?`, idOrName).Scan(&id, &name, &revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = tx.QueryRowContext(ctx, `SELECT id, name, revoked_at FROM tokens WHERE name = ? AND revoked_at IS NULL`, idOrName).Scan(&id, &name, &revoked)
+	now := s.now()
+	return s.b.Update(ctx, func(tx Tx) error {
+		t, err := tx.Token(ctx, idOrName)
+		if errors.Is(err, ErrNotFound) {
+			t, err = tx.ActiveToken(ctx, idOrName)
 		}
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case errors.Is(err, ErrNotFound):
 			return fmt.Errorf("token %q %w: no active token has that id or name", idOrName, ErrNotFound)
 		case err != nil:
 			return fmt.Errorf("revoke token %q: %w", idOrName, err)
-		case revoked.Valid:
-			return fmt.Errorf("token %s (%q) was already revoked at %s", id, name, revoked.String)
+		case !t.RevokedAt.IsZero():
+			return fmt.Errorf("token %s (%q) was already revoked at %s", t.ID, t.Name, t.RevokedAt.UTC().Format(time.RFC3339Nano))
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ?`, now, id); err != nil {
-			return fmt.Errorf("revoke token %q: %w", idOrName, err)
-		}
-		return nil
+		t.RevokedAt = now
+		return tx.UpdateToken(ctx, *t)
 	})
 }
 
 // loadToken reads a token and its secret hash; the error wraps ErrNotFound
 // when there is none.
 func (s *Store) loadToken(ctx context.Context, id string) (Token, string, error) {
-	var hash string
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+`, secret_hash FROM tokens WHERE id = ?`, id), &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Token{}, "", fmt.Errorf("token %s %w", id, ErrNotFound)
-	}
+	t, err := s.b.Token(ctx, id)
 	if err != nil {
-		return Token{}, "", fmt.Errorf("read token %s: %w", id, err)
+		return Token{}, "", err
 	}
-	return t, hash, nil
+	return t.Token, t.SecretHash, nil
 }
 
 // AuthenticateToken checks a token secret and returns the token's
@@ -255,23 +201,17 @@ func (s *Store) tokenPrincipal(ctx context.Context, t Token) (Principal, error) 
 	}
 	grants := t.Grants
 	if t.Owner != "" {
-		var og string
-		var disabled bool
-		err := s.db.QueryRowContext(ctx, `SELECT grants, disabled FROM users WHERE name = ?`, t.Owner).Scan(&og, &disabled)
+		owner, err := s.b.User(ctx, t.Owner)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
+		case errors.Is(err, ErrNotFound):
 			return Principal{}, fmt.Errorf("%w: the owner %q of token %q no longer exists", ErrTokenRevoked, t.Owner, t.Name)
 		case err != nil:
 			return Principal{}, fmt.Errorf("read owner %q of token %q: %w", t.Owner, t.Name, err)
-		case disabled:
+		case owner.Disabled:
 			return Principal{}, fmt.Errorf("%w: %q, the owner of token %q", ErrUserDisabled, t.Owner, t.Name)
 		}
-		owner, err := decodeGrants(og)
-		if err != nil {
-			return Principal{}, fmt.Errorf("owner %q of token %q: %w", t.Owner, t.Name, err)
-		}
-		if !owner.IsAdmin() {
-			grants = grants.Intersect(owner)
+		if !owner.Grants.IsAdmin() {
+			grants = grants.Intersect(owner.Grants)
 		}
 	}
 	s.touch(ctx, t, now)
@@ -294,5 +234,5 @@ func (s *Store) touch(ctx context.Context, t Token, now time.Time) {
 	}
 	s.touched[t.ID] = now
 	s.mu.Unlock()
-	_, _ = s.db.ExecContext(ctx, `UPDATE tokens SET last_used_at = ? WHERE id = ?`, timeText(now), t.ID)
+	_ = s.b.TouchToken(ctx, t.ID, now)
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // Version is the only config schema version this build reads.
@@ -50,6 +52,15 @@ type Config struct {
 	// Kube configures the Kubernetes side: admission webhooks, the
 	// running-image inventory, rollouts.
 	Kube Kube `yaml:"kube"`
+	// Workflow configures continuous patching workflows.
+	Workflow Workflow `yaml:"workflow"`
+	// Database selects where state lives: SQLite files in the data
+	// directory (the default) or a PostgreSQL database that replicas share.
+	Database database.Config `yaml:"database"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+	// Sign configures drydock's signing key.
+	Sign Sign `yaml:"sign"`
 }
 
 // Kube configures drydock's Kubernetes side.
@@ -114,6 +125,77 @@ type KubeWebhook struct {
 	TimeoutSeconds int `yaml:"timeoutSeconds"`
 }
 
+// Metrics configures /metrics. On the main address it always needs a
+// credential with the metrics role (or admin).
+type Metrics struct {
+	// Addr, when set, also serves /metrics, without credentials, on a
+	// listener of its own (bind it to an address only the scraper
+	// reaches).
+	Addr string `yaml:"addr"`
+}
+
+// Throttle limits failed logins (a token bucket per key: Failures at
+// once, then one more every Per/Failures).
+type Throttle struct {
+	// Off turns the throttle off.
+	Off bool `yaml:"off"`
+	// User limits the wrong passwords of one user name, Address those
+	// from one client address (IPv6: one /64).
+	User    ThrottleLimit `yaml:"user"`
+	Address ThrottleLimit `yaml:"address"`
+	// AuditWindow is how long refused logins of one name from one address
+	// are counted into one audit record.
+	AuditWindow Duration `yaml:"auditWindow"`
+}
+
+// ThrottleLimit is Failures failed logins per Per.
+type ThrottleLimit struct {
+	Failures int      `yaml:"failures"`
+	Per      Duration `yaml:"per"`
+}
+
+// Sign configures the key drydock signs promotions and patched images
+// with (see internal/attest).
+type Sign struct {
+	// Key is a private key file (PEM: PKCS#8, EC or PKCS#1; or cosign's
+	// encrypted format, whose password is read from $DRYDOCK_SIGN_PASSWORD
+	// or $COSIGN_PASSWORD); empty uses DATA/keys/drydock.key, generated
+	// on first start with drydock.pub and drydock.crt beside it.
+	Key string `yaml:"key"`
+	// Certificate is the key's PEM certificate chain (leaf first) for
+	// Notary Project signatures; empty uses a self-signed certificate.
+	Certificate string `yaml:"certificate"`
+	// Disabled turns signing off.
+	Disabled bool `yaml:"disabled"`
+}
+
+// Workflow configures the continuous patching engine.
+type Workflow struct {
+	// Workers is how many workflow jobs (scans and patches of images) run
+	// at once.
+	Workers int `yaml:"workers"`
+	// TickInterval is how often the engine looks for due schedules and
+	// triggers.
+	TickInterval Duration `yaml:"tickInterval"`
+	// Debounce is how long a trigger (new findings after a database update,
+	// a changed security suite) waits for quiet before its run is queued.
+	Debounce Duration `yaml:"debounce"`
+	// PollInterval is how often each security suite's InRelease is polled
+	// (a conditional request: a few bytes when unchanged).
+	PollInterval Duration `yaml:"pollInterval"`
+	// Mirror and SecurityMirror replace the archives of the images'
+	// releases (an offline mirror; images without apt sources, such as
+	// distroless ones, need Mirror).
+	Mirror         string `yaml:"mirror"`
+	SecurityMirror string `yaml:"securityMirror"`
+	// HostKeyring is a keyring trusted for archives an image has no key
+	// for (distroless images), e.g. /usr/share/keyrings/debian-archive-keyring.gpg.
+	HostKeyring string `yaml:"hostKeyring"`
+	// Sandbox lets maintainer scripts drydock cannot apply natively run in
+	// the patcher's sandbox.
+	Sandbox bool `yaml:"sandbox"`
+}
+
 // Gate configures the quarantine -> live gate.
 type Gate struct {
 	// Policy is the policy file (see `drydock policy validate`); empty
@@ -132,6 +214,21 @@ type Gate struct {
 	SweepInterval Duration `yaml:"sweepInterval"`
 	// ScanWorkers is how many scans run at once.
 	ScanWorkers int `yaml:"scanWorkers"`
+	// Limits bound what judging one image may cost; an image past one
+	// fails as over-limit.
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits are the gate's scan.Limits as the config file spells them (the
+// server converts one to the other, so the two cannot drift apart); a
+// zero field takes scan's default (packages 20,000, findings 50,000,
+// package database bytes 128 MiB, tar entries 500,000, layer bytes 16 GiB).
+type Limits struct {
+	MaxPackages      int   `yaml:"maxPackages"`
+	MaxFindings      int   `yaml:"maxFindings"`
+	MaxDatabaseBytes int64 `yaml:"maxDatabaseBytes"`
+	MaxEntries       int   `yaml:"maxEntries"`
+	MaxLayerBytes    int64 `yaml:"maxLayerBytes"`
 }
 
 // Events configures webhooks.
@@ -178,6 +275,8 @@ type Auth struct {
 	HtpasswdRoles []string `yaml:"htpasswdRoles"`
 	// TokenTTL is the lifetime of the bearer tokens /auth/token issues.
 	TokenTTL Duration `yaml:"tokenTTL"`
+	// Throttle limits failed logins per user name and client address.
+	Throttle Throttle `yaml:"throttle"`
 }
 
 // Uploads configures blob uploads.
@@ -219,7 +318,9 @@ func Default() Config {
 		Data:    DefaultDataDir(),
 		Log:     Log{Format: "auto", Level: "info"},
 		Storage: Storage{Driver: "filesystem"},
-		Auth:    Auth{Realm: "drydock", HtpasswdRoles: []string{"pull:*", "push:*"}, TokenTTL: Duration(5 * time.Minute)},
+		Auth: Auth{Realm: "drydock", HtpasswdRoles: []string{"pull:*", "push:*"}, TokenTTL: Duration(5 * time.Minute),
+			Throttle: Throttle{User: ThrottleLimit{10, Duration(time.Minute)}, Address: ThrottleLimit{30, Duration(time.Minute)},
+				AuditWindow: Duration(time.Minute)}},
 		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
@@ -228,6 +329,8 @@ func Default() Config {
 			ExemptNamespaces: []string{"kube-system"}, Mode: "enforce", Verdicts: true,
 			VerdictCacheTTL: Duration(500 * time.Millisecond), FailurePolicy: "Fail", TimeoutSeconds: 5,
 		}},
+		Workflow: Workflow{Workers: 1, TickInterval: Duration(time.Minute), Debounce: Duration(2 * time.Minute),
+			PollInterval: Duration(15 * time.Minute), Sandbox: true},
 	}
 }
 
@@ -311,8 +414,10 @@ var envVars = map[string]func(c *Config, v string) error{
 		c.Auth.Anonymous = splitList(v)
 		return nil
 	},
+	"DRYDOCK_METRICS_ADDR":     func(c *Config, v string) error { c.Metrics.Addr = v; return nil },
 	"DRYDOCK_GATE_POLICY":      func(c *Config, v string) error { c.Gate.Policy = v; return nil },
 	"DRYDOCK_GATE_EXCEPTIONS":  func(c *Config, v string) error { c.Gate.Exceptions = v; return nil },
+	"DRYDOCK_SIGN_KEY":         func(c *Config, v string) error { c.Sign.Key = v; return nil },
 	"DRYDOCK_SHUTDOWN_TIMEOUT": func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
 	"DRYDOCK_KUBE_REGISTRY":    func(c *Config, v string) error { c.Kube.Registry = splitList(v); return nil },
 	"DRYDOCK_KUBE_KUBECONFIG":  func(c *Config, v string) error { c.Kube.Kubeconfig = v; return nil },
@@ -323,6 +428,8 @@ var envVars = map[string]func(c *Config, v string) error{
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)
 	},
+	"DRYDOCK_DATABASE_DRIVER": func(c *Config, v string) error { c.Database.Driver = database.Driver(v); return nil },
+	"DRYDOCK_DATABASE_DSN":    func(c *Config, v string) error { c.Database.DSN = v; return nil },
 }
 
 // EnvVars lists the environment variables Load understands, sorted.
@@ -402,6 +509,26 @@ func (c *Config) Validate() error {
 	if c.Auth.TokenTTL <= 0 {
 		errs = append(errs, errors.New("auth.tokenTTL: must be positive"))
 	}
+	if t := c.Auth.Throttle; !t.Off {
+		for _, l := range []struct {
+			name string
+			l    ThrottleLimit
+		}{{"auth.throttle.user", t.User}, {"auth.throttle.address", t.Address}} {
+			if l.l.Failures < 1 || l.l.Per <= 0 {
+				errs = append(errs, fmt.Errorf("%s: %d failures per %s: want at least 1 failure per a positive duration (or auth.throttle.off: true)", l.name, l.l.Failures, l.l.Per))
+			}
+		}
+		if t.AuditWindow <= 0 {
+			errs = append(errs, errors.New("auth.throttle.auditWindow: must be positive"))
+		}
+	}
+	if c.Metrics.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.addr: %q is not host:port: %w", c.Metrics.Addr, err))
+		} else if c.Metrics.Addr == c.Addr && port != "0" {
+			errs = append(errs, fmt.Errorf("metrics.addr: %q is the main address; give another one (or none)", c.Metrics.Addr))
+		}
+	}
 	if c.Gate.ScanTimeout <= 0 {
 		errs = append(errs, errors.New("gate.scanTimeout: must be positive"))
 	}
@@ -414,12 +541,26 @@ func (c *Config) Validate() error {
 	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
 		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))
 	}
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{{"maxPackages", int64(c.Gate.Limits.MaxPackages)}, {"maxFindings", int64(c.Gate.Limits.MaxFindings)},
+		{"maxDatabaseBytes", c.Gate.Limits.MaxDatabaseBytes}, {"maxEntries", int64(c.Gate.Limits.MaxEntries)},
+		{"maxLayerBytes", c.Gate.Limits.MaxLayerBytes}} {
+		if l.v < 0 {
+			errs = append(errs, fmt.Errorf("gate.limits.%s: %d is negative (0 takes the default)", l.name, l.v))
+		}
+	}
+	errs = append(errs, c.Workflow.validate()...)
 	for i, w := range c.Events.Webhooks {
 		if (w.Secret == "") == (w.SecretFile == "") {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))
 		}
 	}
 	errs = append(errs, c.Kube.validate()...)
+	if err := c.Database.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -482,6 +623,28 @@ func (k *Kube) validate() []error {
 	}
 	if w.VerdictCacheTTL < 0 || w.VerdictCacheTTL > Duration(time.Minute) {
 		errs = append(errs, fmt.Errorf("kube.webhook.verdictCacheTTL: %s, want 0 (off) to 1m", w.VerdictCacheTTL))
+	}
+	return errs
+}
+
+func (w Workflow) validate() []error {
+	var errs []error
+	if w.Workers < 1 || w.Workers > 16 {
+		errs = append(errs, fmt.Errorf("workflow.workers: %d, want 1 to 16", w.Workers))
+	}
+	if w.TickInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("workflow.tickInterval: %s, want at least 1s", w.TickInterval))
+	}
+	if w.Debounce < 0 {
+		errs = append(errs, errors.New("workflow.debounce: must not be negative"))
+	}
+	if w.PollInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("workflow.pollInterval: %s, want at least 1s", w.PollInterval))
+	}
+	for _, m := range []struct{ field, v string }{{"workflow.mirror", w.Mirror}, {"workflow.securityMirror", w.SecurityMirror}} {
+		if m.v != "" && !strings.HasPrefix(m.v, "http://") && !strings.HasPrefix(m.v, "https://") {
+			errs = append(errs, fmt.Errorf("%s: %q, want an http:// or https:// URL", m.field, m.v))
+		}
 	}
 	return errs
 }

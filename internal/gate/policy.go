@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -60,6 +61,11 @@ var ignorableStatuses = []vulndb.Status{
 //	maxScanAge: 24h              # older scans are not promotable; 0 or absent = no limit
 //	autoPromote: false           # promote on pass/exempt (the caller acts on it)
 //	graceWindow: 72h             # how long a pass -> fail flip waits; 0 = at once
+//	followers: [signature, attestation]  # what may follow a promoted digest into live/ (classes, see
+//	                             # imgref.Classes: signature, attestation, sbom, vex, scan-report, artifact);
+//	                             # absent = every non-runnable artifact
+//	requireSignedBy: [/etc/drydock/release.pub]  # public keys (PEM files) that must each have signed a
+//	                             # digest (cosign or Notary Project signature) for it to be promoted
 //
 // The import source that allowedSources matches is the one `drydock import`
 // reports after its copy (the import runs on the client): it is as
@@ -77,6 +83,14 @@ type Policy struct {
 	MaxScanAge     time.Duration
 	AutoPromote    bool
 	GraceWindow    time.Duration
+	// Followers lists the classes of non-runnable artifacts that follow a
+	// promoted digest into live/ (signatures, attestations, ...); nil
+	// lets every class follow.
+	Followers []string
+	// RequireSignedBy lists public key files (PEM); a digest is promoted
+	// only when each of them has signed it. The gatekeeper reads and
+	// checks the keys.
+	RequireSignedBy []string
 
 	sources []*regexp.Regexp // compiled AllowedSources, set by Validate
 }
@@ -127,6 +141,10 @@ type rawPolicy struct {
 	MaxScanAge     string   `yaml:"maxScanAge"`
 	AutoPromote    bool     `yaml:"autoPromote"`
 	GraceWindow    string   `yaml:"graceWindow"`
+	// Followers is a pointer so that an empty list (nothing follows)
+	// differs from an absent one (everything follows).
+	Followers       *[]string `yaml:"followers"`
+	RequireSignedBy []string  `yaml:"requireSignedBy"`
 }
 
 // yamlLine matches the "line N: " prefix of yaml.v3's errors.
@@ -176,12 +194,16 @@ func parsePolicy(r io.Reader) (*Policy, []Problem, error) {
 	}
 	lines := keyLines(data)
 	p := &Policy{
-		Version:        raw.Version,
-		MaxSeverity:    vulndb.Severity(raw.MaxSeverity),
-		FixableOnly:    raw.FixableOnly,
-		BlockEndOfLife: raw.BlockEndOfLife == nil || *raw.BlockEndOfLife,
-		AllowedSources: raw.AllowedSources,
-		AutoPromote:    raw.AutoPromote,
+		Version:         raw.Version,
+		MaxSeverity:     vulndb.Severity(raw.MaxSeverity),
+		FixableOnly:     raw.FixableOnly,
+		BlockEndOfLife:  raw.BlockEndOfLife == nil || *raw.BlockEndOfLife,
+		AllowedSources:  raw.AllowedSources,
+		AutoPromote:     raw.AutoPromote,
+		RequireSignedBy: raw.RequireSignedBy,
+	}
+	if raw.Followers != nil {
+		p.Followers = append([]string{}, *raw.Followers...)
 	}
 	for _, s := range raw.IgnoreStatuses {
 		// Debian writes "no-dsa"; the scanner's status is no_dsa.
@@ -319,6 +341,16 @@ func (p *Policy) problems() []Problem {
 	if p.GraceWindow < 0 {
 		add("graceWindow", "must not be negative (%s)", p.GraceWindow)
 	}
+	for i, c := range p.Followers {
+		if !slices.Contains(imgref.Classes, c) {
+			add(fmt.Sprintf("followers[%d]", i), "unknown class %q (want one of %s)", c, strings.Join(imgref.Classes, ", "))
+		}
+	}
+	for i, k := range p.RequireSignedBy {
+		if strings.TrimSpace(k) == "" {
+			add(fmt.Sprintf("requireSignedBy[%d]", i), "empty key path")
+		}
+	}
 	return probs
 }
 
@@ -353,4 +385,10 @@ func (p *Policy) sourceAllowed(ref string) bool {
 		}
 	}
 	return false
+}
+
+// Follows reports whether a non-runnable artifact of class (see
+// imgref.Class) may follow a promoted digest into live/.
+func (p *Policy) Follows(class string) bool {
+	return p.Followers == nil || slices.Contains(p.Followers, class)
 }

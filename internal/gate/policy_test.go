@@ -3,6 +3,7 @@ package gate
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +135,51 @@ func FuzzLoadPolicy(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPolicyFollowersAndSignatures(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		problems   []string // fields
+		follows    map[string]bool
+	}{
+		{"absent: everything follows", "version: v1\nmaxSeverity: HIGH\n", nil,
+			map[string]bool{"signature": true, "sbom": true, "artifact": true}},
+		{"only signatures", "version: v1\nmaxSeverity: HIGH\nfollowers: [signature]\n", nil,
+			map[string]bool{"signature": true, "attestation": false, "scan-report": false}},
+		{"empty: nothing follows", "version: v1\nmaxSeverity: HIGH\nfollowers: []\n", nil,
+			map[string]bool{"signature": false}},
+		{"unknown class", "version: v1\nmaxSeverity: HIGH\nfollowers: [signature, images]\n", []string{"followers[1]"}, nil},
+		{"empty key path", "version: v1\nmaxSeverity: HIGH\nrequireSignedBy: ['', k.pub]\n", []string{"requireSignedBy[0]"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			probs, err := ValidatePolicy(strings.NewReader(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fields []string
+			for _, p := range probs {
+				fields = append(fields, p.Field)
+				if p.Line == 0 {
+					t.Errorf("problem %v has no line", p)
+				}
+			}
+			if !slices.Equal(fields, tt.problems) {
+				t.Fatalf("problems %v, want fields %v", probs, tt.problems)
+			}
+			if tt.problems != nil {
+				return
+			}
+			p, err := LoadPolicy(strings.NewReader(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for class, want := range tt.follows {
+				if got := p.Follows(class); got != want {
+					t.Errorf("Follows(%q) = %v, want %v", class, got, want)
+				}
+			}
+		})
+	}
 }

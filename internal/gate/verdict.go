@@ -38,6 +38,9 @@ const (
 	RuleException      = "exception"
 	RuleGraceWindow    = "graceWindow"
 	RulePromoted       = "promoted"
+	// RuleRequireSignedBy refuses a promotion the policy's requireSignedBy
+	// keys have not all signed (decided at promotion, not in the verdict).
+	RuleRequireSignedBy = "requireSignedBy"
 )
 
 // Reason is why a verdict is what it is.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/store"
 )
 
@@ -24,7 +25,7 @@ func (k *Keeper) RecordImport(ctx context.Context, actor, ref, source string) (*
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(repo, Quarantine) {
+	if !imgref.IsQuarantine(repo) {
 		return nil, fmt.Errorf("%w: imports go to quarantine/, not %s", ErrInvalidRequest, repo)
 	}
 	if err := k.store.SetSource(ctx, digest, repo, source); err != nil {
@@ -52,7 +53,7 @@ func (k *Keeper) Rescan(ctx context.Context, ref string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !strings.HasPrefix(repo, Quarantine) && !strings.HasPrefix(repo, Live) {
+	if !imgref.IsQuarantine(repo) && !imgref.IsLive(repo) {
 		return 0, fmt.Errorf("%s: only quarantine/ and live/ images are scanned by the gate", ref)
 	}
 	tag := ""

@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/scan"
@@ -260,7 +261,11 @@ func TestPolicyUnchangedAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err := jobs.Open(t.Context(), filepath.Join(t.TempDir(), "jobs.db"))
+		dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := jobs.Open(t.Context(), dbs)
 		if err != nil {
 			t.Fatal(err)
 		}

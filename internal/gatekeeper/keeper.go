@@ -30,20 +30,16 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
-)
-
-// Namespaces of the gate.
-const (
-	Quarantine = "quarantine/"
-	Live       = "live/"
 )
 
 // ActorGate is the audit actor of the gate's own actions (scans, verdicts,
@@ -79,15 +75,26 @@ type Options struct {
 	// InventoryCache keeps each image's inventory by manifest digest, so a
 	// rescan reads no layer; nil disables it.
 	InventoryCache scan.InventoryCache
+	// ScanOptions are added to the scanner's options for every scan (the
+	// cost limits of gate.limits, for one).
+	ScanOptions []scan.Option
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Log *slog.Logger
 	// StuckAfter is how long a scan may run before it counts as stuck
 	// (default 15 minutes).
 	StuckAfter time.Duration
+	// SweepInterval is how often the sweep runs (default a minute): a
+	// periodic job of the queue, run once per interval by one of the
+	// processes sharing the queue.
+	SweepInterval time.Duration
 	// Metrics counts scans, verdict changes and promotions; nil counts
 	// nothing.
 	Metrics *metrics.Gate
+	// Key signs every promotion: a cosign and a Notary Project signature
+	// of the live/ digest and the promotion attestation (attest); nil
+	// signs nothing.
+	Key *attest.Key
 }
 
 // Keeper is the gate's service. Its methods are safe for concurrent use.
@@ -101,18 +108,21 @@ type Keeper struct {
 	exceptions *ExceptionSource
 	dbPath     string
 	cache      scan.InventoryCache
+	scanOpts   []scan.Option
 	now        func() time.Time
 	log        *slog.Logger
 	stuckAfter time.Duration
 	metrics    *metrics.Gate
+	key        *attest.Key
 
-	recordMu     sync.Mutex
-	mu           sync.Mutex
-	policyHash   string // last policy hash seen (audited on change)
-	policySeen   bool
-	stuckEvented map[int64]bool  // stuck jobs already reported
-	swept        bool            // a sweep has run in this process
-	exErrs       map[string]bool // exception file errors already logged
+	// What this process has seen, to act on changes once per process;
+	// what must hold across replicas is in the store (the decision lock,
+	// the policy hash, the stuck scans reported).
+	mu         sync.Mutex
+	policyHash string // last policy hash seen (audited on change)
+	policySeen bool
+	swept      bool            // a sweep has run in this process
+	exErrs     map[string]bool // exception file errors already logged
 }
 
 // New returns a Keeper and registers its scan job on the queue (before the
@@ -132,9 +142,9 @@ func New(o Options) (*Keeper, error) {
 	}
 	k := &Keeper{
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
-		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache,
+		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
-		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, stuckEvented: map[int64]bool{}, exErrs: map[string]bool{},
+		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, key: o.Key, exErrs: map[string]bool{},
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -155,21 +165,77 @@ func New(o Options) (*Keeper, error) {
 	if err := jobs.Register(o.Queue, k.runScan); err != nil {
 		return nil, fmt.Errorf("gatekeeper: %w", err)
 	}
+	if err := jobs.Register(o.Queue, k.runSweep); err != nil {
+		return nil, fmt.Errorf("gatekeeper: %w", err)
+	}
+	var in []jobs.ScheduleOption
+	if o.Queue.HasQueue(SweepQueue) {
+		in = append(in, jobs.InQueue(SweepQueue))
+	}
+	if err := jobs.Schedule(o.Queue, "gate.sweep", cmp.Or(o.SweepInterval, time.Minute), SweepArgs{}, in...); err != nil {
+		return nil, fmt.Errorf("gatekeeper: %w", err)
+	}
 	return k, nil
 }
 
 // ManifestPushed is the registry's manifest listener: a manifest stored in
-// quarantine/ gets a scan job (one per digest while one is waiting). It
-// implements registry.ManifestListener. Manifests with a subject
-// (referrers: reports, signatures, SBOMs) are not images and are skipped
-// by the job.
+// quarantine/ gets a scan job (one per digest while one is waiting) and a
+// pending verdict, at once, so that the digest is counted and shown as
+// pending until its scan ends. It implements registry.ManifestListener.
+// Not scanned: non-runnable artifacts and cosign tag-scheme content
+// (signatures, SBOMs, reports follow their subject; see
+// imgref.Manifest.NonRunnable and imgref.TagSchemeArtifact: when their
+// subject is already in live/, they are copied there, see
+// followerArrived), the gate's own writes
+// (IsGateWrite), and a digest whose scan failed for good (only an
+// explicit rescan runs it again).
 func (k *Keeper) ManifestPushed(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
-	if !strings.HasPrefix(repo, Quarantine) {
+	if IsGateWrite(ctx) || !imgref.IsQuarantine(repo) {
 		return nil
 	}
-	_, err := k.Enqueue(ctx, repo, tag, desc.Digest.String(), "arrival")
+	d := desc.Digest.String()
+	stored, body, err := k.reg.Manifest(ctx, repo, d)
+	if err != nil {
+		return err
+	}
+	if tag != "" {
+		if ts, ok := imgref.TagSchemeArtifact(tag, stored.MediaType, body); ok {
+			k.followerArrived(ctx, repo, ts.Subject)
+			return nil
+		}
+	}
+	if m, err := imgref.ParseManifest(stored.MediaType, body); err == nil && m.NonRunnable() {
+		if m.Subject != nil {
+			k.followerArrived(ctx, repo, m.Subject.Digest)
+		}
+		return nil
+	}
+	if sc, err := k.store.Scan(ctx, d); err == nil && sc.Permanent {
+		k.log.Info("not scanned again: its scan failed for good; drydock rescan runs it again", "repository", repo, "digest", d, "error", sc.Error)
+		return nil
+	}
+	if _, err := k.Enqueue(ctx, repo, tag, d, "arrival"); err != nil {
+		return err
+	}
+	_, err = k.Reevaluate(ctx, repo, d)
 	return err
 }
+
+// gateWriteKey marks the context of the gate's own writes to the registry.
+type gateWriteKey struct{}
+
+// WithGateWrite returns ctx marked as that of a write the gate makes
+// itself to the in-process registry (a scan report, a promotion): the
+// registry's listeners get it back (IsGateWrite). Only in-process callers
+// can set it; no HTTP request carries it.
+func WithGateWrite(ctx context.Context) context.Context {
+	return context.WithValue(ctx, gateWriteKey{}, true)
+}
+
+// IsGateWrite reports whether ctx is that of a write the gate made itself
+// (a scan report attached to an image, a promotion): it is audited as the
+// gate's (ActorGate) and never scanned.
+func IsGateWrite(ctx context.Context) bool { v, _ := ctx.Value(gateWriteKey{}).(bool); return v }
 
 // Enqueue queues a scan of digest in repo; while one is queued or running
 // for the digest, its id is returned instead of a second job.
@@ -219,44 +285,35 @@ type PlatformSummary struct {
 // Resolve resolves "quarantine/NAME:TAG", "quarantine/NAME@DIGEST" or a
 // live/ reference to its repository and manifest digest.
 func (k *Keeper) Resolve(ctx context.Context, ref string) (repo, reference, digest string, err error) {
-	repo, reference, err = SplitRef(ref)
+	r, err := ParseRef(ref)
 	if err != nil {
 		return "", "", "", err
 	}
-	desc, _, err := k.reg.Manifest(ctx, repo, reference)
+	desc, _, err := k.reg.Manifest(ctx, r.Repository, r.Ref())
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			return "", "", "", fmt.Errorf("%s: %w", ref, ErrUnknownImage)
 		}
 		return "", "", "", err
 	}
-	return repo, reference, desc.Digest.String(), nil
+	return r.Repository, r.Ref(), desc.Digest.String(), nil
 }
 
 // ErrUnknownImage is returned for a reference the registry does not have.
 var ErrUnknownImage = errors.New("no such image in the registry")
 
-// SplitRef splits "REPO:TAG", "REPO@DIGEST" or "REPO" (tag latest).
-func SplitRef(ref string) (repo, reference string, err error) {
-	ref = strings.TrimSpace(ref)
-	if r, d, ok := strings.Cut(ref, "@"); ok {
-		repo, reference = r, d
-		// NAME:TAG@DIGEST: the digest wins, as docker reads it.
-		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-			repo = repo[:i]
-		}
-	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		repo, reference = ref[:i], ref[i+1:]
-	} else {
-		repo, reference = ref, "latest"
+// ParseRef reads a reference to an image on the server,
+// NAMESPACE/NAME[:TAG][@DIGEST] (see imgref.Parse; the tag defaults to
+// latest). An error wraps ErrInvalidRequest.
+func ParseRef(ref string) (imgref.Reference, error) {
+	r, err := imgref.Parse(ref)
+	if err != nil {
+		return imgref.Reference{}, fmt.Errorf("%w: %w (want NAMESPACE/NAME:TAG or NAMESPACE/NAME@DIGEST)", ErrInvalidRequest, err)
 	}
-	if repo == "" || reference == "" {
-		return "", "", fmt.Errorf("%w: reference %q: want NAMESPACE/NAME:TAG or NAMESPACE/NAME@DIGEST", ErrInvalidRequest, ref)
+	if !strings.Contains(r.Repository, "/") {
+		return imgref.Reference{}, fmt.Errorf("%w: reference %q: name a namespace, e.g. quarantine/%s", ErrInvalidRequest, ref, strings.TrimSpace(ref))
 	}
-	if !strings.Contains(repo, "/") {
-		return "", "", fmt.Errorf("%w: reference %q: name a namespace, e.g. quarantine/%s", ErrInvalidRequest, ref, ref)
-	}
-	return repo, reference, nil
+	return r, nil
 }
 
 // Verdict decides the verdict of ref again, at the current time, records
@@ -317,13 +374,24 @@ func (k *Keeper) Reevaluate(ctx context.Context, repo, digest string) (gate.Verd
 }
 
 // reevaluate is Reevaluate that also returns the scan the decision read
-// (nil when none) and the stored image after the record. Decisions are
-// made and recorded one at a time in this process, reading the scan
-// inside the lock: a decision made from an older scan can never be
-// recorded over one made from a newer scan.
-func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (gate.Verdict, *store.Scan, *store.Image, error) {
-	k.recordMu.Lock()
-	defer k.recordMu.Unlock()
+// (nil when none) and the stored image after the record. Decisions on a
+// digest are made and recorded one at a time, by every process sharing
+// the store (its decision lock), reading the scan inside the lock: a
+// decision made from an older scan can never be recorded over one made
+// from a newer scan, on this replica or another.
+func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (v gate.Verdict, sc *store.Scan, after *store.Image, err error) {
+	err = k.store.Serialize(ctx, digest, func(ctx context.Context) error {
+		var err error
+		v, sc, after, err = k.reevaluateLocked(ctx, repo, digest)
+		return err
+	})
+	if err != nil {
+		return gate.Verdict{}, nil, nil, err
+	}
+	return v, sc, after, nil
+}
+
+func (k *Keeper) reevaluateLocked(ctx context.Context, repo, digest string) (gate.Verdict, *store.Scan, *store.Image, error) {
 	// The stored image is read once: it names the quarantine/ repository,
 	// is the previous verdict, and (with the new verdict) the result.
 	im, err := k.store.Image(ctx, digest)
@@ -360,13 +428,13 @@ func (k *Keeper) reevaluate(ctx context.Context, repo, digest string) (gate.Verd
 // (or a rescan of a live/ image) is the same digest's verdict, decided
 // with the exceptions written for its quarantine/ repository.
 func gateRepo(repo string, stored *store.Image) string {
-	if !strings.HasPrefix(repo, Live) {
+	if !imgref.IsLive(repo) {
 		return repo
 	}
 	if stored != nil && stored.Repository != "" {
 		return stored.Repository
 	}
-	return Quarantine + strings.TrimPrefix(repo, Live)
+	return imgref.Rebase(repo, imgref.Quarantine)
 }
 
 // decide computes a fresh verdict and the grace window to apply.
@@ -397,16 +465,39 @@ func (k *Keeper) decide(ctx context.Context, repo, digest string, sc *store.Scan
 		return gate.Evaluate(pol, nil, ex, in, now), pol.GraceWindow
 	}
 	var parts []gate.Verdict
-	for _, pr := range sc.Reports {
+	labels := reportLabels(sc.Reports)
+	for i, pr := range sc.Reports {
 		v := gate.Evaluate(pol, pr.Report, ex, in, now)
-		if len(sc.Reports) > 1 && pr.Platform != "" {
-			for i := range v.Reasons {
-				v.Reasons[i].Message = pr.Platform + ": " + v.Reasons[i].Message
+		if len(sc.Reports) > 1 {
+			for j := range v.Reasons {
+				v.Reasons[j].Message = labels[i] + ": " + v.Reasons[j].Message
 			}
 		}
 		parts = append(parts, v)
 	}
 	return combine(parts, now), pol.GraceWindow
+}
+
+// reportLabels names each report of an index's scan in reasons: by its
+// platform, and also by its digest when the platform does not tell it
+// apart (none given, given twice as with a nested index, unknown/unknown).
+func reportLabels(reports []store.PlatformReport) []string {
+	seen := map[string]int{}
+	for _, pr := range reports {
+		seen[pr.Platform]++
+	}
+	out := make([]string, len(reports))
+	for i, pr := range reports {
+		switch {
+		case pr.Platform == "":
+			out[i] = pr.Digest
+		case seen[pr.Platform] > 1 || strings.HasPrefix(pr.Platform, "unknown/"):
+			out[i] = pr.Platform + " " + pr.Digest
+		default:
+			out[i] = pr.Platform
+		}
+	}
+	return out
 }
 
 // severity orders verdict states for combining an index's platforms:
@@ -441,10 +532,10 @@ func combine(parts []gate.Verdict, now time.Time) gate.Verdict {
 // record stores next through the stability rules and audits and
 // announces a change of the effective verdict.
 // prev is the stored verdict (nil when there is none), read by the caller
-// under recordMu, so it is the one RecordVerdict replaces and a change is
-// audited once.
+// under the decision lock, so it is the one recordVerdict replaces and a
+// change is audited once.
 func (k *Keeper) record(ctx context.Context, repo, digest string, prev *gate.Verdict, next gate.Verdict, grace time.Duration) (gate.Verdict, error) {
-	eff, flip, err := k.store.RecordVerdict(ctx, digest, repo, next, k.now(), grace)
+	eff, flip, err := recordVerdict(ctx, k.store, digest, repo, next, k.now(), grace)
 	if err != nil {
 		return gate.Verdict{}, fmt.Errorf("record verdict of %s: %w", digest, err)
 	}
@@ -505,21 +596,26 @@ func (k *Keeper) notePolicy(ctx context.Context, hash string, perr error) {
 		return
 	}
 	first := !k.policySeen
-	prev := k.policyHash
 	k.policyHash, k.policySeen = hash, true
 	k.mu.Unlock()
-	if first {
-		stored, err := k.store.Setting(ctx, policyHashKey)
-		if err != nil {
-			k.log.Warn("reading the last policy hash", "err", err)
-		}
-		prev = stored
-		if stored == hash && perr == nil {
-			return
-		}
+	// The hash last recorded is in the store, shared by every replica: of
+	// the replicas that see a change, the one that swaps the recorded hash
+	// audits it. A policy that does not load is audited by each process
+	// at its first sight of it.
+	prev, err := k.store.Setting(ctx, policyHashKey)
+	if err != nil {
+		k.log.Warn("reading the last policy hash", "err", err)
 	}
-	if err := k.store.SetSetting(ctx, policyHashKey, hash); err != nil {
-		k.log.Warn("recording the policy hash", "err", err)
+	switch {
+	case err == nil && prev == hash && (perr == nil || !first):
+		return // recorded already: a restart, or another replica
+	case err == nil && prev != hash:
+		swapped, err := k.store.SwapSetting(ctx, policyHashKey, prev, hash)
+		if err != nil {
+			k.log.Warn("recording the policy hash", "err", err)
+		} else if !swapped {
+			return // another replica recorded the change first
+		}
 	}
 	detail := map[string]any{"path": k.policy.Path(), "sha256": hash, "previous": prev}
 	outcome := audit.OutcomeOK

@@ -19,7 +19,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -89,7 +91,7 @@ type fixture struct {
 	t      *testing.T
 	k      *Keeper
 	reg    *registry.Registry
-	store  *store.SQLite
+	store  store.Store
 	queue  *jobs.Queue
 	audits *audit.Log
 	events *recorder
@@ -97,12 +99,28 @@ type fixture struct {
 	policy *fileWriter // nil for the built-in policy
 	vexDir string
 	dbPath string // missing until installDB
+
+	mu     sync.Mutex
+	pushes []pushed // with fixtureOptions.listen
 }
 
 type fixtureOptions struct {
 	policy string // the policy file's text; "" = the built-in policy
 	driver storagedriver.StorageDriver
 	queue  []jobs.Option
+	// listen wires the keeper as the registry's manifest listener, as the
+	// server does, and records every notification in fixture.pushes.
+	listen bool
+	// scanOpts are the keeper's Options.ScanOptions.
+	scanOpts []scan.Option
+	// key signs promotions (Options.Key).
+	key *attest.Key
+}
+
+// pushed is one manifest notification of the registry.
+type pushed struct {
+	repo, tag, digest string
+	gate              bool // IsGateWrite
 }
 
 func newFixture(t *testing.T, o fixtureOptions) *fixture {
@@ -113,27 +131,41 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	if drv == nil {
 		drv = inmemory.New()
 	}
-	reg, err := registry.New(ctx, drv)
+	f := &fixture{t: t}
+	var ropts []registry.Option
+	if o.listen {
+		ropts = append(ropts, registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+			f.mu.Lock()
+			f.pushes = append(f.pushes, pushed{repo, tag, desc.Digest.String(), IsGateWrite(ctx)})
+			f.mu.Unlock()
+			return f.k.ManifestPushed(ctx, repo, tag, desc)
+		})))
+	}
+	reg, err := registry.New(ctx, drv, ropts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenSQLite(filepath.Join(dir, "gate", "gate.db"))
+	dbs, err := database.NewOpener(database.Config{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.Open(ctx, filepath.Join(dir, "jobs.db"), o.queue...)
+	q, err := jobs.Open(ctx, dbs, o.queue...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	al, closeAudit, err := audit.OpenFile(filepath.Join(dir, "audit", "audit.db"))
+	al, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeAudit() })
-	f := &fixture{t: t, reg: reg, store: st, queue: q, audits: al, events: &recorder{},
-		clock: &fakeClock{now: t0}, vexDir: filepath.Join(dir, "vex"), dbPath: filepath.Join(dir, "vulndb", "drydock-vuln.db")}
+	f.reg, f.store, f.queue, f.audits, f.events = reg, st, q, al, &recorder{}
+	f.clock, f.vexDir, f.dbPath = &fakeClock{now: t0}, filepath.Join(dir, "vex"), filepath.Join(dir, "vulndb", "drydock-vuln.db")
 	var ps *PolicySource
 	if o.policy != "" {
 		f.policy = &fileWriter{t: t, path: filepath.Join(dir, "policy.yaml")}
@@ -152,8 +184,10 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	f.k, err = New(Options{
 		Registry: reg, Store: st, Queue: q, Audit: al, Events: f.events,
 		Policy: ps, Exceptions: ex,
-		DBPath: f.dbPath,
-		Now:    f.clock.Now,
+		DBPath:      f.dbPath,
+		Now:         f.clock.Now,
+		ScanOptions: o.scanOpts,
+		Key:         o.key,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +251,28 @@ func (f *fixture) pushReferrer(repo string, subject ocispec.Descriptor, artifact
 	return f.putManifest(repo, m)
 }
 
+// pushImageReferrer stores a runnable image (image config, gzip layer)
+// whose subject is subject: what hole 3 smuggled into live/.
+func (f *fixture) pushImageReferrer(repo string, subject ocispec.Descriptor, seed string) ocispec.Descriptor {
+	f.t.Helper()
+	ctx := f.t.Context()
+	layer, err := f.reg.PutBlob(ctx, repo, []byte("layer of "+seed))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	layer.MediaType = ocispec.MediaTypeImageLayerGzip
+	cfg, err := f.reg.PutBlob(ctx, repo, []byte(`{"architecture":"amd64","os":"linux","config":{"Labels":{"seed":"`+seed+`"}}}`))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cfg.MediaType = ocispec.MediaTypeImageConfig
+	subj := ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: "application/vnd.example.innocent",
+		Config: cfg, Layers: []ocispec.Descriptor{layer}, Subject: &subj}
+	m.SchemaVersion = 2
+	return f.putManifest(repo, m)
+}
+
 // putScan records a finished scan of d at the current time with findings.
 func (f *fixture) putScan(repo, d string, findings ...scan.Finding) {
 	f.t.Helper()
@@ -232,14 +288,15 @@ func (f *fixture) putScan(repo, d string, findings ...scan.Finding) {
 var dbBuilt = t0.Add(-24 * time.Hour)
 
 // releaseSource emits one release record: enough for a database whose
-// build time the sweeper reads. The gatekeeper's unit tests never scan
-// with it.
+// build time the sweeper reads, and for scans of small Debian 12 images
+// that find nothing (holes_test.go).
 type releaseSource struct{ path string }
 
 func (s releaseSource) Name() string          { return "test-releases" }
 func (s releaseSource) DefaultURLs() []string { return []string{s.path} }
 func (s releaseSource) Import(_ context.Context, _, _ string, sink vulndb.Sink) error {
-	return sink.Release(vulndb.Release{Distro: "debian", Version: "12", Codename: "bookworm", Source: "test"})
+	return sink.Release(vulndb.Release{Distro: "debian", Version: "12", Codename: "bookworm", Source: "test",
+		Released: time.Date(2023, 6, 10, 0, 0, 0, 0, time.UTC)})
 }
 
 // installDB writes a vulnerability database built at built where the
@@ -396,44 +453,6 @@ func TestCombine(t *testing.T) {
 	}
 }
 
-func TestIsArtifact(t *testing.T) {
-	d := "sha256:" + strings.Repeat("1", 64)
-	desc := func(mt string) string { return fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":2}`, mt, d) }
-	manifest := func(cfgType, extra string) string {
-		return `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":` + desc(cfgType) +
-			`,"layers":[` + desc(ocispec.MediaTypeImageLayerGzip) + `]` + extra + `}`
-	}
-	tests := []struct {
-		name string
-		body string
-		want bool
-	}{
-		{"OCI image", manifest(ocispec.MediaTypeImageConfig, ""), false},
-		{"Docker image", `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":` +
-			desc("application/vnd.docker.container.image.v1+json") + `,"layers":[]}`, false},
-		{"OCI index", `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
-			desc(ocispec.MediaTypeImageManifest) + `]}`, false},
-		{"Docker manifest list", `{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}`, false},
-		{"image with subject", manifest(ocispec.MediaTypeImageConfig, `,"subject":`+desc(ocispec.MediaTypeImageManifest)), true},
-		{"image config with artifactType", manifest(ocispec.MediaTypeImageConfig, `,"artifactType":"application/spdx+json"`), true},
-		{"empty config with artifactType", manifest(ocispec.MediaTypeEmptyJSON, `,"artifactType":"application/vnd.drydock.scan.report.v1+json"`), true},
-		{"empty config", manifest(ocispec.MediaTypeEmptyJSON, ""), true},
-		{"Helm chart", manifest("application/vnd.cncf.helm.config.v1+json", ""), true},
-		{"index with subject", `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"subject":` +
-			desc(ocispec.MediaTypeImageManifest) + `}`, true},
-		{"index with artifactType", `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"artifactType":"application/x"}`, true},
-		// Not JSON: treated as an image, so the scan fails and the gate stays closed.
-		{"not JSON", `{`, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := isArtifact([]byte(tt.body)); got != tt.want {
-				t.Errorf("isArtifact(%s) = %v, want %v", tt.body, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestNewRequiresParts(t *testing.T) {
 	f := newFixture(t, fixtureOptions{})
 	full := Options{Registry: f.reg, Store: f.store, Queue: f.queue, Audit: f.audits, DBPath: "db"}
@@ -470,23 +489,36 @@ func TestManifestPushedEnqueues(t *testing.T) {
 	other := func(n int) ocispec.Descriptor {
 		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(fmt.Sprintf("sha256:%064x", n)), Size: 10}
 	}
+	ab := f.push("quarantine/a/b", "x", "ab")
+	sbom := f.pushReferrer("quarantine/app", img, "application/spdx+json")
+	// An image that names a subject is still an image (hole 3).
+	imgRef := f.pushImageReferrer("quarantine/app", img, "carried")
+	gone := f.push("quarantine/gone", "1", "gone")
+	if err := f.store.PutScan(ctx, store.Scan{Digest: gone.Digest.String(), Repository: "quarantine/gone", Error: "over the package limit", Permanent: true}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
+		ctx      context.Context
 		repo     string
 		tag      string
 		desc     ocispec.Descriptor
 		wantJobs int // scan jobs queued after the call
 	}{
-		{"arrival in quarantine", "quarantine/app", "1", img, 1},
-		{"the same digest again", "quarantine/app", "1", img, 1},
-		{"the same digest under another tag", "quarantine/app", "other", img, 1},
-		{"live", "live/app", "1", other(1), 1},
-		{"a namespace that only starts like quarantine", "quarantined/app", "1", other(2), 1},
-		{"elsewhere", "library/app", "1", other(3), 1},
-		{"another digest in quarantine, by digest", "quarantine/a/b", "", other(4), 2},
+		{"arrival in quarantine", ctx, "quarantine/app", "1", img, 1},
+		{"the same digest again", ctx, "quarantine/app", "1", img, 1},
+		{"the same digest under another tag", ctx, "quarantine/app", "other", img, 1},
+		{"live", ctx, "live/app", "1", other(1), 1},
+		{"a namespace that only starts like quarantine", ctx, "quarantined/app", "1", other(2), 1},
+		{"elsewhere", ctx, "library/app", "1", other(3), 1},
+		{"a non-runnable artifact", ctx, "quarantine/app", "", sbom, 1},
+		{"the gate's own write", WithGateWrite(ctx), "quarantine/a/b", "", ab, 1},
+		{"a digest whose scan failed for good", ctx, "quarantine/gone", "1", gone, 1},
+		{"another digest in quarantine, by digest", ctx, "quarantine/a/b", "", ab, 2},
+		{"an image carried as a referrer", ctx, "quarantine/app", "", imgRef, 3},
 	}
 	for _, tt := range tests {
-		if err := f.k.ManifestPushed(ctx, tt.repo, tt.tag, tt.desc); err != nil {
+		if err := f.k.ManifestPushed(tt.ctx, tt.repo, tt.tag, tt.desc); err != nil {
 			t.Fatalf("%s: ManifestPushed: %v", tt.name, err)
 		}
 		if js, _ := f.scanJobs(); len(js) != tt.wantJobs {
@@ -498,8 +530,17 @@ func TestManifestPushedEnqueues(t *testing.T) {
 	if args[0] != want || js[0].UniqueKey != d || js[0].State != jobs.StateAvailable {
 		t.Errorf("first job %+v args %+v; want args %+v, unique key %s, available", js[0], args[0], want, d)
 	}
-	if want := (ScanArgs{Repository: "quarantine/a/b", Digest: other(4).Digest.String(), Reason: "arrival"}); args[1] != want {
+	if want := (ScanArgs{Repository: "quarantine/a/b", Digest: ab.Digest.String(), Reason: "arrival"}); args[1] != want {
 		t.Errorf("second job args %+v, want %+v", args[1], want)
+	}
+	// Each digest queued is pending from its arrival (the gauge counts it);
+	// the artifact has no verdict at all.
+	counts, err := f.store.CountByState(ctx)
+	if err != nil || counts[string(gate.StatePending)] != 3 {
+		t.Errorf("verdicts by state after the arrivals: %v, %v; want 3 pending", counts, err)
+	}
+	if _, err := f.store.Image(ctx, sbom.Digest.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the SBOM has a verdict: %v", err)
 	}
 	// Enqueue of a digest with an unfinished job returns that job.
 	id, err := f.k.Enqueue(ctx, "quarantine/app", "", d, "rescan")

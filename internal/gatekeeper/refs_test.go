@@ -8,7 +8,7 @@ import (
 
 var testDigest = "sha256:" + strings.Repeat("ab", 32)
 
-func TestSplitRef(t *testing.T) {
+func TestParseRef(t *testing.T) {
 	tests := []struct {
 		ref              string
 		wantRepo, wantRf string
@@ -22,37 +22,37 @@ func TestSplitRef(t *testing.T) {
 		{ref: "live/a/b@" + testDigest, wantRepo: "live/a/b", wantRf: testDigest},
 		// NAME:TAG@DIGEST: the digest wins.
 		{ref: "quarantine/app:1@" + testDigest, wantRepo: "quarantine/app", wantRf: testDigest},
-		// A colon before the last slash is a registry port, not a tag.
-		{ref: "host:5000/app", wantRepo: "host:5000/app", wantRf: "latest"},
+		// A registry host is not part of a reference to the server's images.
+		{ref: "host:5000/app", wantErr: true},
 		{ref: "", wantErr: true},
 		{ref: "app:1", wantErr: true},
 		{ref: "app", wantErr: true},
+		{ref: "live", wantErr: true},
 		{ref: "app@" + testDigest, wantErr: true},
 		{ref: ":1", wantErr: true},
 		{ref: "quarantine/app:", wantErr: true},
 		{ref: "quarantine/app@", wantErr: true},
 		{ref: "@" + testDigest, wantErr: true},
+		{ref: "quarantine/App:1", wantErr: true},
+		{ref: "quarantine/../live/app:1", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref, func(t *testing.T) {
-			repo, ref, err := SplitRef(tt.ref)
+			r, err := ParseRef(tt.ref)
 			if tt.wantErr {
 				if err == nil {
-					t.Fatalf("SplitRef(%q) = %q, %q; want an error", tt.ref, repo, ref)
+					t.Fatalf("ParseRef(%q) = %+v; want an error", tt.ref, r)
 				}
 				if !errors.Is(err, ErrInvalidRequest) {
-					t.Errorf("SplitRef(%q) error %v does not wrap ErrInvalidRequest", tt.ref, err)
-				}
-				if repo != "" || ref != "" {
-					t.Errorf("SplitRef(%q) returned %q, %q with its error", tt.ref, repo, ref)
+					t.Errorf("ParseRef(%q) error %v does not wrap ErrInvalidRequest", tt.ref, err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("SplitRef(%q): %v", tt.ref, err)
+				t.Fatalf("ParseRef(%q): %v", tt.ref, err)
 			}
-			if repo != tt.wantRepo || ref != tt.wantRf {
-				t.Errorf("SplitRef(%q) = %q, %q; want %q, %q", tt.ref, repo, ref, tt.wantRepo, tt.wantRf)
+			if r.Repository != tt.wantRepo || r.Ref() != tt.wantRf {
+				t.Errorf("ParseRef(%q) = %q, %q; want %q, %q", tt.ref, r.Repository, r.Ref(), tt.wantRepo, tt.wantRf)
 			}
 		})
 	}
@@ -104,14 +104,17 @@ func TestPlanPromotion(t *testing.T) {
 		{name: "source elsewhere", req: PromoteRequest{Source: "other/app:1"}, wantErr: "must be in quarantine/"},
 		{name: "source prefix without slash", req: PromoteRequest{Source: "quarantined/app:1"}, wantErr: "must be in quarantine/"},
 		{name: "source without namespace", req: PromoteRequest{Source: "app:1"}, wantErr: "name a namespace"},
+		{name: "source is the namespace quarantine itself", req: PromoteRequest{Source: "quarantine:1"}, wantErr: "name a namespace"},
 		{name: "empty source", req: PromoteRequest{}, wantErr: "want NAMESPACE/NAME"},
 		{name: "target not live", req: PromoteRequest{Source: "quarantine/app:1", Target: "quarantine/app:2"}, wantErr: "must be live/NAME"},
 		{name: "target prefix without slash", req: PromoteRequest{Source: "quarantine/app:1", Target: "lively/app"}, wantErr: "must be live/NAME"},
 		{name: "target without namespace", req: PromoteRequest{Source: "quarantine/app:1", Target: "app:1"}, wantErr: "must be live/NAME"},
 		{name: "bare live/", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/"}, wantErr: "must be live/NAME"},
+		{name: "the repository live itself", req: PromoteRequest{Source: "quarantine/app:1", Target: "live:1"}, wantErr: "must be live/NAME"},
+		{name: "target with dot segments", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/../quarantine/app:1"}, wantErr: "must be live/NAME"},
 		{name: "bare live/ with tag", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/:1"}, wantErr: "must be live/NAME"},
-		{name: "target tag invalid", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/app:-bad"}, wantErr: "not a valid tag"},
-		{name: "target name uppercase", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/App:1"}, wantErr: "not a valid name"},
+		{name: "target tag invalid", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/app:-bad"}, wantErr: `tag "-bad"`},
+		{name: "target name uppercase", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/App:1"}, wantErr: `component "App"`},
 		{name: "target empty tag", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/app:"}, wantErr: "empty tag"},
 		{name: "target with digest", req: PromoteRequest{Source: "quarantine/app:1", Target: "live/app@" + testDigest}, wantErr: "names a digest"},
 	}

@@ -19,7 +19,9 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -50,6 +52,35 @@ func (ScanArgs) Kind() string { return "gate.scan" }
 // database; retrying does not help until one is installed.
 var errNoDB = errors.New("no vulnerability database")
 
+// maxCutOff is how many attempts at scanning one digest may end with the
+// server dying (killed, out of memory) before the digest fails for good:
+// an image that kills the scanner must not be run again at every start.
+const maxCutOff = 2
+
+// CutOffError is a scan whose earlier attempts all ended with the server
+// dying: it is not tried again.
+type CutOffError struct{ Attempts int }
+
+func (e *CutOffError) Error() string {
+	return fmt.Sprintf("the scan was cut off %d times (the server died or was killed while scanning this image; it may exhaust memory): "+
+		"not tried again; `drydock rescan` runs it once more", e.Attempts)
+}
+
+// Permanent reports that the gate does not retry it by itself.
+func (e *CutOffError) Permanent() bool { return true }
+
+// cutOff refuses to start an attempt after maxCutOff attempts of the job
+// died with their process, or when it is the job's last attempt and one
+// did: had the last attempt died too, the job would end with nothing
+// recorded and be queued again at the next start.
+func cutOff(info jobs.Info) error {
+	last := info.MaxAttempts > 0 && info.Attempt >= info.MaxAttempts
+	if info.Rescued >= maxCutOff || (info.Rescued > 0 && last) {
+		return &CutOffError{Attempts: info.Rescued}
+	}
+	return nil
+}
+
 // runScan is the scan job: scan the digest, store the reports, decide and
 // record the verdict, attach the report, auto-promote. It is idempotent:
 // everything it writes is keyed by the digest.
@@ -58,10 +89,10 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	log := k.log.With("repository", a.Repository, "digest", a.Digest, "job", info.ID, "attempt", info.Attempt)
 	repo := a.Repository
 	desc, body, err := k.reg.Manifest(ctx, repo, a.Digest)
-	if errors.Is(err, registry.ErrNotFound) && strings.HasPrefix(repo, Quarantine) {
+	if errors.Is(err, registry.ErrNotFound) && imgref.IsQuarantine(repo) {
 		// Deleted from quarantine/ after its promotion: the same digest
 		// in live/ is what clusters run, and is rescanned there.
-		repo = Live + strings.TrimPrefix(repo, Quarantine)
+		repo = imgref.Rebase(repo, imgref.Live)
 		desc, body, err = k.reg.Manifest(ctx, repo, a.Digest)
 	}
 	if errors.Is(err, registry.ErrNotFound) {
@@ -71,24 +102,29 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	if err != nil {
 		return err
 	}
-	if isArtifact(body) {
-		return nil // a referrer (report, signature, SBOM) or another artifact: not an image
+	if imgref.NonRunnableArtifact(desc.MediaType, body) {
+		return nil // a signature, SBOM, report...: it follows its subject, see imgref.Manifest.NonRunnable
 	}
 	start := time.Now() // a measurement, not a decision: the real clock
-	reports, err := k.scanManifest(ctx, repo, desc)
+	var reports []store.PlatformReport
+	if err = cutOff(info); err == nil {
+		reports, err = k.scanManifest(ctx, repo, desc)
+	}
 	if err != nil {
 		last := info.MaxAttempts > 0 && info.Attempt >= info.MaxAttempts
-		if !errors.Is(err, errNoDB) && !last {
+		perm := refusal.IsPermanent(err)
+		if !errors.Is(err, errNoDB) && !perm && !last {
 			log.Warn("scan failed, will retry", "err", err)
 			return err
 		}
-		log.Error("scan failed", "err", err)
+		log.Error("scan failed", "err", err, "permanent", perm)
 		k.metrics.ScanDone("error", 0)
-		if perr := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, Error: err.Error()}); perr != nil {
+		if perr := k.store.PutScan(ctx, store.Scan{Digest: a.Digest, Repository: a.Repository, Error: err.Error(), Permanent: perm}); perr != nil {
 			return perr
 		}
 		k.auditEntry(ctx, audit.Entry{Actor: ActorGate, Action: audit.ActionScan, Repository: a.Repository, Reference: a.Tag,
-			Digest: a.Digest, Outcome: audit.OutcomeError}, map[string]any{"error": err.Error(), "reason": a.Reason})
+			Digest: a.Digest, Outcome: audit.OutcomeError}, map[string]any{"error": err.Error(), "reason": a.Reason, "permanent": perm,
+			"attempt": info.Attempt, "cutOff": info.Rescued})
 		if _, rerr := k.Reevaluate(ctx, a.Repository, a.Digest); rerr != nil {
 			return rerr
 		}
@@ -97,7 +133,7 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	// The report is attached before the scan is recorded: once a verdict
 	// shows the scan, a promotion finds its report to copy along.
 	for _, pr := range reports {
-		if err := k.attachReport(ctx, repo, desc, pr.Report); err != nil {
+		if err := k.attachReport(WithGateWrite(ctx), repo, desc, pr.Report); err != nil {
 			log.Warn("attaching the scan report failed", "err", err)
 		}
 	}
@@ -124,31 +160,47 @@ func (k *Keeper) runScan(ctx context.Context, a ScanArgs) error {
 	return k.autoPromote(ctx, a, v)
 }
 
-// isArtifact reports whether a manifest is not a runnable image: it has a
-// subject, or an artifactType, or a config that is not an image config.
-func isArtifact(body []byte) bool {
-	var m struct {
-		ArtifactType string              `json:"artifactType"`
-		Subject      *ocispec.Descriptor `json:"subject"`
-		Config       *ocispec.Descriptor `json:"config"`
-	}
-	if json.Unmarshal(body, &m) != nil {
-		return false
-	}
-	if m.Subject != nil || m.ArtifactType != "" {
-		return true
-	}
-	if m.Config == nil {
-		return false // an index
-	}
-	switch m.Config.MediaType {
-	case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
-		return false
-	}
-	return true
+// UnjudgedError is a manifest the gate cannot judge: reachable from the
+// scanned digest (an index's child, at any depth), it is neither an
+// image the gate scans nor a non-runnable artifact, or it is missing. It
+// fails the digest, naming the manifest; it is permanent, and a refusal
+// of Kind (refusal.KindOf).
+type UnjudgedError struct {
+	Root     digest.Digest // the scanned digest
+	Manifest digest.Digest // the manifest that cannot be judged
+	Parent   digest.Digest // the index that lists it
+	Platform string
+	Why      string
+	// Kind is refusal.Unsupported, or refusal.Corrupt for a child the
+	// index lists that is not there.
+	Kind refusal.Kind
 }
 
-// scanManifest scans an image, or every platform image of an index.
+func (e *UnjudgedError) Error() string {
+	where := ""
+	if e.Parent != "" && e.Parent != e.Root {
+		where = " in nested index " + e.Parent.String()
+	}
+	plat := ""
+	if e.Platform != "" {
+		plat = " (platform " + e.Platform + ")"
+	}
+	return fmt.Sprintf("index %s: manifest %s%s%s %s", e.Root, e.Manifest, plat, where, e.Why)
+}
+
+// Permanent reports that scanning again cannot help.
+func (e *UnjudgedError) Permanent() bool { return true }
+
+// Unwrap returns the refusal, so that refusal.KindOf names its kind.
+func (e *UnjudgedError) Unwrap() error {
+	return &refusal.Error{Kind: cmp.Or(e.Kind, refusal.Unsupported), Reason: e.Error(), Digest: e.Manifest.String()}
+}
+
+// scanManifest judges a manifest and everything reachable from it: it
+// scans the image, or every image reachable from an index (nested
+// indexes and platforms such as unknown/unknown included); children that
+// are non-runnable artifacts need no scan; anything else fails the whole
+// digest (UnjudgedError).
 func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Descriptor) ([]store.PlatformReport, error) {
 	if _, err := os.Stat(k.dbPath); err != nil {
 		return nil, fmt.Errorf("%w at %s: run `drydock db update` (or `drydock db pull`) on the server", errNoDB, k.dbPath)
@@ -162,63 +214,64 @@ func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Des
 	if k.cache != nil {
 		opts = append(opts, scan.WithInventoryCache(k.cache))
 	}
+	opts = append(opts, k.scanOpts...)
 	scanner, err := scan.New(db, opts...)
 	if err != nil {
 		return nil, err
 	}
-	ref, err := name.NewDigest(internalHost+"/"+repo+"@"+desc.Digest.String(), name.Insecure)
-	if err != nil {
-		return nil, fmt.Errorf("reference %s@%s: %w", repo, desc.Digest, err)
-	}
-	rd, err := remote.Get(ref, remote.WithTransport(k.reg.Transport()), remote.WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s@%s: %w", repo, desc.Digest, err)
-	}
-	name := repo + "@" + desc.Digest.String()
-	if !rd.MediaType.IsIndex() {
-		img, err := rd.Image()
-		if err != nil {
-			return nil, fmt.Errorf("reading image %s: %w", name, err)
+	root := desc.Digest
+	fetch := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+		_, body, err := k.reg.Manifest(ctx, repo, d.Digest.String())
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil, &UnjudgedError{Root: root, Manifest: d.Digest, Why: "is missing from " + repo, Kind: refusal.Corrupt}
 		}
-		rep, err := scanner.Image(ctx, img)
-		if err != nil {
-			return nil, err
-		}
-		rep.Artifact.Name = name
-		return []store.PlatformReport{{Digest: desc.Digest.String(), Report: rep}}, nil
-	}
-	idx, err := rd.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("reading index %s: %w", name, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("reading index %s: %w", name, err)
+		return body, err
 	}
 	var out []store.PlatformReport
-	for _, m := range im.Manifests {
-		if !m.MediaType.IsImage() || (m.Platform != nil && m.Platform.OS == "unknown") {
-			continue // attestations and nested indexes are not platform images
+	err = imgref.Walk(ctx, desc, fetch, func(n imgref.Node) error {
+		switch n.Manifest.Kind() {
+		case imgref.KindIndex, imgref.KindArtifact:
+			return nil
+		case imgref.KindImage:
+			rep, err := k.scanImage(ctx, scanner, repo, n.Digest())
+			if err != nil {
+				if n.Depth > 0 {
+					return fmt.Errorf("image %s (platform %q) of index %s: %w", n.Digest(), n.Platform(), root, err)
+				}
+				return err
+			}
+			out = append(out, store.PlatformReport{Platform: n.Platform(), Digest: n.Digest().String(), Report: rep})
+			return nil
 		}
-		img, err := idx.Image(m.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s of index %s: %w", m.Digest, name, err)
-		}
-		rep, err := scanner.Image(ctx, img)
-		if err != nil {
-			return nil, err
-		}
-		rep.Artifact.Name = repo + "@" + m.Digest.String()
-		plat := ""
-		if m.Platform != nil {
-			plat = m.Platform.String()
-		}
-		out = append(out, store.PlatformReport{Platform: plat, Digest: m.Digest.String(), Report: rep})
+		return &UnjudgedError{Root: root, Manifest: n.Digest(), Parent: n.Parent, Platform: n.Platform(),
+			Why: fmt.Sprintf("is neither an image nor a non-runnable artifact (media type %q)", n.Manifest.MediaType)}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("index %s has no platform image to scan", name)
+		return nil, &UnjudgedError{Root: root, Manifest: root, Why: "holds no image to scan"}
 	}
 	return out, nil
+}
+
+// scanImage scans the image d of repo, read in process.
+func (k *Keeper) scanImage(ctx context.Context, scanner *scan.Scanner, repo string, d digest.Digest) (*scan.Report, error) {
+	at := repo + "@" + d.String()
+	ref, err := name.NewDigest(internalHost+"/"+at, name.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("reference %s: %w", at, err)
+	}
+	img, err := remote.Image(ref, remote.WithTransport(k.reg.Transport()), remote.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s: %w", at, err)
+	}
+	rep, err := scanner.Image(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	rep.Artifact.Name = at
+	return rep, nil
 }
 
 // attachReport stores rep as an OCI artifact whose subject is the scanned
@@ -297,7 +350,7 @@ func (k *Keeper) autoPromote(ctx context.Context, a ScanArgs, v gate.Verdict) er
 		return nil
 	}
 	src := a.Repository + "@" + a.Digest
-	dst := Live + strings.TrimPrefix(a.Repository, Quarantine)
+	dst := imgref.Rebase(a.Repository, imgref.Live)
 	if a.Tag != "" {
 		if desc, _, err := k.reg.Manifest(ctx, a.Repository, a.Tag); err == nil && desc.Digest == digest.Digest(a.Digest) {
 			dst += ":" + a.Tag

@@ -12,24 +12,30 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
-// Run sweeps every interval until ctx ends (see Sweep).
-func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := k.Sweep(ctx); err != nil && ctx.Err() == nil {
-			k.log.Warn("gate sweep", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// SweepQueue is the job queue the sweep runs in when the queue has it
+// (jobs.WithQueue(SweepQueue, 1)), so that a long sweep never takes a
+// scan's worker; otherwise it runs in the default queue.
+const SweepQueue = "gate-sweep"
+
+// SweepArgs is the sweep job: a periodic job (Options.SweepInterval) that
+// one of the processes sharing the queue runs each period.
+type SweepArgs struct{}
+
+// Kind implements jobs.JobArgs.
+func (SweepArgs) Kind() string { return "gate.sweep" }
+
+// runSweep is the sweep job. A failed sweep is logged and left to the next
+// period, as every sweep decides again from what is stored.
+func (k *Keeper) runSweep(ctx context.Context, _ SweepArgs) error {
+	if err := k.Sweep(ctx); err != nil && ctx.Err() == nil {
+		k.log.Warn("gate sweep", "err", err)
 	}
+	return nil
 }
 
 // autoPromoteTags auto-promotes digest under every quarantine/ tag that
@@ -89,7 +95,7 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		}
 		// A digest that became promotable without a scan (a new
 		// exception, a milder policy) is auto-promoted here.
-		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && strings.HasPrefix(im.Repository, Quarantine) {
+		if pol != nil && pol.AutoPromote && v.Promotable() && !im.Promoted && imgref.IsQuarantine(im.Repository) {
 			if err := k.autoPromoteTags(ctx, im.Repository, im.Digest, v); err != nil {
 				errs = append(errs, err)
 			}
@@ -107,11 +113,12 @@ func (k *Keeper) sweepStuck(ctx context.Context, now time.Time) error {
 		if j.Kind != (ScanArgs{}).Kind() {
 			continue
 		}
-		k.mu.Lock()
-		seen := k.stuckEvented[j.ID]
-		k.stuckEvented[j.ID] = true
-		k.mu.Unlock()
-		if seen {
+		// Once per job, whichever replica sweeps.
+		first, err := k.store.SwapSetting(ctx, stuckReportedKey+itoa(j.ID), "", now.UTC().Format(time.RFC3339))
+		if err != nil {
+			return err
+		}
+		if !first {
 			continue
 		}
 		var a ScanArgs
@@ -158,8 +165,10 @@ func (k *Keeper) dbBuild() time.Time {
 //   - failed for want of a database, and there is one now: db-available;
 //   - older than half the policy's maxScanAge: max-scan-age, so that a
 //     scan never gets old enough to fail the verdict;
-//   - at the first sweep of the process, failed for another reason, or
-//     never scanned at all (a job lost with an old queue): retry.
+//   - at the first sweep of the process, failed for a reason that may
+//     pass (not a permanent one: unsupported, hostile, corrupt, over a
+//     limit, cut off by the server dying), or never scanned at all (a job
+//     lost with an old queue): retry.
 func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *gate.Policy, now time.Time) error {
 	built := k.dbBuild()
 	if built.IsZero() {
@@ -188,7 +197,7 @@ func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *ga
 			reason = "db-update"
 		case scanned && !st.ScannedAt.IsZero() && pol != nil && pol.MaxScanAge > 0 && st.ScannedAt.Before(now.Add(-pol.MaxScanAge/2)):
 			reason = "max-scan-age"
-		case first && (!scanned || st.ScannedAt.IsZero()):
+		case first && (!scanned || (st.ScannedAt.IsZero() && !st.Permanent)):
 			reason = "retry"
 		}
 		if reason != "" {
@@ -201,3 +210,7 @@ func (k *Keeper) sweepRescans(ctx context.Context, images []store.Image, pol *ga
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// stuckReportedKey prefixes the setting that records, per job id, that its
+// scan was reported stuck.
+const stuckReportedKey = "gate.stuck-reported."

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/deb822"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -48,18 +49,26 @@ func (*APK) Required(p string) bool { return p == apkInstalled }
 
 // Analyze reads lib/apk/db/installed, if it exists.
 func (a *APK) Analyze(ctx context.Context, fsys fs.FS) ([]Package, error) {
-	f, _, err := openBounded(fsys, apkInstalled, a.opts.limit())
+	f, size, err := openBounded(fsys, apkInstalled, a.opts.limit())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	var r *refusal.Error
+	if errors.As(err, &r) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening apk database %s: %w", apkInstalled, err)
 	}
 	defer f.Close()
+	b := a.opts.budget()
+	if err := b.file(apkInstalled, size); err != nil {
+		return nil, err
+	}
 	var partial PartialError
-	pkgs, err := parseAPKInstalled(ctx, f, apkInstalled, a.opts.files, &partial)
+	pkgs, err := parseAPKInstalled(ctx, f, apkInstalled, a.opts.files, &partial, b)
 	if err != nil {
-		return nil, fmt.Errorf("parsing apk database %s: %w", apkInstalled, err)
+		return nil, parseErr("apk", apkInstalled, err)
 	}
 	return pkgs, partial.errOrNil()
 }
@@ -75,8 +84,9 @@ type apkEntry struct {
 }
 
 // parseAPKInstalled reads the packages of an apk installed database named
-// name; malformed stanzas are recorded in partial.
-func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles bool, partial *PartialError) ([]Package, error) {
+// name; malformed stanzas are recorded in partial, packages counted in b
+// (nil: no limit).
+func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles bool, partial *PartialError, b *budget) ([]Package, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), deb822.MaxLineLen)
 	var (
@@ -84,9 +94,9 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 		cur    *apkEntry
 		lineNo int
 	)
-	flush := func() {
+	flush := func() error {
 		if cur == nil {
-			return
+			return nil
 		}
 		e := cur
 		cur = nil
@@ -95,7 +105,12 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 		}
 		if e.bad != nil {
 			partial.add(&EntryError{Path: name, Line: e.line, Name: deb822.Truncate(e.pkg.Name, 80), Err: e.bad})
-			return
+			return nil
+		}
+		if b != nil {
+			if err := b.pkg(name); err != nil {
+				return err
+			}
 		}
 		if withFiles {
 			slices.Sort(e.files)
@@ -103,6 +118,7 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 		}
 		e.pkg.DBPath = name
 		pkgs = append(pkgs, e.pkg)
+		return nil
 	}
 	for sc.Scan() {
 		lineNo++
@@ -113,7 +129,9 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 		}
 		line := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" {
-			flush()
+			if err := flush(); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if cur == nil {
@@ -141,7 +159,9 @@ func parseAPKInstalled(ctx context.Context, r io.Reader, name string, withFiles 
 		}
 		return nil, fmt.Errorf("line %d: %w", lineNo, err)
 	}
-	flush()
+	if err := flush(); err != nil {
+		return nil, err
+	}
 	return pkgs, nil
 }
 

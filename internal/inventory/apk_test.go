@@ -163,7 +163,7 @@ func FuzzAPKInstalled(f *testing.F) {
 	f.Add("F:\nR:../../etc/passwd\nP:a\nV:1_rc1-r2\nI:99999999999999999999\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		var partial PartialError
-		pkgs, err := parseAPKInstalled(context.Background(), strings.NewReader(src), "installed", true, &partial)
+		pkgs, err := parseAPKInstalled(context.Background(), strings.NewReader(src), "installed", true, &partial, nil)
 		if err != nil && !errors.Is(err, deb822.ErrLineTooLong) {
 			t.Fatalf("parseAPKInstalled: %v", err)
 		}

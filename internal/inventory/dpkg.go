@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/drydock-project/drydock/internal/deb822"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -72,31 +73,54 @@ func (a *Dpkg) Required(p string) bool {
 }
 
 // Analyze reads the installed packages of the status file and the status.d
-// directory, whichever exist.
+// directory, whichever exist. The sizes of all the files are checked
+// against the analyzer's database limit before any is parsed; parsing
+// stops at the first package past its package limit.
 func (a *Dpkg) Analyze(ctx context.Context, fsys fs.FS) ([]Package, error) {
 	var (
 		pkgs    []Package
 		partial PartialError
+		b       = a.opts.budget()
 	)
-	got, err := a.analyzeFile(ctx, fsys, dpkgStatus, &partial)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	pkgs = append(pkgs, got...)
-
 	entries, err := fs.ReadDir(fsys, dpkgStatusD)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", dpkgStatusD, err)
 	}
 	if len(entries) > maxStatusDFiles {
-		return nil, fmt.Errorf("reading %s: %d entries, more than the %d allowed", dpkgStatusD, len(entries), maxStatusDFiles)
+		return nil, &refusal.Error{Kind: refusal.OverLimit, Entry: dpkgStatusD,
+			Reason: fmt.Sprintf("over the package limit: %s has %d entries, limit %d", dpkgStatusD, len(entries), maxStatusDFiles)}
 	}
+	var stanzaFiles []string
 	for _, e := range entries {
-		name := path.Join(dpkgStatusD, e.Name())
-		if e.IsDir() || strings.HasSuffix(name, ".md5sums") || strings.HasPrefix(e.Name(), ".") {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".md5sums") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		got, err := a.analyzeFile(ctx, fsys, name, &partial)
+		stanzaFiles = append(stanzaFiles, path.Join(dpkgStatusD, e.Name()))
+	}
+	// Sizes first: refuse an oversized database before reading any of it.
+	for _, name := range append([]string{dpkgStatus}, stanzaFiles...) {
+		st, err := fs.Stat(fsys, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stat dpkg database %s: %w", name, err)
+		}
+		what := name
+		if name != dpkgStatus {
+			what = dpkgStatusD
+		}
+		if err := b.file(what, st.Size()); err != nil {
+			return nil, err
+		}
+	}
+	got, err := a.analyzeFile(ctx, fsys, dpkgStatus, &partial, b)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	pkgs = append(pkgs, got...)
+	for _, name := range stanzaFiles {
+		got, err := a.analyzeFile(ctx, fsys, name, &partial, b)
 		if err != nil {
 			return nil, err
 		}
@@ -111,25 +135,30 @@ func (a *Dpkg) Analyze(ctx context.Context, fsys fs.FS) ([]Package, error) {
 }
 
 // analyzeFile reads the installed packages of one stanza file.
-func (a *Dpkg) analyzeFile(ctx context.Context, fsys fs.FS, name string, partial *PartialError) ([]Package, error) {
+func (a *Dpkg) analyzeFile(ctx context.Context, fsys fs.FS, name string, partial *PartialError, b *budget) ([]Package, error) {
 	f, _, err := openBounded(fsys, name, a.opts.limit())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
+		var r *refusal.Error
+		if errors.As(err, &r) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("opening dpkg database %s: %w", name, err)
 	}
 	defer f.Close()
-	pkgs, err := parseDpkgStatus(ctx, f, name, partial)
+	pkgs, err := parseDpkgStatus(ctx, f, name, partial, b)
 	if err != nil {
-		return nil, fmt.Errorf("parsing dpkg database %s: %w", name, err)
+		return nil, parseErr("dpkg", name, err)
 	}
 	return pkgs, nil
 }
 
 // parseDpkgStatus reads the installed packages of a dpkg status file (or
-// status.d entry) named name; malformed stanzas are recorded in partial.
-func parseDpkgStatus(ctx context.Context, r io.Reader, name string, partial *PartialError) ([]Package, error) {
+// status.d entry) named name; malformed stanzas are recorded in partial,
+// installed packages counted in b (nil: no limit).
+func parseDpkgStatus(ctx context.Context, r io.Reader, name string, partial *PartialError, b *budget) ([]Package, error) {
 	var pkgs []Package
 	n := 0
 	err := deb822.Parse(r, func(s *deb822.Paragraph, serr *deb822.ParseError) error {
@@ -148,6 +177,11 @@ func parseDpkgStatus(ctx context.Context, r io.Reader, name string, partial *Par
 			pkgName, _ := s.Get("Package")
 			partial.add(&EntryError{Path: name, Line: s.Line, Name: deb822.Truncate(pkgName, 80), Err: err})
 		case ok:
+			if b != nil {
+				if err := b.pkg(name); err != nil {
+					return err
+				}
+			}
 			pkg.DBPath = name
 			pkgs = append(pkgs, pkg)
 		}

@@ -273,7 +273,7 @@ func TestDpkgAbsentAndBroken(t *testing.T) {
 	}{
 		{name: "no database", fsys: fstest.MapFS{"etc/os-release": {Data: []byte("ID=debian\n")}}},
 		{name: "status is a directory", fsys: fstest.MapFS{"var/lib/dpkg/status/x": {}}, wantErr: "var/lib/dpkg/status: not a regular file"},
-		{name: "status too big", fsys: fstest.MapFS{"var/lib/dpkg/status": {Data: []byte(statusBasic)}}, opts: []Option{WithMaxFileSize(100)}, wantErr: "var/lib/dpkg/status: 1"},
+		{name: "status too big", fsys: fstest.MapFS{"var/lib/dpkg/status": {Data: []byte(statusBasic)}}, opts: []Option{WithMaxFileSize(100)}, wantErr: "var/lib/dpkg/status is 1"},
 		{name: "line too long", fsys: fstest.MapFS{"var/lib/dpkg/status": {Data: []byte("Package: a\nX: " + strings.Repeat("y", deb822.MaxLineLen) + "\n")}}, wantErr: "parsing dpkg database var/lib/dpkg/status: line 2: line too long"},
 		{name: "status.d entry too big", fsys: fstest.MapFS{"var/lib/dpkg/status.d/a": {Data: []byte(statusBasic)}}, opts: []Option{WithMaxFileSize(100)}, wantErr: "var/lib/dpkg/status.d/a"},
 	}
@@ -361,7 +361,7 @@ func FuzzDpkgStatus(f *testing.F) {
 	f.Add("Package: a\nVersion: 1\nSource: b (\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		var partial PartialError
-		pkgs, err := parseDpkgStatus(context.Background(), strings.NewReader(src), "status", &partial)
+		pkgs, err := parseDpkgStatus(context.Background(), strings.NewReader(src), "status", &partial, nil)
 		if err != nil && !errors.Is(err, deb822.ErrLineTooLong) {
 			t.Fatalf("parseDpkgStatus: %v", err)
 		}

@@ -22,6 +22,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/refusal"
 )
 
 // Package is one installed binary package.
@@ -148,11 +150,14 @@ func (e *PartialError) errOrNil() error {
 	return e
 }
 
-// Analyzers returns the default analyzers, dpkg, apk and rpm, with default
-// options: fresh values on every call.
-func Analyzers() []Analyzer {
-	o := defaultOptions()
-	return []Analyzer{&Dpkg{opts: o}, &APK{opts: o}, &RPM{opts: o}}
+// Analyzers returns the default analyzers, dpkg, apk and rpm, with opts
+// (default options when none): fresh values on every call.
+func Analyzers(opts ...Option) ([]Analyzer, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("analyzers: %w", err)
+	}
+	return []Analyzer{&Dpkg{opts: o}, &APK{opts: o}, &RPM{opts: o}}, nil
 }
 
 // Inventory runs the analyzers (the default ones when none are given) over
@@ -160,7 +165,8 @@ func Analyzers() []Analyzer {
 // in Result.Skipped; any other analyzer error fails the inventory.
 func Inventory(ctx context.Context, fsys fs.FS, analyzers ...Analyzer) (Result, error) {
 	if len(analyzers) == 0 {
-		analyzers = Analyzers()
+		o := defaultOptions()
+		analyzers = []Analyzer{&Dpkg{opts: o}, &APK{opts: o}, &RPM{opts: o}}
 	}
 	var res Result
 	for _, a := range analyzers {
@@ -213,6 +219,8 @@ type Option func(*options) error
 type options struct {
 	files       bool
 	maxFileSize int64
+	maxPackages int
+	maxBytes    int64
 }
 
 // DefaultMaxFileSize bounds each database file an analyzer reads.
@@ -272,11 +280,12 @@ func openBounded(fsys fs.FS, name string, max int64) (fs.File, int64, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, fmt.Errorf("%s: not a regular file (%v)", name, fi.Mode().Type())
+		return nil, 0, &refusal.Error{Kind: refusal.Unverifiable, Entry: name,
+			Reason: fmt.Sprintf("%s: not a regular file (%v)", name, fi.Mode().Type())}
 	}
 	if fi.Size() > max {
 		f.Close()
-		return nil, 0, fmt.Errorf("%s: %d bytes, larger than the %d bytes allowed", name, fi.Size(), max)
+		return nil, 0, overFileSize(name, fi.Size(), max)
 	}
 	return f, fi.Size(), nil
 }

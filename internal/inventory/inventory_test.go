@@ -118,7 +118,8 @@ func TestInventoryDefaults(t *testing.T) {
 	}
 
 	// Fresh values on every call.
-	a, b := Analyzers(), Analyzers()
+	a, _ := Analyzers()
+	b, _ := Analyzers()
 	for i := range a {
 		if a[i] == b[i] {
 			t.Errorf("Analyzers()[%d] shared between calls", i)

@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go "sqlite" database/sql driver go-rpmdb opens rpmdb.sqlite with
 
 	"github.com/drydock-project/drydock/internal/deb822"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -71,14 +72,23 @@ func (a *RPM) Analyze(ctx context.Context, fsys fs.FS) ([]Package, error) {
 	var (
 		pkgs    []Package
 		partial PartialError
+		b       = a.opts.budget()
 	)
 	for _, dir := range rpmDBDirs {
+		if len(pkgs) > 0 {
+			// var/lib/rpm is usually a symbolic link to the sysimage
+			// directory already read: the same database, not counted twice
+			// against the limits.
+			if fi, err := fs.Lstat(fsys, dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				continue
+			}
+		}
 		for _, file := range rpmDBFiles {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			name := path.Join(dir, file)
-			got, err := a.analyzeFile(fsys, name, &partial)
+			got, err := a.analyzeFile(fsys, name, &partial, b)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -94,12 +104,16 @@ func (a *RPM) Analyze(ctx context.Context, fsys fs.FS) ([]Package, error) {
 
 // analyzeFile reads one rpm database file of fsys. It returns an error
 // wrapping fs.ErrNotExist when the file is absent.
-func (a *RPM) analyzeFile(fsys fs.FS, name string, partial *PartialError) ([]Package, error) {
-	if _, err := fs.Stat(fsys, name); err != nil {
+func (a *RPM) analyzeFile(fsys fs.FS, name string, partial *PartialError, b *budget) ([]Package, error) {
+	st, err := fs.Stat(fsys, name)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("stat rpm database %s: %w", name, err)
+	}
+	if err := b.file(name, st.Size()); err != nil {
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "drydock-rpmdb-")
 	if err != nil {
@@ -119,7 +133,9 @@ func (a *RPM) analyzeFile(fsys fs.FS, name string, partial *PartialError) ([]Pac
 	}
 	infos, err := listRPM(local)
 	if err != nil {
-		return nil, fmt.Errorf("reading rpm database %s: %w", name, err)
+		// A local copy that go-rpmdb cannot read: the same on every try.
+		return nil, &refusal.Error{Kind: refusal.Unverifiable, Entry: name,
+			Reason: fmt.Sprintf("reading rpm database %s: %v", name, err), Err: err}
 	}
 	var pkgs []Package
 	for _, info := range infos {
@@ -130,6 +146,9 @@ func (a *RPM) analyzeFile(fsys fs.FS, name string, partial *PartialError) ([]Pac
 		if err != nil {
 			partial.add(&EntryError{Path: name, Name: deb822.Truncate(info.Name, 80), Err: err})
 			continue
+		}
+		if err := b.pkg(name); err != nil {
+			return nil, err
 		}
 		pkg.DBPath = name
 		pkgs = append(pkgs, pkg)
@@ -160,7 +179,8 @@ func listRPM(file string) (infos []*rpmdb.PackageInfo, err error) {
 func (a *RPM) copyOut(fsys fs.FS, name, dst string) error {
 	src, _, err := openBounded(fsys, name, a.opts.limit())
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		var r *refusal.Error
+		if errors.Is(err, fs.ErrNotExist) || errors.As(err, &r) {
 			return err
 		}
 		return fmt.Errorf("opening rpm database %s: %w", name, err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -159,10 +160,10 @@ func rpmdbTestdata(t *testing.T) string {
 	out, err := exec.CommandContext(t.Context(), "go", "list", "-m", "-f", "{{.Dir}}", "github.com/knqyf263/go-rpmdb").Output()
 	dir := filepath.Join(strings.TrimSpace(string(out)), "pkg", "testdata")
 	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Skipf("skipping: go-rpmdb's module directory not found (go list: %v)", err)
+		testenv.Missing(t, "go-rpmdb's module directory not found (go list: %v)", err)
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("skipping: go-rpmdb test data: %v", err)
+		testenv.Missing(t, "go-rpmdb test data: %v", err)
 	}
 	return dir
 }
@@ -194,7 +195,7 @@ func TestRPMBackends(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join(testdata, tc.file))
 			if err != nil {
-				t.Skipf("skipping: %v", err)
+				testenv.Missing(t, "go-rpmdb test data: %v", err)
 			}
 			fsys := fstest.MapFS{tc.dbPath: {Data: data}}
 			res, err := Inventory(context.Background(), fsys, &RPM{})

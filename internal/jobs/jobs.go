@@ -2,9 +2,12 @@
 // arrival, workflow runs and rescans are enqueued here, never run on bare
 // goroutines, so that they survive restarts and crashes.
 //
-// The queue is River (github.com/riverqueue/river) on an SQLite file in the
-// embedded setup; the rest of drydock sees only this package's small API
-// (Open, Register, Enqueue, Start, Stop, Jobs, Stuck) and never imports River.
+// The queue is River (github.com/riverqueue/river) on the database
+// internal/database opens: a SQLite file in the embedded setup
+// (riversqlite), or the PostgreSQL database replicas share (riverpgxv5,
+// with LISTEN/NOTIFY). The rest of drydock sees only this package's small
+// API (Open, Register, Enqueue, Start, Stop, Jobs, Stuck) and never
+// imports River.
 //
 // # Delivery guarantees and idempotent handlers
 //
@@ -15,6 +18,11 @@
 // WithRescueStuckAfter and is run again with its next attempt. The rescuer
 // runs on the elected leader; after a crash the new process becomes leader
 // only when the dead one's lease expires (about 15 seconds in River v0.51).
+// A queue worked by one process only (the embedded setup,
+// WithSingleWorker) does better: Start holds an exclusive lock on the
+// file, so every job found running there was left by a dead process, and
+// queues those jobs again at once. Handlers see how many of their
+// attempts died this way (Info.Rescued).
 //
 // Because an attempt may be repeated after a crash, handlers must be
 // idempotent: write their result keyed by the job's input (for a scan, the
@@ -26,28 +34,37 @@
 // Queue.Stuck reports jobs running longer than a threshold so that the gate can
 // treat their images as "stuck" rather than "pending".
 //
-// # SQLite
+// # Replicas
 //
-// The database is opened in WAL mode with a busy time-out and a single
-// connection, as riversqlite recommends; River's schema is migrated with
-// rivermigrate at every Open (a no-op when current). Periodic schedules are
-// not built yet; River's PeriodicJobs can be wired into Open later.
+// On PostgreSQL every replica works the same queue: a job is locked by the
+// one worker that fetched it, River's leader (elected in the database)
+// runs the rescuer and the periodic schedules, so a job whose replica died
+// is finished by another and a schedule fires once per period whatever
+// the number of replicas.
+//
+// # Databases
+//
+// A SQLite file is opened with a single connection, as riversqlite
+// recommends. River's schema is migrated with rivermigrate at every Open
+// (a no-op when current), on PostgreSQL under drydock's migration lock.
 package jobs
 
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"regexp"
 	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/drydock-project/drydock/internal/database"
 )
 
 // JobArgs is the input of a job. It is stored as JSON, so it must be a
@@ -127,6 +144,12 @@ type Info struct {
 	Kind        string
 	Attempt     int // 1 on the first run
 	MaxAttempts int
+	// Rescued counts the earlier attempts that ended because the process
+	// working them died (kill -9, out of memory, power loss) or hung,
+	// rather than by the handler returning. The count is stored with the
+	// job, so it survives restarts: a handler can refuse to try again an
+	// input that keeps killing its process.
+	Rescued int
 }
 
 // ErrStarted is returned by Register and Start once the queue is started.
@@ -165,8 +188,11 @@ var uniqueStates = []rivertype.JobState{
 // Queue is a persistent job queue. Enqueue, Jobs and Stuck may be used
 // without Start (for example by a CLI that only enqueues).
 type Queue struct {
-	db      *sql.DB
-	client  *river.Client[*sql.Tx]
+	db      *database.DB
+	single  bool
+	logger  *slog.Logger
+	lock    *os.File // the worker lock, held from Start (WithSingleWorker)
+	client  riverClient
 	workers *river.Workers
 	queues  map[string]bool
 
@@ -177,26 +203,41 @@ type Queue struct {
 	closed  bool
 }
 
-// Open opens or creates the queue database at path, migrates River's schema
-// and prepares a client. Register handlers, then Start.
-func Open(ctx context.Context, path string, opts ...Option) (*Queue, error) {
+// Open opens the queue in the "jobs" database of o (DATA/jobs/jobs.db, or
+// the shared PostgreSQL database), migrates River's schema and prepares a
+// client. Register handlers, then Start.
+func Open(ctx context.Context, o *database.Opener, opts ...Option) (*Queue, error) {
+	db, err := o.Open(ctx, Component, database.SingleConnection())
+	if err != nil {
+		return nil, fmt.Errorf("opening job queue: %w", err)
+	}
+	q, err := New(ctx, db, opts...)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// New is Open on a database already opened (with
+// database.SingleConnection on SQLite); Close closes it.
+func New(ctx context.Context, db *database.DB, opts ...Option) (*Queue, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(cfg); err != nil {
-			return nil, fmt.Errorf("opening job queue %q: %w", path, err)
+			return nil, fmt.Errorf("opening job queue %s: %w", db, err)
 		}
 	}
 	if cfg.rescueAfter != 0 && cfg.rescueAfter <= cfg.jobTimeout {
-		return nil, fmt.Errorf("opening job queue %q: rescue-stuck-after %s must exceed job time-out %s", path, cfg.rescueAfter, cfg.jobTimeout)
+		return nil, fmt.Errorf("opening job queue %s: rescue-stuck-after %s must exceed job time-out %s", db, cfg.rescueAfter, cfg.jobTimeout)
 	}
 	if _, ok := cfg.queues[DefaultQueue]; ok {
-		return nil, fmt.Errorf("opening job queue %q: size the default queue with WithWorkers", path)
+		return nil, fmt.Errorf("opening job queue %s: size the default queue with WithWorkers", db)
 	}
-	db, err := openSQLite(ctx, path, cfg.logger)
-	if err != nil {
-		return nil, err
+	if cfg.single && db.Driver() != database.SQLite {
+		return nil, fmt.Errorf("opening job queue %s: WithSingleWorker is for a SQLite queue file; replicas sharing PostgreSQL rely on River's rescuer", db)
 	}
-	q := &Queue{db: db, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
+	q := &Queue{db: db, single: cfg.single, logger: cfg.logger, workers: river.NewWorkers(), queues: map[string]bool{}, kinds: map[string]bool{}}
 	rq := map[string]river.QueueConfig{DefaultQueue: {MaxWorkers: cfg.workers}}
 	for name, n := range cfg.queues {
 		rq[name] = river.QueueConfig{MaxWorkers: n}
@@ -222,9 +263,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Queue, error) {
 	if cfg.backoff != nil {
 		rc.RetryPolicy = backoffPolicy{cfg.backoff}
 	}
-	if q.client, err = river.NewClient(riversqlite.New(db), rc); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("opening job queue %q: %w", path, err)
+	var err error
+	if q.client, err = newClient(ctx, db, rc, cfg.logger); err != nil {
+		return nil, fmt.Errorf("opening job queue %s: %w", db, err)
 	}
 	return q, nil
 }
@@ -253,7 +294,7 @@ func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) e
 		return fmt.Errorf("registering job kind %q: already registered", kind)
 	}
 	w := river.WorkFunc(func(ctx context.Context, job *river.Job[A]) error {
-		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts}
+		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Rescued: rescuedAttempts(job.Errors)}
 		return fn(context.WithValue(ctx, infoKey{}, info), job.Args)
 	})
 	if err := river.AddWorkerSafely(q.workers, w); err != nil {
@@ -293,6 +334,28 @@ func (q *Queue) Start(ctx context.Context) error {
 	}
 	q.started = true
 	q.mu.Unlock()
+	if q.single {
+		notStarted := func(err error) error {
+			q.mu.Lock()
+			q.started = false
+			q.mu.Unlock()
+			return fmt.Errorf("starting job queue: %w", err)
+		}
+		lock, err := lockWorker(q.db.String())
+		if err != nil {
+			return notStarted(err)
+		}
+		q.mu.Lock()
+		q.lock = lock
+		q.mu.Unlock()
+		n, err := q.rescueOrphans(ctx)
+		if err != nil {
+			return notStarted(err)
+		}
+		if n > 0 {
+			q.logger.Warn("jobs left running by a process that died are queued again", "jobs", n)
+		}
+	}
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("starting job queue: %w", err)
 	}
@@ -340,8 +403,18 @@ func (q *Queue) Close() error {
 		err = q.client.StopAndCancel(ctx)
 		cancel()
 	}
-	return errors.Join(err, q.db.Close())
+	err = errors.Join(err, q.db.Close())
+	q.mu.Lock()
+	if q.lock != nil {
+		err = errors.Join(err, q.lock.Close()) // releases the flock
+		q.lock = nil
+	}
+	q.mu.Unlock()
+	return err
 }
+
+// HasQueue reports whether the named queue is configured (WithQueue).
+func (q *Queue) HasQueue(name string) bool { return q.queues[name] }
 
 // Enqueue stores a job and returns its ID. With opts.UniqueKey set and an
 // unfinished job of the same kind and key present, it returns that job's ID.

@@ -34,6 +34,7 @@ type config struct {
 	rescueAfter  time.Duration
 	pollInterval time.Duration
 	backoff      func(attempt int) time.Duration
+	single       bool
 }
 
 func defaultConfig() *config {
@@ -170,6 +171,23 @@ func WithRetryBackoff(f func(attempt int) time.Duration) Option {
 			return errors.New("WithRetryBackoff: nil function")
 		}
 		c.backoff = f
+		return nil
+	}
+}
+
+// WithSingleWorker declares that this process is the only one working the
+// queue file: the embedded, single-process setup. Start then takes an
+// exclusive lock on the file (failing with ErrOtherWorker while another
+// process holds it) and, since no other worker can be alive, queues
+// again at once every job left running: its process died (kill -9, out
+// of memory, power loss) and River's rescuer would otherwise wait for
+// WithRescueStuckAfter. The rescued attempt is counted (Info.Rescued).
+// Processes that only enqueue or list jobs need no lock. A queue shared
+// by several live workers (PostgreSQL) must not use this: their running
+// jobs are not orphans.
+func WithSingleWorker() Option {
+	return func(c *config) error {
+		c.single = true
 		return nil
 	}
 }

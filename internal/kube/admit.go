@@ -11,7 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/gate"
-	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/registry"
 )
 
@@ -128,7 +128,7 @@ type Admitter struct {
 }
 
 // liveNamespace is the namespace admitted images must be in.
-var liveNamespace = strings.TrimSuffix(gatekeeper.Live, "/")
+const liveNamespace = imgref.Live
 
 // NewAdmitter validates o and returns an Admitter.
 func NewAdmitter(o AdmitterOptions) (*Admitter, error) {

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // ImageRef is a container image reference as a container runtime reads it:
@@ -53,14 +55,13 @@ func (r ImageRef) String() string {
 // Pinned returns the reference of the same repository by digest d.
 func (r ImageRef) Pinned(d string) string { return r.Host + "/" + r.Repository + "@" + d }
 
-// The reference grammar of the distribution project (docker, containerd,
-// CRI-O and the kubelet all read image names with it). Path components are
-// lowercase; hosts are matched case-insensitively.
+// The host part of the reference grammar of the distribution project
+// (docker, containerd, CRI-O and the kubelet all read image names with it);
+// path components, tags and digests are imgref's grammar. Hosts are matched
+// case-insensitively.
 var (
-	pathComponentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	domainLabelRE   = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$`)
-	tagRE           = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	portRE          = regexp.MustCompile(`^[0-9]{1,5}$`)
+	domainLabelRE = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$`)
+	portRE        = regexp.MustCompile(`^[0-9]{1,5}$`)
 )
 
 // maxImageLength bounds an image reference; the grammar allows 255
@@ -104,7 +105,7 @@ func ParseImage(s string) (ImageRef, error) {
 	// a host's port).
 	if i := strings.LastIndexByte(rest, ':'); i > strings.LastIndexByte(rest, '/') {
 		t := rest[i+1:]
-		if !tagRE.MatchString(t) {
+		if !imgref.ValidTag(t) {
 			return bad(fmt.Sprintf("tag %q is not valid", truncate(t, 40)))
 		}
 		ref.Tag, rest = t, rest[:i]
@@ -135,7 +136,7 @@ func ParseImage(s string) (ImageRef, error) {
 		return bad("repository path longer than 255 characters")
 	}
 	for c := range strings.SplitSeq(path, "/") {
-		if !pathComponentRE.MatchString(c) {
+		if !imgref.ValidComponent(c) {
 			return bad(fmt.Sprintf("path component %q is not valid (lowercase letters, digits and single separators)", truncate(c, 40)))
 		}
 	}
@@ -202,9 +203,7 @@ func NormalizeHost(h string) (string, error) {
 }
 
 func validDigest(d string) error {
-	alg, hex, ok := strings.Cut(d, ":")
-	want := map[string]int{"sha256": 64, "sha512": 128}[alg]
-	if !ok || want == 0 || len(hex) != want || strings.Trim(hex, "0123456789abcdef") != "" {
+	if _, err := imgref.ParseDigest(d); err != nil {
 		return fmt.Errorf("digest %q is not sha256:<64 hex> or sha512:<128 hex>", truncate(d, 80))
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/registry"
 )
 
@@ -87,11 +87,11 @@ var ErrInvalidPlan = errors.New("invalid rollout request")
 // "live/nginx" are both live/nginx.
 func LiveRepository(repo string) (string, error) {
 	repo = strings.TrimSpace(repo)
-	if !strings.HasPrefix(repo, gatekeeper.Live) {
-		repo = gatekeeper.Live + repo
+	if !imgref.IsLive(repo) {
+		repo = imgref.Live + "/" + repo
 	}
 	for c := range strings.SplitSeq(repo, "/") {
-		if !pathComponentRE.MatchString(c) {
+		if !imgref.ValidComponent(c) {
 			return "", fmt.Errorf("%w: repository %q: want NAME or live/NAME", ErrInvalidPlan, repo)
 		}
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -29,25 +29,33 @@ func report(findings ...[2]string) *scan.Report {
 }
 
 type queryFixture struct {
-	inv  *SQLiteInventory
-	gate *store.SQLite
+	inv  *SQLInventory
+	gate *store.SQL
 	q    *Queries
 	at   time.Time
 }
 
 func newQueryFixture(t testing.TB) *queryFixture {
-	dir := t.TempDir()
-	inv, err := OpenSQLiteInventory(filepath.Join(dir, "inv.db"))
+	dbs := dbtest.SQLite(t).Opener(t)
+	inv, err := OpenInventory(t.Context(), dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inv.Close() })
-	g, err := store.OpenSQLite(filepath.Join(dir, "gate.db"))
+	g, err := store.Open(t.Context(), dbs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
 	return &queryFixture{inv: inv, gate: g, q: NewQueries(inv, g, g), at: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// verdict stores state as digest's verdict.
+func (f *queryFixture) verdict(ctx context.Context, digest string, state gate.State) error {
+	_, err := f.gate.UpdateImage(ctx, digest, func(prev *store.Image) (*store.Image, error) {
+		return &store.Image{Digest: digest, Repository: "quarantine/app", Verdict: gate.Verdict{State: state, At: f.at}, UpdatedAt: f.at}, nil
+	})
+	return err
 }
 
 func (f *queryFixture) putScan(t testing.TB, digest string, reports ...store.PlatformReport) {
@@ -143,13 +151,13 @@ func TestAffected(t *testing.T) {
 func TestImages(t *testing.T) {
 	f := newQueryFixture(t)
 	ctx := t.Context()
-	if _, _, err := f.gate.RecordVerdict(ctx, dg(1), "quarantine/app", gate.Verdict{State: gate.StatePass, At: f.at}, f.at, 0); err != nil {
+	if err := f.verdict(ctx, dg(1), gate.StatePass); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.gate.MarkPromoted(ctx, dg(1), f.at); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.gate.RecordVerdict(ctx, dg(2), "quarantine/app", gate.Verdict{State: gate.StateFail, At: f.at}, f.at, 0); err != nil {
+	if err := f.verdict(ctx, dg(2), gate.StateFail); err != nil {
 		t.Fatal(err)
 	}
 	f.putPod(t, "a", "web-1", Workload{"Deployment", "web"}, dg(1), dg(2))

@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 )
 
 func controllerRef(kind, name, uid string) []metav1.OwnerReference {
@@ -55,7 +56,7 @@ func TestWatcher(t *testing.T) {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "not a reference"}}}}
 	client := fake.NewClientset(rs, job, web, cron, bare)
 
-	store, err := OpenSQLiteInventory(filepath.Join(t.TempDir(), "inv.db"))
+	store, err := OpenInventory(t.Context(), dbtest.SQLite(t).Opener(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,17 +5,18 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Namespaces of the drydock server; anything else is NamespaceOther.
 const (
-	NamespaceQuarantine = "quarantine"
-	NamespaceLive       = "live"
+	NamespaceQuarantine = imgref.Quarantine
+	NamespaceLive       = imgref.Live
 	NamespaceOther      = "other"
 )
 
@@ -36,7 +37,8 @@ type Tag struct {
 	Tag       string `json:"tag"`
 	Digest    string `json:"digest"`
 	MediaType string `json:"mediaType"`
-	// Kind is "image" or "index".
+	// Kind is "image" or "index" (or, for a tag of cosign's tag scheme
+	// listed on its own, "signature", "attestation" or "sbom").
 	Kind string `json:"kind"`
 	// Size is config plus layers in bytes (compressed, as stored); for an
 	// index, the sum over its images.
@@ -52,6 +54,14 @@ type Tag struct {
 	Verdict string `json:"verdict,omitempty"`
 	// Promoted is set when the digest has been promoted to live/.
 	Promoted bool `json:"promoted,omitempty"`
+	// Attached lists what belongs to the digest (signatures,
+	// attestations, SBOMs...), as referrers and as cosign tag-scheme tags
+	// (those tags are listed here, not as tags of their own).
+	Attached []Attached `json:"attached,omitempty"`
+	// A tag of cosign's scheme whose subject the repository does not
+	// list stays a tag, of Kind "signature", "attestation" or "sbom".
+
+	scheme *imgref.TagScheme // a tag of cosign's tag scheme
 }
 
 // PlatformImage is one image of an index.
@@ -65,10 +75,9 @@ type PlatformImage struct {
 
 // NamespaceOf returns the namespace of a repository path.
 func NamespaceOf(repo string) string {
-	first, _, _ := strings.Cut(repo, "/")
-	switch first {
+	switch ns := imgref.Namespace(repo); ns {
 	case NamespaceQuarantine, NamespaceLive:
-		return first
+		return ns
 	}
 	return NamespaceOther
 }
@@ -132,6 +141,7 @@ func listRepository(ctx context.Context, reg name.Registry, o *options, repo str
 	for _, t := range tags {
 		r.Tags = append(r.Tags, describeTag(ctx, c, repo, t, sizes))
 	}
+	r.Tags = attach(ctx, c, repo, r.Tags)
 	return r, nil
 }
 
@@ -170,6 +180,9 @@ func describeTag(ctx context.Context, c *client, repo, tag string, sizes map[str
 		return out
 	}
 	out.Kind = "image"
+	if out.scheme = tagScheme(tag, string(mt), raw); out.scheme != nil {
+		out.Kind = out.scheme.Class()
+	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		out.Error = fmt.Sprintf("parsing manifest: %v", err)

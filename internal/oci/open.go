@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // annotationRefName is the OCI layout annotation that names a manifest.
@@ -70,7 +72,7 @@ func (a *Artifact) SuggestedName() (repo, tag string) {
 		return nameFromPath(s.Path), "latest"
 	default: // layouts
 		tag = s.Tag
-		if tag == "" && validTag(a.RefName) {
+		if tag == "" && imgref.ValidTag(a.RefName) {
 			tag = a.RefName
 		}
 		if tag == "" && a.RefName != "" {

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // compressibleLayer is a tar layer of text, large enough (several MiB)
@@ -44,16 +46,13 @@ func compressibleLayer(t *testing.T, seed, lines int) v1.Layer {
 // docker-archive gives the digest "skopeo copy docker-archive:FILE
 // docker://..." gives. skopeo makes the archive from an OCI layout.
 func TestDockerArchiveDigestMatchesSkopeo(t *testing.T) {
-	skopeo, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Skip("skopeo is not installed (apt-get install skopeo); cannot compare digests")
-	}
+	skopeo := testenv.RequireTool(t, "skopeo", "skopeo")
 	if testing.Short() {
 		t.Skip("-short: skipping the skopeo comparison")
 	}
 	ctx := context.Background()
 	img := ociImage(t, 11, amd64)
-	img, err = mutate.AppendLayers(img, compressibleLayer(t, 1, 20000), compressibleLayer(t, 2, 120000))
+	img, err := mutate.AppendLayers(img, compressibleLayer(t, 1, 20000), compressibleLayer(t, 2, 120000))
 	if err != nil {
 		t.Fatal(err)
 	}

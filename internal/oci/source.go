@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Kind says where a Source lives.
@@ -68,7 +70,7 @@ func ParseSource(s string) (Source, error) {
 			if path == "" {
 				return Source{}, fmt.Errorf("%w %q: missing path after %q", ErrBadSource, s, transport+":")
 			}
-			if tag != "" && !validTag(tag) {
+			if tag != "" && !imgref.ValidTag(tag) {
 				return Source{}, fmt.Errorf("%w %q: bad tag %q (want [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})", ErrBadSource, s, tag)
 			}
 			return Source{Kind: Kind(transport), Path: path, Tag: tag, Index: -1}, nil
@@ -138,10 +140,6 @@ func (s Source) String() string {
 
 // registryRE matches HOST[:PORT]: DNS labels or a bracketed IPv6 address.
 var registryRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
-
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-
-func validTag(t string) bool { return tagRE.MatchString(t) }
 
 // NameFromReference derives a repository path and tag from a registry
 // reference, the way "drydock import" names what it imports: Docker Hub's

@@ -17,11 +17,19 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+
+	"github.com/drydock-project/drydock/internal/refusal"
 )
 
 // ErrUnsupportedOS is wrapped by Detect's error when the OS is missing or
-// is not one drydock supports.
+// is not one drydock supports. That error is a *refusal.Error of kind
+// refusal.Unsupported: it is permanent (the same image is refused again).
 var ErrUnsupportedOS = errors.New("unsupported OS")
+
+// unsupported returns the refusal Detect reports for an OS it cannot use.
+func unsupported(format string, args ...any) error {
+	return &refusal.Error{Kind: refusal.Unsupported, Reason: "unsupported OS: " + fmt.Sprintf(format, args...), Err: ErrUnsupportedOS}
+}
 
 // Family groups distributions that share a package manager.
 type Family string
@@ -97,7 +105,7 @@ func Detect(fsys fs.FS) (OS, error) {
 			return OS{}, err
 		}
 		if !found {
-			return OS{}, fmt.Errorf("%w: no os-release or release file found", ErrUnsupportedOS)
+			return OS{}, unsupported("no os-release or release file found")
 		}
 	}
 	o.Family = familyOf(o.ID, o.IDLike)
@@ -108,7 +116,7 @@ func Detect(fsys fs.FS) (OS, error) {
 		}
 	}
 	if o.Family == FamilyUnknown {
-		return o, fmt.Errorf("%w: %s (ID %q, from %s)", ErrUnsupportedOS, o.display(), o.ID, o.Source)
+		return o, unsupported("%s (ID %q, from %s)", o.display(), o.ID, o.Source)
 	}
 	return o, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
@@ -224,6 +225,12 @@ ID_LIKE=debian
 			}
 			if tt.errIs == nil && tt.errHas == "" && err != nil {
 				t.Fatal(err)
+			}
+			if errors.Is(err, ErrUnsupportedOS) {
+				// The gate must not retry: same image, same refusal.
+				if k, ok := refusal.KindOf(err); !ok || k != refusal.Unsupported || !refusal.IsPermanent(err) {
+					t.Errorf("err = %v: kind %q, permanent %v; want a permanent unsupported refusal", err, k, refusal.IsPermanent(err))
+				}
 			}
 			if !equalOS(got, tt.want) {
 				t.Errorf("Detect =\n %+v\nwant\n %+v", got, tt.want)

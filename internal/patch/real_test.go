@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -32,10 +34,7 @@ func hostReleases(t testing.TB) []vulndb.Release {
 	t.Helper()
 	f, err := os.Open("/usr/share/distro-info/debian.csv")
 	if err != nil {
-		if testimage.InCI() {
-			t.Fatalf("distro-info-data: %v", err)
-		}
-		t.Skipf("skipping: no distro-info-data on this host: %v", err)
+		testenv.Missing(t, "no distro-info-data on this host: %v", err)
 	}
 	defer f.Close()
 	rels, err := osinfo.ParseDistroInfo(f, "debian")
@@ -55,10 +54,7 @@ func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 		err = testimage.MirrorReachable(t.Context(), m, suite)
 	}
 	if err != nil {
-		if testimage.InCI() {
-			t.Fatalf("mirror: %v", err)
-		}
-		t.Skipf("skipping: no Debian mirror: %v", err)
+		testenv.Missing(t, "no Debian mirror: %v", err)
 	}
 	return m
 }
@@ -66,10 +62,7 @@ func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 func requireSandbox(t testing.TB) {
 	t.Helper()
 	if err := sandbox.Available("amd64"); err != nil {
-		if testimage.InCI() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 }
 
@@ -265,12 +258,7 @@ func runInPodman(t *testing.T, img v1.Image, name, script string) string {
 func runArgvInPodman(t *testing.T, img v1.Image, name string, argv ...string) string {
 	t.Helper()
 	for _, tool := range []string{"podman", "skopeo", "/usr/sbin/runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if testimage.InCI() {
-				t.Fatalf("%s: %v", tool, err)
-			}
-			t.Skipf("skipping: %s not installed", tool)
-		}
+		testenv.RequireTool(t, tool, path.Base(tool))
 	}
 	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
@@ -371,6 +359,12 @@ func TestPatchBookwormNginx(t *testing.T) {
 // handles natively: no sandbox, nothing of the image executed.
 func TestPatchWithoutScripts(t *testing.T) {
 	_, base := openBase(t, testimage.BookwormNginx)
+	// Recorded one version older, so that the mirror offers an update of
+	// each whatever its bookworm suites hold today.
+	base, err := testimage.Downgraded(base, "libssl3", "liblzma5", "libpcre2-8-0", "perl-base")
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := baseOptions(t)
 	o.Mode = FromReport
 	o.Wanted = map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": "", "zzz-not-installed": "1.0"}
@@ -412,7 +406,7 @@ func TestPatchBullseyeEndOfLife(t *testing.T) {
 func TestPatchDistroless(t *testing.T) {
 	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
 	if _, err := os.Stat(apt.DebianArchiveKeyring); err != nil {
-		t.Skipf("skipping: no host archive keyring: %v", err)
+		testenv.Missing(t, "no host archive keyring (apt-get install debian-archive-keyring): %v", err)
 	}
 	ti := testimage.Require(t, testimage.DistrolessBookworm)
 	base, err := ti.Open()
@@ -423,7 +417,14 @@ func TestPatchDistroless(t *testing.T) {
 	o.Apt = append(o.Apt, apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring))
 	res := patchOf(t, base, o)
 	if len(res.Plan.Changes) == 0 {
-		t.Skip("nothing to patch in the distroless image today")
+		// Nothing to patch today: patch a constructed scenario.
+		t.Logf("nothing to patch in the distroless image today (%s): tzdata recorded one version older", res.Plan.Reason)
+		if base, err = testimage.Downgraded(base, "tzdata"); err != nil {
+			t.Fatal(err)
+		}
+		if res = patchOf(t, base, o); len(res.Plan.Changes) == 0 {
+			t.Fatalf("nothing to patch in the constructed scenario: %s", res.Plan.Reason)
+		}
 	}
 	for _, a := range res.Scripts {
 		if a.Action != "skipped-distroless" {
@@ -460,10 +461,12 @@ func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
 	}
 }
 
-// TestPatchTrixieNginx patches trixie + nginx-light + curl. When the
-// mirror's trixie main suite is current there is nothing to patch, which
-// is success without an image; otherwise the same checks as bookworm's.
-// Either way the plan must match testimage's own reading of the mirror.
+// TestPatchTrixieNginx patches trixie + nginx-light + curl. The plan must
+// match testimage's own reading of the mirror. When the mirror's trixie
+// main suite is current there is nothing to patch, which must be success
+// without an image; the patch is then run on a constructed scenario (the
+// image's dpkg database records curl one version older), so that the test
+// always patches and runs a trixie image, whatever the mirror offers today.
 func TestPatchTrixieNginx(t *testing.T) {
 	ti, base := openBase(t, testimage.Trixie)
 	left, err := ti.PendingUpdatesIn(t.Context(), base)
@@ -484,12 +487,20 @@ func TestPatchTrixieNginx(t *testing.T) {
 		if res.Image != nil || res.Plan.Reason == "" {
 			t.Errorf("nothing to patch gave image %v, reason %q", res.Image != nil, res.Plan.Reason)
 		}
-		t.Logf("trixie is current: %s", res.Plan.Reason)
-		return
+		t.Logf("trixie is current (%s): patching a constructed scenario, curl recorded one version older", res.Plan.Reason)
+		if base, err = testimage.Downgraded(base, "curl"); err != nil {
+			t.Fatal(err)
+		}
+		if left, err = ti.PendingUpdatesIn(t.Context(), base); err != nil || len(left) == 0 {
+			t.Fatalf("the constructed scenario has %d pending updates (%v), want curl", len(left), err)
+		}
 	}
 	requireSandbox(t)
 	o.Sandbox = true
 	res = patchOf(t, base, o)
+	if len(res.Plan.Changes) < len(left) {
+		t.Errorf("%d changes planned, testimage sees %d pending updates", len(res.Plan.Changes), len(left))
+	}
 	checkPatchedAndRun(t, ti, base, res, "trixie-nginx",
 		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\n", "curl 200")
 }
@@ -530,7 +541,7 @@ func TestPatchMultiArchIndex(t *testing.T) {
 func TestPatchMultiArchDistroless(t *testing.T) {
 	m := requireMirror(t, testimage.DistrolessBookworm.Suite)
 	if _, err := os.Stat(apt.DebianArchiveKeyring); err != nil {
-		t.Skipf("skipping: no host archive keyring: %v", err)
+		testenv.Missing(t, "no host archive keyring (apt-get install debian-archive-keyring): %v", err)
 	}
 	x := testimage.RequireIndex(t, testimage.MultiArchDistroless, testimage.MultiArchDistrolessSpecs)
 	idx, err := x.Open()
@@ -545,7 +556,19 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Index == nil {
-		t.Skip("nothing to patch in bookworm's main suite today")
+		// Nothing to patch today: patch a constructed scenario.
+		t.Log("nothing to patch in bookworm's main suite today: tzdata recorded one version older on both platforms")
+		if idx, err = testimage.DowngradedIndex(idx, "tzdata"); err != nil {
+			t.Fatal(err)
+		}
+		res, cleanup, err = Index(t.Context(), idx, nil, false, o)
+		defer cleanup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Index == nil {
+			t.Fatal("nothing to patch in the constructed scenario")
+		}
 	}
 	if err := validate.Index(res.Index); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // In-process access for drydock's own services (the gate's scanner and
@@ -15,14 +17,15 @@ import (
 // the HTTP middleware (authentication, the live/ write guard), so their
 // callers are responsible for deciding whether a write is allowed.
 
-// maxCopyDepth bounds the nesting followed by Copy (index -> manifest ->
-// referrer -> referrer of a referrer ...).
+// maxCopyDepth bounds the referrer chains followed by Copy (manifest ->
+// referrer -> referrer of a referrer ...); imgref.Walk bounds the nesting
+// of indexes.
 const maxCopyDepth = 8
 
 // Manifest returns the descriptor and content of the manifest ref (a tag
 // or digest) in repo. A missing manifest is ErrNotFound.
 func (r *Registry) Manifest(ctx context.Context, repo, ref string) (ocispec.Descriptor, []byte, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("manifest %s:%s: invalid repository name: %w", repo, ref, ErrNotFound)
 	}
 	desc, err := r.resolveManifest(ctx, repo, ref)
@@ -49,7 +52,7 @@ func (r *Registry) Manifest(ctx context.Context, repo, ref string) (ocispec.Desc
 // descriptor (media type left to the caller). It is meant for small
 // artifacts drydock writes itself (scan reports).
 func (r *Registry) PutBlob(ctx context.Context, repo string, data []byte) (ocispec.Descriptor, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, fmt.Errorf("put blob into %q: invalid repository name", repo)
 	}
 	d := digest.SHA256.FromBytes(data)
@@ -67,14 +70,14 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, data []byte) (ocisp
 // PutManifest stores a manifest in repo under the given tags, exactly as a
 // push through the API would (same validation, referrers, listeners).
 func (r *Registry) PutManifest(ctx context.Context, repo, mediaType string, body []byte, tags ...string) (ocispec.Descriptor, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, fmt.Errorf("put manifest into %q: invalid repository name", repo)
 	}
 	if int64(len(body)) > r.maxManifestSize {
 		return ocispec.Descriptor{}, fmt.Errorf("put manifest into %s: %d bytes, over the %d-byte limit", repo, len(body), r.maxManifestSize)
 	}
 	for _, t := range tags {
-		if !validTag(t) {
+		if !imgref.ValidTag(t) {
 			return ocispec.Descriptor{}, fmt.Errorf("put manifest into %s: invalid tag %q", repo, t)
 		}
 	}
@@ -98,78 +101,231 @@ type CopyResult struct {
 	// Referrers lists the referrers copied along (scan reports, SBOMs,
 	// signatures, VEX documents), by digest.
 	Referrers []ocispec.Descriptor `json:"referrers,omitempty"`
+	// LeftBehind lists the referrers CopyOptions.Referrer did not follow.
+	LeftBehind []LeftBehind `json:"leftBehind,omitempty"`
 }
 
+// LeftBehind is a referrer Copy did not copy, and why.
+type LeftBehind struct {
+	Referrer ocispec.Descriptor `json:"referrer"`
+	Subject  digest.Digest      `json:"subject"`
+	Reason   string             `json:"reason"`
+}
+
+// Follow is CopyOptions.Referrer's decision on one referrer.
+type Follow struct {
+	// Copy says whether the referrer is copied along (with its content and
+	// its own referrers).
+	Copy bool
+	// Reason says why not, when Copy is false.
+	Reason string
+}
+
+// CopyOptions are the settings of Copy. The zero value copies the
+// manifest with every referrer and no tag.
+type CopyOptions struct {
+	// Tags are the destination tags of the copied manifest.
+	Tags []string
+	// Check, when set, is called with every manifest the copy would store
+	// as part of a root's content: the root (the copied manifest, or a
+	// referrer being copied along), an index's children and nested
+	// indexes' children (see imgref.Walk). Its error stops the copy.
+	Check func(ctx context.Context, root digest.Digest, n imgref.Node) error
+	// Referrer, when set, decides whether a referrer of a manifest being
+	// copied is copied along; nil copies every referrer.
+	Referrer func(ctx context.Context, subject digest.Digest, n imgref.Node) (Follow, error)
+	// BeforeWrite, when set, is called with the roots about to be
+	// written (the copied manifest first, then the referrers copied
+	// along), once every Check and Referrer decision is made and before
+	// the first write; its error stops the copy.
+	BeforeWrite func(ctx context.Context, roots []ocispec.Descriptor) error
+}
+
+// maxCopyManifests bounds the manifests one Copy stores: content and
+// referrers together.
+const maxCopyManifests = 4 * imgref.MaxManifests
+
 // Copy copies the manifest d from one repository to another by digest,
-// with the same bytes and so the same digest, and tags it with tags in the
-// destination. Blobs are linked, not copied. An index's child manifests
-// are copied first, and every referrer of each copied manifest (recursively,
-// to a bounded depth) after its subject, so nothing in the destination
-// ever points at something missing.
-func (r *Registry) Copy(ctx context.Context, from, to string, d digest.Digest, tags ...string) (CopyResult, error) {
-	if !validName(from) || !validName(to) {
+// with the same bytes and so the same digest, and tags it with o.Tags in
+// the destination. Blobs are linked, not copied. Every manifest reachable
+// from d through index content is copied, children before the index that
+// lists them, and every referrer of each copied manifest (recursively, to
+// a bounded depth) after its subject, so nothing in the destination ever
+// points at something missing. Nothing is written until the whole copy
+// is planned: every Check passed and every Referrer decided.
+func (r *Registry) Copy(ctx context.Context, from, to string, d digest.Digest, o CopyOptions) (CopyResult, error) {
+	if !imgref.ValidRepository(from) || !imgref.ValidRepository(to) {
 		return CopyResult{}, fmt.Errorf("copy %s -> %s: invalid repository name", from, to)
 	}
-	for _, t := range tags {
-		if !validTag(t) {
+	for _, t := range o.Tags {
+		if !imgref.ValidTag(t) {
 			return CopyResult{}, fmt.Errorf("copy into %s: invalid tag %q", to, t)
 		}
 	}
-	res := CopyResult{Digest: d}
-	seen := map[digest.Digest]bool{}
-	if err := r.copyManifest(ctx, from, to, d, tags, 0, seen, &res, false); err != nil {
+	c := &copier{r: r, from: from, to: to, o: o, seen: map[digest.Digest]bool{}, res: CopyResult{Digest: d},
+		mediaTypes: map[digest.Digest]string{}}
+	if err := c.copy(ctx, d); err != nil {
 		return CopyResult{}, fmt.Errorf("copy %s@%s -> %s: %w", from, d, to, err)
 	}
-	return res, nil
+	return c.res, nil
 }
 
-func (r *Registry) copyManifest(ctx context.Context, from, to string, d digest.Digest, tags []string, depth int, seen map[digest.Digest]bool, res *CopyResult, isReferrer bool) error {
-	if depth > maxCopyDepth {
-		return fmt.Errorf("manifest %s: nested deeper than %d levels", d, maxCopyDepth)
-	}
-	if seen[d] {
-		return nil
-	}
-	seen[d] = true
-	desc, body, err := r.Manifest(ctx, from, d.String())
+// copier is one Copy: it plans every manifest to store, then stores them.
+type copier struct {
+	r        *Registry
+	from, to string
+	o        CopyOptions
+	seen     map[digest.Digest]bool
+	trees    []copyTree
+	count    int
+	res      CopyResult
+	// mediaTypes are the media types the manifests are stored with in
+	// the source, which the copies keep.
+	mediaTypes map[digest.Digest]string
+}
+
+// copyTree is one root's content, in walking order (children first).
+type copyTree struct {
+	root     ocispec.Descriptor
+	nodes    []imgref.Node
+	referrer bool
+}
+
+func (c *copier) copy(ctx context.Context, d digest.Digest) error {
+	desc, _, err := c.r.Manifest(ctx, c.from, d.String())
 	if err != nil {
 		return err
 	}
-	info, err := parseManifest(desc.MediaType, body)
-	if err != nil {
-		return fmt.Errorf("manifest %s: %w", d, err)
+	if err := c.plan(ctx, desc, 0, false); err != nil {
+		return err
 	}
-	for _, b := range info.Blobs {
-		ok, err := r.mount(ctx, to, b.Digest, from)
+	if c.o.BeforeWrite != nil {
+		roots := make([]ocispec.Descriptor, len(c.trees))
+		for i, t := range c.trees {
+			roots[i] = t.root
+		}
+		if err := c.o.BeforeWrite(ctx, roots); err != nil {
+			return err
+		}
+	}
+	for i, t := range c.trees {
+		var tags []string
+		if i == 0 {
+			tags = c.o.Tags
+		}
+		if err := c.write(ctx, t, tags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plan adds root's content, then the referrers of each of its manifests
+// that are followed, recursively.
+func (c *copier) plan(ctx context.Context, root ocispec.Descriptor, depth int, referrer bool) error {
+	if depth > maxCopyDepth {
+		return fmt.Errorf("manifest %s: referrers nested deeper than %d levels", root.Digest, maxCopyDepth)
+	}
+	t := copyTree{root: root, referrer: referrer}
+	fetch := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+		stored, body, err := c.r.Manifest(ctx, c.from, d.Digest.String())
+		c.mediaTypes[stored.Digest] = stored.MediaType
+		return body, err
+	}
+	err := imgref.Walk(ctx, root, fetch, func(n imgref.Node) error {
+		if c.o.Check != nil {
+			if err := c.o.Check(ctx, root.Digest, n); err != nil {
+				return err
+			}
+		}
+		if !c.seen[n.Digest()] {
+			c.seen[n.Digest()] = true
+			if c.count++; c.count > maxCopyManifests {
+				return fmt.Errorf("more than %d manifests to copy", maxCopyManifests)
+			}
+			t.nodes = append(t.nodes, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.trees = append(c.trees, t)
+	for _, n := range t.nodes {
+		refs, err := c.r.referrers(ctx, c.from, n.Digest(), "")
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		for _, ref := range refs {
+			if c.seen[ref.Digest] {
+				continue
+			}
+			follow := Follow{Copy: true}
+			if c.o.Referrer != nil {
+				rn, err := c.node(ctx, ref)
+				if err != nil {
+					return fmt.Errorf("referrer %s of %s: %w", ref.Digest, n.Digest(), err)
+				}
+				if follow, err = c.o.Referrer(ctx, n.Digest(), rn); err != nil {
+					return fmt.Errorf("referrer %s of %s: %w", ref.Digest, n.Digest(), err)
+				}
+			}
+			if !follow.Copy {
+				c.seen[ref.Digest] = true
+				c.res.LeftBehind = append(c.res.LeftBehind, LeftBehind{Referrer: ref, Subject: n.Digest(), Reason: follow.Reason})
+				continue
+			}
+			if err := c.plan(ctx, ref, depth+1, true); err != nil {
+				return fmt.Errorf("referrer %s of %s: %w", ref.Digest, n.Digest(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// node reads the manifest desc describes, in the source repository.
+func (c *copier) node(ctx context.Context, desc ocispec.Descriptor) (imgref.Node, error) {
+	stored, body, err := c.r.Manifest(ctx, c.from, desc.Digest.String())
+	if err != nil {
+		return imgref.Node{}, err
+	}
+	m, err := imgref.ParseManifest(stored.MediaType, body)
+	if err != nil {
+		return imgref.Node{}, err
+	}
+	return imgref.Node{Descriptor: desc, Body: body, Manifest: m}, nil
+}
+
+// write links the blobs of each manifest of t into the destination and
+// stores the manifests, children first; the root gets tags.
+func (c *copier) write(ctx context.Context, t copyTree, tags []string) error {
+	for _, n := range t.nodes {
+		info, err := parseManifest(c.mediaTypes[n.Digest()], n.Body)
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", n.Digest(), err)
+		}
+		for _, b := range info.Blobs {
+			ok, err := c.r.mount(ctx, c.to, b.Digest, c.from)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("manifest %s: blob %s: %w", n.Digest(), b.Digest, ErrNotFound)
+			}
+			c.res.BlobsLinked++
+		}
+		var nt []string
+		if n.Digest() == t.root.Digest {
+			nt = tags
+		}
+		stored, _, err := c.r.storeManifest(ctx, c.to, info.MediaType, n.Body, n.Digest(), nt)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return fmt.Errorf("manifest %s: blob %s: %w", d, b.Digest, ErrNotFound)
-		}
-		res.BlobsLinked++
-	}
-	for _, m := range info.Manifests {
-		if err := r.copyManifest(ctx, from, to, m.Digest, nil, depth+1, seen, res, false); err != nil {
-			return err
-		}
-	}
-	stored, _, err := r.storeManifest(ctx, to, desc.MediaType, body, d, tags)
-	if err != nil {
-		return err
-	}
-	res.Manifests++
-	if isReferrer {
-		stored.ArtifactType = info.ArtifactType
-		res.Referrers = append(res.Referrers, stored)
-	}
-	refs, err := r.referrers(ctx, from, d, "")
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	for _, ref := range refs {
-		if err := r.copyManifest(ctx, from, to, ref.Digest, nil, depth+1, seen, res, true); err != nil {
-			return fmt.Errorf("referrer %s of %s: %w", ref.Digest, d, err)
+		c.res.Manifests++
+		if t.referrer && n.Digest() == t.root.Digest {
+			stored.ArtifactType = info.ArtifactType
+			c.res.Referrers = append(c.res.Referrers, stored)
 		}
 	}
 	return nil

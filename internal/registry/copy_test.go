@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 func TestCopyByDigestWithIndexAndReferrers(t *testing.T) {
@@ -41,7 +44,7 @@ func TestCopyByDigestWithIndexAndReferrers(t *testing.T) {
 		c.expect(c.pushImage("quarantine/app", sig.digest.String(), sig), http.StatusCreated, "")
 
 		blobsBefore := countBlobs(t, drv)
-		res, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, "v1")
+		res, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, CopyOptions{Tags: []string{"v1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,17 +70,17 @@ func TestCopyByDigestWithIndexAndReferrers(t *testing.T) {
 		}
 
 		// Copying again is a no-op that succeeds.
-		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, "v1"); err != nil {
+		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, CopyOptions{Tags: []string{"v1"}}); err != nil {
 			t.Fatal(err)
 		}
 		// Unknown digest and bad names fail clearly.
-		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", digest.FromString("nope")); !errors.Is(err, ErrNotFound) {
+		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", digest.FromString("nope"), CopyOptions{}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("unknown digest: %v", err)
 		}
-		if _, err := c.reg.Copy(ctx, "quarantine/app", "Live/App", idxDigest); err == nil {
+		if _, err := c.reg.Copy(ctx, "quarantine/app", "Live/App", idxDigest, CopyOptions{}); err == nil {
 			t.Error("invalid destination accepted")
 		}
-		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, "bad tag"); err == nil {
+		if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", idxDigest, CopyOptions{Tags: []string{"bad tag"}}); err == nil {
 			t.Error("invalid tag accepted")
 		}
 
@@ -142,5 +145,119 @@ func TestTransportServesGoContainerRegistry(t *testing.T) {
 	}
 	if _, _, err := c.reg.Manifest(ctx, "quarantine/x", "v1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCopyPlansBeforeWriting: a nested index is copied whole, children
+// first; Check sees every manifest of each root's content; a referrer
+// Referrer refuses is left behind with its own referrers; and a failing
+// Check or BeforeWrite leaves the destination untouched.
+func TestCopyPlansBeforeWriting(t *testing.T) {
+	ctx := context.Background()
+	c := newTestClient(t, drivers[0].new(t))
+	a, b := newTestImage(t, "a", nil), newTestImage(t, "b", nil)
+	c.expect(c.pushImage("quarantine/app", a.digest.String(), a), http.StatusCreated, "")
+	c.expect(c.pushImage("quarantine/app", b.digest.String(), b), http.StatusCreated, "")
+	desc := func(img testImage) ocispec.Descriptor {
+		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: img.digest, Size: int64(len(img.manifest))}
+	}
+	inner := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{desc(b)}}
+	inner.SchemaVersion = 2
+	innerBody := mustJSON(t, inner)
+	innerDigest := digest.FromBytes(innerBody)
+	c.expect(c.pushManifest("quarantine/app", innerDigest.String(), ocispec.MediaTypeImageIndex, innerBody), http.StatusCreated, "")
+	outer := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{desc(a),
+		{MediaType: ocispec.MediaTypeImageIndex, Digest: innerDigest, Size: int64(len(innerBody))}}}
+	outer.SchemaVersion = 2
+	outerBody := mustJSON(t, outer)
+	outerDigest := digest.FromBytes(outerBody)
+	c.expect(c.pushManifest("quarantine/app", "v1", ocispec.MediaTypeImageIndex, outerBody), http.StatusCreated, "")
+	// Two referrers of image a: one followed, one not; the refused one
+	// has a referrer of its own, which must stay behind with it.
+	subj := desc(a)
+	keep := newTestImage(t, "keep", func(m *ocispec.Manifest) { m.ArtifactType = "application/keep"; m.Subject = &subj })
+	drop := newTestImage(t, "drop", func(m *ocispec.Manifest) { m.ArtifactType = "application/drop"; m.Subject = &subj })
+	c.expect(c.pushImage("quarantine/app", keep.digest.String(), keep), http.StatusCreated, "")
+	c.expect(c.pushImage("quarantine/app", drop.digest.String(), drop), http.StatusCreated, "")
+	dropSubj := desc(drop)
+	onDrop := newTestImage(t, "on-drop", func(m *ocispec.Manifest) { m.ArtifactType = "application/keep"; m.Subject = &dropSubj })
+	c.expect(c.pushImage("quarantine/app", onDrop.digest.String(), onDrop), http.StatusCreated, "")
+
+	inLive := func(d digest.Digest) bool {
+		_, _, err := c.reg.Manifest(ctx, "live/app", d.String())
+		return err == nil
+	}
+	stop := errors.New("stop")
+	checked := map[digest.Digest][]digest.Digest{}
+	opts := CopyOptions{
+		Tags: []string{"v1"},
+		Check: func(_ context.Context, root digest.Digest, n imgref.Node) error {
+			checked[root] = append(checked[root], n.Digest())
+			return nil
+		},
+		Referrer: func(_ context.Context, subject digest.Digest, n imgref.Node) (Follow, error) {
+			if subject != a.digest {
+				t.Errorf("referrer %s asked for subject %s", n.Digest(), subject)
+			}
+			if n.Descriptor.ArtifactType == "application/drop" {
+				return Follow{Reason: "not this one"}, nil
+			}
+			return Follow{Copy: true}, nil
+		},
+	}
+	// A failing Check, then a failing BeforeWrite: nothing is written.
+	failing := opts
+	failing.Check = func(_ context.Context, _ digest.Digest, n imgref.Node) error {
+		if n.Digest() == b.digest {
+			return stop
+		}
+		return nil
+	}
+	if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", outerDigest, failing); !errors.Is(err, stop) {
+		t.Fatalf("Copy with a failing Check: %v", err)
+	}
+	failing = opts
+	var roots []digest.Digest
+	failing.BeforeWrite = func(_ context.Context, rs []ocispec.Descriptor) error {
+		for _, r := range rs {
+			roots = append(roots, r.Digest)
+		}
+		return stop
+	}
+	if _, err := c.reg.Copy(ctx, "quarantine/app", "live/app", outerDigest, failing); !errors.Is(err, stop) {
+		t.Fatalf("Copy with a failing BeforeWrite: %v", err)
+	}
+	if want := []digest.Digest{outerDigest, keep.digest}; !slices.Equal(roots, want) {
+		t.Errorf("BeforeWrite roots %v, want %v", roots, want)
+	}
+	for _, d := range []digest.Digest{outerDigest, innerDigest, a.digest, b.digest, keep.digest} {
+		if inLive(d) {
+			t.Errorf("%s written by a copy that failed before writing", d)
+		}
+	}
+	clear(checked)
+	res, err := c.reg.Copy(ctx, "quarantine/app", "live/app", outerDigest, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []digest.Digest{a.digest, b.digest, innerDigest, outerDigest}; !slices.Equal(checked[outerDigest], want) {
+		t.Errorf("checked for the index: %v, want %v", checked[outerDigest], want)
+	}
+	if want := []digest.Digest{keep.digest}; !slices.Equal(checked[keep.digest], want) {
+		t.Errorf("checked for the followed referrer: %v, want %v", checked[keep.digest], want)
+	}
+	if res.Manifests != 5 || len(res.Referrers) != 1 || res.Referrers[0].Digest != keep.digest ||
+		len(res.LeftBehind) != 1 || res.LeftBehind[0].Referrer.Digest != drop.digest || res.LeftBehind[0].Subject != a.digest ||
+		res.LeftBehind[0].Reason != "not this one" {
+		t.Errorf("result %+v", res)
+	}
+	for d, want := range map[digest.Digest]bool{outerDigest: true, innerDigest: true, a.digest: true, b.digest: true, keep.digest: true,
+		drop.digest: false, onDrop.digest: false} {
+		if inLive(d) != want {
+			t.Errorf("%s in live/app: %v, want %v", d, !want, want)
+		}
+	}
+	if refs, _ := c.reg.Referrers(ctx, "live/app", a.digest, ""); len(refs) != 1 || refs[0].Digest != keep.digest {
+		t.Errorf("referrers of a in live/app: %+v", refs)
 	}
 }

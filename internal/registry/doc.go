@@ -22,9 +22,9 @@
 //	    _manifests/revisions/<alg>/<hex>/mediatype    Content-Type it was pushed with
 //	    _manifests/tags/<tag>/current/link            tag -> manifest digest
 //	    _referrers/<alg>/<hex>/<ralg>-<rhex>          descriptor of a manifest whose subject is <alg>:<hex>
-//	    _uploads/<id>/startedat                       upload in progress: start time,
-//	    _uploads/<id>/data                            data received so far,
-//	    _uploads/<id>/hashstate                       marshalled running hash and the offset it covers
+//	    _uploads/<id>/state                           upload in progress: start time, parts, running hash
+//	    _uploads/<id>/parts/<offset>-<random>         one chunk received
+//	    _uploads/<id>/data                            the parts joined, at completion
 //	  _tmp/<id>                                       private staging for atomic writes
 //
 // A link file holds a digest string.
@@ -36,7 +36,8 @@
 // only by a driver Move after the digest is verified; then the repository
 // link is written. Small files (links, manifests, media types, referrer
 // entries, hash states) are written under _tmp and moved into place, so a
-// reader sees the old or the new content, never a torn file. A manifest's
+// reader sees the old or the new content, never a torn file (a driver
+// whose PutContent is atomic already, see AtomicPutter, skips the staging). A manifest's
 // content is stored, then its media type and revision link, then its
 // referrers entry, and its tags last, so a tag never points at a manifest
 // that is not fully stored. Readers treat a link whose target is missing, or
@@ -44,9 +45,12 @@
 // its tags first and its revision last.
 //
 // Concurrent pushes of the same blob or manifest write identical content to
-// the same content-addressed path and links; the last rename wins. Chunks of
-// one upload are serialised within a process; uploads are not meant to be
-// shared by concurrent clients across processes.
+// the same content-addressed path and links; the last rename wins. An
+// upload's state lives on the driver, so its chunks may arrive at different
+// processes (replicas over shared storage); each chunk is its own part and
+// the state that lists it is written after it, atomically, so concurrent or
+// interrupted chunks never make a blob whose bytes differ from its digest
+// (see uploads.go).
 //
 // Abandoned uploads and staging files are removed by PurgeUploads.
 //

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 func FuzzParseManifest(f *testing.F) {
@@ -32,7 +34,7 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("accepted media type %q", info.MediaType)
 		}
 		for _, d := range append(append([]ocispec.Descriptor{}, info.Blobs...), info.Manifests...) {
-			if _, err := parseDigest(d.Digest.String()); err != nil || d.Size < 0 {
+			if _, err := imgref.ParseDigest(d.Digest.String()); err != nil || d.Size < 0 {
 				t.Fatalf("accepted bad descriptor %+v", d)
 			}
 		}

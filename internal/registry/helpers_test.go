@@ -11,10 +11,15 @@ import (
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/database/dbtest"
+	"github.com/drydock-project/drydock/internal/regstore"
+	"github.com/drydock-project/drydock/internal/s3test"
 )
 
 // drivers are the storage drivers every behavioural test runs against.
@@ -26,6 +31,36 @@ var drivers = []struct {
 		return filesystem.New(filesystem.DriverParameters{RootDirectory: t.TempDir(), MaxThreads: 100})
 	}},
 	{"inmemory", func(t *testing.T) storagedriver.StorageDriver { return inmemory.New() }},
+	// Replicas' storage: a real S3 server (versitygw) behind the read
+	// cache, with the index in the files on the same bucket...
+	{"s3", func(t *testing.T) storagedriver.StorageDriver { return s3Stack(t, s3Bucket(t), nil) }},
+	// ... and with the index in a real PostgreSQL.
+	{"s3+postgres", func(t *testing.T) storagedriver.StorageDriver {
+		db, err := dbtest.Postgres(t).Opener(t).Open(context.Background(), regstore.Component)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index, err := regstore.NewSQLDriver(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { index.Close() })
+		return s3Stack(t, s3Bucket(t), index)
+	}},
+}
+
+// s3Bucket makes a fresh bucket on the test binary's S3 server and returns
+// the s3 driver's parameters for it.
+func s3Bucket(t *testing.T) map[string]any { return s3test.Bucket(t) }
+
+// s3Stack composes the storage on an S3 bucket as regstore.Open does.
+func s3Stack(t *testing.T, params map[string]any, index *regstore.SQLDriver) storagedriver.StorageDriver {
+	t.Helper()
+	blobs, err := factory.Create(context.Background(), "s3aws", params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regstore.Compose(blobs, index).Driver
 }
 
 // forEachDriver runs fn as a subtest per driver.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Manifest media types this registry accepts.
@@ -147,7 +149,7 @@ func checkDescriptor(field string, d ocispec.Descriptor) error {
 	if d.MediaType == "" {
 		return manifestErrorf("%s: missing mediaType", field)
 	}
-	if _, err := parseDigest(d.Digest.String()); err != nil {
+	if _, err := imgref.ParseDigest(d.Digest.String()); err != nil {
 		return manifestErrorf("%s: %v", field, err)
 	}
 	if d.Size < 0 {
@@ -173,7 +175,7 @@ func manifestSubject(body []byte) (digest.Digest, bool) {
 	if json.Unmarshal(body, &raw) != nil || raw.Subject == nil {
 		return "", false
 	}
-	d, err := parseDigest(raw.Subject.Digest.String())
+	d, err := imgref.ParseDigest(raw.Subject.Digest.String())
 	if err != nil {
 		return "", false
 	}

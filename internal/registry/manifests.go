@@ -12,6 +12,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 func isDigestRef(ref string) bool { return strings.Contains(ref, ":") }
@@ -31,7 +33,7 @@ func (r *Registry) resolveManifest(ctx context.Context, name, ref string) (ocisp
 			return ocispec.Descriptor{}, err
 		}
 	} else {
-		if !validTag(ref) {
+		if !imgref.ValidTag(ref) {
 			return ocispec.Descriptor{}, errTagInvalid(ref)
 		}
 		var err error
@@ -130,13 +132,13 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, name, r
 		}
 		want = d
 		for _, t := range req.URL.Query()["tag"] {
-			if !validTag(t) {
+			if !imgref.ValidTag(t) {
 				return errTagInvalid(t)
 			}
 			tags = append(tags, t)
 		}
 	} else {
-		if !validTag(ref) {
+		if !imgref.ValidTag(ref) {
 			return errTagInvalid(ref)
 		}
 		tags = []string{ref}
@@ -272,7 +274,7 @@ func (r *Registry) notify(ctx context.Context, name string, tags []string, desc 
 func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, name, ref string) error {
 	ctx := req.Context()
 	if !isDigestRef(ref) {
-		if !validTag(ref) {
+		if !imgref.ValidTag(ref) {
 			return errTagInvalid(ref)
 		}
 		if _, err := r.readLink(ctx, tagLinkPath(name, ref)); err != nil {
@@ -307,7 +309,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, name
 // Manifest): its tags, its referrers entry, then the revision. A missing
 // manifest is ErrNotFound.
 func (r *Registry) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return fmt.Errorf("delete manifest from %q: invalid repository name", repo)
 	}
 	if err := r.removeManifest(ctx, repo, d); err != nil {
@@ -351,7 +353,7 @@ func (r *Registry) untagAll(ctx context.Context, name string, d digest.Digest) e
 		return err
 	}
 	for _, t := range tags {
-		if !validTag(t) {
+		if !imgref.ValidTag(t) {
 			continue
 		}
 		got, err := r.readLink(ctx, tagLinkPath(name, t))

@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // Referrers are recorded when a manifest with a subject is pushed: one small
@@ -46,7 +48,7 @@ func (r *Registry) referrers(ctx context.Context, name string, subject digest.Di
 		if !ok {
 			continue
 		}
-		rd, err := parseDigest(alg + ":" + enc)
+		rd, err := imgref.ParseDigest(alg + ":" + enc)
 		if err != nil {
 			continue
 		}
@@ -79,10 +81,10 @@ func (r *Registry) referrers(ctx context.Context, name string, subject digest.Di
 // Referrers lists the descriptors of the manifests in repo whose subject is
 // subject, sorted by digest; artifactType, if not empty, filters them.
 func (r *Registry) Referrers(ctx context.Context, repo string, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return nil, fmt.Errorf("listing referrers in %q: invalid repository name: %w", repo, ErrNotFound)
 	}
-	if _, err := parseDigest(subject.String()); err != nil {
+	if _, err := imgref.ParseDigest(subject.String()); err != nil {
 		return nil, fmt.Errorf("listing referrers in %s: %w", repo, err)
 	}
 	descs, err := r.referrers(ctx, repo, subject, artifactType)

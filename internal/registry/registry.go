@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 const (
@@ -114,8 +114,6 @@ type Registry struct {
 	uploadObserver  func(repo string, bytes int64, d time.Duration)
 	maxManifestSize int64
 	listeners       []ManifestListener
-
-	uploadLocks keyedMutex
 }
 
 // New returns a Registry storing everything through driver.
@@ -140,46 +138,6 @@ func New(ctx context.Context, driver storagedriver.StorageDriver, opts ...Option
 	return r, nil
 }
 
-// route is a resolved /v2/ request.
-type route struct {
-	kind string // "ping", "catalog", "manifest", "blob", "upload", "tags", "referrers"
-	name string // repository
-	ref  string // tag/digest, digest or upload id
-}
-
-// parseRoute resolves the path below /v2/. Repository names contain
-// slashes, so the endpoint is recognised from the end of the path.
-func parseRoute(p string) (route, bool) {
-	rest, ok := strings.CutPrefix(p, "/v2")
-	if !ok {
-		return route{}, false
-	}
-	if rest == "" || rest == "/" {
-		return route{kind: "ping"}, true
-	}
-	rest = strings.TrimPrefix(rest, "/")
-	if rest == "_catalog" {
-		return route{kind: "catalog"}, true
-	}
-	parts := strings.Split(rest, "/")
-	n := len(parts)
-	switch {
-	case n >= 4 && parts[n-3] == "blobs" && parts[n-2] == "uploads":
-		return route{kind: "upload", name: strings.Join(parts[:n-3], "/"), ref: parts[n-1]}, true
-	case n >= 3 && parts[n-2] == "blobs" && parts[n-1] == "uploads":
-		return route{kind: "upload", name: strings.Join(parts[:n-2], "/")}, true
-	case n >= 3 && parts[n-2] == "manifests":
-		return route{kind: "manifest", name: strings.Join(parts[:n-2], "/"), ref: parts[n-1]}, true
-	case n >= 3 && parts[n-2] == "blobs":
-		return route{kind: "blob", name: strings.Join(parts[:n-2], "/"), ref: parts[n-1]}, true
-	case n >= 3 && parts[n-2] == "tags" && parts[n-1] == "list":
-		return route{kind: "tags", name: strings.Join(parts[:n-2], "/")}, true
-	case n >= 3 && parts[n-2] == "referrers":
-		return route{kind: "referrers", name: strings.Join(parts[:n-2], "/"), ref: parts[n-1]}, true
-	}
-	return route{}, false
-}
-
 // ServeHTTP serves the distribution API under /v2/.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
@@ -198,16 +156,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
-	rt, ok := parseRoute(req.URL.Path)
+	rt, ok := imgref.ParseRoute(req.URL.Path)
 	if !ok {
 		return newAPIError(http.StatusNotFound, codeNameUnknown, "unknown endpoint", map[string]string{"path": req.URL.Path})
 	}
-	if rt.kind != "ping" && rt.kind != "catalog" && !validName(rt.name) {
-		return newAPIError(http.StatusBadRequest, codeNameInvalid, "invalid repository name", map[string]string{"name": rt.name})
+	if rt.Kind != imgref.RoutePing && rt.Kind != imgref.RouteCatalog && !imgref.ValidRepository(rt.Repository) {
+		return newAPIError(http.StatusBadRequest, codeNameInvalid, "invalid repository name", map[string]string{"name": rt.Repository})
 	}
 	m := req.Method
-	switch rt.kind {
-	case "ping":
+	switch rt.Kind {
+	case imgref.RoutePing:
 		if m != http.MethodGet && m != http.MethodHead {
 			return errUnsupported(nil)
 		}
@@ -218,92 +176,57 @@ func (r *Registry) serve(w http.ResponseWriter, req *http.Request) error {
 			_, _ = io.WriteString(w, "{}")
 		}
 		return nil
-	case "catalog":
+	case imgref.RouteCatalog:
 		if m != http.MethodGet {
 			return errUnsupported(nil)
 		}
 		return r.serveCatalog(w, req)
-	case "tags":
+	case imgref.RouteTags:
 		if m != http.MethodGet {
 			return errUnsupported(nil)
 		}
-		return r.serveTags(w, req, rt.name)
-	case "referrers":
+		return r.serveTags(w, req, rt.Repository)
+	case imgref.RouteReferrers:
 		if m != http.MethodGet {
 			return errUnsupported(nil)
 		}
-		return r.serveReferrers(w, req, rt.name, rt.ref)
-	case "manifest":
+		return r.serveReferrers(w, req, rt.Repository, rt.Ref)
+	case imgref.RouteManifest:
 		switch m {
 		case http.MethodGet, http.MethodHead:
-			return r.getManifest(w, req, rt.name, rt.ref)
+			return r.getManifest(w, req, rt.Repository, rt.Ref)
 		case http.MethodPut:
-			return r.putManifest(w, req, rt.name, rt.ref)
+			return r.putManifest(w, req, rt.Repository, rt.Ref)
 		case http.MethodDelete:
-			return r.deleteManifest(w, req, rt.name, rt.ref)
+			return r.deleteManifest(w, req, rt.Repository, rt.Ref)
 		}
-	case "blob":
+	case imgref.RouteBlob:
 		switch m {
 		case http.MethodGet, http.MethodHead:
-			return r.getBlob(w, req, rt.name, rt.ref)
+			return r.getBlob(w, req, rt.Repository, rt.Ref)
 		case http.MethodDelete:
-			return r.deleteBlob(w, req, rt.name, rt.ref)
+			return r.deleteBlob(w, req, rt.Repository, rt.Ref)
 		}
-	case "upload":
-		if rt.ref == "" {
+	case imgref.RouteUpload:
+		if rt.Ref == "" {
 			if m == http.MethodPost {
-				return r.startUpload(w, req, rt.name)
+				return r.startUpload(w, req, rt.Repository)
 			}
 			return errUnsupported(nil)
 		}
-		if !uploadIDRE.MatchString(rt.ref) {
-			return errUploadUnknown(rt.ref)
+		if !uploadIDRE.MatchString(rt.Ref) {
+			return errUploadUnknown(rt.Ref)
 		}
 		switch m {
 		case http.MethodGet:
-			return r.uploadStatus(w, req, rt.name, rt.ref)
+			return r.uploadStatus(w, req, rt.Repository, rt.Ref)
 		case http.MethodPatch:
-			return r.patchUpload(w, req, rt.name, rt.ref)
+			return r.patchUpload(w, req, rt.Repository, rt.Ref)
 		case http.MethodPut:
-			return r.putUpload(w, req, rt.name, rt.ref)
+			return r.putUpload(w, req, rt.Repository, rt.Ref)
 		case http.MethodDelete:
-			return r.cancelUpload(w, req, rt.name, rt.ref)
+			return r.cancelUpload(w, req, rt.Repository, rt.Ref)
 		}
 	}
 	return errUnsupported(nil)
-}
-
-// keyedMutex serialises work on one key (an upload) within this process.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedLock{}
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyedLock{}
-		k.locks[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }

@@ -9,6 +9,8 @@ import (
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // isNotFound reports whether err means the path does not exist on the driver.
@@ -17,10 +19,24 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
+// AtomicPutter is an optional upgrade of a storage driver whose PutContent
+// replaces a path's content atomically (an S3 object, a database row), so
+// that readers never see a partial file without staging and a move.
+type AtomicPutter interface {
+	AtomicPut(path string) bool
+}
+
 // putAtomic writes content so that readers see either the old content or the
 // new, never a partial file: it is written under a private temporary path
-// and then moved into place (a rename on the filesystem driver).
+// and then moved into place (a rename on the filesystem driver), unless the
+// driver's PutContent is atomic for p already.
 func (r *Registry) putAtomic(ctx context.Context, p string, content []byte) error {
+	if ap, ok := r.driver.(AtomicPutter); ok && ap.AtomicPut(p) {
+		if err := r.driver.PutContent(ctx, p, content); err != nil {
+			return fmt.Errorf("writing %s: %w", p, err)
+		}
+		return nil
+	}
 	tmp := path.Join(tmpRoot(), newUploadID())
 	if err := r.driver.PutContent(ctx, tmp, content); err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
@@ -48,7 +64,7 @@ func (r *Registry) readLink(ctx context.Context, p string) (digest.Digest, error
 		}
 		return "", fmt.Errorf("reading link %s: %w", p, err)
 	}
-	d, err := parseDigest(strings.TrimSpace(string(b)))
+	d, err := imgref.ParseDigest(strings.TrimSpace(string(b)))
 	if err != nil {
 		r.log.Warn("ignoring corrupt link", "path", p, "err", err)
 		return "", ErrNotFound

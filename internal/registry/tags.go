@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // maxRepoDepth bounds the recursion over nested repository names.
@@ -45,7 +47,7 @@ func (r *Registry) walkRepos(ctx context.Context, fn func(name string, children 
 			}
 		}
 		for _, c := range children {
-			if !nameComponentRE.MatchString(c) {
+			if !imgref.ValidComponent(c) {
 				continue
 			}
 			if err := walk(path.Join(name, c), depth+1); err != nil {
@@ -94,7 +96,7 @@ func (r *Registry) Repositories(ctx context.Context) ([]string, error) {
 // Tags lists the tags of repo, sorted lexically. An unknown repository is
 // ErrNotFound.
 func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return nil, fmt.Errorf("listing tags of %q: invalid repository name: %w", repo, ErrNotFound)
 	}
 	names, err := r.list(ctx, tagsPath(repo))
@@ -112,7 +114,7 @@ func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
 	}
 	tags := make([]string, 0, len(names))
 	for _, t := range names {
-		if !validTag(t) {
+		if !imgref.ValidTag(t) {
 			continue
 		}
 		// A tag exists once its link does: a directory without one is a
@@ -133,7 +135,7 @@ func (r *Registry) Tags(ctx context.Context, repo string) ([]string, error) {
 // Resolve resolves a tag or digest in repo to the stored manifest's
 // descriptor (media type, digest, size). Unknown references are ErrNotFound.
 func (r *Registry) Resolve(ctx context.Context, repo, ref string) (ocispec.Descriptor, error) {
-	if !validName(repo) {
+	if !imgref.ValidRepository(repo) {
 		return ocispec.Descriptor{}, fmt.Errorf("resolving %s:%s: invalid repository name: %w", repo, ref, ErrNotFound)
 	}
 	desc, err := r.resolveManifest(ctx, repo, ref)

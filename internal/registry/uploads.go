@@ -1,8 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,40 +19,66 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
-// An upload lives in <repo>/_uploads/<id>/: "startedat" (its existence is the
-// upload's existence), "data" (appended chunk by chunk) and "hashstate" (the
-// marshalled running hash and the offset it covers). The hash state lets a
-// chunk continue the digest computation in any process without re-reading
-// the data; if a crash left more data than the state covers, only the tail
-// is re-read.
+// An upload lives in <repo>/_uploads/<id>/: "state" (its existence is the
+// upload's existence) and "parts/", one object per chunk received. The state
+// lists the parts that make up the upload, in order, and the running hash
+// of exactly their bytes, so a chunk can continue the digest computation in
+// any process — any replica — without re-reading the data.
+//
+// Each request writes its chunk to a part of its own (named by its offset
+// and a random suffix), and only then rewrites the state, atomically, to
+// list it: the state never names a part whose bytes its hash does not
+// cover. A request that dies half-way leaves at most a part no state names,
+// and the client resends that one chunk from the offset the state reports.
+// Two requests racing on one upload (a client retrying on another replica
+// while the first is still running) each write their own part; whichever
+// state is written last wins, and it is consistent, so a blob can never be
+// stored under a digest its bytes do not have. No lock, in a process or a
+// database, is needed for that.
+//
+// Completing an upload moves its single part into the content-addressed
+// store (a rename on the filesystem, a server-side copy on S3), or joins
+// several parts into one object first, checking the digest as it streams.
 type upload struct {
 	name, id  string
 	startedAt time.Time
 	alg       digest.Algorithm
 	hash      hash.Hash
-	size      int64 // bytes in data, all covered by hash
+	size      int64 // bytes in the parts, all covered by hash
+	parts     []uploadPart
 }
 
-type hashStateFile struct {
-	Algorithm string `json:"algorithm"`
-	Offset    int64  `json:"offset"`
-	State     []byte `json:"state"`
+type uploadPart struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
 }
+
+type uploadStateFile struct {
+	StartedAt time.Time    `json:"startedAt"`
+	Algorithm string       `json:"algorithm"`
+	Offset    int64        `json:"offset"`
+	Hash      []byte       `json:"hash"`
+	Parts     []uploadPart `json:"parts"`
+}
+
+// maxUploadParts bounds the chunks of one upload (a client sending a
+// gigabyte in one-byte chunks would otherwise make the state huge).
+const maxUploadParts = 10_000
 
 func (r *Registry) createUpload(ctx context.Context, name string, alg digest.Algorithm) (*upload, error) {
 	u := &upload{name: name, id: newUploadID(), startedAt: r.clock.Now().UTC(), alg: alg, hash: alg.Hash()}
-	if err := r.driver.PutContent(ctx, uploadStartedAtPath(name, u.id), []byte(u.startedAt.Format(time.RFC3339Nano))); err != nil {
+	if err := r.saveUpload(ctx, u); err != nil {
 		return nil, fmt.Errorf("starting upload in %s: %w", name, err)
-	}
-	if err := r.saveHashState(ctx, u); err != nil {
-		return nil, err
 	}
 	return u, nil
 }
 
-func (r *Registry) saveHashState(ctx context.Context, u *upload) error {
+// saveUpload writes the upload's state, atomically.
+func (r *Registry) saveUpload(ctx context.Context, u *upload) error {
 	m, ok := u.hash.(encoding.BinaryMarshaler)
 	if !ok {
 		return fmt.Errorf("hash %s cannot be marshalled", u.alg)
@@ -58,98 +87,113 @@ func (r *Registry) saveHashState(ctx context.Context, u *upload) error {
 	if err != nil {
 		return fmt.Errorf("marshalling %s hash state: %w", u.alg, err)
 	}
-	b, err := json.Marshal(hashStateFile{Algorithm: u.alg.String(), Offset: u.size, State: st})
+	b, err := json.Marshal(uploadStateFile{StartedAt: u.startedAt, Algorithm: u.alg.String(), Offset: u.size, Hash: st, Parts: u.parts})
 	if err != nil {
-		return fmt.Errorf("encoding hash state: %w", err)
+		return fmt.Errorf("encoding upload state: %w", err)
 	}
-	return r.putAtomic(ctx, uploadHashStatePath(u.name, u.id), b)
+	return r.putAtomic(ctx, uploadStatePath(u.name, u.id), b)
 }
 
-// loadUpload restores an upload and its running hash, reconciling the hash
-// with the data actually on the driver.
+// loadUpload restores an upload and its running hash from its state.
 func (r *Registry) loadUpload(ctx context.Context, name, id string) (*upload, error) {
-	b, err := r.driver.GetContent(ctx, uploadStartedAtPath(name, id))
+	b, err := r.driver.GetContent(ctx, uploadStatePath(name, id))
 	if err != nil {
 		if isNotFound(err) {
 			return nil, errUploadUnknown(id)
 		}
 		return nil, fmt.Errorf("reading upload %s: %w", id, err)
 	}
-	u := &upload{name: name, id: id, alg: digest.SHA256}
-	u.startedAt, _ = time.Parse(time.RFC3339Nano, string(b))
-
-	var offset int64
-	if sb, err := r.driver.GetContent(ctx, uploadHashStatePath(name, id)); err == nil {
-		var st hashStateFile
-		if json.Unmarshal(sb, &st) == nil {
-			if alg := digest.Algorithm(st.Algorithm); alg == digest.SHA256 || alg == digest.SHA512 {
-				h := alg.Hash()
-				if um, ok := h.(encoding.BinaryUnmarshaler); ok && um.UnmarshalBinary(st.State) == nil {
-					u.alg, u.hash, offset = alg, h, st.Offset
-				}
-			}
-		}
-	} else if !isNotFound(err) {
-		return nil, fmt.Errorf("reading upload %s hash state: %w", id, err)
+	var st uploadStateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		r.log.WarnContext(ctx, "ignoring an unreadable upload state", "repo", name, "upload", id, "err", err)
+		return nil, errUploadUnknown(id)
 	}
-	if u.hash == nil {
-		u.hash = u.alg.Hash()
+	alg := digest.Algorithm(st.Algorithm)
+	if alg != digest.SHA256 && alg != digest.SHA512 {
+		return nil, errUploadUnknown(id)
 	}
-
-	size := int64(0)
-	if fi, err := r.driver.Stat(ctx, uploadDataPath(name, id)); err == nil {
-		size = fi.Size()
-	} else if !isNotFound(err) {
-		return nil, fmt.Errorf("stat upload %s data: %w", id, err)
+	h := alg.Hash()
+	if um, ok := h.(encoding.BinaryUnmarshaler); !ok || um.UnmarshalBinary(st.Hash) != nil {
+		return nil, errUploadUnknown(id)
 	}
-	if offset > size || offset < 0 {
-		u.hash, offset = u.alg.Hash(), 0
+	var total int64
+	for _, p := range st.Parts {
+		total += p.Size
 	}
-	if offset < size {
-		// A previous request wrote data but died before saving the state.
-		rc, err := r.driver.Reader(ctx, uploadDataPath(name, id), offset)
-		if err != nil {
-			return nil, fmt.Errorf("re-reading upload %s from %d: %w", id, offset, err)
-		}
-		n, err := io.Copy(u.hash, io.LimitReader(rc, size-offset))
-		_ = rc.Close()
-		if err != nil || n != size-offset {
-			return nil, fmt.Errorf("re-reading upload %s from %d: read %d bytes: %v", id, offset, n, err)
-		}
+	if total != st.Offset {
+		return nil, errUploadUnknown(id)
 	}
-	u.size = size
-	return u, nil
+	return &upload{name: name, id: id, startedAt: st.StartedAt, alg: alg, hash: h, size: st.Offset, parts: st.Parts}, nil
 }
 
-// appendData appends up to limit bytes of body (all of it if limit < 0) to
-// the upload, hashing as it goes, and persists the hash state.
+// appendData writes up to limit bytes of body (all of it if limit < 0) to a
+// new part of the upload, hashing as it goes, and saves the state listing
+// it. Whatever arrived before a broken body is kept: the client can resume
+// from the reported range.
 func (r *Registry) appendData(ctx context.Context, u *upload, body io.Reader, limit int64) (int64, error) {
-	fw, err := r.driver.Writer(ctx, uploadDataPath(u.name, u.id), true)
-	if err != nil {
-		return 0, fmt.Errorf("opening upload %s: %w", u.id, err)
-	}
-	if fw.Size() != u.size {
-		_ = fw.Close()
-		return 0, fmt.Errorf("upload %s changed underneath: %d bytes, expected %d", u.id, fw.Size(), u.size)
+	if len(u.parts) >= maxUploadParts {
+		return 0, newAPIError(http.StatusBadRequest, codeBlobUploadInvalid, "too many chunks", map[string]int{"limit": maxUploadParts})
 	}
 	if limit >= 0 {
 		body = io.LimitReader(body, limit)
 	}
-	n, copyErr := io.Copy(io.MultiWriter(fw, u.hash), body)
-	// Keep whatever arrived: the client can resume from the reported range.
-	// Close (not Commit) keeps the file appendable on every driver (an S3
-	// multipart upload stays open); completeUpload commits it.
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	part := uploadPart{Name: fmt.Sprintf("%020d-%s", u.size, hex.EncodeToString(suffix[:]))}
+	// Peek one byte so that an empty body writes no part.
+	var first [1]byte
+	n0, rerr := io.ReadFull(body, first[:])
+	if n0 == 0 {
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return 0, newAPIError(http.StatusBadRequest, codeBlobUploadInvalid, "reading request body failed", rerr.Error())
+		}
+		return 0, nil
+	}
+	p := uploadPartPath(u.name, u.id, part.Name)
+	fw, err := r.driver.Writer(ctx, p, false)
+	if err != nil {
+		return 0, fmt.Errorf("opening upload %s: %w", u.id, err)
+	}
+	n, copyErr := io.Copy(io.MultiWriter(partWriter{fw}, u.hash), io.MultiReader(bytes.NewReader(first[:]), body))
+	var writeErr *partWriteError
+	if errors.As(copyErr, &writeErr) {
+		_ = fw.Cancel(ctx)
+		return 0, fmt.Errorf("writing upload %s: %w", u.id, copyErr)
+	}
+	if err := fw.Commit(ctx); err != nil {
+		_ = fw.Cancel(ctx)
+		return 0, fmt.Errorf("committing upload %s: %w", u.id, err)
+	}
 	if err := fw.Close(); err != nil {
 		return 0, fmt.Errorf("closing upload %s: %w", u.id, err)
 	}
+	part.Size = n
+	u.parts = append(u.parts, part)
 	u.size += n
-	if err := r.saveHashState(ctx, u); err != nil {
-		return n, err
+	if err := r.saveUpload(ctx, u); err != nil {
+		return 0, err
 	}
 	if copyErr != nil {
 		return n, newAPIError(http.StatusBadRequest, codeBlobUploadInvalid, "reading request body failed", copyErr.Error())
 	}
 	return n, nil
+}
+
+// partWriteError marks a failure to write a part (the storage), as opposed
+// to one reading the request body (the client).
+type partWriteError struct{ err error }
+
+func (e *partWriteError) Error() string { return e.err.Error() }
+func (e *partWriteError) Unwrap() error { return e.err }
+
+type partWriter struct{ w io.Writer }
+
+func (p partWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if err != nil {
+		err = &partWriteError{err}
+	}
+	return n, err
 }
 
 func uploadLocation(name, id string) string { return "/v2/" + name + "/blobs/uploads/" + id }
@@ -207,8 +251,6 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	unlock := r.uploadLocks.lock(name + "/" + u.id)
-	defer unlock()
 	if _, err := r.appendData(ctx, u, req.Body, -1); err != nil {
 		_ = r.deletePath(ctx, uploadDir(name, u.id))
 		return err
@@ -220,7 +262,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 // links the blob, or (anonymous, from == "") when the blob exists anywhere.
 func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from string) (bool, error) {
 	if from != "" {
-		if !validName(from) {
+		if !imgref.ValidRepository(from) {
 			return false, nil
 		}
 		if _, err := r.linkedBlob(ctx, from, d); err != nil {
@@ -292,8 +334,6 @@ func chunkLimit(req *http.Request, u *upload) (int64, error) {
 
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, name, id string) error {
 	ctx := req.Context()
-	unlock := r.uploadLocks.lock(name + "/" + id)
-	defer unlock()
 	u, err := r.loadUpload(ctx, name, id)
 	if err != nil {
 		return err
@@ -317,8 +357,6 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, name, i
 
 func (r *Registry) putUpload(w http.ResponseWriter, req *http.Request, name, id string) error {
 	ctx := req.Context()
-	unlock := r.uploadLocks.lock(name + "/" + id)
-	defer unlock()
 	want, err := digestParam(req.URL.Query().Get("digest"))
 	if err != nil {
 		return err
@@ -361,14 +399,13 @@ func (r *Registry) completeUpload(ctx context.Context, w http.ResponseWriter, u 
 		_ = r.deletePath(ctx, uploadDir(u.name, u.id))
 		return errDigestInvalid(map[string]string{"expected": want.String(), "computed": got.String()})
 	}
-	data := uploadDataPath(u.name, u.id)
-	if err := r.commitData(ctx, u); err != nil {
-		return err
-	}
 	if size, err := r.blobSize(ctx, want); err == nil && size == u.size {
 		// Already stored (content-addressed): nothing to move.
-	} else if err := r.driver.Move(ctx, data, blobDataPath(want)); err != nil {
-		return fmt.Errorf("storing blob %s: %w", want, err)
+	} else if err := r.storeUpload(ctx, u, want); err != nil {
+		// A concurrent completion of the same content may have won.
+		if size, serr := r.blobSize(ctx, want); serr != nil || size != u.size {
+			return err
+		}
 	}
 	if err := r.writeLink(ctx, layerLinkPath(u.name, want), want); err != nil {
 		return fmt.Errorf("linking blob %s into %s: %w", want, u.name, err)
@@ -387,63 +424,83 @@ func (r *Registry) completeUpload(ctx context.Context, w http.ResponseWriter, u 
 	return nil
 }
 
-// commitData makes the upload's data final on the driver before it moves.
-func (r *Registry) commitData(ctx context.Context, u *upload) error {
-	data := uploadDataPath(u.name, u.id)
-	if u.size == 0 {
-		// No byte was ever written: materialise the empty blob.
-		if err := r.driver.PutContent(ctx, data, nil); err != nil {
-			return fmt.Errorf("writing empty blob: %w", err)
+// storeUpload puts the upload's bytes at want's content-addressed path: an
+// empty blob is written, a single part moved, several parts joined into
+// one object (checking want as they stream) and that moved.
+func (r *Registry) storeUpload(ctx context.Context, u *upload, want digest.Digest) error {
+	switch len(u.parts) {
+	case 0:
+		if err := r.putAtomic(ctx, blobDataPath(want), nil); err != nil {
+			return fmt.Errorf("storing empty blob: %w", err)
+		}
+		return nil
+	case 1:
+		if err := r.driver.Move(ctx, uploadPartPath(u.name, u.id, u.parts[0].Name), blobDataPath(want)); err != nil {
+			return fmt.Errorf("storing blob %s: %w", want, err)
 		}
 		return nil
 	}
-	fw, err := r.driver.Writer(ctx, data, true)
+	data := uploadDataPath(u.name, u.id)
+	fw, err := r.driver.Writer(ctx, data, false)
 	if err != nil {
-		return fmt.Errorf("opening upload %s: %w", u.id, err)
+		return fmt.Errorf("joining upload %s: %w", u.id, err)
 	}
-	if fw.Size() != u.size {
-		_ = fw.Close()
-		return fmt.Errorf("upload %s changed underneath: %d bytes, expected %d", u.id, fw.Size(), u.size)
+	h := want.Algorithm().Hash()
+	if err := r.copyParts(ctx, u, io.MultiWriter(partWriter{fw}, h)); err != nil {
+		_ = fw.Cancel(ctx)
+		return err
+	}
+	if got := digest.NewDigest(want.Algorithm(), h); got != want {
+		_ = fw.Cancel(ctx)
+		return fmt.Errorf("joining upload %s: the stored parts hash to %s, not %s", u.id, got, want)
 	}
 	if err := fw.Commit(ctx); err != nil {
-		_ = fw.Close()
-		return fmt.Errorf("committing upload %s: %w", u.id, err)
+		_ = fw.Cancel(ctx)
+		return fmt.Errorf("joining upload %s: %w", u.id, err)
 	}
 	if err := fw.Close(); err != nil {
-		return fmt.Errorf("closing upload %s: %w", u.id, err)
+		return fmt.Errorf("joining upload %s: %w", u.id, err)
+	}
+	if err := r.driver.Move(ctx, data, blobDataPath(want)); err != nil {
+		return fmt.Errorf("storing blob %s: %w", want, err)
+	}
+	return nil
+}
+
+// copyParts streams the upload's parts, in order, to w, checking each
+// part's stored size.
+func (r *Registry) copyParts(ctx context.Context, u *upload, w io.Writer) error {
+	for _, p := range u.parts {
+		rc, err := r.driver.Reader(ctx, uploadPartPath(u.name, u.id, p.Name), 0)
+		if err != nil {
+			return fmt.Errorf("reading upload %s part %s: %w", u.id, p.Name, err)
+		}
+		n, err := io.Copy(w, io.LimitReader(rc, p.Size+1))
+		_ = rc.Close()
+		if err != nil {
+			return fmt.Errorf("reading upload %s part %s: %w", u.id, p.Name, err)
+		}
+		if n != p.Size {
+			return fmt.Errorf("upload %s part %s holds %d bytes, its state says %d", u.id, p.Name, n, p.Size)
+		}
 	}
 	return nil
 }
 
 // rehashUpload computes the upload's digest with another algorithm than the
-// one hashed incrementally, streaming the data once.
+// one hashed incrementally, streaming the parts once.
 func (r *Registry) rehashUpload(ctx context.Context, u *upload, alg digest.Algorithm) (digest.Digest, error) {
 	h := alg.Hash()
-	if u.size > 0 {
-		rc, err := r.driver.Reader(ctx, uploadDataPath(u.name, u.id), 0)
-		if err != nil {
-			return "", fmt.Errorf("reading upload %s: %w", u.id, err)
-		}
-		defer rc.Close()
-		if _, err := io.Copy(h, io.LimitReader(rc, u.size)); err != nil {
-			return "", fmt.Errorf("reading upload %s: %w", u.id, err)
-		}
+	if err := r.copyParts(ctx, u, h); err != nil {
+		return "", err
 	}
 	return digest.NewDigest(alg, h), nil
 }
 
 func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, name, id string) error {
-	ctx := req.Context()
-	if ok, err := r.exists(ctx, uploadStartedAtPath(name, id)); err != nil {
+	u, err := r.loadUpload(req.Context(), name, id)
+	if err != nil {
 		return err
-	} else if !ok {
-		return errUploadUnknown(id)
-	}
-	u := &upload{name: name, id: id}
-	if fi, err := r.driver.Stat(ctx, uploadDataPath(name, id)); err == nil {
-		u.size = fi.Size()
-	} else if !isNotFound(err) {
-		return fmt.Errorf("stat upload %s: %w", id, err)
 	}
 	setUploadHeaders(w, u)
 	w.WriteHeader(http.StatusNoContent)
@@ -452,9 +509,7 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, name, 
 
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, name, id string) error {
 	ctx := req.Context()
-	unlock := r.uploadLocks.lock(name + "/" + id)
-	defer unlock()
-	if ok, err := r.exists(ctx, uploadStartedAtPath(name, id)); err != nil {
+	if ok, err := r.exists(ctx, uploadStatePath(name, id)); err != nil {
 		return err
 	} else if !ok {
 		return errUploadUnknown(id)
@@ -484,16 +539,7 @@ func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Duration) (i
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			started := time.Time{}
-			if b, err := r.driver.GetContent(ctx, uploadStartedAtPath(name, id)); err == nil {
-				started, _ = time.Parse(time.RFC3339Nano, string(b))
-			}
-			if started.IsZero() {
-				if fi, err := r.driver.Stat(ctx, uploadDir(name, id)); err == nil {
-					started = fi.ModTime()
-				}
-			}
-			if started.IsZero() || started.After(cutoff) {
+			if started := r.uploadAge(ctx, name, id); started.After(cutoff) {
 				continue
 			}
 			if err := r.deletePath(ctx, uploadDir(name, id)); err != nil {
@@ -519,4 +565,34 @@ func (r *Registry) PurgeUploads(ctx context.Context, olderThan time.Duration) (i
 		}
 	}
 	return purged, nil
+}
+
+// uploadAge is when an upload started: from its state, else (a directory a
+// crash or a race left without one) the newest modification time of what
+// it holds; zero when it holds nothing datable, which purges it.
+func (r *Registry) uploadAge(ctx context.Context, name, id string) time.Time {
+	if b, err := r.driver.GetContent(ctx, uploadStatePath(name, id)); err == nil {
+		var st uploadStateFile
+		if json.Unmarshal(b, &st) == nil && !st.StartedAt.IsZero() {
+			return st.StartedAt
+		}
+	}
+	var newest time.Time
+	dir := uploadDir(name, id)
+	names, _ := r.list(ctx, dir)
+	parts, _ := r.list(ctx, path.Join(dir, "parts"))
+	for _, p := range slices.Concat(prefixed(dir, names), prefixed(path.Join(dir, "parts"), parts)) {
+		if fi, err := r.driver.Stat(ctx, p); err == nil && !fi.IsDir() && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+	}
+	return newest
+}
+
+func prefixed(dir string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = path.Join(dir, n)
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -103,10 +102,21 @@ type rawImage struct {
 	layers   []v1.Layer
 }
 
-func (r rawImage) Layers() ([]v1.Layer, error)         { return r.layers, nil }
-func (r rawImage) ConfigFile() (*v1.ConfigFile, error) { return &v1.ConfigFile{}, nil }
+func (r rawImage) Layers() ([]v1.Layer, error) { return r.layers, nil }
+func (r rawImage) ConfigFile() (*v1.ConfigFile, error) {
+	cf := &v1.ConfigFile{}
+	for _, l := range r.layers {
+		d, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, d)
+	}
+	return cf, nil
+}
 
-// bytesLayer is an uncompressed layer held in memory.
+// bytesLayer is an uncompressed layer held in memory: its digest and
+// diff_id are the same.
 type bytesLayer struct {
 	v1.Layer // nil: methods New does not use panic
 	data     []byte
@@ -114,10 +124,14 @@ type bytesLayer struct {
 }
 
 func (b bytesLayer) Digest() (v1.Hash, error) { return b.digest, nil }
+func (b bytesLayer) DiffID() (v1.Hash, error) { return b.digest, nil }
+func (b bytesLayer) Size() (int64, error)     { return int64(len(b.data)), nil }
 func (b bytesLayer) Uncompressed() (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b.data)), nil
 }
+func (b bytesLayer) Compressed() (io.ReadCloser, error) { return b.Uncompressed() }
 
-func newBytesLayer(data []byte, n int) bytesLayer {
-	return bytesLayer{data: data, digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(string(rune('0'+n%10)), 64)}}
+func newBytesLayer(data []byte) bytesLayer {
+	h, _, _ := v1.SHA256(bytes.NewReader(data))
+	return bytesLayer{data: data, digest: h}
 }

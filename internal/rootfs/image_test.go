@@ -93,8 +93,12 @@ func TestBookworm(t *testing.T) {
 	}
 }
 
-func TestDistrolessAndTrixie(t *testing.T) {
-	for _, spec := range []testimage.Spec{testimage.DistrolessBookworm, testimage.Trixie} {
+// TestRealImages reads test images (bookworm: TestBookworm): real Debian
+// trees are neither
+// hostile (no entry, hardlink or symbolic link leaves the root) nor
+// corrupt (digests and diff_ids verified).
+func TestRealImages(t *testing.T) {
+	for _, spec := range []testimage.Spec{testimage.DistrolessBookworm, testimage.Trixie, testimage.BullseyeNginxCurl} {
 		t.Run(spec.Name, func(t *testing.T) {
 			ti := testimage.Require(t, spec)
 			img, err := ti.Open()
@@ -104,6 +108,9 @@ func TestDistrolessAndTrixie(t *testing.T) {
 			f := newFS(t, img)
 			if _, err := f.Stat("etc/os-release"); err != nil {
 				t.Errorf("etc/os-release: %v", err)
+			}
+			if err := f.CheckHostile(); err != nil {
+				t.Errorf("CheckHostile: %v", err)
 			}
 		})
 	}
@@ -149,8 +156,8 @@ func FuzzLayer(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(bytes.Repeat([]byte{0}, 1024))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lower := newBytesLayer(tarBytes(t, file("etc/passwd", "root"), sym("lib", "usr/lib"), dir("usr/lib")), 0)
-		img := rawImage{Image: empty.Image, layers: []v1.Layer{lower, newBytesLayer(data, 1)}}
+		lower := newBytesLayer(tarBytes(t, file("etc/passwd", "root"), sym("lib", "usr/lib"), dir("usr/lib")))
+		img := rawImage{Image: empty.Image, layers: []v1.Layer{lower, newBytesLayer(data)}}
 		fsys, err := New(t.Context(), img, WithMaxLayerSize(1<<20), WithMaxEntries(1000), WithMaxFileSize(1<<16),
 			WithContents(func(string) bool { return true }))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/refusal"
 )
 
 // Whiteout markers (OCI image-spec layer.md).
@@ -114,24 +117,25 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1.Hash) (err error) {
-	dig, _ := l.Digest()
-	info := Layer{Index: idx, Digest: dig, DiffID: diffID}
-	lerr := func(entry string, err error) error {
-		return &LayerError{Index: idx, Digest: dig, Entry: entry, Err: err}
-	}
-	rc, err := l.Uncompressed()
+	ls, err := openLayer(idx, l, diffID)
 	if err != nil {
-		return lerr("", fmt.Errorf("opening uncompressed stream: %w", err))
+		var r *refusal.Error
+		if errors.As(err, &r) {
+			return err
+		}
+		dig, _ := l.Digest()
+		return &LayerError{Index: idx, Digest: dig, Err: err}
 	}
-	defer rc.Close()
-	cr := &countingReader{r: rc, limit: b.o.maxLayerSize}
+	defer ls.Close()
+	info := Layer{Index: idx, Digest: ls.digest, DiffID: diffID}
+	cr := &countingReader{r: ls.plain, limit: b.o.maxLayerSize}
 	var src io.Reader = cr
 	var spool *os.File
 	var spoolBuf *bufio.Writer
 	if b.o.spool {
 		spool, err = os.CreateTemp(b.o.spoolDir, spoolPattern)
 		if err != nil {
-			return lerr("", fmt.Errorf("creating spool file: %w", err))
+			return ls.layerErr("", fmt.Errorf("creating spool file: %w", err))
 		}
 		b.fs.spools = append(b.fs.spools, spool)
 		spoolBuf = bufio.NewWriterSize(spool, 1<<20)
@@ -145,29 +149,33 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 			break
 		}
 		if err != nil {
-			return lerr(last, fmt.Errorf("reading tar after this entry: %w", err))
+			return ls.classify(ctx, last, fmt.Errorf("reading tar after this entry: %w", err))
 		}
 		last = hdr.Name
 		b.entries++
 		if b.entries > b.o.maxEntries {
-			return lerr(hdr.Name, fmt.Errorf("%w: more than %d entries in the image", ErrLimit, b.o.maxEntries))
+			return ls.refuse(refusal.OverLimit, hdr.Name, fmt.Errorf("%w: more than %d entries in the image", ErrLimit, b.o.maxEntries))
 		}
 		if ordinal%ctxCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
-				return lerr(hdr.Name, err)
+				return ls.layerErr(hdr.Name, err)
 			}
 		}
 		if err := b.apply(idx, ordinal, hdr, tr, cr.n, &info); err != nil {
-			return lerr(hdr.Name, err)
+			return ls.classify(ctx, hdr.Name, err)
 		}
 	}
-	// Drain trailing padding so the spool and the size are the whole stream.
+	// Drain trailing padding so the spool and the size are the whole
+	// stream, and check both digests.
 	if _, err := io.Copy(io.Discard, src); err != nil {
-		return lerr("", fmt.Errorf("reading tar: %w", err))
+		return ls.classify(ctx, "", fmt.Errorf("reading tar: %w", err))
+	}
+	if err := ls.finish(ctx); err != nil {
+		return err
 	}
 	if spool != nil {
 		if err := spoolBuf.Flush(); err != nil {
-			return lerr("", fmt.Errorf("writing spool file: %w", err))
+			return ls.layerErr("", fmt.Errorf("writing spool file: %w", err))
 		}
 	}
 	info.Size = cr.n
@@ -195,13 +203,28 @@ func (b *builder) addWarning(idx int, entry string, hostile bool, format string,
 // cleanName turns a tar entry name into an fs.FS path ("." for the root),
 // or "" to skip it.
 func (b *builder) cleanName(idx int, raw string) string {
+	return b.cleanRef(idx, raw, raw, "name")
+}
+
+// cleanRef cleans raw, the name or hardlink target (what) of the entry
+// named entry, as Docker and containerd do before extracting: a NUL byte
+// or a path climbing above the root is hostile and skipped; a ".."
+// element that stays inside is hostile and applied as cleaned; an
+// absolute path is applied from the root (kaniko writes absolute hardlink
+// targets; runtimes join them to their root).
+func (b *builder) cleanRef(idx int, entry, raw, what string) string {
+	subject := what
+	if what != "name" {
+		subject = fmt.Sprintf("%s %q", what, raw)
+	}
 	if strings.IndexByte(raw, 0) >= 0 {
-		b.warnHostile(idx, raw, "name contains a NUL byte: skipped")
+		b.warnHostile(idx, entry, "%s contains a NUL byte: skipped", subject)
 		return ""
 	}
 	trimmed := strings.TrimLeft(raw, "/")
+	abs := trimmed != raw
 	p := path.Clean(trimmed)
-	if trimmed != raw {
+	if abs {
 		// Absolute: cleaned from the root, as runtimes join it to theirs.
 		p = strings.TrimPrefix(path.Clean(raw), "/")
 		if p == "" {
@@ -209,17 +232,42 @@ func (b *builder) cleanName(idx int, raw string) string {
 		}
 	}
 	if p == ".." || strings.HasPrefix(p, "../") {
-		b.warnHostile(idx, raw, "name escapes the image root: skipped")
+		b.warnHostile(idx, entry, "%s escapes the image root: skipped", subject)
 		return ""
 	}
 	switch {
 	case p == ".":
-	case trimmed != raw:
-		b.warn(idx, raw, "absolute name, applied relative to the image root as runtimes do")
 	case slices.Contains(strings.Split(trimmed, "/"), ".."):
-		b.warnHostile(idx, raw, "name contains \"..\", applied as cleaned %q as runtimes do", p)
+		b.warnHostile(idx, entry, "%s contains \"..\", applied as cleaned %q as runtimes do", subject, p)
+	case abs:
+		b.warn(idx, entry, "absolute %s, applied relative to the image root as runtimes do", subject)
 	}
 	return p
+}
+
+// symlinkEscapes reports whether the target of a symbolic link at p, taken
+// literally from the link's directory (from the root when absolute), climbs
+// above the image root. Inside the image the kernel stops at the root; a
+// tool that follows the link on a host directory does not.
+func symlinkEscapes(p, target string) bool {
+	depth := 0
+	if !strings.HasPrefix(target, "/") {
+		if dir := path.Dir(p); dir != "." {
+			depth = strings.Count(dir, "/") + 1
+		}
+	}
+	for elem := range strings.SplitSeq(target, "/") {
+		switch elem {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
 }
 
 // apply applies one tar entry of layer idx.
@@ -313,10 +361,18 @@ func (b *builder) apply(idx, ordinal int, hdr *tar.Header, tr *tar.Reader, offse
 	case tar.TypeSymlink:
 		n.linkname = hdr.Linkname
 		n.size = int64(len(hdr.Linkname))
+		if symlinkEscapes(p, hdr.Linkname) {
+			// Applied: the view resolves it inside the root, as the
+			// kernel does in a container.
+			b.warnHostile(idx, hdr.Name, "symbolic link target %q climbs above the image root", hdr.Linkname)
+		}
 	case tar.TypeLink:
-		target := b.cleanName(idx, hdr.Linkname)
+		target := b.cleanRef(idx, hdr.Name, hdr.Linkname, "hardlink target")
+		if target == "" {
+			return nil // hostile, recorded
+		}
 		t := b.lookup(target)
-		if target == "" || target == "." || t == nil || t.content == nil {
+		if target == "." || t == nil || t.content == nil {
 			b.warn(idx, hdr.Name, "hardlink to %q: no regular file there: skipped", hdr.Linkname)
 			return nil
 		}

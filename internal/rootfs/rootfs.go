@@ -33,18 +33,36 @@
 // ReadFiles, which makes one pass per layer. Layers tells which paths each
 // layer wrote, Entry which layer last wrote a path.
 //
+// Each layer is read from its compressed blob, which is checked against
+// the manifest's digest and size, and its uncompressed content against the
+// config's rootfs.diff_ids: a mismatch, a config whose diff_ids do not
+// match the layers one for one, or a blob that is exactly the one named
+// but does not decompress or is not a tar, is a *refusal.Error of kind
+// refusal.Corrupt naming the layer (index and digest) and, when there is
+// one, the entry. A read that fails before the blob is whole is a plain
+// *LayerError: it may succeed another time.
+//
 // Hostile input never escapes the view and never panics. Entry names are
 // cleaned as Docker and containerd clean them before extracting: a relative
 // name that still climbs above the root ("../x", "a/../../x") would make
 // them refuse the layer, and is skipped here with a recorded Warning; a name
-// with a NUL byte is skipped with a Warning; an absolute name ("/etc/x",
-// "/../x") is cleaned from the root and applied, and a relative one with
-// inner ".." that stays inside ("a/../b") is applied as cleaned, both with a
-// Warning (skipping them would hide from the scanner what the runtime does
-// install). Device nodes and FIFOs are metadata only: they read as empty.
+// with a NUL byte is skipped with a Warning; an absolute name ("/etc/x")
+// is cleaned from the root and applied, and one with inner ".." that stays
+// inside ("a/../b", "/../x") is applied as cleaned, both with a Warning
+// (skipping them would hide from the scanner what the runtime does
+// install). Hardlink targets follow the same rules (an absolute target,
+// as kaniko writes, is taken from the root). A symbolic link whose target,
+// taken literally from its directory, climbs above the root is applied
+// (lookups stay inside the root, as in a container) with a Warning.
+// Warnings about names, link targets or symbolic links that try to leave
+// the root are marked Hostile, and CheckHostile turns them into a
+// refusal.Hostile error: what the gate, the scanner and the patcher refuse.
+// Device nodes and FIFOs are metadata only: they read as empty.
+//
 // Limits (entries per image, uncompressed bytes per layer, bytes of one file
 // kept in memory, bytes kept in all) have defaults and options; going
-// over an image limit is an error wrapping ErrLimit that names the layer.
+// over an image limit is a refusal.OverLimit error wrapping ErrLimit that
+// names the layer.
 package rootfs
 
 import (
@@ -53,9 +71,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/refusal"
 )
 
 // Default limits.
@@ -72,6 +93,9 @@ const (
 
 // ErrLimit is wrapped by errors about a limit the image goes over.
 var ErrLimit = errors.New("rootfs: limit exceeded")
+
+// ErrHostile is wrapped by CheckHostile's refusal.
+var ErrHostile = errors.New("image layers hold entries that leave the root")
 
 // ErrSymlinkLoop is wrapped by lookups that meet more than 40 symbolic links.
 var ErrSymlinkLoop = errors.New("too many levels of symbolic links")
@@ -274,23 +298,28 @@ func New(ctx context.Context, img v1.Image, opts ...Option) (*FS, error) {
 		maxFile: o.maxFileSize,
 	}
 	f.root.parent = f.root
-	// DiffIDs come from the config: asking a compressed layer for its DiffID
-	// decompresses it all.
-	var diffIDs []v1.Hash
-	if cf, err := img.ConfigFile(); err == nil && cf != nil {
-		diffIDs = cf.RootFS.DiffIDs
+	// DiffIDs come from the config (asking a compressed layer for its
+	// DiffID decompresses it all); each layer's content is checked against
+	// its own.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: reading the image config: %w", err)
 	}
+	if cf == nil || len(cf.RootFS.DiffIDs) != len(layers) {
+		n := 0
+		if cf != nil {
+			n = len(cf.RootFS.DiffIDs)
+		}
+		return nil, refusal.New(refusal.Corrupt, "the image config lists %d rootfs.diff_ids for the manifest's %d layers", n, len(layers))
+	}
+	diffIDs := cf.RootFS.DiffIDs
 	b := &builder{fs: f, o: &o, budget: o.maxContentBytes}
 	for i, l := range layers {
-		var diffID v1.Hash
-		if i < len(diffIDs) {
-			diffID = diffIDs[i]
-		}
 		if err := ctx.Err(); err != nil {
 			f.Close()
 			return nil, err
 		}
-		if err := b.applyLayer(ctx, i, l, diffID); err != nil {
+		if err := b.applyLayer(ctx, i, l, diffIDs[i]); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -319,3 +348,39 @@ func (f *FS) Warnings() []Warning { return append([]Warning(nil), f.warnings...)
 
 // Layers describes the image's layers, base first, with the paths each wrote.
 func (f *FS) Layers() []Layer { return append([]Layer(nil), f.info...) }
+
+// maxHostileListed bounds the entries a hostile refusal names.
+const maxHostileListed = 5
+
+// CheckHostile returns a *refusal.Error of kind refusal.Hostile (wrapping
+// ErrHostile) naming the
+// entries (layer, digest, name) that try to leave the image root: names
+// or hardlink targets that climb out with "..", NUL bytes, symbolic links
+// whose target climbs above the root. Runtimes refuse such layers or
+// confine them; whoever judges or patches the image must refuse it. nil
+// when there is none.
+func (f *FS) CheckHostile() error {
+	var first *Warning
+	var bad []string
+	total := 0
+	for i, w := range f.warnings {
+		if !w.Hostile {
+			continue
+		}
+		total++
+		if first == nil {
+			first = &f.warnings[i]
+		}
+		if len(bad) < maxHostileListed {
+			bad = append(bad, w.String())
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	if total > len(bad) {
+		bad = append(bad, fmt.Sprintf("and %d more", total-len(bad)))
+	}
+	return &refusal.Error{Kind: refusal.Hostile, Reason: strings.Join(bad, "; "),
+		Digest: first.Digest.String(), Entry: first.Entry, Err: ErrHostile}
+}

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/drydock-project/drydock/internal/refusal"
 )
 
 // check compares fsys against want: "file:BODY", "dir", "link:TARGET", or
@@ -267,11 +269,17 @@ func TestHostileNames(t *testing.T) {
 		wh(".wh.."),
 		hard("link-out", "../../etc/shadow"),
 		hard("link-missing", "nothing"),
+		hard("link-abs", "/ok"),
+		hard("link-abs-up", "/../ok"),
+		sym("usr/bin/sym-out", "../../../etc/shadow"),
+		sym("usr/bin/sym-up", "../lib/x"),
+		sym("usr/bin/sym-abs", "/etc/shadow"),
 		{name: "dev/null", typ: tar.TypeChar, mode: 0o666},
 		{name: "run/fifo", typ: tar.TypeFifo, mode: 0o600},
 	}))
 	check(t, f, map[string]string{"abs/file": "file:abs", "inside": "file:in", "ok": "file:ok",
-		"escape": "-", "escape2": "-", "link-out": "-", "link-missing": "-", "a": "-"})
+		"escape": "-", "escape2": "-", "link-out": "-", "link-missing": "-", "a": "-",
+		"link-abs": "file:ok", "link-abs-up": "file:ok", "usr/bin/sym-out": "link:../../../etc/shadow"})
 	var reasons []string
 	hostile := map[string]bool{}
 	for _, w := range f.Warnings() {
@@ -279,18 +287,32 @@ func TestHostileNames(t *testing.T) {
 		hostile[w.Entry] = w.Hostile
 	}
 	// Names climbing out are hostile; an absolute name is what runtimes
-	// apply from the root, and is not.
-	for entry, want := range map[string]bool{"../../escape": true, "a/../../escape2": true, "a/../inside": true, "/abs/file": false} {
+	// apply from the root, and is not: neither is an absolute hardlink
+	// target (kaniko writes them) or symbolic link target.
+	for entry, want := range map[string]bool{"../../escape": true, "a/../../escape2": true, "a/../inside": true, "/abs/file": false,
+		"link-out": true, "link-abs": false, "link-abs-up": true, "usr/bin/sym-out": true, "usr/bin/sym-up": false, "usr/bin/sym-abs": false} {
 		if hostile[entry] != want {
 			t.Errorf("%s: Hostile = %v, want %v", entry, hostile[entry], want)
 		}
 	}
 	for _, want := range []string{"../../escape: name escapes", "a/../../escape2: name escapes",
 		"/abs/file: absolute name", "a/../inside: name contains", ".wh..: invalid whiteout",
-		"link-out: hardlink", "link-missing: hardlink"} {
+		"link-out: hardlink target \"../../etc/shadow\" escapes", "link-missing: hardlink",
+		"link-abs: absolute hardlink target", "link-abs-up: hardlink target \"/../ok\" contains",
+		"usr/bin/sym-out: symbolic link target \"../../../etc/shadow\" climbs above"} {
 		if !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, want) }) {
 			t.Errorf("no warning %q in %q", want, reasons)
 		}
+	}
+	// The refusal names the first hostile entry and lists them all.
+	err := f.CheckHostile()
+	var r *refusal.Error
+	if !errors.As(err, &r) || r.Kind != refusal.Hostile || !errors.Is(err, ErrHostile) || r.Entry != "../../escape" || !strings.HasPrefix(r.Digest, "sha256:") ||
+		!strings.Contains(err.Error(), `entry "link-abs-up"`) || !strings.HasSuffix(err.Error(), "; and 1 more") {
+		t.Errorf("CheckHostile = %v; want a hostile refusal naming ../../escape first, 5 entries and 1 more", err)
+	}
+	if err := newFS(t, image(t, []ent{file("ok", "x"), sym("lib", "usr/lib"), hard("h", "/ok")})).CheckHostile(); err != nil {
+		t.Errorf("CheckHostile of an honest image = %v", err)
 	}
 	fi, err := f.Lstat("dev/null")
 	if err != nil || fi.Mode()&fs.ModeCharDevice == 0 {

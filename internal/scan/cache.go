@@ -19,7 +19,9 @@ import (
 
 // snapshotVersion changes whenever Snapshot's meaning changes, so that
 // inventories stored by an older drydock are read again from the image.
-const snapshotVersion = 1
+// 2: snapshots are stored only for images Inspect validated (not hostile,
+// corrupt, unverifiable or over a limit).
+const snapshotVersion = 2
 
 // maxSnapshotSize bounds a stored inventory file.
 const maxSnapshotSize = 64 << 20

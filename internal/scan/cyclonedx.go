@@ -142,9 +142,19 @@ func reportUUID(r *Report) string {
 	for _, k := range keys {
 		fmt.Fprintf(name, "\x00%s", k)
 	}
+	return uuidV5(fmt.Sprintf("%s/report/%x", drydockURI, name.Sum(nil)))
+}
+
+// nameUUID is a name-based UUID of an SBOM's identity (see SBOM).
+func nameUUID(identity string) string {
+	return uuidV5(fmt.Sprintf("%s/sbom/%x", drydockURI, sha256.Sum256([]byte(identity))))
+}
+
+// uuidV5 is the version 5 UUID of name in the URL name space.
+func uuidV5(name string) string {
 	h := sha1.New()
 	h.Write(uuidNamespaceURL[:])
-	fmt.Fprintf(h, "%s/report/%x", drydockURI, name.Sum(nil))
+	h.Write([]byte(name))
 	u := h.Sum(nil)[:16]
 	u[6] = u[6]&0x0f | 0x50 // version 5
 	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant

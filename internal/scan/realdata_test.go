@@ -29,6 +29,7 @@ import (
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
@@ -167,9 +168,7 @@ func TestRealImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the real-data database (-short)")
 	}
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg not installed: needed as the independent version oracle")
-	}
+	testenv.RequireTool(t, "dpkg", "dpkg") // the independent version oracle
 	db := openRealDB(t)
 	cmp := &dpkgLess{memo: map[[2]string]bool{}}
 	for _, spec := range []testimage.Spec{testimage.BullseyeNginxCurl, testimage.BookwormNginx, testimage.Trixie, testimage.DistrolessBookworm} {
@@ -359,9 +358,7 @@ func TestFeedCrossCheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads the whole OSV feed (-short)")
 	}
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg not installed")
-	}
+	testenv.RequireTool(t, "dpkg", "dpkg")
 	db := openRealDB(t)
 	z, err := zip.OpenReader(filepath.Join(vulndatatest.Dir(t), "osv", "Debian", "all.zip"))
 	if err != nil {

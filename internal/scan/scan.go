@@ -29,6 +29,13 @@
 // findings only: an end-of-life report stays not Clean when they drop
 // every finding.
 //
+// An image that cannot be judged is refused with a *refusal.Error, never
+// reported as clean (see Inspect, the one validation the gate, `drydock
+// scan` and `drydock patch` share): corrupt or over-limit layers (from
+// rootfs), hostile entries, an unverifiable package database, more
+// packages or findings than the Limits allow. A refused image's inventory
+// is not stored in the InventoryCache.
+//
 // Time is read only from the clock given with WithClock.
 package scan
 
@@ -152,8 +159,8 @@ func WithDBPath(p string) Option {
 	return func(s *Scanner) error { s.dbPath = p; return nil }
 }
 
-// WithAnalyzers replaces the inventory analyzers (inventory.Analyzers()
-// by default).
+// WithAnalyzers replaces the inventory analyzers (by default
+// inventory.Analyzers with the limits of WithLimits).
 func WithAnalyzers(a ...inventory.Analyzer) Option {
 	return func(s *Scanner) error {
 		if len(a) == 0 {
@@ -176,6 +183,8 @@ type Scanner struct {
 	analyzers     []inventory.Analyzer
 	cache         InventoryCache
 	versions      *versionMemo
+	limits        Limits
+	limitsSet     bool
 }
 
 // New returns a Scanner over db.
@@ -183,11 +192,18 @@ func New(db Database, opts ...Option) (*Scanner, error) {
 	if db == nil {
 		return nil, errors.New("scan.New: nil database")
 	}
-	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, analyzers: inventory.Analyzers(), versions: newVersionMemo()}
+	s := &Scanner{db: db, now: time.Now, maxAge: DefaultMaxDBAge, versions: newVersionMemo(), limits: DefaultLimits()}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
 		}
+	}
+	if s.analyzers == nil {
+		a, err := inventory.Analyzers(s.limits.AnalyzerOptions()...)
+		if err != nil {
+			return nil, err
+		}
+		s.analyzers = a
 	}
 	return s, nil
 }
@@ -236,7 +252,7 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Report, error) {
 		}
 		return slices.ContainsFunc(s.analyzers, func(a inventory.Analyzer) bool { return a.Required(p) })
 	}
-	fsys, err := rootfs.New(ctx, img, rootfs.WithContents(keep))
+	fsys, err := rootfs.New(ctx, img, append(s.limits.RootFSOptions(), rootfs.WithContents(keep))...)
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", art.ImageID, err)
 	}
@@ -285,7 +301,8 @@ func artifactOf(img v1.Image) (Artifact, error) {
 
 // FS scans a root filesystem (an image's, or an fstest.MapFS in tests).
 // An OS drydock cannot identify or does not support gives a report with
-// StatusUnsupported and no error; an error is a failure to scan.
+// StatusUnsupported and no error; a root filesystem that cannot be judged
+// (see Inspect) is a *refusal.Error; any other error is a failure to scan.
 func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
 	snap, err := s.collect(ctx, fsys)
 	if err != nil {
@@ -295,27 +312,10 @@ func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
 }
 
 // collect reads what a scan needs from a root filesystem: the OS and the
-// installed packages. It is all that depends on the image, so it is what
-// an InventoryCache stores.
+// installed packages, validated (see Inspect). It is all that depends on
+// the image, so it is what an InventoryCache stores.
 func (s *Scanner) collect(ctx context.Context, fsys fs.FS) (*Snapshot, error) {
-	snap := &Snapshot{SchemaVersion: snapshotVersion}
-	o, err := osinfo.Detect(fsys)
-	if err != nil && !errors.Is(err, osinfo.ErrUnsupportedOS) {
-		return nil, fmt.Errorf("detecting OS: %w", err)
-	}
-	snap.OS = o
-	if err != nil {
-		snap.Unsupported = err.Error()
-		return snap, nil
-	}
-	inv, err := inventory.Inventory(ctx, fsys, s.analyzers...)
-	if err != nil {
-		return nil, fmt.Errorf("listing packages: %w", err)
-	}
-	snap.Packages = inv.Packages
-	snap.Skipped = inv.SkippedTotal
-	snap.Analyzers = inv.Analyzers
-	return snap, nil
+	return Inspect(ctx, fsys, s.limits, s.analyzers...)
 }
 
 // evaluate matches a snapshot against the database at the scanner's time.
@@ -361,6 +361,9 @@ func (s *Scanner) evaluate(ctx context.Context, snap *Snapshot) (*Report, error)
 	if snap.Skipped > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d malformed package database entries skipped", snap.Skipped))
 	}
+	if len(snap.Packages) > s.limits.MaxPackages { // a stored inventory, read under other limits
+		return nil, overPackages(len(snap.Packages), s.limits.MaxPackages)
+	}
 	groups := groupBySource(snap.Packages)
 	rep.Packages = len(snap.Packages)
 	rep.SourcePackages = len(groups)
@@ -383,10 +386,17 @@ func (s *Scanner) evaluate(ctx context.Context, snap *Snapshot) (*Report, error)
 		}
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the vulnerability database has no advisory for any installed package of %s %s", distro, release))
 	}
+	m := matcher{compare: s.versions.compare, left: s.limits.MaxFindings}
 	for _, g := range groups {
-		fs, warns := match(g, advs[g.name], s.versions.compare)
-		rep.Warnings = append(rep.Warnings, warns...)
+		fs, ok := m.match(g, advs[g.name])
+		if !ok {
+			return nil, overFindings(s.limits.MaxFindings, g.name)
+		}
 		rep.Findings = append(rep.Findings, fs...)
+	}
+	rep.Warnings = append(rep.Warnings, m.warns...)
+	if m.dropped > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("and %d more version comparison warnings", m.dropped))
 	}
 	rep.Findings = s.filter(rep.Findings)
 	SortFindings(rep.Findings)
@@ -465,12 +475,39 @@ func groupBySource(pkgs []inventory.Package) []sourceGroup {
 	return out
 }
 
+// maxMatchWarnings bounds the warnings matching adds to a report.
+const maxMatchWarnings = 100
+
+// matcher applies advisories to installed packages within a findings
+// budget.
+type matcher struct {
+	compare func(eco, a, b string) (int, error)
+	left    int // findings still allowed
+	warns   []string
+	dropped int // warnings past maxMatchWarnings
+}
+
+func (m *matcher) warn(format string, args ...any) {
+	if len(m.warns) >= maxMatchWarnings {
+		m.dropped++
+		return
+	}
+	m.warns = append(m.warns, fmt.Sprintf(format, args...))
+}
+
 // match applies the advisories of one source package to its binaries. A
 // fixed advisory without a fixed version (the release never shipped the
-// bug) applies to nothing, like not_affected.
-func match(g sourceGroup, advs []vulndb.Advisory, compare func(eco, a, b string) (int, error)) ([]Finding, []string) {
-	var out []Finding
-	var warns []string
+// bug) applies to nothing, like not_affected. ok is false as soon as the
+// findings would go past the budget.
+func (m *matcher) match(g sourceGroup, advs []vulndb.Advisory) (out []Finding, ok bool) {
+	add := func(f Finding) bool {
+		if m.left <= 0 {
+			return false
+		}
+		m.left--
+		out = append(out, f)
+		return true
+	}
 	for _, bin := range g.binaries {
 		srcVer := cmp.Or(bin.SourceVersion, bin.Version)
 		_, cerr := version.For(bin.Ecosystem)
@@ -483,26 +520,30 @@ func match(g sourceGroup, advs []vulndb.Advisory, compare func(eco, a, b string)
 					continue
 				}
 				if cerr != nil {
-					warns = append(warns, fmt.Sprintf("%s: %s %s: %v", a.ID, bin.Name, bin.Version, cerr))
+					m.warn("%s: %s %s: %v", a.ID, bin.Name, bin.Version, cerr)
 					continue
 				}
-				n, err := compare(bin.Ecosystem, srcVer, a.FixedVersion)
+				n, err := m.compare(bin.Ecosystem, srcVer, a.FixedVersion)
 				if err != nil {
-					warns = append(warns, fmt.Sprintf("%s: comparing %s %s with fixed version %s: %v", a.ID, g.name, srcVer, a.FixedVersion, err))
+					m.warn("%s: comparing %s %s with fixed version %s: %v", a.ID, g.name, srcVer, a.FixedVersion, err)
 					continue
 				}
 				if n >= 0 {
 					continue
 				}
-				out = append(out, finding(g.name, srcVer, bin, a))
+				if !add(finding(g.name, srcVer, bin, a)) {
+					return nil, false
+				}
 			default:
 				f := finding(g.name, srcVer, bin, a)
 				f.FixedVersion = ""
-				out = append(out, f)
+				if !add(f) {
+					return nil, false
+				}
 			}
 		}
 	}
-	return out, warns
+	return out, true
 }
 
 func finding(src, srcVer string, bin inventory.Package, a vulndb.Advisory) Finding {

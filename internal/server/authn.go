@@ -19,6 +19,8 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
+	"github.com/drydock-project/drydock/internal/imgref"
 )
 
 // initialPasswordFile is where the first start writes the generated admin
@@ -27,20 +29,22 @@ const initialPasswordFile = "initial-admin-password"
 
 // openAuth opens the user and token store and builds the authenticator:
 // users and API tokens from DATA/auth, the optional htpasswd file,
-// anonymous grants from the config. Refused logins and denied requests go
-// to the audit log.
-func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, error) {
+// anonymous grants from the config, the failed-login throttle. Denied
+// requests go to the audit log; refused logins too, a burst of them as one
+// record with a count (the returned FailureBursts, to be swept and
+// flushed).
+func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, audits *audit.Log, now func() time.Time) (*auth.Authenticator, *auth.Store, *auth.FailureBursts, error) {
 	var sopts []auth.StoreOption
 	if now != nil {
 		sopts = append(sopts, auth.WithClock(now))
 	}
-	st, err := auth.OpenStore(auth.DefaultPath(cfg.Data), sopts...)
+	st, err := auth.Open(ctx, dbs, sopts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	fail := func(err error) (*auth.Authenticator, *auth.Store, error) {
+	fail := func(err error) (*auth.Authenticator, *auth.Store, *auth.FailureBursts, error) {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	anon, err := auth.ParseGrants(cfg.Auth.Anonymous)
 	if err != nil {
@@ -70,11 +74,32 @@ func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *
 			log.Error("audit: recording a refusal failed", "action", e.Action, "err", err)
 		}
 	}
+	if t := cfg.Auth.Throttle; !t.Off {
+		th, err := auth.NewMemoryThrottle(auth.ThrottleLimit{Failures: t.User.Failures, Per: time.Duration(t.User.Per)},
+			auth.ThrottleLimit{Failures: t.Address.Failures, Per: time.Duration(t.Address.Per)}, now)
+		if err != nil {
+			return fail(fmt.Errorf("auth.throttle: %w", err))
+		}
+		a.Throttle = th
+	}
+	bursts := auth.NewFailureBursts(time.Duration(cfg.Auth.Throttle.AuditWindow), now, func(ctx context.Context, b auth.Burst) {
+		detail, _ := audit.Detail(map[string]any{"reason": b.Reason, "count": b.Count, "throttled": b.Throttled,
+			"first": b.First.UTC().Format(time.RFC3339Nano), "last": b.Last.UTC().Format(time.RFC3339Nano),
+			"remote": b.Address, "method": b.Method, "path": b.Path})
+		e := audit.Entry{Actor: b.Name, Action: audit.ActionLoginFailed, Outcome: audit.OutcomeRefused, Detail: detail}
+		if _, err := audits.Record(context.WithoutCancel(ctx), e); err != nil {
+			log.Error("audit: recording refused logins failed", "actor", b.Name, "count", b.Count, "err", err)
+		}
+	})
 	a.OnFailure = func(r *http.Request, name, reason string) {
-		record(r, audit.Entry{Actor: name, Action: audit.ActionLoginFailed, Outcome: audit.OutcomeRefused}, map[string]any{"reason": reason})
+		bursts.Refused(r.Context(), r, name, reason, false)
+	}
+	a.OnThrottled = func(r *http.Request, name string, w *auth.Wait) {
+		bursts.Refused(r.Context(), r, name, (&auth.ThrottledError{Wait: *w}).Error(), true)
 	}
 	a.OnDenied = func(r *http.Request, p auth.Principal, de *auth.DeniedError) {
-		repo, _ := auth.RepoOf(r.URL.Path)
+		rt, _ := imgref.ParseRoute(r.URL.Path)
+		repo := rt.Repository
 		record(r, audit.Entry{Actor: p.Name, Action: audit.ActionDenied, Repository: repo, Outcome: audit.OutcomeRefused}, map[string]any{"reason": de.Error()})
 	}
 	a.OnError = func(r *http.Request, err error) {
@@ -83,7 +108,16 @@ func openAuth(ctx context.Context, cfg config.Config, log *slog.Logger, audits *
 	if err := bootstrapAdmin(ctx, cfg, log, st, audits, anon); err != nil {
 		return fail(err)
 	}
-	return a, st, nil
+	return a, st, bursts, nil
+}
+
+// sweepLogins writes, as requests come, the records of login-failure
+// bursts that are over (FailureBursts.Sweep looks at most twice a window).
+func sweepLogins(b *auth.FailureBursts, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		b.Sweep(context.WithoutCancel(r.Context()))
+	})
 }
 
 // bootstrapAdmin creates the first user, "admin", with a random password
@@ -100,11 +134,26 @@ func bootstrapAdmin(ctx context.Context, cfg config.Config, log *slog.Logger, st
 	}
 	pw := base64.RawURLEncoding.EncodeToString(b[:])
 	path := filepath.Join(filepath.Dir(auth.DefaultPath(cfg.Data)), initialPasswordFile)
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+	// The password reaches its file only if this process created the user:
+	// replicas starting together on an empty database race to create it,
+	// and only the winner's password is the admin's.
+	tmp := path + ".tmp"
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing the initial admin password: %w", err)
+	}
+	if err := os.WriteFile(tmp, []byte(pw+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing the initial admin password: %w", err)
 	}
 	if err := st.AddUser(ctx, "admin", pw, auth.Grants{{Role: auth.RoleAdmin, Namespace: auth.AllNamespaces}}); err != nil {
+		_ = os.Remove(tmp)
+		if errors.Is(err, auth.ErrExists) {
+			log.Info("another drydock sharing this database created the initial admin user; its password is in that server's data directory")
+			return nil
+		}
 		return fmt.Errorf("creating the initial admin user: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing the initial admin password (the admin user exists: set its password with \"drydock user passwd admin\"): %w", err)
 	}
 	detail, _ := audit.Detail(map[string]any{"op": "add", "roles": []string{"admin"}, "bootstrap": true})
 	if _, err := audits.Record(ctx, audit.Entry{Actor: "drydock:serve", Action: audit.ActionUserChange, Reference: "admin", Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
@@ -134,7 +183,7 @@ func filterCatalog(next http.Handler) http.Handler {
 			return
 		}
 		body.Repositories = slices.DeleteFunc(body.Repositories, func(repo string) bool {
-			return !p.Allows(auth.RolePull, auth.NamespaceOf(repo))
+			return !p.Allows(auth.RolePull, imgref.Namespace(repo))
 		})
 		if body.Repositories == nil {
 			body.Repositories = []string{}
@@ -171,7 +220,7 @@ func apiAuthorizer(r *http.Request, role, repo string) error {
 	if !ok {
 		return errors.New("authentication required")
 	}
-	ns := auth.NamespaceOf(repo)
+	ns := imgref.Namespace(repo)
 	if !p.Allows(auth.Role(role), ns) {
 		return &auth.DeniedError{Principal: p.Name, Role: auth.Role(role), Repository: repo, Namespace: ns}
 	}

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -24,20 +26,17 @@ import (
 
 // gateParts are the gate's services of one server process.
 type gateParts struct {
-	store      *store.SQLite
+	store      store.Store
 	queue      *jobs.Queue
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
 	metrics    *metrics.Gate
 }
 
-// jobsPath is the job queue's database under the data directory.
-func jobsPath(data string) string { return filepath.Join(data, "jobs", "jobs.db") }
-
 // openGate opens the verdict store, the job queue and the event
 // dispatcher and builds the gatekeeper on reg. now is the clock (nil: the
 // system clock).
-func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
+func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *gateParts, err error) {
 	g := &gateParts{}
 	defer func() {
 		if err != nil {
@@ -52,28 +51,37 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if err != nil {
 		return nil, fmt.Errorf("gate.exceptions: %w", err)
 	}
-	if g.store, err = store.OpenSQLite(store.DefaultPath(cfg.Data)); err != nil {
+	if g.store, err = store.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(jobsPath(cfg.Data)), 0o700); err != nil {
-		return nil, fmt.Errorf("job queue: %w", err)
-	}
-	if g.queue, err = jobs.Open(ctx, jobsPath(cfg.Data),
+	qopts := []jobs.Option{
 		jobs.WithLogger(log.With("component", "jobs")),
 		jobs.WithWorkers(cfg.Gate.ScanWorkers),
+		jobs.WithQueue(workflowQueue, cfg.Workflow.Workers),
 		jobs.WithJobTimeout(time.Duration(cfg.Gate.ScanTimeout)),
 		jobs.WithRescueStuckAfter(time.Duration(cfg.Gate.StuckAfter)),
+		// The sweep has a worker of its own: it never waits for, or holds
+		// up, a scan.
+		jobs.WithQueue(gatekeeper.SweepQueue, 1),
 		// SQLite has no LISTEN/NOTIFY: new jobs are found by polling. A
 		// tenth of a second keeps a push's scan starting at once, for one
 		// indexed query per poll.
-		jobs.WithPollInterval(100*time.Millisecond),
+		jobs.WithPollInterval(100 * time.Millisecond),
 		// A scan that errors is retried after 2, 8, 18 and 32 seconds, then
 		// its digest fails with the error: about a minute, not River's
 		// default of several.
 		jobs.WithRetryBackoff(func(attempt int) time.Duration {
 			return min(time.Duration(attempt*attempt)*2*time.Second, time.Minute)
 		}),
-	); err != nil {
+	}
+	if dbs.Driver() == database.SQLite {
+		// One process works the embedded queue: jobs a killed server left
+		// running are queued again at start, not after StuckAfter. Replicas
+		// sharing PostgreSQL leave that to River's rescuer on the leader:
+		// another replica's running job is not an orphan.
+		qopts = append(qopts, jobs.WithSingleWorker())
+	}
+	if g.queue, err = jobs.Open(ctx, dbs, qopts...); err != nil {
 		return nil, err
 	}
 	receivers, err := webhookReceivers(cfg.Events.Webhooks)
@@ -89,11 +97,16 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	if err != nil {
 		return nil, err
 	}
+	key, err := openKey(cfg, now)
+	if err != nil {
+		return nil, err
+	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
 		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
-		Metrics: g.metrics,
+		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
+		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
 	}); err != nil {
 		return nil, err
 	}
@@ -108,6 +121,28 @@ func openGate(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 	log.Info("gate ready", "policy", name, "exceptions", cfg.Gate.Exceptions, "webhooks", len(receivers),
 		"vulndb", vulndb.DefaultPath(cfg.Data))
 	return g, nil
+}
+
+// openKey loads drydock's signing key as cfg.Sign says (nil when signing
+// is disabled).
+func openKey(cfg config.Config, now func() time.Time) (*attest.Key, error) {
+	if cfg.Sign.Disabled {
+		return nil, nil
+	}
+	if cfg.Sign.Key == "" && cfg.Database.Driver == database.Postgres {
+		// Replicas would each generate a key of their own.
+		return nil, errors.New("sign.key: replicas sharing a PostgreSQL database must share one signing key: name a key file (or set sign.disabled)")
+	}
+	pw := os.Getenv("DRYDOCK_SIGN_PASSWORD")
+	if pw == "" {
+		pw = os.Getenv("COSIGN_PASSWORD")
+	}
+	k, err := attest.LoadKey(attest.KeyOptions{Dir: filepath.Join(cfg.Data, "keys"), Ref: cfg.Sign.Key,
+		Certificate: cfg.Sign.Certificate, Password: []byte(pw), Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("sign.key: %w", err)
+	}
+	return k, nil
 }
 
 // webhookReceivers turns the configured webhooks into event receivers.
@@ -127,13 +162,10 @@ func webhookReceivers(hooks []config.Webhook) ([]events.Receiver, error) {
 	return out, nil
 }
 
-// start starts the job queue and the sweeper; the sweeper stops with ctx.
-func (g *gateParts) start(ctx context.Context, interval time.Duration, spawn func(func())) error {
-	if err := g.queue.Start(context.WithoutCancel(ctx)); err != nil {
-		return err
-	}
-	spawn(func() { g.keeper.Run(ctx, interval) })
-	return nil
+// start starts the job queue: scans, and the sweep, a periodic job that
+// one of the processes sharing the queue runs each gate.sweepInterval.
+func (g *gateParts) start(ctx context.Context) error {
+	return g.queue.Start(context.WithoutCancel(ctx))
 }
 
 // close stops the queue (letting running scans finish for a while), then

@@ -51,6 +51,8 @@ type gateServer struct {
 	policy string
 	vexDir string
 	clock  *fakeClock
+	// srv is the server, for in-process access to its registry.
+	srv *server.Server
 }
 
 // gateSetup is what a gateOption may change before the server starts.
@@ -80,7 +82,7 @@ func startGateServer(t testing.TB, policy string, opts ...gateOption) *gateServe
 	cfg.Gate.Policy = g.policy
 	cfg.Gate.Exceptions = g.vexDir
 	cfg.Gate.SweepInterval = config.Duration(time.Hour) // the test drives re-evaluation
-	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*"}
+	cfg.Auth.Anonymous = []string{"pull:*", "push:*", "promote:*", "metrics"}
 	setup := gateSetup{cfg: &cfg}
 	for _, o := range opts {
 		o(&setup)
@@ -104,6 +106,7 @@ func startGateServer(t testing.TB, policy string, opts ...gateOption) *gateServe
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.srv = srv
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/kube"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
@@ -34,7 +35,7 @@ type kubeParts struct {
 	url     string // where the API server reaches the webhooks
 	hs      *http.Server
 	// Set when kube.watch is on.
-	inventory   *kube.SQLiteInventory
+	inventory   *kube.SQLInventory
 	watcher     *kube.Watcher
 	stopWatch   context.CancelFunc
 	watcherDone chan struct{}
@@ -42,7 +43,7 @@ type kubeParts struct {
 
 // openKube builds the Kubernetes services cfg turns on. The webhook
 // listener is bound here, so a taken port fails the start at once.
-func openKube(ctx context.Context, cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *kubeParts, err error) {
+func openKube(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *kubeParts, err error) {
 	k := &kubeParts{cfg: cfg.Kube, log: log.With("component", "kube"), metrics: m.NewKube()}
 	defer func() {
 		if err != nil {
@@ -61,7 +62,7 @@ func openKube(ctx context.Context, cfg config.Config, log *slog.Logger, reg *reg
 		if err != nil {
 			return nil, fmt.Errorf("kube.watch: %w", err)
 		}
-		if k.inventory, err = kube.OpenSQLiteInventory(kube.InventoryPath(cfg.Data)); err != nil {
+		if k.inventory, err = kube.OpenInventory(ctx, dbs); err != nil {
 			return nil, err
 		}
 		queries := kube.NewQueries(k.inventory, gp.store, gp.store)

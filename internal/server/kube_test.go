@@ -28,8 +28,6 @@ import (
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
-
 // registryHost is the registry host the clusters of these tests pull
 // drydock's images from. Nothing pulls (there are no nodes), so it need
 // not resolve; it must only match exactly.

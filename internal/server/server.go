@@ -14,17 +14,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
-
-	// The storage drivers a config file can name. Each registers itself with
-	// distribution's driver factory.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
-
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/api"
@@ -32,26 +25,38 @@ import (
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/health"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/regstore"
 )
 
 // Server is one drydock server process.
 type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
-	driver   storagedriver.StorageDriver
+	storage  *regstore.Storage
+	dbs      *database.Opener
+	health   *health.Checker
 	registry *registry.Registry
 	metrics  *metrics.Metrics
 	handler  http.Handler
-	// audits is the append-only audit log (DATA/audit/audit.db).
+	// audits is the append-only audit log.
 	audits     *audit.Log
 	closeAudit func() error
 	// gate is scanning on arrival, verdicts and promotion.
 	gate *gateParts
 	// closeAuth closes the user and token store.
 	closeAuth func() error
+	// logins aggregates refused logins into audit records.
+	logins *auth.FailureBursts
+	// metricsAddr is where metrics.addr listens, once it does.
+	metricsAddr atomic.Value // string
+	// workflows is continuous patching.
+	workflows *workflowParts
 	// kube is the Kubernetes side: admission webhooks, inventory.
 	kube *kubeParts
 }
@@ -77,21 +82,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	driver, err := factory.Create(ctx, cfg.Storage.Driver, cfg.Storage.Parameters)
+	dbs, err := database.NewOpener(cfg.Database, cfg.Data)
 	if err != nil {
-		return nil, fmt.Errorf("storage driver %q: %w", cfg.Storage.Driver, err)
+		return nil, err
+	}
+	storage, err := regstore.Open(ctx, cfg, dbs)
+	if err != nil {
+		return nil, err
 	}
 	m := metrics.New()
-	audits, closeAudit, err := audit.OpenFile(audit.DefaultPath(cfg.Data))
+	audits, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		return nil, err
 	}
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
-	reg, err := registry.New(ctx, driver,
+	reg, err := registry.New(ctx, storage.Driver,
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
 		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
-			if strings.HasPrefix(repo, liveNamespace) {
+			if imgref.IsLive(repo) {
 				return nil // only promotion writes to live/, and it audits itself
 			}
 			ref := tag
@@ -99,7 +108,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 				ref = desc.Digest.String()
 			}
 			detail, _ := audit.Detail(map[string]any{"mediaType": desc.MediaType, "size": desc.Size})
-			if _, err := audits.Record(context.WithoutCancel(ctx), audit.Entry{Actor: auth.UserFrom(ctx), Action: audit.ActionPush,
+			actor := auth.UserFrom(ctx)
+			if gatekeeper.IsGateWrite(ctx) {
+				actor = gatekeeper.ActorGate // a scan report the gate attached
+			}
+			if _, err := audits.Record(context.WithoutCancel(ctx), audit.Entry{Actor: actor, Action: audit.ActionPush,
 				Repository: repo, Reference: ref, Digest: desc.Digest.String(), Outcome: audit.OutcomeOK, Detail: detail}); err != nil {
 				log.Error("audit: recording a push failed", "repository", repo, "err", err)
 			}
@@ -113,32 +126,43 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	gp, err := openGate(ctx, cfg, log, reg, audits, m, o.now)
+	gp, err := openGate(ctx, cfg, dbs, log, reg, audits, m, o.now)
 	if err != nil {
 		closeAudit()
 		return nil, err
 	}
 	keeper = gp.keeper
-	s := &Server{cfg: cfg, log: log, driver: driver, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp}
-
-	authn, authStore, err := openAuth(ctx, cfg, log, audits, o.now)
+	wf, err := openWorkflows(ctx, cfg, dbs, log, reg, gp, o.now)
 	if err != nil {
 		gp.close(ctx)
 		closeAudit()
 		return nil, err
 	}
-	s.closeAuth = authStore.Close
-	if s.kube, err = openKube(ctx, cfg, log, reg, gp, audits, m, o.now); err != nil {
+	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf}
+	s.health = health.NewChecker(time.Second,
+		health.Probe{Name: "database", Check: dbs.Ping},
+		health.Probe{Name: "storage", Check: s.storageReady})
+
+	authn, authStore, logins, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
+	if err != nil {
+		gp.close(ctx)
+		wf.close()
+		closeAudit()
+		return nil, err
+	}
+	s.closeAuth, s.logins = authStore.Close, logins
+	if s.kube, err = openKube(ctx, cfg, dbs, log, reg, gp, audits, m, o.now); err != nil {
 		authStore.Close()
 		gp.close(ctx)
+		wf.close()
 		closeAudit()
 		return nil, err
 	}
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
-	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Kube: s.kube.service, Authorize: apiAuthorizer,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log}))
+	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Kube: s.kube.service, Authorize: apiAuthorizer,
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
@@ -146,9 +170,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	mux.Handle("/api/v1/", apiHandler)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", m.Handler())
-	s.handler = m.Instrument(accessLog(log, serverHeader(mux)))
+	// Metrics tell what the gate refused and who is pushing: they need a
+	// credential with the metrics role here (metrics.addr serves them
+	// without one, on an address of their own).
+	mux.Handle("GET /metrics", authn.Require(auth.RoleMetrics, m.Handler()))
+	// While the database or the storage is down, requests are answered 503
+	// (liveness, readiness and metrics excepted).
+	gated := s.health.Gate(mux, func(r *http.Request) bool {
+		return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics"
+	})
+	s.handler = m.Instrument(accessLog(log, serverHeader(sweepLogins(logins, gated))))
 	return s, nil
+}
+
+// MetricsAddr is the address metrics.addr listens on once Serve runs
+// ("" when it is not set).
+func (s *Server) MetricsAddr() string {
+	a, _ := s.metricsAddr.Load().(string)
+	return a
 }
 
 // Handler returns the server's HTTP handler (for tests and embedding).
@@ -183,7 +222,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bgCtx, stopBg := context.WithCancel(ctx)
 	defer func() { stopBg(); wg.Wait() }()
 	wg.Go(func() { s.purgeLoop(bgCtx) })
-	if err := s.gate.start(bgCtx, time.Duration(s.cfg.Gate.SweepInterval), wg.Go); err != nil {
+	wg.Go(func() { s.health.Run(bgCtx) })
+	if err := s.gate.start(bgCtx); err != nil {
 		_ = s.gate.close(context.Background())
 		_ = s.closeAudit()
 		s.kube.shutdown(context.Background())
@@ -191,10 +231,34 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.kube.start(bgCtx, wg.Go)
 
+	var ms *http.Server
+	if s.cfg.Metrics.Addr != "" {
+		mln, err := net.Listen("tcp", s.cfg.Metrics.Addr)
+		if err != nil {
+			s.kube.shutdown(context.Background())
+			_ = s.gate.close(context.Background())
+			_ = s.closeAudit()
+			return fmt.Errorf("metrics.addr: listen on %s: %w", s.cfg.Metrics.Addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		ms = &http.Server{Handler: accessLog(s.log, serverHeader(mux)), ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.metricsAddr.Store(mln.Addr().String())
+		defer ms.Close() // on every way out; after a clean shutdown, a no-op
+		wg.Go(func() {
+			if err := ms.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics listener stopped", "err", err)
+			}
+		})
+		s.log.Info("metrics serving without credentials", "metrics_addr", mln.Addr().String())
+	}
+
 	s.log.Info("drydock serving",
 		"addr", ln.Addr().String(),
 		"data", s.cfg.Data,
 		"storage", s.cfg.Storage.Driver,
+		"database", s.cfg.Database.Describe(s.cfg.Data),
 		"auth", authMode(s.cfg),
 		"version", buildinfo.Get().Version)
 	errc := make(chan error, 1)
@@ -216,15 +280,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.kube.shutdown(sctx)
+	if ms != nil {
+		_ = ms.Shutdown(sctx)
+	}
 	stopBg()
+	s.logins.Flush(context.Background())
 	if err := s.gate.close(context.Background()); err != nil {
 		s.log.Warn("stopping the gate", "err", err)
+	}
+	if err := s.workflows.close(); err != nil {
+		s.log.Warn("closing the workflow store", "err", err)
 	}
 	if err := s.closeAudit(); err != nil {
 		s.log.Warn("closing the audit log", "err", err)
 	}
 	if err := s.closeAuth(); err != nil {
 		s.log.Warn("closing the user store", "err", err)
+	}
+	if err := s.storage.Close(); err != nil {
+		s.log.Warn("closing the registry index", "err", err)
 	}
 	s.log.Info("stopped")
 	return nil
@@ -267,19 +341,25 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz reports ready when the storage driver answers.
+// readyz reports ready when the database and the storage answer.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	_, err := s.driver.Stat(ctx, "/")
-	var notFound storagedriver.PathNotFoundError
-	if err != nil && !errors.As(err, &notFound) {
+	if err := s.health.Check(r.Context()); err != nil {
 		s.log.Warn("readiness check failed", "err", err)
-		http.Error(w, "storage not ready: "+err.Error(), http.StatusServiceUnavailable)
+		health.WriteUnavailable(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// storageReady checks that the blob storage answers.
+func (s *Server) storageReady(ctx context.Context) error {
+	_, err := s.storage.Blobs.Stat(ctx, "/")
+	var notFound storagedriver.PathNotFoundError
+	if err != nil && !errors.As(err, &notFound) {
+		return err
+	}
+	return nil
 }
 
 func serverHeader(next http.Handler) http.Handler {

@@ -11,18 +11,6 @@ import (
 	"github.com/drydock-project/drydock/internal/scan"
 )
 
-const scansSchema = `
-CREATE TABLE IF NOT EXISTS scans (
-	digest      TEXT PRIMARY KEY,
-	repository  TEXT NOT NULL DEFAULT '',
-	source      TEXT NOT NULL DEFAULT '',
-	scanned_at  TEXT NOT NULL DEFAULT '',
-	error       TEXT NOT NULL DEFAULT '',
-	db_built    TEXT NOT NULL DEFAULT '', -- build time of the vulnerability DB the scan used
-	reports     TEXT NOT NULL DEFAULT '[]' -- []PlatformReport as JSON
-);
-`
-
 // Scan is the latest scan of one manifest digest. For an index there is
 // one report per platform image; for an image, one report.
 type Scan struct {
@@ -34,6 +22,10 @@ type Scan struct {
 	Reports   []PlatformReport `json:"reports,omitempty"`
 	// Error is why the last scan failed; empty when it succeeded.
 	Error string `json:"error,omitempty"`
+	// Permanent marks an Error that scanning the same digest again cannot
+	// mend (unsupported, hostile, corrupt, over a limit, killing the
+	// scanner): only an explicit rescan runs it again.
+	Permanent bool `json:"permanent,omitempty"`
 }
 
 // PlatformReport is the scan report of one image of a digest.
@@ -46,7 +38,7 @@ type PlatformReport struct {
 
 // PutScan records the latest scan of s.Digest, replacing an earlier one
 // but keeping the recorded source.
-func (s *SQLite) PutScan(ctx context.Context, sc Scan) error {
+func (s *SQL) PutScan(ctx context.Context, sc Scan) error {
 	if err := validDigest(sc.Digest); err != nil {
 		return err
 	}
@@ -63,12 +55,12 @@ func (s *SQLite) PutScan(ctx context.Context, sc Scan) error {
 			built = timeText(pr.Report.DB.BuiltAt)
 		}
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
-			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports,
+			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports, permanent = excluded.permanent,
 			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
-		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports)); err != nil {
+		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports), sc.Error != "" && sc.Permanent); err != nil {
 		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
 	}
 	return nil
@@ -82,11 +74,12 @@ type ScanState struct {
 	ScannedAt  time.Time // zero: never scanned successfully
 	DBBuiltAt  time.Time // the vulnerability DB build the scan used
 	Error      string
+	Permanent  bool // see Scan.Permanent
 }
 
 // ScanStates lists every recorded scan, without reports.
-func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error FROM scans ORDER BY digest`)
+func (s *SQL) ScanStates(ctx context.Context) ([]ScanState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, scanned_at, db_built, error, permanent FROM scans ORDER BY digest`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list scans: %w", err)
 	}
@@ -95,14 +88,14 @@ func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
 	for rows.Next() {
 		var st ScanState
 		var scanned, built string
-		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error); err != nil {
+		if err := rows.Scan(&st.Digest, &st.Repository, &scanned, &built, &st.Error, &st.Permanent); err != nil {
 			return nil, fmt.Errorf("store: list scans: %w", err)
 		}
 		if scanned != "" {
-			st.ScannedAt, _ = time.Parse(time.RFC3339Nano, scanned)
+			st.ScannedAt, _ = parseTime(scanned)
 		}
 		if built != "" {
-			st.DBBuiltAt, _ = time.Parse(time.RFC3339Nano, built)
+			st.DBBuiltAt, _ = parseTime(built)
 		}
 		out = append(out, st)
 	}
@@ -110,7 +103,7 @@ func (s *SQLite) ScanStates(ctx context.Context) ([]ScanState, error) {
 }
 
 // SetSource records where digest was imported from.
-func (s *SQLite) SetSource(ctx context.Context, digest, repository, source string) error {
+func (s *SQL) SetSource(ctx context.Context, digest, repository, source string) error {
 	if err := validDigest(digest); err != nil {
 		return err
 	}
@@ -123,11 +116,11 @@ func (s *SQLite) SetSource(ctx context.Context, digest, repository, source strin
 
 // Scan returns the latest scan of digest, or ErrNotFound. A digest with a
 // recorded source but no scan yet has a zero ScannedAt and no reports.
-func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
+func (s *SQL) Scan(ctx context.Context, digest string) (*Scan, error) {
 	sc := Scan{Digest: digest}
 	var scanned, reports string
-	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports FROM scans WHERE digest = ?`, digest).
-		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports)
+	err := s.db.QueryRowContext(ctx, `SELECT repository, source, scanned_at, error, reports, permanent FROM scans WHERE digest = ?`, digest).
+		Scan(&sc.Repository, &sc.Source, &scanned, &sc.Error, &reports, &sc.Permanent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", digest, ErrNotFound)
 	}
@@ -135,7 +128,7 @@ func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
 		return nil, fmt.Errorf("store: read scan of %s: %w", digest, err)
 	}
 	if scanned != "" {
-		if sc.ScannedAt, err = time.Parse(time.RFC3339Nano, scanned); err != nil {
+		if sc.ScannedAt, err = parseTime(scanned); err != nil {
 			return nil, fmt.Errorf("store: stored scan time of %s: %w", digest, err)
 		}
 	}
@@ -143,52 +136,4 @@ func (s *SQLite) Scan(ctx context.Context, digest string) (*Scan, error) {
 		return nil, fmt.Errorf("store: stored reports of %s: %w", digest, err)
 	}
 	return &sc, nil
-}
-
-const settingsSchema = `
-CREATE TABLE IF NOT EXISTS settings (
-	key   TEXT PRIMARY KEY,
-	value TEXT NOT NULL
-);
-`
-
-// Setting returns a stored setting ("" when unset).
-func (s *SQLite) Setting(ctx context.Context, key string) (string, error) {
-	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: read setting %s: %w", key, err)
-	}
-	return v, nil
-}
-
-// SetSetting stores a setting.
-func (s *SQLite) SetSetting(ctx context.Context, key, value string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
-		return fmt.Errorf("store: write setting %s: %w", key, err)
-	}
-	return nil
-}
-
-// CountByState returns how many digests have each effective verdict state.
-func (s *SQLite) CountByState(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM images GROUP BY state`)
-	if err != nil {
-		return nil, fmt.Errorf("store: count verdicts: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("store: count verdicts: %w", err)
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
 }

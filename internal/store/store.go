@@ -1,13 +1,16 @@
 // Package store keeps the gate's metadata: the verdict of every image
-// digest, whether it has been promoted to live/, and the history of its
-// verdicts. The default backend is SQLite in the data directory; the
-// Store interface leaves room for PostgreSQL.
+// digest, whether it has been promoted to live/, the history of its
+// verdicts, its latest scan and a few settings. One implementation, SQL,
+// runs on every engine internal/database opens (a SQLite file in the data
+// directory, or PostgreSQL shared by replicas); internal/store/storetest
+// is the conformance suite every Store passes on both.
 //
-// RecordVerdict applies the gate's stability rules (gate.Transition: a
-// grace window before a pass turns into a fail after a rescan, never back
-// to pending once promoted) against the stored verdict inside one
-// transaction, so concurrent scans of the same digest cannot lose a
-// verdict or apply the rules to a stale one.
+// Persistence stores; it does not decide. UpdateImage hands the stored
+// record of a digest to a function of the caller's (the gatekeeper passes
+// the gate's stability rules, gate.Transition) inside one transaction
+// that holds the digest's lock, so concurrent decisions on the same digest,
+// in one process or in several replicas, apply one after the other, each
+// to the record the previous one stored.
 package store
 
 import (
@@ -40,10 +43,16 @@ type Filter struct {
 
 // Store is the gate's metadata store.
 type Store interface {
-	// RecordVerdict stores next, a fresh gate.Evaluate result for digest,
-	// as the digest's effective verdict after gate.Transition against the
-	// stored one, and returns the effective verdict and a pending flip.
-	RecordVerdict(ctx context.Context, digest, repository string, next gate.Verdict, now time.Time, grace time.Duration) (gate.Verdict, *gate.Flip, error)
+	// UpdateImage calls fn with a copy of the stored record of digest (nil
+	// when there is none) and stores the record fn returns, atomically: no
+	// other UpdateImage or MarkPromoted of the same digest, in this
+	// process or another, runs in between. fn returning nil stores
+	// nothing; a stored verdict that differs from the previous one is added
+	// to the digest's history. It returns the record stored afterwards.
+	// fn may be called more than once when the database retries the
+	// transaction, so it must have no other effects; its error is
+	// returned unchanged.
+	UpdateImage(ctx context.Context, digest string, fn func(prev *Image) (*Image, error)) (*Image, error)
 	// Image returns the stored state of a digest, or ErrNotFound.
 	Image(ctx context.Context, digest string) (*Image, error)
 	// MarkPromoted records that digest was promoted to live/. It fails
@@ -64,7 +73,19 @@ type Store interface {
 	// policy last seen, so a restart is not taken for a policy change).
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	// SwapSetting sets key to value only if it holds old ("" for unset),
+	// atomically, and reports whether it did: of several processes
+	// noticing the same thing, one acts on it.
+	SwapSetting(ctx context.Context, key, old, value string) (bool, error)
+	// Serialize runs fn while holding digest's decision lock: no other
+	// Serialize of the same digest runs meanwhile, in this process or in
+	// another sharing the database. fn reads and records through the
+	// store as usual (UpdateImage takes its own lock).
+	Serialize(ctx context.Context, digest string, fn func(ctx context.Context) error) error
 	// List returns images, most recently updated first.
 	List(ctx context.Context, f Filter) ([]Image, error)
+	// CountByState returns how many digests have each verdict state.
+	CountByState(ctx context.Context) (map[string]int, error)
+	// Close releases the database.
 	Close() error
 }

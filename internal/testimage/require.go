@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // UnavailableError says why this machine cannot build an image: not root, a
@@ -55,9 +56,9 @@ func Check(ctx context.Context, s Spec, opts ...Option) error {
 	return nil
 }
 
-// InCI reports CI=true, where tests must not skip for missing prerequisites:
-// the make target installed them.
-func InCI() bool { return strings.EqualFold(os.Getenv("CI"), "true") }
+// InCI reports CI=true, where tests must not skip for missing prerequisites
+// (testenv.InCI, the suite's one policy).
+func InCI() bool { return testenv.InCI() }
 
 // Require builds (or reuses) s for a test. When the machine cannot build it
 // the test is skipped with the reason — or, in CI, fails.
@@ -93,22 +94,16 @@ func requireAvailable(t testing.TB, s Spec, opts ...Option) {
 	var ue *UnavailableError
 	switch {
 	case err == nil:
-	case errors.As(err, &ue) && !InCI():
-		t.Skipf("skipping: test image %s: %s", s.Name, ue.Reason)
+	case errors.As(err, &ue):
+		testenv.Missing(t, "test image %s: %s", s.Name, ue.Reason)
 	default:
 		t.Fatalf("test image %s: %v", s.Name, err)
 	}
 }
 
-// RequireTool skips (or, in CI, fails) unless the named program is installed.
+// RequireTool skips (or, in CI, fails) unless the named program is
+// installed (testenv.RequireTool).
 func RequireTool(t testing.TB, name, debianPackage string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if InCI() {
-			t.Fatalf("%s not installed (apt-get install %s)", name, debianPackage)
-		}
-		t.Skipf("skipping: %s not installed (apt-get install %s)", name, debianPackage)
-	}
-	return p
+	return testenv.RequireTool(t, name, debianPackage)
 }

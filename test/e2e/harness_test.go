@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/drydock-project/drydock/internal/kube/kubetest"
+	"github.com/drydock-project/drydock/internal/testenv"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
 
 // drydockBin is the binary built once by TestMain.
@@ -44,6 +46,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	kubetest.StopShared()
 	os.RemoveAll(dir)
+	realdb.Remove()
 	os.Exit(code)
 }
 
@@ -71,7 +74,7 @@ func (s *serveProc) Logs() string {
 
 // anonymousAll lets requests without credentials do everything but admin,
 // for the tests whose subject is not authentication.
-const anonymousAll = "DRYDOCK_AUTH_ANONYMOUS=pull:*,push:*,promote:*"
+const anonymousAll = "DRYDOCK_AUTH_ANONYMOUS=pull:*,push:*,promote:*,metrics"
 
 // startServe runs `drydock serve --addr 127.0.0.1:0 --data DATA ARGS...`
 // with anonymous access on, and waits until it logs the address it
@@ -199,10 +202,7 @@ func requireTool(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; `make test` installs it", n)
-			}
-			t.Skipf("%s is not installed (make deps installs it)", n)
+			testenv.Missing(t, "%s is not installed (make deps installs it)", n)
 		}
 	}
 }

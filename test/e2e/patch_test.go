@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -55,14 +58,28 @@ func TestPatchBadInput(t *testing.T) {
 	}
 }
 
-// copyLayout copies a test image's OCI layout so a patch can write into it.
-func copyLayout(t *testing.T, src string) string {
+// downgradedLayout writes, as a new OCI layout under the ref of img, img
+// with the named packages recorded one version older in its dpkg database
+// (testimage.Downgraded).
+func downgradedLayout(t *testing.T, img *testimage.Image, pkgs ...string) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "layout")
-	if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v\n%s", err, out)
+	base, err := img.Open()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return dst
+	down, err := testimage.Downgraded(base, pkgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(down, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": img.Ref})); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 type patchSummary struct {
@@ -82,7 +99,10 @@ type patchSummary struct {
 func TestPatchCLI(t *testing.T) {
 	requireTool(t, "skopeo")
 	img := testimage.Require(t, testimage.BookwormNginx)
-	dir := copyLayout(t, img.LayoutDir)
+	// The three packages the report names with fixes are recorded one
+	// version older, so that the mirror always offers an update for each,
+	// whatever its bookworm suites hold today.
+	dir := downgradedLayout(t, img, "libssl3", "liblzma5", "libpcre2-8-0")
 	src := "oci:" + dir + ":" + img.Ref
 
 	// A Trivy-style report naming packages whose scripts drydock applies
@@ -152,7 +172,7 @@ func TestPatchCLI(t *testing.T) {
 	// Through the drydock server: quarantine/NAME in, quarantine/NAME:TAG out.
 	srv := startServe(t, "")
 	server := []string{"--server", srv.URL()}
-	mustDrydock(t, nil, append([]string{"import", img.OCIReference(), "--as", "nginx:1.22"}, server...)...)
+	mustDrydock(t, nil, append([]string{"import", "oci:" + downgradedLayout(t, img, "libssl3", "liblzma5", "libpcre2-8-0") + ":" + img.Ref, "--as", "nginx:1.22"}, server...)...)
 	r4 := mustDrydock(t, nil, append([]string{"patch", "quarantine/nginx:1.22", "-r", report, "-t", "1.22-1", "--format", "json"}, server...)...)
 	var s4 patchSummary
 	json.Unmarshal([]byte(r4.Stdout), &s4)

@@ -150,36 +150,80 @@ func TestRestartKeepsEverything(t *testing.T) {
 
 // TestKillDuringPushLeavesConsistentRegistry kills the server with SIGKILL
 // while clients push, several times, and checks after each restart that
-// every tag resolves to a manifest whose blobs are all present.
+// every tag resolves to a manifest whose blobs are all present, and that
+// every push the server acknowledged before the kill is still there. Each
+// round kills only once pushes have been acknowledged and more are in
+// flight, so that no round can pass without checking anything.
 func TestKillDuringPushLeavesConsistentRegistry(t *testing.T) {
 	data := t.TempDir()
-	for round, delay := range []time.Duration{300 * time.Millisecond, 700 * time.Millisecond, 1200 * time.Millisecond, 2 * time.Second, 3 * time.Second} {
+	const minPerRound = 3
+	var acked []string // tags whose manifest PUT the server acknowledged
+	for round, delay := range []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, 700 * time.Millisecond, 1500 * time.Millisecond} {
 		s := startServe(t, data)
 		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			pushed []string // this round's acknowledged tags
+		)
 		for w := range 4 {
 			wg.Go(func() {
 				for i := 0; ctx.Err() == nil; i++ {
 					size := int64(512)
-					if i%5 == 0 {
+					if i%5 == 4 {
 						size = 4 << 20 // some large blobs, to be cut mid-upload
 					}
 					img, err := random.Image(size, 3)
 					if err != nil {
 						return
 					}
-					r, _ := name.ParseReference(fmt.Sprintf("%s/quarantine/crash%d:r%d-%d", s.Addr, w, round, i), name.Insecure)
-					_ = remote.Write(r, img, remote.WithContext(ctx))
+					tag := fmt.Sprintf("crash%d:r%d-%d", w, round, i)
+					r, _ := name.ParseReference(s.Addr+"/quarantine/"+tag, name.Insecure)
+					if remote.Write(r, img, remote.WithContext(ctx)) == nil {
+						mu.Lock()
+						pushed = append(pushed, "quarantine/"+tag)
+						mu.Unlock()
+					}
 				}
 			})
+		}
+		// Kill once enough pushes were acknowledged (others are then in
+		// flight), a little later each round.
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			mu.Lock()
+			n := len(pushed)
+			mu.Unlock()
+			if n >= minPerRound {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				wg.Wait()
+				t.Fatalf("round %d: only %d pushes acknowledged in 2 minutes, want %d before the kill:\n%s", round, n, minPerRound, s.Logs())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 		time.Sleep(delay)
 		s.Kill()
 		cancel()
 		wg.Wait()
+		mu.Lock()
+		acked = append(acked, pushed...)
+		mu.Unlock()
+
 		s = startServe(t, data)
 		n := checkConsistent(t, s)
-		t.Logf("round %d: killed after %s, %d tags consistent", round, delay, n)
+		for _, tag := range acked {
+			r, _ := name.ParseReference(s.Addr+"/"+tag, name.Insecure)
+			if _, err := remote.Head(r); err != nil {
+				t.Errorf("round %d: %s was acknowledged before the kill and is gone: %v", round, tag, err)
+			}
+		}
+		if n < len(acked) {
+			t.Errorf("round %d: %d tags after the restart, fewer than the %d acknowledged pushes", round, n, len(acked))
+		}
+		t.Logf("round %d: killed %s after %d acknowledged pushes, %d tags consistent", round, delay, minPerRound, n)
 		s.Stop()
 	}
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/drydock-project/drydock/internal/kube"
 )
 
-// Run runs the suite; open returns an empty store, closed by the suite.
-func Run(t *testing.T, open func(t *testing.T) kube.InventoryStore) {
+// Run runs the suite. newStore is called once per test with an empty
+// database and returns a function that opens a handle on it; two handles
+// behave as two processes (replicas) would. The suite closes the handles.
+func Run(t *testing.T, newStore func(t *testing.T) func() kube.InventoryStore) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s kube.InventoryStore)
@@ -30,15 +32,23 @@ func Run(t *testing.T, open func(t *testing.T) kube.InventoryStore) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tc.fn(t, s)
+			tc.fn(t, handle(t, newStore(t)))
 		})
 	}
+	t.Run("TwoReplicas", func(t *testing.T) {
+		open := newStore(t)
+		testTwoReplicas(t, handle(t, open), handle(t, open))
+	})
+}
+
+func handle(t *testing.T, open func() kube.InventoryStore) kube.InventoryStore {
+	s := open()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s
 }
 
 // Digest returns a valid digest for n.
@@ -250,5 +260,54 @@ func testConcurrent(t *testing.T, s kube.InventoryStore) {
 	}
 	if got := pods(t, s, kube.PodFilter{}); len(got) != 40 {
 		t.Fatalf("%d pods after 40 concurrent puts", len(got))
+	}
+}
+
+// testTwoReplicas: two processes watching the same cluster resync it and
+// update its pods at once. Every write succeeds (none fails on the other's
+// rows), and what is stored at the end is exactly one resync's pods plus
+// the updates that came after it: never a mix of two resyncs.
+func testTwoReplicas(t *testing.T, a, b kube.InventoryStore) {
+	ctx := t.Context()
+	resync := func(gen int) []kube.PodRecord {
+		var ps []kube.PodRecord
+		for i := range 30 {
+			ps = append(ps, Pod("c1", "a", fmt.Sprintf("p%02d", i), Digest(gen)))
+		}
+		return ps
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for round := range 10 {
+		for _, s := range []kube.InventoryStore{a, b} {
+			wg.Go(func() { errs <- s.ReplaceCluster(ctx, "c1", resync(round+1)) })
+			wg.Go(func() { errs <- s.PutPod(ctx, Pod("c1", "b", fmt.Sprintf("x%d", round), Digest(100))) })
+			wg.Go(func() { errs <- s.DeletePod(ctx, "c1", "a", fmt.Sprintf("p%02d", round)) })
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a write beside another replica's: %v", err)
+		}
+	}
+	// A last resync from each side: the later one wins whole.
+	if err := a.ReplaceCluster(ctx, "c1", resync(50)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReplaceCluster(ctx, "c1", resync(51)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []kube.InventoryStore{a, b} {
+		got := pods(t, s, kube.PodFilter{Cluster: "c1"})
+		if len(got) != 30 {
+			t.Fatalf("%d pods after the last resync, want 30: %v", len(got), names(got))
+		}
+		for _, p := range got {
+			if len(p.Containers) != 1 || p.Containers[0].Digest != Digest(51) {
+				t.Fatalf("pod %s/%s after the last resync: %+v, want one container of %s", p.Namespace, p.Name, p.Containers, Digest(51))
+			}
+		}
 	}
 }

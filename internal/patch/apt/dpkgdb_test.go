@@ -1,15 +1,12 @@
 package apt
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/drydock-project/drydock/internal/testimage"
 )
 
 func TestParseStanza(t *testing.T) {
@@ -281,49 +278,34 @@ func TestStatusFileRoundTrip(t *testing.T) {
 	}
 }
 
-// TestStatusFileRoundTripImage checks the round trip on a whole real status
-// file, when the test image cache holds it (it is not fetched here).
+// TestStatusFileRoundTripImage checks the round trip on the whole status
+// file of the real bookworm-nginx test image (built, or reused, from
+// $DRYDOCK_CACHE by testimage); the stanzas must be the packages testimage's
+// own parser reads from it.
 func TestStatusFileRoundTripImage(t *testing.T) {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	blob := filepath.Join(home, ".cache/drydock/testimages/bookworm-nginx/oci/blobs/sha256/e10657205241472e2c7b761856432f514c9ab35d8793e9e99670b679f809c761")
-	f, err := os.Open(blob)
-	if err != nil {
-		t.Skip("test image not cached:", err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
+	img, err := testimage.Require(t, testimage.BookwormNginx).Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(zr)
-	var data []byte
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name == DpkgStatus || h.Name == "./"+DpkgStatus {
-			if data, err = io.ReadAll(tr); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
+	data, _, err := testimage.ReadFile(img, DpkgStatus)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if data == nil {
-		t.Skip("layer has no status file")
+	pkgs, err := testimage.InstalledPackages(img)
+	if err != nil {
+		t.Fatal(err)
 	}
 	sf, err := parseStatusFile(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sf.stanzas) != 109 {
-		t.Errorf("%d stanzas, want 109", len(sf.stanzas))
+	if len(pkgs) < 50 || len(sf.stanzas) != len(pkgs) {
+		t.Errorf("%d stanzas, testimage reads %d installed packages", len(sf.stanzas), len(pkgs))
+	}
+	for _, p := range pkgs {
+		if sf.find(p.Name, p.Arch) < 0 {
+			t.Errorf("no stanza for %s:%s", p.Name, p.Arch)
+		}
 	}
 	if !sf.isSorted() {
 		t.Fatal("isSorted() = false")

@@ -348,6 +348,7 @@ type unpackState struct {
 	res       *Installed
 	fields    []rawField
 	conffiles map[string]bool   // absolute paths the new version declares
+	confOrder []string          // the same, in the package's order (dpkg keeps it)
 	list      []string          // "/." and shipped paths, in archive order
 	files     []string          // resolved paths of files added, in order
 	newPaths  map[string]bool   // resolved non-directory paths shipped
@@ -393,6 +394,9 @@ func (st *unpackState) control(c *deb.Control) error {
 		if l = strings.TrimSpace(l); strings.HasPrefix(l, "/") {
 			// "remove-on-upgrade /path" entries (dpkg >= 1.20.1) name
 			// conffiles to drop, not ones shipped.
+			if !st.conffiles[l] {
+				st.confOrder = append(st.confOrder, l)
+			}
 			st.conffiles[l] = true
 		}
 	}

@@ -74,7 +74,7 @@ func (u *Unpacker) imageEntry(r string) *rootfs.Entry {
 func (st *unpackState) settleConffiles() ([]Conffile, error) {
 	u := st.u
 	var out []Conffile
-	for _, c := range slices.Sorted(maps.Keys(st.conffiles)) {
+	for _, c := range st.confOrder {
 		rel := strings.TrimPrefix(c, "/")
 		newMD5, ok := st.md5s[rel]
 		if !ok {
@@ -305,7 +305,14 @@ func (st *unpackState) writeDB(conffiles []Conffile) error {
 		written[name+"."+suffix] = true
 		return u.addGenerated(path.Join(DpkgInfo, name+"."+suffix), mode, data)
 	}
-	if err := add("list", 0o644, []byte(strings.Join(st.list, "\n")+"\n")); err != nil {
+	// dpkg keeps obsolete conffiles owned: they follow the shipped paths.
+	list := st.list
+	for _, c := range conffiles {
+		if c.Obsolete {
+			list = append(list, c.Path)
+		}
+	}
+	if err := add("list", 0o644, []byte(strings.Join(list, "\n")+"\n")); err != nil {
 		return err
 	}
 	if err := add("md5sums", 0o644, md5sums); err != nil {

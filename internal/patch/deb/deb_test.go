@@ -15,6 +15,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // arMember is one member of a synthetic ar archive.
@@ -95,9 +97,7 @@ func compress(t testing.TB, ext string, data []byte) []byte {
 	case ".zst":
 		w, err = zstd.NewWriter(&b, zstd.WithEncoderConcurrency(1))
 	case ".bz2":
-		if _, err := exec.LookPath("bzip2"); err != nil {
-			t.Skip("bzip2 not installed; Go has no bzip2 writer")
-		}
+		testenv.RequireTool(t, "bzip2", "bzip2") // Go has no bzip2 writer
 		cmd := exec.Command("bzip2", "-c")
 		cmd.Stdin = bytes.NewReader(data)
 		out, err := cmd.Output()

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // realPackages lists packages to test against, each with alternatives for
@@ -33,16 +35,13 @@ var aptUpdate sync.Once
 // ${DRYDOCK_CACHE:-$HOME/.cache/drydock}/debs/ unless already there.
 func realDebs(t *testing.T) []string {
 	t.Helper()
-	for _, tool := range []string{"apt-get", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not available; cannot test against real packages", tool)
-		}
-	}
+	testenv.RequireTool(t, "apt-get", "apt")
+	testenv.RequireTool(t, "dpkg-deb", "dpkg")
 	cache := os.Getenv("DRYDOCK_CACHE")
 	if cache == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
-			t.Skipf("no cache dir: %v", err)
+			testenv.Missing(t, "no cache dir: %v", err)
 		}
 		cache = filepath.Join(home, ".cache", "drydock")
 	}
@@ -54,7 +53,7 @@ func realDebs(t *testing.T) []string {
 	for _, alts := range realPackages {
 		p, err := fetchDeb(dir, alts)
 		if err != nil {
-			t.Skipf("cannot download %s with apt-get: %v", alts[0], err)
+			testenv.Missing(t, "cannot download %s with apt-get: %v", alts[0], err)
 		}
 		paths = append(paths, p)
 	}

@@ -2,17 +2,21 @@
 // feed files of ../shared/vulndata, served over loopback HTTP and fetched
 // as `drydock db update` fetches the public feeds. It is a test-support
 // package: only _test.go files import it. Tests skip when the data is
-// absent (a fresh clone has no ../shared).
+// absent (a fresh clone has no ../shared), and fail under CI=true.
 package realdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,20 +46,37 @@ var built struct {
 	err  error
 }
 
-// Path returns the path of a database built once per test binary (in a
-// temporary directory removed by Cleanup of the process's TestMain, or
-// left to the OS), with the clock at DataDate. It skips t without data.
+// tmpPrefix names the temporary directories of Path; the process id
+// follows it, so that a directory left by a test binary that died before
+// its TestMain could call Remove is known to be stale. ("pid" keeps the
+// random-suffixed directories of older versions, in use or not, from
+// being taken for one.)
+const tmpPrefix = "drydock-realdb-pid"
+
+// Path returns the path of a database built once per test binary, with the
+// clock at DataDate. It skips t without data (fails under CI=true).
+//
+// The database lives in a temporary directory named after the process:
+// TestMain of each package that uses it calls Remove after m.Run, and Path
+// removes the directories of processes no longer running (a binary killed
+// by a timeout). It is not cached across binaries under $DRYDOCK_CACHE: the
+// file is a product of the importers' code as much as of the data, and a
+// cache keyed by the data alone would hand a stale database to a test of a
+// changed importer.
 func Path(t testing.TB) string {
 	t.Helper()
 	dir := vulndatatest.Dir(t)
 	built.once.Do(func() {
-		tmp, err := os.MkdirTemp("", "drydock-realdb-*")
+		reapStale(os.TempDir())
+		tmp, err := os.MkdirTemp("", fmt.Sprintf("%s%d-*", tmpPrefix, os.Getpid()))
 		if err != nil {
 			built.err = err
 			return
 		}
 		built.path = filepath.Join(tmp, "drydock-vuln.db")
-		built.err = Build(context.Background(), dir, built.path)
+		if built.err = Build(context.Background(), dir, built.path); built.err != nil {
+			os.RemoveAll(tmp)
+		}
 	})
 	if built.err != nil {
 		t.Fatalf("building the real-data database: %v", built.err)
@@ -105,5 +126,30 @@ func Build(ctx context.Context, dir, path string) error {
 func Remove() {
 	if built.path != "" {
 		os.RemoveAll(filepath.Dir(built.path))
+	}
+}
+
+// reapStale removes the directories under tmp that Path made in processes
+// that are no longer running.
+func reapStale(tmp string) {
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tmpPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		// Signal 0 checks that the process exists; EPERM means it does
+		// (another user's).
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(filepath.Join(tmp, e.Name()))
+		}
 	}
 }

@@ -1,0 +1,239 @@
+package attest
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/drydock-project/drydock/internal/imgref"
+	"github.com/drydock-project/drydock/internal/registry"
+)
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func newRegistry(t *testing.T) *registry.Registry {
+	t.Helper()
+	reg, err := registry.New(t.Context(), inmemory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// putImage stores a small image manifest (a config, no layers) in repo.
+func putImage(t *testing.T, reg *registry.Registry, repo, tag, cfg string) ocispec.Descriptor {
+	t.Helper()
+	ctx := t.Context()
+	c, err := reg.PutBlob(ctx, repo, []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MediaType = ocispec.MediaTypeImageConfig
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: c, Layers: []ocispec.Descriptor{}}
+	m.SchemaVersion = 2
+	body, _ := json.Marshal(m)
+	d, err := reg.PutManifest(ctx, repo, ocispec.MediaTypeImageManifest, body, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func newKey(t *testing.T) *Key {
+	t.Helper()
+	k, err := GenerateKey(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pubOf(t *testing.T, name string, k *Key) PublicKey {
+	t.Helper()
+	p, err := ParsePublicKey(name, k.PublicPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestWriteVerify(t *testing.T) {
+	ctx := t.Context()
+	reg := newRegistry(t)
+	subj := putImage(t, reg, "live/app", "v1", `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	k, other := newKey(t), newKey(t)
+	st, err := NewStatement("live/app", subj.Digest, "https://example.com/p/v1", map[string]string{"x": "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Write(ctx, reg, "live/app", subj, k, WriteRequest{Ref: "live/app", Signature: true, Notary: true,
+		NotaryMetadata: map[string]string{"dev.drydock.verdict": "pass"}, Statements: []*Statement{st}, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Referrers) != 3 || len(w.Tags) != 2 {
+		t.Fatalf("written %+v", w)
+	}
+	// Writing again adds referrers but no duplicate tag-scheme layer for
+	// the same signature... ECDSA signatures differ each time, so it adds
+	// one: the tag-scheme manifest keeps every signature.
+	if _, err := Write(ctx, reg, "live/app", subj, k, WriteRequest{Ref: "live/app", Signature: true, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	_, body, err := reg.Manifest(ctx, "live/app", imgref.TagSchemeTag(subj.Digest, imgref.SuffixSignature))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigm ocispec.Manifest
+	_ = json.Unmarshal(body, &sigm)
+	if len(sigm.Layers) != 2 {
+		t.Errorf(".sig has %d layers, want 2", len(sigm.Layers))
+	}
+
+	rep, err := Verify(ctx, reg, "live/app", subj.Digest, VerifyOptions{Keys: []PublicKey{pubOf(t, "drydock", k)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]int{}
+	for _, s := range rep.Signatures {
+		if !s.Verified {
+			t.Errorf("not verified: %+v", s)
+		}
+		forms[s.Form+"/"+s.Format]++
+	}
+	want := map[string]int{"referrer/cosign": 2, "referrer/notary": 1, "referrer/dsse": 1, "tag/cosign": 2, "tag/dsse": 1}
+	if !mapsEqual(forms, want) {
+		t.Errorf("forms %v, want %v", forms, want)
+	}
+	if !rep.SignedBy(k.ID()) || rep.SignedBy(other.ID()) {
+		t.Error("SignedBy")
+	}
+	if a := rep.Attestation("https://example.com/p/v1", k.ID()); a == nil || a.Statement == nil {
+		t.Error("attestation not found")
+	}
+	for _, s := range rep.Signatures {
+		if s.Format == FormatNotary && s.Metadata["dev.drydock.verdict"] != "pass" {
+			t.Errorf("notary metadata %v", s.Metadata)
+		}
+	}
+
+	// Another key verifies nothing, and says so.
+	rep, err = Verify(ctx, reg, "live/app", subj.Digest, VerifyOptions{Keys: []PublicKey{pubOf(t, "other", other)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Signatures {
+		if s.Verified || s.Error == "" {
+			t.Errorf("verified with the wrong key: %+v", s)
+		}
+	}
+	// The Notary signature is trusted by its certificate as a root.
+	rep, err = Verify(ctx, reg, "live/app", subj.Digest, VerifyOptions{Roots: k.Chain(), Identity: "drydock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range rep.Signatures {
+		if s.Verified {
+			n++
+			if s.Format != FormatNotary {
+				t.Errorf("verified by roots: %+v", s)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d verified by roots, want 1", n)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestVerifyTampering: an attestation or signature whose subject is
+// another digest fails with a message naming that digest, even when the
+// right key signed it.
+func TestVerifyTampering(t *testing.T) {
+	ctx := t.Context()
+	reg := newRegistry(t)
+	a := putImage(t, reg, "quarantine/app", "a", `{"a":1}`)
+	b := putImage(t, reg, "quarantine/app", "b", `{"b":2}`)
+	k := newKey(t)
+	// A statement about b, attached to a.
+	st, _ := NewStatement("quarantine/app", b.Digest, "https://example.com/p/v1", map[string]string{})
+	if _, err := Write(ctx, reg, "quarantine/app", a, k, WriteRequest{Statements: []*Statement{st}, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	// A cosign signature of b's digest, attached to a.
+	payload, _ := SimpleSigningPayload("quarantine/app", b.Digest, nil)
+	sig, _ := k.Sign(payload)
+	l, _ := reg.PutBlob(ctx, "quarantine/app", payload)
+	l.MediaType, l.Annotations = imgref.MediaTypeCosignSimpleSigning, map[string]string{AnnotationCosignSignature: b64(sig)}
+	if _, err := AppendTagScheme(ctx, reg, "quarantine/app", a.Digest, imgref.SuffixSignature, []ocispec.Descriptor{l}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(ctx, reg, "quarantine/app", a.Digest, VerifyOptions{Keys: []PublicKey{pubOf(t, "drydock", k)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Signatures) != 3 {
+		t.Fatalf("%d signatures, want 3: %+v", len(rep.Signatures), rep.Signatures)
+	}
+	for _, s := range rep.Signatures {
+		if s.Verified || !strings.Contains(s.Error, "another digest") || !strings.Contains(s.Error, b.Digest.Encoded()) {
+			t.Errorf("tampered %s/%s: verified=%v error %q", s.Form, s.Format, s.Verified, s.Error)
+		}
+	}
+}
+
+// TestAppendTagSchemeRefusesOtherContent: drydock never overwrites a
+// tag-scheme tag that holds something else than cosign's content.
+func TestAppendTagSchemeRefusesOtherContent(t *testing.T) {
+	ctx := t.Context()
+	reg := newRegistry(t)
+	a := putImage(t, reg, "live/app", "a", `{"a":1}`)
+	putImage(t, reg, "live/app", imgref.TagSchemeTag(a.Digest, imgref.SuffixSignature), `{"not":"a signature"}`)
+	k := newKey(t)
+	_, err := Write(ctx, reg, "live/app", a, k, WriteRequest{Signature: true, Now: t0})
+	if err == nil || !strings.Contains(err.Error(), "not replaced") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestKeysFromDir(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := LoadKey(KeyOptions{Dir: dir, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := LoadKey(KeyOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1.ID() != k2.ID() || !strings.HasPrefix(k1.ID(), "sha256:") {
+		t.Fatalf("ids %s %s", k1.ID(), k2.ID())
+	}
+	pub, err := ReadPublicKey(dir + "/" + PublicKeyFile)
+	if err != nil || pub.ID != k1.ID() {
+		t.Fatalf("public key %v %v", pub.ID, err)
+	}
+	if _, err := LoadKey(KeyOptions{Ref: "awskms:///alias/x"}); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("KMS: %v", err)
+	}
+	_ = digest.Digest("")
+	_ = context.Background
+}

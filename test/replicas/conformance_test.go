@@ -1,0 +1,55 @@
+package replicas
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/drydock-project/drydock/internal/registry/conformancetest"
+)
+
+// TestConformanceThreeReplicas runs the OCI distribution-spec conformance
+// suite, logged in through the bearer flow, against three replicas on
+// PostgreSQL + S3 behind a round-robin load balancer: every request, each
+// chunk of an upload included, may land on another replica, and a token
+// issued by one is honoured by the others. Anything short of 100% fails.
+func TestConformanceThreeReplicas(t *testing.T) {
+	c := newCluster(t, 3, clusterOptions{gate: map[string]any{"sweepInterval": "2s"}})
+	c.addUser("conformance", "conformance-password", "pull:conformance", "push:conformance")
+	c.startAll()
+	res := conformancetest.Run(t, c.Addr(), "OCI_USERNAME=conformance", "OCI_PASSWORD=conformance-password")
+	t.Logf("distribution-spec conformance against 3 replicas: %d passed, %d failed, %d disabled",
+		res.Passed, len(res.Failed), res.Disabled)
+	for _, r := range c.replicas {
+		if n := r.requests(); n < 100 {
+			t.Errorf("replica %d served %d requests: the load balancer did not spread the suite", r.i, n)
+		} else {
+			t.Logf("replica %d served %d requests", r.i, n)
+		}
+	}
+	c.auditVerify()
+	c.checkSweeps(t, 2)
+}
+
+// checkSweeps checks that the gate's sweep, a periodic job every period
+// seconds, ran once per period across all the replicas.
+func (c *cluster) checkSweeps(t *testing.T, period int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var periods, jobs, most int
+	if err := conn.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(n), 0), COALESCE(MAX(n), 0) FROM (
+		SELECT FLOOR(EXTRACT(EPOCH FROM scheduled_at) / $1) AS p, COUNT(*) AS n FROM river_job WHERE kind = 'gate.sweep' GROUP BY 1) x`, period).
+		Scan(&periods, &jobs, &most); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gate sweeps: %d jobs in %d periods of %ds across %d replicas", jobs, periods, period, len(c.replicas))
+	if most != 1 || periods < 3 {
+		t.Errorf("%d sweep jobs in %d periods, at most %d in one: want one per period", jobs, periods, most)
+	}
+}
