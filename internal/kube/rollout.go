@@ -423,7 +423,7 @@ func (w *liveWorkload) status(ctx context.Context, c kubernetes.Interface) (msg 
 		}
 		return daemonSetStatus(d, w.generation)
 	}
-	return "updated: runs at its next schedule", true, nil
+	return "runs at its next schedule", true, nil
 }
 
 func deploymentStatus(d *appsv1.Deployment, gen int64) (string, bool, error) {

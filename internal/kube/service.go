@@ -71,6 +71,9 @@ func (s *Service) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 // records it: what workflows call after a patched image is promoted.
 // actor names who asked, for the audit log.
 func (s *Service) Rollout(ctx context.Context, actor string, req RolloutRequest, progress func(Progress)) (*RolloutResult, error) {
+	if s.Planner == nil {
+		return nil, fmt.Errorf("%w: rollouts need kube.registry, the registry host clusters pull from", ErrNotConfigured)
+	}
 	if s.Client == nil {
 		return nil, fmt.Errorf("%w: no cluster client (set kube.kubeconfig, or run drydock in the cluster)", ErrNotConfigured)
 	}

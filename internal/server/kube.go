@@ -43,7 +43,7 @@ type kubeParts struct {
 
 // openKube builds the Kubernetes services cfg turns on. The webhook
 // listener is bound here, so a taken port fails the start at once.
-func openKube(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *kubeParts, err error) {
+func openKube(ctx context.Context, cfg config.Config, dbs *database.Opener, log *slog.Logger, reg *registry.Registry, gp *gateParts, wf *workflowParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) (_ *kubeParts, err error) {
 	k := &kubeParts{cfg: cfg.Kube, log: log.With("component", "kube"), metrics: m.NewKube()}
 	defer func() {
 		if err != nil {
@@ -56,6 +56,21 @@ func openKube(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		if k.service.Planner, err = kube.NewPlanner(cfg.Kube.Registry, reg, gp.keeper); err != nil {
 			return nil, err
 		}
+	}
+	if wf != nil && wf.engine != nil {
+		// Workflows with the rollout option: each promotion of their patch
+		// tags queues a rollout on the workflow queue.
+		ar := &kube.AutoRollout{Service: k.service, Workflows: wf.engine.RolloutFor, Queue: gp.queue, QueueName: workflowQueue, Log: k.log}
+		if err := ar.Register(); err != nil {
+			return nil, err
+		}
+		gp.promoted.add(func(target, digest string) {
+			lctx, cancel := listenerContext()
+			defer cancel()
+			if err := ar.Promoted(lctx, target, digest); err != nil {
+				k.log.Error("auto rollout: not queued", "target", target, "digest", digest, "err", err)
+			}
+		})
 	}
 	if cfg.Kube.Watch {
 		client, err := k.service.Client()

@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s.closeAuth, s.logins = authStore.Close, logins
-	if s.kube, err = openKube(ctx, cfg, dbs, log, reg, gp, audits, m, o.now); err != nil {
+	if s.kube, err = openKube(ctx, cfg, dbs, log, reg, gp, wf, audits, m, o.now); err != nil {
 		authStore.Close()
 		gp.close(ctx)
 		wf.close()
