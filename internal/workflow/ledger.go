@@ -76,7 +76,7 @@ type Workflow struct {
 	// by the server with its kube.kubeconfig).
 	Rollout   bool      `json:"rollout,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// NextRunAt is the next scheduled run.
 	NextRunAt time.Time `json:"next_run_at"`
 	// Triggers is the engine's bookkeeping for its event triggers.
