@@ -105,6 +105,7 @@ A config file (every field optional):
     cluster: default                  # its name in the inventory
     watch: false                      # keep the running-image inventory (Pod informers)
     resyncInterval: 10m
+    rolloutTimeout: 5m                # rollouts the server runs (workflow --rollout)
     webhook:
       addr: ""                        # e.g. ":8443": the admission webhooks' HTTPS listener
       url: ""                         # where the API server reaches it (https://HOST:PORT)

@@ -84,6 +84,10 @@ type Kube struct {
 	// from the informers' cache (pods deleted while drydock was down,
 	// tags that moved).
 	ResyncInterval Duration `yaml:"resyncInterval"`
+	// RolloutTimeout bounds the wait of the rollouts the server runs
+	// itself (workflows with the rollout option); a workload not rolled
+	// out by then is rolled back.
+	RolloutTimeout Duration `yaml:"rolloutTimeout"`
 	// Webhook configures the admission webhooks.
 	Webhook KubeWebhook `yaml:"webhook"`
 }
@@ -325,7 +329,7 @@ func Default() Config {
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
 		ShutdownTimeout: Duration(30 * time.Second),
-		Kube: Kube{Cluster: "default", ResyncInterval: Duration(10 * time.Minute), Webhook: KubeWebhook{
+		Kube: Kube{Cluster: "default", ResyncInterval: Duration(10 * time.Minute), RolloutTimeout: Duration(5 * time.Minute), Webhook: KubeWebhook{
 			ExemptNamespaces: []string{"kube-system"}, Mode: "enforce", Verdicts: true,
 			VerdictCacheTTL: Duration(500 * time.Millisecond), FailurePolicy: "Fail", TimeoutSeconds: 5,
 		}},
@@ -588,6 +592,9 @@ func (k *Kube) validate() []error {
 	}
 	if k.ResyncInterval <= 0 {
 		errs = append(errs, errors.New("kube.resyncInterval: must be positive"))
+	}
+	if k.RolloutTimeout < Duration(time.Second) || k.RolloutTimeout > Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("kube.rolloutTimeout: %s, want 1s to 1h", k.RolloutTimeout))
 	}
 	w := &k.Webhook
 	if w.Addr == "" {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -17,8 +18,13 @@ import (
 // scan read once) and warm (the IDs indexed; only the hits' findings are
 // kept). The CVE is in one digest in ten. Goal: under 1 s.
 func BenchmarkAffected(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchAffected(b, dbtest.SQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { benchAffected(b, dbtest.Postgres(b)) })
+}
+
+func benchAffected(b *testing.B, tg dbtest.Target) {
 	const pods, digests, findings = 10000, 1000, 150
-	f := newQueryFixture(b)
+	f := newQueryFixtureOn(b, tg)
 	ctx := b.Context()
 	desc := strings.Repeat("A flaw was found in the handling of crafted input that can lead to a crash. ", 4)
 	for d := range digests {
@@ -44,9 +50,11 @@ func BenchmarkAffected(b *testing.B) {
 				{Kind: KindContainer, Name: "sidecar", Image: "d.io/live/proxy@" + dg((i*7)%digests), Host: "d.io", Repository: "live/proxy", Digest: dg((i * 7) % digests)},
 			}}
 	}
+	start := time.Now()
 	if err := f.inv.ReplaceCluster(ctx, "c1", recs); err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("%s: a resync of %d pods wrote in %s", tg.Driver(), pods, time.Since(start).Round(time.Millisecond))
 	check := func(rep *AffectedReport) {
 		if rep.RunningDigests != digests || rep.Pods == 0 || rep.Pods == pods {
 			b.Fatalf("report: %d digests, %d pods", rep.RunningDigests, rep.Pods)

@@ -35,8 +35,12 @@ type queryFixture struct {
 	at   time.Time
 }
 
-func newQueryFixture(t testing.TB) *queryFixture {
-	dbs := dbtest.SQLite(t).Opener(t)
+func newQueryFixture(t testing.TB) *queryFixture { return newQueryFixtureOn(t, dbtest.SQLite(t)) }
+
+// newQueryFixtureOn builds the fixture on a database target (SQLite or
+// PostgreSQL).
+func newQueryFixtureOn(t testing.TB, tg dbtest.Target) *queryFixture {
+	dbs := tg.Opener(t)
 	inv, err := OpenInventory(t.Context(), dbs)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,8 @@ func openKube(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if wf != nil && wf.engine != nil {
 		// Workflows with the rollout option: each promotion of their patch
 		// tags queues a rollout on the workflow queue.
-		ar := &kube.AutoRollout{Service: k.service, Workflows: wf.engine.RolloutFor, Queue: gp.queue, QueueName: workflowQueue, Log: k.log}
+		ar := &kube.AutoRollout{Service: k.service, Workflows: wf.engine.RolloutFor, Queue: gp.queue, QueueName: workflowQueue,
+			Timeout: time.Duration(cfg.Kube.RolloutTimeout), Log: k.log}
 		if err := ar.Register(); err != nil {
 			return nil, err
 		}
