@@ -5,8 +5,12 @@ package main
 
 import (
 	"os"
+
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 )
 
 func main() {
+	// The patch sandbox's own processes are this program started again.
+	sandbox.Init()
 	os.Exit(run(os.Args[1:]))
 }

@@ -5,32 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
-	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/oci"
-	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/apt"
-	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
 type patchFlags struct {
-	image, tag, report, output, platform, format   string
-	mirror, securityMirror, hostKeyring            string
-	updateAll, dryRun, allowEOL, insecure, sandbox bool
-	vulnerableOnly, force                          bool
-	server, data, dbPath, cacheDir, distroInfo     string
+	image, tag, report, output, platform, format string
+	mirror, securityMirror, hostKeyring          string
+	updateAll, dryRun, allowEOL, insecure        bool
+	vulnerableOnly, force                        bool
+	server, data, dbPath, cacheDir, distroInfo   string
+	sandbox                                      string
+	onServer                                     bool
+	cacheLimits                                  string
 }
 
 func newPatchCmd(g *globals) *cobra.Command {
@@ -78,18 +77,27 @@ End-of-life releases (by distro-info-data: the vulnerability database's
 copy, or the host's /usr/share/distro-info) are refused with the date their
 support ended; --allow-eol patches them from what the mirror still has.
 
-Maintainer scripts are not run. Scripts that do nothing for an upgrade
-inside an image (service restarts, systemd enablement, applied
-dpkg-maintscript-helper migrations) and the ldconfig trigger are handled
-natively; any other script stops the patch with its name and reason, so
-an image is never left half-configured, unless --sandbox lets drydock run
-it: the image's files (with the new layer) are extracted to a private
-directory and the scripts run there, chrooted, in new user, mount, PID and
-network namespaces, in dpkg's order; what they change joins the layer. Distroless images (packages in
+Maintainer scripts: scripts that do nothing for an upgrade inside an image
+(service restarts, systemd enablement, applied dpkg-maintscript-helper
+migrations), the ldconfig trigger and ca-certificates' update are applied
+natively. Any other script runs in drydock's sandbox (--sandbox auto, the
+default): the image with the new layer, in new user, mount, PID, network,
+IPC and UTS namespaces, with no network and none of the host's files, in
+dpkg's order; what the scripts change joins the layer. Run unprivileged,
+drydock maps the user's /etc/subuid and /etc/subgid ranges into the
+sandbox (newuidmap, newgidmap), so scripts that give files to system users
+work and the layer's owners are the image's. --sandbox never refuses such
+a patch with the scripts' names instead; --sandbox always runs in the
+sandbox every script not reproduced natively. Where the sandbox cannot run
+(another architecture, user namespaces disabled, no subordinate ids), the
+refusal says what to configure. Distroless images (packages in
 /var/lib/dpkg/status.d) are patched the way they are built: unpacked,
 without scripts.`,
 		Example: `  # every available update, pushed next to the original as 1.27.1-patched
   drydock patch registry.example.com/nginx:1.27.1 --update-all
+
+  # run no code of the image: refuse when a maintainer script must run
+  drydock patch oci:./layout:app --update-all --sandbox never
 
   # what Copa users type, with a Trivy report
   trivy image --pkg-types os --ignore-unfixed -f json -o nginx.json nginx:1.27.1
@@ -97,6 +105,9 @@ without scripts.`,
 
   # an image in drydock's quarantine, patched into quarantine/nginx:1.27.1-1
   drydock patch quarantine/nginx:1.27.1 --update-all -t 1.27.1-1 --server http://127.0.0.1:5000
+
+  # the same, run by the server itself (a job with progress; needs push on quarantine/)
+  drydock patch quarantine/nginx:1.27.1 --update-all -t 1.27.1-1 --on-server
 
   # look first, through a local mirror
   drydock patch oci:./layout:app --update-all --dry-run --mirror http://mirror.internal/debian`,
@@ -125,17 +136,19 @@ without scripts.`,
 	fl.StringVar(&f.format, "format", "table", "plan and summary format: table or json")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the plan, download nothing, write nothing")
 	fl.BoolVar(&f.force, "force", false, "write the output even when there is nothing to patch (the input, with lineage annotations)")
-	fl.BoolVar(&f.sandbox, "sandbox", false, "run maintainer scripts drydock cannot apply natively in an isolated sandbox (util-linux unshare; images of this machine's architecture only)")
+	fl.StringVar(&f.sandbox, "sandbox", "auto", "when maintainer scripts run in the isolated sandbox: auto (those drydock cannot apply natively), always (every script not reproduced natively; the sandbox must be available), never (refuse instead)")
 	fl.BoolVar(&f.allowEOL, "allow-eol", false, "patch an end-of-life release from what the mirror still has")
 	fl.StringVar(&f.mirror, "mirror", "", "archive URL replacing the image's (e.g. a local mirror)")
 	fl.StringVar(&f.securityMirror, "security-mirror", "", "security archive URL (default: derived from the archive)")
 	fl.StringVar(&f.hostKeyring, "host-keyring", "", "trust this keyring for sources the image has no key for (distroless images), e.g. "+apt.DebianArchiveKeyring)
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "INSECURE: do not check archive signatures (hashes are still checked)")
+	fl.BoolVar(&f.onServer, "on-server", false, "run the patch on the drydock server (a job; quarantine/ and live/ images; the result goes to quarantine/)")
 	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
 	fl.StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory holding the vulnerability database [$DRYDOCK_DATA]")
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database for end-of-life data (default: the one in --data)")
 	fl.StringVar(&f.distroInfo, "distro-info", "/usr/share/distro-info", "directory with distro-info-data's debian.csv and ubuntu.csv, used when there is no database")
-	fl.StringVar(&f.cacheDir, "cache", "", "package and index cache (default: $DRYDOCK_CACHE/apt)")
+	fl.StringVar(&f.cacheDir, "cache", "", "package, index and image cache (default: $DRYDOCK_CACHE/patch)")
+	fl.StringVar(&f.cacheLimits, "cache-limits", "", "bound the caches (least recently used go first): trees=SIZE,images=SIZE,packages=SIZE, e.g. trees=2GiB,packages=8GiB")
 	return cmd
 }
 
@@ -144,6 +157,10 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	if err != nil {
 		return err
 	}
+	req := patch.Request{Image: f.image, Output: f.output, Tag: f.tag, Platform: f.platform,
+		DryRun: f.dryRun, Force: f.force, AllowEOL: f.allowEOL, Sandbox: patch.SandboxMode(f.sandbox),
+		Repositories: patch.Repositories{Mirror: f.mirror, SecurityMirror: f.securityMirror,
+			HostKeyring: f.hostKeyring, InsecureSkipVerify: f.insecure}}
 	modes := 0
 	for _, set := range []bool{f.updateAll, f.report != "", f.vulnerableOnly} {
 		if set {
@@ -153,234 +170,92 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	if modes > 1 {
 		return errors.New("say what to update with one of --update-all, --report FILE and --vulnerable-only")
 	}
-	dbPath := f.dbPath
-	if dbPath == "" {
-		dbPath = vulndb.DefaultPath(f.data)
-	}
-	if modes == 0 {
-		if _, err := os.Stat(dbPath); err != nil {
-			return fmt.Errorf("say what to update: --update-all, --report FILE, or --vulnerable-only (which needs a vulnerability database; none at %s: run \"drydock db update\")", dbPath)
-		}
-		f.vulnerableOnly = true
+	if _, err := backend.ParseSandboxMode(f.sandbox); err != nil {
+		return fmt.Errorf("--sandbox: %w", err)
 	}
 	if f.format != "table" && f.format != "json" {
 		return fmt.Errorf("--format %q: want table or json", f.format)
 	}
-	opts := patch.Options{Mode: patch.UpdateAll, AllowEOL: f.allowEOL, Logger: log, Sandbox: f.sandbox,
-		Tool: "drydock " + buildinfo.Get().Version, BaseName: f.image}
-	if f.report != "" {
+	if f.platform != "" {
+		if _, err := oci.ParsePlatform(f.platform); err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+	}
+	dbPath := f.dbPath
+	if dbPath == "" {
+		dbPath = vulndb.DefaultPath(f.data)
+	}
+	_, dbErr := os.Stat(dbPath)
+	switch {
+	case f.updateAll:
+		req.Mode = patch.UpdateAll
+	case f.report != "":
 		rf, err := os.Open(f.report)
 		if err != nil {
 			return fmt.Errorf("--report: %w", err)
 		}
-		opts.Wanted, err = patch.ParseReport(rf)
+		req.Packages, err = patch.ParseReport(rf)
 		rf.Close()
 		if err != nil {
 			return fmt.Errorf("--report %s: %w", f.report, err)
 		}
-		opts.Mode = patch.FromReport
-	}
-	if opts.Releases, err = loadReleases(cmd, f, dbPath); err != nil {
-		return err
-	}
-	for _, o := range []struct {
-		set bool
-		opt apt.Option
-	}{
-		{f.mirror != "", apt.WithMirror(f.mirror)},
-		{f.securityMirror != "", apt.WithSecurityMirror(f.securityMirror)},
-		{f.hostKeyring != "", apt.WithHostKeyring(f.hostKeyring)},
-		{f.insecure, apt.WithInsecureSkipVerify()},
-		{f.cacheDir != "", apt.WithCacheDir(f.cacheDir)},
-		{true, apt.WithLogger(log)},
-	} {
-		if o.set {
-			opts.Apt = append(opts.Apt, o.opt)
+		req.Mode = patch.FromReport
+	case f.onServer && (f.vulnerableOnly || modes == 0):
+		req.Mode = patch.VulnerableOnly // the server's database decides
+	case f.vulnerableOnly || dbErr == nil:
+		if dbErr != nil {
+			return fmt.Errorf("--vulnerable-only needs a vulnerability database; none at %s: run \"drydock db update\"", dbPath)
 		}
+		req.Mode = patch.VulnerableOnly
+	default:
+		return fmt.Errorf("say what to update: --update-all, --report FILE, or --vulnerable-only (which needs a vulnerability database; none at %s: run \"drydock db update\")", dbPath)
 	}
-	var only *v1.Platform
-	if f.platform != "" {
-		p, err := oci.ParsePlatform(f.platform)
-		if err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
-		only = &p
+	if f.onServer {
+		return runPatchOnServer(cmd, g, f, req)
 	}
-	src, srcOpts, err := scanSource(f.image, f.server)
-	if err != nil {
-		return err
-	}
-	dest, err := patchDestination(f, src)
-	if err != nil {
-		return err
+	if f.dbPath != "" && dbErr != nil {
+		return fmt.Errorf("--db: %w", dbErr)
 	}
 	ctx := cmd.Context()
-	start := time.Now()
-	art, err := src.Open(ctx, append(srcOpts, oci.WithLogger(log))...)
+	opts := []patch.Option{patch.WithLogger(log), patch.WithProgress(patchProgress(g, log))}
+	var db *vulndb.DB
+	if dbErr == nil {
+		if db, err = vulndb.Open(dbPath); err != nil {
+			return fmt.Errorf("opening vulnerability database: %w", err)
+		}
+		defer db.Close()
+		opts = append(opts, patch.WithVulnDB(db))
+	}
+	rels, err := patch.LoadReleases(ctx, db, f.distroInfo)
 	if err != nil {
 		return err
 	}
-	defer art.Close()
-	if f.vulnerableOnly {
-		if opts.Wanted, err = fixableInImage(cmd, dbPath, art, only); err != nil {
-			return err
-		}
-		opts.Mode = patch.FromReport
+	opts = append(opts, patch.WithReleases(rels))
+	if f.cacheDir != "" {
+		opts = append(opts, patch.WithCacheDir(f.cacheDir))
 	}
-	opts.Progress = patchProgress(g, log)
-
-	var results []*patch.ImageResult
-	var out *oci.Artifact
-	if art.IsIndex() {
-		r, cleanup, err := patch.Index(ctx, art.Index, only, f.dryRun, opts)
-		defer cleanup()
+	if f.cacheLimits != "" {
+		l, err := parseCacheLimits(f.cacheLimits)
 		if err != nil {
-			return err
+			return fmt.Errorf("--cache-limits: %w", err)
 		}
-		results = r.Platforms
-		if r.Index != nil {
-			out = &oci.Artifact{Index: r.Index}
-		}
-	} else {
-		r, cleanup, err := patch.Image(ctx, art.Image, f.dryRun, opts)
-		defer cleanup()
+		opts = append(opts, patch.WithCacheLimits(l))
+	}
+	if patch.ServerName(f.image) || patch.ServerName(f.output) {
+		srv, err := oci.ParseServer(f.server)
 		if err != nil {
-			return err
+			return fmt.Errorf("--server: %w", err)
 		}
-		results = []*patch.ImageResult{r}
-		if r.Image != nil {
-			out = &oci.Artifact{Image: r.Image}
-		}
+		opts = append(opts, patch.WithServer(srv))
 	}
-	if out == nil && f.force && !f.dryRun {
-		if art.IsIndex() {
-			return errors.New("--force with nothing to patch: only single images are re-tagged; copy the index with \"drydock import\"")
-		}
-		img, err := patch.Retag(art.Image, opts)
-		if err != nil {
-			return err
-		}
-		out = &oci.Artifact{Image: img}
+	res, err := patch.Run(ctx, req, opts...)
+	if err != nil {
+		return err
 	}
-	sum := patchSummary{Image: f.image, DryRun: f.dryRun}
-	for _, r := range results {
-		ps := platformSummary{Plan: r.Plan, LayerSize: r.LayerSize, Scripts: r.Scripts, Seconds: map[string]float64{}}
-		for k, v := range r.Timings {
-			ps.Seconds[k] = v.Seconds()
-		}
-		sum.Platforms = append(sum.Platforms, ps)
-	}
-	if out != nil {
-		d, err := out.Digest()
-		if err != nil {
-			return err
-		}
-		if err := writePatched(ctx, out, dest, srcOpts, log); err != nil {
-			return err
-		}
-		sum.Output, sum.Digest = dest, d.String()
-	}
-	sum.Seconds = time.Since(start).Seconds()
-	return printPatchSummary(g.stdout, f.format, &sum)
+	return printPatchSummary(g.stdout, f.format, res)
 }
 
-// loadReleases reads the distro-info data deciding end-of-life: from the
-// vulnerability DB when there is one, else the host's distro-info-data.
-func loadReleases(cmd *cobra.Command, f *patchFlags, dbPath string) ([]vulndb.Release, error) {
-	if _, err := os.Stat(dbPath); err == nil {
-		db, err := vulndb.Open(dbPath)
-		if err != nil {
-			return nil, fmt.Errorf("opening vulnerability database: %w", err)
-		}
-		defer db.Close()
-		var all []vulndb.Release
-		for _, d := range []string{"debian", "ubuntu"} {
-			rs, err := db.Releases(cmd.Context(), d)
-			if err != nil {
-				return nil, err
-			}
-			all = append(all, rs...)
-		}
-		if len(all) > 0 {
-			return all, nil
-		}
-	} else if f.dbPath != "" {
-		return nil, fmt.Errorf("--db: %w", err)
-	}
-	var all []vulndb.Release
-	for _, d := range []string{"debian", "ubuntu"} {
-		fh, err := os.Open(f.distroInfo + "/" + d + ".csv")
-		if err != nil {
-			continue
-		}
-		rs, err := osinfo.ParseDistroInfo(fh, d)
-		fh.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s/%s.csv: %w", f.distroInfo, d, err)
-		}
-		all = append(all, rs...)
-	}
-	return all, nil
-}
-
-// patchDestination decides where the result goes.
-func patchDestination(f *patchFlags, src oci.Source) (string, error) {
-	tag := f.tag
-	if tag == "" {
-		orig := "latest"
-		if t, ok := src.Ref.(name.Tag); ok && src.Kind == oci.KindRegistry {
-			orig = t.TagStr()
-		} else if src.Tag != "" {
-			orig = src.Tag
-		}
-		tag = orig + "-patched"
-	}
-	if !imgref.ValidTag(tag) {
-		return "", fmt.Errorf("-t %q is not a valid tag", tag)
-	}
-	if f.output != "" {
-		if strings.HasPrefix(f.output, "oci:") && strings.Count(f.output, ":") == 1 {
-			return f.output + ":" + tag, nil
-		}
-		return f.output, nil
-	}
-	switch src.Kind {
-	case oci.KindRegistry:
-		repo := src.Ref.Context()
-		// A patched image is a new image: it enters the server through
-		// quarantine/, never straight into live/.
-		if imgref.IsLive(repo.RepositoryStr()) {
-			r, err := name.NewRepository(repo.RegistryStr()+"/"+imgref.Rebase(repo.RepositoryStr(), imgref.Quarantine), nameOpts(repo)...)
-			if err != nil {
-				return "", err
-			}
-			repo = r
-		}
-		return repo.Tag(tag).String(), nil
-	case oci.KindOCILayout:
-		return "oci:" + src.Path + ":" + tag, nil
-	}
-	return "", fmt.Errorf("%s input: say where the patched image goes with --output (REF, oci:DIR[:TAG] or docker-archive:FILE)", src.Kind)
-}
-
-type patchSummary struct {
-	Image     string            `json:"image"`
-	DryRun    bool              `json:"dry_run"`
-	Platforms []platformSummary `json:"platforms"`
-	Output    string            `json:"output,omitempty"`
-	Digest    string            `json:"digest,omitempty"`
-	Seconds   float64           `json:"seconds"`
-}
-
-type platformSummary struct {
-	Plan      patch.Plan         `json:"plan"`
-	LayerSize int64              `json:"layer_size,omitempty"`
-	Scripts   []apt.ScriptAction `json:"scripts,omitempty"`
-	// Seconds is the time of each phase.
-	Seconds map[string]float64 `json:"phase_seconds,omitempty"`
-}
-
-func printPatchSummary(w io.Writer, format string, s *patchSummary) error {
+func printPatchSummary(w io.Writer, format string, s *patch.Result) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -440,60 +315,66 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// fixableInImage scans the image (each selected platform of an index) with
-// drydock's scanner and returns the fixable packages with the highest
-// fixed version each needs.
-func fixableInImage(cmd *cobra.Command, dbPath string, art *oci.Artifact, only *v1.Platform) (map[string]string, error) {
-	db, err := vulndb.Open(dbPath)
-	if err != nil {
-		return nil, fmt.Errorf("opening vulnerability database: %w", err)
-	}
-	defer db.Close()
-	sc, err := scan.New(db)
-	if err != nil {
-		return nil, err
-	}
-	var imgs []v1.Image
-	if art.IsIndex() {
-		m, err := art.Index.IndexManifest()
-		if err != nil {
-			return nil, err
+// patchProgress reports the patch's phases: a line per phase on a
+// terminal, log records otherwise.
+func patchProgress(g *globals, log *slog.Logger) func(patch.Event) {
+	tty := isTerminal(g.stderr)
+	var mu sync.Mutex
+	last := ""
+	return func(e patch.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		key := e.Platform + " " + e.Phase
+		if e.Phase == "download" && e.Total > 0 {
+			if tty {
+				fmt.Fprintf(g.stderr, "\r%s: downloading %s / %s %-40s", e.Platform, humanBytes(e.Done), humanBytes(e.Total), e.Package)
+				if e.Package == "" {
+					fmt.Fprintln(g.stderr)
+				}
+			} else if e.Package != "" {
+				log.Info("downloading", "platform", e.Platform, "package", e.Package)
+			}
+			last = key
+			return
 		}
-		for _, d := range m.Manifests {
-			if d.Platform == nil || !d.MediaType.IsImage() || (only != nil && !d.Platform.Satisfies(*only)) {
-				continue
-			}
-			img, err := art.Index.Image(d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			imgs = append(imgs, img)
+		if key == last {
+			return
 		}
-	} else {
-		imgs = []v1.Image{art.Image}
-	}
-	out := map[string]string{}
-	for _, img := range imgs {
-		rep, err := sc.Image(cmd.Context(), img)
-		if err != nil {
-			return nil, fmt.Errorf("scanning for fixable vulnerabilities: %w", err)
-		}
-		for _, f := range rep.Findings {
-			if !f.Fixable() {
-				continue
-			}
-			if cur, ok := out[f.PkgName]; !ok || !apt.VersionAtLeast(cur, f.FixedVersion) {
-				out[f.PkgName] = f.FixedVersion
-			}
+		last = key
+		switch {
+		case tty && e.Platform != "":
+			fmt.Fprintf(g.stderr, "%s: %s\n", e.Platform, e.Phase)
+		case tty:
+			fmt.Fprintf(g.stderr, "%s\n", e.Phase)
+		default:
+			log.Info("patch", "platform", e.Platform, "phase", e.Phase)
 		}
 	}
-	return out, nil
 }
 
-// nameOpts keeps a repository's insecure (plain HTTP) setting.
-func nameOpts(r name.Repository) []name.Option {
-	if r.Scheme() == "http" {
-		return []name.Option{name.Insecure}
+// parseCacheLimits reads "trees=2GiB,images=1GiB,packages=8GiB" (sizes
+// as every size flag takes them).
+func parseCacheLimits(s string) (patch.CacheLimits, error) {
+	var l patch.CacheLimits
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return l, fmt.Errorf("%q: want NAME=SIZE", kv)
+		}
+		var n sizeFlag
+		if err := n.Set(v); err != nil {
+			return l, fmt.Errorf("%s: %w", k, err)
+		}
+		switch k {
+		case "trees":
+			l.Trees = int64(n)
+		case "images":
+			l.Images = int64(n)
+		case "packages":
+			l.Packages = int64(n)
+		default:
+			return l, fmt.Errorf("%q: the caches are trees, images and packages", k)
+		}
 	}
-	return nil
+	return l, nil
 }

@@ -3,31 +3,21 @@ package main
 import (
 	"testing"
 
-	"github.com/drydock-project/drydock/internal/oci"
+	"github.com/drydock-project/drydock/internal/patch"
 )
 
-func TestPatchDestination(t *testing.T) {
-	for _, c := range []struct {
-		image, tag, output, server, want string
-	}{
-		{"quarantine/nginx:1.27", "1.27-1", "", "http://127.0.0.1:5000", "127.0.0.1:5000/quarantine/nginx:1.27-1"},
-		{"live/nginx:1.27", "1.27-1", "", "http://127.0.0.1:5000", "127.0.0.1:5000/quarantine/nginx:1.27-1"},
-		{"live/team/app:2", "", "", "http://127.0.0.1:5000", "127.0.0.1:5000/quarantine/team/app:2-patched"},
-		{"registry.example.com/app:v1", "", "", "", "registry.example.com/app:v1-patched"},
-		{"oci:/tmp/layout:v1", "", "", "", "oci:/tmp/layout:v1-patched"},
-		{"oci:/tmp/layout:v1", "x", "oci:/tmp/out", "", "oci:/tmp/out:x"},
-		{"registry.example.com/app:v1", "x", "docker-archive:/tmp/a.tar", "", "docker-archive:/tmp/a.tar"},
-	} {
-		src, _, err := scanSource(c.image, c.server)
-		if err != nil {
-			t.Fatalf("%s: %v", c.image, err)
-		}
-		got, err := patchDestination(&patchFlags{image: c.image, tag: c.tag, output: c.output}, src)
-		if err != nil || got != c.want {
-			t.Errorf("%s -t %q -o %q: %q, %v; want %q", c.image, c.tag, c.output, got, err, c.want)
-		}
+func TestParseCacheLimits(t *testing.T) {
+	got, err := parseCacheLimits("trees=2GiB, images=512MiB,packages=1048576")
+	want := patch.CacheLimits{Trees: 2 << 30, Images: 512 << 20, Packages: 1 << 20}
+	if err != nil || got != want {
+		t.Errorf("parseCacheLimits = %+v, %v; want %+v", got, err, want)
 	}
-	if _, err := patchDestination(&patchFlags{image: "docker-archive:/x.tar"}, oci.Source{Kind: oci.KindDockerArchive}); err == nil {
-		t.Error("docker-archive input without --output accepted")
+	if got, err := parseCacheLimits("packages=3GB,trees=100B"); err != nil || got != (patch.CacheLimits{Trees: 100, Packages: 3e9}) {
+		t.Errorf("parseCacheLimits with decimal units = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"trees", "trees=", "trees=-1", "trees=0", "trees=1X", "disk=1G", "trees=99999999999GiB"} {
+		if _, err := parseCacheLimits(bad); err == nil {
+			t.Errorf("parseCacheLimits(%q) accepted", bad)
+		}
 	}
 }

@@ -120,6 +120,12 @@ A config file (every field optional):
       mutate: false                   # install-webhook adds the tag-pinning webhook
       failurePolicy: Fail             # or Ignore, when drydock cannot answer
       timeoutSeconds: 5
+  patch:                              # patches the server runs (POST /api/v1/patch)
+    cacheDir: /var/cache/drydock/patch  # default DATA/cache/patch
+    treeCacheSize: 4294967296         # bytes of extracted image trees (LRU); 0 = default
+    imageCacheSize: 2147483648        # layer indexes and files read, by layer digest
+    packageCacheSize: 4294967296      # downloads and parsed package indexes
+    distroInfo: /usr/share/distro-info  # end-of-life dates when there is no vulnerability DB
   sign:                               # the key promotions are signed with
     key: /etc/drydock/signing.key     # PEM or cosign's encrypted format ($DRYDOCK_SIGN_PASSWORD);
                                       # none = DATA/keys/drydock.key, generated on first start

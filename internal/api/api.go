@@ -21,6 +21,8 @@ import (
 
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
@@ -50,7 +52,8 @@ type Authorizer func(r *http.Request, role, repository string) error
 
 // Options configure the handler.
 type Options struct {
-	Gate Gate
+	Gate    Gate
+	Patches Patcher // nil: the server runs no patches
 	// Kube is the Kubernetes side (nil: its endpoints answer
 	// NOT_CONFIGURED).
 	Kube      Kube
@@ -89,6 +92,8 @@ func Handler(o Options) http.Handler {
 		{http.MethodGet, "/api/v1/kube/webhook-configurations", h.kubeWebhooks},
 		{http.MethodPost, "/api/v1/kube/rollout-plan", h.kubePlan},
 		{http.MethodPost, "/api/v1/kube/rollouts", h.kubeRecordRollout},
+		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
+		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
 		{http.MethodGet, "/api/v1/keys", h.keys},
 		{http.MethodPost, "/api/v1/verify", h.verify},
 	}
@@ -153,11 +158,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, patchjob.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
 	case errors.Is(err, workflow.ErrExists):
 		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
-	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig):
+	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig),
+		errors.Is(err, patchjob.ErrInvalid), errors.Is(err, patch.ErrInvalidRequest):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -90,19 +90,16 @@ func TestPatchedImageAttestations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := apt.DefaultCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	started := time.Now()
-	res, cleanup, err := patch.Image(ctx, img, false, patch.Options{Mode: patch.UpdateAll, Releases: rels, TempDir: t.TempDir(),
-		Apt: []apt.Option{apt.WithCacheDir(cache), apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring)}})
-	t.Cleanup(cleanup)
+	res, err := patch.Build(ctx, img, nil, patch.Request{Mode: patch.UpdateAll,
+		Repositories: patch.Repositories{Mirror: m.URI, SecurityMirror: m.SecurityURI, HostKeyring: apt.DebianArchiveKeyring}},
+		patch.WithReleases(rels), patch.WithTempDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(res.Close)
 	if res.Image == nil {
-		t.Fatalf("nothing patched: %s", res.Plan.Reason)
+		t.Fatalf("nothing patched: %s", res.Platforms[0].Plan.Reason)
 	}
 	after, snap, err := scanner.ImageInventory(ctx, res.Image)
 	if err != nil {
@@ -131,7 +128,7 @@ func TestPatchedImageAttestations(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := attest.PatchRecord{Name: "quarantine/app:1-patched", OriginalName: "quarantine/app:1", Original: digest.Digest(od.String()),
-		Platform: "linux/amd64", Request: map[string]any{"mode": string(patch.UpdateAll)}, Packages: attest.PackagesFromPlan(res.Plan),
+		Platform: "linux/amd64", Request: map[string]any{"mode": string(patch.UpdateAll)}, Packages: attest.PackagesFromPlan(res.Platforms[0].Plan),
 		Started: started, Finished: time.Now()}
 	if _, _, err := attest.AttestPatch(ctx, reg, "quarantine/app", subject, key, rec, before, after, snap, time.Now()); err != nil {
 		t.Fatal(err)

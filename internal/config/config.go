@@ -52,6 +52,8 @@ type Config struct {
 	// Kube configures the Kubernetes side: admission webhooks, the
 	// running-image inventory, rollouts.
 	Kube Kube `yaml:"kube"`
+	// Patch configures patches the server runs (POST /api/v1/patch).
+	Patch Patch `yaml:"patch"`
 	// Workflow configures continuous patching workflows.
 	Workflow Workflow `yaml:"workflow"`
 	// Database selects where state lives: SQLite files in the data
@@ -127,6 +129,21 @@ type KubeWebhook struct {
 	FailurePolicy string `yaml:"failurePolicy"`
 	// TimeoutSeconds is how long the API server waits for the webhook.
 	TimeoutSeconds int `yaml:"timeoutSeconds"`
+}
+
+// Patch configures the server's patch engine.
+type Patch struct {
+	// CacheDir holds its caches (image trees, layer indexes, packages);
+	// empty means DATA/cache/patch.
+	CacheDir string `yaml:"cacheDir"`
+	// Bounds of the caches in bytes (least recently used entries go
+	// first); 0 keeps the engine's default.
+	TreeCacheSize    int64 `yaml:"treeCacheSize"`
+	ImageCacheSize   int64 `yaml:"imageCacheSize"`
+	PackageCacheSize int64 `yaml:"packageCacheSize"`
+	// DistroInfo is distro-info-data's directory, read for end-of-life
+	// dates when there is no vulnerability database.
+	DistroInfo string `yaml:"distroInfo"`
 }
 
 // Metrics configures /metrics. On the main address it always needs a
@@ -333,6 +350,7 @@ func Default() Config {
 			ExemptNamespaces: []string{"kube-system"}, Mode: "enforce", Verdicts: true,
 			VerdictCacheTTL: Duration(500 * time.Millisecond), FailurePolicy: "Fail", TimeoutSeconds: 5,
 		}},
+		Patch: Patch{DistroInfo: "/usr/share/distro-info"},
 		Workflow: Workflow{Workers: 1, TickInterval: Duration(time.Minute), Debounce: Duration(2 * time.Minute),
 			PollInterval: Duration(15 * time.Minute), Sandbox: true},
 	}
@@ -544,6 +562,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
 		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{{"treeCacheSize", c.Patch.TreeCacheSize}, {"imageCacheSize", c.Patch.ImageCacheSize}, {"packageCacheSize", c.Patch.PackageCacheSize}} {
+		if f.n < 0 {
+			errs = append(errs, fmt.Errorf("patch.%s: %d, must not be negative", f.name, f.n))
+		}
 	}
 	for _, l := range []struct {
 		name string

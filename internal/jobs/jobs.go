@@ -105,6 +105,9 @@ type Job struct {
 	ScheduledAt time.Time       `json:"scheduled_at"`
 	AttemptedAt time.Time       `json:"attempted_at,omitzero"` // start of the latest attempt
 	FinalizedAt time.Time       `json:"finalized_at,omitzero"` // completed, cancelled or discarded
+	// Output is what the handler recorded with SetOutput (JSON), nil if
+	// nothing.
+	Output json.RawMessage `json:"output,omitempty"`
 }
 
 // AttemptError is the error recorded for one failed attempt.
@@ -295,6 +298,7 @@ func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) e
 	}
 	w := river.WorkFunc(func(ctx context.Context, job *river.Job[A]) error {
 		info := Info{ID: job.ID, Kind: job.Kind, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts, Rescued: rescuedAttempts(job.Errors)}
+		ctx = context.WithValue(ctx, queueKey{}, q)
 		return fn(context.WithValue(ctx, infoKey{}, info), job.Args)
 	})
 	if err := river.AddWorkerSafely(q.workers, w); err != nil {
@@ -305,6 +309,42 @@ func Register[A JobArgs](q *Queue, fn func(ctx context.Context, args A) error) e
 }
 
 type infoKey struct{}
+
+type queueKey struct{}
+
+// SetOutput stores v (JSON) as the output of the job ctx is working, at
+// once: Job and Jobs show it while the job runs (progress) and after it
+// ends (its result). It replaces what was stored before. Call it from a
+// handler only.
+func SetOutput(ctx context.Context, v any) error {
+	info, ok := JobInfo(ctx)
+	q, qok := ctx.Value(queueKey{}).(*Queue)
+	if !ok || !qok {
+		return errors.New("jobs.SetOutput: not called from a job handler")
+	}
+	if _, err := q.client.JobUpdate(ctx, info.ID, &river.JobUpdateParams{Output: v}); err != nil {
+		return fmt.Errorf("recording job %d's output: %w", info.ID, err)
+	}
+	// River also writes the output recorded in the work context when the
+	// attempt ends: keep it the same.
+	return river.RecordOutput(ctx, v)
+}
+
+// ErrNoJob is returned by Job for an id the queue does not hold.
+var ErrNoJob = errors.New("no such job")
+
+// Job returns the job id.
+func (q *Queue) Job(ctx context.Context, id int64) (*Job, error) {
+	r, err := q.client.JobGet(ctx, id)
+	if errors.Is(err, river.ErrNotFound) {
+		return nil, fmt.Errorf("job %d: %w", id, ErrNoJob)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading job %d: %w", id, err)
+	}
+	j := fromRow(r)
+	return &j, nil
+}
 
 // JobInfo returns the job being worked when ctx is a handler's context.
 func JobInfo(ctx context.Context) (Info, bool) {

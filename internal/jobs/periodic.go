@@ -19,12 +19,13 @@ var allStates = []rivertype.JobState{
 // the queue starts, instead of a ticker in each process: on a database
 // that several processes share, River's elected leader enqueues periodic
 // jobs, and each job is unique within its period (the interval's multiple
-// of UTC time it falls in), so a period gets exactly one job even across a
-// change of leader. id names the schedule (unique per queue); interval is
-// at least a second. A handler for args' kind must be registered.
+// of UTC time it falls in; periods are at least a second, so a shorter
+// interval runs at most once a second), so a period gets exactly one job
+// even across a change of leader. id names the schedule (unique per
+// queue). A handler for args' kind must be registered.
 func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, opts ...ScheduleOption) error {
-	if interval < time.Second {
-		return fmt.Errorf("scheduling %q: interval %s below a second", id, interval)
+	if interval <= 0 {
+		return fmt.Errorf("scheduling %q: interval %s is not positive", id, interval)
 	}
 	if !kindRE.MatchString(id) {
 		return fmt.Errorf("scheduling %q: invalid id", id)
@@ -35,7 +36,7 @@ func Schedule(q *Queue, id string, interval time.Duration, args JobArgs, opts ..
 	if closed {
 		return fmt.Errorf("scheduling %q: %w", id, ErrClosed)
 	}
-	io := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval, ByState: allStates}}
+	io := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: max(interval, time.Second), ByState: allStates}}
 	for _, o := range opts {
 		if err := o(q, io); err != nil {
 			return fmt.Errorf("scheduling %q: %w", id, err)

@@ -26,6 +26,9 @@ func fromRow(r *rivertype.JobRow) Job {
 	for _, e := range r.Errors {
 		j.Errors = append(j.Errors, AttemptError{At: e.At, Attempt: e.Attempt, Error: e.Error})
 	}
+	if out := r.Output(); len(out) > 0 {
+		j.Output = json.RawMessage(out)
+	}
 	if bytes.Contains(r.EncodedArgs, []byte(`"`+uniqueKeyField+`"`)) {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(r.EncodedArgs, &m) == nil {

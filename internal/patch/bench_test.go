@@ -3,14 +3,10 @@ package patch
 import (
 	"bufio"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/drydock-project/drydock/internal/testimage"
 )
@@ -34,86 +30,63 @@ var benchPhases = []string{"read", "index", "resolve", "download", "unpack", "sc
 // BenchmarkPatchBookwormNginx patches the packages whose maintainer
 // scripts drydock handles natively: nothing runs in a sandbox.
 func BenchmarkPatchBookwormNginx(b *testing.B) {
-	o := benchOptions(b)
-	o.Mode = FromReport
-	o.Wanted = map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": ""}
-	benchPatch(b, o)
+	benchPatch(b, Request{Mode: FromReport, Sandbox: SandboxNever,
+		Packages: map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": ""}})
 }
 
 // BenchmarkPatchBookwormNginxSandbox installs every update, running the
 // scripts drydock cannot handle natively in the sandbox.
 func BenchmarkPatchBookwormNginxSandbox(b *testing.B) {
 	requireSandbox(b)
-	o := benchOptions(b)
-	o.Mode = UpdateAll
-	o.Sandbox = true
-	benchPatch(b, o)
+	benchPatch(b, Request{Mode: UpdateAll})
 }
 
-// benchOptions is requireMirror + baseOptions for a benchmark (those take
-// a *testing.T).
-func benchOptions(b *testing.B) Options {
-	b.Helper()
+// benchPatch runs req on the bookworm-nginx test image's OCI layout,
+// writing each result to a new layout, as the CLI does.
+func benchPatch(b *testing.B, req Request) {
 	requireMirror(b, testimage.BookwormNginx.Suite)
-	return baseOptions(b)
-}
-
-func benchPatch(b *testing.B, o Options) {
 	ti := testimage.Require(b, testimage.BookwormNginx)
-	base, err := ti.Open()
-	if err != nil {
-		b.Fatal(err)
-	}
+	req.Image = "oci:" + ti.LayoutDir + ":" + ti.Ref
+	opts := []Option{WithReleases(hostReleases(b)), WithTempDir(b.TempDir())}
 	var layerSize int64
 	var changes int
-	once := func() map[string]time.Duration {
-		res, cleanup, err := Image(b.Context(), base, false, o)
-		defer cleanup()
+	n := 0
+	once := func() map[string]float64 {
+		n++
+		req.Output = "oci:" + filepath.Join(b.TempDir(), "out") + ":bench"
+		res, err := Run(b.Context(), req, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if res.Image == nil {
-			b.Fatalf("nothing patched: %s", res.Plan.Reason)
+		if res.Digest == "" {
+			b.Fatalf("nothing patched: %s", res.Platforms[0].Plan.Reason)
 		}
-		start := time.Now()
-		writeLayoutTo(b, o.TempDir, res.Image)
-		res.Timings["write"] = time.Since(start)
-		layerSize, changes = res.LayerSize, len(res.Plan.Changes)
-		return res.Timings
+		p := res.Platforms[0]
+		sum := 0.0
+		for _, v := range p.Seconds {
+			sum += v
+		}
+		p.Seconds["write"] = res.Seconds - sum
+		layerSize, changes = p.LayerSize, len(p.Plan.Changes)
+		return p.Seconds
 	}
-	once() // warm the index and package caches
+	once() // warm the caches
 	resetPeakRSS()
-	sum := map[string]time.Duration{}
-	n := 0
+	sum := map[string]float64{}
+	runs := 0
 	for b.Loop() {
 		for k, v := range once() {
 			sum[k] += v
 		}
-		n++
+		runs++
 	}
 	for _, ph := range benchPhases {
-		b.ReportMetric(sum[ph].Seconds()/float64(n), ph+"-s")
+		b.ReportMetric(sum[ph]/float64(runs), ph+"-s")
 	}
 	b.ReportMetric(float64(changes), "packages")
 	b.ReportMetric(float64(layerSize), "layer-bytes")
 	if hwm := vmHWM(); hwm > 0 {
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
-	}
-}
-
-// writeLayoutTo writes img to a new OCI layout under dir (removed after).
-func writeLayoutTo(b *testing.B, dir string, img v1.Image) {
-	out, err := os.MkdirTemp(dir, "layout-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(out)
-	p, err := layout.Write(out, empty.Index)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "bench"})); err != nil {
-		b.Fatal(err)
 	}
 }
 

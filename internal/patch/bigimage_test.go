@@ -149,34 +149,20 @@ func TestPatchLargeLayerMemoryChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("skipping: run by TestPatchLargeLayerMemory in a child process")
 	}
-	img := onlyImage(t, filepath.Join(dir, "in"), "input")
-	o := baseOptions(t)
-	o.Mode = FromReport
-	o.Wanted = map[string]string{"libssl3": ""}
-
 	start := time.Now()
-	res, cleanup, err := Image(t.Context(), img, false, o)
-	defer cleanup()
+	res, err := Run(t.Context(), Request{Image: "oci:" + filepath.Join(dir, "in") + ":" + bigLayoutRef,
+		Output: "oci:" + filepath.Join(dir, "out"), Tag: bigLayoutRef + "-patched",
+		Mode: FromReport, Packages: map[string]string{"libssl3": ""}, Sandbox: SandboxNever},
+		WithReleases(hostReleases(t)), WithTempDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Image == nil {
-		t.Fatalf("nothing patched: %s", res.Plan.Reason)
+	if res.Digest == "" {
+		t.Fatalf("nothing patched: %s", res.Platforms[0].Plan.Reason)
 	}
-	w := time.Now()
-	out, err := layout.Write(filepath.Join(dir, "out"), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := out.AppendImage(res.Image, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": bigLayoutRef + "-patched"})); err != nil {
-		t.Fatal(err)
-	}
-	res.Timings["write"] = time.Since(w)
-	r := bigResult{Seconds: time.Since(start).Seconds(), PhaseSeconds: map[string]float64{},
-		LayerBytes: res.LayerSize, Packages: len(res.Plan.Changes)}
-	for k, v := range res.Timings {
-		r.PhaseSeconds[k] = v.Seconds()
-	}
+	p := res.Platforms[0]
+	r := bigResult{Seconds: time.Since(start).Seconds(), PhaseSeconds: p.Seconds,
+		LayerBytes: p.LayerSize, Packages: len(p.Plan.Changes)}
 	r.PeakRSSBytes = vmHWM()
 	r.PeakRSSMiB = float64(r.PeakRSSBytes) / (1 << 20)
 	data, err := json.Marshal(r)

@@ -1,10 +1,18 @@
-// Package patch is drydock's patch engine: plan -> fetch -> build layer ->
-// mutate image. It reads an image's OS and packages through a merged view
-// of its layers, asks the distribution's backend (internal/patch/apt for
-// Debian and Ubuntu) for the updates to install, and returns a new image
-// with ONE added layer holding exactly what the package manager would have
-// changed. Nothing of the image is executed unless a maintainer script
-// needs it and a sandbox is allowed (see apt's script policy).
+// Package patch is drydock's patch engine: one call, Run, that the CLI,
+// the JSON API and the workflow engine share. It opens the input (a
+// registry reference, an image on the drydock server, an OCI layout or an
+// archive), chooses the packages to update (every update, the fixable
+// packages of a report, or those drydock's own scan finds fixable), patches
+// every platform of an index, writes the result and tags it, reporting
+// progress on the way.
+//
+// For each platform image it reads the OS and packages through a merged
+// view of the layers, asks the OS family's backend (internal/patch/backend;
+// internal/patch/apt for Debian and Ubuntu) for the updates, and returns a
+// new image with ONE added layer holding exactly what the package manager
+// would have changed. Nothing of the image is executed unless a maintainer
+// script must run; then it runs in the sandbox (internal/patch/sandbox), as
+// the request's sandbox mode allows.
 //
 // Results are reproducible: the layer's entries are sorted, their times
 // come from the packages (generated files get the newest package time),
@@ -14,19 +22,9 @@ package patch
 
 import (
 	"errors"
-	"fmt"
-	"log/slog"
-	"maps"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/drydock-project/drydock/internal/osinfo"
-	"github.com/drydock-project/drydock/internal/patch/apt"
-	"github.com/drydock-project/drydock/internal/vulndb"
+	"github.com/drydock-project/drydock/internal/patch/backend"
 )
 
 // Mode says which packages a patch updates.
@@ -36,9 +34,12 @@ type Mode string
 const (
 	// UpdateAll installs every update the release's suites offer.
 	UpdateAll Mode = "update-all"
-	// FromReport updates the packages with fixable findings of a report
-	// (Trivy JSON, as Copa's -r reads, or drydock's own scan).
+	// FromReport updates the packages Request.Packages names (the fixable
+	// packages of a Trivy or drydock report: see ParseReport).
 	FromReport Mode = "report"
+	// VulnerableOnly updates the packages drydock's own scan of the image
+	// finds fixable vulnerabilities in (WithVulnDB).
+	VulnerableOnly Mode = "vulnerable-only"
 )
 
 // Annotations the patched image's manifest carries (lineage).
@@ -49,88 +50,65 @@ const (
 	AnnotationTool       = "dev.drydock.patch.tool"
 )
 
-// ErrEndOfLife is wrapped by the refusal to patch a release whose support
-// has ended (see Options.AllowEOL).
-var ErrEndOfLife = errors.New("release is end-of-life")
+// SandboxMode says when image code may run in the sandbox.
+type SandboxMode = backend.SandboxMode
 
-// ErrUnsupported is wrapped when the image's OS has no patch backend.
-var ErrUnsupported = errors.New("unsupported OS for patching")
+// Sandbox modes: auto (the default) runs in the sandbox the scripts that
+// must run; always runs every script drydock does not reproduce natively
+// there; never runs nothing of the image.
+const (
+	SandboxAuto   = backend.SandboxAuto
+	SandboxAlways = backend.SandboxAlways
+	SandboxNever  = backend.SandboxNever
+)
 
-// Clock supplies the time that decides end-of-life.
-type Clock interface{ Now() time.Time }
+// Repositories overrides where packages come from and how they are
+// trusted.
+type Repositories = backend.Repositories
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-// Options configure a patch.
-type Options struct {
-	Mode Mode
-	// Wanted is, for FromReport, the report's fixable packages: binary
-	// package name -> the fixed version the report asks for.
-	Wanted map[string]string
-	// Releases is the distro-info data deciding end-of-life (from the
-	// vulnerability DB or the host's distro-info-data).
-	Releases []vulndb.Release
-	AllowEOL bool
-	Clock    Clock
-	// Apt options: mirror, keyrings, cache, HTTP client.
-	Apt []apt.Option
-	// Sandbox allows running maintainer scripts drydock cannot handle
-	// natively in a sandbox (images of the host's architecture only).
-	Sandbox bool
-	// TempDir holds spooled layer content (default os.TempDir()).
-	TempDir string
-	// BaseName names the input in the lineage annotations.
-	BaseName string
-	// Tool is the patch tool and version recorded in the image.
-	Tool   string
-	Logger *slog.Logger
-	// Progress receives phase changes and download progress.
-	Progress func(Event)
-}
-
-// Event is a progress report.
-type Event struct {
-	Platform string
-	Phase    string // "read", "index", "resolve", "download", "unpack", "scripts", "layer", "done"
-	Package  string
-	Done     int64
-	Total    int64
-}
-
-func (o *Options) defaults() {
-	if o.Mode == "" {
-		o.Mode = UpdateAll
-	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.TempDir == "" {
-		o.TempDir = os.TempDir()
-	}
-	if o.Progress == nil {
-		o.Progress = func(Event) {}
-	}
-	if o.Tool == "" {
-		o.Tool = "drydock"
-	}
+// Request is one patch: what to read, what to update, where to write. It
+// is plain data (JSON), as the API and the workflow engine store it.
+type Request struct {
+	// Image is the input: REF (a registry reference), quarantine/NAME[:TAG]
+	// or live/NAME[:TAG] on the drydock server (WithServer),
+	// oci:DIR[:TAG], oci-archive:FILE[:TAG] or
+	// docker-archive:FILE[:NAME:TAG|:@N].
+	Image string `json:"image"`
+	// Output is where the result goes: REF, quarantine/NAME[:TAG],
+	// oci:DIR[:TAG] or docker-archive:FILE. Empty: next to the input (the
+	// same repository or layout; a live/ image goes to quarantine/).
+	Output string `json:"output,omitempty"`
+	// Tag is the result's tag; empty: the input's tag + "-patched".
+	Tag string `json:"tag,omitempty"`
+	// Platform limits an index to one platform: os/arch[/variant].
+	Platform string `json:"platform,omitempty"`
+	// Mode says what to update.
+	Mode Mode `json:"mode"`
+	// Packages is, for FromReport, the packages to update: name -> the
+	// fixed version a finding asks for ("" for any newer version).
+	Packages map[string]string `json:"packages,omitempty"`
+	// DryRun plans and writes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Force writes the input, with lineage annotations, when there is
+	// nothing to patch (single images only).
+	Force bool `json:"force,omitempty"`
+	// AllowEOL patches a release whose support has ended from what its
+	// archive still has.
+	AllowEOL bool `json:"allow_eol,omitempty"`
+	// Sandbox says when maintainer scripts may run; "" is auto.
+	Sandbox SandboxMode `json:"sandbox,omitempty"`
+	// Repositories overrides the image's package sources and trust.
+	Repositories Repositories `json:"repositories,omitzero"`
 }
 
 // Change is one package change of a plan.
-type Change struct {
-	Package   string `json:"package"`
-	From      string `json:"from,omitempty"` // "" for a new package
-	To        string `json:"to"`
-	Suite     string `json:"suite"`
-	Reason    string `json:"reason"`
-	Size      int64  `json:"download_size"`
-	URL       string `json:"url"`
-	Requested bool   `json:"requested"`
-}
+type Change = backend.Change
+
+// ScriptAction records how one maintainer script or trigger was handled.
+type ScriptAction = backend.ScriptAction
+
+// Event is a progress report.
+type Event = backend.Event
 
 // Unavailable is a wanted fix the repositories do not offer yet.
 type Unavailable struct {
@@ -140,7 +118,7 @@ type Unavailable struct {
 	Candidate string `json:"candidate,omitempty"` // the best version offered, if any
 }
 
-// Plan is what a patch of one platform would do.
+// Plan is what a patch of one platform does.
 type Plan struct {
 	Platform    string        `json:"platform"`
 	OS          string        `json:"os"`
@@ -152,7 +130,7 @@ type Plan struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// DownloadSize sums the plan's .deb sizes.
+// DownloadSize sums the plan's package sizes.
 func (p *Plan) DownloadSize() int64 {
 	var n int64
 	for _, c := range p.Changes {
@@ -161,116 +139,54 @@ func (p *Plan) DownloadSize() int64 {
 	return n
 }
 
-func platformString(p *v1.Platform) string {
-	if p == nil {
-		return ""
-	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
+// PlatformResult is the outcome for one platform image.
+type PlatformResult struct {
+	Plan Plan `json:"plan"`
+	// Digest is the patched image's digest; empty when nothing changed.
+	Digest string `json:"digest,omitempty"`
+	// LayerDigest and LayerSize describe the added layer (compressed).
+	LayerDigest string         `json:"layer_digest,omitempty"`
+	LayerSize   int64          `json:"layer_size,omitempty"`
+	Scripts     []ScriptAction `json:"scripts,omitempty"`
+	// Seconds is the time of each phase.
+	Seconds map[string]float64 `json:"phase_seconds,omitempty"`
 }
 
-// debArch maps an OCI architecture to Debian's name.
-func debArch(p *v1.Platform) (string, error) {
-	if p == nil {
-		return "", errors.New("image config has no architecture")
-	}
-	switch p.Architecture {
-	case "amd64", "arm64", "s390x", "riscv64":
-		return p.Architecture, nil
-	case "ppc64le":
-		return "ppc64el", nil
-	case "mips64le":
-		return "mips64el", nil
-	case "386":
-		return "i386", nil
-	case "arm":
-		switch p.Variant {
-		case "v7", "":
-			return "armhf", nil
-		case "v5", "v6":
-			return "armel", nil
-		}
-	}
-	return "", fmt.Errorf("architecture %s is not a Debian architecture", platformString(p))
+// Result is the outcome of a Run.
+type Result struct {
+	Image     string           `json:"image"`
+	DryRun    bool             `json:"dry_run"`
+	Platforms []PlatformResult `json:"platforms"`
+	// Output and Digest name what was written; empty when nothing was.
+	Output string `json:"output,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	// Seconds is the whole run's time.
+	Seconds float64 `json:"seconds"`
 }
 
-// checkSupport refuses end-of-life releases unless allowed.
-func checkSupport(o *Options, osi osinfo.OS, plan *Plan) error {
-	sup := osinfo.Lifecycle(osi, o.Releases, o.Clock.Now())
-	plan.Support = string(sup.State)
-	if !sup.Until.IsZero() {
-		plan.SupportEnd = sup.Until.Format(time.DateOnly)
-	}
-	if !sup.Ended() {
-		if sup.State == osinfo.StateUnknown && len(o.Releases) == 0 {
-			o.Logger.Warn("patch: no distro-info data: cannot tell whether the release is end-of-life", "os", plan.OS)
-		}
-		return nil
-	}
-	// The end of public support: LTS for Debian, standard support for
-	// Ubuntu (ELTS/ESM are not in the public archive).
-	end := sup.Release.EOLLTS
-	if end.IsZero() {
-		end = sup.Release.EOL
-	}
-	if !end.IsZero() {
-		plan.SupportEnd = end.Format(time.DateOnly)
-	}
-	if o.AllowEOL {
-		o.Logger.Warn("patch: patching an end-of-life release (--allow-eol)", "os", plan.OS, "support_ended", plan.SupportEnd)
-		return nil
-	}
-	return fmt.Errorf("%s: public security support ended on %s (%s); the archive receives no more fixes: %w (use --allow-eol to patch from what the mirror still has)",
-		plan.OS, plan.SupportEnd, sup.State, ErrEndOfLife)
-}
+// ErrEndOfLife is wrapped by the refusal to patch a release whose support
+// has ended (see Request.AllowEOL).
+var ErrEndOfLife = errors.New("release is end-of-life")
 
-// wanted returns the packages to update: every candidate (UpdateAll) or
-// those of the report whose candidate reaches the fixed version; the
-// others are recorded as unavailable.
-func wanted(o *Options, cands []apt.Update, installed map[string]string, plan *Plan) ([]string, map[string]bool) {
-	byName := map[string]apt.Update{}
-	for _, c := range cands {
-		byName[c.Name] = c
-	}
-	var want []string
-	requested := map[string]bool{}
-	if o.Mode == UpdateAll {
-		for _, c := range cands {
-			want = append(want, c.Name)
-			requested[c.Name] = true
-		}
-		return want, requested
-	}
-	for _, name := range slices.Sorted(maps.Keys(o.Wanted)) {
-		inst, ok := installed[name]
-		if !ok {
-			continue // not installed on this platform
-		}
-		fixed := o.Wanted[name]
-		c, ok := byName[name]
-		if !ok || (fixed != "" && !apt.VersionAtLeast(c.Candidate.Version, fixed)) {
-			u := Unavailable{Package: name, Installed: inst, Wanted: fixed}
-			if ok {
-				u.Candidate = c.Candidate.Version
-			}
-			plan.Unavailable = append(plan.Unavailable, u)
-			if !ok {
-				continue
-			}
-		}
-		want = append(want, name)
-		requested[name] = true
-	}
-	return want, requested
-}
+// ErrUnsupported is wrapped when the image's OS has no patch backend.
+var ErrUnsupported = errors.New("unsupported OS for patching")
 
-func joinChanges(cs []Change) string {
-	parts := make([]string, len(cs))
-	for i, c := range cs {
-		parts[i] = c.Package + "=" + c.To
-	}
-	return strings.Join(parts, ",")
-}
+// ErrInvalidRequest is wrapped by the refusal of a request that is wrong
+// in itself (a bad mode, tag, platform or output), before anything is
+// read.
+var ErrInvalidRequest = errors.New("invalid patch request")
+
+// ErrScripts is wrapped by the refusal of a patch whose maintainer scripts
+// must run and cannot (a *backend.ScriptError).
+var ErrScripts = backend.ErrScripts
+
+// ErrHostileImage is wrapped by the refusal to patch an image whose layers
+// hold entries no honest image builder writes.
+var ErrHostileImage = errors.New("image layers hold hostile entries")
+
+// Clock supplies the time that decides end-of-life.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }

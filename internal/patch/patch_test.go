@@ -7,78 +7,29 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
+	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
-	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/version"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
-func TestDebArch(t *testing.T) {
-	tests := []struct {
-		arch, variant, want string
-	}{
-		{"amd64", "", "amd64"},
-		{"arm64", "", "arm64"},
-		{"arm64", "v8", "arm64"},
-		{"386", "", "i386"},
-		{"arm", "v7", "armhf"},
-		{"arm", "", "armhf"},
-		{"arm", "v6", "armel"},
-		{"arm", "v5", "armel"},
-		{"ppc64le", "", "ppc64el"},
-		{"s390x", "", "s390x"},
-		{"riscv64", "", "riscv64"},
-		{"mips64le", "", "mips64el"},
-	}
-	for _, tt := range tests {
-		got, err := debArch(&v1.Platform{OS: "linux", Architecture: tt.arch, Variant: tt.variant})
-		if err != nil || got != tt.want {
-			t.Errorf("debArch(%s/%s) = %q, %v; want %q", tt.arch, tt.variant, got, err, tt.want)
-		}
-	}
-	for _, p := range []*v1.Platform{
-		{OS: "linux", Architecture: "arm", Variant: "v8"},
-		{OS: "linux", Architecture: "wasm"},
-		{OS: "linux", Architecture: "ppc64"},
-		{OS: "linux", Architecture: "mips"},
-		{OS: "linux", Architecture: ""},
-		{OS: "linux", Architecture: "AMD64"},
-	} {
-		got, err := debArch(p)
-		if err == nil {
-			t.Errorf("debArch(%s) = %q, want an error", platformString(p), got)
-		} else if !strings.Contains(err.Error(), platformString(p)) {
-			t.Errorf("debArch(%s) error %q does not name the platform", platformString(p), err)
-		}
-	}
-	if _, err := debArch(nil); err == nil {
-		t.Error("debArch(nil) succeeded")
-	}
+func update(name, installed, candidate string) backend.Update {
+	return backend.Update{Name: name, Arch: "amd64", Installed: installed, Candidate: candidate}
 }
 
-func TestPlatformString(t *testing.T) {
-	for _, tt := range []struct {
-		p    *v1.Platform
-		want string
-	}{
-		{nil, ""},
-		{&v1.Platform{OS: "linux", Architecture: "amd64"}, "linux/amd64"},
-		{&v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "linux/arm/v7"},
-		{&v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8", OSVersion: "x"}, "linux/arm64/v8"},
-	} {
-		if got := platformString(tt.p); got != tt.want {
-			t.Errorf("platformString(%+v) = %q, want %q", tt.p, got, tt.want)
-		}
+// wantedOf runs the engine's package choice for mode over cands.
+func wantedOf(mode Mode, want map[string]string, cands []backend.Update, installed map[string]string, plan *Plan) ([]string, map[string]bool) {
+	e := &engine{req: Request{Mode: mode}}
+	var inst []inventory.Package
+	for n, v := range installed {
+		inst = append(inst, inventory.Package{Name: n, Version: v})
 	}
-}
-
-func update(name, installed, candidate string) apt.Update {
-	return apt.Update{Name: name, Arch: "amd64", Installed: installed, Candidate: apt.IndexPackage{Package: name, Version: candidate}}
+	return e.wanted(cands, inst, want, version.Deb{}, plan)
 }
 
 func TestWanted(t *testing.T) {
-	cands := []apt.Update{
+	cands := []backend.Update{
 		update("libssl3", "3.0.20-1~deb12u1", "3.0.22-1~deb12u2"),
 		update("openssl", "3.0.20-1~deb12u1", "3.0.22-1~deb12u2"),
 		update("libc6", "2.36-9+deb12u9", "2.36-9+deb12u10"),
@@ -89,8 +40,7 @@ func TestWanted(t *testing.T) {
 	}
 	t.Run("update-all", func(t *testing.T) {
 		plan := &Plan{}
-		o := &Options{Mode: UpdateAll, Wanted: map[string]string{"zlib1g": "9"}}
-		want, req := wanted(o, cands, installed, plan)
+		want, req := wantedOf(UpdateAll, map[string]string{"zlib1g": "9"}, cands, installed, plan)
 		if !slices.Equal(want, []string{"libssl3", "openssl", "libc6"}) {
 			t.Errorf("want %q", want)
 		}
@@ -99,22 +49,22 @@ func TestWanted(t *testing.T) {
 		}
 	})
 	t.Run("update-all without candidates", func(t *testing.T) {
-		want, req := wanted(&Options{Mode: UpdateAll}, nil, installed, &Plan{})
+		want, req := wantedOf(UpdateAll, nil, nil, installed, &Plan{})
 		if len(want) != 0 || len(req) != 0 {
 			t.Errorf("want %q, requested %v", want, req)
 		}
 	})
 	t.Run("from report", func(t *testing.T) {
 		plan := &Plan{}
-		o := &Options{Mode: FromReport, Wanted: map[string]string{
+		wantPkgs := map[string]string{
 			"openssl":   "3.0.22-1~deb12u1",        // reached
 			"libssl3":   "3.0.22-1~deb12u2",        // reached exactly
 			"libc6":     "2.36-9+deb12u11",         // candidate too old
 			"zlib1g":    "1:1.2.13.dfsg-1+deb12u1", // installed, no candidate
 			"perl-base": "",                        // no fixed version: any update, but none offered
 			"curl":      "7.88.1-10+deb12u9",       // not installed on this platform
-		}}
-		want, req := wanted(o, cands, installed, plan)
+		}
+		want, req := wantedOf(FromReport, wantPkgs, cands, installed, plan)
 		// Sorted by name; libc6 is still updated to the best candidate.
 		if !slices.Equal(want, []string{"libc6", "libssl3", "openssl"}) {
 			t.Errorf("want %q", want)
@@ -133,14 +83,14 @@ func TestWanted(t *testing.T) {
 	})
 	t.Run("from report, empty fixed version with a candidate", func(t *testing.T) {
 		plan := &Plan{}
-		want, _ := wanted(&Options{Mode: FromReport, Wanted: map[string]string{"openssl": ""}}, cands, installed, plan)
+		want, _ := wantedOf(FromReport, map[string]string{"openssl": ""}, cands, installed, plan)
 		if !slices.Equal(want, []string{"openssl"}) || len(plan.Unavailable) != 0 {
 			t.Errorf("want %q, unavailable %+v", want, plan.Unavailable)
 		}
 	})
 	t.Run("from report, nothing wanted", func(t *testing.T) {
 		plan := &Plan{}
-		want, req := wanted(&Options{Mode: FromReport}, cands, installed, plan)
+		want, req := wantedOf(FromReport, nil, cands, installed, plan)
 		if len(want) != 0 || len(req) != 0 || len(plan.Unavailable) != 0 {
 			t.Errorf("want %q, requested %v, unavailable %v", want, req, plan.Unavailable)
 		}
@@ -193,10 +143,9 @@ func TestCheckSupport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := &Options{Releases: releases, Clock: clockAt(day(tt.now)), AllowEOL: tt.allowEOL}
-			o.defaults()
+			e := supportEngine(t, releases, day(tt.now), tt.allowEOL)
 			plan := &Plan{OS: "Debian GNU/Linux"}
-			err := checkSupport(o, tt.os, plan)
+			err := e.checkSupport(tt.os, plan)
 			if plan.Support != tt.support || plan.SupportEnd != tt.end {
 				t.Errorf("plan support %q until %q, want %q until %q", plan.Support, plan.SupportEnd, tt.support, tt.end)
 			}
@@ -217,25 +166,42 @@ func TestCheckSupport(t *testing.T) {
 		})
 	}
 	t.Run("no distro-info data", func(t *testing.T) {
-		o := &Options{Clock: clockAt(day("2025-01-01"))}
-		o.defaults()
+		e := supportEngine(t, nil, day("2025-01-01"), false)
 		plan := &Plan{}
-		if err := checkSupport(o, debian("10", "buster"), plan); err != nil || plan.Support != "unknown" || plan.SupportEnd != "" {
+		if err := e.checkSupport(debian("10", "buster"), plan); err != nil || plan.Support != "unknown" || plan.SupportEnd != "" {
 			t.Errorf("checkSupport without releases = %v, support %q %q", err, plan.Support, plan.SupportEnd)
 		}
 	})
 }
 
+// supportEngine is an engine deciding end-of-life with releases at now.
+func supportEngine(t *testing.T, releases []vulndb.Release, now time.Time, allowEOL bool) *engine {
+	t.Helper()
+	o, err := makeOptions([]Option{WithReleases(releases), WithClock(clockAt(now))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &engine{o: o, req: Request{AllowEOL: allowEOL}}
+}
+
 func TestOptionsDefaults(t *testing.T) {
-	var o Options
-	o.defaults()
-	if o.Mode != UpdateAll || o.Clock == nil || o.Logger == nil || o.TempDir == "" || o.Progress == nil || o.Tool != "drydock" {
+	o, err := makeOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.clock == nil || o.log == nil || o.tempDir == "" || o.progress == nil || !strings.HasPrefix(o.tool, "drydock ") ||
+		o.cacheDir == "" || o.backends[osinfo.FamilyDebian] == nil || o.sandbox == nil {
 		t.Errorf("defaults: %+v", o)
 	}
-	o = Options{Mode: FromReport, Tool: "x"}
-	o.defaults()
-	if o.Mode != FromReport || o.Tool != "x" {
-		t.Errorf("defaults overrode settings: %+v", o)
+	o, err = makeOptions([]Option{WithTool("x"), WithCacheDir("/c")})
+	if err != nil || o.tool != "x" || o.cacheDir != "/c" {
+		t.Errorf("options not applied: %+v, %v", o, err)
+	}
+	for _, bad := range []Option{WithTool(""), WithCacheDir(""), WithTempDir(""), WithClock(nil), WithLogger(nil),
+		WithProgress(nil), WithVulnDB(nil), WithHTTPClient(nil), WithBackend(osinfo.FamilyAlpine, nil)} {
+		if _, err := makeOptions([]Option{bad}); err == nil {
+			t.Error("a bad option was accepted")
+		}
 	}
 }
 
@@ -261,9 +227,8 @@ func TestPlanHelpers(t *testing.T) {
 func TestRegression_CheckSupportELTSEndDate(t *testing.T) {
 	releases := []vulndb.Release{{Distro: "debian", Version: "11", Codename: "bullseye", Series: "bullseye",
 		Released: day("2021-08-14"), EOL: day("2024-08-14"), EOLLTS: day("2026-08-31"), EOLELTS: day("2031-06-30")}}
-	o := &Options{Releases: releases, Clock: clockAt(day("2026-11-24"))}
-	o.defaults()
-	err := checkSupport(o, osinfo.OS{ID: "debian", Family: osinfo.FamilyDebian, VersionID: "11"}, &Plan{OS: "Debian GNU/Linux 11"})
+	e := supportEngine(t, releases, day("2026-11-24"), false)
+	err := e.checkSupport(osinfo.OS{ID: "debian", Family: osinfo.FamilyDebian, VersionID: "11"}, &Plan{OS: "Debian GNU/Linux 11"})
 	if err == nil || !strings.Contains(err.Error(), "ended on 2026-08-31") {
 		t.Errorf("checkSupport error %q, want it to say public support ended on 2026-08-31", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/testenv"
@@ -61,7 +64,11 @@ func requireMirror(t testing.TB, suite string) testimage.MirrorInfo {
 
 func requireSandbox(t testing.TB) {
 	t.Helper()
-	if err := sandbox.Available("amd64"); err != nil {
+	sb, err := sandbox.New(SandboxAuto)
+	if err == nil {
+		err = sb.Available(v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	}
+	if err != nil {
 		testenv.Missing(t, "%v", err)
 	}
 }
@@ -79,23 +86,42 @@ func openBase(t testing.TB, spec testimage.Spec) (*testimage.Image, v1.Image) {
 	return ti, base
 }
 
-func baseOptions(t testing.TB) Options {
+// testEngine is an engine for req (default mode UpdateAll) with the host's
+// distro-info data and a temporary spool directory; opts come last.
+func testEngine(t testing.TB, req Request, opts ...Option) *engine {
 	t.Helper()
-	cache, err := apt.DefaultCacheDir()
+	if req.Mode == "" {
+		req.Mode = UpdateAll
+	}
+	if req.Image == "" {
+		req.Image = "test-image"
+	}
+	if err := req.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	o, err := makeOptions(append([]Option{WithReleases(hostReleases(t)), WithTempDir(t.TempDir())}, opts...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Options{Mode: UpdateAll, Releases: hostReleases(t), Apt: []apt.Option{apt.WithCacheDir(cache)}, TempDir: t.TempDir()}
+	sb, err := o.sandbox(req.Sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := o.imageCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &engine{o: o, req: req, sandbox: sb, images: images}
 }
 
 // patchOf patches img and fails the test on error.
-func patchOf(t *testing.T, img v1.Image, o Options) *ImageResult {
+func patchOf(t *testing.T, img v1.Image, req Request, opts ...Option) *imageRun {
 	t.Helper()
-	res, cleanup, err := Image(t.Context(), img, false, o)
-	t.Cleanup(cleanup)
+	res, err := testEngine(t, req, opts...).image(t.Context(), img)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(res.close)
 	return res
 }
 
@@ -104,9 +130,9 @@ func patchOf(t *testing.T, img v1.Image, o Options) *ImageResult {
 // candidate and nothing else moved (read by testimage's own parser), the
 // /lib -> usr/lib symlink survives, and the new layer holds only changed
 // entries.
-func checkPatched(t *testing.T, base v1.Image, res *ImageResult) {
+func checkPatched(t *testing.T, base v1.Image, res *imageRun) {
 	t.Helper()
-	img := res.Image
+	img := res.image
 	if img == nil {
 		t.Fatal("no patched image")
 	}
@@ -125,7 +151,7 @@ func checkPatched(t *testing.T, base v1.Image, res *ImageResult) {
 	for _, p := range before {
 		want[p.Name] = p.Version
 	}
-	for _, c := range res.Plan.Changes {
+	for _, c := range res.res.Plan.Changes {
 		want[c.Package] = c.To
 	}
 	got := map[string]string{}
@@ -216,7 +242,7 @@ func checkPatched(t *testing.T, base v1.Image, res *ImageResult) {
 			t.Errorf("the patch layer holds %s unchanged", f.hdr.Name)
 		}
 	}
-	t.Logf("patch layer: %d entries, %d packages, scripts: %d handled", n, len(res.Plan.Changes), len(res.Scripts))
+	t.Logf("patch layer: %d entries, %d packages, scripts: %d handled", n, len(res.res.Plan.Changes), len(res.res.Scripts))
 }
 
 // checkNothingPending checks, with testimage's own reading of the mirror,
@@ -235,11 +261,11 @@ func checkNothingPending(t *testing.T, ti *testimage.Image, img v1.Image) {
 // checkPatchedAndRun is the end of every sandboxed Debian acceptance
 // test: checkPatched, checkNothingPending, then dpkgChecks, nginxChecks
 // and extra run in podman, whose output must contain each of want.
-func checkPatchedAndRun(t *testing.T, ti *testimage.Image, base v1.Image, res *ImageResult, name, extra string, want ...string) {
+func checkPatchedAndRun(t *testing.T, ti *testimage.Image, base v1.Image, res *imageRun, name, extra string, want ...string) {
 	t.Helper()
 	checkPatched(t, base, res)
-	checkNothingPending(t, ti, res.Image)
-	out := runInPodman(t, res.Image, name, dpkgChecks+nginxChecks+extra)
+	checkNothingPending(t, ti, res.image)
+	out := runInPodman(t, res.image, name, dpkgChecks+nginxChecks+extra)
 	for _, w := range want {
 		if !strings.Contains(out, w) {
 			t.Errorf("%s: the patched image's output lacks %q:\n%s", name, w, out)
@@ -308,12 +334,11 @@ perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new("127.0.0.1:80") or die "c
 func TestPatchBookwormNginx(t *testing.T) {
 	requireSandbox(t)
 	ti, base := openBase(t, testimage.BookwormNginx)
-	o := baseOptions(t)
 
-	// Without a sandbox, the packages whose scripts must run are named.
-	_, _, err := Image(t.Context(), base, false, o)
-	var se *apt.ScriptError
-	if !errors.As(err, &se) || !errors.Is(err, apt.ErrScripts) {
+	// With the sandbox off, the packages whose scripts must run are named.
+	_, err := testEngine(t, Request{Sandbox: SandboxNever}).image(t.Context(), base)
+	var se *backend.ScriptError
+	if !errors.As(err, &se) || !errors.Is(err, ErrScripts) {
 		t.Fatalf("update-all without sandbox: %v, want a *ScriptError", err)
 	}
 	// ca-certificates' postinst is reproduced natively; tzdata's (debconf)
@@ -322,16 +347,19 @@ func TestPatchBookwormNginx(t *testing.T) {
 		t.Errorf("refusal does not name exactly the unhandled scripts:\n%v", err)
 	}
 
-	o.Sandbox = true
+	// The default mode (auto) runs them in the sandbox.
 	start := time.Now()
-	res := patchOf(t, base, o)
-	t.Logf("patched in %s: %v", time.Since(start).Round(time.Millisecond), res.Timings)
+	res := patchOf(t, base, Request{})
+	t.Logf("patched in %s: %v", time.Since(start).Round(time.Millisecond), res.res.Seconds)
+	if !slices.ContainsFunc(res.res.Scripts, func(a ScriptAction) bool { return a.Action == "sandbox" }) {
+		t.Errorf("no script ran in the sandbox: %+v", res.res.Scripts)
+	}
 	want, err := ti.PendingSecurityUpdates(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	planned := map[string]string{}
-	for _, c := range res.Plan.Changes {
+	for _, c := range res.res.Plan.Changes {
 		planned[c.Package] = c.To
 	}
 	for _, w := range want {
@@ -339,13 +367,11 @@ func TestPatchBookwormNginx(t *testing.T) {
 			t.Errorf("%s: planned %q, the security suite has %s", w.Name, planned[w.Name], w.NewVersion)
 		}
 	}
-	again := patchOf(t, base, o)
-	d1, _ := res.Image.Digest()
-	d2, _ := again.Image.Digest()
-	if d1 != d2 {
-		t.Errorf("patching twice: %s then %s", d1, d2)
+	again := patchOf(t, base, Request{})
+	if res.res.Digest != again.res.Digest {
+		t.Errorf("patching twice: %s then %s", res.res.Digest, again.res.Digest)
 	}
-	m, err := res.Image.Manifest()
+	m, err := res.image.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,38 +391,34 @@ func TestPatchWithoutScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := baseOptions(t)
-	o.Mode = FromReport
-	o.Wanted = map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": "", "zzz-not-installed": "1.0"}
-	res := patchOf(t, base, o)
-	for _, a := range res.Scripts {
+	res := patchOf(t, base, Request{Mode: FromReport, Sandbox: SandboxNever,
+		Packages: map[string]string{"libssl3": "", "liblzma5": "", "libpcre2-8-0": "", "perl-base": "", "zzz-not-installed": "1.0"}})
+	for _, a := range res.res.Scripts {
 		if a.Action == "sandbox" {
 			t.Errorf("ran %s %s in a sandbox", a.Package, a.Script)
 		}
 	}
-	if len(res.Plan.Changes) != 4 {
-		t.Errorf("plan: %+v", res.Plan.Changes)
+	if len(res.res.Plan.Changes) != 4 {
+		t.Errorf("plan: %+v", res.res.Plan.Changes)
 	}
 	checkPatched(t, base, res)
-	runInPodman(t, res.Image, "bookworm-noscripts", dpkgChecks+nginxChecks+"openssl version\n")
+	runInPodman(t, res.image, "bookworm-noscripts", dpkgChecks+nginxChecks+"openssl version\n")
 }
 
 func TestPatchBullseyeEndOfLife(t *testing.T) {
 	ti, base := openBase(t, testimage.BullseyeNginxCurl)
-	o := baseOptions(t)
-	_, _, err := Image(t.Context(), base, true, o)
+	_, err := testEngine(t, Request{DryRun: true}).image(t.Context(), base)
 	if !errors.Is(err, ErrEndOfLife) || !strings.Contains(err.Error(), "support ended on 20") {
 		t.Fatalf("bullseye with the real clock: %v, want an end-of-life refusal with the date", err)
 	}
 	requireSandbox(t)
-	o.AllowEOL, o.Sandbox = true, true
-	res := patchOf(t, base, o)
+	res := patchOf(t, base, Request{AllowEOL: true})
 	want, err := ti.PendingSecurityUpdates(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Plan.Changes) < len(want) {
-		t.Errorf("%d changes, %d pending security updates", len(res.Plan.Changes), len(want))
+	if len(res.res.Plan.Changes) < len(want) {
+		t.Errorf("%d changes, %d pending security updates", len(res.res.Plan.Changes), len(want))
 	}
 	checkPatchedAndRun(t, ti, base, res, "bullseye-nginx-curl",
 		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\ncurl --version | head -1\n",
@@ -413,20 +435,18 @@ func TestPatchDistroless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := baseOptions(t)
-	o.Apt = append(o.Apt, apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring))
-	res := patchOf(t, base, o)
-	if len(res.Plan.Changes) == 0 {
+	res := patchOf(t, base, Request{Repositories: distrolessRepos(m)})
+	if len(res.res.Plan.Changes) == 0 {
 		// Nothing to patch today: patch a constructed scenario.
-		t.Logf("nothing to patch in the distroless image today (%s): tzdata recorded one version older", res.Plan.Reason)
+		t.Logf("nothing to patch in the distroless image today (%s): tzdata recorded one version older", res.res.Plan.Reason)
 		if base, err = testimage.Downgraded(base, "tzdata"); err != nil {
 			t.Fatal(err)
 		}
-		if res = patchOf(t, base, o); len(res.Plan.Changes) == 0 {
-			t.Fatalf("nothing to patch in the constructed scenario: %s", res.Plan.Reason)
+		if res = patchOf(t, base, Request{Repositories: distrolessRepos(m)}); len(res.res.Plan.Changes) == 0 {
+			t.Fatalf("nothing to patch in the constructed scenario: %s", res.res.Plan.Reason)
 		}
 	}
-	for _, a := range res.Scripts {
+	for _, a := range res.res.Scripts {
 		if a.Action != "skipped-distroless" {
 			t.Errorf("script %s %s: %s", a.Package, a.Script, a.Action)
 		}
@@ -434,12 +454,18 @@ func TestPatchDistroless(t *testing.T) {
 	checkPatchedDistroless(t, base, res)
 }
 
+// distrolessRepos is how the distroless test images are patched: they
+// carry no apt sources or keys.
+func distrolessRepos(m testimage.MirrorInfo) Repositories {
+	return Repositories{Mirror: m.URI, SecurityMirror: m.SecurityURI, HostKeyring: apt.DebianArchiveKeyring}
+}
+
 // checkPatchedDistroless checks a patched distroless image: status.d
 // names the candidates (testimage's parser reads status.d), and the
 // dynamic loader from the patched libc6 still runs.
-func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
+func checkPatchedDistroless(t *testing.T, base v1.Image, res *imageRun) {
 	t.Helper()
-	after, err := testimage.InstalledPackages(res.Image)
+	after, err := testimage.InstalledPackages(res.image)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,15 +473,15 @@ func checkPatchedDistroless(t *testing.T, base v1.Image, res *ImageResult) {
 	for _, p := range after {
 		got[p.Name] = p.Version
 	}
-	for _, c := range res.Plan.Changes {
+	for _, c := range res.res.Plan.Changes {
 		if got[c.Package] != c.To {
 			t.Errorf("%s: status.d says %q, want %s", c.Package, got[c.Package], c.To)
 		}
 	}
-	if err := validate.Image(res.Image); err != nil {
+	if err := validate.Image(res.image); err != nil {
 		t.Fatal(err)
 	}
-	out := runArgvInPodman(t, res.Image, "distroless", "/lib64/ld-linux-x86-64.so.2", "--version")
+	out := runArgvInPodman(t, res.image, "distroless", "/lib64/ld-linux-x86-64.so.2", "--version")
 	if !strings.Contains(out, "ld.so") {
 		t.Errorf("the patched image's loader does not run:\n%s", out)
 	}
@@ -473,21 +499,16 @@ func TestPatchTrixieNginx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := baseOptions(t)
-	res, cleanup, err := Image(t.Context(), base, true, o)
-	t.Cleanup(cleanup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != len(res.Plan.Changes) {
-		t.Errorf("testimage sees %d pending updates, the plan %d", len(left), len(res.Plan.Changes))
+	res := patchOf(t, base, Request{DryRun: true})
+	if len(left) != len(res.res.Plan.Changes) {
+		t.Errorf("testimage sees %d pending updates, the plan %d", len(left), len(res.res.Plan.Changes))
 	}
 	if len(left) == 0 {
-		res := patchOf(t, base, o)
-		if res.Image != nil || res.Plan.Reason == "" {
-			t.Errorf("nothing to patch gave image %v, reason %q", res.Image != nil, res.Plan.Reason)
+		res := patchOf(t, base, Request{})
+		if res.image != nil || res.res.Plan.Reason == "" {
+			t.Errorf("nothing to patch gave image %v, reason %q", res.image != nil, res.res.Plan.Reason)
 		}
-		t.Logf("trixie is current (%s): patching a constructed scenario, curl recorded one version older", res.Plan.Reason)
+		t.Logf("trixie is current (%s): patching a constructed scenario, curl recorded one version older", res.res.Plan.Reason)
 		if base, err = testimage.Downgraded(base, "curl"); err != nil {
 			t.Fatal(err)
 		}
@@ -496,10 +517,9 @@ func TestPatchTrixieNginx(t *testing.T) {
 		}
 	}
 	requireSandbox(t)
-	o.Sandbox = true
-	res = patchOf(t, base, o)
-	if len(res.Plan.Changes) < len(left) {
-		t.Errorf("%d changes planned, testimage sees %d pending updates", len(res.Plan.Changes), len(left))
+	res = patchOf(t, base, Request{})
+	if len(res.res.Plan.Changes) < len(left) {
+		t.Errorf("%d changes planned, testimage sees %d pending updates", len(res.res.Plan.Changes), len(left))
 	}
 	checkPatchedAndRun(t, ti, base, res, "trixie-nginx",
 		"curl -sS -o /dev/null -w 'curl %{http_code}\\n' http://127.0.0.1/\n", "curl 200")
@@ -512,24 +532,24 @@ func TestPatchMultiArchIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, cleanup, err := Index(t.Context(), idx, nil, false, baseOptions(t))
-	defer cleanup()
+	res, err := testEngine(t, Request{}).index(t.Context(), idx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Platforms) != 2 {
-		t.Fatalf("%d platforms patched, want 2", len(res.Platforms))
+	defer res.close()
+	if len(res.platforms) != 2 {
+		t.Fatalf("%d platforms patched, want 2", len(res.platforms))
 	}
 	var archs []string
-	for _, p := range res.Platforms {
-		archs = append(archs, p.Plan.Platform)
-		if p.Image == nil && p.Plan.Reason == "" {
-			t.Errorf("%s: no image and no reason", p.Plan.Platform)
+	for _, p := range res.platforms {
+		archs = append(archs, p.res.Plan.Platform)
+		if p.image == nil && p.res.Plan.Reason == "" {
+			t.Errorf("%s: no image and no reason", p.res.Plan.Platform)
 		}
 	}
-	t.Logf("platforms %v; changed index: %v", archs, res.Index != nil)
-	if res.Index != nil {
-		if err := validate.Index(res.Index); err != nil {
+	t.Logf("platforms %v; changed index: %v", archs, res.index != nil)
+	if res.index != nil {
+		if err := validate.Index(res.index); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -548,32 +568,29 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := baseOptions(t)
-	o.Apt = append(o.Apt, apt.WithMirror(m.URI), apt.WithSecurityMirror(m.SecurityURI), apt.WithHostKeyring(apt.DebianArchiveKeyring))
-	res, cleanup, err := Index(t.Context(), idx, nil, false, o)
-	defer cleanup()
+	res, err := testEngine(t, Request{Repositories: distrolessRepos(m)}).index(t.Context(), idx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Index == nil {
+	defer res.close()
+	if res.index == nil {
 		// Nothing to patch today: patch a constructed scenario.
 		t.Log("nothing to patch in bookworm's main suite today: tzdata recorded one version older on both platforms")
 		if idx, err = testimage.DowngradedIndex(idx, "tzdata"); err != nil {
 			t.Fatal(err)
 		}
-		res, cleanup, err = Index(t.Context(), idx, nil, false, o)
-		defer cleanup()
-		if err != nil {
+		if res, err = testEngine(t, Request{Repositories: distrolessRepos(m)}).index(t.Context(), idx, nil); err != nil {
 			t.Fatal(err)
 		}
-		if res.Index == nil {
+		defer res.close()
+		if res.index == nil {
 			t.Fatal("nothing to patch in the constructed scenario")
 		}
 	}
-	if err := validate.Index(res.Index); err != nil {
+	if err := validate.Index(res.index); err != nil {
 		t.Fatal(err)
 	}
-	im, err := res.Index.IndexManifest()
+	im, err := res.index.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,21 +598,21 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 		t.Fatalf("patched index has %d manifests", len(im.Manifests))
 	}
 	for _, d := range im.Manifests {
-		img, err := res.Index.Image(d.Digest)
+		img, err := res.index.Image(d.Digest)
 		if err != nil {
 			t.Fatal(err)
 		}
 		arch := d.Platform.Architecture
-		var plat *ImageResult
-		for _, p := range res.Platforms {
-			if strings.Contains(p.Plan.Platform, "/"+arch) {
+		var plat *imageRun
+		for _, p := range res.platforms {
+			if strings.Contains(p.res.Plan.Platform, "/"+arch) {
 				plat = p
 			}
 		}
-		if plat == nil || plat.Image == nil {
+		if plat == nil || plat.image == nil {
 			t.Fatalf("%s: not patched", arch)
 		}
-		if got, _ := plat.Image.Digest(); got != d.Digest {
+		if got, _ := plat.image.Digest(); got != d.Digest {
 			t.Errorf("%s: index names %s, the patch made %s", arch, d.Digest, got)
 		}
 		pkgs, err := testimage.InstalledPackages(img)
@@ -606,7 +623,7 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 		for _, p := range pkgs {
 			byName[p.Name] = p
 		}
-		for _, c := range plat.Plan.Changes {
+		for _, c := range plat.res.Plan.Changes {
 			p := byName[c.Package]
 			if p.Version != c.To {
 				t.Errorf("%s: %s is %q, want %s", arch, c.Package, p.Version, c.To)
@@ -615,7 +632,7 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 				t.Errorf("%s: %s recorded for architecture %s", arch, c.Package, p.Arch)
 			}
 		}
-		t.Logf("%s: %d packages updated", arch, len(plat.Plan.Changes))
+		t.Logf("%s: %d packages updated", arch, len(plat.res.Plan.Changes))
 	}
 }
 
@@ -642,7 +659,7 @@ func TestPatchRefusesHostileLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = Image(t.Context(), img, true, Options{Mode: UpdateAll, AllowEOL: true, TempDir: t.TempDir()})
+	_, err = testEngine(t, Request{DryRun: true, AllowEOL: true}).image(t.Context(), img)
 	if !errors.Is(err, ErrHostileImage) || !strings.Contains(err.Error(), "../../etc/evil") {
 		t.Fatalf("hostile layer: %v", err)
 	}

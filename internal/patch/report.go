@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -47,7 +46,7 @@ func ParseReport(r io.Reader) (map[string]string, error) {
 			if !(version.Deb{}).Valid(v) {
 				continue
 			}
-			if cur, ok := out[pkg]; !ok || !apt.VersionAtLeast(cur, v) {
+			if cur, ok := out[pkg]; !ok || !atLeast(version.Deb{}, cur, v) {
 				out[pkg] = v
 			}
 			break

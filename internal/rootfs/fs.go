@@ -186,6 +186,9 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "readfile", Path: name,
 			Err: fmt.Errorf("%w: %d bytes, over the %d bytes file limit", ErrLimit, c.size, f.maxFile)}
 	}
+	if data := f.cachedContent(c); data != nil {
+		return bytes.Clone(data), nil
+	}
 	file, err := f.Open(name)
 	if err != nil {
 		return nil, err
@@ -195,7 +198,8 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	if _, err := io.ReadFull(file, data); err != nil {
 		return nil, &fs.PathError{Op: "readfile", Path: name, Err: err}
 	}
-	return data, nil
+	f.storeContent(c, data)
+	return bytes.Clone(data), nil
 }
 
 func (f *FS) spool(layer int) io.ReaderAt {
@@ -208,6 +212,9 @@ func (f *FS) spool(layer int) io.ReaderAt {
 // openContent re-streams c's layer up to its entry and returns a reader of
 // its data and the stream to close.
 func (f *FS) openContent(c *content) (io.Reader, io.Closer, error) {
+	if data := f.cachedContent(c); data != nil {
+		return bytes.NewReader(data), io.NopCloser(nil), nil
+	}
 	l := f.layers[c.layer]
 	rc, err := l.Uncompressed()
 	if err != nil {

@@ -3,6 +3,7 @@ package rootfs
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +118,36 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1.Hash) (err error) {
+	if b.o.cache != nil {
+		// A layer indexed (and verified) before is replayed from its
+		// record, if it was made from the content this image's config
+		// names.
+		if dig, err := l.Digest(); err == nil {
+			if rec, err := b.o.cache.Layer(dig); err == nil && rec != nil && rec.DiffID == diffID {
+				info := Layer{Index: idx, Digest: dig, DiffID: diffID}
+				err := b.replay(idx, rec, &info)
+				if err == nil && rec.Size > b.o.maxLayerSize {
+					err = fmt.Errorf("%w: more than %d uncompressed bytes", ErrLimit, b.o.maxLayerSize)
+				}
+				if err != nil {
+					le := &LayerError{Index: idx, Digest: dig, Err: err}
+					if errors.Is(err, ErrLimit) {
+						return &refusal.Error{Kind: refusal.OverLimit, Reason: le.Error(), Digest: dig.String(), Err: le}
+					}
+					return le
+				}
+				if b.o.spool {
+					b.fs.spools = append(b.fs.spools, nil) // keep spools[i] layer i's
+				}
+				b.fs.info = append(b.fs.info, info)
+				return nil
+			}
+		}
+	}
+	var rec *recorder
+	if b.o.cache != nil {
+		rec = &recorder{}
+	}
 	ls, err := openLayer(idx, l, diffID)
 	if err != nil {
 		var r *refusal.Error
@@ -161,8 +192,21 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 				return ls.layerErr(hdr.Name, err)
 			}
 		}
-		if err := b.apply(idx, ordinal, hdr, tr, cr.n, &info); err != nil {
+		var body io.Reader = tr
+		if rec != nil {
+			rec.data.Reset()
+			body = tee{tr, &rec.data}
+		}
+		offset := cr.n
+		if err := b.apply(idx, ordinal, hdr, body, offset, &info); err != nil {
 			return ls.classify(ctx, hdr.Name, err)
+		}
+		if rec != nil {
+			e := recordOf(hdr, offset)
+			if hdr.Typeflag == tar.TypeReg && int64(rec.data.Len()) == hdr.Size {
+				e.Kept, e.Data = true, bytes.Clone(rec.data.Bytes())
+			}
+			rec.rec.Entries = append(rec.rec.Entries, e)
 		}
 	}
 	// Drain trailing padding so the spool and the size are the whole
@@ -180,6 +224,10 @@ func (b *builder) applyLayer(ctx context.Context, idx int, l v1.Layer, diffID v1
 	}
 	info.Size = cr.n
 	b.fs.info = append(b.fs.info, info)
+	if rec != nil {
+		rec.rec.Size, rec.rec.DiffID = cr.n, diffID // verified by finish
+		_ = b.o.cache.PutLayer(ls.digest, &rec.rec) // a cache that cannot store is only slower
+	}
 	return nil
 }
 
@@ -271,7 +319,7 @@ func symlinkEscapes(p, target string) bool {
 }
 
 // apply applies one tar entry of layer idx.
-func (b *builder) apply(idx, ordinal int, hdr *tar.Header, tr *tar.Reader, offset int64, info *Layer) error {
+func (b *builder) apply(idx, ordinal int, hdr *tar.Header, tr io.Reader, offset int64, info *Layer) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil

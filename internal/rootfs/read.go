@@ -28,6 +28,7 @@ func (f *FS) ReadFiles(ctx context.Context, names []string, fn func(name string,
 	}
 	byLayer := map[int][]want{}
 	var direct []string
+	cached := map[string][]byte{} // direct names whose content the cache had
 	for _, name := range names {
 		n, err := f.walk("readfiles", name, true)
 		if err != nil {
@@ -37,6 +38,13 @@ func (f *FS) ReadFiles(ctx context.Context, names []string, fn func(name string,
 			return &fs.PathError{Op: "readfiles", Path: name, Err: errors.New("is a directory")}
 		}
 		c := n.content
+		if c != nil && !c.kept && c.size <= f.maxFile {
+			if data := f.cachedContent(c); data != nil {
+				cached[name] = bytes.Clone(data)
+				direct = append(direct, name)
+				continue
+			}
+		}
 		switch {
 		case c == nil || c.kept || (f.spool(c.layer) != nil && c.offset >= 0):
 			direct = append(direct, name)
@@ -48,9 +56,12 @@ func (f *FS) ReadFiles(ctx context.Context, names []string, fn func(name string,
 		}
 	}
 	for _, name := range direct {
-		data, err := f.ReadFile(name)
-		if err != nil {
-			return err
+		data, ok := cached[name]
+		if !ok {
+			var err error
+			if data, err = f.ReadFile(name); err != nil {
+				return err
+			}
 		}
 		if err := fn(name, data); err != nil {
 			return err
@@ -75,6 +86,7 @@ func (f *FS) ReadFiles(ctx context.Context, names []string, fn func(name string,
 					if _, err := io.ReadFull(tr, data); err != nil {
 						return false, f.layerErr(w.c, fmt.Errorf("re-reading content: %w", err))
 					}
+					f.storeContent(w.c, bytes.Clone(data))
 				} else {
 					data = bytes.Clone(data)
 				}

@@ -176,6 +176,7 @@ type options struct {
 	maxContentBytes int64
 	spoolDir        string
 	spool           bool
+	cache           LayerCache
 }
 
 // WithContents keeps in memory, during the single pass, the contents of the
@@ -261,6 +262,18 @@ func WithSpoolDir(dir string) Option {
 	}
 }
 
+// WithLayerCache reads layer indexes and file contents from c, and puts
+// there what it reads from layers (see LayerCache).
+func WithLayerCache(c LayerCache) Option {
+	return func(o *options) error {
+		if c == nil {
+			return errors.New("rootfs: WithLayerCache: nil cache")
+		}
+		o.cache = c
+		return nil
+	}
+}
+
 // FS is the merged view of an image. It is safe for concurrent use; it is
 // immutable once New returns.
 type FS struct {
@@ -270,6 +283,7 @@ type FS struct {
 	spools   []*os.File // per layer, when spooling
 	warnings []Warning
 	maxFile  int64
+	cache    LayerCache
 }
 
 // New indexes img's layers in one streaming pass.
@@ -296,6 +310,7 @@ func New(ctx context.Context, img v1.Image, opts ...Option) (*FS, error) {
 		root:    &node{name: ".", mode: implicitDirMode, layer: -1, maxLayer: -1, children: map[string]*node{}},
 		layers:  layers,
 		maxFile: o.maxFileSize,
+		cache:   o.cache,
 	}
 	f.root.parent = f.root
 	// DiffIDs come from the config (asking a compressed layer for its

@@ -1,11 +1,14 @@
 package scan_test
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/patch"
-	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testenv"
@@ -18,32 +21,35 @@ import (
 // versions come from the live archive, newer than the feed data).
 func TestRealFixableAfterPatch(t *testing.T) {
 	db := openRealDB(t)
-	if err := sandbox.Available("amd64"); err != nil {
-		testenv.Missing(t, "%v", err)
+	sb, err := sandbox.New(patch.SandboxAuto)
+	if err == nil {
+		err = sb.Available(v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
 	}
-	cache, err := apt.DefaultCacheDir()
 	if err != nil {
-		t.Fatal(err)
+		testenv.Missing(t, "%v", err)
 	}
 	for _, spec := range []testimage.Spec{testimage.BullseyeNginxCurl, testimage.BookwormNginx} {
 		t.Run(spec.Name, func(t *testing.T) {
-			_, img, before := realScan(t, db, spec)
-			res, cleanup, err := patch.Image(t.Context(), img, false, patch.Options{
-				Mode: patch.UpdateAll, AllowEOL: true, Sandbox: true, TempDir: t.TempDir(),
-				Apt: []apt.Option{apt.WithCacheDir(cache)},
-			})
-			defer cleanup()
+			ti, _, before := realScan(t, db, spec)
+			out := t.TempDir()
+			res, err := patch.Run(t.Context(), patch.Request{Image: "oci:" + ti.LayoutDir + ":" + ti.Ref,
+				Output: "oci:" + out + ":patched", Mode: patch.UpdateAll, AllowEOL: true}, patch.WithTempDir(t.TempDir()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Image == nil {
-				t.Fatalf("nothing patched: %s", res.Plan.Reason)
+			if res.Digest == "" {
+				t.Fatalf("nothing patched: %s", res.Platforms[0].Plan.Reason)
 			}
 			updated := map[string]bool{}
-			for _, c := range res.Plan.Changes {
+			for _, c := range res.Platforms[0].Plan.Changes {
 				updated[c.Package] = true
 			}
-			after, err := scan.Scan(t.Context(), res.Image, db, scan.WithClock(func() time.Time { return dataDate }))
+			art, err := oci.Open(t.Context(), "oci:"+out+":patched")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer art.Close()
+			after, err := scan.Scan(t.Context(), art.Image, db, scan.WithClock(func() time.Time { return dataDate }))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -67,6 +68,7 @@ func realScan(t *testing.T, db *vulndb.DB, spec testimage.Spec) (*testimage.Imag
 
 // TestMain removes the shared real-data database.
 func TestMain(m *testing.M) {
+	sandbox.Init() // TestRealFixableAfterPatch runs the patch sandbox
 	code := m.Run()
 	realdb.Remove()
 	os.Exit(code)

@@ -12,12 +12,16 @@ import (
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
+	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/metrics"
+	"github.com/drydock-project/drydock/internal/oci"
+	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -31,6 +35,7 @@ type gateParts struct {
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
 	metrics    *metrics.Gate
+	patches    *patchjob.Service
 	// promoted are told of each promotion (the gate's events pass through
 	// them on their way to the dispatcher).
 	promoted promotionListeners
@@ -76,6 +81,8 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		jobs.WithRetryBackoff(func(attempt int) time.Duration {
 			return min(time.Duration(attempt*attempt)*2*time.Second, time.Minute)
 		}),
+		// Patches run one at a time, apart from the scans.
+		jobs.WithQueue(patchjob.Queue, 1),
 	}
 	if dbs.Driver() == database.SQLite {
 		// One process works the embedded queue: jobs a killed server left
@@ -111,6 +118,9 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
 		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
 	}); err != nil {
+		return nil, err
+	}
+	if g.patches, err = openPatches(cfg, log, reg, g.queue); err != nil {
 		return nil, err
 	}
 	name := "built-in policy"
@@ -199,3 +209,34 @@ func (g *gateParts) close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// openPatches registers the patch jobs of POST /api/v1/patch: patch.Run
+// against the registry in process, attributed to the job's requester.
+func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue) (*patchjob.Service, error) {
+	srv, err := oci.ParseServer("http://" + internalRegistryHost)
+	if err != nil {
+		return nil, err
+	}
+	return patchjob.New(q, patchjob.Options{
+		Server: srv, ServerOptions: []oci.Option{oci.WithTransport(reg.Transport())},
+		DBPath: vulndb.DefaultPath(cfg.Data), DistroInfo: cfg.Patch.DistroInfo, CacheDir: patchCacheDir(cfg),
+		Limits: patchCacheLimits(cfg), Log: log.With("component", "patch"), WithActor: auth.WithUser,
+	})
+}
+
+// patchCacheDir is where the server's patches (API jobs and workflows)
+// keep their caches.
+func patchCacheDir(cfg config.Config) string {
+	if cfg.Patch.CacheDir != "" {
+		return cfg.Patch.CacheDir
+	}
+	return filepath.Join(cfg.Data, "cache", "patch")
+}
+
+func patchCacheLimits(cfg config.Config) patch.CacheLimits {
+	return patch.CacheLimits{Trees: cfg.Patch.TreeCacheSize, Images: cfg.Patch.ImageCacheSize, Packages: cfg.Patch.PackageCacheSize}
+}
+
+// internalRegistryHost names the registry in references read and written
+// through its in-process transport.
+const internalRegistryHost = "drydock.internal"

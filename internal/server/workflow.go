@@ -12,7 +12,7 @@ import (
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
-	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -37,12 +37,8 @@ func openWorkflows(ctx context.Context, cfg config.Config, dbs *database.Opener,
 		return nil, err
 	}
 	wc := cfg.Workflow
-	var aptOpts []apt.Option
-	if wc.HostKeyring != "" {
-		aptOpts = append(aptOpts, apt.WithHostKeyring(wc.HostKeyring))
-	}
 	log = log.With("component", "workflow")
-	aptOpts = append(aptOpts, apt.WithLogger(log))
+	patchOpts := []patch.Option{patch.WithCacheDir(patchCacheDir(cfg)), patch.WithCacheLimits(patchCacheLimits(cfg))}
 	var clock workflow.Clock = workflow.SystemClock{}
 	if now != nil {
 		clock = clockFunc(now)
@@ -55,7 +51,7 @@ func openWorkflows(ctx context.Context, cfg config.Config, dbs *database.Opener,
 	eng, err := workflow.New(workflow.Options{
 		Store: st, Queue: gp.queue, QueueName: workflowQueue, Registry: reg, DBPath: vulndb.DefaultPath(cfg.Data),
 		InventoryCache: cache, Clock: clock, Log: log,
-		Patcher: &workflow.LibraryPatcher{Apt: aptOpts, Mirror: wc.Mirror, SecurityMirror: wc.SecurityMirror,
+		Patcher: &workflow.LibraryPatcher{Options: patchOpts, Mirror: wc.Mirror, SecurityMirror: wc.SecurityMirror, HostKeyring: wc.HostKeyring,
 			Sandbox: wc.Sandbox, Tool: "drydock " + buildinfo.Get().Version, Clock: clock, Logger: log},
 		HTTPClient:   &http.Client{Timeout: 5 * time.Minute},
 		TickInterval: time.Duration(wc.TickInterval), Debounce: time.Duration(wc.Debounce), PollInterval: time.Duration(wc.PollInterval),

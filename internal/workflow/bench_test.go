@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/workflow"
@@ -122,10 +123,11 @@ func benchRun(b *testing.B, tags []struct {
 	art any
 	oci string
 }, m testimage.MirrorInfo, cold bool) {
-	cache, err := apt.DefaultCacheDir()
+	cache, err := testimage.DefaultCacheDir()
 	if err != nil {
 		b.Fatal(err)
 	}
+	cache = filepath.Join(cache, "patch") // patch.Run's default
 	if cold {
 		cache = b.TempDir()
 	}
@@ -196,7 +198,7 @@ func benchRun(b *testing.B, tags []struct {
 func newBenchHarness(b *testing.B, cache string, m testimage.MirrorInfo) *harness {
 	h := newHarnessN(b, true, 1, func(o *workflow.Options) {
 		o.Clock = offsetClock{d: 280 * 24 * time.Hour}
-		o.Patcher = &workflow.LibraryPatcher{Apt: []apt.Option{apt.WithCacheDir(cache), apt.WithHostKeyring(apt.DebianArchiveKeyring)},
+		o.Patcher = &workflow.LibraryPatcher{Options: []patch.Option{patch.WithCacheDir(cache)}, HostKeyring: apt.DebianArchiveKeyring,
 			Mirror: m.URI, SecurityMirror: m.SecurityURI, Sandbox: os.Geteuid() == 0, Tool: "drydock-bench", Clock: offsetClock{d: 280 * 24 * time.Hour}}
 	})
 	h.start()
@@ -220,8 +222,8 @@ func benchCLI(b *testing.B, tags []struct {
 	for i, e := range tags {
 		args := []string{"patch", e.oci, "--update-all", "--allow-eol", "--mirror", m.URI, "--security-mirror", m.SecurityURI,
 			"--host-keyring", apt.DebianArchiveKeyring, "-o", "oci:" + filepath.Join(dir, "out"+strconv.Itoa(i)) + ":patched", "--format", "json"}
-		if os.Geteuid() == 0 {
-			args = append(args, "--sandbox")
+		if os.Geteuid() != 0 {
+			args = append(args, "--sandbox", "never") // as the engine's harness: the sandbox as root only
 		}
 		// GNU time measures the child's own peak RSS (Go's exec folds the
 		// parent's peak into the child's rusage).

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/drydock-project/drydock/internal/patch"
-	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch/apt/archive"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/version"
@@ -259,7 +259,7 @@ func skipReasonOf(err error) (string, bool) {
 		return withPrefix("end of life", err.Error()), true
 	case errors.Is(err, patch.ErrUnsupported):
 		return withPrefix("unsupported OS", err.Error()), true
-	case errors.Is(err, apt.ErrNoSources):
+	case errors.Is(err, archive.ErrNoSources):
 		return "no package source: " + err.Error() + " (set workflow.mirror in the server's config for images without apt sources, such as distroless ones)", true
 	}
 	return "", false

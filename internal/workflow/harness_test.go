@@ -17,7 +17,6 @@ import (
 
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/jobs"
-	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
@@ -95,13 +94,9 @@ func newHarnessN(t testing.TB, withDB bool, workers int, opts ...harnessOption) 
 		realdb.Copy(t, dbPath)
 	}
 	clock := &fakeClock{now: time.Date(2026, 12, 6, 14, 7, 0, 0, time.UTC)}
-	cache, err := apt.DefaultCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := workflow.Options{Store: st, Queue: q, Registry: reg, DBPath: dbPath, QueueName: "workflow", Clock: clock,
 		LockRetry: 200 * time.Millisecond,
-		Patcher:   &workflow.LibraryPatcher{Apt: []apt.Option{apt.WithCacheDir(cache)}, Sandbox: os.Geteuid() == 0, Tool: "drydock-test"}}
+		Patcher:   &workflow.LibraryPatcher{Sandbox: os.Geteuid() == 0, Tool: "drydock-test"}}
 	for _, f := range opts {
 		f(&o)
 	}

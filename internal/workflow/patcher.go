@@ -9,9 +9,10 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
-	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch/apt/archive"
 	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
@@ -69,13 +70,16 @@ type PatchOutcome struct {
 	Cleanup   func()
 }
 
-// LibraryPatcher is the Patcher over internal/patch's Image and Index.
+// LibraryPatcher is the Patcher over internal/patch's Build: patch.Run's
+// pipeline, returning the patched artifact for the engine to scan and tag.
 type LibraryPatcher struct {
-	// Apt options every patch uses (cache directory, host keyring).
-	Apt []apt.Option
+	// Options every patch uses (cache directory and bounds, logger).
+	Options []patch.Option
 	// Mirror and SecurityMirror replace the images' archives (for images
 	// without apt sources, such as distroless ones, or an offline mirror).
 	Mirror, SecurityMirror string
+	// HostKeyring is trusted for archives an image has no key for.
+	HostKeyring string
 	// Sandbox lets maintainer scripts drydock cannot apply natively run in
 	// the sandbox.
 	Sandbox bool
@@ -95,23 +99,29 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	if log == nil {
 		log = func(string) {}
 	}
-	o := patch.Options{Mode: patch.UpdateAll, Releases: req.Releases, Sandbox: p.Sandbox, BaseName: req.BaseName,
-		Tool: p.Tool, Logger: p.Logger, Clock: p.Clock}
+	r := patch.Request{Image: req.BaseName, Mode: patch.UpdateAll, DryRun: req.DryRun, Sandbox: patch.SandboxNever,
+		Repositories: patch.Repositories{Mirror: p.Mirror, SecurityMirror: p.SecurityMirror, HostKeyring: p.HostKeyring}}
+	if p.Sandbox {
+		r.Sandbox = patch.SandboxAuto
+	}
 	if req.Wanted != nil {
-		o.Mode, o.Wanted = patch.FromReport, req.Wanted
+		r.Mode, r.Packages = patch.FromReport, req.Wanted
 	}
-	o.Apt = append(o.Apt, p.Apt...)
-	if p.Mirror != "" {
-		o.Apt = append(o.Apt, apt.WithMirror(p.Mirror))
+	opts := append([]patch.Option{patch.WithReleases(req.Releases)}, p.Options...)
+	if p.Tool != "" {
+		opts = append(opts, patch.WithTool(p.Tool))
 	}
-	if p.SecurityMirror != "" {
-		o.Apt = append(o.Apt, apt.WithSecurityMirror(p.SecurityMirror))
+	if p.Logger != nil {
+		opts = append(opts, patch.WithLogger(p.Logger))
+	}
+	if p.Clock != nil {
+		opts = append(opts, patch.WithClock(p.Clock))
 	}
 	if req.HTTPClient != nil {
-		o.Apt = append(o.Apt, apt.WithHTTPClient(req.HTTPClient))
+		opts = append(opts, patch.WithHTTPClient(req.HTTPClient))
 	}
 	last := ""
-	o.Progress = func(e patch.Event) {
+	opts = append(opts, patch.WithProgress(func(e patch.Event) {
 		if e.Phase == "download" {
 			return // one line per package would drown the log
 		}
@@ -119,41 +129,27 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 			last = line
 			log(line)
 		}
-	}
-	out := &PatchOutcome{Cleanup: func() {}}
-	var results []*patch.ImageResult
-	var images []v1.Image
-	switch {
-	case req.Index != nil:
-		r, cleanup, err := patch.Index(ctx, req.Index, nil, req.DryRun, o)
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		out.Cleanup, results = cleanup, r.Platforms
-		if r.Index != nil {
-			out.Index = r.Index
-		}
-		if req.DryRun {
-			if images, err = platformImages(req.Index); err != nil {
-				return nil, err
-			}
-		}
-	case req.Image != nil:
-		r, cleanup, err := patch.Image(ctx, req.Image, req.DryRun, o)
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		out.Cleanup, results = cleanup, []*patch.ImageResult{r}
-		if r.Image != nil {
-			out.Image = r.Image
-		}
-		images = []v1.Image{req.Image}
-	default:
+	}))
+	if req.Image == nil && req.Index == nil {
 		return nil, fmt.Errorf("patch request without an image")
 	}
-	for i, r := range results {
+	b, err := patch.Build(ctx, req.Image, req.Index, r, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out := &PatchOutcome{Image: b.Image, Index: b.Index, Cleanup: b.Close}
+	var images []v1.Image
+	if req.DryRun {
+		if req.Index != nil {
+			if images, err = platformImages(req.Index); err != nil {
+				b.Close()
+				return nil, err
+			}
+		} else {
+			images = []v1.Image{req.Image}
+		}
+	}
+	for i, r := range b.Platforms {
 		po := PlatformOutcome{Platform: r.Plan.Platform, OS: r.Plan.OS, Support: r.Plan.Support, SupportEnd: r.Plan.SupportEnd, Reason: r.Plan.Reason}
 		for _, c := range r.Plan.Changes {
 			po.Changes = append(po.Changes, PackageChange{Package: c.Package, From: c.From, To: c.To, Suite: c.Suite})
@@ -168,6 +164,7 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 		if req.DryRun && i < len(images) {
 			suites, err := p.securitySuites(ctx, images[i])
 			if err != nil {
+				b.Close()
 				return nil, err
 			}
 			po.SecuritySuites = suites
@@ -177,7 +174,7 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	return out, nil
 }
 
-// platformImages returns the images patch.Index plans, in its order.
+// platformImages returns the images patch.Build plans, in its order.
 func platformImages(idx v1.ImageIndex) ([]v1.Image, error) {
 	m, err := idx.IndexManifest()
 	if err != nil {
@@ -191,6 +188,13 @@ func platformImages(idx v1.ImageIndex) ([]v1.Image, error) {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
+		}
+		raw, err := img.RawManifest()
+		if err != nil {
+			return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
+		}
+		if m, err := imgref.ParseManifest(string(d.MediaType), raw); err != nil || m.Kind() != imgref.KindImage {
+			continue // patch.Build keeps it as it is, and says nothing of it
 		}
 		out = append(out, img)
 	}
@@ -211,11 +215,11 @@ func (p *LibraryPatcher) securitySuites(ctx context.Context, img v1.Image) ([]st
 	if err != nil || osi.Family != osinfo.FamilyDebian {
 		return nil, nil //nolint:nilerr // the plan already said why this OS is not patched
 	}
-	srcs, err := apt.ReadSources(ctx, fsys)
+	srcs, err := archive.ReadSources(ctx, fsys)
 	if err != nil {
 		return nil, err
 	}
-	srcs, err = apt.CompleteSuites(srcs, osi.VersionCodename, apt.Archives{Mirror: p.Mirror, SecurityMirror: p.SecurityMirror, SameArchiveSecurity: osi.ID == "ubuntu"})
+	srcs, err = archive.CompleteSuites(srcs, osi.VersionCodename, archive.Archives{Mirror: p.Mirror, SecurityMirror: p.SecurityMirror, SameArchiveSecurity: osi.ID == "ubuntu"})
 	if err != nil {
 		return nil, nil //nolint:nilerr // no source: the plan says so
 	}

@@ -32,7 +32,7 @@ func withMirror(t *testing.T) harnessOption {
 	return func(o *workflow.Options) {
 		p := o.Patcher.(*workflow.LibraryPatcher)
 		p.Mirror, p.SecurityMirror = m.URI, m.SecurityURI
-		p.Apt = append(p.Apt, apt.WithHostKeyring(apt.DebianArchiveKeyring))
+		p.HostKeyring = apt.DebianArchiveKeyring
 	}
 }
 

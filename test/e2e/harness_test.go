@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/drydock-project/drydock/internal/kube/kubetest"
+	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
@@ -31,6 +32,7 @@ import (
 var drydockBin string
 
 func TestMain(m *testing.M) {
+	sandbox.Init() // patch.Run in this process (the CLI/API/Run test) runs the sandbox
 	dir, err := os.MkdirTemp("", "drydock-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -17,7 +17,8 @@ import (
 func TestPatchHelp(t *testing.T) {
 	r := mustDrydock(t, nil, "patch", "--help")
 	for _, want := range []string{"-i, --image", "-r, --report", "--update-all", "-t, --tag", "--dry-run", "--sandbox",
-		"--allow-eol", "--mirror", "--platform", "--output", "--force", "--vulnerable-only", "Examples:", "-patched", "Maintainer scripts"} {
+		"--allow-eol", "--mirror", "--platform", "--output", "--force", "--vulnerable-only", "Examples:", "-patched", "Maintainer scripts",
+		"auto", "always", "never", "subuid"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("patch --help lacks %q", want)
 		}
@@ -46,6 +47,7 @@ func TestPatchBadInput(t *testing.T) {
 		{"report other json", []string{"patch", img, "-r", other}, "not a Trivy"},
 		{"bad tag", []string{"patch", img, "--update-all", "-t", "-bad"}, "not a valid tag"},
 		{"bad platform", []string{"patch", img, "--update-all", "--platform", "linux"}, "--platform"},
+		{"bad sandbox mode", []string{"patch", img, "--update-all", "--sandbox", "maybe"}, "--sandbox"},
 		{"missing layout", []string{"patch", img, "--update-all"}, "none"},
 		{"archive without output", []string{"patch", "docker-archive:" + filepath.Join(dir, "x.tar"), "--update-all"}, "--output"},
 	} {

@@ -26,7 +26,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
-	"github.com/drydock-project/drydock/internal/patch/apt"
+	"github.com/drydock-project/drydock/internal/patch/apt/archive"
 	"github.com/drydock-project/drydock/internal/patch/cacerts"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -276,18 +276,18 @@ func newPackage(t *testing.T, root string, arch string) (deb, version string, up
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := apt.DefaultCacheDir()
+	cache, err := archive.DefaultCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := apt.Open(ctx, fsys, osi, arch, apt.WithCacheDir(cache))
+	repo, err := archive.Open(ctx, fsys, osi, arch, archive.WithCacheDir(cache))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := repo.Update(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var p *apt.IndexPackage
+	var p *archive.IndexPackage
 	for _, u := range repo.Candidates(installed) {
 		if u.Name == "ca-certificates" {
 			p, upgrade = &u.Candidate, true

@@ -3,9 +3,10 @@
 //
 // A Changeset is filled by a patch backend (dpkg, apk, rpm) in any order;
 // adding a path again replaces the earlier entry, as a later package of the
-// same transaction would. File contents are spooled to a directory on disk,
-// never held in memory, so a layer of any size costs memory only for its
-// metadata.
+// same transaction would. File contents are spooled to one file on disk
+// (appended, each entry an offset and a size), never held in memory, so a
+// layer of any size costs memory only for its metadata and a file of any
+// count costs no file descriptor or inode of its own.
 //
 // Write emits the entries sorted by path, parents before children, with the
 // modification times and owners the changeset holds (no host uid, gid, umask
@@ -15,8 +16,10 @@ package layer
 
 import (
 	"archive/tar"
+	"bufio"
 	"cmp"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,7 +35,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -78,16 +80,31 @@ type Entry struct {
 	// SHA256 is the content digest of a File (hex).
 	SHA256 string
 
-	spool string // file holding the content
+	off int64 // where the content is in the spool file
 }
 
 // Changeset is the content of a layer being built. It is not safe for
 // concurrent use.
 type Changeset struct {
 	dir     string
+	spool   *os.File // every file's content, appended
+	end     int64    // the spool's size
 	entries map[string]*Entry
 	n       int
+	buf     []byte // copy buffer, reused (Changeset is not for concurrent use)
 }
+
+// buffer returns the changeset's copy buffer.
+func (c *Changeset) buffer() []byte {
+	if c.buf == nil {
+		c.buf = make([]byte, 256<<10)
+	}
+	return c.buf
+}
+
+// writerOnly hides a writer's ReadFrom, so io.CopyBuffer uses the buffer
+// given (tar.Writer's ReadFrom allocates one per call).
+type writerOnly struct{ io.Writer }
 
 // New returns an empty changeset spooling file contents under dir, which
 // must exist; Close removes what it spooled.
@@ -96,11 +113,19 @@ func New(dir string) (*Changeset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: spool directory: %w", err)
 	}
-	return &Changeset{dir: d, entries: map[string]*Entry{}}, nil
+	f, err := os.OpenFile(filepath.Join(d, "contents"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		os.RemoveAll(d)
+		return nil, fmt.Errorf("layer: spool: %w", err)
+	}
+	return &Changeset{dir: d, spool: f, entries: map[string]*Entry{}}, nil
 }
 
 // Close removes the spooled contents.
-func (c *Changeset) Close() error { return os.RemoveAll(c.dir) }
+func (c *Changeset) Close() error {
+	c.spool.Close()
+	return os.RemoveAll(c.dir)
+}
 
 // CheckPath reports whether p is a path an entry may have: clean, relative,
 // not ".", no ".." component, no NUL, not a whiteout marker itself.
@@ -122,9 +147,6 @@ func (c *Changeset) put(e *Entry) error {
 	if err := CheckPath(e.Path); err != nil {
 		return err
 	}
-	if old := c.entries[e.Path]; old != nil && old.spool != "" {
-		os.Remove(old.spool)
-	}
 	c.entries[e.Path] = e
 	return nil
 }
@@ -135,26 +157,19 @@ func (c *Changeset) AddFile(p string, mode fs.FileMode, uid, gid int, mtime time
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	c.n++
-	name := filepath.Join(c.dir, strconv.Itoa(c.n))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("layer: spool %s: %w", p, err)
-	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	off := c.end
+	w := &offsetWriter{f: c.spool, off: off}
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, size+1), c.buffer())
+	c.end = w.off
 	if err == nil && n != size {
 		err = fmt.Errorf("content is %d bytes, header says %d", n, size)
 	}
 	if err != nil {
-		os.Remove(name)
 		return nil, fmt.Errorf("layer: spool %s: %w", p, err)
 	}
 	e := &Entry{Path: p, Kind: File, Mode: mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky),
-		UID: uid, GID: gid, ModTime: mtime, Size: size, SHA256: fmt.Sprintf("%x", h.Sum(nil)), spool: name}
+		UID: uid, GID: gid, ModTime: mtime, Size: size, SHA256: fmt.Sprintf("%x", h.Sum(nil)), off: off}
 	return e, c.put(e)
 }
 
@@ -192,12 +207,7 @@ func (c *Changeset) AddWhiteout(p string, mtime time.Time) error {
 
 // Remove drops p from the changeset (nothing is written for it).
 func (c *Changeset) Remove(p string) {
-	if e := c.entries[p]; e != nil {
-		if e.spool != "" {
-			os.Remove(e.spool)
-		}
-		delete(c.entries, p)
-	}
+	delete(c.entries, p)
 }
 
 // Get returns the entry of p, or nil.
@@ -221,7 +231,20 @@ func (c *Changeset) Open(e *Entry) (io.ReadCloser, error) {
 	if e.Kind != File {
 		return nil, fmt.Errorf("layer: %s is a %s, not a file", e.Path, e.Kind)
 	}
-	return os.Open(e.spool)
+	return io.NopCloser(io.NewSectionReader(c.spool, e.off, e.Size)), nil
+}
+
+// offsetWriter writes at increasing offsets of f (positioned writes, so
+// readers of earlier contents are never disturbed).
+type offsetWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (w *offsetWriter) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
 }
 
 // comparePaths orders paths component by component, so that a directory
@@ -304,12 +327,7 @@ func (c *Changeset) writeEntry(tw *tar.Writer, e *Entry) error {
 	if e.Kind != File {
 		return nil
 	}
-	f, err := os.Open(e.spool)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	n, err := io.Copy(tw, f)
+	n, err := io.CopyBuffer(writerOnly{tw}, io.NewSectionReader(c.spool, e.off, e.Size), c.buffer())
 	if err == nil && n != e.Size {
 		err = errors.New("spooled content changed size")
 	}
@@ -325,9 +343,6 @@ func (c *Changeset) Rename(from, to string) error {
 	if err := CheckPath(to); err != nil {
 		return err
 	}
-	if old := c.entries[to]; old != nil && old.spool != "" && old != e {
-		os.Remove(old.spool)
-	}
 	delete(c.entries, from)
 	e.Path = to
 	c.entries[to] = e
@@ -335,10 +350,11 @@ func (c *Changeset) Rename(from, to string) error {
 }
 
 // Layer returns the changeset as an OCI layer (gzip-compressed tar). The
-// layer is written and compressed once, into the spool directory, so
-// computing its digest, diff ID and size and then uploading it does not
-// recompress it; the changeset must stay open while the layer is used,
-// and later changes to the changeset are not in it.
+// layer is written and compressed once, into the spool directory, its
+// digest and diff ID computed on the way, so computing them, its size and
+// then uploading it reads it only to upload it; the changeset must stay
+// open while the layer is used, and later changes to the changeset are
+// not in it.
 func (c *Changeset) Layer() (v1.Layer, error) {
 	c.n++
 	name := filepath.Join(c.dir, "layer-"+strconv.Itoa(c.n)+".tar.gz")
@@ -346,10 +362,29 @@ func (c *Changeset) Layer() (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	zw := gzip.NewWriter(f)
-	err = c.Write(zw)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
+	// The tar (and its hash) and its compression (and that hash) run on
+	// two goroutines: two cores compress while the tar is made.
+	compressed, uncompressed := sha256.New(), sha256.New()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countWriter{w: io.MultiWriter(bw, compressed)}
+	pr, pw := io.Pipe()
+	zerr := make(chan error, 1)
+	go func() {
+		zw := gzip.NewWriter(cw)
+		_, err := io.CopyBuffer(zw, pr, make([]byte, 1<<20))
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		pr.CloseWithError(err)
+		zerr <- err
+	}()
+	err = c.Write(io.MultiWriter(pw, uncompressed))
+	pw.CloseWithError(err)
+	if zer := <-zerr; err == nil {
+		err = zer
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -358,5 +393,53 @@ func (c *Changeset) Layer() (v1.Layer, error) {
 		os.Remove(name)
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	return tarball.LayerFromFile(name, tarball.WithMediaType(types.OCILayer))
+	return &spooledLayer{path: name, size: cw.n,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressed.Sum(nil))},
+		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uncompressed.Sum(nil))}}, nil
 }
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// spooledLayer is the layer Layer wrote: a gzip file whose hashes and
+// size are known.
+type spooledLayer struct {
+	path           string
+	size           int64
+	digest, diffID v1.Hash
+}
+
+var _ v1.Layer = (*spooledLayer)(nil)
+
+func (l *spooledLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *spooledLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *spooledLayer) Size() (int64, error)                { return l.size, nil }
+func (l *spooledLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *spooledLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *spooledLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }

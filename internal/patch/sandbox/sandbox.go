@@ -1,460 +1,519 @@
-// Package sandbox runs commands of an image (maintainer scripts) in an
-// isolated copy of its root filesystem and turns what they change into
-// layer entries.
+// Package sandbox runs commands of an image (maintainer scripts) isolated
+// from the host, and turns what they change into layer entries.
 //
-// A Tree is the image's layers plus a changeset, extracted into a private
-// directory. Run executes a command chrooted into it with util-linux's
-// unshare: new mount, PID, network, IPC and UTS namespaces (no network),
-// the tree as root. Run as root, drydock extracts files with their owners
-// and the command runs as root inside the chroot; run as another user,
-// a user namespace makes the invoking user root inside (files are then
-// owned by that user, and a command that chowns to other users fails). Diff compares the tree with what was extracted and adds
-// every change to the changeset, with a fixed modification time so the
-// result is reproducible; runtime directories (tmp, run, dev, proc) and
-// log files are not kept.
+// Every sandbox process is drydock itself, started from a sealed
+// in-memory copy of its executable in new user, mount, PID, network, IPC
+// and UTS namespaces. As root, the user namespace maps every id to itself;
+// unprivileged, it maps the user to root and the user's subordinate ranges
+// (/etc/subuid, /etc/subgid, through newuidmap and newgidmap) from id 1,
+// so scripts that give files to system users work either way, and the
+// layer records the owners the image sees.
 //
-// Only images of the host's architecture can run: drydock never emulates.
+// The image's tree is extracted once per image digest and id map into a
+// cache (with a manifest checked at every use: a corrupt tree is rebuilt).
+// A Tree mounts it read-only under overlayfs, with a fresh writable layer
+// (or, where overlayfs cannot mount in a user namespace, works on a
+// reflink or plain copy of it), applies the patch's changeset, records
+// the writable layer, mounts /proc and a /dev of five harmless devices,
+// pivots into the image's root and detaches the host's: from then on no
+// command sees a host file, and the network namespace has no interface
+// but a down loopback. Commands run as root of the namespace, one at a
+// time; whatever a command leaves running is killed when it ends. Diff
+// then reads the writable layer (in the namespace again, as the image's
+// ids) and adds what changed to the changeset, with a fixed modification
+// time so the result is reproducible; runtime directories (tmp, run, dev,
+// proc) and logs are not kept.
+//
+// Only images of the host's architecture run: drydock never emulates.
+// Where the sandbox cannot run, Available says exactly what to configure.
 package sandbox
 
 import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"log/slog"
 	"os"
-	"os/exec"
-	"path"
 	"path/filepath"
 	"runtime"
-	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/cache"
 	"github.com/drydock-project/drydock/internal/patch/layer"
 )
 
-// ErrUnavailable is wrapped when the host cannot provide a sandbox.
-var ErrUnavailable = errors.New("no sandbox available")
+// Defaults.
+const (
+	// DefaultTreeCacheSize bounds the cache of extracted image trees.
+	DefaultTreeCacheSize = 4 << 30
+	// treeFormat names the layout of cached trees in their keys.
+	treeFormat = "tree-v2"
+)
 
-// debToGo maps Debian architecture names to the Go (and OCI) ones.
-var debToGo = map[string]string{"amd64": "amd64", "arm64": "arm64", "i386": "386", "armhf": "arm", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+// Sandbox opens trees to run an image's commands in (backend.Sandbox).
+type Sandbox struct {
+	mode      backend.SandboxMode
+	cacheDir  string
+	maxCache  int64
+	workDir   string
+	log       *slog.Logger
+	noOverlay bool
 
-// Available reports whether commands of an image of Debian architecture
-// arch can run here.
-func Available(arch string) error {
+	once    sync.Once
+	idmap   *idMap
+	overlay bool
+	err     error // why the sandbox is unavailable
+	trees   *cache.Dir
+}
+
+// Option configures New.
+type Option func(*Sandbox) error
+
+// WithCacheDir keeps extracted image trees under dir, at most max bytes
+// (0: DefaultTreeCacheSize).
+func WithCacheDir(dir string, max int64) Option {
+	return func(s *Sandbox) error {
+		if dir == "" || max < 0 {
+			return fmt.Errorf("sandbox.WithCacheDir(%q, %d): want a directory and a size >= 0", dir, max)
+		}
+		s.cacheDir, s.maxCache = dir, max
+		return nil
+	}
+}
+
+// WithWorkDir puts the writable layers under dir (default: a tmpfs when
+// one has room, else the temporary directory).
+func WithWorkDir(dir string) Option {
+	return func(s *Sandbox) error {
+		if dir == "" {
+			return errors.New("sandbox.WithWorkDir: empty directory")
+		}
+		s.workDir = dir
+		return nil
+	}
+}
+
+// WithLogger logs what the sandbox does.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Sandbox) error {
+		if l == nil {
+			return errors.New("sandbox.WithLogger: nil logger")
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// WithoutOverlay copies the cached tree for each run instead of mounting
+// it under overlayfs (what happens anyway where overlayfs cannot mount).
+func WithoutOverlay() Option {
+	return func(s *Sandbox) error { s.noOverlay = true; return nil }
+}
+
+// New returns a sandbox for mode.
+func New(mode backend.SandboxMode, opts ...Option) (*Sandbox, error) {
+	s := &Sandbox{mode: mode, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.maxCache == 0 {
+		s.maxCache = DefaultTreeCacheSize
+	}
+	return s, nil
+}
+
+// Mode is the mode the sandbox was made for.
+func (s *Sandbox) Mode() backend.SandboxMode { return s.mode }
+
+// Available reports whether commands of an image of platform p can run
+// here; the error says what is missing and how to configure it.
+func (s *Sandbox) Available(p v1.Platform) error {
 	if runtime.GOOS != "linux" {
-		return fmt.Errorf("%w: sandboxes need Linux", ErrUnavailable)
+		return unavailable("sandboxes need Linux")
 	}
-	if g := debToGo[arch]; g != runtime.GOARCH {
-		return fmt.Errorf("%w: the image is %s, this machine %s, and drydock does not emulate", ErrUnavailable, arch, runtime.GOARCH)
+	if p.OS != "linux" || p.Architecture != runtime.GOARCH {
+		return unavailable("the image is %s, this machine %s/%s, and drydock does not emulate", p.String(), runtime.GOOS, runtime.GOARCH)
 	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		return fmt.Errorf("%w: unshare (util-linux) not found", ErrUnavailable)
+	return s.setup()
+}
+
+// setup checks the host once: user namespaces, the id map, overlayfs.
+func (s *Sandbox) setup() error {
+	s.once.Do(func() {
+		s.err = s.probe()
+	})
+	return s.err
+}
+
+// sysctls that switch user namespaces off, and the remedy of each.
+func sysctlCheck(rootless bool) error {
+	read := func(p string) (int, bool) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n, err == nil
+	}
+	if n, ok := read("/proc/sys/user/max_user_namespaces"); ok && n == 0 {
+		return unavailable("user namespaces are disabled on this host: user.max_user_namespaces is 0; allow them, as root: sysctl -w user.max_user_namespaces=15000 (and in /etc/sysctl.d to keep it)")
+	}
+	if !rootless {
+		return nil
+	}
+	if n, ok := read("/proc/sys/kernel/unprivileged_userns_clone"); ok && n == 0 {
+		return unavailable("unprivileged user namespaces are disabled: kernel.unprivileged_userns_clone is 0; allow them, as root: sysctl -w kernel.unprivileged_userns_clone=1 (or run drydock as root)")
+	}
+	if n, ok := read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); ok && n == 1 {
+		return unavailable("AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns is 1): give drydock an AppArmor profile with \"userns,\", or set the sysctl to 0, as root")
 	}
 	return nil
 }
 
-// Tree is an extracted root filesystem.
-type Tree struct {
-	Dir   string
-	sums  map[string][32]byte // content digests computed while extracting
-	snap  map[string]snapEntry
-	owner map[string][2]int // as recorded in the image, for non-root runs
-}
-
-type snapEntry struct {
-	mode   fs.FileMode
-	size   int64
-	mtime  time.Time
-	ino    uint64
-	target string
-	sum    [32]byte
-}
-
-// Materialize extracts img with cs applied on top into a new directory
-// under tempDir ("": DefaultDir's choice).
-func Materialize(ctx context.Context, img v1.Image, cs *layer.Changeset, tempDir string) (*Tree, error) {
-	if tempDir == "" {
-		var need int64
-		if ls, err := img.Layers(); err == nil {
-			for _, l := range ls {
-				if n, err := l.Size(); err == nil {
-					need += 4 * n // compressed size, a rough guess of the extracted size
-				}
-			}
-		}
-		tempDir = DefaultDir(os.TempDir(), need)
+func (s *Sandbox) probe() error {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		return unavailable("/proc is not mounted: %v", err)
 	}
-	dir, err := os.MkdirTemp(tempDir, "sandbox-*")
+	rootless := os.Geteuid() != 0
+	if err := sysctlCheck(rootless); err != nil {
+		return err
+	}
+	m, err := currentMap()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return err
 	}
-	t := &Tree{Dir: dir, snap: map[string]snapEntry{}, owner: map[string][2]int{}, sums: map[string][32]byte{}}
-	ok := false
-	defer func() {
-		if !ok {
-			t.Close()
-		}
-	}()
-	rc := mutate.Extract(img)
-	err = t.extract(ctx, tar.NewReader(rc))
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: extract image: %w", err)
+	s.idmap = m
+	// Whether overlayfs works is found by the first session, which falls
+	// back to copying the tree.
+	s.overlay = !s.noOverlay
+	cdir := s.cacheDir
+	if cdir == "" {
+		cdir = filepath.Join(os.TempDir(), "drydock-sandbox-trees-"+strconv.Itoa(os.Geteuid()))
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(cs.Write(pw)) }()
-	err = t.extract(ctx, tar.NewReader(pr))
-	pr.Close()
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: apply changes: %w", err)
-	}
-	if err := t.snapshot(); err != nil {
-		return nil, err
-	}
-	ok = true
-	return t, nil
-}
-
-// Close removes the tree.
-func (t *Tree) Close() error {
-	if t.Dir == "" {
-		return nil
-	}
-	// Make everything writable so RemoveAll can descend.
-	filepath.WalkDir(t.Dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	err := os.RemoveAll(t.Dir)
-	t.Dir = ""
+	s.trees, err = cache.Open(cdir, s.maxCache, cache.WithRemove(s.remove))
 	return err
 }
 
-// within returns the host path of the image path name, refusing to leave
-// the tree: every parent must be a real directory (no symlink is
-// followed while extracting).
-func (t *Tree) within(name string) (string, error) {
-	name = path.Clean("/" + name)[1:]
-	if name == "" {
-		return t.Dir, nil
+// Rootless reports whether the sandbox maps the user's subordinate ids
+// (drydock runs unprivileged); valid after Available succeeded.
+func (s *Sandbox) Rootless() bool { return s.idmap != nil && s.idmap.Rootless }
+
+// work returns where writable layers go: a tmpfs with room, else the
+// temporary directory.
+func (s *Sandbox) work() (string, error) {
+	if s.workDir != "" {
+		return s.workDir, nil
 	}
-	cur := t.Dir
-	parts := strings.Split(name, "/")
-	for _, p := range parts[:len(parts)-1] {
-		cur = filepath.Join(cur, p)
-		fi, err := os.Lstat(cur)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.Mkdir(cur, 0o755); err != nil {
-				return "", err
-			}
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if !fi.IsDir() {
-			// A lower layer's symlink (e.g. lib -> usr/lib) on the way:
-			// the layers drydock writes never do this; refuse.
-			return "", fmt.Errorf("%s: parent %s is not a directory", name, strings.TrimPrefix(cur, t.Dir))
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err == nil && int64(st.Bavail)*int64(st.Bsize) > 1<<30 {
+		if f, err := os.MkdirTemp("/dev/shm", "drydock-probe-*"); err == nil {
+			os.Remove(f)
+			return "/dev/shm", nil
 		}
 	}
-	return filepath.Join(cur, parts[len(parts)-1]), nil
+	return os.TempDir(), nil
 }
 
-func (t *Tree) extract(ctx context.Context, tr *tar.Reader) error {
-	euid := os.Geteuid()
-	for n := 0; ; n++ {
-		if n%256 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := path.Clean("/" + h.Name)[1:]
-		if name == "" {
-			continue
-		}
-		dir, base := path.Split(name)
-		if strings.HasPrefix(base, ".wh.") {
-			// mutate.Extract has applied whiteouts of the image; ours come
-			// from the changeset.
-			target := path.Join(dir, strings.TrimPrefix(base, ".wh."))
-			if p, err := t.within(target); err == nil {
-				os.RemoveAll(p)
-			}
-			continue
-		}
-		p, err := t.within(name)
-		if err != nil {
-			return err
-		}
-		if fi, err := os.Lstat(p); err == nil && !(fi.IsDir() && h.Typeflag == tar.TypeDir) {
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-		}
-		mode := fs.FileMode(h.Mode & 0o777)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return err
-			}
-		case tar.TypeReg:
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return err
-			}
-			h := sha256.New()
-			_, err = io.Copy(io.MultiWriter(f, h), tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-			var sum [32]byte
-			copy(sum[:], h.Sum(nil))
-			t.sums[name] = sum
-		case tar.TypeSymlink:
-			if err := os.Symlink(h.Linkname, p); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			src, err := t.within(path.Clean("/" + h.Linkname)[1:])
-			if err != nil {
-				return err
-			}
-			if err := os.Link(src, p); err != nil {
-				return err
-			}
-			t.sums[name] = t.sums[path.Clean("/" + h.Linkname)[1:]]
-			continue
-		default:
-			continue // devices, FIFOs: not needed to run scripts
-		}
-		t.owner[name] = [2]int{h.Uid, h.Gid}
-		if euid == 0 {
-			if err := os.Lchown(p, h.Uid, h.Gid); err != nil {
-				return err
-			}
-		}
-		if h.Typeflag != tar.TypeSymlink {
-			if err := os.Chmod(p, mode|specialBits(h.Mode)); err != nil {
-				return err
-			}
-		}
+// remove removes a tree whose files belong to the namespace's ids.
+func (s *Sandbox) remove(dir string) error {
+	if !s.idmap.Rootless {
+		return removeTree(dir)
 	}
+	p, err := start(s.idmap, config{Op: opRemove, Dirs: []string{dir}}, noData)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	var r reply
+	if err := p.recv(&r); err != nil {
+		return err
+	}
+	return p.wait()
 }
 
-func specialBits(m int64) fs.FileMode {
-	var out fs.FileMode
-	if m&0o4000 != 0 {
-		out |= fs.ModeSetuid
+// treeKey names the cached tree of img under the current id map.
+func (s *Sandbox) treeKey(img v1.Image) (string, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
 	}
-	if m&0o2000 != 0 {
-		out |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		out |= fs.ModeSticky
-	}
-	return out
+	h := sha256.Sum256([]byte(treeFormat + "\n" + d.String() + "\n" + s.idmap.fingerprint()))
+	return hex.EncodeToString(h[:]), nil
 }
 
-// ignored are paths whose changes are not kept: runtime directories and
-// logs (they hold timestamps and would make the layer irreproducible).
-func ignored(name string) bool {
-	for _, pre := range []string{"tmp", "var/tmp", "run", "var/run", "dev", "proc", "sys", "var/log"} {
-		if name == pre || strings.HasPrefix(name, pre+"/") {
-			return name != pre
-		}
+// tree returns img's extracted tree from the cache, extracting it first
+// when missing.
+func (s *Sandbox) tree(ctx context.Context, img v1.Image) (*cache.Entry, error) {
+	key, err := s.treeKey(img)
+	if err != nil {
+		return nil, err
 	}
-	// Backups dpkg and debconf write on every run, and dpkg's journal.
-	return (strings.HasSuffix(name, "-old") && (strings.HasPrefix(name, "var/cache/debconf/") || strings.HasPrefix(name, "var/lib/dpkg/"))) ||
-		strings.HasPrefix(name, "var/lib/dpkg/updates/") || name == "var/lib/dpkg/lock" || name == "var/lib/dpkg/lock-frontend" || name == "var/lib/dpkg/triggers/Lock"
-}
-
-func (t *Tree) walk(fn func(name string, fi fs.FileInfo) error) error {
-	return filepath.Walk(t.Dir, func(p string, fi fs.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(strings.TrimPrefix(p, t.Dir), "/")
-		if name == "" {
-			return nil
-		}
-		if ignored(name) {
-			if fi.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		return fn(name, fi)
-	})
-}
-
-func (t *Tree) entryOf(name string, fi fs.FileInfo) (snapEntry, error) {
-	e := snapEntry{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.ino = st.Ino
+	if e, err := s.trees.Get(key); err != nil || e != nil {
+		return e, err
 	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		target, err := os.Readlink(filepath.Join(t.Dir, name))
-		if err != nil {
-			return e, err
-		}
-		e.target = target
-	case fi.Mode().IsRegular():
-		f, err := os.Open(filepath.Join(t.Dir, name))
-		if err != nil {
-			return e, err
-		}
-		h := sha256.New()
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return e, err
-		}
-		copy(e.sum[:], h.Sum(nil))
+	start := time.Now()
+	e, err := s.trees.Put(key, func(dir string) (int64, error) { return s.extract(ctx, img, dir) })
+	if err != nil {
+		return nil, err
 	}
+	s.log.Info("sandbox: extracted the image's tree", "dir", e.Path, "seconds", time.Since(start).Seconds())
 	return e, nil
 }
 
-func (t *Tree) snapshot() error {
-	return t.walk(func(name string, fi fs.FileInfo) error {
-		if sum, ok := t.sums[name]; ok && fi.Mode().IsRegular() {
-			e := snapEntry{mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime(), sum: sum}
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				e.ino = st.Ino
-			}
-			t.snap[name] = e
-			return nil
-		}
-		e, err := t.entryOf(name, fi)
-		if err != nil {
-			return err
-		}
-		t.snap[name] = e
-		return nil
-	})
-}
-
-// DefaultDir picks where to extract a tree of about need bytes: the
-// shared-memory tmpfs when it has room (creating thousands of small files
-// there is several times faster than on a disk), else dir.
-func DefaultDir(dir string, need int64) string {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err == nil && int64(st.Bavail)*int64(st.Bsize) > 2*need {
-		if f, err := os.MkdirTemp("/dev/shm", "drydock-probe-*"); err == nil {
-			os.Remove(f)
-			return "/dev/shm"
-		}
+// extract writes img's flattened tree into dir/root, with its manifest.
+func (s *Sandbox) extract(ctx context.Context, img v1.Image, dir string) (int64, error) {
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return 0, err
 	}
-	return dir
-}
-
-// Run executes argv (inside the tree) with env in the sandbox and returns
-// its combined output.
-func (t *Tree) Run(ctx context.Context, env []string, argv ...string) ([]byte, error) {
-	args := []string{"--mount", "--pid", "--fork", "--net", "--ipc", "--uts", "--kill-child"}
-	if os.Geteuid() != 0 {
-		args = append(args, "--user", "--map-root-user")
-	}
-	args = append(args, "--root="+t.Dir, "--wd=/", "--")
-	args = append(args, argv...)
-	cmd := exec.CommandContext(ctx, "unshare", args...)
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=/root"}, env...)
-	out, err := cmd.CombinedOutput()
+	p, err := start(s.idmap, config{Op: opExtract, Dir: root, Manifest: filepath.Join(dir, "manifest")}, dataIn)
 	if err != nil {
-		return out, fmt.Errorf("sandbox: %s: %w", strings.Join(argv, " "), err)
+		return 0, err
 	}
-	return out, nil
+	defer p.close()
+	werr := make(chan error, 1)
+	go func() {
+		rc := mutate.Extract(img)
+		_, err := io.Copy(p.data, ctxReader{ctx, rc})
+		rc.Close()
+		p.data.Close()
+		werr <- err
+	}()
+	var r reply
+	err = p.recv(&r)
+	if e := <-werr; err == nil && e != nil {
+		err = fmt.Errorf("sandbox: reading the image: %w", e)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return r.Bytes, p.wait()
 }
 
-// Diff adds to cs what commands changed in the tree since Materialize:
-// new and modified files, directories, symlinks (with mtime), and
-// whiteouts for removed paths.
-func (t *Tree) Diff(cs *layer.Changeset, mtime time.Time) error {
-	seen := map[string]bool{}
-	err := t.walk(func(name string, fi fs.FileInfo) error {
-		seen[name] = true
-		old, had := t.snap[name]
-		if had && old.mode == fi.Mode() && old.size == fi.Size() && old.mtime.Equal(fi.ModTime()) {
-			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Ino == old.ino {
-				return nil
-			}
-		}
-		e, err := t.entryOf(name, fi)
-		if err != nil {
-			return err
-		}
-		if had && old.mode == e.mode && old.sum == e.sum && old.target == e.target {
-			return nil // rewritten with the same content
-		}
-		uid, gid := t.ownerOf(name, fi)
-		mode := fi.Mode()
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Open makes img with cs applied ready to run commands in.
+func (s *Sandbox) Open(ctx context.Context, img v1.Image, cs *layer.Changeset) (backend.Tree, error) {
+	if err := s.setup(); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		t, err := s.open(ctx, img, cs)
+		var noOverlay *noOverlayError
 		switch {
-		case mode.IsDir():
-			return cs.AddDir(name, mode, uid, gid, mtime)
-		case mode&fs.ModeSymlink != 0:
-			return cs.AddSymlink(name, e.target, uid, gid, mtime)
-		case mode.IsRegular():
-			f, err := os.Open(filepath.Join(t.Dir, name))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = cs.AddFile(name, mode, uid, gid, mtime, f, fi.Size())
-			return err
+		case err == nil || attempt > 1:
+			return t, err
+		case errors.As(err, &noOverlay) && s.overlay:
+			s.log.Info("sandbox: copying image trees instead of mounting them with overlayfs", "reason", noOverlay.why)
+			s.overlay = false
+		case strings.Contains(err.Error(), "corrupt: "):
+			s.log.Warn("sandbox: the cached image tree is corrupt: extracting it again", "error", err)
+		default:
+			return t, err
 		}
-		return nil // sockets, FIFOs, devices created by scripts: not kept
-	})
+	}
+}
+
+func (s *Sandbox) open(ctx context.Context, img v1.Image, cs *layer.Changeset) (_ *Tree, err error) {
+	entry, err := s.tree(ctx, img)
 	if err != nil {
-		return fmt.Errorf("sandbox: diff: %w", err)
+		return nil, err
 	}
-	var gone []string
-	for name := range t.snap {
-		if !seen[name] {
-			gone = append(gone, name)
+	work, err := s.work()
+	if err != nil {
+		entry.Release()
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(work, "drydock-sandbox-*")
+	if err != nil {
+		entry.Release()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	t := &Tree{s: s, entry: entry, dir: dir}
+	defer func() {
+		if err != nil {
+			if strings.Contains(err.Error(), "corrupt: ") {
+				t.entryCorrupt = true
+			}
+			t.Close()
+		}
+	}()
+	cfg := config{Op: opSession, Lower: filepath.Join(entry.Path, "root"), Manifest: filepath.Join(entry.Path, "manifest"),
+		Root: filepath.Join(dir, "root"), Overlay: s.overlay, Dir: filepath.Join(dir, "probe")}
+	if s.overlay {
+		cfg.Upper, cfg.Work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	}
+	for _, d := range []string{cfg.Root, cfg.Upper, cfg.Work} {
+		if d != "" {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return nil, fmt.Errorf("sandbox: %w", err)
+			}
 		}
 	}
-	slices.Sort(gone)
-	for _, name := range gone {
-		if dir := path.Dir(name); dir != "." && slices.Contains(gone, dir) {
-			continue // the parent's whiteout covers it
-		}
-		if e := cs.Get(name); e != nil && e.Kind != layer.Whiteout {
-			cs.Remove(name)
-		}
-		if err := cs.AddWhiteout(name, mtime); err != nil {
-			return err
-		}
+	t.cfg = cfg
+	if t.p, err = start(s.idmap, cfg, dataIn); err != nil {
+		return nil, err
 	}
+	werr := make(chan error, 1)
+	go func() {
+		err := cs.Write(t.p.data)
+		t.p.data.Close()
+		werr <- err
+	}()
+	var r reply
+	err = t.recvCtx(ctx, &r)
+	if e := <-werr; err == nil && e != nil {
+		err = fmt.Errorf("sandbox: writing the changes: %w", e)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.snapshot = r.Snapshot
+	return t, nil
+}
+
+// Tree is an image ready to run commands in (backend.Tree).
+type Tree struct {
+	s            *Sandbox
+	entry        *cache.Entry
+	entryCorrupt bool
+	dir          string // the writable layer and mount point; removed by Diff or Close
+	cfg          config
+	p            *proc
+	snapshot     map[string]snapEntry
+	cleaned      bool
+}
+
+// recvCtx waits for a reply; ctx's end kills the sandbox.
+func (t *Tree) recvCtx(ctx context.Context, r *reply) error {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			if t.p.cmd != nil && t.p.cmd.Process != nil {
+				t.p.cmd.Process.Kill()
+			}
+		case <-done:
+		}
+	}()
+	err := t.p.recv(r)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Stage makes data readable inside the sandbox at backend.StagePath(name).
+func (t *Tree) Stage(name string, data []byte) error {
+	if t.p == nil {
+		return errors.New("sandbox: tree is closed")
+	}
+	if err := t.p.send(request{Op: "stage", Name: name, Data: data}); err != nil {
+		return err
+	}
+	var r reply
+	return t.p.recv(&r)
+}
+
+// Run runs argv with env as root in the sandbox and returns its output
+// (the first MiB); an exit status other than 0 is an error.
+func (t *Tree) Run(ctx context.Context, env []string, argv ...string) ([]byte, error) {
+	if t.p == nil {
+		return nil, errors.New("sandbox: tree is closed")
+	}
+	if err := t.p.send(request{Op: "run", Argv: argv, Env: env}); err != nil {
+		return nil, t.p.failure(err)
+	}
+	var r reply
+	if err := t.recvCtx(ctx, &r); err != nil {
+		return r.Output, err
+	}
+	if r.Exit != 0 {
+		return r.Output, fmt.Errorf("sandbox: %s: exit status %d", strings.Join(argv, " "), r.Exit)
+	}
+	return r.Output, nil
+}
+
+// Diff ends the sandbox's commands and adds to cs what they changed, dated
+// mtime.
+func (t *Tree) Diff(cs *layer.Changeset, mtime time.Time) error {
+	if t.p == nil {
+		return errors.New("sandbox: tree is closed")
+	}
+	_ = t.p.send(request{Op: "exit"})
+	err := t.p.wait()
+	t.p.close()
+	t.p = nil
+	if err != nil {
+		return err
+	}
+	cfg := t.cfg
+	cfg.Op, cfg.Snapshot, cfg.Dirs = opDiff, t.snapshot, []string{t.dir}
+	p, err := start(t.s.idmap, cfg, dataOut)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	aerr := applyDiff(tar.NewReader(p.data), cs, mtime)
+	if aerr != nil {
+		p.close()
+		return fmt.Errorf("sandbox: diff: %w", aerr)
+	}
+	var r reply
+	if err := p.recv(&r); err != nil {
+		return err
+	}
+	if err := p.wait(); err != nil {
+		return err
+	}
+	t.cleaned = true
+	os.Remove(t.dir)
 	return nil
 }
 
-func (t *Tree) ownerOf(name string, fi fs.FileInfo) (int, int) {
-	if os.Geteuid() == 0 {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			return int(st.Uid), int(st.Gid)
+// Close stops the sandbox and removes its writable layer.
+func (t *Tree) Close() error {
+	var err error
+	if t.p != nil {
+		t.p.close()
+		t.p = nil
+	}
+	if !t.cleaned && t.dir != "" {
+		err = t.s.remove(t.dir)
+		t.cleaned = true
+	}
+	if t.entry != nil {
+		if t.entryCorrupt {
+			_ = t.s.trees.Discard(t.entry)
+		} else {
+			t.entry.Release()
 		}
+		t.entry = nil
 	}
-	if o, ok := t.owner[name]; ok {
-		return o[0], o[1]
-	}
-	return 0, 0
+	return err
 }

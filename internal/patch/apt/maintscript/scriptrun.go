@@ -1,0 +1,213 @@
+package maintscript
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/drydock-project/drydock/internal/patch/apt/dpkg"
+	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/layer"
+)
+
+// scriptRun is one maintainer script invocation dpkg would make.
+type scriptRun struct {
+	pkg   *dpkg.Installed
+	name  string // "preinst", "prerm (old)", ...
+	body  []byte
+	args  []string
+	phase int // 0: before/around unpack, 1: configure
+}
+
+// dpkgRuns lists the scripts dpkg runs to upgrade (or install) p, in
+// order.
+func dpkgRuns(p *dpkg.Installed) []scriptRun {
+	if p.From != "" {
+		return []scriptRun{
+			{p, "prerm (old)", p.OldScripts["prerm"], []string{"upgrade", p.To}, 0},
+			{p, "preinst", p.Control["preinst"], []string{"upgrade", p.From}, 0},
+			{p, "postrm (old)", p.OldScripts["postrm"], []string{"upgrade", p.To}, 0},
+			{p, "postinst", p.Control["postinst"], []string{"configure", p.From}, 1},
+		}
+	}
+	return []scriptRun{
+		{p, "preinst", p.Control["preinst"], []string{"install"}, 0},
+		{p, "postinst", p.Control["postinst"], []string{"configure"}, 1},
+	}
+}
+
+// activatedFileTriggers returns the file triggers (by interest path) the
+// changeset activates, with the packages interested, from
+// var/lib/dpkg/triggers/File.
+func activatedFileTriggers(in Input) (map[string][]string, error) {
+	data, err := dpkg.ReadOptional(in.FS, "var/lib/dpkg/triggers/File")
+	if err != nil || data == nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	entries := in.Changes.Entries()
+	for l := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 || !strings.HasPrefix(f[0], "/") {
+			continue
+		}
+		interest := layer.Confine(f[0])
+		pkg, _, _ := strings.Cut(f[1], "/")
+		for _, e := range entries {
+			if e.Path == interest || strings.HasPrefix(e.Path, interest+"/") {
+				out[f[0]] = append(out[f[0]], pkg)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// runSandboxed materializes the image with the changeset, runs the
+// scripts drydock cannot handle natively (dpkg's order: the unpack-phase
+// scripts package by package, then the postinsts, then trigger
+// processing by the interested packages' postinst "triggered"), and adds
+// what they changed to the changeset.
+func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []string) ([]ScriptAction, error) {
+	log := in.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tree, err := in.Sandbox.Open(ctx, in.Image, in.Changes)
+	if err != nil {
+		return nil, err
+	}
+	defer tree.Close()
+	dpkgVersion := dpkg.InstalledVersion(in.FS, "dpkg", in.Arch)
+	var done []ScriptAction
+	exec := func(p *dpkg.Installed, script, file string, args []string) error {
+		env := []string{
+			"DPKG_MAINTSCRIPT_PACKAGE=" + p.Name, "DPKG_MAINTSCRIPT_ARCH=" + p.Arch,
+			"DPKG_MAINTSCRIPT_NAME=" + strings.Fields(script)[0], "DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1",
+			"DPKG_RUNNING_VERSION=" + dpkgVersion, "DPKG_ADMINDIR=/var/lib/dpkg", "DPKG_ROOT=",
+			"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
+		}
+		out, err := tree.Run(ctx, env, append([]string{file}, args...)...)
+		log.Info("sandbox: ran maintainer script", "package", p.Name, "script", script, "args", strings.Join(args, " "), "output", strings.TrimSpace(string(out)))
+		if err != nil {
+			return fmt.Errorf("%s %s %s failed: %w\n%s", p.Name, script, strings.Join(args, " "), err, truncate(string(out), 4000))
+		}
+		done = append(done, ScriptAction{Package: p.Name, Script: script, Action: "sandbox", Detail: "ran: " + strings.Join(args, " ")})
+		return nil
+	}
+	for i, r := range runs {
+		file := "/var/lib/dpkg/info/" + dpkg.InfoName(r.pkg.Name, r.pkg.Arch, r.pkg.MultiArch) + "." + strings.Fields(r.name)[0]
+		if strings.HasSuffix(r.name, "(old)") {
+			// The old version's scripts were replaced in the tree.
+			name := fmt.Sprintf("%d-%s.%s", i, r.pkg.Name, strings.Fields(r.name)[0])
+			if err := tree.Stage(name, r.body); err != nil {
+				return nil, fmt.Errorf("sandbox: %w", err)
+			}
+			file = backend.StagePath(name)
+		}
+		if r.phase == 1 {
+			continue
+		}
+		if err := exec(r.pkg, r.name, file, r.args); err != nil {
+			return done, err
+		}
+	}
+	for _, r := range configureOrder(runs) {
+		file := "/var/lib/dpkg/info/" + dpkg.InfoName(r.pkg.Name, r.pkg.Arch, r.pkg.MultiArch) + ".postinst"
+		if err := exec(r.pkg, r.name, file, r.args); err != nil {
+			return done, err
+		}
+	}
+	// Triggers: activate the ones drydock did not handle, then let the
+	// image's own dpkg process every pending trigger (including those the
+	// scripts just activated, e.g. ca-certificates' bundle update), as the
+	// end of a dpkg run does.
+	for _, t := range triggers {
+		if _, err := tree.Run(ctx, nil, "dpkg-trigger", "--no-await", t); err != nil {
+			return done, fmt.Errorf("activate trigger %s: %w", t, err)
+		}
+	}
+	out, err := tree.Run(ctx, []string{"DEBIAN_FRONTEND=noninteractive"}, "dpkg", "--triggers-only", "--pending")
+	log.Info("sandbox: processed triggers", "output", strings.TrimSpace(string(out)))
+	if err != nil {
+		return done, fmt.Errorf("trigger processing: %w\n%s", err, truncate(string(out), 4000))
+	}
+	if len(triggers) > 0 || len(out) > 0 {
+		done = append(done, ScriptAction{Package: "dpkg", Script: "triggers", Action: "sandbox", Detail: "dpkg --triggers-only --pending"})
+	}
+	if err := tree.Diff(in.Changes, in.Mtime); err != nil {
+		return done, err
+	}
+	return done, nil
+}
+
+// configureOrder returns the postinst runs so that a package configures
+// after the packages of the set it depends on, as dpkg does.
+func configureOrder(runs []scriptRun) []scriptRun {
+	var post []scriptRun
+	for _, r := range runs {
+		if r.phase == 1 {
+			post = append(post, r)
+		}
+	}
+	names := map[string]bool{}
+	for _, r := range post {
+		names[r.pkg.Name] = true
+	}
+	var out []scriptRun
+	placed := map[string]bool{}
+	for len(out) < len(post) {
+		progress := false
+		for _, r := range post {
+			if placed[r.pkg.Name] {
+				continue
+			}
+			ready := true
+			for _, d := range r.pkg.Depends {
+				if names[d] && !placed[d] && d != r.pkg.Name {
+					ready = false
+				}
+			}
+			if ready {
+				out = append(out, r)
+				placed[r.pkg.Name] = true
+				progress = true
+			}
+		}
+		if !progress {
+			// A dependency cycle: dpkg breaks it. Walk waiting dependencies
+			// from the first waiting package until one repeats: that one is
+			// in the cycle, and goes first.
+			byName := map[string]scriptRun{}
+			var first string
+			for _, r := range post {
+				if !placed[r.pkg.Name] {
+					byName[r.pkg.Name] = r
+					if first == "" {
+						first = r.pkg.Name
+					}
+				}
+			}
+			seen := map[string]bool{}
+			cur := first
+			for !seen[cur] {
+				seen[cur] = true
+				next := ""
+				for _, d := range byName[cur].pkg.Depends {
+					if _, waiting := byName[d]; waiting && d != cur {
+						next = d
+						break
+					}
+				}
+				if next == "" {
+					break
+				}
+				cur = next
+			}
+			out = append(out, byName[cur])
+			placed[cur] = true
+		}
+	}
+	return out
+}

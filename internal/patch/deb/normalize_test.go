@@ -1,0 +1,73 @@
+package deb
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// normalized returns Normalize's result for data.
+func normalized(t *testing.T, data []byte, lim Limits) ([]byte, error) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "n.deb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Normalize(bytes.NewReader(data), f, lim); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(f.Name())
+}
+
+// TestNormalize: the normalized package reads exactly as the original
+// (control, entries, contents, build time), with nothing compressed in
+// it, for every compression.
+func TestNormalize(t *testing.T) {
+	for _, ext := range []string{"", ".gz", ".xz", ".zst", ".bz2"} {
+		t.Run("ext"+ext, func(t *testing.T) {
+			orig := validDeb(t, ext, ext)
+			norm, err := normalized(t, orig, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c1, e1, err1 := readAll(orig, Limits{})
+			c2, e2, err2 := readAll(norm, Limits{})
+			if err1 != nil || err2 != nil {
+				t.Fatalf("read: %v, %v", err1, err2)
+			}
+			if !reflect.DeepEqual(c1, c2) || !reflect.DeepEqual(e1, e2) {
+				t.Errorf("the normalized package reads differently:\n%+v\n%+v", e1, e2)
+			}
+			for _, name := range []string{"control.tar ", "data.tar    "} {
+				if !bytes.Contains(norm, []byte(name)) {
+					t.Errorf("normalized package lacks an uncompressed %q member", name)
+				}
+			}
+			t1, _ := BuildTime(bytes.NewReader(orig))
+			t2, _ := BuildTime(bytes.NewReader(norm))
+			if !t1.Equal(t2) || t1.IsZero() {
+				t.Errorf("build time %s, normalized %s", t1, t2)
+			}
+		})
+	}
+}
+
+// TestNormalizeRefuses what Read refuses: broken archives, bombs.
+func TestNormalizeRefuses(t *testing.T) {
+	if _, err := normalized(t, []byte("not a deb"), Limits{}); !errors.Is(err, ErrFormat) {
+		t.Errorf("garbage: %v", err)
+	}
+	noData := buildAr(arMember{"debian-binary", []byte("2.0\n")}, arMember{"control.tar", controlTar(t)})
+	if _, err := normalized(t, noData, Limits{}); !errors.Is(err, ErrFormat) {
+		t.Errorf("missing data.tar: %v", err)
+	}
+	bombDeb := buildAr(arMember{"debian-binary", []byte("2.0\n")}, arMember{"control.tar", controlTar(t)},
+		arMember{"data.tar.gz", bomb(t, ".gz", 32)})
+	if _, err := normalized(t, bombDeb, Limits{MaxDataSize: 1 << 20}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("bomb: %v", err)
+	}
+}

@@ -1,0 +1,366 @@
+package patch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/drydock-project/drydock/internal/inventory"
+	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/cache"
+	"github.com/drydock-project/drydock/internal/patch/layer"
+	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/version"
+)
+
+// engine is one Run's settings, shared by its platforms.
+type engine struct {
+	o       *options
+	req     Request
+	sandbox backend.Sandbox
+	images  *cache.Dir // layer indexes and files, by layer digest; nil: none
+}
+
+// imageRun is the outcome of patching one platform image: its result,
+// the new image (nil when nothing changed or in a dry run) and the
+// changeset spooling the new layer, to be closed once written.
+type imageRun struct {
+	res   PlatformResult
+	image v1.Image
+	cs    *layer.Changeset
+}
+
+func (r *imageRun) close() {
+	if r != nil && r.cs != nil {
+		r.cs.Close()
+	}
+}
+
+// osFiles are the files osinfo.Detect reads.
+var osFiles = []string{"etc/os-release", "usr/lib/os-release", "etc/debian_version", "etc/alpine-release",
+	"etc/centos-release", "etc/redhat-release"}
+
+// keep picks the files kept while the layers are read: the OS identity
+// and what any backend needs.
+func (e *engine) keep(p string) bool {
+	if slices.Contains(osFiles, p) {
+		return true
+	}
+	for _, b := range e.o.backends {
+		if b.Needs(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// image plans and, unless a dry run, builds the patched image of img.
+func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err error) {
+	run := &imageRun{}
+	defer func() {
+		if err != nil {
+			run.close()
+		}
+	}()
+	timings := map[string]time.Duration{}
+	phase := func(name string, start time.Time) { timings[name] += time.Since(start) }
+	defer func() {
+		run.res.Seconds = map[string]float64{}
+		for k, v := range timings {
+			run.res.Seconds[k] = v.Seconds()
+		}
+	}()
+	plan := &run.res.Plan
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read image config: %w", err)
+	}
+	var plat v1.Platform
+	if p := cf.Platform(); p != nil {
+		plat = *p
+	}
+	plan.Platform = platformString(plat)
+	report := func(ev Event) { ev.Platform = plan.Platform; e.o.progress(ev) }
+	if e.sandbox.Mode() == SandboxAlways {
+		if err := e.sandbox.Available(plat); err != nil {
+			return nil, fmt.Errorf("--sandbox always: %w", err)
+		}
+	}
+
+	start := time.Now()
+	report(Event{Phase: "read"})
+	fsys, lc, err := e.readImage(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	defer fsys.Close()
+	if lc != nil {
+		defer lc.release()
+	}
+	if err := checkHostile(fsys); err != nil {
+		return nil, err
+	}
+	osi, err := osinfo.Detect(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("identify the image's OS: %w", err)
+	}
+	plan.OS = strings.TrimSpace(osi.PrettyName)
+	if plan.OS == "" {
+		plan.OS = osi.ID + " " + osi.VersionID
+	}
+	be := e.o.backends[osi.Family]
+	if be == nil {
+		return nil, fmt.Errorf("%s: %w (drydock patches Debian and Ubuntu images)", plan.OS, ErrUnsupported)
+	}
+	if err := e.checkSupport(osi, plan); err != nil {
+		return nil, err
+	}
+	sess, err := be.Open(ctx, backend.Target{
+		Image: img, FS: fsys, OS: osi, Platform: plat, Repositories: e.req.Repositories, Sandbox: e.sandbox,
+		CacheDir: filepath.Join(e.o.cacheDir, be.Ecosystem()), CacheSize: e.o.limits.Packages, HTTP: e.o.http, TempDir: e.o.tempDir, Log: e.o.log, Progress: report,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	cmp, err := version.For(be.Ecosystem())
+	if err != nil {
+		return nil, err
+	}
+	want := e.req.Packages
+	if e.req.Mode == VulnerableOnly {
+		if want, err = e.fixable(ctx, img, cmp); err != nil {
+			return nil, err
+		}
+	}
+	phase("read", start)
+
+	start = time.Now()
+	report(Event{Phase: "index"})
+	if err := sess.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	phase("index", start)
+
+	start = time.Now()
+	report(Event{Phase: "resolve"})
+	names, requested := e.wanted(sess.Updates(), sess.Installed(), want, cmp, plan)
+	changes, err := sess.Resolve(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for i := range changes {
+		changes[i].Requested = requested[changes[i].Package]
+	}
+	plan.Changes = changes
+	phase("resolve", start)
+	if len(plan.Changes) == 0 {
+		plan.Reason = "every installed package is at the newest version the repositories offer"
+		if e.req.Mode != UpdateAll {
+			plan.Reason = "no package with a fixable finding has an update available"
+			if len(want) == 0 {
+				plan.Reason = "the report has no fixable OS-package findings"
+				if e.req.Mode == VulnerableOnly {
+					plan.Reason = "drydock's scan finds no fixable OS-package vulnerability"
+				}
+			}
+		}
+		return run, nil
+	}
+	if e.req.DryRun {
+		return run, nil
+	}
+
+	if run.cs, err = layer.New(e.o.tempDir); err != nil {
+		return nil, err
+	}
+	applied, err := sess.Apply(ctx, plan.Changes, run.cs)
+	if applied != nil {
+		run.res.Scripts = applied.Scripts
+		maps.Copy(timings, applied.Timings)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	start = time.Now()
+	report(Event{Phase: "layer"})
+	if err := e.appendLayer(img, run, applied.Mtime); err != nil {
+		return nil, err
+	}
+	phase("layer", start)
+	return run, nil
+}
+
+// wanted returns the packages to update: every candidate (UpdateAll) or
+// those of want (name -> fixed version) whose candidate reaches the fixed
+// version; the others are recorded as unavailable. A package not
+// installed on this platform is left out.
+func (e *engine) wanted(cands []backend.Update, installed []inventory.Package, want map[string]string, cmp version.Comparer, plan *Plan) ([]string, map[string]bool) {
+	byName := map[string]backend.Update{}
+	for _, c := range cands {
+		byName[c.Name] = c
+	}
+	var names []string
+	requested := map[string]bool{}
+	if e.req.Mode == UpdateAll {
+		for _, c := range cands {
+			names = append(names, c.Name)
+			requested[c.Name] = true
+		}
+		return names, requested
+	}
+	inst := map[string]string{}
+	for _, p := range installed {
+		inst[p.Name] = p.Version
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		v, ok := inst[name]
+		if !ok {
+			continue
+		}
+		fixed := want[name]
+		c, ok := byName[name]
+		if !ok || (fixed != "" && !atLeast(cmp, c.Candidate, fixed)) {
+			u := Unavailable{Package: name, Installed: v, Wanted: fixed}
+			if ok {
+				u.Candidate = c.Candidate
+			}
+			plan.Unavailable = append(plan.Unavailable, u)
+			if !ok {
+				continue
+			}
+		}
+		names = append(names, name)
+		requested[name] = true
+	}
+	return names, requested
+}
+
+// atLeast reports a >= b; malformed versions compare as not reached.
+func atLeast(cmp version.Comparer, a, b string) bool {
+	c, err := cmp.Compare(a, b)
+	return err == nil && c >= 0
+}
+
+// checkHostile refuses images whose layers try to escape the root (names
+// climbing out with "..", NUL bytes): runtimes refuse such layers, and a
+// patch must not bless them with a new digest.
+func checkHostile(fsys *rootfs.FS) error {
+	var bad []string
+	for _, w := range fsys.Warnings() {
+		if w.Hostile {
+			bad = append(bad, w.String())
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(bad) > 5 {
+		bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
+	}
+	return fmt.Errorf("%w: %s", ErrHostileImage, strings.Join(bad, "; "))
+}
+
+// appendLayer adds the changeset as one layer with a history entry and
+// lineage annotations.
+func (e *engine) appendLayer(img v1.Image, run *imageRun, mtime time.Time) error {
+	plan := &run.res.Plan
+	l, err := run.cs.Layer()
+	if err != nil {
+		return err
+	}
+	if run.res.LayerSize, err = l.Size(); err != nil {
+		return fmt.Errorf("build layer: %w", err)
+	}
+	ld, err := l.Digest()
+	if err != nil {
+		return fmt.Errorf("build layer: %w", err)
+	}
+	run.res.LayerDigest = ld.String()
+	base, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	desc := fmt.Sprintf("drydock patch: %d packages updated: %s", len(plan.Changes), joinChanges(plan.Changes))
+	out, err := mutate.Append(img, mutate.Addendum{
+		Layer: l,
+		History: v1.History{
+			Created:   v1.Time{Time: mtime},
+			CreatedBy: e.o.tool + " patch",
+			Comment:   desc,
+		},
+		Annotations: map[string]string{"dev.drydock.patch.layer": "true"},
+	})
+	if err != nil {
+		return err
+	}
+	ann := map[string]string{
+		AnnotationBaseDigest: base.String(),
+		AnnotationPatched:    joinChanges(plan.Changes),
+		AnnotationTool:       e.o.tool,
+	}
+	if e.req.Image != "" {
+		ann[AnnotationBaseName] = e.req.Image
+	}
+	if m, err := img.Manifest(); err == nil {
+		for k, v := range m.Annotations {
+			if _, ok := ann[k]; !ok {
+				ann[k] = v
+			}
+		}
+	}
+	res, ok := mutate.Annotations(out, ann).(v1.Image)
+	if !ok {
+		return errors.New("annotate image: unexpected type")
+	}
+	d, err := res.Digest()
+	if err != nil {
+		return err
+	}
+	run.image, run.res.Digest = res, d.String()
+	return nil
+}
+
+// retag returns img unchanged but for lineage annotations naming it as the
+// base (no package changed): what Force writes when there is nothing to
+// patch, so that a tag convention can still be followed.
+func (e *engine) retag(img v1.Image) (v1.Image, error) {
+	base, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	ann := map[string]string{AnnotationBaseDigest: base.String(), AnnotationPatched: "", AnnotationTool: e.o.tool}
+	if e.req.Image != "" {
+		ann[AnnotationBaseName] = e.req.Image
+	}
+	out, ok := mutate.Annotations(img, ann).(v1.Image)
+	if !ok {
+		return nil, errors.New("annotate image: unexpected type")
+	}
+	return out, nil
+}
+
+func joinChanges(cs []Change) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.Package + "=" + c.To
+	}
+	return strings.Join(parts, ",")
+}
+
+func platformString(p v1.Platform) string {
+	if p.OS == "" && p.Architecture == "" {
+		return ""
+	}
+	return p.String()
+}
