@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/patch"
@@ -47,4 +49,42 @@ func AttestPatch(ctx context.Context, reg Registry, repo string, subject ocispec
 	}
 	w, err := Write(ctx, reg, repo, subject, k, WriteRequest{Ref: repo, Signature: true, Statements: sts, Now: now})
 	return w, fixed, err
+}
+
+// PatchWritten is a patch the server ran and wrote into one of its
+// quarantine/ repositories: what the gate needs to sign it (the gate
+// scans the original and the patched image itself, with one database).
+type PatchWritten struct {
+	// Repository, Tag and Digest are the patched image or index written.
+	Repository string
+	Tag        string
+	Digest     digest.Digest
+	// OriginalRepository and Original are the input as the server holds
+	// it; OriginalName how the request named it (NAMESPACE/NAME:TAG).
+	// Without Original, the patched image's lineage annotation
+	// (org.opencontainers.image.base.digest) names it, or for an index
+	// what OriginalName names when the patch is signed.
+	OriginalRepository string
+	Original           digest.Digest
+	OriginalName       string
+	// Request is the patch request as given (mode, packages, ...).
+	Request map[string]any
+	// Plans are the engine's plans, one per platform patched.
+	Plans []patch.Plan
+	// Started and Finished time the patch.
+	Started, Finished time.Time
+}
+
+// PlanFor returns the plan of platform ("" or a single plan: the only
+// one), and whether there is one.
+func (p PatchWritten) PlanFor(platform string) (patch.Plan, bool) {
+	if len(p.Plans) == 1 && (platform == "" || p.Plans[0].Platform == "" || p.Plans[0].Platform == platform) {
+		return p.Plans[0], true
+	}
+	for _, pl := range p.Plans {
+		if pl.Platform == platform {
+			return pl, true
+		}
+	}
+	return patch.Plan{}, false
 }

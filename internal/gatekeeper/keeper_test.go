@@ -88,7 +88,7 @@ func (r *recorder) verdictEvents(d string) []gate.State {
 // fixture is a Keeper on real parts: an in-memory registry, SQLite store,
 // job queue and audit log, and no vulnerability database.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	k      *Keeper
 	reg    *registry.Registry
 	store  store.Store
@@ -115,6 +115,8 @@ type fixtureOptions struct {
 	scanOpts []scan.Option
 	// key signs promotions (Options.Key).
 	key *attest.Key
+	// cache is the keeper's Options.InventoryCache.
+	cache scan.InventoryCache
 }
 
 // pushed is one manifest notification of the registry.
@@ -123,7 +125,7 @@ type pushed struct {
 	gate              bool // IsGateWrite
 }
 
-func newFixture(t *testing.T, o fixtureOptions) *fixture {
+func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -184,10 +186,11 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 	f.k, err = New(Options{
 		Registry: reg, Store: st, Queue: q, Audit: al, Events: f.events,
 		Policy: ps, Exceptions: ex,
-		DBPath:      f.dbPath,
-		Now:         f.clock.Now,
-		ScanOptions: o.scanOpts,
-		Key:         o.key,
+		DBPath:         f.dbPath,
+		Now:            f.clock.Now,
+		ScanOptions:    o.scanOpts,
+		Key:            o.key,
+		InventoryCache: o.cache,
 	})
 	if err != nil {
 		t.Fatal(err)

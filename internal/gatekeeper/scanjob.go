@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -202,23 +203,11 @@ func (e *UnjudgedError) Unwrap() error {
 // are non-runnable artifacts need no scan; anything else fails the whole
 // digest (UnjudgedError).
 func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Descriptor) ([]store.PlatformReport, error) {
-	if _, err := os.Stat(k.dbPath); err != nil {
-		return nil, fmt.Errorf("%w at %s: run `drydock db update` (or `drydock db pull`) on the server", errNoDB, k.dbPath)
-	}
-	db, err := vulndb.Open(k.dbPath)
-	if err != nil {
-		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
-	}
-	defer db.Close()
-	opts := []scan.Option{scan.WithClock(k.now), scan.WithDBPath(k.dbPath)}
-	if k.cache != nil {
-		opts = append(opts, scan.WithInventoryCache(k.cache))
-	}
-	opts = append(opts, k.scanOpts...)
-	scanner, err := scan.New(db, opts...)
+	scanner, done, err := k.scanner()
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	root := desc.Digest
 	fetch := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
 		_, body, err := k.reg.Manifest(ctx, repo, d.Digest.String())
@@ -255,8 +244,31 @@ func (k *Keeper) scanManifest(ctx context.Context, repo string, desc ocispec.Des
 	return out, nil
 }
 
-// scanImage scans the image d of repo, read in process.
-func (k *Keeper) scanImage(ctx context.Context, scanner *scan.Scanner, repo string, d digest.Digest) (*scan.Report, error) {
+// scanner opens the vulnerability database and returns the gate's
+// scanner over it, and the function that closes it.
+func (k *Keeper) scanner() (*scan.Scanner, func(), error) {
+	if _, err := os.Stat(k.dbPath); err != nil {
+		return nil, nil, fmt.Errorf("%w at %s: run `drydock db update` (or `drydock db pull`) on the server", errNoDB, k.dbPath)
+	}
+	db, err := vulndb.Open(k.dbPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the vulnerability database: %w", err)
+	}
+	opts := []scan.Option{scan.WithClock(k.now), scan.WithDBPath(k.dbPath)}
+	if k.cache != nil {
+		opts = append(opts, scan.WithInventoryCache(k.cache))
+	}
+	opts = append(opts, k.scanOpts...)
+	scanner, err := scan.New(db, opts...)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return scanner, func() { db.Close() }, nil
+}
+
+// readImage reads the image d of repo, in process.
+func (k *Keeper) readImage(ctx context.Context, repo string, d digest.Digest) (v1.Image, error) {
 	at := repo + "@" + d.String()
 	ref, err := name.NewDigest(internalHost+"/"+at, name.Insecure)
 	if err != nil {
@@ -266,11 +278,20 @@ func (k *Keeper) scanImage(ctx context.Context, scanner *scan.Scanner, repo stri
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", at, err)
 	}
+	return img, nil
+}
+
+// scanImage scans the image d of repo, read in process.
+func (k *Keeper) scanImage(ctx context.Context, scanner *scan.Scanner, repo string, d digest.Digest) (*scan.Report, error) {
+	img, err := k.readImage(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
 	rep, err := scanner.Image(ctx, img)
 	if err != nil {
 		return nil, err
 	}
-	rep.Artifact.Name = at
+	rep.Artifact.Name = repo + "@" + d.String()
 	return rep, nil
 }
 

@@ -26,7 +26,7 @@ func sha256Hex(s string) string {
 // previous one: the sources detect changes by size and modification time,
 // and a modification time may not change within one clock tick.
 type fileWriter struct {
-	t        *testing.T
+	t        testing.TB
 	path     string
 	lastSize int
 }

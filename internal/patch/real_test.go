@@ -96,25 +96,13 @@ func testEngine(t testing.TB, req Request, opts ...Option) *engine {
 	if req.Image == "" {
 		req.Image = "test-image"
 	}
-	if err := req.normalize(); err != nil {
-		t.Fatal(err)
-	}
-	o, err := makeOptions(append([]Option{WithReleases(hostReleases(t)), WithTempDir(t.TempDir())}, opts...))
+	e, _, err := prepare(t.Context(), &req, append([]Option{WithReleases(hostReleases(t)), WithTempDir(t.TempDir())}, opts...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err := o.sandbox(req.Sandbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	images, err := o.imageCache()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &engine{o: o, req: req, sandbox: sb, images: images}
+	return e
 }
 
-// patchOf patches img and fails the test on error.
 func patchOf(t *testing.T, img v1.Image, req Request, opts ...Option) *imageRun {
 	t.Helper()
 	res, err := testEngine(t, req, opts...).image(t.Context(), img)
@@ -452,6 +440,18 @@ func TestPatchDistroless(t *testing.T) {
 		}
 	}
 	checkPatchedDistroless(t, base, res)
+
+	// Build, the workflow engine's entry to the same pipeline, gives the
+	// same image.
+	b, err := Build(t.Context(), base, nil, Request{Image: "test-image", Mode: UpdateAll, Repositories: distrolessRepos(m)},
+		WithReleases(hostReleases(t)), WithTempDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Image == nil || b.Digest != res.res.Digest {
+		t.Errorf("Build: image %v, digest %s; the engine gave %s", b.Image != nil, b.Digest, res.res.Digest)
+	}
 }
 
 // distrolessRepos is how the distroless test images are patched: they

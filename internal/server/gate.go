@@ -120,7 +120,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	}); err != nil {
 		return nil, err
 	}
-	if g.patches, err = openPatches(cfg, log, reg, g.queue); err != nil {
+	if g.patches, err = openPatches(cfg, log, reg, g.queue, g.signPatch); err != nil {
 		return nil, err
 	}
 	name := "built-in policy"
@@ -212,7 +212,7 @@ func (g *gateParts) close(ctx context.Context) error {
 
 // openPatches registers the patch jobs of POST /api/v1/patch: patch.Run
 // against the registry in process, attributed to the job's requester.
-func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue) (*patchjob.Service, error) {
+func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue, sign func(context.Context, attest.PatchWritten) error) (*patchjob.Service, error) {
 	srv, err := oci.ParseServer("http://" + internalRegistryHost)
 	if err != nil {
 		return nil, err
@@ -221,6 +221,7 @@ func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q 
 		Server: srv, ServerOptions: []oci.Option{oci.WithTransport(reg.Transport())},
 		DBPath: vulndb.DefaultPath(cfg.Data), DistroInfo: cfg.Patch.DistroInfo, CacheDir: patchCacheDir(cfg),
 		Limits: patchCacheLimits(cfg), Log: log.With("component", "patch"), WithActor: auth.WithUser,
+		SignPatch: sign,
 	})
 }
 

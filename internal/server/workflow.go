@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/buildinfo"
 	"github.com/drydock-project/drydock/internal/config"
@@ -55,7 +56,7 @@ func openWorkflows(ctx context.Context, cfg config.Config, dbs *database.Opener,
 			Sandbox: wc.Sandbox, Tool: "drydock " + buildinfo.Get().Version, Clock: clock, Logger: log},
 		HTTPClient:   &http.Client{Timeout: 5 * time.Minute},
 		TickInterval: time.Duration(wc.TickInterval), Debounce: time.Duration(wc.Debounce), PollInterval: time.Duration(wc.PollInterval),
-		WithUser: auth.WithUser,
+		WithUser: auth.WithUser, SignPatch: gp.signPatch,
 	})
 	if err != nil {
 		st.Close()
@@ -78,3 +79,13 @@ func (w *workflowParts) close() error {
 type clockFunc func() time.Time
 
 func (f clockFunc) Now() time.Time { return f() }
+
+// signPatch signs a patch the server ran with the gate's key (#20); nil
+// when the gate signs nothing.
+func (g *gateParts) signPatch(ctx context.Context, p attest.PatchWritten) error {
+	if g.keeper.Key() == nil {
+		return nil
+	}
+	_, err := g.keeper.SignPatch(ctx, p)
+	return err
+}

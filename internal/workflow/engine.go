@@ -15,6 +15,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/scan"
 )
@@ -66,6 +67,10 @@ type Options struct {
 	// WithUser marks a context as the engine's own (the audit actor of
 	// the tags it writes); nil leaves contexts as they are.
 	WithUser func(ctx context.Context, user string) context.Context
+	// SignPatch signs a patch once written (the gate's SignPatch: its
+	// signature, provenance, OpenVEX and SBOM); nil signs nothing. A
+	// failure is logged in the task's log; the patch stays written.
+	SignPatch func(ctx context.Context, p attest.PatchWritten) error
 }
 
 // Engine runs workflows. Its methods are safe for concurrent use.

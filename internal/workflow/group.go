@@ -12,7 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/registry"
 )
 
@@ -443,9 +445,30 @@ func (g *group) writeOne(ctx context.Context, p pendingPatch, pr *PatchResult, o
 		return fmt.Errorf("writing %s:%s: %w", pr.Repository, pr.Tag, err)
 	}
 	pr.TagWritten = true
+	g.signPatch(ctx, p, pr, out)
 	g.endPatch(ctx, p.task.ID, StateSucceeded, "", pr)
 	g.logf(ctx, p.task.ID, "wrote %s:%s; the gate scans it and promotes it when the policy allows", pr.Repository, pr.Tag)
 	return nil
+}
+
+// signPatch has the written patch signed (Options.SignPatch): a failure
+// is the task's log's, the patch stays written.
+func (g *group) signPatch(ctx context.Context, p pendingPatch, pr *PatchResult, out *PatchOutcome) {
+	sign := g.e.o.SignPatch
+	if sign == nil {
+		return
+	}
+	m := p.scan.Match
+	err := sign(ctx, attest.PatchWritten{Repository: pr.Repository, Tag: pr.Tag, Digest: digest.Digest(pr.Digest),
+		OriginalRepository: m.Source, Original: digest.Digest(pr.SourceDigest), OriginalName: pr.Source,
+		Request: map[string]any{"workflowRun": g.runID, "task": p.task.ID}, Plans: out.Plans,
+		Started: p.task.StartedAt, Finished: g.e.clock.Now()})
+	if err != nil {
+		g.logf(ctx, p.task.ID, "warning: the patch is written but not signed: %v", err)
+		g.e.log.Warn("workflow: signing a patch failed", "run", g.runID, "task", p.task.ID, "repository", pr.Repository, "digest", pr.Digest, "err", err)
+		return
+	}
+	g.logf(ctx, p.task.ID, "signed %s: drydock's signature, SLSA provenance, OpenVEX and SBOM attached", pr.Digest)
 }
 
 // write pushes the patched image or index to repo:tag through the

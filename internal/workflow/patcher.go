@@ -68,6 +68,9 @@ type PatchOutcome struct {
 	Image     v1.Image
 	Index     v1.ImageIndex
 	Cleanup   func()
+	// Plans are the engine's plans, one per platform (what the patch's
+	// provenance lists).
+	Plans []patch.Plan
 }
 
 // LibraryPatcher is the Patcher over internal/patch's Build: patch.Run's
@@ -150,6 +153,7 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 		}
 	}
 	for i, r := range b.Platforms {
+		out.Plans = append(out.Plans, r.Plan)
 		po := PlatformOutcome{Platform: r.Plan.Platform, OS: r.Plan.OS, Support: r.Plan.Support, SupportEnd: r.Plan.SupportEnd, Reason: r.Plan.Reason}
 		for _, c := range r.Plan.Changes {
 			po.Changes = append(po.Changes, PackageChange{Package: c.Package, From: c.From, To: c.To, Suite: c.Suite})

@@ -70,7 +70,8 @@ func TestRunTagsFloatingAndLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, true, withMirror(t))
+	signed := &signRecorder{}
+	h := newHarness(t, true, withMirror(t), signed.option)
 	h.start()
 	ctx := t.Context()
 	orig := ""
@@ -115,6 +116,7 @@ func TestRunTagsFloatingAndLocks(t *testing.T) {
 		t.Errorf("tags after run 1: %v", tags)
 	}
 	patched := p1.Patch.Digest
+	signed.check(t, p1, "quarantine/app", "1.27.1-4")
 
 	// Floating: a stale 1.27.1-patched (the unpatched image) moves to the
 	// patch; the same inputs give the same digest as 1.27.1-4.

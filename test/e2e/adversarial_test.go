@@ -21,6 +21,7 @@ import (
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gate/gatetest"
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -204,9 +205,17 @@ func TestLiveAdversarial(t *testing.T) {
 	if !slices.Equal(live, []string{"live/app"}) {
 		t.Errorf("live/ holds %v, want only live/app", live)
 	}
+	// live/app holds the promoted tag, and beside it only the gate's own
+	// signatures of that digest in cosign's tag scheme.
 	code, body = rawRequest(t, "GET", s.URL()+"/v2/live/app/tags/list", "admin", adminPassword(t, data), nil)
-	if code != http.StatusOK || !strings.Contains(body, `"tags":["1"]`) {
+	var tags struct{ Tags []string }
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &tags) != nil || !slices.Contains(tags.Tags, "1") {
 		t.Errorf("live/app tags: %d %s", code, body)
+	}
+	for _, tag := range tags.Tags {
+		if ts, ok := imgref.ParseTagScheme(tag); tag != "1" && (!ok || ts.Subject.String() != liveBefore.String()) {
+			t.Errorf("live/app has tag %q: neither the promoted tag nor a signature of %s", tag, liveBefore)
+		}
 	}
 
 	// Every attempt is in the audit log under mallory's name.

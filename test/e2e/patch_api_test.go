@@ -9,11 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/attest"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
 
 // TestPatchCLIAPIRunSameDigest is the acceptance test of the one patch
@@ -24,7 +27,10 @@ import (
 // quarantine/nginx.
 func TestPatchCLIAPIRunSameDigest(t *testing.T) {
 	ti := testimage.Require(t, testimage.BookwormNginx)
-	s := startServe(t, "")
+	// With a vulnerability database the server signs the patches it runs.
+	data := t.TempDir()
+	realdb.Copy(t, vulndb.DefaultPath(data))
+	s := startServe(t, data)
 	server := []string{"--server", s.URL()}
 	mustDrydock(t, nil, append([]string{"import", ti.OCIReference(), "--as", "nginx:1"}, server...)...)
 
@@ -115,6 +121,24 @@ func TestPatchCLIAPIRunSameDigest(t *testing.T) {
 	for _, tag := range []string{"cli", "api", "direct", "onserver"} {
 		if d := digestOf(t, s, "quarantine/nginx:"+tag); d.String() != cli.Digest {
 			t.Errorf("quarantine/nginx:%s is %s, want %s", tag, d, cli.Digest)
+		}
+	}
+
+	// The server signed the patch it ran: drydock's signature and its
+	// provenance, OpenVEX and SBOM, as drydock verify sees them.
+	var vr gatekeeper.VerifyResult
+	if err := json.Unmarshal([]byte(mustDrydock(t, nil, append([]string{"verify", "quarantine/nginx:api", "--json"}, server...)...).Stdout), &vr); err != nil {
+		t.Fatal(err)
+	}
+	signed := map[string]bool{}
+	for _, sig := range vr.Signatures {
+		if sig.Verified && sig.KeyID == vr.DrydockKey {
+			signed[sig.Format+" "+sig.PredicateType] = true
+		}
+	}
+	for _, want := range []string{"cosign ", "dsse " + attest.PredicateSLSAProvenanceV1, "dsse " + attest.PredicateOpenVEX, "dsse " + attest.PredicateCycloneDX} {
+		if !signed[want] {
+			t.Errorf("the API's patch lacks %q by drydock's key: %+v\n%s", want, vr.Signatures, s.Logs())
 		}
 	}
 

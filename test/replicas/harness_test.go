@@ -8,7 +8,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -142,6 +147,8 @@ func newCluster(t testing.TB, n int, o clusterOptions) *cluster {
 		"storage":  map[string]any{"driver": "s3", "parameters": params},
 		"gate":     gate,
 		"uploads":  map[string]any{"purgeInterval": "10m"},
+		// Replicas sign with one key: each generating its own is refused.
+		"sign": map[string]any{"key": signingKey(t)},
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -163,6 +170,25 @@ func newCluster(t testing.TB, n int, o clusterOptions) *cluster {
 		}
 	})
 	return c
+}
+
+// signingKey writes a new ECDSA P-256 private key (PKCS#8 PEM), the one
+// key every replica of a cluster signs with, and returns its path.
+func signingKey(t testing.TB) string {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // balancer is a round-robin reverse proxy, as a load balancer in front of

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/oci"
@@ -95,6 +97,10 @@ type Options struct {
 	// WithActor marks ctx as the requester's (what the registry records
 	// of the result's push); nil leaves ctx as it is.
 	WithActor func(ctx context.Context, actor string) context.Context
+	// SignPatch signs a patch once written (the gate's SignPatch: its
+	// signature, provenance, OpenVEX and SBOM); nil signs nothing. A
+	// failure is logged; the patch stays written and the job succeeds.
+	SignPatch func(ctx context.Context, p attest.PatchWritten) error
 }
 
 // Service submits patch jobs and reads them back.
@@ -237,6 +243,7 @@ func (s *Service) work(ctx context.Context, a Args) error {
 		return err
 	}
 	opts = append(opts, patch.WithReleases(rels))
+	started := time.Now()
 	res, err := patch.Run(ctx, a.Request, opts...)
 	if err != nil {
 		log.Warn("patch job failed", "error", err)
@@ -247,7 +254,41 @@ func (s *Service) work(ctx context.Context, a Args) error {
 		return err
 	}
 	log.Info("patch job done", "output", res.Output, "digest", res.Digest)
+	s.sign(ctx, log, a.Request, res, started)
 	return rec.finish(output{Result: res})
+}
+
+// sign has a written patch signed (Options.SignPatch).
+func (s *Service) sign(ctx context.Context, log *slog.Logger, req patch.Request, res *patch.Result, started time.Time) {
+	if s.o.SignPatch == nil || res.Digest == "" || res.DryRun {
+		return
+	}
+	in, _, err := Targets(req)
+	if err != nil {
+		return
+	}
+	out, err := name.ParseReference(res.Output, name.Insecure)
+	if err != nil {
+		log.Warn("the patch is written but not signed", "output", res.Output, "error", err)
+		return
+	}
+	var plans []patch.Plan
+	for _, p := range res.Platforms {
+		if p.Digest != "" {
+			plans = append(plans, p.Plan)
+		}
+	}
+	w := attest.PatchWritten{Repository: out.Context().RepositoryStr(), Tag: out.Identifier(), Digest: digest.Digest(res.Digest),
+		OriginalRepository: in, OriginalName: req.Image, Plans: plans, Started: started, Finished: time.Now(),
+		Request: map[string]any{"mode": string(req.Mode), "image": req.Image}}
+	if len(req.Packages) > 0 {
+		w.Request["packages"] = req.Packages
+	}
+	if err := s.o.SignPatch(ctx, w); err != nil {
+		log.Warn("the patch is written but not signed", "output", res.Output, "digest", res.Digest, "error", err)
+		return
+	}
+	log.Info("patch signed", "output", res.Output, "digest", res.Digest)
 }
 
 // permanent reports errors retrying cannot help.
