@@ -412,3 +412,64 @@ func (g *gateServer) auditEntries(action string) []audit.Entry {
 	}
 	return out
 }
+
+// TestKubeWorkflowRollout: a workflow with the rollout option has the
+// server roll its promoted patch tag out by itself, with its own cluster
+// credentials: the Deployment running the original moves to the patch's
+// digest (the controller manager starts a ReplicaSet of it); with no nodes
+// the rollout times out and is rolled back, audited as the workflow's.
+func TestKubeWorkflowRollout(t *testing.T) {
+	orig := testimage.Require(t, testimage.Bookworm)
+	patch := testimage.Require(t, testimage.BookwormNginx) // any other image: the planner does not look inside
+	c := kubetest.Shared(t)
+	g := startGateServer(t, lenientPolicy, withKube(func(k *config.Kube) {
+		k.Kubeconfig = c.Kubeconfig
+		k.RolloutTimeout = config.Duration(3 * time.Second)
+	}))
+	promoteLive(t, g, orig, "app:1.0")
+	ns := c.Namespace(t, "wfrollout")
+	ctx := t.Context()
+	original := registryHost + "/live/app:1.0"
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, deploymentOf("web", 1, original), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"version":"v1","tag-convention":"incremental","repositories":[{"repository":"app","tags":["1.0"],"enabled":true}]}`
+	if code := g.api("POST", "/api/v1/workflows", map[string]any{"name": "app-patches", "config": cfg, "schedule": "1d", "rollout": true}, nil); code != http.StatusCreated {
+		t.Fatalf("create workflow: %d", code)
+	}
+	// The patch tag a run would write, promoted.
+	patched := promoteLive(t, g, patch, "app:1.0-1")
+	pinned := registryHost + "/live/app@" + patched
+	if err := kubetest.Eventually(ctx, 60*time.Second, func() (bool, error) {
+		rs, err := c.Client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rs.Items {
+			if r.Spec.Template.Spec.Containers[0].Image == pinned {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatalf("no ReplicaSet of %s: the promotion was not rolled out: %v\n%s", pinned, err, c.Logs())
+	}
+	// No kubelet: timed out, rolled back, audited as the workflow's.
+	var rollouts []audit.Entry
+	if err := kubetest.Eventually(ctx, 60*time.Second, func() (bool, error) {
+		rollouts = g.auditEntries(string(audit.ActionRollout))
+		return len(rollouts) > 0, nil
+	}); err != nil {
+		t.Fatalf("no rollout in the audit log: %v", err)
+	}
+	if e := rollouts[0]; e.Actor != "workflow:app-patches" || e.Outcome != audit.OutcomeError || e.Repository != "live/app" || e.Reference != "1.0-1" {
+		t.Errorf("rollout audit entry %+v", e)
+	}
+	d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != original {
+		t.Errorf("after the rollback the Deployment runs %s, want %s", got, original)
+	}
+}
