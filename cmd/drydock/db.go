@@ -20,8 +20,9 @@ import (
 	"github.com/drydock-project/drydock/internal/vulndb/sources"
 )
 
-// defaultMaxAge is when "drydock db status" calls the database stale.
-const defaultMaxAge = 7 * 24 * time.Hour
+// defaultMaxAge is when "drydock db status" calls the database stale:
+// its data (newest record) older than this.
+const defaultMaxAge = vulndb.DefaultMaxDataAge
 
 // dbFlags are the flags every "drydock db" command shares.
 type dbFlags struct {
@@ -181,8 +182,13 @@ type dbStatusJSON struct {
 	Path          string      `json:"path"`
 	Database      vulndb.Meta `json:"database"`
 	AgeSeconds    int64       `json:"ageSeconds"`
-	Stale         bool        `json:"stale"`
-	MaxAgeSeconds int64       `json:"maxAgeSeconds"`
+	// DataAsOf is the newest record's date, DataAgeSeconds its age (the
+	// build's when no source dates its records); Stale compares it with
+	// MaxAgeSeconds.
+	DataAsOf       time.Time `json:"dataAsOf,omitzero"`
+	DataAgeSeconds int64     `json:"dataAgeSeconds"`
+	Stale          bool      `json:"stale"`
+	MaxAgeSeconds  int64     `json:"maxAgeSeconds"`
 }
 
 func newDBStatusCmd(g *globals, f *dbFlags) *cobra.Command {
@@ -193,14 +199,16 @@ func newDBStatusCmd(g *globals, f *dbFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Say what the vulnerability database was built from and when",
-		Long: `Status prints the database's build time and age, and for each source its
-record counts, the newest record date (data as of), and every file it was
-built from: URL, fetch time, ETag / Last-Modified, size and sha256. A
-database older than --max-age gets a warning.
+		Long: `Status prints the database's data date (its newest record) and age, its
+build time, and for each source its record counts, the newest record date
+(data as of), and every file it was built from: URL, fetch time, ETag /
+Last-Modified, size and sha256. Data older than --max-age (default 72h) gets a
+warning: a database built today from files of February is as old as February.
 
 --json prints one object (schemaVersion 1):
-  {"schemaVersion": 1, "path": "...", "ageSeconds": 3600, "stale": false,
-   "maxAgeSeconds": 604800,
+  {"schemaVersion": 1, "path": "...", "ageSeconds": 3600,
+   "dataAsOf": "...", "dataAgeSeconds": 7200, "stale": false,
+   "maxAgeSeconds": 259200,
    "database": {"schemaVersion": 1, "builtAt": "...",
      "sources": [{"name": "osv", "advisories": 1, "releases": 0,
        "packageSupport": 0, "dataAsOf": "...",
@@ -231,23 +239,29 @@ database older than --max-age gets a warning.
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
+				asOf, _ := meta.DataAsOf()
 				return enc.Encode(dbStatusJSON{SchemaVersion: 1, Path: path, Database: meta, AgeSeconds: int64(meta.Age(now) / time.Second),
+					DataAsOf: asOf, DataAgeSeconds: int64(meta.DataAge(now) / time.Second),
 					Stale: stale, MaxAgeSeconds: int64(maxAge / time.Second)})
 			}
 			writeStatus(g.stdout, path, meta, now)
 			if stale {
-				log.Warn("the vulnerability database is stale: run \"drydock db update\"", "age", meta.Age(now).Round(time.Minute).String(), "maxAge", maxAge.String())
+				log.Warn(meta.Freshness(now, maxAge).Warning())
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in the help text)")
-	cmd.Flags().DurationVar(&maxAge, "max-age", defaultMaxAge, "warn when the database is older than this")
+	cmd.Flags().DurationVar(&maxAge, "max-age", defaultMaxAge, "warn when the data (its newest record) is older than this")
 	return cmd
 }
 
 func writeStatus(w io.Writer, path string, m vulndb.Meta, now time.Time) {
-	fmt.Fprintf(w, "Database: %s\nSchema:   %d\nBuilt:    %s (%s ago)\n\n", path, m.SchemaVersion, m.BuiltAt.Format(time.RFC3339), m.Age(now).Round(time.Minute))
+	data := "undated records (age counted from the build)"
+	if t, ok := m.DataAsOf(); ok {
+		data = fmt.Sprintf("%s (%s old)", t.Format(time.RFC3339), m.DataAge(now).Round(time.Minute))
+	}
+	fmt.Fprintf(w, "Database: %s\nSchema:   %d\nData:     %s\nBuilt:    %s (%s ago)\n\n", path, m.SchemaVersion, data, m.BuiltAt.Format(time.RFC3339), m.Age(now).Round(time.Minute))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tADVISORIES\tRELEASES\tPACKAGE-SUPPORT\tDATA-AS-OF")
 	for _, s := range m.Sources {

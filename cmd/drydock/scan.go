@@ -128,7 +128,7 @@ its vulnerable OS packages with a vulnerabilities section) and openvex
 	fl.StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory [$DRYDOCK_DATA]")
 	fl.StringVar(&f.platform, "platform", "linux/amd64", "platform of a multi-platform index to scan: os/arch[/variant]")
 	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
-	fl.DurationVar(&f.maxAge, "max-age", scan.DefaultMaxDBAge, "warn when the database is older than this")
+	fl.DurationVar(&f.maxAge, "max-age", scan.DefaultMaxDBAge, "warn when the vulnerability data (its newest record) is older than this")
 	fl.IntVar(&f.limits.MaxPackages, "max-packages", scan.DefaultMaxPackages, "refuse an image with more installed packages")
 	fl.IntVar(&f.limits.MaxFindings, "max-findings", scan.DefaultMaxFindings, "refuse an image with more findings (before filters)")
 	f.maxPackageData = sizeFlag(scan.DefaultMaxDatabaseBytes)
@@ -314,10 +314,15 @@ func writeDBNotice(w io.Writer, rep *scan.Report) {
 	for _, s := range rep.DB.Sources {
 		names = append(names, s.Name)
 	}
-	fmt.Fprintf(w, "drydock: vulnerability database %s, built %s (%s ago) from %s\n", rep.DB.Path,
-		rep.DB.BuiltAt.Format(time.RFC3339), rep.DB.Age.Round(time.Minute), strings.Join(names, ", "))
+	data := "records undated"
+	if !rep.DB.DataAsOf.IsZero() {
+		data = "data as of " + rep.DB.DataAsOf.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "drydock: vulnerability database %s, %s (%s old), built %s, from %s\n", rep.DB.Path,
+		data, rep.DB.DataAge.Round(time.Minute), rep.DB.BuiltAt.Format(time.RFC3339), strings.Join(names, ", "))
 	if rep.DB.Stale {
-		fmt.Fprintf(w, "drydock: WARNING: the vulnerability database is stale; run \"drydock db update\"\n")
+		fmt.Fprintf(w, "drydock: WARNING: the vulnerability data is stale (%s old, over --max-age): findings published since are missing; run \"drydock db update\"\n",
+			rep.DB.DataAge.Round(time.Hour))
 	}
 }
 

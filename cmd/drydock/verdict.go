@@ -130,6 +130,9 @@ func writeVerdict(w io.Writer, st *gatekeeper.Status) {
 		fmt.Fprintf(w, "  coming:    %s -> %s at %s (grace window; first seen %s)\n", f.From, f.To,
 			f.EffectiveAt.UTC().Format(time.RFC3339), f.FirstSeen.UTC().Format(time.RFC3339))
 	}
+	if db := st.Database; db != nil && db.Stale {
+		fmt.Fprintf(w, "  WARNING:   %s\n", db.Warning())
+	}
 }
 
 // severities is the order countText lists the known severities in.

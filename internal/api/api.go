@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/patch"
@@ -67,6 +68,11 @@ type Options struct {
 	// Workflows is the continuous-patching service; nil leaves its routes
 	// out.
 	Workflows Workflows
+	// Exceptions is the exception service; nil leaves its routes out.
+	Exceptions Exceptions
+	// Database reports the vulnerability database; nil leaves its route
+	// out.
+	Database Database
 }
 
 type handler struct{ Options }
@@ -81,25 +87,7 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o}
 	mux := http.NewServeMux()
-	routes := []route{
-		{http.MethodGet, "/api/v1/verdict", h.verdict},
-		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
-		{http.MethodPost, "/api/v1/promote", h.promote},
-		{http.MethodPost, "/api/v1/imports", h.imports},
-		{http.MethodPost, "/api/v1/rescan", h.rescan},
-		{http.MethodGet, "/api/v1/kube/images", h.kubeImages},
-		{http.MethodGet, "/api/v1/kube/affected", h.kubeAffected},
-		{http.MethodGet, "/api/v1/kube/webhook-configurations", h.kubeWebhooks},
-		{http.MethodPost, "/api/v1/kube/rollout-plan", h.kubePlan},
-		{http.MethodPost, "/api/v1/kube/rollouts", h.kubeRecordRollout},
-		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
-		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
-		{http.MethodGet, "/api/v1/keys", h.keys},
-		{http.MethodPost, "/api/v1/verify", h.verify},
-	}
-	if o.Workflows != nil {
-		routes = append(routes, h.workflowRoutes()...)
-	}
+	routes := h.routes()
 	methods := map[string][]string{} // path pattern -> methods, for 405 answers
 	for _, rt := range routes {
 		mux.HandleFunc(rt.method+" "+rt.path, rt.fn)
@@ -118,6 +106,37 @@ func Handler(o Options) http.Handler {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// routes lists the API's routes for the services h has.
+func (h *handler) routes() []route {
+	routes := []route{
+		{http.MethodGet, "/api/v1/verdict", h.verdict},
+		{http.MethodGet, "/api/v1/verdicts", h.verdicts},
+		{http.MethodPost, "/api/v1/promote", h.promote},
+		{http.MethodPost, "/api/v1/imports", h.imports},
+		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodGet, "/api/v1/kube/images", h.kubeImages},
+		{http.MethodGet, "/api/v1/kube/affected", h.kubeAffected},
+		{http.MethodGet, "/api/v1/kube/webhook-configurations", h.kubeWebhooks},
+		{http.MethodPost, "/api/v1/kube/rollout-plan", h.kubePlan},
+		{http.MethodPost, "/api/v1/kube/rollouts", h.kubeRecordRollout},
+		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
+		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
+		{http.MethodGet, "/api/v1/keys", h.keys},
+		{http.MethodPost, "/api/v1/verify", h.verify},
+		{http.MethodGet, "/api/v1/openapi.json", h.openapi},
+	}
+	if h.Workflows != nil {
+		routes = append(routes, h.workflowRoutes()...)
+	}
+	if h.Exceptions != nil {
+		routes = append(routes, h.exceptionRoutes()...)
+	}
+	if h.Database != nil {
+		routes = append(routes, route{http.MethodGet, "/api/v1/db/status", h.dbStatus})
+	}
+	return routes
 }
 
 type route struct {
@@ -158,12 +177,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Error.Code, b.Error.Message = "PROMOTION_REFUSED", refused.Error()
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
-	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, patchjob.ErrNotFound):
+	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, patchjob.ErrNotFound),
+		errors.Is(err, exceptions.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-	case errors.Is(err, workflow.ErrExists):
+	case errors.Is(err, workflow.ErrExists), errors.Is(err, exceptions.ErrRevoked):
 		writeError(w, http.StatusConflict, "CONFLICT", err.Error())
 	case errors.Is(err, gatekeeper.ErrInvalidRequest), errors.Is(err, errInvalid), errors.Is(err, workflow.ErrInvalid), errors.Is(err, workflow.ErrInvalidConfig),
-		errors.Is(err, patchjob.ErrInvalid), errors.Is(err, patch.ErrInvalidRequest):
+		errors.Is(err, patchjob.ErrInvalid), errors.Is(err, patch.ErrInvalidRequest), errors.Is(err, exceptions.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 	default:
 		h.Log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -38,6 +38,8 @@ const (
 	ActionAdmission Action = "admission"
 	// ActionRollout is a rollout of workloads to another image.
 	ActionRollout Action = "rollout"
+	// ActionException is an exception created or revoked (detail.op).
+	ActionException Action = "exception"
 )
 
 // Valid reports whether a is one of the actions above.
@@ -45,7 +47,7 @@ func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
 		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
-		ActionAdmission, ActionRollout:
+		ActionAdmission, ActionRollout, ActionException:
 		return true
 	}
 	return false

@@ -235,6 +235,10 @@ type Gate struct {
 	SweepInterval Duration `yaml:"sweepInterval"`
 	// ScanWorkers is how many scans run at once.
 	ScanWorkers int `yaml:"scanWorkers"`
+	// MaxDataAge is the age of the vulnerability data (since its newest
+	// record) above which verdicts, the API and the UI warn that the
+	// database is stale (default 72h).
+	MaxDataAge Duration `yaml:"maxDataAge"`
 	// Limits bound what judging one image may cost; an image past one
 	// fails as over-limit.
 	Limits Limits `yaml:"limits"`
@@ -343,7 +347,7 @@ func Default() Config {
 			Throttle: Throttle{User: ThrottleLimit{10, Duration(time.Minute)}, Address: ThrottleLimit{30, Duration(time.Minute)},
 				AuditWindow: Duration(time.Minute)}},
 		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
-			SweepInterval: Duration(time.Minute), ScanWorkers: 2},
+			SweepInterval: Duration(time.Minute), ScanWorkers: 2, MaxDataAge: Duration(72 * time.Hour)},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Kube: Kube{Cluster: "default", ResyncInterval: Duration(10 * time.Minute), RolloutTimeout: Duration(5 * time.Minute), Webhook: KubeWebhook{
@@ -559,6 +563,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Gate.SweepInterval <= 0 {
 		errs = append(errs, errors.New("gate.sweepInterval: must be positive"))
+	}
+	if c.Gate.MaxDataAge <= 0 {
+		errs = append(errs, errors.New("gate.maxDataAge: must be positive, e.g. 72h"))
 	}
 	if c.Gate.ScanWorkers < 1 || c.Gate.ScanWorkers > 64 {
 		errs = append(errs, fmt.Errorf("gate.scanWorkers: %d, want 1 to 64", c.Gate.ScanWorkers))

@@ -49,9 +49,14 @@ var Justifications = []string{
 //	    "impact_statement": "the reason, free text",
 //	    "timestamp": "2026-11-01T00:00:00Z",   // optional; defaults to the document's
 //	    "expires": "2027-02-01T00:00:00Z",     // drydock extension, RFC 3339, required
-//	    "author": "bob@example.com"            // drydock extension, optional; defaults to the document's
+//	    "author": "bob@example.com",           // drydock extension, optional; defaults to the document's
+//	    "package": "libc6"                     // drydock extension, optional: only this package's findings
 //	  }]
 //	}
+//
+// A product "*" covers every image. With "package", the statement covers
+// only findings in that (binary or source) package, and a vulnerability
+// name "*" covers every vulnerability of that package.
 //
 // Other OpenVEX fields are accepted and ignored. A purl's repository_url
 // has its registry host (a first component with "." or ":", or
@@ -60,9 +65,13 @@ var Justifications = []string{
 // (excluding) its expiry.
 type Exception struct {
 	// ID is the document's @id and the statement index, "ID#N".
-	ID            string
-	CVE           string
-	Aliases       []string
+	ID string
+	// CVE is the vulnerability, "" (written "*") for every vulnerability
+	// of Package.
+	CVE     string
+	Aliases []string
+	// Package, when set, limits the exception to findings in it.
+	Package       string
 	Products      []Product
 	Justification string
 	// Reason is the statement's impact_statement.
@@ -73,12 +82,14 @@ type Exception struct {
 }
 
 // Product is what an exception covers: a digest, a repository pattern,
-// or both (both must match).
+// or both (both must match), or every image (Any).
 type Product struct {
 	// Raw is the product's @id as written.
 	Raw    string
 	Digest string
 	Repo   string
+	// Any covers every image (@id "*").
+	Any bool
 }
 
 type rawVEX struct {
@@ -103,6 +114,7 @@ type rawStatement struct {
 	Timestamp       *time.Time `json:"timestamp"`
 	Expires         string     `json:"expires"`
 	Author          string     `json:"author"`
+	Package         string     `json:"package"`
 }
 
 // LoadExceptions reads an OpenVEX document of exceptions. Every statement
@@ -150,9 +162,15 @@ func statementException(doc rawVEX, i int, st rawStatement) (Exception, error) {
 		Justification: st.Justification,
 		Reason:        st.ImpactStatement,
 		Author:        cmp.Or(st.Author, doc.Author),
+		Package:       st.Package,
 	}
-	if ex.CVE == "" {
-		bad("vulnerability.name: required")
+	switch {
+	case ex.CVE == "":
+		bad("vulnerability.name: required (\"*\" with a package: every vulnerability of the package)")
+	case ex.CVE == "*" && ex.Package == "":
+		bad("vulnerability.name: \"*\" needs a package")
+	case ex.CVE == "*":
+		ex.CVE = ""
 	}
 	if st.Status != "not_affected" {
 		bad("status: %q is not an exception (want not_affected)", st.Status)
@@ -202,6 +220,9 @@ func parseProduct(id string) (Product, error) {
 	switch {
 	case id == "":
 		return p, errors.New("empty")
+	case id == "*":
+		p.Any = true
+		return p, nil
 	case strings.HasPrefix(id, "pkg:"):
 		return parsePurl(id)
 	case strings.HasPrefix(id, "sha256:"):
@@ -279,6 +300,9 @@ func validDigest(d string) bool {
 
 // matches reports whether the product covers an image.
 func (p Product) matches(digest, repo string) bool {
+	if p.Any {
+		return true
+	}
 	if p.Digest != "" && p.Digest != digest {
 		return false
 	}
@@ -297,7 +321,26 @@ func (p Product) matches(digest, repo string) bool {
 // Expires) does not apply and reports expired; one whose timestamp is
 // still in the future does not apply either.
 func (e Exception) Applies(cve, digest, repo string, now time.Time) (applies, expired bool) {
-	if cve != e.CVE && !slices.Contains(e.Aliases, cve) {
+	return e.Covers(Subject{CVE: cve}, digest, repo, now)
+}
+
+// Subject is the finding an exception is asked about: its vulnerability
+// and the binary and source package it is in.
+type Subject struct {
+	CVE, Package, Source string
+}
+
+// Covers is Applies for a finding: an exception limited to a package
+// covers only findings in that binary or source package, and one for
+// every vulnerability of a package (CVE "") covers any of them.
+func (e Exception) Covers(f Subject, digest, repo string, now time.Time) (applies, expired bool) {
+	if e.CVE == "" && e.Package == "" {
+		return false, false
+	}
+	if e.CVE != "" && f.CVE != e.CVE && !slices.Contains(e.Aliases, f.CVE) {
+		return false, false
+	}
+	if e.Package != "" && e.Package != f.Package && e.Package != f.Source {
 		return false, false
 	}
 	if !slices.ContainsFunc(e.Products, func(p Product) bool { return p.matches(digest, repo) }) {

@@ -33,6 +33,7 @@ import (
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -40,6 +41,7 @@ import (
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
 // ActorGate is the audit actor of the gate's own actions (scans, verdicts,
@@ -70,8 +72,14 @@ type Options struct {
 	// Policy and Exceptions are the policy file and OpenVEX directory.
 	Policy     *PolicySource
 	Exceptions *ExceptionSource
+	// ExceptionStore holds the exceptions created through the API, used
+	// beside those of the exceptions directory; nil means none.
+	ExceptionStore exceptions.Store
 	// DBPath is the vulnerability database the scanner reads.
 	DBPath string
+	// MaxDataAge is the data age above which the database is stale
+	// (default vulndb.DefaultMaxDataAge).
+	MaxDataAge time.Duration
 	// InventoryCache keeps each image's inventory by manifest digest, so a
 	// rescan reads no layer; nil disables it.
 	InventoryCache scan.InventoryCache
@@ -106,7 +114,10 @@ type Keeper struct {
 	events     Publisher
 	policy     *PolicySource
 	exceptions *ExceptionSource
+	exStore    exceptions.Store
 	dbPath     string
+	maxDataAge time.Duration
+	dbMeta     dbMeta
 	cache      scan.InventoryCache
 	scanOpts   []scan.Option
 	now        func() time.Time
@@ -142,7 +153,7 @@ func New(o Options) (*Keeper, error) {
 	}
 	k := &Keeper{
 		reg: o.Registry, store: o.Store, queue: o.Queue, audits: o.Audit, events: o.Events,
-		policy: o.Policy, exceptions: o.Exceptions, dbPath: o.DBPath, cache: o.InventoryCache, scanOpts: o.ScanOptions,
+		policy: o.Policy, exceptions: o.Exceptions, exStore: o.ExceptionStore, dbPath: o.DBPath, maxDataAge: cmp.Or(o.MaxDataAge, defaultMaxDataAge), cache: o.InventoryCache, scanOpts: o.ScanOptions,
 		now: o.Now, log: o.Log,
 		stuckAfter: cmp.Or(o.StuckAfter, 15*time.Minute), metrics: o.Metrics, key: o.Key, exErrs: map[string]bool{},
 	}
@@ -262,6 +273,10 @@ type Status struct {
 	PolicyHash string `json:"policyHash,omitempty"`
 	// Scan summarises the latest scan.
 	Scan ScanSummary `json:"scan"`
+	// Database is how old the vulnerability data is now (absent when
+	// there is no database); Database.Stale warns that findings published
+	// since are missing.
+	Database *vulndb.Freshness `json:"database,omitempty"`
 }
 
 // ScanSummary summarises a digest's latest scan.
@@ -340,6 +355,7 @@ func (k *Keeper) status(ctx context.Context, repo, digest string) (*Status, erro
 	}
 	st := &Status{Repository: repo, Digest: digest, Verdict: im.Verdict, Promoted: im.Promoted, Policy: k.policy.Path()}
 	_, st.PolicyHash, _ = k.policy.Get()
+	st.Database = k.freshness()
 	if sc != nil {
 		st.Scan = summarize(sc)
 	}
@@ -402,11 +418,15 @@ func (k *Keeper) reevaluateLocked(ctx context.Context, repo, digest string) (gat
 		return gate.Verdict{}, nil, nil, err
 	}
 	repo = gateRepo(repo, im)
+	stored, err := k.storedExceptions(ctx, repo, digest)
+	if err != nil {
+		return gate.Verdict{}, nil, nil, err
+	}
 	sc, err := k.store.Scan(ctx, digest)
 	if errors.Is(err, store.ErrNotFound) {
 		sc, err = nil, nil
 	}
-	next, grace := k.decide(ctx, repo, digest, sc, err)
+	next, grace := k.decide(ctx, repo, digest, sc, err, stored)
 	var prev *gate.Verdict
 	if im != nil {
 		prev = &im.Verdict
@@ -439,8 +459,8 @@ func gateRepo(repo string, stored *store.Image) string {
 
 // decide computes a fresh verdict and the grace window to apply.
 // sc is the stored scan (nil when there is none), scanErr why it could
-// not be read.
-func (k *Keeper) decide(ctx context.Context, repo, digest string, sc *store.Scan, scanErr error) (gate.Verdict, time.Duration) {
+// not be read, stored the exceptions of the store about the image.
+func (k *Keeper) decide(ctx context.Context, repo, digest string, sc *store.Scan, scanErr error, stored []gate.Exception) (gate.Verdict, time.Duration) {
 	now := k.now()
 	pol, hash, perr := k.policy.Get()
 	k.notePolicy(ctx, hash, perr)
@@ -450,6 +470,7 @@ func (k *Keeper) decide(ctx context.Context, repo, digest string, sc *store.Scan
 	}
 	ex, exErrs := k.exceptions.Get()
 	k.noteExceptionErrors(exErrs)
+	ex = append(slices.Clip(ex), stored...)
 	in := gate.Input{Repository: repo, Digest: digest}
 	if scanErr != nil {
 		return gate.ScanFailed("reading the stored scan: "+scanErr.Error(), now), 0

@@ -103,8 +103,13 @@ type DBInfo struct {
 	SchemaVersion int           `json:"schemaVersion,omitempty"`
 	BuiltAt       time.Time     `json:"builtAt"`
 	Age           time.Duration `json:"age"`
-	Stale         bool          `json:"stale"`
-	Sources       []DBSource    `json:"sources,omitempty"`
+	// DataAsOf is the newest record's date (zero when no source dates
+	// its records) and DataAge the data's age: since DataAsOf, else since
+	// the build. Stale compares DataAge with the limit.
+	DataAsOf time.Time     `json:"dataAsOf,omitzero"`
+	DataAge  time.Duration `json:"dataAge"`
+	Stale    bool          `json:"stale"`
+	Sources  []DBSource    `json:"sources,omitempty"`
 }
 
 // DBSource is one feed the database was built from.

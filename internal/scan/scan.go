@@ -62,9 +62,9 @@ import (
 // (WriteJSON).
 const SchemaVersion = 1
 
-// DefaultMaxDBAge is the database age above which a report warns that the
-// database is stale.
-const DefaultMaxDBAge = 7 * 24 * time.Hour
+// DefaultMaxDBAge is the data age (since the database's newest record)
+// above which a report warns that the database is stale.
+const DefaultMaxDBAge = vulndb.DefaultMaxDataAge
 
 // ErrLibraryScanning is returned by WithPkgTypes for any package type other
 // than "os".
@@ -329,8 +329,7 @@ func (s *Scanner) evaluate(ctx context.Context, snap *Snapshot) (*Report, error)
 		Filters:       Filters{IgnoreUnfixed: s.ignoreUnfixed, Severities: slices.Clone(s.severities)},
 	}
 	if rep.DB.Stale {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the vulnerability database is stale: built %s, %s ago; run \"drydock db update\"",
-			meta.BuiltAt.UTC().Format(time.RFC3339), rep.DB.Age))
+		rep.Warnings = append(rep.Warnings, meta.Freshness(now, s.maxAge).Warning())
 	}
 	o := snap.OS
 	rep.OS = osOf(o)
@@ -446,6 +445,10 @@ func dbInfo(path string, m vulndb.Meta, now time.Time, maxAge time.Duration) DBI
 		d.Sources = append(d.Sources, DBSource{Name: s.Name, DataAsOf: s.DataAsOf.UTC()})
 	}
 	d.Age = m.Age(now).Truncate(time.Second)
+	if t, ok := m.DataAsOf(); ok {
+		d.DataAsOf = t.UTC()
+	}
+	d.DataAge = m.DataAge(now).Truncate(time.Second)
 	d.Stale = m.Stale(now, maxAge)
 	return d
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/metrics"
@@ -31,6 +32,7 @@ import (
 // gateParts are the gate's services of one server process.
 type gateParts struct {
 	store      store.Store
+	exceptions exceptions.Store
 	queue      *jobs.Queue
 	dispatcher *events.Dispatcher
 	keeper     *gatekeeper.Keeper
@@ -55,11 +57,14 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if err != nil {
 		return nil, fmt.Errorf("gate.policy: %w", err)
 	}
-	exceptions, err := gatekeeper.NewExceptionSource(cfg.Gate.Exceptions)
+	exSource, err := gatekeeper.NewExceptionSource(cfg.Gate.Exceptions)
 	if err != nil {
 		return nil, fmt.Errorf("gate.exceptions: %w", err)
 	}
 	if g.store, err = store.Open(ctx, dbs); err != nil {
+		return nil, err
+	}
+	if g.exceptions, err = exceptions.Open(ctx, dbs); err != nil {
 		return nil, err
 	}
 	qopts := []jobs.Option{
@@ -113,10 +118,11 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
 		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: &gateEvents{next: g.dispatcher, promoted: &g.promoted},
-		Policy: policy, Exceptions: exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
+		Policy: policy, Exceptions: exSource, ExceptionStore: g.exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
 		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
-		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits))},
+		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits)), scan.WithMaxDBAge(time.Duration(cfg.Gate.MaxDataAge))},
+		MaxDataAge:  time.Duration(cfg.Gate.MaxDataAge),
 	}); err != nil {
 		return nil, err
 	}
@@ -204,6 +210,11 @@ func (g *gateParts) close(ctx context.Context) error {
 	}
 	if g.store != nil {
 		if err := g.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if g.exceptions != nil {
+		if err := g.exceptions.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database"
+	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/kube"
 	"github.com/drydock-project/drydock/internal/regstore"
@@ -51,6 +52,7 @@ func Components(cfg config.Config) []Component {
 		schema(auth.Component, auth.Migrations, auth.Tables),
 		schema(audit.Component, audit.Migrations, audit.Tables),
 		schema(workflow.Component, workflow.Migrations, workflow.Tables),
+		schema(exceptions.Component, exceptions.Migrations, exceptions.Tables),
 		// The running-image inventory is a copy of the clusters' state the
 		// watcher writes again at every start: migrated, never copied.
 		schema(kube.Component, kube.Migrations, nil),

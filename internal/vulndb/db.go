@@ -539,10 +539,72 @@ type FetchMeta struct {
 // Age is how old the build is at now.
 func (m Meta) Age(now time.Time) time.Duration { return now.Sub(m.BuiltAt) }
 
-// Stale reports whether the build is older than maxAge at now.
-func (m Meta) Stale(now time.Time, maxAge time.Duration) bool { return m.Age(now) > maxAge }
+// DefaultMaxDataAge is the data age above which drydock warns that the
+// database is stale.
+const DefaultMaxDataAge = 72 * time.Hour
 
-// Stale reports whether the database is older than maxAge at now.
+// DataAsOf is the date of the newest record in the database (of all its
+// sources), and whether any source dates its records. A database built
+// today from February's files is as old as February's data.
+func (m Meta) DataAsOf() (time.Time, bool) {
+	var newest time.Time
+	for _, s := range m.Sources {
+		if s.DataAsOf.After(newest) {
+			newest = s.DataAsOf
+		}
+	}
+	return newest, !newest.IsZero()
+}
+
+// DataAge is how old the data is at now: since the newest record, or,
+// when no source dates its records, since the build.
+func (m Meta) DataAge(now time.Time) time.Duration {
+	if t, ok := m.DataAsOf(); ok {
+		return now.Sub(t)
+	}
+	return m.Age(now)
+}
+
+// Stale reports whether the data is older than maxAge at now (see
+// DataAge).
+func (m Meta) Stale(now time.Time, maxAge time.Duration) bool { return m.DataAge(now) > maxAge }
+
+// Freshness is how old a database's data is, for reports and warnings.
+type Freshness struct {
+	BuiltAt time.Time `json:"builtAt"`
+	// DataAsOf is the newest record's date (zero when no source dates
+	// its records; the age is then the build's).
+	DataAsOf time.Time `json:"dataAsOf,omitzero"`
+	// DataAgeSeconds is the data's age at the time asked.
+	DataAgeSeconds int64 `json:"dataAgeSeconds"`
+	MaxAgeSeconds  int64 `json:"maxAgeSeconds"`
+	Stale          bool  `json:"stale"`
+}
+
+// Freshness reports the data's age at now against maxAge.
+func (m Meta) Freshness(now time.Time, maxAge time.Duration) Freshness {
+	f := Freshness{BuiltAt: m.BuiltAt, DataAgeSeconds: int64(m.DataAge(now) / time.Second),
+		MaxAgeSeconds: int64(maxAge / time.Second), Stale: m.Stale(now, maxAge)}
+	f.DataAsOf, _ = m.DataAsOf()
+	return f
+}
+
+// Warning is the sentence that says the data is stale ("" when it is
+// not).
+func (f Freshness) Warning() string {
+	if !f.Stale {
+		return ""
+	}
+	age := (time.Duration(f.DataAgeSeconds) * time.Second).Round(time.Hour)
+	since := "its newest record is of " + f.DataAsOf.UTC().Format(time.RFC3339)
+	if f.DataAsOf.IsZero() {
+		since = "its records are undated; it was built " + f.BuiltAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("stale vulnerability data, %s old (%s), over the limit of %s: findings published since are missing; run \"drydock db update\"",
+		age, since, time.Duration(f.MaxAgeSeconds)*time.Second)
+}
+
+// Stale reports whether the database's data is older than maxAge at now.
 func (d *DB) Stale(now time.Time, maxAge time.Duration) bool { return d.meta.Stale(now, maxAge) }
 
 func (m Meta) clone() Meta {

@@ -4,13 +4,16 @@
 # arithmetic swap...) of a covered line must make the package's own tests
 # fail. Prints, per package, the share of mutants killed. Not part of CI:
 # CPU-heavy (one `go test` per mutant), so it runs one package at a time,
-# niced.
+# at the lowest CPU priority (nice 19: it only takes idle CPU).
 #
 #   test/mutation/run.sh GREMLINS [SPEC...]
 #
 # A SPEC is a package directory, optionally with the files to mutate:
 # internal/server:guard.go mutates only guard.go (the registry guard), and
-# tests it with the whole package's tests. Without SPECs, the default list.
+# tests it with the whole package's tests; a trailing @REGEXP narrows the
+# tests run (go test -run REGEXP, for the coverage run and for every
+# mutant): internal/server:guard.go@^TestGuard mutates the registry guard
+# and runs only its tests. Without SPECs, the default list.
 # Results (gremlins' JSON) go to ${MUTATE_OUT:-$DRYDOCK_CACHE/mutation}.
 # MUTATE_WORKERS (default 2) and MUTATE_TIMEOUT_COEFFICIENT (default 30:
 # a mutant's test run may take 30 times the coverage run, which covers the
@@ -31,8 +34,8 @@ if [ ${#specs[@]} -eq 0 ]; then
 		internal/store
 		internal/auth
 		internal/audit
-		internal/server:guard.go
-		internal/patch/apt:dpkgdb.go,unpack.go,unpackfinish.go
+		internal/server:guard.go@^TestGuard
+		internal/patch/apt/dpkg:dpkgdb.go,unpack.go,unpackfinish.go
 		internal/patch/sandbox
 	)
 fi
@@ -41,6 +44,8 @@ out=${MUTATE_OUT:-${DRYDOCK_CACHE:-$HOME/.cache/drydock}/mutation}
 mkdir -p "$out"
 summary=()
 for spec in "${specs[@]}"; do
+	run=
+	case $spec in *@*) run=${spec#*@} spec=${spec%%@*} ;; esac
 	dir=${spec%%:*}
 	excl=()
 	if [ "$spec" != "$dir" ]; then
@@ -56,12 +61,14 @@ for spec in "${specs[@]}"; do
 		done
 	fi
 	name=$(echo "$spec" | tr '/:,' '___')
-	echo "== mutating $spec"
+	echo "== mutating $spec${run:+ (tests: -run $run)}"
 	start=$(date +%s)
-	nice -n 10 "$gremlins" unleash --workers "${MUTATE_WORKERS:-2}" \
+	# go test reads test flags from GOFLAGS too (go build ignores them),
+	# so -run reaches gremlins' coverage run and each mutant's test run.
+	GOFLAGS="$GOFLAGS${run:+ -run=$run}" nice -n 19 "$gremlins" unleash --workers "${MUTATE_WORKERS:-2}" \
 		--timeout-coefficient "${MUTATE_TIMEOUT_COEFFICIENT:-30}" \
 		-o "$out/$name.json" "${excl[@]}" "./$dir" | tee "$out/$name.log" | grep -E '^(Killed|Mutator|Test efficacy)| LIVED | TIMED OUT ' || true
-	line=$(python3 - "$out/$name.json" "$spec" "$(( $(date +%s) - start ))" <<'PY'
+	line=$(python3 - "$out/$name.json" "$spec${run:+@$run}" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 st = {}
