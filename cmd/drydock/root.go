@@ -93,6 +93,7 @@ the other commands talk to it or work on images directly.`,
 		newVerifyCmd(g),
 		newUserCmd(g), newTokenCmd(g),
 		newLoginCmd(g), newLogoutCmd(g),
+		newKubeCmd(g), newRolloutCmd(g),
 		newMigrateCmd(g), newStoreCmd(g),
 		newGCCmd(g),
 	)

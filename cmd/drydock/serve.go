@@ -33,8 +33,13 @@ One process serves, on one port:
              (or admin), e.g. a token from "drydock token create prometheus
              --role metrics" sent as a Bearer token; metrics.addr also serves
              it without credentials on a listener of its own
-  /api/v1/   the JSON API: verdict, promote, imports, rescan, workflows
+  /api/v1/   the JSON API: verdict, promote, imports, rescan, workflows,
+             kube
   /auth/token  the registry token endpoint (docker/podman/skopeo/crane logins)
+
+With kube.webhook.addr set, the Kubernetes admission webhooks listen on
+their own HTTPS port (a certificate generated in DATA/kube/webhook, or
+given).
 
 Authentication is on: users and API tokens ("drydock user", "drydock token")
 with roles per namespace. The first start creates user admin and writes its
@@ -101,6 +106,28 @@ A config file (every field optional):
   events:
     webhooks:                         # CloudEvents JSON, HMAC-SHA256 signed
       - {name: ops, url: "https://hooks.example/drydock", secretFile: /etc/drydock/hook.secret}
+  kube:                               # see "drydock kube --help"
+    registry: [drydock.example.com]   # the host clusters pull this drydock's images from
+    kubeconfig: ""                    # "" = in-cluster, $KUBECONFIG, ~/.kube/config
+    context: ""
+    cluster: default                  # its name in the inventory
+    watch: false                      # keep the running-image inventory (Pod informers)
+    resyncInterval: 10m
+    rolloutTimeout: 5m                # rollouts the server runs (workflow --rollout)
+    webhook:
+      addr: ""                        # e.g. ":8443": the admission webhooks' HTTPS listener
+      url: ""                         # where the API server reaches it (https://HOST:PORT)
+      hosts: []                       # names of the generated certificate (default: url's host)
+      certFile: ""                    # a certificate instead of the generated one
+      keyFile: ""
+      caFile: ""
+      exemptNamespaces: [kube-system]
+      mode: enforce                   # or audit: admit with warnings
+      verdicts: true                  # the digest's verdict must pass now
+      verdictCacheTTL: 500ms          # a verdict reused this long at most (0 = never)
+      mutate: false                   # install-webhook adds the tag-pinning webhook
+      failurePolicy: Fail             # or Ignore, when drydock cannot answer
+      timeoutSeconds: 5
   patch:                              # patches the server runs (POST /api/v1/patch)
     cacheDir: /var/cache/drydock/patch  # default DATA/cache/patch
     treeCacheSize: 4294967296         # bytes of extracted image trees (LRU); 0 = default

@@ -110,9 +110,9 @@ func readConfigArg(path string) (string, error) {
 func newWorkflowCreateCmd(g *globals) *cobra.Command {
 	f := &wfFlags{}
 	var configFile, schedule string
-	var dryRun, runNow, security bool
+	var dryRun, runNow, security, rollout bool
 	cmd := &cobra.Command{
-		Use:   "create --config FILE --schedule Nd [--dry-run | --run-immediately]",
+		Use:   "create --config FILE --schedule Nd [--rollout] [--dry-run | --run-immediately]",
 		Short: "Create a workflow (or, with --dry-run, show what it would do)",
 		Long: `Create checks the schedule and the config, resolves the config's tags in the
 registry (more than 100 images is refused) and creates the workflow; its
@@ -125,8 +125,14 @@ queues a run now; the schedule is unchanged.
 
 --security-suite=false patches only on fixable findings of the
 vulnerability database, as ACR does; by default an update the release's
-security suite publishes for an installed package counts too.`,
+security suite publishes for an installed package counts too.
+
+--rollout: once the gate promotes a patch tag this workflow wrote into
+live/, the server runs "drydock rollout" for its repository with its own
+cluster credentials (kube.kubeconfig): the workloads running that image move
+to the patched digest, and are rolled back if the rollout fails.`,
 		Example: `  drydock workflow create --config continuouspatching.json --schedule 1d --dry-run
+  drydock workflow create --config continuouspatching.json --schedule 1d --rollout
   drydock workflow create --config continuouspatching.json --schedule 1d --run-immediately
   drydock workflow create --name weekly --config base-images.json --schedule 7d`,
 		Args: cobra.NoArgs,
@@ -145,7 +151,7 @@ security suite publishes for an installed package counts too.`,
 			if dryRun {
 				c.http.Timeout = dryRunTimeout
 			}
-			req := workflow.CreateRequest{Name: f.name, Config: text, Schedule: schedule, DryRun: dryRun, RunImmediately: runNow}
+			req := workflow.CreateRequest{Name: f.name, Config: text, Schedule: schedule, Rollout: rollout, DryRun: dryRun, RunImmediately: runNow}
 			if cmd.Flags().Changed("security-suite") {
 				req.SecuritySuite = &security
 			}
@@ -167,6 +173,7 @@ security suite publishes for an installed package counts too.`,
 	fl.BoolVar(&dryRun, "dry-run", false, "show per image what a run would do, create nothing")
 	fl.BoolVar(&runNow, "run-immediately", false, "queue a run now as well")
 	fl.BoolVar(&security, "security-suite", true, "also patch when the release's security suite has updates for installed packages the database does not know yet")
+	fl.BoolVar(&rollout, "rollout", false, "roll promoted patch tags out to the workloads that run their image (needs kube.* on the server)")
 	_ = cmd.MarkFlagRequired("config")
 	_ = cmd.MarkFlagRequired("schedule")
 	return cmd
@@ -175,9 +182,9 @@ security suite publishes for an installed package counts too.`,
 func newWorkflowUpdateCmd(g *globals) *cobra.Command {
 	f := &wfFlags{}
 	var configFile, schedule string
-	var dryRun, runNow, security bool
+	var dryRun, runNow, security, rollout bool
 	cmd := &cobra.Command{
-		Use:   "update [--config FILE] [--schedule Nd] [--security-suite=BOOL] [--dry-run | --run-immediately]",
+		Use:   "update [--config FILE] [--schedule Nd] [--security-suite=BOOL] [--rollout=BOOL] [--dry-run | --run-immediately]",
 		Short: "Change a workflow's config, schedule or signals",
 		Long: `Update changes a workflow. A new --schedule takes the time of day again, as
 create does; without it the schedule is kept. --dry-run shows what a run
@@ -185,7 +192,8 @@ with the new (or, without --config, the stored) config would do and changes
 nothing.`,
 		Example: `  drydock workflow update --schedule 7d
   drydock workflow update --config continuouspatching.json --dry-run
-  drydock workflow update --security-suite=false`,
+  drydock workflow update --security-suite=false
+  drydock workflow update --rollout`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dryRun && runNow {
@@ -205,8 +213,11 @@ nothing.`,
 			if cmd.Flags().Changed("security-suite") {
 				req.SecuritySuite = &security
 			}
-			if req.Config == nil && req.Schedule == nil && req.SecuritySuite == nil {
-				return errors.New("say what to change: --config FILE, --schedule Nd or --security-suite=BOOL")
+			if cmd.Flags().Changed("rollout") {
+				req.Rollout = &rollout
+			}
+			if req.Config == nil && req.Schedule == nil && req.SecuritySuite == nil && req.Rollout == nil {
+				return errors.New("say what to change: --config FILE, --schedule Nd, --security-suite=BOOL or --rollout=BOOL")
 			}
 			c, err := newAPIClient(f.server)
 			if err != nil {
@@ -233,6 +244,7 @@ nothing.`,
 	fl.BoolVar(&dryRun, "dry-run", false, "show per image what a run would do, change nothing")
 	fl.BoolVar(&runNow, "run-immediately", false, "queue a run now as well")
 	fl.BoolVar(&security, "security-suite", true, "patch on the security suite's updates too (false: only on the database's fixable findings)")
+	fl.BoolVar(&rollout, "rollout", false, "roll promoted patch tags out to the workloads that run their image (false: stop)")
 	return cmd
 }
 

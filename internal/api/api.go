@@ -5,7 +5,8 @@
 // Errors are {"error": {"code": CODE, "message": TEXT}} with an HTTP
 // status: 400 INVALID, 401 UNAUTHORIZED (from the auth layer), 403 DENIED
 // (a missing role) or PROMOTION_REFUSED (the verdict; the body also holds
-// it), 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 500 INTERNAL.
+// it), 404 NOT_FOUND, 405 METHOD_NOT_ALLOWED, 409 NOT_CONFIGURED (a
+// feature the server's configuration leaves off), 500 INTERNAL.
 package api
 
 import (
@@ -52,8 +53,11 @@ type Authorizer func(r *http.Request, role, repository string) error
 
 // Options configure the handler.
 type Options struct {
-	Gate      Gate
-	Patches   Patcher // nil: the server runs no patches
+	Gate    Gate
+	Patches Patcher // nil: the server runs no patches
+	// Kube is the Kubernetes side (nil: its endpoints answer
+	// NOT_CONFIGURED).
+	Kube      Kube
 	Authorize Authorizer
 	// Attest verifies signatures and serves drydock's public key; nil
 	// answers NOT_FOUND on those routes.
@@ -114,6 +118,11 @@ func (h *handler) routes() []route {
 		{http.MethodPost, "/api/v1/promote", h.promote},
 		{http.MethodPost, "/api/v1/imports", h.imports},
 		{http.MethodPost, "/api/v1/rescan", h.rescan},
+		{http.MethodGet, "/api/v1/kube/images", h.kubeImages},
+		{http.MethodGet, "/api/v1/kube/affected", h.kubeAffected},
+		{http.MethodGet, "/api/v1/kube/webhook-configurations", h.kubeWebhooks},
+		{http.MethodPost, "/api/v1/kube/rollout-plan", h.kubePlan},
+		{http.MethodPost, "/api/v1/kube/rollouts", h.kubeRecordRollout},
 		{http.MethodPost, "/api/v1/patch", h.patchSubmit},
 		{http.MethodGet, "/api/v1/patch/{id}", h.patchStatus},
 		{http.MethodGet, "/api/v1/keys", h.keys},

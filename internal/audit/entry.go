@@ -36,6 +36,11 @@ const (
 	// ActionGC is a garbage collection (its summary); the tags a
 	// retention policy deleted are ActionDelete entries.
 	ActionGC Action = "gc"
+	// ActionAdmission is a Kubernetes admission the webhook denied (or,
+	// in audit-only mode, would have denied).
+	ActionAdmission Action = "admission"
+	// ActionRollout is a rollout of workloads to another image.
+	ActionRollout Action = "rollout"
 	// ActionException is an exception created or revoked (detail.op).
 	ActionException Action = "exception"
 )
@@ -45,7 +50,7 @@ func (a Action) Valid() bool {
 	switch a {
 	case ActionPush, ActionDelete, ActionImport, ActionScan, ActionVerdict, ActionPromotion,
 		ActionBypassRefused, ActionLoginFailed, ActionPolicyChange, ActionUserChange, ActionTokenChange, ActionDenied,
-		ActionGC, ActionException:
+		ActionGC, ActionAdmission, ActionRollout, ActionException:
 		return true
 	}
 	return false

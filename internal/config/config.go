@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,6 +49,9 @@ type Config struct {
 	Gate Gate `yaml:"gate"`
 	// Events configures outgoing webhooks.
 	Events Events `yaml:"events"`
+	// Kube configures the Kubernetes side: admission webhooks, the
+	// running-image inventory, rollouts.
+	Kube Kube `yaml:"kube"`
 	// Patch configures patches the server runs (POST /api/v1/patch).
 	Patch Patch `yaml:"patch"`
 	// Workflow configures continuous patching workflows.
@@ -61,6 +65,72 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Sign configures drydock's signing key.
 	Sign Sign `yaml:"sign"`
+}
+
+// Kube configures drydock's Kubernetes side.
+type Kube struct {
+	// Registry lists the registry hosts, as written in image references
+	// (HOST or HOST:PORT), under which clusters pull from this drydock.
+	// Admission admits live/ images under exactly these hosts; rollouts
+	// and the inventory recognise drydock's images by them.
+	Registry []string `yaml:"registry"`
+	// Kubeconfig is the kubeconfig drydock uses to watch pods and roll
+	// out; empty means in-cluster credentials when drydock runs in a pod,
+	// else $KUBECONFIG or ~/.kube/config. Context picks one of its
+	// contexts (empty: the current one).
+	Kubeconfig string `yaml:"kubeconfig"`
+	Context    string `yaml:"context"`
+	// Cluster names the cluster in the inventory.
+	Cluster string `yaml:"cluster"`
+	// Watch keeps the running-image inventory from Pod informers.
+	Watch bool `yaml:"watch"`
+	// ResyncInterval is how often the whole inventory is written again
+	// from the informers' cache (pods deleted while drydock was down,
+	// tags that moved).
+	ResyncInterval Duration `yaml:"resyncInterval"`
+	// RolloutTimeout bounds the wait of the rollouts the server runs
+	// itself (workflows with the rollout option); a workload not rolled
+	// out by then is rolled back.
+	RolloutTimeout Duration `yaml:"rolloutTimeout"`
+	// Webhook configures the admission webhooks.
+	Webhook KubeWebhook `yaml:"webhook"`
+}
+
+// KubeWebhook configures the admission webhooks' HTTPS listener and what
+// they admit.
+type KubeWebhook struct {
+	// Addr is the host:port of the webhooks' own HTTPS listener; empty
+	// turns the webhooks off.
+	Addr string `yaml:"addr"`
+	// URL is where the API server reaches the listener, e.g.
+	// https://drydock.example.com:8443 (drydock kube install-webhook
+	// writes it into the webhook configurations).
+	URL string `yaml:"url"`
+	// Hosts are the DNS names and IP addresses of the generated
+	// certificate; empty means the URL's host.
+	Hosts []string `yaml:"hosts"`
+	// CertFile and KeyFile are a serving certificate to use instead of
+	// the generated one (kept in DATA/kube/webhook); CAFile is the bundle
+	// the API server verifies it with.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	CAFile   string `yaml:"caFile"`
+	// ExemptNamespaces are never checked.
+	ExemptNamespaces []string `yaml:"exemptNamespaces"`
+	// Mode is enforce (deny) or audit (admit with warnings).
+	Mode string `yaml:"mode"`
+	// Verdicts checks that each digest's verdict passes now.
+	Verdicts bool `yaml:"verdicts"`
+	// VerdictCacheTTL is how long a verdict decided for one admission is
+	// reused for the next.
+	VerdictCacheTTL Duration `yaml:"verdictCacheTTL"`
+	// Mutate also serves the mutating webhook that pins tags to digests.
+	Mutate bool `yaml:"mutate"`
+	// FailurePolicy is the API server's answer when the webhook cannot be
+	// reached: Fail (deny) or Ignore (admit).
+	FailurePolicy string `yaml:"failurePolicy"`
+	// TimeoutSeconds is how long the API server waits for the webhook.
+	TimeoutSeconds int `yaml:"timeoutSeconds"`
 }
 
 // Patch configures the server's patch engine.
@@ -283,7 +353,11 @@ func Default() Config {
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
 		GC:              GC{Schedule: Duration(24 * time.Hour), Grace: Duration(time.Hour)},
 		ShutdownTimeout: Duration(30 * time.Second),
-		Patch:           Patch{DistroInfo: "/usr/share/distro-info"},
+		Kube: Kube{Cluster: "default", ResyncInterval: Duration(10 * time.Minute), RolloutTimeout: Duration(5 * time.Minute), Webhook: KubeWebhook{
+			ExemptNamespaces: []string{"kube-system"}, Mode: "enforce", Verdicts: true,
+			VerdictCacheTTL: Duration(500 * time.Millisecond), FailurePolicy: "Fail", TimeoutSeconds: 5,
+		}},
+		Patch: Patch{DistroInfo: "/usr/share/distro-info"},
 		Workflow: Workflow{Workers: 1, TickInterval: Duration(time.Minute), Debounce: Duration(2 * time.Minute),
 			PollInterval: Duration(15 * time.Minute), Sandbox: true},
 	}
@@ -374,6 +448,12 @@ var envVars = map[string]func(c *Config, v string) error{
 	"DRYDOCK_GATE_EXCEPTIONS":  func(c *Config, v string) error { c.Gate.Exceptions = v; return nil },
 	"DRYDOCK_SIGN_KEY":         func(c *Config, v string) error { c.Sign.Key = v; return nil },
 	"DRYDOCK_SHUTDOWN_TIMEOUT": func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) },
+	"DRYDOCK_KUBE_REGISTRY":    func(c *Config, v string) error { c.Kube.Registry = splitList(v); return nil },
+	"DRYDOCK_KUBE_KUBECONFIG":  func(c *Config, v string) error { c.Kube.Kubeconfig = v; return nil },
+	"DRYDOCK_KUBE_WEBHOOK_ADDR": func(c *Config, v string) error {
+		c.Kube.Webhook.Addr = v
+		return nil
+	},
 	"DRYDOCK_UPLOADS_PURGE_AFTER": func(c *Config, v string) error {
 		return setDuration(&c.Uploads.PurgeAfter, v)
 	},
@@ -519,6 +599,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))
 		}
 	}
+	errs = append(errs, c.Kube.validate()...)
 	if err := c.Database.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -535,6 +616,61 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validate checks the kube section; errors name the field.
+func (k *Kube) validate() []error {
+	var errs []error
+	for i, h := range k.Registry {
+		if h == "" || strings.Contains(h, "/") || strings.TrimSpace(h) != h {
+			errs = append(errs, fmt.Errorf("kube.registry[%d]: %q: want a registry host as images name it (HOST or HOST:PORT, no scheme or path)", i, h))
+		}
+	}
+	if k.Cluster == "" {
+		errs = append(errs, errors.New("kube.cluster: must not be empty"))
+	}
+	if k.ResyncInterval <= 0 {
+		errs = append(errs, errors.New("kube.resyncInterval: must be positive"))
+	}
+	if k.RolloutTimeout < Duration(time.Second) || k.RolloutTimeout > Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("kube.rolloutTimeout: %s, want 1s to 1h", k.RolloutTimeout))
+	}
+	w := &k.Webhook
+	if w.Addr == "" {
+		return errs
+	}
+	if _, _, err := net.SplitHostPort(w.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("kube.webhook.addr: %q is not host:port: %w", w.Addr, err))
+	}
+	if len(k.Registry) == 0 {
+		errs = append(errs, errors.New("kube.registry: the webhooks need the registry host clusters pull this drydock's images from (e.g. [drydock.example.com])"))
+	}
+	if w.URL != "" {
+		u, err := url.Parse(w.URL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("kube.webhook.url: %q: want https://HOST[:PORT][/PATH]", w.URL))
+		}
+	}
+	if (w.CertFile == "") != (w.KeyFile == "") {
+		errs = append(errs, errors.New("kube.webhook: give both certFile and keyFile, or neither"))
+	}
+	switch w.Mode {
+	case "enforce", "audit":
+	default:
+		errs = append(errs, fmt.Errorf("kube.webhook.mode: %q, want enforce or audit", w.Mode))
+	}
+	switch w.FailurePolicy {
+	case "Fail", "Ignore":
+	default:
+		errs = append(errs, fmt.Errorf("kube.webhook.failurePolicy: %q, want Fail or Ignore", w.FailurePolicy))
+	}
+	if w.TimeoutSeconds < 1 || w.TimeoutSeconds > 30 {
+		errs = append(errs, fmt.Errorf("kube.webhook.timeoutSeconds: %d, want 1 to 30 (the API server's limit)", w.TimeoutSeconds))
+	}
+	if w.VerdictCacheTTL < 0 || w.VerdictCacheTTL > Duration(time.Minute) {
+		errs = append(errs, fmt.Errorf("kube.webhook.verdictCacheTTL: %s, want 0 (off) to 1m", w.VerdictCacheTTL))
+	}
+	return errs
 }
 
 func (w Workflow) validate() []error {

@@ -111,6 +111,14 @@ func TestValidate(t *testing.T) {
 		{"no driver", func(c *Config) { c.Storage.Driver = "" }, "storage.driver"},
 		{"no data", func(c *Config) { c.Data = "" }, "data:"},
 		{"purge", func(c *Config) { c.Uploads.PurgeAfter = 0 }, "uploads.purgeAfter"},
+		{"kube registry with a scheme", func(c *Config) { c.Kube.Registry = []string{"https://d.io"} }, "kube.registry[0]"},
+		{"webhook without a registry host", func(c *Config) { c.Kube.Webhook.Addr = ":8443" }, "kube.registry:"},
+		{"webhook mode", func(c *Config) { webhookOn(c); c.Kube.Webhook.Mode = "warn" }, "kube.webhook.mode"},
+		{"webhook failure policy", func(c *Config) { webhookOn(c); c.Kube.Webhook.FailurePolicy = "fail" }, "kube.webhook.failurePolicy"},
+		{"webhook url", func(c *Config) { webhookOn(c); c.Kube.Webhook.URL = "http://d.io:8443" }, "kube.webhook.url"},
+		{"webhook timeout", func(c *Config) { webhookOn(c); c.Kube.Webhook.TimeoutSeconds = 31 }, "kube.webhook.timeoutSeconds"},
+		{"rollout timeout", func(c *Config) { c.Kube.RolloutTimeout = Duration(2 * time.Hour) }, "kube.rolloutTimeout"},
+		{"webhook half a certificate", func(c *Config) { webhookOn(c); c.Kube.Webhook.CertFile = "x" }, "certFile and keyFile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +129,27 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func webhookOn(c *Config) { c.Kube.Webhook.Addr = ":8443"; c.Kube.Registry = []string{"d.io"} }
+
+func TestKubeDefaults(t *testing.T) {
+	c := Default()
+	webhookOn(&c)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w := c.Kube.Webhook
+	if w.Mode != "enforce" || !w.Verdicts || w.FailurePolicy != "Fail" || len(w.ExemptNamespaces) != 1 || w.ExemptNamespaces[0] != "kube-system" {
+		t.Errorf("webhook defaults %+v", w)
+	}
+	var d Config = Default()
+	if err := Decode(strings.NewReader("kube:\n  registry: [d.io]\n  webhook: {addr: \":8443\", verdicts: false, mode: audit}\n"), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Kube.Webhook.Verdicts || d.Kube.Webhook.Mode != "audit" || d.Kube.Webhook.TimeoutSeconds != 5 {
+		t.Errorf("decoded %+v", d.Kube.Webhook)
 	}
 }
 

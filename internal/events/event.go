@@ -20,6 +20,13 @@ const (
 	TypeBypassRefused = "dev.drydock.live.bypass_refused"
 	// TypeScanStuck is published when a scan stays pending for too long.
 	TypeScanStuck = "dev.drydock.scan.stuck"
+	// TypeAdmissionDenied is published when the Kubernetes admission
+	// webhook denies a pod or workload (or warns about one in audit-only
+	// mode).
+	TypeAdmissionDenied = "dev.drydock.kube.admission_denied"
+	// TypeRollout is published when a rollout of workloads to a patched
+	// image ends (done, rolled back or failed).
+	TypeRollout = "dev.drydock.kube.rollout"
 )
 
 // Attribute values and headers of the wire format; see the package documentation.
@@ -43,7 +50,7 @@ var ErrUnknownType = errors.New("unknown event type")
 // KnownType reports whether t is one of the Type constants.
 func KnownType(t string) bool {
 	switch t {
-	case TypeVerdict, TypePromotion, TypeBypassRefused, TypeScanStuck:
+	case TypeVerdict, TypePromotion, TypeBypassRefused, TypeScanStuck, TypeAdmissionDenied, TypeRollout:
 		return true
 	}
 	return false

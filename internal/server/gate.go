@@ -38,6 +38,9 @@ type gateParts struct {
 	keeper     *gatekeeper.Keeper
 	metrics    *metrics.Gate
 	patches    *patchjob.Service
+	// promoted are told of each promotion (the gate's events pass through
+	// them on their way to the dispatcher).
+	promoted promotionListeners
 }
 
 // openGate opens the verdict store, the job queue and the event
@@ -115,7 +118,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		return nil, err
 	}
 	if g.keeper, err = gatekeeper.New(gatekeeper.Options{
-		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: g.dispatcher,
+		Registry: reg, Store: g.store, Queue: g.queue, Audit: audits, Events: &gateEvents{next: g.dispatcher, promoted: &g.promoted},
 		Policy: policy, Exceptions: exSource, ExceptionStore: g.exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
 		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,

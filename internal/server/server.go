@@ -59,6 +59,8 @@ type Server struct {
 	workflows *workflowParts
 	// gc is garbage collection and retention.
 	gc *gcParts
+	// kube is the Kubernetes side: admission webhooks, inventory.
+	kube *kubeParts
 }
 
 // Option configures a Server.
@@ -167,10 +169,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s.closeAuth, s.logins = authStore.Close, logins
+	if s.kube, err = openKube(ctx, cfg, dbs, log, reg, gp, wf, audits, m, o.now); err != nil {
+		authStore.Close()
+		gp.close(ctx)
+		wf.close()
+		closeAudit()
+		return nil, err
+	}
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
-	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Patches: gp.patches, Authorize: apiAuthorizer,
+	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Patches: gp.patches, Kube: s.kube.service, Authorize: apiAuthorizer,
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper, GC: gcp.service}))
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
@@ -240,13 +249,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Wait()
 		_ = s.gc.close()
 		_ = s.closeAudit()
+		s.kube.shutdown(context.Background())
 		return err
 	}
+	s.kube.start(bgCtx, wg.Go)
 
 	var ms *http.Server
 	if s.cfg.Metrics.Addr != "" {
 		mln, err := net.Listen("tcp", s.cfg.Metrics.Addr)
 		if err != nil {
+			s.kube.shutdown(context.Background())
 			_ = s.gate.close(context.Background())
 			_ = s.closeAudit()
 			return fmt.Errorf("metrics.addr: listen on %s: %w", s.cfg.Metrics.Addr, err)
@@ -276,6 +288,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
+		s.kube.shutdown(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -289,6 +302,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	s.kube.shutdown(sctx)
 	if ms != nil {
 		_ = ms.Shutdown(sctx)
 	}

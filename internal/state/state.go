@@ -1,6 +1,6 @@
 // Package state names the components that keep a drydock installation's
 // state in its databases (verdicts and scans, users and tokens, the audit
-// log, the job queue, the registry index when it is in the database), so that the commands that act on all of them —
+// log, the job queue, the running-image inventory, the registry index when it is in the database), so that the commands that act on all of them —
 // migrating, copying an installation — cover every one. A component that
 // adds state adds itself to Components.
 package state
@@ -15,6 +15,7 @@ import (
 	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gc"
 	"github.com/drydock-project/drydock/internal/jobs"
+	"github.com/drydock-project/drydock/internal/kube"
 	"github.com/drydock-project/drydock/internal/regstore"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/workflow"
@@ -54,6 +55,9 @@ func Components(cfg config.Config) []Component {
 		schema(workflow.Component, workflow.Migrations, workflow.Tables),
 		schema(exceptions.Component, exceptions.Migrations, exceptions.Tables),
 		schema(gc.Component, gc.Migrations, gc.Tables),
+		// The running-image inventory is a copy of the clusters' state the
+		// watcher writes again at every start: migrated, never copied.
+		schema(kube.Component, kube.Migrations, nil),
 		{Name: jobs.Component, Migrate: jobs.Migrate},
 	}
 	if regstore.IndexInDatabase(cfg) {

@@ -70,9 +70,13 @@ type Workflow struct {
 	// SecuritySuite turns on the second signal: patch when the release's
 	// security suite has updates for installed packages, even before the
 	// vulnerability database knows them. Off is ACR's behaviour.
-	SecuritySuite bool      `json:"security_suite"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	SecuritySuite bool `json:"security_suite"`
+	// Rollout moves the workloads that run a configured image to its
+	// patch tag once the gate promotes it into live/ (drydock rollout, run
+	// by the server with its kube.kubeconfig).
+	Rollout   bool      `json:"rollout,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// NextRunAt is the next scheduled run.
 	NextRunAt time.Time `json:"next_run_at"`
 	// Triggers is the engine's bookkeeping for its event triggers.

@@ -41,18 +41,21 @@ type CreateRequest struct {
 	// Schedule is "Nd".
 	Schedule string `json:"schedule"`
 	// SecuritySuite turns the security-suite signal on (default) or off.
-	SecuritySuite  *bool `json:"security_suite,omitempty"`
-	DryRun         bool  `json:"dry_run,omitempty"`
-	RunImmediately bool  `json:"run_immediately,omitempty"`
+	SecuritySuite *bool `json:"security_suite,omitempty"`
+	// Rollout rolls promoted patch tags out to the cluster (default off).
+	Rollout        bool `json:"rollout,omitempty"`
+	DryRun         bool `json:"dry_run,omitempty"`
+	RunImmediately bool `json:"run_immediately,omitempty"`
 }
 
-// UpdateRequest changes a workflow: at least one of Config, Schedule and
-// SecuritySuite.
+// UpdateRequest changes a workflow: at least one of Config, Schedule,
+// SecuritySuite and Rollout.
 type UpdateRequest struct {
 	Name           string  `json:"name"`
 	Config         *string `json:"config,omitempty"`
 	Schedule       *string `json:"schedule,omitempty"`
 	SecuritySuite  *bool   `json:"security_suite,omitempty"`
+	Rollout        *bool   `json:"rollout,omitempty"`
 	DryRun         bool    `json:"dry_run,omitempty"`
 	RunImmediately bool    `json:"run_immediately,omitempty"`
 }
@@ -78,6 +81,7 @@ type View struct {
 	Schedule      string    `json:"schedule"`
 	Cron          string    `json:"cron"`
 	SecuritySuite bool      `json:"security_suite"`
+	Rollout       bool      `json:"rollout"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 	// NextRuns are the next scheduled runs (UTC).
@@ -136,7 +140,7 @@ func Summarize(r *Run) RunSummary {
 
 func (e *Engine) view(ctx context.Context, w *Workflow) (*View, error) {
 	v := &View{Name: w.Name, Type: WorkflowType, Config: w.Config, ConfigText: w.ConfigText, Schedule: w.Schedule.String(),
-		Cron: w.Schedule.Cron(), SecuritySuite: w.SecuritySuite, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		Cron: w.Schedule.Cron(), SecuritySuite: w.SecuritySuite, Rollout: w.Rollout, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
 		Pending: w.Triggers.Pending}
 	next := w.NextRunAt
 	if !next.IsZero() {
@@ -185,7 +189,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Result, error)
 		return res, err
 	}
 	built, _ := e.dbBuiltAt()
-	w := &Workflow{Name: req.Name, Config: *cfg, ConfigText: req.Config, Schedule: sched, SecuritySuite: security,
+	w := &Workflow{Name: req.Name, Config: *cfg, ConfigText: req.Config, Schedule: sched, SecuritySuite: security, Rollout: req.Rollout,
 		CreatedAt: now, UpdatedAt: now, NextRunAt: sched.Next(now), Triggers: TriggerState{DBBuiltAt: built}}
 	if err := e.o.Store.CreateWorkflow(ctx, w); err != nil {
 		return nil, err
@@ -236,8 +240,8 @@ func (e *Engine) Update(ctx context.Context, req UpdateRequest) (*Result, error)
 	if err := checkName(req.Name); err != nil {
 		return nil, err
 	}
-	if req.Config == nil && req.Schedule == nil && req.SecuritySuite == nil {
-		return nil, fmt.Errorf("%w: say what to change: --config FILE, --schedule Nd or --security-suite", ErrInvalid)
+	if req.Config == nil && req.Schedule == nil && req.SecuritySuite == nil && req.Rollout == nil {
+		return nil, fmt.Errorf("%w: say what to change: --config FILE, --schedule Nd, --security-suite or --rollout", ErrInvalid)
 	}
 	if req.DryRun && req.RunImmediately {
 		return nil, fmt.Errorf("%w: --dry-run and --run-immediately exclude each other", ErrInvalid)
@@ -287,6 +291,9 @@ func (e *Engine) Update(ctx context.Context, req UpdateRequest) (*Result, error)
 			w.NextRunAt = sched.Next(now)
 		}
 		w.SecuritySuite = security
+		if req.Rollout != nil {
+			w.Rollout = *req.Rollout
+		}
 		w.UpdatedAt = now
 		return nil
 	})

@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/drydock-project/drydock/internal/kube/kubetest"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	kubetest.StopShared()
 	os.RemoveAll(dir)
 	realdb.Remove()
 	os.Exit(code)

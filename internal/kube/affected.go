@@ -1,0 +1,287 @@
+package kube
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/drydock-project/drydock/internal/store"
+)
+
+// AffectedFinding is one finding of the vulnerability in a running image.
+type AffectedFinding struct {
+	// Platform is the image of an index the finding is in ("" for an
+	// image).
+	Platform         string `json:"platform,omitempty"`
+	Package          string `json:"package"`
+	InstalledVersion string `json:"installedVersion"`
+	FixedVersion     string `json:"fixedVersion,omitempty"`
+	Severity         string `json:"severity"`
+	Status           string `json:"status,omitempty"`
+}
+
+// AffectedImage is a running digest whose stored scan has the
+// vulnerability.
+type AffectedImage struct {
+	Digest   string            `json:"digest"`
+	Images   []string          `json:"images"`
+	Findings []AffectedFinding `json:"findings"`
+}
+
+// AffectedWorkload is a workload with pods that run an affected image.
+type AffectedWorkload struct {
+	WorkloadRef
+	Images []AffectedImage `json:"images"`
+}
+
+// AffectedReport answers "which running workloads are exposed to this
+// vulnerability", from the stored scans of the digests pods run.
+type AffectedReport struct {
+	Vulnerability string             `json:"vulnerability"`
+	Workloads     []AffectedWorkload `json:"workloads"`
+	// Pods counts the affected pods.
+	Pods int `json:"pods"`
+	// RunningDigests is how many digests run; ScannedDigests how many of
+	// them have a stored scan the answer covers.
+	RunningDigests int `json:"runningDigests"`
+	ScannedDigests int `json:"scannedDigests"`
+	// Unscanned are running images the answer cannot speak for: no
+	// stored scan (an image from elsewhere, or a failed scan), or no
+	// known digest.
+	Unscanned []RunningImage `json:"unscanned"`
+}
+
+// vulnIDRE bounds what a vulnerability ID may look like: CVE-2023-4911,
+// GHSA-…, DSA-5514-1, TEMP-….
+var vulnIDRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9.:_]+)+$`)
+
+// ErrInvalidVulnerability is returned for an ID that is not one.
+var ErrInvalidVulnerability = errors.New("invalid vulnerability ID")
+
+// Affected lists the workloads whose pods run a digest whose stored scan
+// found vulnerability id, with the findings; running images without a
+// scan are listed apart, so the answer never claims more than it knows.
+func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedReport, error) {
+	id = strings.TrimSpace(id)
+	if len(id) > 64 || !vulnIDRE.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q (e.g. CVE-2023-4911)", ErrInvalidVulnerability, truncate(id, 64))
+	}
+	want := strings.ToUpper(id)
+	uses, err := q.inv.Digests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	running := make([]string, len(uses))
+	for i, u := range uses {
+		running[i] = u.Digest
+	}
+	hits, unscanned, err := q.match(ctx, running, want)
+	if err != nil {
+		return nil, err
+	}
+	rep := &AffectedReport{Vulnerability: want, Workloads: []AffectedWorkload{}, Unscanned: []RunningImage{},
+		RunningDigests: len(running), ScannedDigests: len(running) - len(unscanned)}
+
+	// The affected pods, grouped by workload, then by image.
+	hitList := make([]string, 0, len(hits))
+	for d := range hits {
+		hitList = append(hitList, d)
+	}
+	pods, err := q.inv.Pods(ctx, PodFilter{Cluster: f.Cluster, Namespace: f.Namespace, Digests: hitList})
+	if err != nil {
+		return nil, err
+	}
+	type wkey [4]string
+	byWorkload := map[wkey]*AffectedWorkload{}
+	var order []wkey
+	for _, p := range pods {
+		k := wkey{p.Cluster, p.Namespace, p.Workload.Kind, p.Workload.Name}
+		w := byWorkload[k]
+		if w == nil {
+			w = &AffectedWorkload{WorkloadRef: WorkloadRef{Cluster: k[0], Namespace: k[1], Kind: k[2], Name: k[3]}}
+			byWorkload[k] = w
+			order = append(order, k)
+		}
+		affected := false
+		for _, c := range p.Containers {
+			fs, ok := hits[c.Digest]
+			if !ok {
+				continue
+			}
+			affected = true
+			i := slices.IndexFunc(w.Images, func(im AffectedImage) bool { return im.Digest == c.Digest })
+			if i < 0 {
+				w.Images = append(w.Images, AffectedImage{Digest: c.Digest, Findings: fs})
+				i = len(w.Images) - 1
+			}
+			if !slices.Contains(w.Images[i].Images, c.Image) {
+				w.Images[i].Images = append(w.Images[i].Images, c.Image)
+			}
+		}
+		if affected {
+			w.Pods = append(w.Pods, p.Name)
+			rep.Pods++
+		}
+	}
+	for _, k := range order {
+		w := byWorkload[k]
+		slices.Sort(w.Pods)
+		for i := range w.Images {
+			slices.Sort(w.Images[i].Images)
+		}
+		slices.SortFunc(w.Images, func(a, b AffectedImage) int { return strings.Compare(a.Digest, b.Digest) })
+		rep.Workloads = append(rep.Workloads, *w)
+	}
+	slices.SortFunc(rep.Workloads, func(a, b AffectedWorkload) int {
+		return cmp.Or(strings.Compare(a.Cluster, b.Cluster), strings.Compare(a.Namespace, b.Namespace),
+			strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
+	})
+
+	// What the answer does not cover: unscanned digests and containers
+	// whose digest is unknown.
+	keep := map[string]bool{"": true}
+	list := []string{""}
+	for d := range unscanned {
+		keep[d] = true
+		list = append(list, d)
+	}
+	pods, err = q.inv.Pods(ctx, PodFilter{Cluster: f.Cluster, Namespace: f.Namespace, Digests: list})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Unscanned, err = q.group(ctx, pods, keep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// Warm indexes the stored scan of every running digest not indexed yet
+// (or rescanned since), so that the next question reads no scan. The
+// server calls it after each resync of the inventory.
+func (q *Queries) Warm(ctx context.Context) error {
+	uses, err := q.inv.Digests(ctx)
+	if err != nil {
+		return err
+	}
+	running := make([]string, len(uses))
+	for i, u := range uses {
+		running[i] = u.Digest
+	}
+	_, _, err = q.match(ctx, running, "")
+	return err
+}
+
+// match returns, of the digests, those whose stored scan found id (with
+// the findings) and those without a usable stored scan. Scans not
+// indexed yet (or rescanned since) are read in parallel.
+func (q *Queries) match(ctx context.Context, digests []string, id string) (map[string][]AffectedFinding, map[string]bool, error) {
+	states, err := q.scans.ScanStates(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stateOf := make(map[string]store.ScanState, len(states))
+	for _, s := range states {
+		stateOf[s.Digest] = s
+	}
+	hits := map[string][]AffectedFinding{}
+	unscanned := map[string]bool{}
+	var read []string
+	q.mu.Lock()
+	for _, d := range digests {
+		st, ok := stateOf[d]
+		if !ok || st.ScannedAt.IsZero() || st.Error != "" {
+			unscanned[d] = true
+			continue
+		}
+		idx, cached := q.index[d]
+		if cached && idx.scannedAt.Equal(st.ScannedAt) {
+			if _, found := idx.ids[id]; !found {
+				continue
+			}
+			if fs, ok := idx.found[id]; ok {
+				hits[d] = fs
+				continue
+			}
+		}
+		read = append(read, d) // not indexed yet, rescanned since, or a hit not read yet
+	}
+	q.mu.Unlock()
+
+	indexed := make([]*scanIDs, len(read))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
+	for i, d := range read {
+		g.Go(func() error {
+			sc, err := q.scans.Scan(gctx, d)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("scan of %s: %w", d, err)
+			}
+			idx := indexScan(sc, id)
+			indexed[i] = &idx
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
+	run := make(map[string]bool, len(digests))
+	for _, d := range digests {
+		run[d] = true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, d := range read {
+		if indexed[i] == nil {
+			unscanned[d] = true
+			continue
+		}
+		q.index[d] = *indexed[i]
+		if fs := indexed[i].found[id]; len(fs) > 0 {
+			hits[d] = fs
+		}
+	}
+	// Digests no longer running leave the index.
+	for d := range q.index {
+		if !run[d] {
+			delete(q.index, d)
+		}
+	}
+	return hits, unscanned, nil
+}
+
+// indexScan indexes the vulnerability IDs of a scan, with the findings of
+// id.
+func indexScan(sc *store.Scan, id string) scanIDs {
+	idx := scanIDs{scannedAt: sc.ScannedAt, ids: map[string]struct{}{}, found: map[string][]AffectedFinding{}}
+	var found []AffectedFinding
+	for _, pr := range sc.Reports {
+		if pr.Report == nil {
+			continue
+		}
+		for _, fd := range pr.Report.Findings {
+			u := strings.ToUpper(fd.VulnerabilityID)
+			idx.ids[u] = struct{}{}
+			if u == id {
+				found = append(found, AffectedFinding{Platform: pr.Platform, Package: fd.PkgName, InstalledVersion: fd.InstalledVersion,
+					FixedVersion: fd.FixedVersion, Severity: string(fd.Severity), Status: string(fd.Status)})
+			}
+		}
+	}
+	slices.SortFunc(found, func(a, b AffectedFinding) int {
+		return cmp.Or(strings.Compare(a.Platform, b.Platform), strings.Compare(a.Package, b.Package))
+	})
+	if len(found) > 0 {
+		idx.found[id] = found
+	}
+	return idx
+}
