@@ -130,7 +130,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := testenv.OwnDir(dir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
@@ -162,18 +162,7 @@ const dirPrefix = "drydock-s3test-"
 // sweep removes the directories of servers whose test binary is gone (the
 // server died with it).
 func sweep() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(string(b))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		_ = os.RemoveAll(d)
-	}
+	testenv.SweepDirs(filepath.Join(os.TempDir(), dirPrefix+"*"), func(d string) { _ = os.RemoveAll(d) })
 }
 
 // Start starts the server (again, after Stop) on its port and waits until

@@ -152,7 +152,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := testenv.OwnDir(dir); err != nil {
 		return nil, err
 	}
 	if cred != nil {
@@ -266,25 +266,17 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// sweep removes the directories of servers whose test binary is gone.
+// sweep removes the directories of servers whose test binary is gone,
+// stopping a postmaster left running there.
 func sweep() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil {
-			continue
-		}
+	testenv.SweepDirs(filepath.Join(os.TempDir(), dirPrefix+"*"), func(d string) {
 		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
 			if pm, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0]); err == nil && pm > 0 {
 				_ = syscall.Kill(pm, syscall.SIGQUIT)
 			}
 		}
 		_ = os.RemoveAll(d)
-	}
+	})
 }
 
 // Start starts the server (again, after Stop) on its port and waits until
