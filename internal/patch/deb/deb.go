@@ -186,11 +186,46 @@ func (d *reader) errorf(format string, args ...any) error {
 }
 
 func (d *reader) run(onControl func(*Control) error, fn func(*Entry, io.Reader) error) error {
+	return d.members(func(stage int, name string, m *member) error {
+		switch stage {
+		case 0:
+			b, err := io.ReadAll(m)
+			if err != nil {
+				return d.errorf("debian-binary: %w", classify(err))
+			}
+			if !bytes.HasPrefix(b, []byte("2.")) {
+				return d.errorf("unsupported format version %q: %w", b, ErrFormat)
+			}
+		case 1:
+			if err := d.readControl(name, m); err != nil {
+				return err
+			}
+			if onControl != nil {
+				if err := onControl(d.ctrl); err != nil {
+					return d.errorf("refused: %w", err)
+				}
+			}
+		case 2:
+			return d.readData(name, m, fn)
+		}
+		return nil
+	})
+}
+
+// memberNames are the ar members of a .deb, in the order dpkg requires.
+var memberNames = [...]string{"debian-binary", "control.tar", "data.tar"}
+
+// members walks the ar archive as dpkg requires it: the magic, then
+// debian-binary (at most maxDebianBinary bytes), control.tar[.ext] and
+// data.tar[.ext] in that order, members whose name starts with "_"
+// skipped anywhere before data.tar, nothing after it; each member read to
+// its end with its padding. fn is called for each of the three with its
+// stage (an index into memberNames) and must read the member.
+func (d *reader) members(fn func(stage int, name string, m *member) error) error {
 	var magic [len(arMagic)]byte
 	if _, err := io.ReadFull(d.r, magic[:]); err != nil || string(magic[:]) != arMagic {
 		return d.errorf("not an ar archive: %w", ErrFormat)
 	}
-	want := []string{"debian-binary", "control.tar", "data.tar"}
 	stage := 0
 	for {
 		name, m, err := d.nextMember()
@@ -205,34 +240,21 @@ func (d *reader) run(onControl func(*Control) error, fn func(*Entry, io.Reader) 
 			if _, err := io.Copy(io.Discard, m); err != nil {
 				return d.errorf("ar member %q: %w", name, classify(err))
 			}
-		case stage == len(want):
+		case stage == len(memberNames):
 			return d.errorf("unexpected ar member %q after data.tar: %w", name, ErrFormat)
-		case stage == 0 && name == "debian-binary":
+		case stage == 0 && name == memberNames[0]:
 			if m.n > maxDebianBinary {
 				return d.errorf("debian-binary is %d bytes: %w", m.n, ErrTooLarge)
 			}
-			b, err := io.ReadAll(m)
-			if err != nil {
-				return d.errorf("debian-binary: %w", classify(err))
-			}
-			if !bytes.HasPrefix(b, []byte("2.")) {
-				return d.errorf("unsupported format version %q: %w", b, ErrFormat)
-			}
-		case stage == 1 && isTarMember(name, "control.tar"):
-			if err := d.readControl(name, m); err != nil {
+			if err := fn(stage, name, m); err != nil {
 				return err
 			}
-			if onControl != nil {
-				if err := onControl(d.ctrl); err != nil {
-					return d.errorf("refused: %w", err)
-				}
-			}
-		case stage == 2 && isTarMember(name, "data.tar"):
-			if err := d.readData(name, m, fn); err != nil {
+		case stage > 0 && isTarMember(name, memberNames[stage]):
+			if err := fn(stage, name, m); err != nil {
 				return err
 			}
 		default:
-			return d.errorf("unexpected ar member %q, want %s: %w", name, want[stage], ErrFormat)
+			return d.errorf("unexpected ar member %q, want %s: %w", name, memberNames[stage], ErrFormat)
 		}
 		if !strings.HasPrefix(name, "_") {
 			stage++
@@ -246,8 +268,8 @@ func (d *reader) run(onControl func(*Control) error, fn func(*Entry, io.Reader) 
 			}
 		}
 	}
-	if stage < len(want) {
-		return d.errorf("missing ar member %s: %w", want[stage], ErrFormat)
+	if stage < len(memberNames) {
+		return d.errorf("missing ar member %s: %w", memberNames[stage], ErrFormat)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 )
 
 // Normalize writes the .deb read from r to w with its control and data
@@ -18,71 +17,32 @@ import (
 // start and its member sizes filled in once known.
 func Normalize(r io.Reader, w *os.File, lim Limits) error {
 	d := &reader{r: bufio.NewReaderSize(r, 64<<10), lim: lim.withDefaults()}
-	var magic [len(arMagic)]byte
-	if _, err := io.ReadFull(d.r, magic[:]); err != nil || string(magic[:]) != arMagic {
-		return d.errorf("not an ar archive: %w", ErrFormat)
-	}
 	out := &offsetWriter{f: w}
 	if _, err := out.Write([]byte(arMagic)); err != nil {
 		return err
 	}
-	want := []string{"debian-binary", "control.tar", "data.tar"}
-	stage := 0
-	for {
-		name, m, err := d.nextMember()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		switch {
-		case strings.HasPrefix(name, "_"):
-			if _, err := io.Copy(io.Discard, m); err != nil {
-				return d.errorf("ar member %q: %w", name, classify(err))
-			}
-		case stage == len(want):
-			return d.errorf("unexpected ar member %q after data.tar: %w", name, ErrFormat)
-		case stage == 0 && name == "debian-binary":
-			if m.n > maxDebianBinary {
-				return d.errorf("debian-binary is %d bytes: %w", m.n, ErrTooLarge)
-			}
+	return d.members(func(stage int, name string, m *member) error {
+		if stage == 0 {
 			if err := out.member(name, m.mtime.Unix(), m); err != nil {
 				return d.errorf("debian-binary: %w", classify(err))
 			}
-		case (stage == 1 && isTarMember(name, "control.tar")) || (stage == 2 && isTarMember(name, "data.tar")):
-			max := d.lim.MaxControlSize
-			if stage == 2 {
-				max = d.lim.MaxDataSize
-			}
-			l, done, err := d.openTar(name, m, max)
-			if err != nil {
-				return err
-			}
-			err = out.member(want[stage], m.mtime.Unix(), l)
-			done()
-			if err != nil {
-				return d.errorf("%s: %w", name, classify(err))
-			}
-		default:
-			return d.errorf("unexpected ar member %q, want %s: %w", name, want[stage], ErrFormat)
+			return nil
 		}
-		if !strings.HasPrefix(name, "_") {
-			stage++
+		max := d.lim.MaxControlSize
+		if stage == 2 {
+			max = d.lim.MaxDataSize
 		}
-		if m.n != 0 {
-			return d.errorf("ar member %q: %d bytes of trailing garbage: %w", name, m.n, ErrFormat)
+		l, done, err := d.openTar(name, m, max)
+		if err != nil {
+			return err
 		}
-		if m.size%2 == 1 {
-			if _, err := d.r.ReadByte(); err != nil {
-				return d.errorf("ar member %q: missing padding: %w", name, classify(err))
-			}
+		err = out.member(memberNames[stage], m.mtime.Unix(), l)
+		done()
+		if err != nil {
+			return d.errorf("%s: %w", name, classify(err))
 		}
-	}
-	if stage < len(want) {
-		return d.errorf("missing ar member %s: %w", want[stage], ErrFormat)
-	}
-	return nil
+		return nil
+	})
 }
 
 // offsetWriter writes an ar archive at increasing offsets of f.
