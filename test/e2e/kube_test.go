@@ -12,6 +12,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -56,7 +58,26 @@ func TestKubeRolloutAndAffected(t *testing.T) {
 	kc := []string{"--kubeconfig", c.Kubeconfig}
 
 	// The original and its patch, scanned and promoted.
-	mustDrydock(t, nil, append([]string{"import", ti.OCIReference(), "--as", "nginx:1.27.1"}, server...)...)
+	// The image as old as the vulnerability data expects it for libssl3,
+	// so that the patch fixes CVEs whatever the mirror holds today (the
+	// test image is built from today's mirror).
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := testimage.DowngradedTo(base, map[string]string{"libssl3": "3.0.11-1~deb12u2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(orig, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ti.Ref})); err != nil {
+		t.Fatal(err)
+	}
+	mustDrydock(t, nil, append([]string{"import", "oci:" + dir + ":" + ti.Ref, "--as", "nginx:1.27.1"}, server...)...)
 	waitVerdict(t, nil, srv.URL(), "quarantine/nginx:1.27.1")
 	mustDrydock(t, nil, append([]string{"promote", "quarantine/nginx:1.27.1"}, server...)...)
 	report := filepath.Join(t.TempDir(), "trivy.json")
@@ -67,7 +88,7 @@ func TestKubeRolloutAndAffected(t *testing.T) {
 	waitVerdict(t, nil, srv.URL(), "quarantine/nginx:1.27.1-1")
 	mustDrydock(t, nil, append([]string{"promote", "quarantine/nginx:1.27.1-1"}, server...)...)
 	patched := digestOf(t, srv, "live/nginx:1.27.1-1").String()
-	fixed, kept := fixedAndKept(t, ti, srv.Addr+"/live/nginx:1.27.1-1")
+	fixed, kept := fixedAndKept(t, orig, srv.Addr+"/live/nginx:1.27.1-1")
 	t.Logf("the patch fixes %s (libssl3); %s is in both images", fixed, kept)
 
 	// The webhooks, as an operator installs them; then the Deployment.
@@ -148,17 +169,13 @@ func TestKubeRolloutAndAffected(t *testing.T) {
 // fixedAndKept scans the original and the patched image with the real
 // data: a CVE found in the original's libssl3 and not in the patch, and
 // one found in both.
-func fixedAndKept(t *testing.T, ti *testimage.Image, patchedRef string) (fixed, kept string) {
+func fixedAndKept(t *testing.T, orig v1.Image, patchedRef string) (fixed, kept string) {
 	t.Helper()
 	db, err := vulndb.Open(realdb.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	orig, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pimg, err := remote.Image(ref(t, patchedRef))
 	if err != nil {
 		t.Fatal(err)

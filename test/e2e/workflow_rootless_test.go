@@ -120,7 +120,7 @@ func TestWorkflowUnprivileged(t *testing.T) {
 	if !tz || !nginx || !strings.Contains(r.Stdout, "ran in the sandbox: tzdata") {
 		t.Errorf("the scripts of tzdata and nginx-common did not run in the sandbox: %q\n%s", p.Patch.Sandboxed, r.Stdout)
 	}
-	if tags := tagsOf(t, s, "quarantine/nginx"); !slices.Equal(tags, []string{"1.27.1", "1.27.1-1"}) {
+	if tags := imageTags(tagsOf(t, s, "quarantine/nginx")); !slices.Equal(tags, []string{"1.27.1", "1.27.1-1"}) {
 		t.Fatalf("tags after the run: %v", tags)
 	}
 	if got := digestOf(t, s, "quarantine/nginx:1.27.1-1"); got.String() != p.Patch.Digest {
