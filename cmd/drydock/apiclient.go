@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/spf13/pflag"
 
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/buildinfo"
@@ -29,6 +30,12 @@ type apiClient struct {
 	base   string
 	header string // Authorization
 	http   *http.Client
+}
+
+// addServerFlag adds --server, the drydock server the command's API calls
+// go to ($DRYDOCK_SERVER, or the local default).
+func addServerFlag(fs *pflag.FlagSet, server *string) {
+	fs.StringVar(server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
 }
 
 func newAPIClient(server string) (*apiClient, error) {

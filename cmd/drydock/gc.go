@@ -11,7 +11,6 @@ import (
 
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/gc"
-	"github.com/drydock-project/drydock/internal/oci"
 )
 
 // gcPoll is how often `drydock gc` reads the run's progress.
@@ -82,7 +81,7 @@ The server also runs a collection every gc.schedule (default 24h).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(fl, &server)
 	fl.BoolVar(&dryRun, "dry-run", false, "print what a run would delete and free, delete nothing")
 	fl.BoolVar(&skipRetention, "skip-retention", false, "collect without applying the retention policies")
 	fl.BoolVar(&asJSON, "json", false, "print the run with its full report as JSON")

@@ -83,7 +83,7 @@ live/.`,
 			return writeImagesTable(g, repos)
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(cmd.Flags(), &server)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (schema in the help text)")
 	return cmd
 }

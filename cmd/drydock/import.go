@@ -150,7 +150,7 @@ quarantine/NAME:TAG@DIGEST.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&as, "as", "", "import as quarantine/NAME[:TAG] instead of the source's name")
-	f.StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(f, &server)
 	f.StringVar(&platform, "platform", "", "copy only this platform's image of an index: os/arch[/variant]")
 	f.BoolVar(&allPlatforms, "all-platforms", true, "copy an index with all its platforms; --platform selects one instead")
 	return cmd

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/drydock-project/drydock/internal/kube"
-	"github.com/drydock-project/drydock/internal/oci"
 )
 
 // kubeFlags are the flags of the commands that talk to a cluster.
@@ -28,10 +27,6 @@ func (k *kubeFlags) add(cmd *cobra.Command) {
 
 func (k *kubeFlags) options() kube.ClientOptions {
 	return kube.ClientOptions{Kubeconfig: k.kubeconfig, Context: k.context}
-}
-
-func addServerFlag(cmd *cobra.Command, server *string) {
-	cmd.Flags().StringVar(server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
 }
 
 func newKubeCmd(g *globals) *cobra.Command {
@@ -86,7 +81,7 @@ kubelet reports what it pulled) is listed by reference at the end.
 			return writeRunningImages(g.stdout, rep.Images)
 		},
 	}
-	addServerFlag(cmd, &server)
+	addServerFlag(cmd.Flags(), &server)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVarP(&namespac, "namespace", "n", "", "only this namespace")
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster (the server's kube.cluster names)")
@@ -183,7 +178,7 @@ digest is not known. "drydock kube images" shows them all.
 			return nil
 		},
 	}
-	addServerFlag(cmd, &server)
+	addServerFlag(cmd.Flags(), &server)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only this namespace")
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
@@ -274,7 +269,7 @@ kube-system, the default) so the cluster can always start drydock itself.`,
 			return applyWebhooks(cmd.Context(), g, kf, &m)
 		},
 	}
-	addServerFlag(cmd, &server)
+	addServerFlag(cmd.Flags(), &server)
 	kf.add(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the configurations instead of applying them")
 	cmd.Flags().BoolVar(&mutating, "mutating", false, "include the mutating webhook that pins tags to digests")

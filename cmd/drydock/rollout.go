@@ -102,7 +102,7 @@ Exit status: 0 when every workload rolled out (or there was nothing to move),
 			return nil
 		},
 	}
-	addServerFlag(cmd, &server)
+	addServerFlag(cmd.Flags(), &server)
 	kf.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&req.To, "to", "", "move to this tag instead of the newest passing patched tag")

@@ -17,7 +17,6 @@ import (
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
-	"github.com/drydock-project/drydock/internal/oci"
 )
 
 func newVerdictCmd(g *globals) *cobra.Command {
@@ -77,7 +76,7 @@ namespace.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(f, &server)
 	f.BoolVar(&asJSON, "json", false, "print the status as JSON")
 	f.IntVar(&exitCode, "exit-code", 0, "exit with this status when the verdict is not promotable (not pass or exempt)")
 	return cmd
@@ -240,7 +239,7 @@ Credentials as for "drydock verdict".`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "target live/NAME[:TAG] (default: live/NAME with the source's tag)")
-	f.StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(f, &server)
 	f.BoolVar(&asJSON, "json", false, "print the promotion as JSON")
 	return cmd
 }
@@ -301,6 +300,6 @@ namespace.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(cmd.Flags(), &server)
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
-	"github.com/drydock-project/drydock/internal/oci"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -117,7 +116,7 @@ REF is quarantine/NAME:TAG, live/NAME@DIGEST, ... Credentials as for
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(f, &server)
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.StringArrayVar(&keys, "key", nil, "a public key (PEM) or certificate to verify with, besides drydock's (repeatable)")
 	f.StringArrayVar(&roots, "ca-cert", nil, "trusted root certificates (PEM) for Notary Project signatures (repeatable)")

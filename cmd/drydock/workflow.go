@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drydock-project/drydock/internal/api"
-	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
@@ -26,7 +25,7 @@ type wfFlags struct {
 
 func (f *wfFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	addServerFlag(fl, &f.server)
 	fl.StringVarP(&f.name, "name", "n", workflow.DefaultName, "workflow name (several workflows may exist)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the server's answer as JSON")
 }
