@@ -138,7 +138,7 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	}
 	want := e.req.Packages
 	if e.req.Mode == VulnerableOnly {
-		if want, err = e.fixable(ctx, img, cmp); err != nil {
+		if want, err = e.fixable(ctx, fsys, cmp); err != nil {
 			return nil, err
 		}
 	}
