@@ -138,7 +138,7 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	}
 	want := e.req.Packages
 	if e.req.Mode == VulnerableOnly {
-		if want, err = e.fixable(ctx, img, cmp); err != nil {
+		if want, err = e.fixable(ctx, fsys, cmp); err != nil {
 			return nil, err
 		}
 	}
@@ -254,21 +254,13 @@ func atLeast(cmp version.Comparer, a, b string) bool {
 
 // checkHostile refuses images whose layers try to escape the root (names
 // climbing out with "..", NUL bytes): runtimes refuse such layers, and a
-// patch must not bless them with a new digest.
+// patch must not bless them with a new digest. The refusal is rootfs's,
+// the one the gate and the scanner give, wrapped in ErrHostileImage.
 func checkHostile(fsys *rootfs.FS) error {
-	var bad []string
-	for _, w := range fsys.Warnings() {
-		if w.Hostile {
-			bad = append(bad, w.String())
-		}
+	if err := fsys.CheckHostile(); err != nil {
+		return fmt.Errorf("%w: %w", ErrHostileImage, err)
 	}
-	if len(bad) == 0 {
-		return nil
-	}
-	if len(bad) > 5 {
-		bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
-	}
-	return fmt.Errorf("%w: %s", ErrHostileImage, strings.Join(bad, "; "))
+	return nil
 }
 
 // appendLayer adds the changeset as one layer with a history entry and

@@ -167,7 +167,9 @@ func (c *layerCache) forget(img v1.Image) error {
 	return nil
 }
 
-// release lets the entries used be evicted again.
+// release lets the entries used be evicted again, and evicts while the
+// cache is over its bound: PutContent grows entries after their Put (the
+// only other eviction), once per image rather than per file.
 func (c *layerCache) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -175,6 +177,7 @@ func (c *layerCache) release() {
 		e.Release()
 		delete(c.held, k)
 	}
+	_ = c.dir.Evict() // an entry that cannot be removed now is evicted at a later Put
 }
 
 // readImage indexes img through the layer cache (when there is one). A

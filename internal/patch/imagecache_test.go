@@ -5,12 +5,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/drydock-project/drydock/internal/patch/cache"
+	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -100,5 +103,29 @@ func TestImageCache(t *testing.T) {
 	third := patchOf(t, base, req, WithCacheDir(cacheDir))
 	if third.res.Digest != first.res.Digest {
 		t.Errorf("after rebuilding the records: digest %s, first %s", third.res.Digest, first.res.Digest)
+	}
+}
+
+// TestLayerCacheBound: the files read lazily after a layer's record was
+// stored count against the cache's bound once the image is released.
+func TestLayerCacheBound(t *testing.T) {
+	dir, err := cache.Open(t.TempDir(), 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := newLayerCache(dir, []string{"deb"})
+	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	if err := lc.PutLayer(d, &rootfs.LayerRecord{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.PutContent(d, 0, make([]byte, 4<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := dir.Size(); err != nil || n <= 1<<10 {
+		t.Fatalf("size with the content held: %d, %v; want over the bound", n, err)
+	}
+	lc.release()
+	if n, err := dir.Size(); err != nil || n > 1<<10 {
+		t.Errorf("size after release: %d, %v; want at most the %d bytes bound", n, err, 1<<10)
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/version"
@@ -88,9 +86,10 @@ func (e *engine) checkSupport(osi osinfo.OS, plan *Plan) error {
 		plan.OS, plan.SupportEnd, sup.State, ErrEndOfLife)
 }
 
-// fixable scans img with drydock's scanner and returns its fixable
-// packages with the highest fixed version each needs.
-func (e *engine) fixable(ctx context.Context, img v1.Image, cmp version.Comparer) (map[string]string, error) {
+// fixable scans fsys, the image's layers as the engine already read them,
+// with drydock's scanner and returns its fixable packages with the
+// highest fixed version each needs.
+func (e *engine) fixable(ctx context.Context, fsys fs.FS, cmp version.Comparer) (map[string]string, error) {
 	if e.o.db == nil {
 		return nil, fmt.Errorf("%w: mode %s needs a vulnerability database (\"drydock db update\")", ErrInvalidRequest, VulnerableOnly)
 	}
@@ -98,7 +97,7 @@ func (e *engine) fixable(ctx context.Context, img v1.Image, cmp version.Comparer
 	if err != nil {
 		return nil, err
 	}
-	rep, err := sc.Image(ctx, img)
+	rep, err := sc.FS(ctx, fsys)
 	if err != nil {
 		return nil, fmt.Errorf("scanning for fixable vulnerabilities: %w", err)
 	}
