@@ -22,6 +22,7 @@ import (
 	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/gc"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/patchjob"
 	"github.com/drydock-project/drydock/internal/store"
@@ -183,7 +184,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		b.Verdict = &refused.Verdict
 		writeJSON(w, http.StatusForbidden, b)
 	case errors.Is(err, gatekeeper.ErrUnknownImage), errors.Is(err, workflow.ErrNotFound), errors.Is(err, patchjob.ErrNotFound),
-		errors.Is(err, exceptions.ErrNotFound):
+		errors.Is(err, exceptions.ErrNotFound), errors.Is(err, gc.ErrRunNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
 	case errors.Is(err, workflow.ErrExists), errors.Is(err, exceptions.ErrRevoked):
 		writeError(w, http.StatusConflict, "CONFLICT", err.Error())

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -92,13 +91,5 @@ func (h *handler) gcRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := h.GC.Run(r.Context(), id)
-	if errors.Is(err, gc.ErrRunNotFound) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", err.Error())
-		return
-	}
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, run)
+	h.answer(w, r, http.StatusOK, run, err)
 }

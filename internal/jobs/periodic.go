@@ -8,7 +8,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// finalStates are every job state: a periodic job's uniqueness holds
+// allStates are every job state: a periodic job's uniqueness holds
 // whatever became of the period's job.
 var allStates = []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStateCancelled, rivertype.JobStateCompleted, rivertype.JobStateDiscarded,

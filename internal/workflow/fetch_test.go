@@ -43,6 +43,9 @@ func TestFetchesOncePerRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(res.DryRun.Images) != len(specs) {
+		t.Fatalf("the dry run evaluated %d images, want %d: %+v", len(res.DryRun.Images), len(specs), res.DryRun.Images)
+	}
 	for _, im := range res.DryRun.Images {
 		if im.Action != workflow.ActionPatch {
 			t.Errorf("%s: %s %q, want a patch for the security suite (the test needs each image to read the archive)", im.Image, im.Action, im.Reason)

@@ -9,12 +9,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/drydock-project/drydock/internal/attest"
+	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/registry"
 )
 
@@ -476,17 +475,24 @@ func (g *group) signPatch(ctx context.Context, p pendingPatch, pr *PatchResult, 
 }
 
 // write pushes the patched image or index to repo:tag through the
-// registry's in-process transport: blobs first, then the manifest with
-// its tag in one step, so a tag never points at anything missing.
+// registry's in-process transport with oci.Copy, the one registry writer
+// (as the patch API's jobs do): every blob verified while it streams,
+// the manifest with its tag last, so a tag never points at anything
+// missing, and what a failed write left behind removed.
 func (e *Engine) write(ctx context.Context, repo, tag string, out *PatchOutcome) error {
-	ref, err := name.NewTag(internalHost+"/"+repo+":"+tag, name.Insecure)
+	srv, err := oci.ParseServer("http://" + internalHost)
 	if err != nil {
 		return err
 	}
-	ctx = e.o.WithUser(context.WithoutCancel(ctx), ActorWorkflow)
-	opts := []remote.Option{remote.WithTransport(e.o.Registry.Transport()), remote.WithContext(ctx)}
-	if out.Index != nil {
-		return remote.WriteIndex(ref, out.Index, opts...)
+	ref, err := srv.Tag(repo, tag)
+	if err != nil {
+		return err
 	}
-	return remote.Write(ref, out.Image, opts...)
+	art := &oci.Artifact{Image: out.Image, Index: out.Index}
+	if art.Descriptor.Digest, err = art.Digest(); err != nil {
+		return err
+	}
+	ctx = e.o.WithUser(context.WithoutCancel(ctx), ActorWorkflow)
+	_, err = oci.Copy(ctx, art, ref, append(srv.Options(), oci.WithTransport(e.o.Registry.Transport()))...)
+	return err
 }

@@ -14,7 +14,7 @@ import (
 // wildcard. Sorted; none when tag is not a patch tag. The server calls it
 // for each promotion into live/ and rolls out what it returns.
 func (e *Engine) RolloutFor(ctx context.Context, repo, tag string) ([]string, error) {
-	base, _, ok := patchTagOf(tag)
+	base, _, ok := imgref.PatchTag(tag)
 	if !ok || !imgref.IsLive(repo) || repo == imgref.Live {
 		return nil, nil
 	}

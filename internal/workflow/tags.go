@@ -74,10 +74,6 @@ type Selection struct {
 	Ignored  []IgnoredTag `json:"ignored,omitempty"`
 }
 
-// patchTagOf reports whether tag is a patch output tag (TAG-N, N 1..999,
-// or TAG-patched) and of which base (imgref.PatchTag).
-func patchTagOf(tag string) (base string, n int, ok bool) { return imgref.PatchTag(tag) }
-
 // Select resolves cfg against the registry: which original tags it
 // matches, with their latest patch and next patch tag. It fails when more
 // than MaxImages images match.
@@ -144,7 +140,7 @@ func selectRepo(r Repository, ts TagSet, conv TagConvention, sel *Selection) []M
 	}
 	originals := map[string]bool{}
 	for _, t := range candidates {
-		if _, _, ok := patchTagOf(t); !ok {
+		if _, _, ok := imgref.PatchTag(t); !ok {
 			originals[t] = true
 		}
 	}
@@ -152,7 +148,7 @@ func selectRepo(r Repository, ts TagSet, conv TagConvention, sel *Selection) []M
 	// live/ (once promoted): both count for the latest and the next tag.
 	outputs := map[string][]string{} // base -> patch tags of the convention
 	for _, t := range union(ts.Live, ts.Quarantine) {
-		base, n, ok := patchTagOf(t)
+		base, n, ok := imgref.PatchTag(t)
 		if !ok {
 			continue
 		}
@@ -168,7 +164,7 @@ func selectRepo(r Repository, ts TagSet, conv TagConvention, sel *Selection) []M
 				bases = append(bases, t)
 				continue
 			}
-			if base, _, _ := patchTagOf(t); !originals[base] && !inLive[base] && !inQuar[base] {
+			if base, _, _ := imgref.PatchTag(t); !originals[base] && !inLive[base] && !inQuar[base] {
 				sel.Ignored = append(sel.Ignored, IgnoredTag{Image: name + ":" + t,
 					Reason: fmt.Sprintf("looks like a patch tag of %s:%s, which does not exist; patch tags are never patched", name, base)})
 			}
@@ -188,7 +184,7 @@ func selectRepo(r Repository, ts TagSet, conv TagConvention, sel *Selection) []M
 		m := Match{Name: name, Tag: b, Entry: r.Repository, Source: sourceOf(b)}
 		latestN := 0
 		for _, t := range outputs[b] {
-			_, n, _ := patchTagOf(t)
+			_, n, _ := imgref.PatchTag(t)
 			if m.Latest == "" || n > latestN {
 				m.Latest, latestN = t, n
 			}

@@ -113,6 +113,9 @@ func (e *Engine) dbBuiltAt() (time.Time, error) {
 // checkDB records a db-update trigger for the images a new database gives
 // fixable findings the workflow has not seen on them yet.
 func (e *Engine) checkDB(ctx context.Context, ws []*Workflow) error {
+	if len(ws) == 0 {
+		return nil // no workflow to trigger: the database is not opened every tick for nothing
+	}
 	built, err := e.dbBuiltAt()
 	if err != nil || built.IsZero() {
 		return err
