@@ -236,7 +236,7 @@ func securityUpdates(p *PatchOutcome) (changes []PackageChange, suites []string)
 	seen := map[string]bool{}
 	for _, pl := range p.Platforms {
 		for _, c := range pl.Changes {
-			if isSecuritySuite(c.Suite) && !seen[c.Package+"="+c.To] {
+			if archive.IsSecuritySuite(c.Suite) && !seen[c.Package+"="+c.To] {
 				seen[c.Package+"="+c.To] = true
 				changes = append(changes, c)
 			}

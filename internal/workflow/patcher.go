@@ -241,15 +241,9 @@ func (p *LibraryPatcher) securitySuites(ctx context.Context, img v1.Image) ([]st
 	}
 	var out []string
 	for _, s := range srcs {
-		if isSecuritySuite(s.Suite) && len(s.Components) > 0 {
+		if archive.IsSecuritySuite(s.Suite) && len(s.Components) > 0 {
 			out = append(out, s.URI+"/dists/"+s.Suite+"/InRelease")
 		}
 	}
 	return out, nil
-}
-
-// isSecuritySuite reports a release's security suite: "bookworm-security"
-// (Debian and Ubuntu), or "buster/updates" (Debian 10 and older).
-func isSecuritySuite(suite string) bool {
-	return strings.HasSuffix(suite, "-security") || strings.HasSuffix(suite, "/updates")
 }

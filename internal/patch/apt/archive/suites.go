@@ -21,16 +21,16 @@ type Archives struct {
 	SameArchiveSecurity bool
 }
 
-// isSecurity reports a security suite: "bookworm-security", or the
+// IsSecuritySuite reports a security suite: "bookworm-security", or the
 // "buster/updates" of Debian 10 and older.
-func isSecurity(suite string) bool {
+func IsSecuritySuite(suite string) bool {
 	return strings.HasSuffix(suite, "-security") || strings.HasSuffix(suite, "/updates")
 }
 
 // releaseSuite reports whether suite belongs to release codename (but is not
 // its security suite): "bookworm", "bookworm-updates", "bookworm-backports".
 func releaseSuite(suite, codename string) bool {
-	return suite == codename || (strings.HasPrefix(suite, codename+"-") && !isSecurity(suite))
+	return suite == codename || (strings.HasPrefix(suite, codename+"-") && !IsSecuritySuite(suite))
 }
 
 // SecuritySibling is the rule for the security archive of a Debian archive
@@ -76,9 +76,9 @@ func CompleteSuites(srcs []Source, codename string, a Archives) ([]Source, error
 		switch {
 		case a.Mirror != "" && releaseSuite(s.Suite, codename):
 			s.URI = a.Mirror
-		case isSecurity(s.Suite) && strings.HasPrefix(s.Suite, codename) && a.SecurityMirror != "":
+		case IsSecuritySuite(s.Suite) && strings.HasPrefix(s.Suite, codename) && a.SecurityMirror != "":
 			s.URI = a.SecurityMirror
-		case isSecurity(s.Suite) && strings.HasPrefix(s.Suite, codename) && a.Mirror != "":
+		case IsSecuritySuite(s.Suite) && strings.HasPrefix(s.Suite, codename) && a.Mirror != "":
 			s.URI = security(a.Mirror)
 		}
 	}
