@@ -96,6 +96,27 @@ func (e *engine) index(ctx context.Context, idx v1.ImageIndex, only *v1.Platform
 	return res, nil
 }
 
+// PlatformImages returns the images of idx that a patch of it patches, in
+// the index's order (only: of that platform; nil: all of them). The
+// workflow engine scans exactly these before and after a patch.
+func PlatformImages(idx v1.ImageIndex, only *v1.Platform) ([]v1.Image, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	var out []v1.Image
+	for _, d := range m.Manifests {
+		img, err := patchable(idx, d, only)
+		if err != nil {
+			return nil, err
+		}
+		if img != nil {
+			out = append(out, img)
+		}
+	}
+	return out, nil
+}
+
 // patchable returns the image d names when it is one to patch: a
 // runnable image (imgref's rule: not a signature, SBOM or other artifact;
 // not a build attestation under platform unknown/unknown) of the selected

@@ -203,7 +203,7 @@ func platforms(a *artifact) ([]v1.Image, error) {
 	if a.Image != nil {
 		return []v1.Image{a.Image}, nil
 	}
-	imgs, err := platformImages(a.Index)
+	imgs, err := patch.PlatformImages(a.Index, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/apt/archive"
@@ -151,7 +150,7 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	var images []v1.Image
 	if req.DryRun {
 		if req.Index != nil {
-			if images, err = platformImages(req.Index); err != nil {
+			if images, err = patch.PlatformImages(req.Index, nil); err != nil {
 				b.Close()
 				return nil, err
 			}
@@ -186,33 +185,6 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 			po.SecuritySuites = suites
 		}
 		out.Platforms = append(out.Platforms, po)
-	}
-	return out, nil
-}
-
-// platformImages returns the images patch.Build plans, in its order.
-func platformImages(idx v1.ImageIndex) ([]v1.Image, error) {
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("read index: %w", err)
-	}
-	var out []v1.Image
-	for _, d := range m.Manifests {
-		if !d.MediaType.IsImage() || d.Platform == nil || d.Platform.OS == "unknown" {
-			continue
-		}
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
-		}
-		raw, err := img.RawManifest()
-		if err != nil {
-			return nil, fmt.Errorf("read %s image: %w", d.Platform, err)
-		}
-		if m, err := imgref.ParseManifest(string(d.MediaType), raw); err != nil || m.Kind() != imgref.KindImage {
-			continue // patch.Build keeps it as it is, and says nothing of it
-		}
-		out = append(out, img)
 	}
 	return out, nil
 }
