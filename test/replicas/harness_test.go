@@ -319,21 +319,7 @@ type result struct {
 // stdin.
 func (c *cluster) drydock(stdin string, args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, drydockBin, append(args, "--config", c.config)...)
-	cmd.Env = append(os.Environ(), "HOME="+c.t.TempDir())
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("drydock %v: %v", args, err)
-	}
-	return result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+	return runStdin(c.t, stdin, nil, append(args, "--config", c.config)...)
 }
 
 func (c *cluster) mustDrydock(stdin string, args ...string) result {
