@@ -2,8 +2,10 @@ package server
 
 import (
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/drydock-project/drydock/internal/config"
@@ -34,12 +36,7 @@ func TestNewFailureClosesWhatItOpened(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New after a failed New on the same data: %v", err)
 	}
-	_ = srv.gate.close(t.Context())
-	_ = srv.workflows.close()
-	_ = srv.gc.close()
-	_ = srv.closeAuth()
-	_ = srv.closeAudit()
-	_ = srv.storage.Close()
+	srv.shutdown(t.Context(), func() {}, &sync.WaitGroup{})
 }
 
 // openFiles counts the process's open file descriptors.
@@ -50,4 +47,40 @@ func openFiles(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestServeFailureClosesWhatNewOpened: when Serve fails at start (here
+// metrics.addr is taken), it closes the server's parts as a clean stop
+// does: the data directory opens again in the process.
+func TestServeFailureClosesWhatNewOpened(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Metrics.Addr = taken.Addr().String()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := srv.Serve(t.Context(), ln); err == nil || !strings.Contains(err.Error(), "metrics.addr") {
+		t.Fatalf("Serve with metrics.addr taken: %v, want the metrics.addr error", err)
+	}
+	cfg.Metrics.Addr = ""
+	again, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New after a failed Serve on the same data: %v", err)
+	}
+	again.shutdown(t.Context(), func() {}, &sync.WaitGroup{})
 }

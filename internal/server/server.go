@@ -241,12 +241,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.health.Run(bgCtx) })
 	wg.Go(func() { s.gc.run(bgCtx) })
 	if err := s.gate.start(bgCtx); err != nil {
-		_ = s.gate.close(context.Background())
-		stopBg()
-		wg.Wait()
-		_ = s.gc.close()
-		_ = s.closeAudit()
-		s.kube.shutdown(context.Background())
+		s.shutdown(context.Background(), stopBg, &wg)
 		return err
 	}
 	s.kube.start(bgCtx, wg.Go)
@@ -255,9 +250,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Metrics.Addr != "" {
 		mln, err := net.Listen("tcp", s.cfg.Metrics.Addr)
 		if err != nil {
-			s.kube.shutdown(context.Background())
-			_ = s.gate.close(context.Background())
-			_ = s.closeAudit()
+			s.shutdown(context.Background(), stopBg, &wg)
 			return fmt.Errorf("metrics.addr: listen on %s: %w", s.cfg.Metrics.Addr, err)
 		}
 		mux := http.NewServeMux()
@@ -285,7 +278,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
-		s.kube.shutdown(context.Background())
+		if ms != nil {
+			_ = ms.Close()
+		}
+		s.shutdown(context.Background(), stopBg, &wg)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -299,10 +295,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	s.kube.shutdown(sctx)
 	if ms != nil {
 		_ = ms.Shutdown(sctx)
 	}
+	s.shutdown(sctx, stopBg, &wg)
+	s.log.Info("stopped")
+	return nil
+}
+
+// shutdown stops the Kubernetes side and the background work (stopBg,
+// then waiting for wg, whose metrics listener must be closed already) and
+// closes every part of the server, on every way out of Serve.
+func (s *Server) shutdown(ctx context.Context, stopBg func(), wg *sync.WaitGroup) {
+	s.kube.shutdown(ctx)
 	stopBg()
 	s.logins.Flush(context.Background())
 	if err := s.gate.close(context.Background()); err != nil {
@@ -324,8 +329,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.storage.Close(); err != nil {
 		s.log.Warn("closing the registry index", "err", err)
 	}
-	s.log.Info("stopped")
-	return nil
 }
 
 func authMode(cfg config.Config) string {
