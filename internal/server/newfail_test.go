@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"os"
@@ -36,7 +37,7 @@ func TestNewFailureClosesWhatItOpened(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New after a failed New on the same data: %v", err)
 	}
-	srv.shutdown(t.Context(), func() {}, &sync.WaitGroup{})
+	closeUnserved(srv)
 }
 
 // openFiles counts the process's open file descriptors.
@@ -82,5 +83,9 @@ func TestServeFailureClosesWhatNewOpened(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New after a failed Serve on the same data: %v", err)
 	}
-	again.shutdown(t.Context(), func() {}, &sync.WaitGroup{})
+	closeUnserved(again)
 }
+
+// closeUnserved closes every part of a Server that New built and Serve
+// never ran.
+func closeUnserved(s *Server) { s.shutdown(context.Background(), func() {}, &sync.WaitGroup{}) }
