@@ -22,8 +22,11 @@ import (
 //
 // MemoryThrottle keeps the counts in the process: replicas behind one
 // load balancer each count their own, so N replicas let N times the rate
-// through. State that must hold across replicas lives in the database; a
-// database-backed Throttle implements this same interface.
+// through. The project's rule puts state that must hold across replicas
+// in the database; no database-backed Throttle exists yet (one would
+// implement this interface, and the server would choose it when
+// database.driver is postgres). Until then README.md says each replica
+// counts its own.
 type Throttle interface {
 	// Attempt reserves one attempt of every key, or, when one of them
 	// has failed too often, reserves nothing and returns the wait.

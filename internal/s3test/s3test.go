@@ -234,22 +234,6 @@ func (s *Server) Stop() error {
 	return nil
 }
 
-// Pause freezes the server (SIGSTOP): it accepts connections and answers
-// nothing, as a hung object store does, until Resume.
-func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
-
-// Resume lets a paused server go on (SIGCONT).
-func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig syscall.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return errors.New("s3test: server not running")
-	}
-	return s.cmd.Process.Signal(sig)
-}
-
 func (s *Server) client() *s3.S3 {
 	sess := session.Must(session.NewSession(&aws.Config{
 		Region: aws.String(Region), Endpoint: aws.String(s.Endpoint), S3ForcePathStyle: aws.Bool(true),

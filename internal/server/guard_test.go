@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -197,7 +196,7 @@ func TestGuardThroughServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.gate.close(context.Background()); _ = srv.closeAudit(); _ = srv.closeAuth() })
+	t.Cleanup(func() { closeUnserved(srv) })
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	// Redirects are answers too: the client sees them, nothing follows.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -35,7 +34,7 @@ func TestPendingFromArrival(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.gate.close(context.Background()); _ = srv.closeAudit(); _ = srv.closeAuth() })
+	t.Cleanup(func() { closeUnserved(srv) })
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,11 +77,20 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 
 // New opens the storage driver named in cfg and builds the HTTP handler.
 // cfg must have passed Validate.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
 	}
+	// undo closes what New opened, newest first, when it fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for _, f := range slices.Backward(undo) {
+				f()
+			}
+		}
+	}()
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -92,16 +102,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { _ = storage.Close() })
 	m := metrics.New()
 	audits, closeAudit, err := audit.Open(ctx, dbs)
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { _ = closeAudit() })
 	gcp, err := joinGC(ctx, dbs, log)
 	if err != nil {
-		closeAudit()
 		return nil, err
 	}
+	undo = append(undo, func() { _ = gcp.close() })
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
 	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(),
 		registry.WithLogger(log),
@@ -131,30 +143,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		})),
 	)...)
 	if err != nil {
-		_ = gcp.close()
-		closeAudit()
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	gp, err := openGate(ctx, cfg, dbs, log, reg, audits, m, o.now)
 	if err != nil {
-		_ = gcp.close()
-		closeAudit()
 		return nil, err
 	}
+	undo = append(undo, func() { _ = gp.close(ctx) })
 	if err := gcp.start(cfg, log, reg, gp, audits, m, o.now); err != nil {
-		gp.close(ctx)
-		_ = gcp.close()
-		closeAudit()
 		return nil, err
 	}
 	keeper = gp.keeper
 	wf, err := openWorkflows(ctx, cfg, dbs, log, reg, gp, o.now)
 	if err != nil {
-		gp.close(ctx)
-		_ = gcp.close()
-		closeAudit()
 		return nil, err
 	}
+	undo = append(undo, func() { _ = wf.close() })
 	s := &Server{cfg: cfg, log: log, storage: storage, dbs: dbs, registry: reg, metrics: m, audits: audits, closeAudit: closeAudit, gate: gp, workflows: wf, gc: gcp}
 	s.health = health.NewChecker(time.Second,
 		health.Probe{Name: "database", Check: dbs.Ping},
@@ -162,18 +166,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 
 	authn, authStore, logins, err := openAuth(ctx, cfg, dbs, log, audits, o.now)
 	if err != nil {
-		gp.close(ctx)
-		wf.close()
-		_ = gcp.close()
-		closeAudit()
 		return nil, err
 	}
+	undo = append(undo, func() { _ = authStore.Close() })
 	s.closeAuth, s.logins = authStore.Close, logins
 	if s.kube, err = openKube(ctx, cfg, dbs, log, reg, gp, wf, audits, m, o.now); err != nil {
-		authStore.Close()
-		gp.close(ctx)
-		wf.close()
-		closeAudit()
 		return nil, err
 	}
 	// Authentication, then the live/ guard (every write to live/ is a
@@ -244,12 +241,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.health.Run(bgCtx) })
 	wg.Go(func() { s.gc.run(bgCtx) })
 	if err := s.gate.start(bgCtx); err != nil {
-		_ = s.gate.close(context.Background())
-		stopBg()
-		wg.Wait()
-		_ = s.gc.close()
-		_ = s.closeAudit()
-		s.kube.shutdown(context.Background())
+		s.shutdown(context.Background(), stopBg, &wg)
 		return err
 	}
 	s.kube.start(bgCtx, wg.Go)
@@ -258,9 +250,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Metrics.Addr != "" {
 		mln, err := net.Listen("tcp", s.cfg.Metrics.Addr)
 		if err != nil {
-			s.kube.shutdown(context.Background())
-			_ = s.gate.close(context.Background())
-			_ = s.closeAudit()
+			s.shutdown(context.Background(), stopBg, &wg)
 			return fmt.Errorf("metrics.addr: listen on %s: %w", s.cfg.Metrics.Addr, err)
 		}
 		mux := http.NewServeMux()
@@ -288,7 +278,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
-		s.kube.shutdown(context.Background())
+		if ms != nil {
+			_ = ms.Close()
+		}
+		s.shutdown(context.Background(), stopBg, &wg)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -302,10 +295,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	s.kube.shutdown(sctx)
 	if ms != nil {
 		_ = ms.Shutdown(sctx)
 	}
+	s.shutdown(sctx, stopBg, &wg)
+	s.log.Info("stopped")
+	return nil
+}
+
+// shutdown stops the Kubernetes side and the background work (stopBg,
+// then waiting for wg, whose metrics listener must be closed already) and
+// closes every part of the server, on every way out of Serve.
+func (s *Server) shutdown(ctx context.Context, stopBg func(), wg *sync.WaitGroup) {
+	s.kube.shutdown(ctx)
 	stopBg()
 	s.logins.Flush(context.Background())
 	if err := s.gate.close(context.Background()); err != nil {
@@ -327,8 +329,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.storage.Close(); err != nil {
 		s.log.Warn("closing the registry index", "err", err)
 	}
-	s.log.Info("stopped")
-	return nil
 }
 
 func authMode(cfg config.Config) string {

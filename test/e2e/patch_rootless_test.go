@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -25,9 +26,7 @@ import (
 // sandbox cannot run (no subordinate ids; user namespaces switched off),
 // the refusal names what to configure.
 func TestPatchRootless(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating the unprivileged user needs root")
-	}
+	testenv.RequireRoot(t, "creating the unprivileged user")
 	requireTool(t, "useradd", "userdel", "runuser", "newuidmap", "newgidmap", "unshare", "podman", "skopeo", "runc")
 	ti := testimage.Require(t, testimage.BookwormNginx)
 	// Every user can read the input layout and the binary.

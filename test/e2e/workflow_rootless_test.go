@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
@@ -26,9 +27,7 @@ import (
 // rootless sandbox. The patch is complete, nothing fixable is left, and
 // the ledger says which scripts ran in the sandbox.
 func TestWorkflowUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating the unprivileged user needs root")
-	}
+	testenv.RequireRoot(t, "creating the unprivileged user")
 	requireTool(t, "useradd", "userdel", "newuidmap", "newgidmap")
 	ti := testimage.Require(t, testimage.BookwormNginx)
 	u := newTestUser(t, true)

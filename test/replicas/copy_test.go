@@ -1,6 +1,7 @@
 package replicas
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -27,10 +28,12 @@ func run(t *testing.T, env []string, args ...string) result {
 	return runStdin(t, "", env, args...)
 }
 
-// runStdin is run with stdin.
-func runStdin(t *testing.T, stdin string, env []string, args ...string) result {
+// runStdin is run with stdin, bounded to ten minutes.
+func runStdin(t testing.TB, stdin string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), drydockBin, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, drydockBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
 	var out, errb strings.Builder
@@ -40,7 +43,7 @@ func runStdin(t *testing.T, stdin string, env []string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		t.Fatalf("drydock %v: %v", args, err)
 	}
 	return result{Stdout: out.String(), Stderr: errb.String(), Code: code}
 }

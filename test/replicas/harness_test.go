@@ -8,12 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -33,6 +28,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/database/pgtest"
 	"github.com/drydock-project/drydock/internal/s3test"
 )
@@ -172,23 +168,17 @@ func newCluster(t testing.TB, n int, o clusterOptions) *cluster {
 	return c
 }
 
-// signingKey writes a new ECDSA P-256 private key (PKCS#8 PEM), the one
-// key every replica of a cluster signs with, and returns its path.
+// signingKey writes a new signing key, the one key every replica of a
+// cluster signs with, and returns its path: the key drydock generates
+// for a single server (attest.LoadKey in an empty directory), named by
+// sign.key.
 func signingKey(t testing.TB) string {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	dir := t.TempDir()
+	if _, err := attest.LoadKey(attest.KeyOptions{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "signing.key")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return filepath.Join(dir, attest.KeyFile)
 }
 
 // balancer is a round-robin reverse proxy, as a load balancer in front of
@@ -329,21 +319,7 @@ type result struct {
 // stdin.
 func (c *cluster) drydock(stdin string, args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, drydockBin, append(args, "--config", c.config)...)
-	cmd.Env = append(os.Environ(), "HOME="+c.t.TempDir())
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("drydock %v: %v", args, err)
-	}
-	return result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+	return runStdin(c.t, stdin, nil, append(args, "--config", c.config)...)
 }
 
 func (c *cluster) mustDrydock(stdin string, args ...string) result {

@@ -17,10 +17,14 @@ import (
 	"github.com/drydock-project/drydock/internal/s3test"
 )
 
-// verdicts waits until every digest has a verdict and one finished scan
-// job, and returns the digests that have more than one scan job.
+// waitScans waits until every digest has a verdict and a finished scan
+// job, then fails the test for a digest scanned by more jobs than it had
+// pushes, or a verdict recorded twice.
 func (c *cluster) waitScans(t *testing.T, digests []string, timeout time.Duration) {
 	t.Helper()
+	if len(digests) == 0 {
+		t.Fatal("waitScans: no digests to wait for (nothing was pushed)")
+	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.dsn)
 	if err != nil {
@@ -68,6 +72,9 @@ func (c *cluster) waitScans(t *testing.T, digests []string, timeout time.Duratio
 		} else {
 			t.Logf("%s pushed %d times (a retried PUT), scanned by %d jobs", d, pushes, jobs)
 		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	var dup int
 	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT digest, verdict FROM verdict_history WHERE digest = ANY($1)
