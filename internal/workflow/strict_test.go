@@ -1,12 +1,12 @@
 package workflow_test
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
@@ -61,9 +61,7 @@ func TestRunStrictACR(t *testing.T) {
 	// With the signal on, the run patches it; the debconf scripts of
 	// tzdata and nginx-common run in the patcher's sandbox, which
 	// re-executes this process (the harness turns the sandbox on as root).
-	if os.Geteuid() != 0 {
-		return
-	}
+	testenv.RequireRoot(t, "the debconf scripts run in the patcher's sandbox, which the harness turns on as root")
 	on2 := true
 	if _, err := h.eng.Update(ctx, workflow.UpdateRequest{SecuritySuite: &on2}); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -112,9 +113,7 @@ func newSandbox(t *testing.T, opts ...Option) *Sandbox {
 // gives them, or none) and removes it at the end. Root only.
 func testUser(t *testing.T, withRanges bool) *user.User {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: creating a test user needs root")
-	}
+	testenv.RequireRoot(t, "creating a test user")
 	for _, tool := range []string{"useradd", "userdel", "runuser", "newuidmap"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if testimage.InCI() {
