@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -61,6 +62,19 @@ func pubOf(t *testing.T, name string, k *Key) PublicKey {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestKeyPublicKey: the public half a Key gives is the one its PEM
+// reads as (what a verifier outside the process is given).
+func TestKeyPublicKey(t *testing.T) {
+	k := newKey(t)
+	got, want := k.PublicKey("drydock"), pubOf(t, "drydock", k)
+	if got.Name != want.Name || got.ID != want.ID || got.ID != k.ID() {
+		t.Fatalf("PublicKey = %s %s, PEM reads %s %s (key %s)", got.Name, got.ID, want.Name, want.ID, k.ID())
+	}
+	if eq, ok := got.Key.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(want.Key) {
+		t.Fatalf("PublicKey's key differs from the PEM's")
+	}
 }
 
 func TestWriteVerify(t *testing.T) {

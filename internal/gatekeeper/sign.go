@@ -168,10 +168,7 @@ func (k *Keeper) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 	var o attest.VerifyOptions
 	res := &VerifyResult{Repository: repo, Reference: reference, Digest: d}
 	if k.key != nil {
-		pub, err := attest.ParsePublicKey(KeyName, k.key.PublicPEM())
-		if err != nil {
-			return nil, err
-		}
+		pub := k.key.PublicKey(KeyName)
 		o.Keys = append(o.Keys, pub)
 		res.DrydockKey = pub.ID
 	}
