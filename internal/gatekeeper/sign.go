@@ -187,14 +187,11 @@ func (k *Keeper) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 		o.Roots = append(o.Roots, cs...)
 	}
 	o.Identity, o.Now = req.Identity, k.now
-	rep, err := attest.Verify(ctx, k.reg, repo, digest.Digest(d), o)
+	rep, attached, err := attest.Inspect(ctx, k.reg, repo, digest.Digest(d), o)
 	if err != nil {
 		return nil, err
 	}
-	res.Signatures = rep.Signatures
-	if res.Attached, err = attest.List(ctx, k.reg, repo, digest.Digest(d)); err != nil {
-		return nil, err
-	}
+	res.Signatures, res.Attached = rep.Signatures, attached
 	if a := rep.Attestation(attest.PredicateVerdict, res.DrydockKey); a != nil && res.DrydockKey != "" {
 		var p attest.VerdictPredicate
 		if json.Unmarshal(a.Statement.Predicate, &p) == nil {
