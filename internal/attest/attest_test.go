@@ -2,7 +2,9 @@ package attest
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +63,19 @@ func pubOf(t *testing.T, name string, k *Key) PublicKey {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestKeyPublicKey: the public half a Key gives is the one its PEM
+// reads as (what a verifier outside the process is given).
+func TestKeyPublicKey(t *testing.T) {
+	k := newKey(t)
+	got, want := k.PublicKey("drydock"), pubOf(t, "drydock", k)
+	if got.Name != want.Name || got.ID != want.ID || got.ID != k.ID() {
+		t.Fatalf("PublicKey = %s %s, PEM reads %s %s (key %s)", got.Name, got.ID, want.Name, want.ID, k.ID())
+	}
+	if eq, ok := got.Key.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(want.Key) {
+		t.Fatalf("PublicKey's key differs from the PEM's")
+	}
 }
 
 func TestWriteVerify(t *testing.T) {
@@ -236,4 +251,63 @@ func TestKeysFromDir(t *testing.T) {
 	}
 	_ = digest.Digest("")
 	_ = context.Background
+}
+
+// TestListAndInspect: List names what Write attached in both forms, with
+// its class, and leaves out an image pushed under a cosign tag; Inspect
+// gives the same list and the same signatures as Verify from one read.
+func TestListAndInspect(t *testing.T) {
+	ctx := t.Context()
+	reg := newRegistry(t)
+	cfg := `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`
+	subj := putImage(t, reg, "live/app", "v1", cfg)
+	k := newKey(t)
+	st, err := NewStatement("live/app", subj.Digest, "https://example.com/p/v1", map[string]string{"x": "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(ctx, reg, "live/app", subj, k, WriteRequest{Ref: "live/app", Signature: true, Notary: true,
+		Statements: []*Statement{st}, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	// An image under the subject's .sbom tag is not cosign content.
+	putImage(t, reg, "live/app", imgref.TagSchemeTag(subj.Digest, imgref.SuffixSBOM), `{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+
+	list, err := List(ctx, reg, "live/app", subj.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, a := range list {
+		got[a.Form+"/"+a.Class]++
+		if a.Form == FormTag && (a.Layers != 1 || a.Tag == imgref.TagSchemeTag(subj.Digest, imgref.SuffixSBOM)) {
+			t.Errorf("tag-scheme entry %+v", a)
+		}
+	}
+	want := map[string]int{"referrer/signature": 2, "referrer/attestation": 1, "tag/signature": 1, "tag/attestation": 1}
+	if !mapsEqual(got, want) {
+		t.Errorf("List: %v, want %v", got, want)
+	}
+
+	o := VerifyOptions{Keys: []PublicKey{k.PublicKey("drydock")}}
+	rep, err := Verify(ctx, reg, "live/app", subj.Digest, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	irep, ilist, err := Inspect(ctx, reg, "live/app", subj.Digest, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := fmt.Sprint(ilist), fmt.Sprint(list); g != w {
+		t.Errorf("Inspect lists\n%s\nList\n%s", g, w)
+	}
+	if len(rep.Signatures) != 5 || len(irep.Signatures) != len(rep.Signatures) {
+		t.Fatalf("Inspect found %d signatures, Verify %d, want 5", len(irep.Signatures), len(rep.Signatures))
+	}
+	for i, s := range irep.Signatures {
+		v := rep.Signatures[i]
+		if s.Form != v.Form || s.Format != v.Format || s.Manifest != v.Manifest || s.Verified != v.Verified || !s.Verified {
+			t.Errorf("Inspect signature %d = %+v, Verify's %+v", i, s, v)
+		}
+	}
 }

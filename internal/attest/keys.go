@@ -159,6 +159,11 @@ func (k *Key) ID() string { return k.id }
 // Public returns the public key.
 func (k *Key) Public() crypto.PublicKey { return k.signer.Public() }
 
+// PublicKey returns the key's public half, named name, to verify with.
+func (k *Key) PublicKey(name string) PublicKey {
+	return PublicKey{Name: name, Key: k.signer.Public(), ID: k.id}
+}
+
 // Signer returns the private key as a crypto.Signer.
 func (k *Key) Signer() crypto.Signer { return k.signer }
 

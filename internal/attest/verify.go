@@ -91,46 +91,31 @@ type VerifyOptions struct {
 // against o. A signature that does not verify is listed with the reason;
 // it is not an error.
 func Verify(ctx context.Context, reg Reader, repo string, subject digest.Digest, o VerifyOptions) (*Report, error) {
+	atts, err := attachments(ctx, reg, repo, subject, signedSuffixes...)
+	if err != nil {
+		return nil, err
+	}
+	return verifyAttachments(ctx, reg, repo, subject, atts, o)
+}
+
+// verifyAttachments is Verify of what attachments read (SBOM tags, which
+// hold no signature, are passed over).
+func verifyAttachments(ctx context.Context, reg Reader, repo string, subject digest.Digest, atts []attachment, o VerifyOptions) (*Report, error) {
 	rep := &Report{Repository: repo, Subject: subject, Signatures: []Signature{}}
-	refs, err := reg.Referrers(ctx, repo, subject, "")
-	if err != nil && !isNotFound(err) {
-		return nil, fmt.Errorf("referrers of %s@%s: %w", repo, subject, err)
-	}
-	for _, r := range refs {
-		desc, body, err := reg.Manifest(ctx, repo, r.Digest.String())
-		if err != nil {
-			if isNotFound(err) {
-				continue
-			}
-			return nil, err
-		}
-		m, err := imgref.ParseManifest(desc.MediaType, body)
-		if err != nil || !m.NonRunnable() {
+	for _, a := range atts {
+		var sigs []Signature
+		var err error
+		switch {
+		case a.form == FormReferrer:
+			sigs, err = verifyManifest(ctx, reg, repo, subject, FormReferrer, a.digest, "", a.m, o)
+		case !slices.Contains(signedSuffixes, a.suffix):
 			continue
+		case a.m == nil:
+			sigs = []Signature{{Form: FormTag, Manifest: a.digest, Tag: a.tag,
+				Error: "the tag is cosign's, its content is not (left unread)"}}
+		default:
+			sigs, err = verifyManifest(ctx, reg, repo, a.ts.Subject, FormTag, a.digest, a.tag, a.m, o)
 		}
-		sigs, err := verifyManifest(ctx, reg, repo, subject, FormReferrer, r.Digest, "", m, o)
-		if err != nil {
-			return nil, err
-		}
-		rep.Signatures = append(rep.Signatures, sigs...)
-	}
-	for _, suffix := range []string{imgref.SuffixSignature, imgref.SuffixAttestation} {
-		tag := imgref.TagSchemeTag(subject, suffix)
-		desc, body, err := reg.Manifest(ctx, repo, tag)
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		ts, ok := imgref.TagSchemeArtifact(tag, desc.MediaType, body)
-		if !ok {
-			rep.Signatures = append(rep.Signatures, Signature{Form: FormTag, Manifest: desc.Digest, Tag: tag,
-				Error: "the tag is cosign's, its content is not (left unread)"})
-			continue
-		}
-		m, _ := imgref.ParseManifest(desc.MediaType, body)
-		sigs, err := verifyManifest(ctx, reg, repo, ts.Subject, FormTag, desc.Digest, tag, m, o)
 		if err != nil {
 			return nil, err
 		}

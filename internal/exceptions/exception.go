@@ -192,16 +192,3 @@ func (e Exception) Gate() gate.Exception {
 func (e Exception) Active(now time.Time) bool {
 	return e.Revoked.IsZero() && !now.Before(e.Created) && now.Before(e.Expires)
 }
-
-// Covers reports whether the exception is about the image: its digest,
-// its quarantine/ repository, or every image.
-func (e Exception) Covers(digest, repository string) bool {
-	switch e.Scope {
-	case ScopeDigest:
-		return e.Digest == digest
-	case ScopeRepository:
-		return e.Repository == repository
-	default:
-		return true
-	}
-}

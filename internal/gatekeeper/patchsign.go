@@ -51,10 +51,7 @@ func (k *Keeper) SignPatch(ctx context.Context, p attest.PatchWritten) (*PatchSi
 	if err != nil {
 		return nil, fmt.Errorf("signing the patch %s@%s: %w", p.Repository, p.Digest, err)
 	}
-	pub, err := attest.ParsePublicKey(KeyName, k.key.PublicPEM())
-	if err != nil {
-		return nil, err
-	}
+	pub := k.key.PublicKey(KeyName)
 	if rep, err := attest.Verify(ctx, k.reg, p.Repository, p.Digest, attest.VerifyOptions{Keys: []attest.PublicKey{pub}}); err != nil {
 		return nil, err
 	} else if rep.Attestation(attest.PredicateSLSAProvenanceV1, pub.ID) != nil {

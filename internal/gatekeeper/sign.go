@@ -1,6 +1,7 @@
 package gatekeeper
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,7 +61,7 @@ func (k *Keeper) checkSignedBy(ctx context.Context, srcRepo string, d digest.Dig
 	var seen []string
 	for _, s := range rep.Signatures {
 		if s.Format != attest.FormatDSSE {
-			seen = append(seen, fmt.Sprintf("%s %s: %s", s.Form, s.Format, cmpOr(s.Error, "signed by "+s.Signer)))
+			seen = append(seen, fmt.Sprintf("%s %s: %s", s.Form, s.Format, cmp.Or(s.Error, "signed by "+s.Signer)))
 		}
 	}
 	slices.Sort(seen)
@@ -70,13 +71,6 @@ func (k *Keeper) checkSignedBy(ctx context.Context, srcRepo string, d digest.Dig
 		msg += "; its signatures: " + strings.Join(slices.Compact(seen), "; ")
 	}
 	return &gate.Reason{Rule: gate.RuleRequireSignedBy, Message: msg}, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // signPromotion signs the promoted digest in dstRepo with the gate's key:
@@ -174,15 +168,12 @@ func (k *Keeper) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 	var o attest.VerifyOptions
 	res := &VerifyResult{Repository: repo, Reference: reference, Digest: d}
 	if k.key != nil {
-		pub, err := attest.ParsePublicKey(KeyName, k.key.PublicPEM())
-		if err != nil {
-			return nil, err
-		}
+		pub := k.key.PublicKey(KeyName)
 		o.Keys = append(o.Keys, pub)
 		res.DrydockKey = pub.ID
 	}
 	for i, np := range req.Keys {
-		pub, err := attest.ParsePublicKey(cmpOr(np.Name, fmt.Sprintf("key %d", i+1)), []byte(np.PEM))
+		pub, err := attest.ParsePublicKey(cmp.Or(np.Name, fmt.Sprintf("key %d", i+1)), []byte(np.PEM))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 		}
@@ -196,14 +187,11 @@ func (k *Keeper) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 		o.Roots = append(o.Roots, cs...)
 	}
 	o.Identity, o.Now = req.Identity, k.now
-	rep, err := attest.Verify(ctx, k.reg, repo, digest.Digest(d), o)
+	rep, attached, err := attest.Inspect(ctx, k.reg, repo, digest.Digest(d), o)
 	if err != nil {
 		return nil, err
 	}
-	res.Signatures = rep.Signatures
-	if res.Attached, err = attest.List(ctx, k.reg, repo, digest.Digest(d)); err != nil {
-		return nil, err
-	}
+	res.Signatures, res.Attached = rep.Signatures, attached
 	if a := rep.Attestation(attest.PredicateVerdict, res.DrydockKey); a != nil && res.DrydockKey != "" {
 		var p attest.VerdictPredicate
 		if json.Unmarshal(a.Statement.Predicate, &p) == nil {

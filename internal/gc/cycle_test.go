@@ -251,3 +251,40 @@ func TestMembersAcrossProcesses(t *testing.T) {
 		t.Fatalf("arming with a dead member: %v", err)
 	}
 }
+
+// TestIdleWritesCostNoMark: while no cycle runs, a write's Protect
+// writes nothing to the database (the registry's writes pay for the
+// barrier only during a collection); once a cycle is armed, the same
+// Protect marks its key.
+func TestIdleWritesCostNoMark(t *testing.T) {
+	ctx := context.Background()
+	m := joinRunning(t, dbtest.SQLite(t))
+	keys := func() int {
+		t.Helper()
+		var n int
+		if err := m.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM gc_keys`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	protect := func() {
+		t.Helper()
+		g, err := m.Enter(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Done()
+		if err := g.Protect(ctx, "blob/k1", "layer/r@k1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	protect()
+	if n := keys(); n != 0 {
+		t.Fatalf("an idle Protect wrote %d keys", n)
+	}
+	armed(t, m)
+	protect()
+	if n := keys(); n != 2 {
+		t.Fatalf("a Protect during a cycle marked %d keys, want 2", n)
+	}
+}

@@ -385,6 +385,11 @@ func TestInterleaving(t *testing.T) {
 	if cycles.Load() < 3 {
 		t.Errorf("only %d collections ran during the operations", cycles.Load())
 	}
+	if deleted.Load() == 0 {
+		// Nothing deleted while the clients wrote: "nothing lost" would
+		// then prove nothing about the barrier.
+		t.Errorf("the %d collections during the operations deleted no blob", cycles.Load())
+	}
 
 	// After a final collection: every tag is whole, the tag lists are the
 	// model's, and the storage holds exactly what the tags reach.

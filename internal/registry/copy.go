@@ -312,16 +312,18 @@ func (c *copier) write(ctx context.Context, t copyTree, tags []string) error {
 		if err != nil {
 			return fmt.Errorf("manifest %s: %w", n.Digest(), err)
 		}
-		for _, b := range info.Blobs {
-			ok, err := c.r.mount(ctx, c.to, b.Digest, c.from)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("manifest %s: blob %s: %w", n.Digest(), b.Digest, ErrNotFound)
-			}
-			c.res.BlobsLinked++
+		blobs := make([]digest.Digest, len(info.Blobs))
+		for i, b := range info.Blobs {
+			blobs[i] = b.Digest
 		}
+		missing, err := c.r.linkBlobs(ctx, c.to, c.from, blobs)
+		if err != nil {
+			return err
+		}
+		if missing != "" {
+			return fmt.Errorf("manifest %s: blob %s: %w", n.Digest(), missing, ErrNotFound)
+		}
+		c.res.BlobsLinked += len(blobs)
 		var nt []string
 		if n.Digest() == t.root.Digest {
 			nt = tags

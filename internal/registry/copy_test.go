@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -259,5 +260,47 @@ func TestCopyPlansBeforeWriting(t *testing.T) {
 	}
 	if refs, _ := c.reg.Referrers(ctx, "live/app", a.digest, ""); len(refs) != 1 || refs[0].Digest != keep.digest {
 		t.Errorf("referrers of a in live/app: %+v", refs)
+	}
+}
+
+// recordingBarrier records the keys of each Protect call (it protects
+// nothing: no collector runs).
+type recordingBarrier struct {
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (b *recordingBarrier) Enter(context.Context) (Guard, error) { return recordingGuard{b}, nil }
+
+type recordingGuard struct{ b *recordingBarrier }
+
+func (g recordingGuard) Protect(_ context.Context, keys ...string) error {
+	g.b.mu.Lock()
+	defer g.b.mu.Unlock()
+	g.b.calls = append(g.b.calls, slices.Clone(keys))
+	return nil
+}
+
+func (recordingGuard) Done() {}
+
+// TestCopyProtectsBlobsTogether: a copy links a manifest's blobs as one
+// write, so a running collection costs one Protect (one database
+// transaction) for all of them, not one per blob, then one for the
+// manifest.
+func TestCopyProtectsBlobsTogether(t *testing.T) {
+	b := &recordingBarrier{}
+	c := newTestClient(t, drivers[0].new(t), WithBarrier(b))
+	img := newTestImage(t, "a", nil)
+	c.expect(c.pushImage("quarantine/app", "v1", img), http.StatusCreated, "")
+	b.mu.Lock()
+	b.calls = nil
+	b.mu.Unlock()
+	if _, err := c.reg.Copy(t.Context(), "quarantine/app", "live/app", img.digest, CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, layer := digest.FromBytes(img.config), digest.FromBytes(img.layer)
+	want := []string{BlobKey(cfg), LayerKey("live/app", cfg), BlobKey(layer), LayerKey("live/app", layer)}
+	if len(b.calls) != 2 || !slices.Equal(b.calls[0], want) || !slices.Contains(b.calls[1], ManifestKey("live/app", img.digest)) {
+		t.Fatalf("Protect calls %q, want the blobs together %q, then the manifest", b.calls, want)
 	}
 }

@@ -264,8 +264,12 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 // mount links an existing blob into name: from the repository from when it
 // links the blob, or (anonymous, from == "") when the blob exists anywhere.
 func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from string) (bool, error) {
-	if from != "" && !imgref.ValidRepository(from) {
-		return false, nil
+	if from != "" {
+		if !imgref.ValidRepository(from) {
+			return false, nil
+		}
+		missing, err := r.linkBlobs(ctx, name, from, []digest.Digest{d})
+		return err == nil && missing == "", err
 	}
 	g, err := r.guard(ctx)
 	if err != nil {
@@ -275,11 +279,7 @@ func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from
 	if err := protect(ctx, g, BlobKey(d), LayerKey(name, d)); err != nil {
 		return false, err
 	}
-	if from != "" {
-		_, err = r.linkedBlobDirect(ctx, from, d)
-	} else {
-		_, err = r.blobSizeDirect(ctx, d)
-	}
+	_, err = r.blobSizeDirect(ctx, d)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -290,6 +290,36 @@ func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from
 		return false, fmt.Errorf("mounting %s into %s: %w", d, name, err)
 	}
 	return true, nil
+}
+
+// linkBlobs links the blobs ds that repository from holds into name, as
+// one write: one guard and one Protect for all of them (a promotion's
+// blobs are marked together, not one database transaction each). It
+// stops at the first blob from does not hold and returns it.
+func (r *Registry) linkBlobs(ctx context.Context, name, from string, ds []digest.Digest) (missing digest.Digest, err error) {
+	g, err := r.guard(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer g.Done()
+	keys := make([]string, 0, 2*len(ds))
+	for _, d := range ds {
+		keys = append(keys, BlobKey(d), LayerKey(name, d))
+	}
+	if err := protect(ctx, g, keys...); err != nil {
+		return "", err
+	}
+	for _, d := range ds {
+		if _, err := r.linkedBlobDirect(ctx, from, d); errors.Is(err, ErrNotFound) {
+			return d, nil
+		} else if err != nil {
+			return "", err
+		}
+		if err := r.writeLink(ctx, layerLinkPath(name, d), d); err != nil {
+			return "", fmt.Errorf("mounting %s into %s: %w", d, name, err)
+		}
+	}
+	return "", nil
 }
 
 func blobCreated(w http.ResponseWriter, name string, d digest.Digest) {
