@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // Versions of the tools, as hack/signtools/go.mod pins them and the
@@ -31,21 +34,13 @@ func Oras(t testing.TB) string { return tool(t, "oras-"+OrasVersion) }
 
 func tool(t testing.TB, name string) string {
 	t.Helper()
-	dir := os.Getenv("DRYDOCK_CACHE")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(home, ".cache", "drydock")
+	dir, err := config.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "tools", name)
 	if _, err := os.Stat(p); err != nil {
-		msg := p + " is not built: run `make signtools` (it builds cosign and oras from hack/signtools)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "%s is not built: run `make signtools` (it builds cosign and oras from hack/signtools)", p)
 	}
 	return p
 }
