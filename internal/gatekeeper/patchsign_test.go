@@ -19,6 +19,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 // writeImage writes img to repo:tag of the fixture's registry.
 func (f *fixture) writeImage(img v1.Image, repo, tag string) digest.Digest {
 	f.t.Helper()
-	ref, err := name.NewTag(internalHost+"/"+repo+":"+tag, name.Insecure)
+	ref, err := name.NewTag(registry.InternalHost+"/"+repo+":"+tag, name.Insecure)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func newCache(t testing.TB) scan.InventoryCache {
 // writeIndex writes idx to repo:tag of the fixture's registry.
 func (f *fixture) writeIndex(idx v1.ImageIndex, repo, tag string) digest.Digest {
 	f.t.Helper()
-	ref, err := name.NewTag(internalHost+"/"+repo+":"+tag, name.Insecure)
+	ref, err := name.NewTag(registry.InternalHost+"/"+repo+":"+tag, name.Insecure)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -33,10 +33,6 @@ import (
 // attaches to every scanned image as referrers (drydock's JSON report).
 const ReportArtifactType = "application/vnd.drydock.scan.report.v1+json"
 
-// internalHost names the registry in references read through its
-// in-process transport; it is never resolved.
-const internalHost = "drydock.internal"
-
 // ScanArgs is the scan job's input.
 type ScanArgs struct {
 	Repository string `json:"repository"`
@@ -270,7 +266,7 @@ func (k *Keeper) scanner() (*scan.Scanner, func(), error) {
 // readImage reads the image d of repo, in process.
 func (k *Keeper) readImage(ctx context.Context, repo string, d digest.Digest) (v1.Image, error) {
 	at := repo + "@" + d.String()
-	ref, err := name.NewDigest(internalHost+"/"+at, name.Insecure)
+	ref, err := name.NewDigest(registry.InternalHost+"/"+at, name.Insecure)
 	if err != nil {
 		return nil, fmt.Errorf("reference %s: %w", at, err)
 	}

@@ -7,6 +7,10 @@ import (
 	"sync"
 )
 
+// InternalHost names the registry in references drydock's own components
+// read and write through Transport, which never resolves it.
+const InternalHost = "drydock.internal"
+
 // Transport returns an http.RoundTripper that serves requests with the
 // registry's own handler, in process: clients such as go-containerregistry's
 // remote package read images through it without a network connection and

@@ -225,7 +225,7 @@ func (g *gateParts) close(ctx context.Context) error {
 // openPatches registers the patch jobs of POST /api/v1/patch: patch.Run
 // against the registry in process, attributed to the job's requester.
 func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q *jobs.Queue, sign func(context.Context, attest.PatchWritten) error) (*patchjob.Service, error) {
-	srv, err := oci.ParseServer("http://" + internalRegistryHost)
+	srv, err := oci.ParseServer("http://" + registry.InternalHost)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +249,3 @@ func patchCacheDir(cfg config.Config) string {
 func patchCacheLimits(cfg config.Config) patch.CacheLimits {
 	return patch.CacheLimits{Trees: cfg.Patch.TreeCacheSize, Images: cfg.Patch.ImageCacheSize, Packages: cfg.Patch.PackageCacheSize}
 }
-
-// internalRegistryHost names the registry in references read and written
-// through its in-process transport.
-const internalRegistryHost = "drydock.internal"

@@ -24,10 +24,6 @@ import (
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
-// internalHost names the registry in references read through its
-// in-process transport; it is never resolved.
-const internalHost = "drydock.internal"
-
 // ErrNoDB means there is no vulnerability database to scan with.
 var ErrNoDB = errors.New("no vulnerability database")
 
@@ -98,7 +94,7 @@ func (e *Engine) read(ctx context.Context, repo, ref string) (*artifact, error) 
 	if err != nil {
 		return nil, err
 	}
-	r, err := name.NewDigest(internalHost+"/"+repo+"@"+desc.Digest.String(), name.Insecure)
+	r, err := name.NewDigest(registry.InternalHost+"/"+repo+"@"+desc.Digest.String(), name.Insecure)
 	if err != nil {
 		return nil, fmt.Errorf("reference %s@%s: %w", repo, desc.Digest, err)
 	}

@@ -480,7 +480,7 @@ func (g *group) signPatch(ctx context.Context, p pendingPatch, pr *PatchResult, 
 // the manifest with its tag last, so a tag never points at anything
 // missing, and what a failed write left behind removed.
 func (e *Engine) write(ctx context.Context, repo, tag string, out *PatchOutcome) error {
-	srv, err := oci.ParseServer("http://" + internalHost)
+	srv, err := oci.ParseServer("http://" + registry.InternalHost)
 	if err != nil {
 		return err
 	}
