@@ -160,6 +160,7 @@ func TestGateHoles45(t *testing.T) {
 	if n, j := scans(), scanJobCount(t, h.data, huge); n != 1 || j != 1 {
 		t.Fatalf("before the restart: %d scans, %d jobs of the huge image; want 1 and 1", n, j)
 	}
+	waitScanJobsFinal(t, h.data, huge)
 	h.s.Kill()
 	h.s = startServeEnv(t, h.data, nil, "--config", writeConfig(t, "gate: {sweepInterval: 200ms}\n"))
 	waitVerdict(t, nil, "http://"+mallory+":"+malloryPass+"@"+h.s.Addr, "quarantine/huge:1")

@@ -425,6 +425,7 @@ func TestGatePermanentFailureNotRescanned(t *testing.T) {
 	}
 	// Arrival again (another tag): not queued.
 	h.putManifest(t, "quarantine/empty", "2", ocispec.MediaTypeImageIndex, ix)
+	waitScanJobsFinal(t, data, d.Digest.String())
 	s.Kill()
 	s = startServe(t, data, "--config", cfg)
 	h.s = s
@@ -451,6 +452,35 @@ func TestGatePermanentFailureNotRescanned(t *testing.T) {
 			t.Fatal("drydock rescan did not scan it again")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitScanJobsFinal waits until every scan job of digest has ended in the
+// queue's database. River records a job's end a moment after its handler
+// returns; a kill -9 before that leaves the job running, and the next
+// start runs it again (a cut-off attempt), which is not what the tests
+// around a kill mean to look at.
+func waitScanJobsFinal(t *testing.T, data, digest string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "jobs", "jobs.db")+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = db.QueryRow(`SELECT count(*) FROM river_job WHERE kind = 'gate.scan' AND json_extract(args, '$.digest') = ? AND finalized_at IS NULL`, digest).Scan(&n)
+		db.Close()
+		if err != nil {
+			t.Fatalf("reading scan jobs: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d scan jobs of %s still not ended after a minute", n, digest)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
