@@ -96,6 +96,7 @@ the other commands talk to it or work on images directly.`,
 		newKubeCmd(g), newRolloutCmd(g),
 		newMigrateCmd(g), newStoreCmd(g),
 		newGCCmd(g),
+		newQuotaCmd(g),
 	)
 	return root
 }

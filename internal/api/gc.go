@@ -13,6 +13,12 @@ type GC interface {
 	Start(ctx context.Context, req gc.Request) (*gc.Run, error)
 	Run(ctx context.Context, id int64) (*gc.Run, error)
 	Runs(ctx context.Context, limit int) ([]gc.Run, error)
+	Quotas(ctx context.Context) ([]gc.QuotaUsage, error)
+}
+
+// QuotasResponse is the body of GET /api/v1/quotas.
+type QuotasResponse struct {
+	Quotas []gc.QuotaUsage `json:"quotas"`
 }
 
 // GCRequest is the body of POST /api/v1/gc.
@@ -33,6 +39,7 @@ func (h *handler) gcRoutes() []route {
 		{http.MethodPost, "/api/v1/gc", h.gcStart},
 		{http.MethodGet, "/api/v1/gc/runs", h.gcRuns},
 		{http.MethodGet, "/api/v1/gc/runs/{id}", h.gcRun},
+		{http.MethodGet, "/api/v1/quotas", h.quotas},
 	}
 }
 
@@ -92,4 +99,22 @@ func (h *handler) gcRun(w http.ResponseWriter, r *http.Request) {
 	}
 	run, err := h.GC.Run(r.Context(), id)
 	h.answer(w, r, http.StatusOK, run, err)
+}
+
+// quotas: GET /api/v1/quotas, every repository's and namespace's usage
+// (bytes, dedupe-aware, as of the last collection plus what was pushed
+// since) with its quota.
+func (h *handler) quotas(w http.ResponseWriter, r *http.Request) {
+	if !h.allow(w, r, RoleAdmin, "") {
+		return
+	}
+	qs, err := h.GC.Quotas(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if qs == nil {
+		qs = []gc.QuotaUsage{}
+	}
+	writeJSON(w, http.StatusOK, QuotasResponse{Quotas: qs})
 }

@@ -16,6 +16,7 @@ type fakeGC struct{}
 
 func (fakeGC) Start(context.Context, gc.Request) (*gc.Run, error) { return &gc.Run{ID: 1}, nil }
 func (fakeGC) Runs(context.Context, int) ([]gc.Run, error)        { return []gc.Run{{ID: 1}}, nil }
+func (fakeGC) Quotas(context.Context) ([]gc.QuotaUsage, error)    { return nil, nil }
 func (fakeGC) Run(_ context.Context, id int64) (*gc.Run, error) {
 	if id != 1 {
 		return nil, fmt.Errorf("run %d: %w", id, gc.ErrRunNotFound)

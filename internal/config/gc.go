@@ -20,6 +20,11 @@ import (
 //	      keepPatchTags: 3  # per original tag, the 3 newest patch tags (TAG-N, TAG-patched)
 //	      keepDays: 30      # tags pushed or pulled within 30 days
 //	      keepTags: ["latest", "v*"]
+//	  quotas:
+//	    - namespace: quarantine
+//	      limit: 500GiB
+//	    - repository: "quarantine/team-a/**"   # each matching repository
+//	      limit: 20GiB
 //
 // Upload sessions idle for longer than uploads.purgeAfter are collected.
 type GC struct {
@@ -32,6 +37,8 @@ type GC struct {
 	// Retention are the retention policies, applied before each
 	// collection; a repository follows the first policy matching it.
 	Retention []RetentionPolicy `yaml:"retention"`
+	// Quotas limit the bytes repositories and namespaces hold (quota.go).
+	Quotas []QuotaRule `yaml:"quotas"`
 }
 
 // RetentionPolicy says which tags of some repositories to keep. A tag is
@@ -88,7 +95,7 @@ func (g GC) validate() []error {
 			}
 		}
 	}
-	return errs
+	return append(errs, validateQuotas(g.Quotas)...)
 }
 
 // CheckRepositoryPattern returns why p is neither a repository name nor a

@@ -35,12 +35,21 @@ type setup struct {
 }
 
 func newSetup(t testing.TB, tg dbtest.Target, opts ...registry.Option) *setup {
+	return newSetupWith(t, tg, nil, opts...)
+}
+
+// newSetupWith is newSetup with more registry options built on the
+// collector's database once it is migrated (quotas).
+func newSetupWith(t testing.TB, tg dbtest.Target, more func(db *database.DB) []registry.Option, opts ...registry.Option) *setup {
 	t.Helper()
 	ctx := context.Background()
 	db := tg.Open(t, Component)
 	m, err := Join(ctx, db, WithPollInterval(10e6))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if more != nil {
+		opts = append(opts, more(db)...)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

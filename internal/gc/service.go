@@ -54,6 +54,9 @@ type Options struct {
 	// Guards answer the never-delete rules other services know; their
 	// fields may be nil.
 	Guards Guards
+	// Quotas, when set, receive each collection's usage (the registry
+	// checks uploads against them).
+	Quotas *Quotas
 }
 
 // Service runs collections and retention, on a schedule and on request,
@@ -254,10 +257,20 @@ func (s *Service) execute(ctx context.Context, r *Run) (err error) {
 	if r.DryRun && len(ignore) > 0 {
 		o.IgnoreTags = func(repo, tag string) bool { return ignore[repo+":"+tag] }
 	}
+	if s.o.Quotas != nil && !r.DryRun {
+		if err := s.o.Quotas.beginCollection(ctx); err != nil {
+			return s.fail(ctx, r, log, err)
+		}
+	}
 	col, err := s.o.Registry.Collect(ctx, o)
 	rep.Collection = col
 	if err != nil {
 		return s.fail(ctx, r, log, err, rep)
+	}
+	if s.o.Quotas != nil && !r.DryRun {
+		if err := s.o.Quotas.collected(ctx, col.Usage); err != nil {
+			return s.fail(ctx, r, log, err, rep)
+		}
 	}
 	if ferr := s.runs.finish(context.WithoutCancel(ctx), r.ID, s.o.Now(), rep, nil); ferr != nil {
 		return ferr
@@ -352,6 +365,16 @@ func (s *Service) keep(ctx context.Context) func(repo string, d digest.Digest) s
 		}
 		return ""
 	}
+}
+
+// Quotas lists every repository's and namespace's usage with its quota
+// (an empty list when no quotas are configured and no collection ran).
+func (s *Service) Quotas(ctx context.Context) ([]QuotaUsage, error) {
+	q := s.o.Quotas
+	if q == nil {
+		q = NewQuotas(s.o.Member.db, nil, nil, nil, s.o.Now)
+	}
+	return q.List(ctx)
 }
 
 // RecordPush records a tag's push time (retention's keepDays); the

@@ -45,14 +45,21 @@ func (r *recorder) actions(a audit.Action) []audit.Entry {
 // ahead, its queue started.
 func newService(t *testing.T, s *setup, tg dbtest.Target, days int, g Guards, policies ...config.RetentionPolicy) (*Service, *recorder) {
 	t.Helper()
+	return startService(t, tg, Options{Registry: s.reg, Member: s.member,
+		Now:    func() time.Time { return time.Now().Add(time.Duration(days) * 24 * time.Hour) },
+		Config: config.GC{Retention: policies}, UploadTimeout: time.Hour, Guards: g}, &recorder{})
+}
+
+// startService builds a Service of o on a started queue on tg, auditing
+// to rec.
+func startService(t *testing.T, tg dbtest.Target, o Options, rec *recorder) (*Service, *recorder) {
+	t.Helper()
 	q, err := jobs.Open(t.Context(), tg.Opener(t), jobs.WithPollInterval(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	svc, err := NewService(Options{Registry: s.reg, Member: s.member, Queue: q, Audit: rec,
-		Now:    func() time.Time { return time.Now().Add(time.Duration(days) * 24 * time.Hour) },
-		Config: config.GC{Retention: policies}, UploadTimeout: time.Hour, Guards: g})
+	o.Queue, o.Audit = q, rec
+	svc, err := NewService(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,12 @@ func (r *Registry) PutBlob(ctx context.Context, repo string, data []byte) (ocisp
 			return ocispec.Descriptor{}, fmt.Errorf("storing blob %s: %w", d, err)
 		}
 	}
+	isNew := r.linkIsNew(ctx, layerLinkPath(repo, d))
 	if err := r.writeLink(ctx, layerLinkPath(repo, d), d); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("linking blob %s into %s: %w", d, repo, err)
+	}
+	if isNew {
+		r.addUsage(ctx, repo, int64(len(data)))
 	}
 	return ocispec.Descriptor{Digest: d, Size: int64(len(data))}, nil
 }

@@ -159,6 +159,17 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, name, r
 	if int64(len(body)) > r.maxManifestSize {
 		return tooLarge
 	}
+	if r.quota != nil {
+		alg := digest.SHA256
+		if want != "" {
+			alg = want.Algorithm()
+		}
+		if r.linkIsNew(ctx, revisionLinkPath(name, alg.FromBytes(body))) {
+			if err := r.checkQuota(ctx, name, int64(len(body))); err != nil {
+				return err
+			}
+		}
+	}
 	desc, info, err := r.storeManifest(ctx, name, req.Header.Get("Content-Type"), body, want, tags)
 	if err != nil {
 		return err
@@ -216,8 +227,12 @@ func (r *Registry) storeManifest(ctx context.Context, name, contentType string, 
 	if err := r.putAtomic(ctx, revisionMediaTypePath(name, d), []byte(info.MediaType)); err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("storing manifest %s media type: %w", d, err)
 	}
+	isNew := r.linkIsNew(ctx, revisionLinkPath(name, d))
 	if err := r.writeLink(ctx, revisionLinkPath(name, d), d); err != nil {
 		return ocispec.Descriptor{}, nil, fmt.Errorf("linking manifest %s into %s: %w", d, name, err)
+	}
+	if isNew {
+		r.addUsage(ctx, name, int64(len(body)))
 	}
 	desc := ocispec.Descriptor{MediaType: info.MediaType, Digest: d, Size: int64(len(body))}
 	if info.Subject != nil {

@@ -227,6 +227,9 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 		if err != nil {
 			return err
 		}
+		if err := r.checkMount(ctx, name, d); err != nil {
+			return err
+		}
 		ok, err := r.mount(ctx, name, d, q.Get("from"))
 		if err != nil {
 			return err
@@ -245,6 +248,15 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 		}
 		want, alg = d, d.Algorithm()
 	}
+	// A session's size is unknown yet: refused only at the limit; a
+	// monolithic upload announces its size in Content-Length.
+	announced := int64(0)
+	if want != "" {
+		announced = max(req.ContentLength, 0)
+	}
+	if err := r.checkQuota(ctx, name, announced); err != nil {
+		return err
+	}
 	u, err := r.createUpload(ctx, name, alg)
 	if err != nil {
 		return err
@@ -259,6 +271,20 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, name st
 		return err
 	}
 	return r.completeUpload(ctx, w, u, want)
+}
+
+// checkMount asks the quota for a mounted blob's bytes, unless name holds
+// it already (a blob that does not exist mounts nothing: the client
+// uploads it, and that is checked).
+func (r *Registry) checkMount(ctx context.Context, name string, d digest.Digest) error {
+	if !r.linkIsNew(ctx, layerLinkPath(name, d)) {
+		return nil
+	}
+	size, err := r.blobSizeDirect(ctx, d)
+	if err != nil {
+		return nil
+	}
+	return r.checkQuota(ctx, name, size)
 }
 
 // mount links an existing blob into name: from the repository from when it
@@ -279,15 +305,19 @@ func (r *Registry) mount(ctx context.Context, name string, d digest.Digest, from
 	if err := protect(ctx, g, BlobKey(d), LayerKey(name, d)); err != nil {
 		return false, err
 	}
-	_, err = r.blobSizeDirect(ctx, d)
+	size, err := r.blobSizeDirect(ctx, d)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
+	isNew := r.linkIsNew(ctx, layerLinkPath(name, d))
 	if err := r.writeLink(ctx, layerLinkPath(name, d), d); err != nil {
 		return false, fmt.Errorf("mounting %s into %s: %w", d, name, err)
+	}
+	if isNew {
+		r.addUsage(ctx, name, size)
 	}
 	return true, nil
 }
@@ -310,13 +340,18 @@ func (r *Registry) linkBlobs(ctx context.Context, name, from string, ds []digest
 		return "", err
 	}
 	for _, d := range ds {
-		if _, err := r.linkedBlobDirect(ctx, from, d); errors.Is(err, ErrNotFound) {
+		size, err := r.linkedBlobDirect(ctx, from, d)
+		if errors.Is(err, ErrNotFound) {
 			return d, nil
 		} else if err != nil {
 			return "", err
 		}
+		isNew := r.linkIsNew(ctx, layerLinkPath(name, d))
 		if err := r.writeLink(ctx, layerLinkPath(name, d), d); err != nil {
 			return "", fmt.Errorf("mounting %s into %s: %w", d, name, err)
+		}
+		if isNew {
+			r.addUsage(ctx, name, size)
 		}
 	}
 	return "", nil
@@ -381,8 +416,14 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, name, i
 	if err != nil {
 		return err
 	}
+	if err := r.checkChunk(ctx, req, u, limit); err != nil {
+		return err
+	}
 	n, err := r.appendData(ctx, u, req.Body, limit)
 	if err != nil {
+		return err
+	}
+	if err := r.checkUnannounced(ctx, req, u, limit); err != nil {
 		return err
 	}
 	if limit >= 0 && n != limit {
@@ -409,8 +450,14 @@ func (r *Registry) putUpload(w http.ResponseWriter, req *http.Request, name, id 
 		return err
 	}
 	if req.ContentLength != 0 {
+		if err := r.checkChunk(ctx, req, u, limit); err != nil {
+			return err
+		}
 		n, err := r.appendData(ctx, u, req.Body, limit)
 		if err != nil {
+			return err
+		}
+		if err := r.checkUnannounced(ctx, req, u, limit); err != nil {
 			return err
 		}
 		if limit >= 0 && n != limit {
@@ -419,6 +466,33 @@ func (r *Registry) putUpload(w http.ResponseWriter, req *http.Request, name, id 
 		}
 	}
 	return r.completeUpload(ctx, w, u, want)
+}
+
+// checkChunk asks the quota for the upload's bytes plus a chunk whose
+// length the client announced (Content-Range, or Content-Length), before
+// its body is read.
+func (r *Registry) checkChunk(ctx context.Context, req *http.Request, u *upload, limit int64) error {
+	if limit < 0 {
+		limit = req.ContentLength
+	}
+	if limit < 0 {
+		return nil // unannounced: checkUnannounced, once received
+	}
+	return r.checkQuota(ctx, u.name, u.size+limit)
+}
+
+// checkUnannounced checks an upload after a chunk of unannounced length
+// (chunked transfer encoding) arrived; over the quota, the upload is
+// discarded.
+func (r *Registry) checkUnannounced(ctx context.Context, req *http.Request, u *upload, limit int64) error {
+	if r.quota == nil || limit >= 0 || req.ContentLength >= 0 {
+		return nil
+	}
+	if err := r.checkQuota(ctx, u.name, u.size); err != nil {
+		_ = r.deletePath(context.WithoutCancel(ctx), uploadDir(u.name, u.id))
+		return err
+	}
+	return nil
 }
 
 // completeUpload verifies the upload against want and, only if it matches,
@@ -475,8 +549,12 @@ func (r *Registry) linkUpload(ctx context.Context, u *upload, want digest.Digest
 			return err
 		}
 	}
+	isNew := r.linkIsNew(ctx, layerLinkPath(u.name, want))
 	if err := r.writeLink(ctx, layerLinkPath(u.name, want), want); err != nil {
 		return fmt.Errorf("linking blob %s into %s: %w", want, u.name, err)
+	}
+	if isNew {
+		r.addUsage(ctx, u.name, u.size)
 	}
 	return nil
 }

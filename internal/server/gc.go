@@ -30,6 +30,7 @@ type gcParts struct {
 	db      *database.DB
 	member  *gc.Member
 	service *gc.Service
+	quotas  *gc.Quotas // nil without gc.quotas
 }
 
 // joinGC opens the collector's database and joins this process to the
@@ -47,17 +48,22 @@ func joinGC(ctx context.Context, dbs *database.Opener, log *slog.Logger) (*gcPar
 	return &gcParts{db: db, member: m}, nil
 }
 
-// registryOptions are the registry's options for collection: the barrier
-// and the pull observer (retention's keepDays).
-func (g *gcParts) registryOptions() []registry.Option {
-	return []registry.Option{
+// registryOptions are the registry's options for collection: the barrier,
+// the pull observer (retention's keepDays) and the quotas.
+func (g *gcParts) registryOptions(cfg config.Config, audits *audit.Log, log *slog.Logger, now func() time.Time) []registry.Option {
+	var opts []registry.Option
+	if len(cfg.GC.Quotas) > 0 {
+		g.quotas = gc.NewQuotas(g.db, cfg.GC.Quotas, audits, log.With("component", "gc"), now)
+		opts = append(opts, registry.WithQuota(g.quotas))
+	}
+	return append(opts,
 		registry.WithBarrier(g.member),
 		registry.WithPullObserver(func(ctx context.Context, repo string, d digest.Digest) {
 			if g.service != nil {
 				g.service.Pulled(ctx, repo, d)
 			}
 		}),
-	}
+	)
 }
 
 // manifestPushed records a tag's push for retention.
@@ -76,7 +82,7 @@ func (g *gcParts) start(cfg config.Config, log *slog.Logger, reg *registry.Regis
 	svc, err := gc.NewService(gc.Options{
 		Registry: reg, Member: g.member, Queue: gp.queue, JobQueue: gcQueue, Audit: audits, Metrics: m.NewGC(),
 		Log: log.With("component", "gc"), Now: now, Config: cfg.GC, UploadTimeout: time.Duration(cfg.Uploads.PurgeAfter),
-		Guards: gc.Guards{Pending: func(d digest.Digest) bool { return pending(verdicts, d) }},
+		Guards: gc.Guards{Pending: func(d digest.Digest) bool { return pending(verdicts, d) }}, Quotas: g.quotas,
 	})
 	if err != nil {
 		return fmt.Errorf("garbage collection: %w", err)

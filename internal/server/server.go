@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	undo = append(undo, func() { _ = gcp.close() })
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
-	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(),
+	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(cfg, audits, log, o.now),
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
 		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
