@@ -115,8 +115,8 @@ func denied(t *testing.T, what string, code int, body []byte, scope string, used
 	t.Helper()
 	var eb struct {
 		Errors []struct {
-			Code    string                `json:"code"`
-			Message string                `json:"message"`
+			Code    string              `json:"code"`
+			Message string              `json:"message"`
 			Detail  registry.QuotaError `json:"detail"`
 		} `json:"errors"`
 	}
