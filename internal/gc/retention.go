@@ -1,6 +1,7 @@
 package gc
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"slices"
@@ -92,6 +93,12 @@ type Guards struct {
 	// Running reports whether a running workload uses d (nil: no
 	// inventory).
 	Running func(d digest.Digest) bool
+	// RunningDigests, when set, lists the manifest digests running
+	// workloads use (the Kubernetes inventory: InventoryDigests). A run
+	// reads it once, at its start, and keeps those digests in live/ as
+	// Running does; a run that cannot read it fails rather than delete
+	// what may be running.
+	RunningDigests func(ctx context.Context) ([]digest.Digest, error)
 	// Pending reports whether d's verdict is pending.
 	Pending func(d digest.Digest) bool
 }

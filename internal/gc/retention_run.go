@@ -15,12 +15,12 @@ import (
 // deletes the tags the plan deletes, each only if it still points at the
 // manifest the plan decided on. It returns the report and, for a dry run,
 // the tags the collection should treat as deleted ("repo:tag").
-func (s *Service) retain(ctx context.Context, dryRun bool) (*RetentionReport, map[string]bool, error) {
+func (s *Service) retain(ctx context.Context, dryRun bool, g Guards) (*RetentionReport, map[string]bool, error) {
 	tags, err := s.retentionInputs(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	rep := Plan(s.o.Now(), s.policies, tags, s.o.Guards)
+	rep := Plan(s.o.Now(), s.policies, tags, g)
 	if dryRun {
 		ignore := map[string]bool{}
 		for _, d := range rep.Deleted {

@@ -242,15 +242,19 @@ func (s *Service) execute(ctx context.Context, r *Run) (err error) {
 	log.Info("garbage collection started", "retention", r.Retention, "attempt", r.Attempts+1)
 
 	rep := &Report{}
+	guards, err := s.guards(ctx)
+	if err != nil {
+		return s.fail(ctx, r, log, err)
+	}
 	var ignore map[string]bool
 	if r.Retention {
-		if rep.Retention, ignore, err = s.retain(ctx, r.DryRun); err != nil {
+		if rep.Retention, ignore, err = s.retain(ctx, r.DryRun, guards); err != nil {
 			return s.fail(ctx, r, log, fmt.Errorf("retention: %w", err))
 		}
 		log.Info("retention done", "deleted_tags", len(rep.Retention.Deleted), "protected_tags", len(rep.Retention.Protected))
 	}
 	o := registry.CollectOptions{DryRun: r.DryRun, Grace: time.Duration(s.o.Config.Grace), UploadTimeout: s.o.UploadTimeout,
-		Keep: s.keep(ctx), Progress: s.progress(ctx, r.ID, log)}
+		Keep: keep(ctx, guards), Progress: s.progress(ctx, r.ID, log)}
 	if cycle != nil {
 		o.Coordinator = cycle
 	}
@@ -351,11 +355,30 @@ func (s *Service) progress(ctx context.Context, id int64, log *slog.Logger) func
 	}
 }
 
+// guards are the run's never-delete rules: the configured ones, with
+// what runs read once from the inventory.
+func (s *Service) guards(ctx context.Context) (Guards, error) {
+	g := s.o.Guards
+	if g.RunningDigests == nil {
+		return g, nil
+	}
+	ds, err := g.RunningDigests(ctx)
+	if err != nil {
+		return g, fmt.Errorf("reading what runs (kept from collection): %w", err)
+	}
+	set := make(map[digest.Digest]bool, len(ds))
+	for _, d := range ds {
+		set[d] = true
+	}
+	prev := g.Running
+	g.Running = func(d digest.Digest) bool { return set[d] || (prev != nil && prev(d)) }
+	return g, nil
+}
+
 // keep is the collection's extra roots: what running workloads use in
 // live/. (A pending verdict keeps a tag from retention, not an image
 // someone untagged or deleted: that one is gone for clients already.)
-func (s *Service) keep(ctx context.Context) func(repo string, d digest.Digest) string {
-	g := s.o.Guards
+func keep(ctx context.Context, g Guards) func(repo string, d digest.Digest) string {
 	return func(repo string, d digest.Digest) string {
 		if ctx.Err() != nil {
 			return "cancelled" // keep everything once cancelled

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -31,6 +32,25 @@ type gcParts struct {
 	member  *gc.Member
 	service *gc.Service
 	quotas  *gc.Quotas // nil without gc.quotas
+	// inventory is the Kubernetes inventory once kube.watch opened it:
+	// collections keep what runs.
+	inventory atomic.Pointer[gc.Inventory]
+}
+
+// useInventory makes collections keep the live/ digests inv says run.
+func (g *gcParts) useInventory(inv gc.Inventory) {
+	if g != nil && inv != nil {
+		g.inventory.Store(&inv)
+	}
+}
+
+// running lists what the inventory says runs (nothing without one).
+func (g *gcParts) running(ctx context.Context) ([]digest.Digest, error) {
+	inv := g.inventory.Load()
+	if inv == nil {
+		return nil, nil
+	}
+	return gc.InventoryDigests(*inv)(ctx)
 }
 
 // joinGC opens the collector's database and joins this process to the
@@ -82,7 +102,7 @@ func (g *gcParts) start(cfg config.Config, log *slog.Logger, reg *registry.Regis
 	svc, err := gc.NewService(gc.Options{
 		Registry: reg, Member: g.member, Queue: gp.queue, JobQueue: gcQueue, Audit: audits, Metrics: m.NewGC(),
 		Log: log.With("component", "gc"), Now: now, Config: cfg.GC, UploadTimeout: time.Duration(cfg.Uploads.PurgeAfter),
-		Guards: gc.Guards{Pending: func(d digest.Digest) bool { return pending(verdicts, d) }}, Quotas: g.quotas,
+		Guards: gc.Guards{Pending: func(d digest.Digest) bool { return pending(verdicts, d) }, RunningDigests: g.running}, Quotas: g.quotas,
 	})
 	if err != nil {
 		return fmt.Errorf("garbage collection: %w", err)

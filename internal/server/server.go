@@ -173,6 +173,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if s.kube, err = openKube(ctx, cfg, dbs, log, reg, gp, wf, audits, m, o.now); err != nil {
 		return nil, err
 	}
+	if s.kube.inventory != nil {
+		gcp.useInventory(s.kube.inventory)
+	}
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
