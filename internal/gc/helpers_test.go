@@ -41,6 +41,12 @@ func newSetup(t testing.TB, tg dbtest.Target, opts ...registry.Option) *setup {
 // newSetupWith is newSetup with more registry options built on the
 // collector's database once it is migrated (quotas).
 func newSetupWith(t testing.TB, tg dbtest.Target, more func(db *database.DB) []registry.Option, opts ...registry.Option) *setup {
+	return newSetupOn(t, tg, nil, more, opts...)
+}
+
+// newSetupOn is newSetupWith on the storage storage returns (nil: the
+// filesystem driver in a temporary directory).
+func newSetupOn(t testing.TB, tg dbtest.Target, storage func(testing.TB) storagedriver.StorageDriver, more func(db *database.DB) []registry.Option, opts ...registry.Option) *setup {
 	t.Helper()
 	ctx := context.Background()
 	db := tg.Open(t, Component)
@@ -56,7 +62,10 @@ func newSetupWith(t testing.TB, tg dbtest.Target, more func(db *database.DB) []r
 	go func() { m.Run(rctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; _ = m.Close() })
 	root := t.TempDir()
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	var drv storagedriver.StorageDriver = filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	if storage != nil {
+		drv = storage(t)
+	}
 	reg, err := registry.New(ctx, drv, append([]registry.Option{registry.WithBarrier(m)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)

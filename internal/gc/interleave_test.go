@@ -15,8 +15,13 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/regstore"
+	"github.com/drydock-project/drydock/internal/s3test"
 )
 
 // modelImage is a manifest the model knows, with every digest it makes
@@ -40,6 +45,10 @@ type client struct {
 	repo string
 	rnd  *rand.Rand
 	tags map[string]*modelImage // the model: tag -> image
+	// live are the tags promoted into live/<repo> (by Registry.Copy, as
+	// the gatekeeper promotes): tag -> the image with the referrers it
+	// had when promoted (Copy brings them along).
+	live map[string]*modelImage
 	// pool are blobs published for mounting: digest -> content and
 	// repository (shared by all clients).
 	pool *blobPool
@@ -176,11 +185,19 @@ func (c *client) step() {
 	imgs := c.images()
 	var op string
 	switch n := c.rnd.IntN(100); {
-	case n < 35 || len(imgs) == 0:
+	case n < 30 || len(imgs) == 0:
 		op = "push"
 		if img, ok := c.pushImage(tag, nil); ok {
 			c.tags[tag] = img
 		}
+	case n < 35:
+		op = "promote"
+		img := imgs[c.rnd.IntN(len(imgs))]
+		if _, err := c.s.reg.Copy(context.Background(), c.repo, c.liveRepo(), img.digest, registry.CopyOptions{Tags: []string{tag}}); err != nil {
+			c.t.Errorf("client %d: promote %s: %v", c.id, img.digest, err)
+			return
+		}
+		c.live[tag] = promoted(img)
 	case n < 45:
 		op = "tag" // another tag for an image the client has
 		img := imgs[c.rnd.IntN(len(imgs))]
@@ -261,8 +278,30 @@ func (c *client) step() {
 	// Check one tag of the model: it resolves to its image, all of it.
 	if imgs := slices.Sorted(mapKeys(c.tags)); len(imgs) > 0 {
 		t := imgs[c.rnd.IntN(len(imgs))]
-		c.check(t, c.tags[t])
+		c.check(c.repo, t, c.tags[t])
 	}
+	if imgs := slices.Sorted(mapKeys(c.live)); len(imgs) > 0 {
+		t := imgs[c.rnd.IntN(len(imgs))]
+		c.check(c.liveRepo(), t, c.live[t])
+	}
+}
+
+// liveRepo is where the client's images are promoted.
+func (c *client) liveRepo() string { return "live/" + c.repo }
+
+// promoted is img as a promotion copies it: with its referrers and
+// children as they are now.
+func promoted(img *modelImage) *modelImage {
+	cp := *img
+	cp.referrers = nil
+	for _, r := range img.referrers {
+		cp.referrers = append(cp.referrers, promoted(r))
+	}
+	cp.children = nil
+	for _, ch := range img.children {
+		cp.children = append(cp.children, promoted(ch))
+	}
+	return &cp
 }
 
 func mustGet(c *client, d digest.Digest) []byte {
@@ -285,10 +324,10 @@ func reachable(img *modelImage) []digest.Digest {
 
 // check verifies that tag resolves to img and that everything img keeps
 // reads back with its digest.
-func (c *client) check(tag string, img *modelImage) {
-	code, h, _ := c.s.do("HEAD", "/v2/"+c.repo+"/manifests/"+tag, nil, "Accept: "+ocispec.MediaTypeImageManifest+","+ocispec.MediaTypeImageIndex)
+func (c *client) check(repo, tag string, img *modelImage) {
+	code, h, _ := c.s.do("HEAD", "/v2/"+repo+"/manifests/"+tag, nil, "Accept: "+ocispec.MediaTypeImageManifest+","+ocispec.MediaTypeImageIndex)
 	if code != http.StatusOK || h.Get("Docker-Content-Digest") != img.digest.String() {
-		c.t.Errorf("client %d: dangling or moved tag %s: %d %s, want %s", c.id, tag, code, h.Get("Docker-Content-Digest"), img.digest)
+		c.t.Errorf("client %d: dangling or moved tag %s:%s: %d %s, want %s", c.id, repo, tag, code, h.Get("Docker-Content-Digest"), img.digest)
 		return
 	}
 	manifests := map[digest.Digest]bool{}
@@ -308,10 +347,10 @@ func (c *client) check(tag string, img *modelImage) {
 		if manifests[d] {
 			kind = "manifests"
 		}
-		code, _, body := c.s.do("GET", "/v2/"+c.repo+"/"+kind+"/"+d.String(), nil,
+		code, _, body := c.s.do("GET", "/v2/"+repo+"/"+kind+"/"+d.String(), nil,
 			"Accept: "+ocispec.MediaTypeImageManifest+","+ocispec.MediaTypeImageIndex)
 		if code != http.StatusOK || digest.FromBytes(body) != d {
-			c.t.Errorf("client %d: LOST %s %s reachable from %s: %d", c.id, kind, d, tag, code)
+			c.t.Errorf("client %d: LOST %s %s reachable from %s:%s: %d", c.id, kind, d, repo, tag, code)
 		}
 	}
 }
@@ -323,8 +362,12 @@ func (c *client) check(tag string, img *modelImage) {
 // reads (0 lost blobs, 0 dangling tags), and after a final collection the
 // storage holds exactly the reachable content.
 func TestInterleaving(t *testing.T) {
-	const clients, opsPerClient = 8, 260 // 2,080 client operations
-	s := newSetup(t, dbtest.SQLite(t))
+	interleave(t, newSetup(t, dbtest.SQLite(t)), 8, 260) // 2,080 client operations
+}
+
+// interleave runs the interleaving test with clients clients of
+// opsPerClient operations each against s.
+func interleave(t *testing.T, s *setup, clients, opsPerClient int) {
 	pool := &blobPool{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -362,7 +405,7 @@ func TestInterleaving(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range cs {
 		cs[i] = &client{t: t, s: s, id: i, repo: fmt.Sprintf("team%d/app", i), rnd: rand.New(rand.NewPCG(uint64(i), 42)),
-			tags: map[string]*modelImage{}, pool: pool, ops: map[string]int{}}
+			tags: map[string]*modelImage{}, live: map[string]*modelImage{}, pool: pool, ops: map[string]int{}}
 		wg.Go(func() {
 			for range opsPerClient {
 				cs[i].step()
@@ -396,21 +439,23 @@ func TestInterleaving(t *testing.T) {
 	s.collect(registry.CollectOptions{})
 	want := map[digest.Digest]bool{}
 	for _, c := range cs {
-		var listed struct {
-			Tags []string `json:"tags"`
-		}
-		code, _, body := s.do("GET", "/v2/"+c.repo+"/tags/list", nil)
-		if code == http.StatusOK {
-			_ = json.Unmarshal(body, &listed)
-		}
-		slices.Sort(listed.Tags)
-		if model := slices.Sorted(mapKeys(c.tags)); !slices.Equal(listed.Tags, model) {
-			t.Errorf("client %d: tags %v, model %v", c.id, listed.Tags, model)
-		}
-		for tag, img := range c.tags {
-			c.check(tag, img)
-			for _, d := range reachable(img) {
-				want[d] = true
+		for repo, tags := range map[string]map[string]*modelImage{c.repo: c.tags, c.liveRepo(): c.live} {
+			var listed struct {
+				Tags []string `json:"tags"`
+			}
+			code, _, body := s.do("GET", "/v2/"+repo+"/tags/list", nil)
+			if code == http.StatusOK {
+				_ = json.Unmarshal(body, &listed)
+			}
+			slices.Sort(listed.Tags)
+			if model := slices.Sorted(mapKeys(tags)); !slices.Equal(listed.Tags, model) {
+				t.Errorf("client %d: %s tags %v, model %v", c.id, repo, listed.Tags, model)
+			}
+			for tag, img := range tags {
+				c.check(repo, tag, img)
+				for _, d := range reachable(img) {
+					want[d] = true
+				}
 			}
 		}
 	}
@@ -430,4 +475,30 @@ func TestInterleaving(t *testing.T) {
 		t.Errorf("after the final collection: %d unreachable blobs stored, %d reachable missing (of %d)", len(extra), len(missing), len(want))
 	}
 	t.Logf("%d reachable blobs stored; %d client operations in %s", len(want), clients*opsPerClient, time.Since(start).Round(time.Millisecond))
+	if total["promote"] == 0 {
+		t.Error("no promotion among the operations")
+	}
+}
+
+// TestInterleavingPostgresS3: the interleaving test on the replicas'
+// storage: the collector's state and the registry's index on a real
+// PostgreSQL, blobs on a real S3 server (fewer operations, for CI time).
+func TestInterleavingPostgresS3(t *testing.T) {
+	tg := dbtest.Postgres(t)
+	srv := s3test.Shared(t)
+	cfg := config.Default()
+	cfg.Database = tg.Config
+	cfg.Storage = config.Storage{Driver: "s3aws", Parameters: srv.Parameters(srv.NewBucket(t))}
+	s := newSetupOn(t, tg, func(t testing.TB) storagedriver.StorageDriver {
+		st, err := regstore.Open(t.Context(), cfg, tg.Opener(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		if st.Index == nil {
+			t.Fatal("the registry index is not in PostgreSQL")
+		}
+		return st.Driver
+	}, nil)
+	interleave(t, s, 4, 75) // 300 client operations
 }
