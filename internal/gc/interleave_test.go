@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,7 +194,19 @@ func (c *client) step() {
 	case n < 35:
 		op = "promote"
 		img := imgs[c.rnd.IntN(len(imgs))]
-		if _, err := c.s.reg.Copy(context.Background(), c.repo, c.liveRepo(), img.digest, registry.CopyOptions{Tags: []string{tag}}); err != nil {
+		// A promotion links the blobs, then stores the manifest: with no
+		// grace at all, a collection between the two may delete the new
+		// links (unreferenced then), and the manifest is refused, as a
+		// push's is. Nothing is lost: the promotion is repeated.
+		var err error
+		for range 5 {
+			if _, err = c.s.reg.Copy(context.Background(), c.repo, c.liveRepo(), img.digest, registry.CopyOptions{Tags: []string{tag}}); err == nil ||
+				!strings.Contains(err.Error(), "MANIFEST_BLOB_UNKNOWN") {
+				break
+			}
+			c.retries++
+		}
+		if err != nil {
 			c.t.Errorf("client %d: promote %s: %v", c.id, img.digest, err)
 			return
 		}
