@@ -79,6 +79,10 @@ CREATE TABLE kube_containers (
 	FOREIGN KEY (cluster, namespace, pod) REFERENCES kube_pods (cluster, namespace, name) ON DELETE CASCADE
 );
 CREATE INDEX kube_containers_digest ON kube_containers (digest);`,
+}, {
+	Version: 2, Name: "the vulnerability IDs of the stored scans of running digests",
+	SQLite:   scanIndexSchema(`TEXT`),
+	Postgres: scanIndexSchema(`TEXT COLLATE "C"`),
 }}
 
 // SQLInventory is the InventoryStore on a database opened by
@@ -179,9 +183,14 @@ func (s *SQLInventory) update(ctx context.Context, cluster string, fn func(tx *d
 	return nil
 }
 
-// insertBatch is how many rows one INSERT writes (11 parameters a
-// container row: well under both engines' parameter limits).
-const insertBatch = 200
+// insertBatch is how many rows one DELETE names; insertParams bounds the
+// parameters of one INSERT (well under both engines' limits: SQLite's
+// 32,766, PostgreSQL's 65,535), so that a statement writes 700 to 1,000
+// rows.
+const (
+	insertBatch  = 200
+	insertParams = 8000
+)
 
 // insertPods writes pods and their containers, many rows an INSERT (a
 // resync of 10,000 pods is a few hundred statements, not 30,000 round
@@ -211,7 +220,7 @@ func insertPods(ctx context.Context, tx *database.Tx, pods []PodRecord) error {
 
 func insertRows(ctx context.Context, tx *database.Tx, head string, rows [][]any) error {
 	for len(rows) > 0 {
-		n := min(len(rows), insertBatch)
+		n := min(len(rows), insertParams/len(rows[0]))
 		var b strings.Builder
 		b.WriteString(head)
 		args := make([]any, 0, n*len(rows[0]))
