@@ -241,10 +241,11 @@ func insertRows(ctx context.Context, tx *database.Tx, head string, rows [][]any)
 
 // Pods implements InventoryStore.
 func (s *SQLInventory) Pods(ctx context.Context, f PodFilter) ([]PodRecord, error) {
-	q := `SELECT p.cluster, p.namespace, p.name, p.uid, p.node, p.phase, p.workload_kind, p.workload_name, p.observed_at,
-		c.kind, c.name, c.image, c.host, c.repository, c.digest, c.digest_from
-		FROM kube_pods p LEFT JOIN kube_containers c ON c.cluster = p.cluster AND c.namespace = p.namespace AND c.pod = p.name
+	const cols = `SELECT p.cluster, p.namespace, p.name, p.uid, p.node, p.phase, p.workload_kind, p.workload_name, p.observed_at,
+		c.kind, c.name, c.image, c.host, c.repository, c.digest, c.digest_from`
+	const join = ` LEFT JOIN kube_containers c ON c.cluster = p.cluster AND c.namespace = p.namespace AND c.pod = p.name
 		WHERE (? = '' OR p.cluster = ?) AND (? = '' OR p.namespace = ?)`
+	q := cols + ` FROM kube_pods p` + join
 	args := []any{f.Cluster, f.Cluster, f.Namespace, f.Namespace}
 	if f.Digests != nil {
 		list, err := json.Marshal(f.Digests)
@@ -252,13 +253,17 @@ func (s *SQLInventory) Pods(ctx context.Context, f PodFilter) ([]PodRecord, erro
 			return nil, err
 		}
 		// The digests travel as one JSON array, whatever their number.
+		// The pods are found from the containers' digest index first,
+		// then read: the plan does not depend on the engine's statistics
+		// (PostgreSQL, once it had analysed 10,000 pods, chose to probe
+		// every pod, 30 times slower).
 		each := `SELECT value FROM json_each(?)`
 		if s.db.Driver() == database.Postgres {
 			each = `SELECT json_array_elements_text(CAST(? AS json))`
 		}
-		q += ` AND EXISTS (SELECT 1 FROM kube_containers d WHERE d.cluster = p.cluster AND d.namespace = p.namespace AND d.pod = p.name
-			AND d.digest IN (` + each + `))`
-		args = append(args, string(list))
+		q = `WITH m AS (SELECT DISTINCT d.cluster, d.namespace, d.pod FROM kube_containers d WHERE d.digest IN (` + each + `)) ` +
+			cols + ` FROM m JOIN kube_pods p ON p.cluster = m.cluster AND p.namespace = m.namespace AND p.name = m.pod` + join
+		args = append([]any{string(list)}, args...)
 	}
 	q += ` ORDER BY p.cluster, p.namespace, p.name, c.seq`
 	rows, err := s.db.QueryContext(ctx, q, args...)
