@@ -13,6 +13,11 @@
 # MB, layer <= 12 MB; Copa + BuildKit took 16.7 s warm in an earlier run
 # on this machine (Copa cannot run here: no BuildKit).
 #
+# With PROFILE=DIR, the last warm run also writes a Go CPU profile of the
+# drydock process (the hidden --cpuprofile flag) to DIR/warm.prof, whose
+# top entries are printed (the sandbox's processes and the image's
+# maintainer scripts are not in it: see "perf record" for those).
+#
 # With BIG=1, also the peak RSS of patching that image plus a 1 GiB layer
 # (TestPatchLargeLayerMemory, about 3 GB of temporary disk).
 #
@@ -39,10 +44,11 @@ pcache=$tmp/patch-cache
 # the base layers are there already), its JSON summary to OUT, GNU time's
 # report to OUT.time.
 measure() {
-  local out=$1
+  local out=$1 extra=()
+  [ -n "${2:-}" ] && extra=(--cpuprofile "$2")
   rm -rf "$tmp/layout" && cp -a "$src" "$tmp/layout"
   if ! /usr/bin/time -v -o "$out.time" "$tmp/drydock" patch "oci:$tmp/layout:bookworm-nginx" --update-all \
-      --cache "$pcache" -t bench --format json >"$out" 2>"$tmp/stderr"; then
+      --cache "$pcache" -t bench --format json "${extra[@]}" >"$out" 2>"$tmp/stderr"; then
     cat "$tmp/stderr" "$out.time" >&2; return 1
   fi
 }
@@ -85,7 +91,9 @@ measure "$tmp/cold.json"
 row "$tmp/cold.json" >"$tmp/cold.jsonl"
 : >"$tmp/warm.jsonl"
 for i in $(seq "$runs"); do
-  measure "$tmp/run.json"
+  prof=
+  if [ -n "${PROFILE:-}" ] && [ "$i" = "$runs" ]; then mkdir -p "$PROFILE"; prof=$PROFILE/warm.prof; fi
+  measure "$tmp/run.json" "$prof"
   row "$tmp/run.json" >>"$tmp/warm.jsonl"
 done
 table "cold: empty cache, drydock patch --update-all" 5 "$tmp/cold.jsonl"
@@ -93,6 +101,13 @@ table "warm: $runs runs, median" 2.5 "$tmp/warm.jsonl"
 digests=$(cat "$tmp/cold.jsonl" "$tmp/warm.jsonl" | jq -r .digest | sort -u)
 echo
 echo "  digest: $digests ($(echo "$digests" | wc -l) distinct over $((runs + 1)) runs)"
+
+if [ -n "${PROFILE:-}" ]; then
+  cp "$tmp/drydock" "$PROFILE/drydock"
+  echo
+  echo "== CPU profile of the last warm run (drydock's own process): $PROFILE/warm.prof"
+  go tool pprof -top -cum -nodecount=25 "$PROFILE/drydock" "$PROFILE/warm.prof" 2>/dev/null | sed -n '4,40p'
+fi
 
 if [ "${BIG:-}" = 1 ]; then
   echo

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -30,6 +31,7 @@ type patchFlags struct {
 	sandbox                                      string
 	onServer                                     bool
 	cacheLimits                                  string
+	cpuProfile                                   string
 }
 
 func newPatchCmd(g *globals) *cobra.Command {
@@ -149,6 +151,8 @@ without scripts.`,
 	fl.StringVar(&f.distroInfo, "distro-info", "/usr/share/distro-info", "directory with distro-info-data's debian.csv and ubuntu.csv, used when there is no database")
 	fl.StringVar(&f.cacheDir, "cache", "", "package, index and image cache (default: $DRYDOCK_CACHE/patch)")
 	fl.StringVar(&f.cacheLimits, "cache-limits", "", "bound the caches (least recently used go first): trees=SIZE,images=SIZE,packages=SIZE, e.g. trees=2GiB,packages=8GiB")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the patch to this file (for bench/patch.sh)")
+	_ = fl.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -156,6 +160,13 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 	log, err := g.logger()
 	if err != nil {
 		return err
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	req := patch.Request{Image: f.image, Output: f.output, Tag: f.tag, Platform: f.platform,
 		DryRun: f.dryRun, Force: f.force, AllowEOL: f.allowEOL, Sandbox: patch.SandboxMode(f.sandbox),
@@ -377,4 +388,18 @@ func parseCacheLimits(s string) (patch.CacheLimits, error) {
 		}
 	}
 	return l, nil
+}
+
+// startCPUProfile profiles this process's CPU use into file until the
+// returned function is called (the hidden --cpuprofile flag).
+func startCPUProfile(file string) (func(), error) {
+	out, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // The parsed-index encoding: every string of every package in one blob,
@@ -25,25 +26,36 @@ func indexStrings(p *IndexPackage) []*string {
 // encodeIndex encodes a parsed index (Suite and URI are not stored: they
 // belong to the source, not the content).
 func encodeIndex(list []IndexPackage) []byte {
-	var blob []byte
-	type ref struct{ off, n int }
-	refs := make([]ref, 0, len(list)*13)
+	// Sized exactly up front, and written in one pass: the index of a
+	// main suite is tens of MB, and growing buffers of that size by
+	// appending (with a table of offsets on the side) was what made a
+	// cold run's memory peak.
+	var tmp [binary.MaxVarintLen64]byte
+	uvarintLen := func(x uint64) int { return len(binary.AppendUvarint(tmp[:0], x)) }
+	varintLen := func(x int64) int { return len(binary.AppendVarint(tmp[:0], x)) }
+	blobLen, tableLen := 0, 0
 	for i := range list {
 		for _, f := range indexStrings(&list[i]) {
-			refs = append(refs, ref{len(blob), len(*f)})
-			blob = append(blob, *f...)
+			tableLen += uvarintLen(uint64(blobLen)) + uvarintLen(uint64(len(*f)))
+			blobLen += len(*f)
 		}
+		tableLen += varintLen(list[i].Size) + varintLen(list[i].InstalledSize)
 	}
-	out := append([]byte(indexMagic), binary.AppendUvarint(nil, uint64(len(list)))...)
-	out = binary.AppendUvarint(out, uint64(len(blob)))
-	out = append(out, blob...)
+	head := append([]byte(indexMagic), binary.AppendUvarint(nil, uint64(len(list)))...)
+	head = binary.AppendUvarint(head, uint64(blobLen))
+	out := make([]byte, len(head)+blobLen+tableLen)
+	copy(out, head)
+	blob := out[len(head) : len(head)+blobLen]
+	table := out[len(head)+blobLen : len(head)+blobLen : len(out)]
+	off := 0
 	for i := range list {
-		for _, r := range refs[i*13 : i*13+13] {
-			out = binary.AppendUvarint(out, uint64(r.off))
-			out = binary.AppendUvarint(out, uint64(r.n))
+		for _, f := range indexStrings(&list[i]) {
+			table = binary.AppendUvarint(table, uint64(off))
+			table = binary.AppendUvarint(table, uint64(len(*f)))
+			off += copy(blob[off:], *f)
 		}
-		out = binary.AppendVarint(out, list[i].Size)
-		out = binary.AppendVarint(out, list[i].InstalledSize)
+		table = binary.AppendVarint(table, list[i].Size)
+		table = binary.AppendVarint(table, list[i].InstalledSize)
 	}
 	return out
 }
@@ -51,6 +63,8 @@ func encodeIndex(list []IndexPackage) []byte {
 var errIndexCodec = errors.New("parsed index: malformed")
 
 // decodeIndex decodes what encodeIndex wrote; every offset is checked.
+// The strings it returns share data's memory (no copy of a blob of tens
+// of MB on every run): data must not change afterwards.
 func decodeIndex(data []byte) ([]IndexPackage, error) {
 	if len(data) < len(indexMagic) || string(data[:len(indexMagic)]) != indexMagic {
 		return nil, fmt.Errorf("%w: bad magic", errIndexCodec)
@@ -72,7 +86,10 @@ func decodeIndex(data []byte) ([]IndexPackage, error) {
 	if err != nil || blobLen > uint64(len(d)) {
 		return nil, fmt.Errorf("%w: blob", errIndexCodec)
 	}
-	blob := string(d[:blobLen])
+	var blob string
+	if blobLen > 0 {
+		blob = unsafe.String(&d[0], int(blobLen))
+	}
 	d = d[blobLen:]
 	list := make([]IndexPackage, count)
 	for i := range list {
