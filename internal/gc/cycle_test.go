@@ -3,9 +3,7 @@ package gc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -289,69 +287,4 @@ func TestIdleWritesCostNoMark(t *testing.T) {
 	if n := keys(); n != 2 {
 		t.Fatalf("a Protect during a cycle marked %d keys, want 2", n)
 	}
-}
-
-// TestConcurrentMarksBatched: many writes protecting at once (their marks
-// grouped into shared transactions) each get exactly their keys marked,
-// and one write waiting on a claimed key holds none of the others up.
-func TestConcurrentMarksBatched(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, newTarget func(t testing.TB) dbtest.Target) {
-		ctx := context.Background()
-		m := joinRunning(t, newTarget(t))
-		c := armed(t, m)
-		if got, err := c.Claim(ctx, []string{"blob/claimed"}); err != nil || len(got) != 1 {
-			t.Fatalf("claim: %v %v", got, err)
-		}
-		blocked := make(chan error, 1)
-		go func() {
-			g, err := m.Enter(ctx)
-			if err != nil {
-				blocked <- err
-				return
-			}
-			defer g.Done()
-			blocked <- g.Protect(ctx, "blob/mine", "blob/claimed")
-		}()
-		const writers = 40
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		var keys []string
-		for i := range writers {
-			ks := []string{fmt.Sprintf("blob/w%d", i), fmt.Sprintf("layer/r%d@w%d", i%3, i)}
-			keys = append(keys, ks...)
-			wg.Go(func() {
-				g, err := m.Enter(ctx)
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer g.Done()
-				errs <- g.Protect(ctx, ks...)
-			})
-		}
-		wg.Wait() // would hang if the blocked write held the batch
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		select {
-		case err := <-blocked:
-			t.Fatalf("a write protecting a claimed key returned (%v) before the release", err)
-		default:
-		}
-		if got, err := c.Claim(ctx, append(keys, "blob/unmarked")); err != nil || len(got) != 1 || got[0] != "blob/unmarked" {
-			t.Fatalf("claim after the writes: %v %v; want only blob/unmarked claimable", got, err)
-		}
-		if err := c.Release(ctx, []string{"blob/claimed"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-blocked; err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := c.Claim(ctx, []string{"blob/mine", "blob/claimed"}); len(got) != 0 {
-			t.Fatalf("keys of the released write not marked: %v claimable", got)
-		}
-	})
 }

@@ -47,9 +47,6 @@ type Member struct {
 	active bool  // writes mark
 	epoch  int64 // the epoch of the mode
 	gen    *generation
-
-	// batch groups the marks of concurrent writes into one transaction.
-	batch markBatcher
 }
 
 // generation counts the writes that entered in one mode.
@@ -353,9 +350,40 @@ func (m *Member) mark(ctx context.Context, keys []string) error {
 	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
 	wait := 2 * time.Millisecond
 	for start := time.Now(); ; {
-		pending, err := m.markOnce(ctx, keys)
-		if err != nil {
-			return fmt.Errorf("marking: %w", err)
+		var pending []string
+		for i := 0; i < len(keys); i += keyBatch {
+			batch := keys[i:min(i+keyBatch, len(keys))]
+			var unmarked []string
+			err := m.db.Update(ctx, func(tx *database.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'mark')")+
+					` ON CONFLICT (key) DO NOTHING`, anys(batch)...); err != nil {
+					return err
+				}
+				rows, err := tx.QueryContext(ctx, `SELECT key FROM gc_keys WHERE state = 'mark' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				marked := map[string]bool{}
+				for rows.Next() {
+					var k string
+					if err := rows.Scan(&k); err != nil {
+						return err
+					}
+					marked[k] = true
+				}
+				unmarked = unmarked[:0:0]
+				for _, k := range batch {
+					if !marked[k] {
+						unmarked = append(unmarked, k)
+					}
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				return fmt.Errorf("marking: %w", err)
+			}
+			pending = append(pending, unmarked...)
 		}
 		if len(pending) == 0 {
 			return nil
@@ -376,111 +404,6 @@ func (m *Member) mark(ctx context.Context, keys []string) error {
 				return err
 			}
 			start = time.Now()
-		}
-	}
-}
-
-// markBatcher groups the marks of concurrent writes: one of them (the
-// leader) marks, in one transaction, what every write waiting meanwhile
-// asked for, so that concurrent pushes queue once on the database's
-// writer, not once each. No write waits for a batch to fill: a leader
-// takes what is queued when it starts, and hands the next batch to the
-// first write queued meanwhile.
-type markBatcher struct {
-	mu      sync.Mutex
-	pending []*markReq
-	running bool
-}
-
-type markReq struct {
-	keys     []string
-	unmarked []string
-	err      error
-	lead     bool          // set before wake: this write marks the next batch
-	wake     chan struct{} // closed when done, or when it leads
-}
-
-// markOnce marks keys (sorted, distinct) in one round, possibly with other
-// writes' keys, and returns those claimed (not marked).
-func (m *Member) markOnce(ctx context.Context, keys []string) ([]string, error) {
-	r := &markReq{keys: keys, wake: make(chan struct{})}
-	b := &m.batch
-	b.mu.Lock()
-	b.pending = append(b.pending, r)
-	if b.running {
-		b.mu.Unlock()
-		// Not abandoned on ctx: this write may be handed the next batch.
-		// A round is one short transaction.
-		<-r.wake
-		if !r.lead {
-			return r.unmarked, r.err
-		}
-		b.mu.Lock()
-	}
-	b.running = true
-	batch := b.pending
-	b.pending = nil
-	b.mu.Unlock()
-
-	m.markBatch(context.WithoutCancel(ctx), batch)
-
-	b.mu.Lock()
-	if len(b.pending) > 0 {
-		next := b.pending[0]
-		next.lead = true
-		close(next.wake)
-	} else {
-		b.running = false
-	}
-	b.mu.Unlock()
-	return r.unmarked, r.err
-}
-
-// markBatch marks the keys of every request and tells each which of its
-// keys are claimed.
-func (m *Member) markBatch(ctx context.Context, batch []*markReq) {
-	var all []string
-	for _, r := range batch {
-		all = append(all, r.keys...)
-	}
-	all = slices.Compact(slices.Sorted(slices.Values(all)))
-	marked := map[string]bool{}
-	var err error
-	for i := 0; i < len(all) && err == nil; i += keyBatch {
-		part := all[i:min(i+keyBatch, len(all))]
-		err = m.db.Update(ctx, func(tx *database.Tx) error {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(part), "(?, 'mark')")+
-				` ON CONFLICT (key) DO NOTHING`, anys(part)...); err != nil {
-				return err
-			}
-			rows, err := tx.QueryContext(ctx, `SELECT key FROM gc_keys WHERE state = 'mark' AND key IN (`+values(len(part), "?")+`)`, anys(part)...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var k string
-				if err := rows.Scan(&k); err != nil {
-					return err
-				}
-				marked[k] = true
-			}
-			return rows.Err()
-		})
-	}
-	for _, r := range batch {
-		r.err = err
-		if err == nil {
-			for _, k := range r.keys {
-				if !marked[k] {
-					r.unmarked = append(r.unmarked, k)
-				}
-			}
-		}
-	}
-	for _, r := range batch {
-		if !r.lead {
-			close(r.wake)
 		}
 	}
 }
