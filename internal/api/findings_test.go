@@ -102,9 +102,9 @@ func TestFindingsRoute(t *testing.T) {
 		t.Errorf("counts %+v fixable %+v unique %d", all.Counts, all.Fixable, all.UniqueCVEs)
 	}
 	for path, want := range map[string]int{
-		"/api/v1/findings":                           400,
-		"/api/v1/findings?digest=sha256:nothex":      400,
-		"/api/v1/findings?digest=" + testDigest[:70]: 400,
+		"/api/v1/findings":                                          400,
+		"/api/v1/findings?digest=sha256:nothex":                     400,
+		"/api/v1/findings?digest=" + testDigest[:70]:                400,
 		"/api/v1/findings?digest=sha256:" + strings.Repeat("0", 64): 404,
 	} {
 		if code, body := get(t, h, path); code != want || (want == 400 && !strings.Contains(string(body), "digest:")) {
