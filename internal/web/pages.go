@@ -303,10 +303,11 @@ func (u *UI) createException(w http.ResponseWriter, r *http.Request) {
 	}
 	var ch gatekeeper.ExceptionChange
 	if err := u.call(r, http.MethodPost, "/api/v1/exceptions", nil, req, &ch); err != nil {
-		back(w, r, from, "problem", "The exception was not created: "+apiMessage(err))
+		back(w, r, from, "problem", "The exception ("+strings.TrimSpace(req.CVE+" "+req.Package)+") was not created: "+apiMessage(err))
 		return
 	}
-	back(w, r, from, "notice", "Exception "+strconv.FormatInt(ch.Exception.ID, 10)+" created; "+strconv.Itoa(len(ch.Verdicts))+" verdict(s) decided again.")
+	covers := strings.TrimSpace(req.CVE + " " + req.Package)
+	back(w, r, from, "notice", "Exception "+strconv.FormatInt(ch.Exception.ID, 10)+" ("+covers+") created; "+strconv.Itoa(len(ch.Verdicts))+" verdict(s) decided again.")
 }
 
 func (u *UI) revokeException(w http.ResponseWriter, r *http.Request) {
