@@ -358,4 +358,3 @@ func startServe(t *testing.T, bin, data, cfg string) *serve {
 		}
 	}
 }
-
