@@ -198,8 +198,10 @@ func (a *Authenticator) Login(r *http.Request, user, pass string) (Principal, er
 	if err != nil {
 		var th *ThrottledError
 		switch {
-		case errors.As(err, &th) && a.OnThrottled != nil:
-			a.OnThrottled(r, user, &th.Wait)
+		case errors.As(err, &th):
+			if a.OnThrottled != nil {
+				a.OnThrottled(r, user, &th.Wait)
+			}
 		case isAuthFailure(err) && a.OnFailure != nil:
 			a.OnFailure(r, user, failureMessage(r, err))
 		}

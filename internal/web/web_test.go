@@ -70,6 +70,7 @@ type harness struct {
 	srv   *httptest.Server
 	store *auth.Store
 	clock *clock
+	authn *auth.Authenticator
 }
 
 type clock struct {
@@ -109,13 +110,18 @@ func newHarness(t *testing.T) *harness {
 	}
 	apiH := api.Handler(api.Options{Gate: fakeGate{}, Scans: fakeScans{}, Audit: fakeAudit{}, Authorize: authz,
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }})
-	ui, err := New(Options{Auth: &auth.Authenticator{Store: st}, API: apiH})
+	th, err := auth.NewMemoryThrottle(auth.ThrottleLimit{Failures: 3, Per: time.Hour}, auth.ThrottleLimit{Failures: 100, Per: time.Second}, ck.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := &auth.Authenticator{Store: st, Throttle: th}
+	ui, err := New(Options{Auth: authn, API: apiH})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(ui)
 	t.Cleanup(srv.Close)
-	return &harness{srv: srv, store: st, clock: ck}
+	return &harness{srv: srv, store: st, clock: ck, authn: authn}
 }
 
 // client is a browser without JavaScript: it keeps cookies by hand (the
@@ -317,5 +323,39 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 		if got := safeNext(next); got != Prefix {
 			t.Errorf("safeNext(%q) = %q", next, got)
 		}
+	}
+}
+
+// TestLoginThrottledAndAudited: the sign-in form is throttled and
+// reported as every login is, and takes no API token.
+func TestLoginThrottledAndAudited(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var refused []string
+	h.authn.OnFailure = func(_ *http.Request, name, reason string) {
+		mu.Lock()
+		refused = append(refused, name)
+		mu.Unlock()
+	}
+	c := h.client(t)
+	if resp := c.login("reader", auth.TokenPrefix+"abc"); resp.StatusCode != 401 {
+		t.Errorf("an API token as password: %d", resp.StatusCode)
+	}
+	for i := 0; i < 3; i++ {
+		if resp := c.login("reader", "wrong-password"); resp.StatusCode != 401 {
+			t.Fatalf("wrong password %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp := c.login("reader", "reader-password")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the right password past the limit: %d, Retry-After %q; want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if _, ok := c.cookies[sessionCookie]; ok {
+		t.Error("a throttled sign-in opened a session")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(refused) != 3 {
+		t.Errorf("refused sign-ins reported: %v, want the 3 wrong passwords", refused)
 	}
 }
