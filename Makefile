@@ -22,9 +22,10 @@ GREMLINS_VERSION := v0.6.0
 # oracle, debian-archive-keyring verifies the distroless images' indexes;
 # postgresql is the real server the stores' conformance suites and the
 # replica tests run against (internal/database/pgtest starts it);
-# uidmap (newuidmap, newgidmap) maps subordinate ids into the rootless patch sandbox.
+# uidmap (newuidmap, newgidmap) maps subordinate ids into the rootless patch sandbox;
+# softhsm2 is the PKCS#11 token the HSM signing tests keep their keys on.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
-	bzip2 openssl debian-archive-keyring postgresql uidmap
+	bzip2 openssl debian-archive-keyring postgresql uidmap softhsm2
 
 .PHONY: all build run test deps testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube clean-cache mutate s3server signtools
 

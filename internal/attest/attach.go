@@ -337,7 +337,7 @@ func notarySign(k *Key, subject ocispec.Descriptor, metadata map[string]string, 
 	if err != nil {
 		return nil, err
 	}
-	signer, err := signature.NewLocalSigner(k.chain, k.signer)
+	signer, err := newNotarySigner(k)
 	if err != nil {
 		return nil, err
 	}
