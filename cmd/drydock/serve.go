@@ -125,6 +125,7 @@ A config file (every field optional):
       mode: enforce                   # or audit: admit with warnings
       verdicts: true                  # the digest's verdict must pass now
       verdictCacheTTL: 500ms          # a verdict reused this long at most (0 = never)
+      requirePromotion: false         # also require drydock's signed promotion attestation
       mutate: false                   # install-webhook adds the tag-pinning webhook
       failurePolicy: Fail             # or Ignore, when drydock cannot answer
       timeoutSeconds: 5

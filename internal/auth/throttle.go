@@ -20,13 +20,9 @@ import (
 // after a handful of wrong passwords, and a burst of parallel guesses
 // cannot all pass before the first one fails.
 //
-// MemoryThrottle keeps the counts in the process: replicas behind one
-// load balancer each count their own, so N replicas let N times the rate
-// through. The project's rule puts state that must hold across replicas
-// in the database; no database-backed Throttle exists yet (one would
-// implement this interface, and the server would choose it when
-// database.driver is postgres). Until then README.md says each replica
-// counts its own.
+// MemoryThrottle keeps the counts in the process, for one server; SQLThrottle
+// keeps them in the database, so that replicas behind one load balancer
+// share them (the server chooses it when database.driver is postgres).
 type Throttle interface {
 	// Attempt reserves one attempt of every key, or, when one of them
 	// has failed too often, reserves nothing and returns the wait.
@@ -121,25 +117,39 @@ func NewMemoryThrottle(user, addr ThrottleLimit, now func() time.Time) (*MemoryT
 	return &MemoryThrottle{user: user, addr: addr, now: now, max: maxThrottleKeys, buckets: map[string]*bucket{}}, nil
 }
 
-func (t *MemoryThrottle) limit(key string) ThrottleLimit {
-	if strings.HasPrefix(key, "user:") {
-		return t.user
-	}
-	return t.addr
-}
+func (t *MemoryThrottle) limit(key string) ThrottleLimit { return throttleLimit(t.user, t.addr, key) }
 
 // refill brings b up to now; full reports whether it holds every attempt.
 func (t *MemoryThrottle) refill(key string, b *bucket, now time.Time) (full bool) {
-	l := t.limit(key)
-	if d := now.Sub(b.at); d > 0 {
-		b.tokens += d.Seconds() * float64(l.Failures) / l.Per.Seconds()
-	}
+	b.tokens, full = t.limit(key).refill(b.tokens, b.at, now)
 	b.at = now
-	if b.tokens >= float64(l.Failures) {
-		b.tokens = float64(l.Failures)
-		return true
+	return full
+}
+
+// refill is the bucket of tokens attempts left at time at, brought up to
+// now; full reports whether it holds every attempt again.
+func (l ThrottleLimit) refill(tokens float64, at, now time.Time) (_ float64, full bool) {
+	if d := now.Sub(at); d > 0 {
+		tokens += d.Seconds() * float64(l.Failures) / l.Per.Seconds()
 	}
-	return false
+	if tokens >= float64(l.Failures) {
+		return float64(l.Failures), true
+	}
+	return tokens, false
+}
+
+// wait is how long a bucket of tokens attempts left must wait for one.
+func (l ThrottleLimit) wait(tokens float64) time.Duration {
+	return time.Duration(math.Ceil((1 - tokens) * l.Per.Seconds() / float64(l.Failures) * float64(time.Second)))
+}
+
+// throttleLimit is the limit of key: user keys have theirs, any other key
+// counts as an address.
+func throttleLimit(user, addr ThrottleLimit, key string) ThrottleLimit {
+	if strings.HasPrefix(key, "user:") {
+		return user
+	}
+	return addr
 }
 
 // Attempt implements Throttle.
@@ -155,8 +165,7 @@ func (t *MemoryThrottle) Attempt(_ context.Context, keys ...string) (*Wait, erro
 		}
 		t.refill(k, b, now)
 		if b.tokens < 1 {
-			l := t.limit(k)
-			d := time.Duration(math.Ceil((1 - b.tokens) * l.Per.Seconds() / float64(l.Failures) * float64(time.Second)))
+			d := t.limit(k).wait(b.tokens)
 			if wait == nil || d > wait.RetryAfter {
 				wait = &Wait{Key: k, RetryAfter: d}
 			}

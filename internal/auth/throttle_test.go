@@ -15,12 +15,28 @@ import (
 	"time"
 )
 
+// The limits testThrottle's steps assume.
+var (
+	stepsUserLimit = ThrottleLimit{Failures: 3, Per: 30 * time.Second}
+	stepsAddrLimit = ThrottleLimit{Failures: 5, Per: 10 * time.Second}
+)
+
 func TestMemoryThrottle(t *testing.T) {
 	clock := newFakeClock()
-	th, err := NewMemoryThrottle(ThrottleLimit{Failures: 3, Per: 30 * time.Second}, ThrottleLimit{Failures: 5, Per: 10 * time.Second}, clock.Now)
+	th, err := NewMemoryThrottle(stepsUserLimit, stepsAddrLimit, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	testThrottle(t, th, clock)
+	if _, err := NewMemoryThrottle(ThrottleLimit{}, DefaultAddressLimit, nil); err == nil {
+		t.Error("a zero limit accepted")
+	}
+}
+
+// testThrottle runs a Throttle with stepsUserLimit and stepsAddrLimit,
+// whose clock is clock, through failures, waits and successes.
+func testThrottle(t *testing.T, th Throttle, clock *fakeClock) {
+	t.Helper()
 	ctx := context.Background()
 	alice, addr := UserKey("alice"), AddressKey("192.0.2.1")
 	type step struct {
@@ -72,9 +88,6 @@ func TestMemoryThrottle(t *testing.T) {
 		case s.wait != 0 && (w == nil || w.RetryAfter != s.wait || w.Key != s.key):
 			t.Errorf("step %d: Attempt(%v) = %+v; want a wait of %s on %s", i, s.keys, w, s.wait, s.key)
 		}
-	}
-	if _, err := NewMemoryThrottle(ThrottleLimit{}, DefaultAddressLimit, nil); err == nil {
-		t.Error("a zero limit accepted")
 	}
 }
 

@@ -124,6 +124,12 @@ type KubeWebhook struct {
 	// VerdictCacheTTL is how long a verdict decided for one admission is
 	// reused for the next.
 	VerdictCacheTTL Duration `yaml:"verdictCacheTTL"`
+	// RequirePromotion also requires each digest to carry drydock's
+	// promotion attestation, signed by its key (sign.key), about that
+	// digest: an image copied into live/ storage by another way than the
+	// gate's promotion is denied. Checked in process, reused per digest
+	// for verdictCacheTTL.
+	RequirePromotion bool `yaml:"requirePromotion"`
 	// Mutate also serves the mutating webhook that pins tags to digests.
 	Mutate bool `yaml:"mutate"`
 	// FailurePolicy is the API server's answer when the webhook cannot be
@@ -604,6 +610,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Kube.validate()...)
+	if c.Kube.Webhook.Addr != "" && c.Kube.Webhook.RequirePromotion && c.Sign.Disabled {
+		errs = append(errs, errors.New("kube.webhook.requirePromotion: needs drydock's signing key, and sign.disabled is set"))
+	}
 	if err := c.Database.Validate(); err != nil {
 		errs = append(errs, err)
 	}

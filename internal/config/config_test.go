@@ -117,6 +117,7 @@ func TestValidate(t *testing.T) {
 		{"webhook failure policy", func(c *Config) { webhookOn(c); c.Kube.Webhook.FailurePolicy = "fail" }, "kube.webhook.failurePolicy"},
 		{"webhook url", func(c *Config) { webhookOn(c); c.Kube.Webhook.URL = "http://d.io:8443" }, "kube.webhook.url"},
 		{"webhook timeout", func(c *Config) { webhookOn(c); c.Kube.Webhook.TimeoutSeconds = 31 }, "kube.webhook.timeoutSeconds"},
+		{"promotion without a key", func(c *Config) { webhookOn(c); c.Kube.Webhook.RequirePromotion = true; c.Sign.Disabled = true }, "kube.webhook.requirePromotion"},
 		{"rollout timeout", func(c *Config) { c.Kube.RolloutTimeout = Duration(2 * time.Hour) }, "kube.rolloutTimeout"},
 		{"webhook half a certificate", func(c *Config) { webhookOn(c); c.Kube.Webhook.CertFile = "x" }, "certFile and keyFile"},
 	}

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/registry"
@@ -45,6 +47,10 @@ const (
 	RuleNotFound = "not-in-live"
 	// RuleVerdict: the digest's verdict is not pass or exempt now.
 	RuleVerdict = "verdict"
+	// RulePromotion: the digest carries no valid promotion attestation
+	// signed by drydock's key (copied into live/ storage by another
+	// way than the gate's promotion, or its attestation removed).
+	RulePromotion = "promotion-attestation"
 )
 
 // Container kinds.
@@ -115,6 +121,13 @@ type AdmitterOptions struct {
 	// Now is the clock (default time.Now); verdicts are reused only
 	// while it has moved less than VerdictTTL.
 	Now func() time.Time
+	// PromotionKey, when set, requires every digest to carry drydock's
+	// promotion attestation signed by this key, about that digest, with
+	// a pass or exempt verdict (attest.RequirePromotion). Attestations
+	// reads it in process (drydock's registry: no network call); the
+	// result is reused per digest for VerdictTTL, like verdicts.
+	PromotionKey *attest.PublicKey
+	Attestations attest.Reader
 }
 
 // Admitter decides whether the images of a pod spec may run. It is safe
@@ -124,8 +137,13 @@ type Admitter struct {
 	hostList []string
 	reg      Registry
 	verdicts Verdicts
-	cache    *verdictCache
+	cache    *decisionCache[gate.Verdict]
+	promo    *decisionCache[promotionResult]
 }
+
+// promotionResult is the promotion check's outcome for one digest: why it
+// fails ("" when the attestation is there and valid).
+type promotionResult struct{ why string }
 
 // liveNamespace is the namespace admitted images must be in.
 const liveNamespace = imgref.Live
@@ -150,12 +168,33 @@ func NewAdmitter(o AdmitterOptions) (*Admitter, error) {
 		}
 	}
 	slices.Sort(a.hostList)
+	ttl := o.VerdictTTL
+	if ttl == 0 {
+		ttl = 500 * time.Millisecond
+	}
 	if o.Verdicts != nil {
-		ttl := o.VerdictTTL
-		if ttl == 0 {
-			ttl = 500 * time.Millisecond
+		a.cache = newDecisionCache(o.Verdicts.Reevaluate, ttl, o.Now)
+	}
+	if o.PromotionKey != nil {
+		if o.Attestations == nil {
+			return nil, errors.New("kube admission: the promotion check needs the registry's attestations")
 		}
-		a.cache = newVerdictCache(o.Verdicts, ttl, o.Now)
+		key, reg := *o.PromotionKey, o.Attestations
+		a.promo = newDecisionCache(func(ctx context.Context, repo, d string) (promotionResult, error) {
+			dg, err := digest.Parse(d)
+			if err != nil {
+				return promotionResult{}, err
+			}
+			_, err = attest.RequirePromotion(ctx, reg, repo, dg, key)
+			var pe *attest.PromotionError
+			switch {
+			case errors.As(err, &pe):
+				return promotionResult{why: pe.Why}, nil
+			case err != nil:
+				return promotionResult{}, err
+			}
+			return promotionResult{}, nil
+		}, ttl, o.Now)
 	}
 	return a, nil
 }
@@ -165,6 +204,9 @@ func (a *Admitter) Hosts() []string { return slices.Clone(a.hostList) }
 
 // ChecksVerdicts reports whether verdicts are checked.
 func (a *Admitter) ChecksVerdicts() bool { return a.verdicts != nil }
+
+// ChecksPromotion reports whether promotion attestations are required.
+func (a *Admitter) ChecksPromotion() bool { return a.promo != nil }
 
 // Check decides on each container. An image used by several containers
 // is looked up once. The error is for lookups that failed (storage, the
@@ -182,7 +224,7 @@ func (a *Admitter) Check(ctx context.Context, cs []Container) ([]Checked, error)
 		r, ok := seen[c.Image]
 		if !ok {
 			var err error
-			r.ref, r.digest, r.rule, r.msg, err = a.checkImage(ctx, c.Image, a.verdicts != nil)
+			r.ref, r.digest, r.rule, r.msg, err = a.checkImage(ctx, c.Image, true)
 			if err != nil {
 				return nil, fmt.Errorf("%s image %q: %w", c.Label(), c.Image, err)
 			}
@@ -197,8 +239,9 @@ func (a *Admitter) Check(ctx context.Context, cs []Container) ([]Checked, error)
 }
 
 // checkImage decides on one image: the rule it breaks and why (empty when
-// it may run), and its digest in live/ when it is there.
-func (a *Admitter) checkImage(ctx context.Context, image string, verdict bool) (ref ImageRef, digest, rule, msg string, err error) {
+// it may run), and its digest in live/ when it is there. Without full, it
+// stops once the digest is found (the mutating webhook's pinning).
+func (a *Admitter) checkImage(ctx context.Context, image string, full bool) (ref ImageRef, digest, rule, msg string, err error) {
 	ref, perr := ParseImage(image)
 	if perr != nil {
 		return ImageRef{}, "", RuleReference, perr.Error(), nil
@@ -217,15 +260,27 @@ func (a *Admitter) checkImage(ctx context.Context, image string, verdict bool) (
 		return ref, "", "", "", fmt.Errorf("resolving %s: %w", ref.Repository, rerr)
 	}
 	digest = desc.Digest.String()
-	if !verdict {
+	if !full {
 		return ref, digest, "", "", nil
 	}
-	v, verr := a.cache.get(ctx, ref.Repository, digest)
-	if verr != nil {
-		return ref, digest, "", "", fmt.Errorf("verdict of %s@%s: %w", ref.Repository, digest, verr)
+	if a.cache != nil {
+		v, verr := a.cache.get(ctx, ref.Repository, digest)
+		if verr != nil {
+			return ref, digest, "", "", fmt.Errorf("verdict of %s@%s: %w", ref.Repository, digest, verr)
+		}
+		if !v.Promotable() {
+			return ref, digest, RuleVerdict, fmt.Sprintf("digest %s has verdict %s now: %s", digest, v.State, verdictReasons(v)), nil
+		}
 	}
-	if !v.Promotable() {
-		return ref, digest, RuleVerdict, fmt.Sprintf("digest %s has verdict %s now: %s", digest, v.State, verdictReasons(v)), nil
+	if a.promo != nil {
+		p, perr := a.promo.get(ctx, ref.Repository, digest)
+		if perr != nil {
+			return ref, digest, "", "", fmt.Errorf("promotion attestation of %s@%s: %w", ref.Repository, digest, perr)
+		}
+		if p.why != "" {
+			return ref, digest, RulePromotion, fmt.Sprintf("digest %s was not promoted by this drydock: no valid promotion attestation signed by its key (%s)",
+				digest, truncate(p.why, 200)), nil
+		}
 	}
 	return ref, digest, "", "", nil
 }

@@ -82,9 +82,19 @@ func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedR
 	for i, u := range uses {
 		running[i] = u.Digest
 	}
-	hits, unscanned, err := q.match(ctx, running, want)
+	scanned, unscanned, err := q.refresh(ctx, running)
 	if err != nil {
 		return nil, err
+	}
+	found, err := q.inv.Findings(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	hits := map[string][]AffectedFinding{}
+	for _, f := range found {
+		if scanned[f.Digest] { // the index may hold a digest no longer running, or whose rescan failed
+			hits[f.Digest] = append(hits[f.Digest], f.AffectedFinding)
+		}
 	}
 	rep := &AffectedReport{Vulnerability: want, Workloads: []AffectedWorkload{}, Unscanned: []RunningImage{},
 		RunningDigests: len(running), ScannedDigests: len(running) - len(unscanned)}
@@ -163,8 +173,9 @@ func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedR
 }
 
 // Warm indexes the stored scan of every running digest not indexed yet
-// (or rescanned since), so that the next question reads no scan. The
-// server calls it after each resync of the inventory.
+// (or rescanned since), so that the next question reads no scan, and
+// drops the index of digests no longer running. The server calls it after
+// each resync of the inventory.
 func (q *Queries) Warm(ctx context.Context) error {
 	uses, err := q.inv.Digests(ctx)
 	if err != nil {
@@ -174,14 +185,22 @@ func (q *Queries) Warm(ctx context.Context) error {
 	for i, u := range uses {
 		running[i] = u.Digest
 	}
-	_, _, err = q.match(ctx, running, "")
-	return err
+	if _, _, err := q.refresh(ctx, running); err != nil {
+		return err
+	}
+	return q.inv.PruneScanIndex(ctx)
 }
 
-// match returns, of the digests, those whose stored scan found id (with
-// the findings) and those without a usable stored scan. Scans not
-// indexed yet (or rescanned since) are read in parallel.
-func (q *Queries) match(ctx context.Context, digests []string, id string) (map[string][]AffectedFinding, map[string]bool, error) {
+// indexBatch is how many scans one index write holds (about 150 findings
+// each for a Debian image): memory stays bounded while a first index of
+// thousands of digests is built.
+const indexBatch = 100
+
+// refresh brings the scan index up to date for the running digests: it
+// returns those with a usable stored scan (now indexed) and those without
+// one. Only the scans not indexed yet, or rescanned since, are read, in
+// parallel.
+func (q *Queries) refresh(ctx context.Context, digests []string) (scanned, unscanned map[string]bool, err error) {
 	states, err := q.scans.ScanStates(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -190,98 +209,78 @@ func (q *Queries) match(ctx context.Context, digests []string, id string) (map[s
 	for _, s := range states {
 		stateOf[s.Digest] = s
 	}
-	hits := map[string][]AffectedFinding{}
-	unscanned := map[string]bool{}
-	var read []string
-	q.mu.Lock()
+	indexed, err := q.inv.ScanIndex(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	scanned, unscanned = map[string]bool{}, map[string]bool{}
+	var stale []string
 	for _, d := range digests {
 		st, ok := stateOf[d]
 		if !ok || st.ScannedAt.IsZero() || st.Error != "" {
 			unscanned[d] = true
 			continue
 		}
-		idx, cached := q.index[d]
-		if cached && idx.scannedAt.Equal(st.ScannedAt) {
-			if _, found := idx.ids[id]; !found {
-				continue
-			}
-			if fs, ok := idx.found[id]; ok {
-				hits[d] = fs
-				continue
-			}
+		scanned[d] = true
+		if at, ok := indexed[d]; !ok || !at.Equal(st.ScannedAt) {
+			stale = append(stale, d) // not indexed yet, or rescanned since
 		}
-		read = append(read, d) // not indexed yet, rescanned since, or a hit not read yet
 	}
-	q.mu.Unlock()
-
-	indexed := make([]*scanIDs, len(read))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
-	for i, d := range read {
-		g.Go(func() error {
-			sc, err := q.scans.Scan(gctx, d)
-			if errors.Is(err, store.ErrNotFound) {
+	for len(stale) > 0 {
+		n := min(len(stale), indexBatch)
+		batch := make([]*IndexedScan, n)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
+		for i, d := range stale[:n] {
+			g.Go(func() error {
+				sc, err := q.scans.Scan(gctx, d)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("scan of %s: %w", d, err)
+				}
+				if sc.ScannedAt.IsZero() || sc.Error != "" {
+					return nil // failed since the states were read
+				}
+				is := indexScan(sc)
+				batch[i] = &is
 				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, nil, err
+		}
+		var put []IndexedScan
+		for i, d := range stale[:n] {
+			if batch[i] == nil {
+				delete(scanned, d)
+				unscanned[d] = true
+				continue
 			}
-			if err != nil {
-				return fmt.Errorf("scan of %s: %w", d, err)
-			}
-			idx := indexScan(sc, id)
-			indexed[i] = &idx
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	run := make(map[string]bool, len(digests))
-	for _, d := range digests {
-		run[d] = true
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i, d := range read {
-		if indexed[i] == nil {
-			unscanned[d] = true
-			continue
+			put = append(put, *batch[i])
 		}
-		q.index[d] = *indexed[i]
-		if fs := indexed[i].found[id]; len(fs) > 0 {
-			hits[d] = fs
+		if err := q.inv.PutScanIndex(ctx, put); err != nil {
+			return nil, nil, err
 		}
+		stale = stale[n:]
 	}
-	// Digests no longer running leave the index.
-	for d := range q.index {
-		if !run[d] {
-			delete(q.index, d)
-		}
-	}
-	return hits, unscanned, nil
+	return scanned, unscanned, nil
 }
 
-// indexScan indexes the vulnerability IDs of a scan, with the findings of
-// id.
-func indexScan(sc *store.Scan, id string) scanIDs {
-	idx := scanIDs{scannedAt: sc.ScannedAt, ids: map[string]struct{}{}, found: map[string][]AffectedFinding{}}
-	var found []AffectedFinding
+// indexScan reduces a stored scan to its indexed findings, vulnerability
+// IDs in upper case.
+func indexScan(sc *store.Scan) IndexedScan {
+	is := IndexedScan{Digest: sc.Digest, ScannedAt: sc.ScannedAt}
 	for _, pr := range sc.Reports {
 		if pr.Report == nil {
 			continue
 		}
 		for _, fd := range pr.Report.Findings {
-			u := strings.ToUpper(fd.VulnerabilityID)
-			idx.ids[u] = struct{}{}
-			if u == id {
-				found = append(found, AffectedFinding{Platform: pr.Platform, Package: fd.PkgName, InstalledVersion: fd.InstalledVersion,
-					FixedVersion: fd.FixedVersion, Severity: string(fd.Severity), Status: string(fd.Status)})
-			}
+			is.Findings = append(is.Findings, IndexedFinding{VulnerabilityID: strings.ToUpper(fd.VulnerabilityID),
+				AffectedFinding: AffectedFinding{Platform: pr.Platform, Package: fd.PkgName, InstalledVersion: fd.InstalledVersion,
+					FixedVersion: fd.FixedVersion, Severity: string(fd.Severity), Status: string(fd.Status)}})
 		}
 	}
-	slices.SortFunc(found, func(a, b AffectedFinding) int {
-		return cmp.Or(strings.Compare(a.Platform, b.Platform), strings.Compare(a.Package, b.Package))
-	})
-	if len(found) > 0 {
-		idx.found[id] = found
-	}
-	return idx
+	return is
 }

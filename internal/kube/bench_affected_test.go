@@ -14,9 +14,14 @@ import (
 
 // BenchmarkAffected answers "who runs CVE-X" over 10,000 pods running
 // 1,000 digests, each scanned with 150 findings of the size a Debian scan
-// stores (title, description, references): cold (a fresh server, every
-// scan read once) and warm (the IDs indexed; only the hits' findings are
-// kept). The CVE is in one digest in ten. Goal: under 1 s.
+// stores (title, description, references). The CVE is in one digest in
+// ten. Goal: under 1 s.
+//   - first: nothing indexed yet (a new installation's first question,
+//     before the warm-up after the inventory's resync ends): every scan is
+//     read and indexed;
+//   - cold: a fresh Queries, as in a restarted server or another replica
+//     (the index is in the database);
+//   - warm: the same Queries asked again.
 func BenchmarkAffected(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchAffected(b, dbtest.SQLite(b)) })
 	b.Run("postgres", func(b *testing.B) { benchAffected(b, dbtest.Postgres(b)) })
@@ -60,27 +65,33 @@ func benchAffected(b *testing.B, tg dbtest.Target) {
 			b.Fatalf("report: %d digests, %d pods", rep.RunningDigests, rep.Pods)
 		}
 	}
-	b.Run("cold", func(b *testing.B) {
+	ask := func(b *testing.B, q *Queries) {
+		rep, err := q.Affected(ctx, "CVE-2025-0001", Filter{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		check(rep)
+	}
+	b.Run("first", func(b *testing.B) {
 		for b.Loop() {
-			q := NewQueries(f.inv, f.gate, f.gate)
-			rep, err := q.Affected(ctx, "CVE-2025-0001", Filter{})
-			if err != nil {
+			b.StopTimer()
+			if _, err := f.inv.db.ExecContext(ctx, `DELETE FROM kube_scans`); err != nil {
 				b.Fatal(err)
 			}
-			check(rep)
+			b.StartTimer()
+			ask(b, NewQueries(f.inv, f.gate, f.gate))
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			ask(b, NewQueries(f.inv, f.gate, f.gate))
 		}
 	})
 	b.Run("warm", func(b *testing.B) {
 		q := NewQueries(f.inv, f.gate, f.gate)
-		if _, err := q.Affected(ctx, "CVE-2025-0001", Filter{}); err != nil {
-			b.Fatal(err)
-		}
+		ask(b, q)
 		for b.Loop() {
-			rep, err := q.Affected(ctx, "CVE-2025-0001", Filter{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			check(rep)
+			ask(b, q)
 		}
 	})
 }

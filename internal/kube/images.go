@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/store"
@@ -28,29 +26,21 @@ type VerdictSource interface {
 
 // Queries answer questions about what runs from the inventory, the
 // stored scans and the stored verdicts. One scan is read per digest,
-// however many pods run it, and the vulnerability IDs of each scan are
-// kept in memory (checked against the scan's time at every query), so a
-// query reads only the scans that changed.
+// however many pods run it, and only when it changed: the inventory keeps
+// an index of each running digest's scan (its vulnerability IDs and their
+// findings, checked against the scan's time at every query), so "who runs
+// CVE-X" is a few indexed queries whatever the number of pods and
+// digests. The index lives in the database, shared by replicas and kept
+// across restarts.
 type Queries struct {
 	inv      InventoryStore
 	scans    ScanSource
 	verdicts VerdictSource
-
-	mu    sync.Mutex
-	index map[string]scanIDs // digest -> the IDs its stored scan found
-}
-
-// scanIDs indexes one stored scan: every vulnerability ID it found, and
-// the findings of the IDs asked for so far.
-type scanIDs struct {
-	scannedAt time.Time
-	ids       map[string]struct{}
-	found     map[string][]AffectedFinding
 }
 
 // NewQueries returns Queries over an inventory and the gate's store.
 func NewQueries(inv InventoryStore, scans ScanSource, verdicts VerdictSource) *Queries {
-	return &Queries{inv: inv, scans: scans, verdicts: verdicts, index: map[string]scanIDs{}}
+	return &Queries{inv: inv, scans: scans, verdicts: verdicts}
 }
 
 // Filter narrows a query to a cluster or namespace (empty: all).

@@ -72,6 +72,26 @@ type DigestUse struct {
 	Pods   int    `json:"pods"`
 }
 
+// IndexedScan is what the inventory keeps of one digest's stored scan:
+// its time and its findings, reduced to what "who runs CVE-X" answers
+// with. The gate's store keeps the scan itself; the index makes the
+// question one indexed query instead of reading every running digest's
+// scan.
+type IndexedScan struct {
+	Digest    string
+	ScannedAt time.Time
+	Findings  []IndexedFinding
+}
+
+// IndexedFinding is one finding of an indexed scan.
+type IndexedFinding struct {
+	// Digest is the scanned digest (set by Findings; ignored by
+	// PutScanIndex, which takes the IndexedScan's).
+	Digest          string
+	VulnerabilityID string
+	AffectedFinding
+}
+
 // ErrInvalidRecord is wrapped by a store's errors for a record it cannot
 // keep (no cluster, namespace or name).
 var ErrInvalidRecord = errors.New("invalid pod record")
@@ -93,6 +113,19 @@ type InventoryStore interface {
 	// Digests lists every digest running in any pod, with its pod count,
 	// sorted by digest.
 	Digests(ctx context.Context) ([]DigestUse, error)
+
+	// ScanIndex returns, for each digest with an indexed scan, the time
+	// of that scan.
+	ScanIndex(ctx context.Context) (map[string]time.Time, error)
+	// PutScanIndex replaces the indexed scan of each digest given, in
+	// one transaction.
+	PutScanIndex(ctx context.Context, scans []IndexedScan) error
+	// PruneScanIndex drops the indexed scans of digests no pod runs.
+	PruneScanIndex(ctx context.Context) error
+	// Findings returns the indexed findings of vulnerability id (compared
+	// exactly; callers store and ask in upper case), sorted by digest,
+	// platform and package.
+	Findings(ctx context.Context, id string) ([]IndexedFinding, error)
 	Close() error
 }
 

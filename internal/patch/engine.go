@@ -14,11 +14,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/drydock-project/drydock/internal/inventory"
-	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/patch/cache"
 	"github.com/drydock-project/drydock/internal/patch/layer"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/version"
 )
 
@@ -106,13 +107,11 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	if lc != nil {
 		defer lc.release()
 	}
-	if err := checkHostile(fsys); err != nil {
+	snap, err := inspect(ctx, fsys, e.o.scanLimits)
+	if err != nil {
 		return nil, err
 	}
-	osi, err := osinfo.Detect(fsys)
-	if err != nil {
-		return nil, fmt.Errorf("identify the image's OS: %w", err)
-	}
+	osi := snap.OS
 	plan.OS = strings.TrimSpace(osi.PrettyName)
 	if plan.OS == "" {
 		plan.OS = osi.ID + " " + osi.VersionID
@@ -138,7 +137,7 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	}
 	want := e.req.Packages
 	if e.req.Mode == VulnerableOnly {
-		if want, err = e.fixable(ctx, fsys, cmp); err != nil {
+		if want, err = e.fixable(ctx, snap, cmp); err != nil {
 			return nil, err
 		}
 	}
@@ -252,15 +251,25 @@ func atLeast(cmp version.Comparer, a, b string) bool {
 	return err == nil && c >= 0
 }
 
-// checkHostile refuses images whose layers try to escape the root (names
-// climbing out with "..", NUL bytes): runtimes refuse such layers, and a
-// patch must not bless them with a new digest. The refusal is rootfs's,
-// the one the gate and the scanner give, wrapped in ErrHostileImage.
-func checkHostile(fsys *rootfs.FS) error {
-	if err := fsys.CheckHostile(); err != nil {
-		return fmt.Errorf("%w: %w", ErrHostileImage, err)
+// inspect is the validation the gate and the scanner run (scan.Inspect),
+// within the same limits: an image whose layers try to escape the root
+// (names climbing out with "..", NUL bytes), whose package database is
+// missing or removed, or that is over a limit, is refused with the
+// gate's words. Runtimes refuse hostile layers, and a patch must not
+// bless such an image with a new digest; a hostile refusal is also
+// ErrHostileImage, any other ErrUnsupported.
+func inspect(ctx context.Context, fsys *rootfs.FS, limits scan.Limits) (*scan.Snapshot, error) {
+	snap, err := scan.Inspect(ctx, fsys, limits)
+	if kind, ok := refusal.KindOf(err); ok && kind == refusal.Hostile {
+		return nil, fmt.Errorf("%w: %w", ErrHostileImage, err)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	if snap.Unsupported != "" {
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, snap.Unsupported)
+	}
+	return snap, nil
 }
 
 // appendLayer adds the changeset as one layer with a history entry and

@@ -2,6 +2,7 @@ package patch
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -35,7 +37,11 @@ type options struct {
 	tool     string
 	http     *http.Client
 	limits   CacheLimits
-	sandbox  func(mode SandboxMode) (backend.Sandbox, error)
+	// scanLimits bound what reading the image may cost: the gate's
+	// limits (scan.Limits), so that what the gate refuses to judge the
+	// patcher refuses to patch.
+	scanLimits scan.Limits
+	sandbox    func(mode SandboxMode) (backend.Sandbox, error)
 }
 
 // CacheLimits bound the engine's caches under the cache directory, in
@@ -63,6 +69,19 @@ func WithCacheLimits(l CacheLimits) Option {
 			return errors.New("patch.WithCacheLimits: negative limit")
 		}
 		o.limits = l
+		return nil
+	}
+}
+
+// WithLimits bounds what reading an image may cost with the limits the
+// gate and the scanner apply (scan.DefaultLimits otherwise): layer
+// entries and sizes, package counts and database sizes.
+func WithLimits(l scan.Limits) Option {
+	return func(o *options) error {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("patch.WithLimits: %w", err)
+		}
+		o.scanLimits = l.WithDefaults()
 		return nil
 	}
 }

@@ -26,7 +26,9 @@ import (
 	"github.com/drydock-project/drydock/internal/patch/apt"
 	"github.com/drydock-project/drydock/internal/patch/backend"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
+	"github.com/drydock-project/drydock/internal/refusal"
 	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -662,5 +664,49 @@ func TestPatchRefusesHostileLayer(t *testing.T) {
 	_, err = testEngine(t, Request{DryRun: true, AllowEOL: true}).image(t.Context(), img)
 	if !errors.Is(err, ErrHostileImage) || !strings.Contains(err.Error(), "../../etc/evil") {
 		t.Fatalf("hostile layer: %v", err)
+	}
+}
+
+// TestPatchRefusesWhatTheGateRefuses: the patcher reads images within the
+// gate's limits and refuses, in the gate's words, what the gate cannot
+// judge: over a limit, or a package database a layer removed.
+func TestPatchRefusesWhatTheGateRefuses(t *testing.T) {
+	ti := testimage.Require(t, testimage.BookwormNginx)
+	base, err := ti.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "var/lib/dpkg/.wh.status", Mode: 0o644, Typeflag: tar.TypeReg})
+	tw.Close()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		img    v1.Image
+		limits scan.Limits
+		want   refusal.Kind
+		has    string
+	}{
+		{"packages", base, scan.Limits{MaxPackages: 5}, refusal.OverLimit, "package"},
+		{"entries", base, scan.Limits{MaxEntries: 100}, refusal.OverLimit, "entries"},
+		{"status removed", hidden, scan.Limits{}, refusal.Unverifiable, "var/lib/dpkg/status"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := testEngine(t, Request{DryRun: true, AllowEOL: true}, WithLimits(tc.limits)).image(t.Context(), tc.img)
+			if kind, _ := refusal.KindOf(err); kind != tc.want || !strings.Contains(err.Error(), tc.has) {
+				t.Fatalf("got %v (kind %q), want a %s refusal naming %q", err, kind, tc.want, tc.has)
+			}
+		})
+	}
+	if err := WithLimits(scan.Limits{MaxPackages: -1})(&options{}); err == nil || !strings.Contains(err.Error(), "maxPackages") {
+		t.Errorf("a negative limit: %v", err)
 	}
 }

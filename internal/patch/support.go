@@ -86,18 +86,18 @@ func (e *engine) checkSupport(osi osinfo.OS, plan *Plan) error {
 		plan.OS, plan.SupportEnd, sup.State, ErrEndOfLife)
 }
 
-// fixable scans fsys, the image's layers as the engine already read them,
-// with drydock's scanner and returns its fixable packages with the
-// highest fixed version each needs.
-func (e *engine) fixable(ctx context.Context, fsys fs.FS, cmp version.Comparer) (map[string]string, error) {
+// fixable matches snap, what inspect read of the image, against
+// drydock's vulnerability database and returns its fixable packages with
+// the highest fixed version each needs.
+func (e *engine) fixable(ctx context.Context, snap *scan.Snapshot, cmp version.Comparer) (map[string]string, error) {
 	if e.o.db == nil {
 		return nil, fmt.Errorf("%w: mode %s needs a vulnerability database (\"drydock db update\")", ErrInvalidRequest, VulnerableOnly)
 	}
-	sc, err := scan.New(e.o.db)
+	sc, err := scan.New(e.o.db, scan.WithLimits(e.o.scanLimits))
 	if err != nil {
 		return nil, err
 	}
-	rep, err := sc.FS(ctx, fsys)
+	rep, err := sc.Match(ctx, snap)
 	if err != nil {
 		return nil, fmt.Errorf("scanning for fixable vulnerabilities: %w", err)
 	}

@@ -311,6 +311,16 @@ func (s *Scanner) FS(ctx context.Context, fsys fs.FS) (*Report, error) {
 	return s.evaluate(ctx, snap)
 }
 
+// Match matches a snapshot that Inspect read (with the scanner's limits)
+// against the database: the scan of an image whose layers the caller has
+// already read, without reading them again.
+func (s *Scanner) Match(ctx context.Context, snap *Snapshot) (*Report, error) {
+	if snap == nil {
+		return nil, errors.New("scan.Match: nil snapshot")
+	}
+	return s.evaluate(ctx, snap)
+}
+
 // collect reads what a scan needs from a root filesystem: the OS and the
 // installed packages, validated (see Inspect). It is all that depends on
 // the image, so it is what an InventoryCache stores.

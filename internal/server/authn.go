@@ -75,8 +75,16 @@ func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		}
 	}
 	if t := cfg.Auth.Throttle; !t.Off {
-		th, err := auth.NewMemoryThrottle(auth.ThrottleLimit{Failures: t.User.Failures, Per: time.Duration(t.User.Per)},
-			auth.ThrottleLimit{Failures: t.Address.Failures, Per: time.Duration(t.Address.Per)}, now)
+		// Replicas share their counts in PostgreSQL; one server keeps
+		// them in memory, where they cost no write per login.
+		user := auth.ThrottleLimit{Failures: t.User.Failures, Per: time.Duration(t.User.Per)}
+		addr := auth.ThrottleLimit{Failures: t.Address.Failures, Per: time.Duration(t.Address.Per)}
+		var th auth.Throttle
+		if dbs.Driver() == database.Postgres {
+			th, err = st.SQLThrottle(ctx, user, addr)
+		} else {
+			th, err = auth.NewMemoryThrottle(user, addr, now)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("auth.throttle: %w", err))
 		}

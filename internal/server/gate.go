@@ -232,7 +232,7 @@ func openPatches(cfg config.Config, log *slog.Logger, reg *registry.Registry, q 
 	return patchjob.New(q, patchjob.Options{
 		Server: srv, ServerOptions: []oci.Option{oci.WithTransport(reg.Transport())},
 		DBPath: vulndb.DefaultPath(cfg.Data), DistroInfo: cfg.Patch.DistroInfo, CacheDir: patchCacheDir(cfg),
-		Limits: patchCacheLimits(cfg), Log: log.With("component", "patch"), WithActor: auth.WithUser,
+		Limits: patchCacheLimits(cfg), ImageLimits: scan.Limits(cfg.Gate.Limits), Log: log.With("component", "patch"), WithActor: auth.WithUser,
 		SignPatch: sign,
 	})
 }

@@ -107,6 +107,14 @@ func openKube(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if w.Verdicts {
 		ao.Verdicts = gp.keeper
 	}
+	if w.RequirePromotion {
+		key := gp.keeper.Key()
+		if key == nil {
+			return nil, errors.New("kube.webhook.requirePromotion: needs drydock's signing key (sign.disabled is set)")
+		}
+		pub := key.PublicKey("drydock")
+		ao.PromotionKey, ao.Attestations = &pub, reg
+	}
 	admitter, err := kube.NewAdmitter(ao)
 	if err != nil {
 		return nil, err

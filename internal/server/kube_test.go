@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	godigest "github.com/opencontainers/go-digest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/kube"
 	"github.com/drydock-project/drydock/internal/kube/kubetest"
+	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
 )
@@ -471,5 +473,46 @@ func TestKubeWorkflowRollout(t *testing.T) {
 	}
 	if got := d.Spec.Template.Spec.Containers[0].Image; got != original {
 		t.Errorf("after the rollback the Deployment runs %s, want %s", got, original)
+	}
+}
+
+// TestKubeAdmissionRequirePromotion: with kube.webhook.requirePromotion,
+// a live/ image the gate promoted (and so signed) is admitted, while the
+// same digest copied into another live/ repository by the registry's own
+// write path, around the gate's promotion (so without drydock's promotion
+// attestation there), is denied with the container, the image and the
+// rule, though its verdict passes.
+func TestKubeAdmissionRequirePromotion(t *testing.T) {
+	ti := testimage.Require(t, testimage.Bookworm)
+	c := kubetest.Shared(t)
+	g := startGateServer(t, lenientPolicy, withKube(func(k *config.Kube) { k.Webhook.RequirePromotion = true }))
+	d := promoteLive(t, g, ti, "nginx:1.27.1")
+	ctx := t.Context()
+	if _, err := g.srv.Registry().Copy(ctx, "quarantine/nginx", "live/sneaky", godigest.Digest(d), registry.CopyOptions{Tags: []string{"1"}}); err != nil {
+		t.Fatal(err)
+	}
+	installWebhooks(t, g, c, false)
+	ns := c.Namespace(t, "promotion")
+	pods := c.Client.CoreV1().Pods(ns)
+
+	for _, im := range []string{registryHost + "/live/nginx:1.27.1", registryHost + "/live/nginx@" + d} {
+		if _, err := pods.Create(ctx, pod("ok", im), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("a promoted live/ image (%s) was denied: %v", im, err)
+		}
+	}
+	sneaky := registryHost + "/live/sneaky:1"
+	_, err := pods.Create(ctx, pod("p", registryHost+"/live/nginx:1.27.1", sneaky), metav1.CreateOptions{})
+	msg := denial(t, err, sneaky)
+	for _, want := range []string{`container "app1" image "` + sneaky + `"`, "digest " + d + " was not promoted by this drydock",
+		"no valid promotion attestation signed by its key", "[rule promotion-attestation]"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("denial %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, `"app0"`) {
+		t.Errorf("the promoted container is named in the denial: %q", msg)
+	}
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, deploymentOf("d", 1, sneaky), metav1.CreateOptions{}); !strings.Contains(denial(t, err, "Deployment of "+sneaky), "[rule promotion-attestation]") {
+		t.Errorf("deployment denial %v", err)
 	}
 }

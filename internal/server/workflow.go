@@ -39,7 +39,7 @@ func openWorkflows(ctx context.Context, cfg config.Config, dbs *database.Opener,
 	}
 	wc := cfg.Workflow
 	log = log.With("component", "workflow")
-	patchOpts := []patch.Option{patch.WithCacheDir(patchCacheDir(cfg)), patch.WithCacheLimits(patchCacheLimits(cfg))}
+	patchOpts := []patch.Option{patch.WithCacheDir(patchCacheDir(cfg)), patch.WithCacheLimits(patchCacheLimits(cfg)), patch.WithLimits(scan.Limits(cfg.Gate.Limits))}
 	var clock workflow.Clock = workflow.SystemClock{}
 	if now != nil {
 		clock = clockFunc(now)

@@ -185,8 +185,15 @@ func (h *holes) assertLiveClean(t *testing.T, failing []digest.Digest, tags ...s
 // auditOf returns the audit entries matching keep.
 func (h *holes) auditOf(t *testing.T, keep func(audit.Entry) bool) []audit.Entry {
 	t.Helper()
+	return auditOf(t, h.data, keep)
+}
+
+// auditOf returns the entries of the audit log in data that keep keeps,
+// read with `drydock audit --json`.
+func auditOf(t *testing.T, data string, keep func(audit.Entry) bool) []audit.Entry {
+	t.Helper()
 	var out []audit.Entry
-	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", h.data).Stdout), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
 		var e audit.Entry
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)

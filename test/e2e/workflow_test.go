@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -127,6 +128,13 @@ func TestWorkflowSeedFlow(t *testing.T) {
 	}
 	if tags := imageTags(tagsOf(t, s, "quarantine/nginx")); !slices.Equal(tags, []string{"1.27.1", "1.27.1-1"}) {
 		t.Fatalf("tags after the run: %v", tags)
+	}
+	// The workflow's write is audited as the workflow's, not anonymous.
+	writes := auditOf(t, data, func(e audit.Entry) bool {
+		return e.Action == audit.ActionPush && e.Repository == "quarantine/nginx" && e.Reference == "1.27.1-1"
+	})
+	if len(writes) == 0 || slices.ContainsFunc(writes, func(e audit.Entry) bool { return e.Actor != workflow.ActorWorkflow }) {
+		t.Errorf("the push of quarantine/nginx:1.27.1-1 is audited as %+v; want %s", writes, workflow.ActorWorkflow)
 	}
 
 	// Step 5: the patched image has nothing fixable, and nothing is

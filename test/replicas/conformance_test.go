@@ -2,6 +2,7 @@ package replicas
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,34 @@ func TestConformanceThreeReplicas(t *testing.T) {
 	}
 	c.auditVerify()
 	c.checkSweeps(t, 2)
+	c.checkSharedThrottle(t, "conformance")
+}
+
+// checkSharedThrottle checks that the replicas count failed logins
+// together: user's eleventh wrong password in a row meets a 429 (the
+// default limit is ten), though the balancer spreads the attempts over
+// every replica (each counting its own would allow ten per replica).
+func (c *cluster) checkSharedThrottle(t *testing.T, user string) {
+	t.Helper()
+	var codes []int
+	for range 12 {
+		req, err := http.NewRequest(http.MethodGet, c.proxy.URL+"/v2/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, "a wrong password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	for i, code := range codes {
+		if want := map[bool]int{true: http.StatusUnauthorized, false: http.StatusTooManyRequests}[i < 10]; code != want {
+			t.Fatalf("wrong password %d of 12 through %d replicas: %d; want %d (all: %v)", i+1, len(c.replicas), code, want, codes)
+		}
+	}
 }
 
 // checkSweeps checks that the gate's sweep, a periodic job every period

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) func() kube.InventoryStore) {
 		{"Filters", testFilters},
 		{"Digests", testDigests},
 		{"Concurrent", testConcurrent},
+		{"ScanIndex", testScanIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,5 +310,92 @@ func testTwoReplicas(t *testing.T, a, b kube.InventoryStore) {
 				t.Fatalf("pod %s/%s after the last resync: %+v, want one container of %s", p.Namespace, p.Name, p.Containers, Digest(51))
 			}
 		}
+	}
+}
+
+func finding(id, platform, pkg string) kube.IndexedFinding {
+	return kube.IndexedFinding{VulnerabilityID: id, AffectedFinding: kube.AffectedFinding{Platform: platform, Package: pkg,
+		InstalledVersion: "1.0-1", FixedVersion: "1.0-2", Severity: "HIGH", Status: "fixed"}}
+}
+
+// testScanIndex: indexed scans are kept with their time (to the
+// nanosecond), replaced whole, answered by vulnerability in a stable
+// order (byte order on both engines), and pruned when no pod runs them.
+func testScanIndex(t *testing.T, s kube.InventoryStore) {
+	ctx := t.Context()
+	if err := s.PutPod(ctx, Pod("c1", "a", "p1", Digest(1), Digest(2))); err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(time.Nanosecond)
+	put := []kube.IndexedScan{
+		{Digest: Digest(2), ScannedAt: at, Findings: []kube.IndexedFinding{finding("CVE-1", "linux/arm64", "zlib"), finding("CVE-1", "linux/amd64", "zlib"), finding("CVE-2", "", "b")}},
+		{Digest: Digest(1), ScannedAt: at, Findings: []kube.IndexedFinding{finding("CVE-1", "", "libc6"), finding("CVE-1", "", "Libc6")}},
+		{Digest: Digest(3), ScannedAt: at}, // no findings, and no pod runs it
+	}
+	if err := s.PutScanIndex(ctx, put); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := s.ScanIndex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idx) != 3 || !idx[Digest(1)].Equal(at) || !idx[Digest(3)].Equal(at) {
+		t.Fatalf("ScanIndex = %v", idx)
+	}
+	got, err := s.Findings(ctx, "CVE-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, f := range got {
+		if f.VulnerabilityID != "CVE-1" || f.FixedVersion != "1.0-2" || f.Severity != "HIGH" || f.Status != "fixed" {
+			t.Errorf("finding %+v", f)
+		}
+		order = append(order, f.Digest[len(f.Digest)-1:]+" "+f.Platform+" "+f.Package)
+	}
+	if want := []string{"1  Libc6", "1  libc6", "2 linux/amd64 zlib", "2 linux/arm64 zlib"}; !reflect.DeepEqual(order, want) {
+		t.Fatalf("Findings(CVE-1) = %q, want %q", order, want)
+	}
+	if got, _ := s.Findings(ctx, "cve-1"); len(got) != 0 {
+		t.Errorf("IDs compare exactly: %+v", got)
+	}
+
+	// A rescan replaces the digest's findings whole.
+	later := at.Add(time.Hour)
+	if err := s.PutScanIndex(ctx, []kube.IndexedScan{{Digest: Digest(2), ScannedAt: later, Findings: []kube.IndexedFinding{finding("CVE-3", "", "c")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Findings(ctx, "CVE-1"); len(got) != 2 || got[0].Digest != Digest(1) {
+		t.Errorf("after digest 2's rescan, CVE-1: %+v", got)
+	}
+	if got, _ := s.Findings(ctx, "CVE-2"); len(got) != 0 {
+		t.Errorf("after digest 2's rescan, CVE-2: %+v", got)
+	}
+	if idx, _ := s.ScanIndex(ctx); !idx[Digest(2)].Equal(later) {
+		t.Errorf("digest 2 indexed at %v, want %v", idx[Digest(2)], later)
+	}
+
+	for _, bad := range [][]kube.IndexedScan{
+		{{Digest: "", ScannedAt: at}},
+		{{Digest: Digest(4)}},
+		{{Digest: Digest(4), ScannedAt: at}, {Digest: Digest(4), ScannedAt: at}},
+	} {
+		if err := s.PutScanIndex(ctx, bad); !errors.Is(err, kube.ErrInvalidRecord) {
+			t.Errorf("PutScanIndex(%+v) = %v, want ErrInvalidRecord", bad, err)
+		}
+	}
+
+	// Pruning keeps what pods run.
+	if err := s.PutPod(ctx, Pod("c1", "a", "p1", Digest(2))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PruneScanIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _ := s.ScanIndex(ctx); len(idx) != 1 || idx[Digest(2)].IsZero() {
+		t.Errorf("after pruning: %v, want digest 2 only", idx)
+	}
+	if got, _ := s.Findings(ctx, "CVE-1"); len(got) != 0 {
+		t.Errorf("findings of pruned digests remain: %+v", got)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/oci"
 	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -93,7 +94,10 @@ type Options struct {
 	// CacheDir holds the patch engine's caches (default: its own).
 	CacheDir string
 	Limits   patch.CacheLimits
-	Log      *slog.Logger
+	// ImageLimits bound what reading an image may cost: the gate's
+	// (scan.DefaultLimits when zero).
+	ImageLimits scan.Limits
+	Log         *slog.Logger
 	// WithActor marks ctx as the requester's (what the registry records
 	// of the result's push); nil leaves ctx as it is.
 	WithActor func(ctx context.Context, actor string) context.Context
@@ -226,7 +230,7 @@ func (s *Service) work(ctx context.Context, a Args) error {
 	}
 	rec := &recorder{ctx: ctx, log: log}
 	opts := []patch.Option{patch.WithServer(s.o.Server, s.o.ServerOptions...), patch.WithLogger(log),
-		patch.WithProgress(rec.event), patch.WithCacheLimits(s.o.Limits)}
+		patch.WithProgress(rec.event), patch.WithCacheLimits(s.o.Limits), patch.WithLimits(s.o.ImageLimits)}
 	if s.o.CacheDir != "" {
 		opts = append(opts, patch.WithCacheDir(s.o.CacheDir))
 	}

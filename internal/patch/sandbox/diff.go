@@ -3,6 +3,7 @@ package sandbox
 import (
 	"archive/tar"
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -142,30 +143,24 @@ func (d *differ) visit(name, p string, fi fs.FileInfo) error {
 		if !had && (name == "proc" || name == "dev") {
 			return nil // mount points the sandbox made
 		}
-		copyUp := !had && inLower && low.Mode == e.Mode && sameOwner(low, e) && !e.Opaque
-		if copyUp || (had && old.Mode == e.Mode && sameOwner(old, e) && old.Opaque == e.Opaque) {
-			return nil
-		}
-		if err := d.tw.WriteHeader(d.header(name, tar.TypeDir, e)); err != nil {
-			return err
-		}
-		if e.Opaque && !(had && old.Opaque) {
-			// The commands replaced the directory whole: nothing of the
-			// image's version shows through.
-			if err := d.marker(name + "/.wh..wh..opq"); err != nil {
+		// A directory's own entry is written when its mode or owner
+		// changed, never for being replaced whole: the copy mode cannot
+		// see that, and the layer must not depend on the host.
+		copyUp := !had && inLower && low.Mode == e.Mode && sameOwner(low, e)
+		if !copyUp && !(had && old.Mode == e.Mode && sameOwner(old, e)) {
+			if err := d.tw.WriteHeader(d.header(name, tar.TypeDir, e)); err != nil {
 				return err
 			}
-			if inLower && low.Mode.IsDir() {
-				children, err := os.ReadDir(lowPath)
-				if err != nil {
-					return err
-				}
-				for _, ch := range children {
-					if err := d.marker(name + "/.wh." + ch.Name()); err != nil {
-						return err
-					}
-				}
-			}
+		}
+		if e.Opaque && !(had && old.Opaque) && inLower && low.Mode.IsDir() {
+			// The commands replaced the directory whole, and overlayfs
+			// hides all of the image's version below it: each path the
+			// image has there and the new directory lacks gets its own
+			// whiteout, as the copy mode writes them. What the new
+			// directory holds is compared with the image's like any
+			// other path, so a file put back unchanged is left out
+			// rather than whited out.
+			return d.hiddenBelow(name, lowPath, p)
 		}
 		return nil
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -215,6 +210,48 @@ func (d *differ) visit(name, p string, fi fs.FileInfo) error {
 		return err
 	}
 	return nil // sockets, FIFOs: not kept
+}
+
+// hiddenBelow writes a whiteout for each path of the image's directory
+// lowDir (named name) that the opaque directory upDir hides and does not
+// hold itself, descending into the directories both have, except those
+// opaque in turn (their own visit covers them).
+func (d *differ) hiddenBelow(name, lowDir, upDir string) error {
+	children, err := os.ReadDir(lowDir)
+	if err != nil {
+		return err
+	}
+	for _, ch := range children { // sorted by name: a deterministic stream
+		child := name + "/" + ch.Name()
+		if ignored(child) {
+			continue
+		}
+		up := filepath.Join(upDir, ch.Name())
+		fi, err := os.Lstat(up)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := d.marker(name + "/.wh." + ch.Name()); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !ch.IsDir() || !fi.IsDir() {
+			continue // replaced by the new entry, which its visit writes
+		}
+		e, err := statEntry(up, fi)
+		if err != nil {
+			return err
+		}
+		if e.Whiteout || e.Opaque {
+			continue
+		}
+		if err := d.hiddenBelow(child, filepath.Join(lowDir, ch.Name()), up); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // vanished reports what the snapshot had and the tree no longer has.
