@@ -23,9 +23,10 @@ GREMLINS_VERSION := v0.6.0
 # postgresql is the real server the stores' conformance suites and the
 # replica tests run against (internal/database/pgtest starts it);
 # uidmap (newuidmap, newgidmap) maps subordinate ids into the rootless patch sandbox;
-# chromium is the browser the web UI's tests drive (internal/web, chromedp).
+# chromium is the browser the web UI's tests drive (internal/web, chromedp);
+# softhsm2 is the PKCS#11 token the HSM signing tests keep their keys on.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
-	bzip2 openssl debian-archive-keyring postgresql uidmap chromium
+	bzip2 openssl debian-archive-keyring postgresql uidmap chromium softhsm2
 
 .PHONY: all build run test deps axe testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube clean-cache mutate s3server signtools
 
