@@ -22,11 +22,13 @@ GREMLINS_VERSION := v0.6.0
 # oracle, debian-archive-keyring verifies the distroless images' indexes;
 # postgresql is the real server the stores' conformance suites and the
 # replica tests run against (internal/database/pgtest starts it);
-# uidmap (newuidmap, newgidmap) maps subordinate ids into the rootless patch sandbox.
+# uidmap (newuidmap, newgidmap) maps subordinate ids into the rootless patch sandbox;
+# chromium is the browser the web UI's tests drive (internal/web, chromedp);
+# softhsm2 is the PKCS#11 token the HSM signing tests keep their keys on.
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
-	bzip2 openssl debian-archive-keyring postgresql uidmap
+	bzip2 openssl debian-archive-keyring postgresql uidmap chromium softhsm2
 
-.PHONY: all build run test deps testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube clean-cache mutate s3server signtools
+.PHONY: all build run test deps axe testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube clean-cache mutate s3server signtools
 
 all: build
 
@@ -36,7 +38,7 @@ build:
 run:
 	$(GO) run ./cmd/drydock serve
 
-test: deps lint testimages kube-bins s3server signtools unit trivycompat
+test: deps lint testimages kube-bins s3server signtools axe unit trivycompat
 
 # Install missing Debian packages (needs root or sudo; otherwise the tests
 # that need them skip with a reason).
@@ -69,6 +71,18 @@ $(TOOLS)/versitygw-$(VERSITYGW_VERSION):
 	mkdir -p $(TOOLS)
 	cd hack/s3server && $(GO) build -o $@.tmp github.com/versity/versitygw/cmd/versitygw
 	mv $@.tmp $@
+
+# axe-core, the accessibility checker the web UI's browser test injects
+# into every page (internal/web): the pinned npm tarball, fetched once
+# into the cache (npm checks the tarball against the registry's integrity hash).
+AXE_VERSION := 4.10.3
+axe: $(TOOLS)/axe-core-$(AXE_VERSION)/axe.min.js
+
+$(TOOLS)/axe-core-$(AXE_VERSION)/axe.min.js:
+	mkdir -p $(TOOLS)/axe-core-$(AXE_VERSION).tmp
+	cd $(TOOLS)/axe-core-$(AXE_VERSION).tmp && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && tar -xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js package/LICENSE
+	mv $(TOOLS)/axe-core-$(AXE_VERSION).tmp/package/axe.min.js $(TOOLS)/axe-core-$(AXE_VERSION).tmp/axe.min.js
+	rm -rf $(TOOLS)/axe-core-$(AXE_VERSION) && mv $(TOOLS)/axe-core-$(AXE_VERSION).tmp $(TOOLS)/axe-core-$(AXE_VERSION)
 
 # The stock signing clients the signature tests run (internal/attest/
 # attesttest): cosign and oras, pinned in the separate module

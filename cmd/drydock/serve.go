@@ -137,6 +137,7 @@ A config file (every field optional):
     distroInfo: /usr/share/distro-info  # end-of-life dates when there is no vulnerability DB
   sign:                               # the key promotions are signed with
     key: /etc/drydock/signing.key     # PEM or cosign's encrypted format ($DRYDOCK_SIGN_PASSWORD);
+                                      # or pkcs11:token=T;object=K?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/drydock/pin
                                       # none = DATA/keys/drydock.key, generated on first start
     certificate: /etc/drydock/signing.crt  # chain for Notary Project signatures; none = self-signed
     disabled: false

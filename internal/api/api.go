@@ -76,6 +76,11 @@ type Options struct {
 	// Database reports the vulnerability database; nil leaves its route
 	// out.
 	Database Database
+	// Scans reads the findings of scans; nil leaves GET /api/v1/findings
+	// out.
+	Scans Scans
+	// Audit reads the audit log; nil leaves GET /api/v1/audit out.
+	Audit AuditLog
 }
 
 type handler struct{ Options }
@@ -141,6 +146,12 @@ func (h *handler) routes() []route {
 	}
 	if h.GC != nil {
 		routes = append(routes, h.gcRoutes()...)
+	}
+	if h.Scans != nil {
+		routes = append(routes, route{http.MethodGet, "/api/v1/findings", h.findings})
+	}
+	if h.Audit != nil {
+		routes = append(routes, route{http.MethodGet, "/api/v1/audit", h.auditLog})
 	}
 	return routes
 }

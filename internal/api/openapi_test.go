@@ -11,8 +11,10 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/gc"
+	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
@@ -35,7 +37,9 @@ func TestOpenAPI(t *testing.T) {
 	var keeper *gatekeeper.Keeper // the routes are listed, never called
 	var engine *workflow.Engine
 	var collector *gc.Service
-	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector}}
+	var scans *store.SQL
+	var auditLog *audit.Log
+	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog}}
 	var routes, documented []string
 	for _, rt := range h.routes() {
 		routes = append(routes, rt.method+" "+rt.path)

@@ -88,20 +88,115 @@ type Written struct {
 }
 
 // Write signs and attaches to the manifest subject in repo what req asks
-// for, with key k. The pieces are independent and written concurrently
-// (a registry write waits on storage, not on the CPU): first the
-// referrers, then the tag-scheme manifests that list the same layers. An
-// error leaves what was stored (each piece is whole and valid alone).
+// for, with key k. A registry write waits on storage (each is a synced
+// file on the filesystem driver), so the writes go in two concurrent
+// rounds, not one chain per piece: first every blob (the signed layers,
+// the referrers' empty config, and the tag-scheme configs, which only
+// need the layers' descriptors), then every manifest (one referrer per
+// piece, and the .sig and .att tag-scheme manifests listing the same
+// layers). An error leaves what was stored: blobs, or manifests each
+// whole and valid alone.
 func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descriptor, k *Key, req WriteRequest) (*Written, error) {
 	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	if req.Now.IsZero() {
 		req.Now = time.Now()
 	}
-	created := req.Now.UTC().Format(time.RFC3339)
-	// One slot per referrer: its layer and manifest, in a fixed order.
-	type slot struct {
-		layer, manifest ocispec.Descriptor
+	pieces, err := signPieces(k, subject, req)
+	if err != nil {
+		return &Written{}, err
 	}
+	// The tag-scheme forms: .sig lists the signature's layer, .att the
+	// statements' layers.
+	var sigLayers, attLayers []ocispec.Descriptor
+	for _, p := range pieces {
+		switch p.tagSuffix {
+		case imgref.SuffixSignature:
+			sigLayers = append(sigLayers, p.layer)
+		case imgref.SuffixAttestation:
+			attLayers = append(attLayers, p.layer)
+		}
+	}
+	var tags []*tagSchemeWrite
+	for _, t := range []struct {
+		suffix string
+		layers []ocispec.Descriptor
+	}{{imgref.SuffixSignature, sigLayers}, {imgref.SuffixAttestation, attLayers}} {
+		if len(t.layers) > 0 {
+			tags = append(tags, &tagSchemeWrite{suffix: t.suffix, layers: t.layers})
+		}
+	}
+
+	// Round 1: the blobs.
+	var emptyConfig ocispec.Descriptor
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range pieces {
+		g.Go(func() error {
+			d, err := reg.PutBlob(gctx, repo, p.content)
+			if err == nil && (d.Digest != p.layer.Digest || d.Size != p.layer.Size) {
+				err = fmt.Errorf("the registry stored %s (%d bytes), want %s (%d bytes)", d.Digest, d.Size, p.layer.Digest, p.layer.Size)
+			}
+			if err != nil {
+				return fmt.Errorf("attaching the %s of %s: %w", p.what, subject.Digest, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() (err error) {
+		emptyConfig, err = reg.PutBlob(gctx, repo, []byte("{}"))
+		return err
+	})
+	for _, t := range tags {
+		g.Go(func() error { return t.prepare(gctx, reg, repo, subject.Digest) })
+	}
+	if err := g.Wait(); err != nil {
+		return &Written{}, err
+	}
+
+	// Round 2: the manifests.
+	refs := make([]ocispec.Descriptor, len(pieces))
+	g, gctx = errgroup.WithContext(ctx)
+	for i, p := range pieces {
+		g.Go(func() (err error) {
+			if refs[i], err = putArtifact(gctx, reg, repo, p.artifactType, emptyConfig, []ocispec.Descriptor{p.layer}, &subject, p.annotations); err != nil {
+				return fmt.Errorf("attaching the %s of %s: %w", p.what, subject.Digest, err)
+			}
+			return nil
+		})
+	}
+	for _, t := range tags {
+		g.Go(func() error { return t.commit(gctx, reg, repo) })
+	}
+	err = g.Wait()
+	w := &Written{}
+	for _, r := range refs {
+		if r.Digest != "" {
+			w.Referrers = append(w.Referrers, r)
+		}
+	}
+	for _, t := range tags {
+		if t.done {
+			w.Tags = append(w.Tags, t.tag)
+		}
+	}
+	return w, err
+}
+
+// piece is one signed thing Write attaches: a layer (its content and
+// descriptor), and the referrer manifest's artifact type and annotations.
+type piece struct {
+	what         string // for messages
+	content      []byte
+	layer        ocispec.Descriptor
+	artifactType string
+	annotations  map[string]string
+	tagSuffix    string // the tag-scheme manifest listing the layer, if any
+}
+
+// signPieces signs what req asks for, in a fixed order (the statements,
+// the cosign signature, the Notary Project signature), concurrently: a
+// key on a token signs each in its own session.
+func signPieces(k *Key, subject ocispec.Descriptor, req WriteRequest) ([]piece, error) {
+	created := req.Now.UTC().Format(time.RFC3339)
 	n := len(req.Statements)
 	sigSlot, notarySlot := -1, -1
 	if req.Signature {
@@ -110,20 +205,13 @@ func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descr
 	if req.Notary {
 		notarySlot, n = n, n+1
 	}
-	slots := make([]slot, n)
-	put := func(i int, artifactType string, layer []byte, layerType string, layerAnn, ann map[string]string) error {
-		l, err := reg.PutBlob(ctx, repo, layer)
-		if err != nil {
-			return err
-		}
-		l.MediaType, l.Annotations = layerType, layerAnn
-		ann[ocispec.AnnotationCreated] = created
-		d, err := putArtifact(ctx, reg, repo, artifactType, []ocispec.Descriptor{l}, &subject, ann)
-		slots[i] = slot{layer: l, manifest: d}
-		return err
+	pieces := make([]piece, n)
+	set := func(i int, p piece, layerType string, layerAnn map[string]string) {
+		p.layer = ocispec.Descriptor{MediaType: layerType, Digest: digest.SHA256.FromBytes(p.content), Size: int64(len(p.content)), Annotations: layerAnn}
+		p.annotations[ocispec.AnnotationCreated] = created
+		pieces[i] = p
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	ctx = gctx
+	var g errgroup.Group
 	if req.Signature {
 		g.Go(func() error {
 			payload, err := SimpleSigningPayload(req.Ref, subject.Digest, nil)
@@ -134,10 +222,9 @@ func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descr
 			if err != nil {
 				return err
 			}
-			ann := map[string]string{AnnotationCosignSignature: b64(sig)}
-			if err := put(sigSlot, imgref.ArtifactTypeCosignSignature, payload, imgref.MediaTypeCosignSimpleSigning, ann, map[string]string{}); err != nil {
-				return fmt.Errorf("attaching the signature of %s: %w", subject.Digest, err)
-			}
+			set(sigSlot, piece{what: "signature", content: payload, artifactType: imgref.ArtifactTypeCosignSignature,
+				annotations: map[string]string{}, tagSuffix: imgref.SuffixSignature},
+				imgref.MediaTypeCosignSimpleSigning, map[string]string{AnnotationCosignSignature: b64(sig)})
 			return nil
 		})
 	}
@@ -147,10 +234,8 @@ func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descr
 			if err != nil {
 				return fmt.Errorf("signing %s for the Notary Project: %w", subject.Digest, err)
 			}
-			ann := map[string]string{AnnotationNotaryThumbprints: thumbprints(k)}
-			if err := put(notarySlot, imgref.ArtifactTypeNotarySignature, env, jws.MediaTypeEnvelope, nil, ann); err != nil {
-				return fmt.Errorf("attaching the Notary Project signature of %s: %w", subject.Digest, err)
-			}
+			set(notarySlot, piece{what: "Notary Project signature", content: env, artifactType: imgref.ArtifactTypeNotarySignature,
+				annotations: map[string]string{AnnotationNotaryThumbprints: thumbprints(k)}}, jws.MediaTypeEnvelope, nil)
 			return nil
 		})
 	}
@@ -160,60 +245,20 @@ func Write(ctx context.Context, reg Registry, repo string, subject ocispec.Descr
 			if err != nil {
 				return err
 			}
-			layerAnn := map[string]string{AnnotationPredicateType: st.PredicateType, AnnotationCosignSignature: ""}
-			if err := put(i, ArtifactTypeCosignAttestation, env, imgref.MediaTypeDSSEEnvelope, layerAnn,
-				map[string]string{AnnotationPredicateType: st.PredicateType}); err != nil {
-				return fmt.Errorf("attaching the %s attestation of %s: %w", st.PredicateType, subject.Digest, err)
-			}
+			set(i, piece{what: st.PredicateType + " attestation", content: env, artifactType: ArtifactTypeCosignAttestation,
+				annotations: map[string]string{AnnotationPredicateType: st.PredicateType}, tagSuffix: imgref.SuffixAttestation},
+				imgref.MediaTypeDSSEEnvelope, map[string]string{AnnotationPredicateType: st.PredicateType, AnnotationCosignSignature: ""})
 			return nil
 		})
 	}
-	err := g.Wait()
-	w := &Written{}
-	for _, sl := range slots {
-		if sl.manifest.Digest != "" {
-			w.Referrers = append(w.Referrers, sl.manifest)
-		}
-	}
-	if err != nil {
-		return w, err
-	}
-	// The tag-scheme forms list the same layers.
-	var tags [2]string
-	g, ctx = errgroup.WithContext(ctx)
-	if req.Signature {
-		g.Go(func() (err error) {
-			tags[0], err = AppendTagScheme(ctx, reg, repo, subject.Digest, imgref.SuffixSignature, []ocispec.Descriptor{slots[sigSlot].layer})
-			return err
-		})
-	}
-	if len(req.Statements) > 0 {
-		var atts []ocispec.Descriptor
-		for i := range req.Statements {
-			atts = append(atts, slots[i].layer)
-		}
-		g.Go(func() (err error) {
-			tags[1], err = AppendTagScheme(ctx, reg, repo, subject.Digest, imgref.SuffixAttestation, atts)
-			return err
-		})
-	}
-	err = g.Wait()
-	for _, t := range tags {
-		if t != "" {
-			w.Tags = append(w.Tags, t)
-		}
-	}
-	return w, err
+	return pieces, g.Wait()
 }
 
-// putArtifact stores an OCI 1.1 artifact manifest: an empty config of the
-// artifact type (as cosign writes its referrers), the layers, a subject.
-func putArtifact(ctx context.Context, reg Registry, repo, artifactType string, layers []ocispec.Descriptor, subject *ocispec.Descriptor, ann map[string]string) (ocispec.Descriptor, error) {
-	cfg, err := reg.PutBlob(ctx, repo, []byte("{}"))
-	if err != nil {
-		return cfg, err
-	}
-	cfg.MediaType = ocispec.MediaTypeEmptyJSON
+// putArtifact stores an OCI 1.1 artifact manifest: an empty config (the
+// blob emptyConfig, stored in repo) of the artifact type (as cosign
+// writes its referrers), the layers, a subject.
+func putArtifact(ctx context.Context, reg Registry, repo, artifactType string, emptyConfig ocispec.Descriptor, layers []ocispec.Descriptor, subject *ocispec.Descriptor, ann map[string]string) (ocispec.Descriptor, error) {
+	cfg := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: emptyConfig.Digest, Size: emptyConfig.Size}
 	if artifactType == imgref.ArtifactTypeCosignSignature || artifactType == ArtifactTypeCosignAttestation {
 		cfg.MediaType = artifactType
 	}
@@ -253,31 +298,57 @@ type tagSchemeConfig struct {
 // annotations) are not added twice, and existing ones are kept, so a
 // signature once attached is never dropped. It returns the tag.
 func AppendTagScheme(ctx context.Context, reg Registry, repo string, subject digest.Digest, suffix string, layers []ocispec.Descriptor) (string, error) {
-	tag := imgref.TagSchemeTag(subject, suffix)
+	t := &tagSchemeWrite{suffix: suffix, layers: layers}
+	if err := t.prepare(ctx, reg, repo, subject); err != nil {
+		return "", err
+	}
+	if err := t.commit(ctx, reg, repo); err != nil {
+		return "", err
+	}
+	return t.tag, nil
+}
+
+// tagSchemeWrite adds layers to a tag-scheme manifest in two steps:
+// prepare reads the manifest there and stores the merged config (the
+// layers need not be stored yet), commit stores the manifest (they must
+// be by then).
+type tagSchemeWrite struct {
+	suffix string
+	layers []ocispec.Descriptor
+
+	tag       string
+	mediaType string
+	body      []byte // nil: nothing to write
+	done      bool   // the tag holds the layers
+}
+
+func (t *tagSchemeWrite) prepare(ctx context.Context, reg Registry, repo string, subject digest.Digest) error {
+	t.tag = imgref.TagSchemeTag(subject, t.suffix)
 	var have []ocispec.Descriptor
-	mediaType := ocispec.MediaTypeImageManifest
-	switch desc, body, err := reg.Manifest(ctx, repo, tag); {
+	t.mediaType = ocispec.MediaTypeImageManifest
+	switch desc, body, err := reg.Manifest(ctx, repo, t.tag); {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
-		return "", err
+		return err
 	default:
 		m, err := imgref.ParseManifest(desc.MediaType, body)
-		if err != nil || !m.TagSchemeContent(imgref.TagScheme{Subject: subject, Suffix: suffix}) {
-			return "", fmt.Errorf("%s:%s holds something else than cosign's %s content: not replaced", repo, tag, suffix)
+		if err != nil || !m.TagSchemeContent(imgref.TagScheme{Subject: subject, Suffix: t.suffix}) {
+			return fmt.Errorf("%s:%s holds something else than cosign's %s content: not replaced", repo, t.tag, t.suffix)
 		}
-		have, mediaType = m.Layers, m.MediaType
+		have, t.mediaType = m.Layers, m.MediaType
 	}
 	merged := slices.Clone(have)
-	for _, l := range layers {
+	for _, l := range t.layers {
 		if !slices.ContainsFunc(merged, func(h ocispec.Descriptor) bool { return sameLayer(h, l) }) {
 			merged = append(merged, l)
 		}
 	}
 	if len(merged) == len(have) && len(have) > 0 {
-		return tag, nil
+		t.done = true
+		return nil
 	}
 	if len(merged) > maxTagSchemeLayers {
-		return "", fmt.Errorf("%s:%s would hold %d layers, over %d", repo, tag, len(merged), maxTagSchemeLayers)
+		return fmt.Errorf("%s:%s would hold %d layers, over %d", repo, t.tag, len(merged), maxTagSchemeLayers)
 	}
 	cfg := tagSchemeConfig{Created: "0001-01-01T00:00:00Z", History: []map[string]any{}}
 	cfg.RootFS.Type = "layers"
@@ -288,26 +359,31 @@ func AppendTagScheme(ctx context.Context, reg Registry, repo string, subject dig
 	}
 	cfgBody, err := json.Marshal(cfg)
 	if err != nil {
-		return "", err
+		return err
 	}
 	cd, err := reg.PutBlob(ctx, repo, cfgBody)
 	if err != nil {
-		return "", err
+		return err
 	}
 	cd.MediaType = ocispec.MediaTypeImageConfig
-	if mediaType == imgref.MediaTypeDockerManifest {
+	if t.mediaType == imgref.MediaTypeDockerManifest {
 		cd.MediaType = imgref.MediaTypeDockerConfig
 	}
-	m := ocispec.Manifest{MediaType: mediaType, Config: cd, Layers: merged}
+	m := ocispec.Manifest{MediaType: t.mediaType, Config: cd, Layers: merged}
 	m.SchemaVersion = 2
-	body, err := json.Marshal(m)
-	if err != nil {
-		return "", err
+	t.body, err = json.Marshal(m)
+	return err
+}
+
+func (t *tagSchemeWrite) commit(ctx context.Context, reg Registry, repo string) error {
+	if t.body == nil {
+		return nil
 	}
-	if _, err := reg.PutManifest(ctx, repo, mediaType, body, tag); err != nil {
-		return "", fmt.Errorf("writing %s:%s: %w", repo, tag, err)
+	if _, err := reg.PutManifest(ctx, repo, t.mediaType, t.body, t.tag); err != nil {
+		return fmt.Errorf("writing %s:%s: %w", repo, t.tag, err)
 	}
-	return tag, nil
+	t.done = true
+	return nil
 }
 
 // sameLayer reports whether two layer descriptors are the same entry:
@@ -337,7 +413,7 @@ func notarySign(k *Key, subject ocispec.Descriptor, metadata map[string]string, 
 	if err != nil {
 		return nil, err
 	}
-	signer, err := signature.NewLocalSigner(k.chain, k.signer)
+	signer, err := newNotarySigner(k)
 	if err != nil {
 		return nil, err
 	}

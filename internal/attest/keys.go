@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -33,6 +34,7 @@ type Key struct {
 	signer crypto.Signer
 	chain  []*x509.Certificate
 	id     string
+	closer io.Closer // a PKCS#11 session; nil for a key in memory
 }
 
 // Files of the key drydock generates in its data directory.
@@ -53,12 +55,14 @@ type KeyOptions struct {
 	// Dir is where the key is generated when Ref is empty (DATA/keys).
 	Dir string
 	// Ref is a key file (PEM: PKCS#8, EC or PKCS#1 private key, or
-	// cosign's encrypted key format); empty uses or generates Dir's key.
-	// KMS and PKCS#11 URIs (awskms://, gcpkms://, azurekms://,
-	// hashivault://, pkcs11:) are refused with ErrKeyURI: the signing
-	// code is drydock's own, and it holds no cloud SDK or cgo.
+	// cosign's encrypted key format), a PKCS#11 URI (RFC 7512, see
+	// parsePKCS11URI; builds with cgo only); empty uses or generates
+	// Dir's key. KMS URIs (awskms://, gcpkms://, azurekms://,
+	// hashivault://) are refused with ErrKeyURI: drydock holds no cloud
+	// SDK, and no KMS can be reached to test one.
 	Ref string
-	// Password decrypts an encrypted key file (cosign's format).
+	// Password decrypts an encrypted key file (cosign's format), or is
+	// the PKCS#11 PIN when the URI names none.
 	Password []byte
 	// Certificate is a PEM certificate chain for the key (leaf first);
 	// empty makes a self-signed certificate, kept beside a generated key.
@@ -68,16 +72,17 @@ type KeyOptions struct {
 }
 
 // LoadKey returns drydock's signing key as o says: the key file o.Ref,
-// or the key in o.Dir, generated there on first use.
+// the key a PKCS#11 URI names, or the key in o.Dir, generated there on
+// first use. A PKCS#11 key holds a session open until Close.
 func LoadKey(o KeyOptions) (*Key, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if scheme, _, ok := strings.Cut(o.Ref, "://"); ok || strings.HasPrefix(o.Ref, "pkcs11:") {
-		if !ok {
-			scheme = "pkcs11"
-		}
-		return nil, fmt.Errorf("%w %q: %s keys are not supported by this build; export a key file (PEM or cosign's encrypted format) and name it", ErrKeyURI, o.Ref, scheme)
+	if strings.HasPrefix(o.Ref, pkcs11Scheme) {
+		return loadPKCS11(o)
+	}
+	if scheme, _, ok := strings.Cut(o.Ref, "://"); ok {
+		return nil, fmt.Errorf("%w %q: %s keys are not supported; this build signs with %s", ErrKeyURI, o.Ref, scheme, SupportedKeyRefs())
 	}
 	path, certPath := o.Ref, ""
 	if path == "" {
@@ -103,26 +108,95 @@ func LoadKey(o KeyOptions) (*Key, error) {
 	if k.id, err = KeyID(signer.Public()); err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
-	switch {
-	case o.Certificate != "":
-		certPath = o.Certificate
-	case certPath == "":
-		// A key file without a certificate: a self-signed one, made
-		// afresh (it only names the key for Notary Project verifiers).
-		c, err := selfSigned(signer, o.Now())
-		if err != nil {
-			return nil, err
-		}
-		k.chain = []*x509.Certificate{c}
-		return k, nil
-	}
-	if k.chain, err = readChain(certPath); err != nil {
-		return nil, fmt.Errorf("signing certificate: %w", err)
-	}
-	if id, err := KeyID(k.chain[0].PublicKey); err != nil || id != k.id {
-		return nil, fmt.Errorf("signing certificate %s: its public key is not the signing key's", certPath)
+	if err := k.setChain(path, cmp.Or(o.Certificate, certPath), nil, o.Now()); err != nil {
+		return nil, err
 	}
 	return k, nil
+}
+
+// SupportedKeyRefs says which key references this build signs with.
+func SupportedKeyRefs() string {
+	s := "a key file (PEM, or cosign's encrypted format), or the generated key (no key named: DATA/keys/drydock.key)"
+	if pkcs11Supported {
+		return s + ", or a PKCS#11 URI (pkcs11:token=LABEL;object=LABEL?module-path=MODULE&pin-source=file:PINFILE)"
+	}
+	return s + "; PKCS#11 URIs need a build with cgo"
+}
+
+// loadPKCS11 opens the key the PKCS#11 URI o.Ref names. Its certificate
+// is o.Certificate, else the one stored with the key on the token, else a
+// self-signed one made afresh.
+func loadPKCS11(o KeyOptions) (*Key, error) {
+	u, err := parsePKCS11URI(o.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	var pin string
+	if pkcs11Supported {
+		if pin, err = u.pin(o.Password); err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", u, err)
+		}
+	}
+	signer, stored, closer, err := openPKCS11(u, pin)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	k := &Key{signer: signer, closer: closer}
+	if err := k.fromToken(u, o.Certificate, stored, o.Now()); err != nil {
+		k.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// fromToken checks the token's key and gives it its ID and certificate.
+func (k *Key) fromToken(u *pkcs11URI, certPath string, stored *x509.Certificate, now time.Time) error {
+	if err := checkPublic(k.signer.Public()); err != nil {
+		return fmt.Errorf("signing key %s: %w", u, err)
+	}
+	id, err := KeyID(k.signer.Public())
+	if err != nil {
+		return fmt.Errorf("signing key %s: %w", u, err)
+	}
+	k.id = id
+	return k.setChain(u.String(), certPath, stored, now)
+}
+
+// setChain gives k its certificate chain: the PEM file certPath, else
+// stored (a certificate kept with the key), else a self-signed one made
+// afresh (it only names the key for Notary Project verifiers). name
+// names the key in messages.
+func (k *Key) setChain(name, certPath string, stored *x509.Certificate, now time.Time) error {
+	switch {
+	case certPath != "":
+		chain, err := readChain(certPath)
+		if err != nil {
+			return fmt.Errorf("signing certificate: %w", err)
+		}
+		k.chain = chain
+	case stored != nil:
+		k.chain, certPath = []*x509.Certificate{stored}, "stored with "+name
+	default:
+		c, err := selfSigned(k.signer, now)
+		if err != nil {
+			return err
+		}
+		k.chain = []*x509.Certificate{c}
+		return nil
+	}
+	if id, err := KeyID(k.chain[0].PublicKey); err != nil || id != k.id {
+		return fmt.Errorf("signing certificate %s: its public key is not the signing key's", certPath)
+	}
+	return nil
+}
+
+// Close releases what the key holds open (a PKCS#11 session); a key
+// from a file holds nothing.
+func (k *Key) Close() error {
+	if k.closer == nil {
+		return nil
+	}
+	return k.closer.Close()
 }
 
 // NewKey wraps a signer (and its certificate chain, leaf first; nil makes
@@ -286,20 +360,33 @@ func ParsePrivateKey(data, password []byte) (crypto.Signer, error) {
 }
 
 // checkSigner accepts the key types cosign and the Notary Project both
-// verify: ECDSA P-256/384/521 and RSA of 2048 bits or more.
+// verify (see checkPublic).
 func checkSigner(s crypto.Signer) (crypto.Signer, error) {
-	switch k := s.(type) {
-	case *ecdsa.PrivateKey:
-		return s, nil
-	case *rsa.PrivateKey:
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("RSA key of %d bits: use 2048 or more", k.N.BitLen())
-		}
-		return s, nil
-	case ed25519.PrivateKey:
-		return nil, errors.New("ed25519 keys cannot make Notary Project signatures: use ECDSA or RSA")
+	if err := checkPublic(s.Public()); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("key type %T is not supported (ECDSA or RSA)", s)
+	return s, nil
+}
+
+// checkPublic accepts the public keys of the types cosign and the Notary
+// Project both verify: ECDSA P-256/384/521 and RSA of 2048 bits or more.
+func checkPublic(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+			return nil
+		}
+		return fmt.Errorf("ECDSA key on curve %s: use P-256, P-384 or P-521", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("RSA key of %d bits: use 2048 or more", k.N.BitLen())
+		}
+		return nil
+	case ed25519.PublicKey:
+		return errors.New("ed25519 keys cannot make Notary Project signatures: use ECDSA or RSA")
+	}
+	return fmt.Errorf("key type %T is not supported (ECDSA or RSA)", pub)
 }
 
 // decryptCosign opens cosign's encrypted key format (that of

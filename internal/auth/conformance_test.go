@@ -23,3 +23,18 @@ func TestSQLConformance(t *testing.T) {
 		})
 	})
 }
+
+func TestSQLSessionsConformance(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
+		authtest.RunSessions(t, func(t *testing.T) func() auth.SessionBackend {
+			tg := newTarget(t)
+			return func() auth.SessionBackend {
+				b, err := auth.NewSQL(context.Background(), tg.Open(t, auth.Component))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+		})
+	})
+}

@@ -78,6 +78,10 @@ CREATE TABLE signing_keys (
 	key        BYTEA NOT NULL,
 	created_at TEXT NOT NULL
 );`,
+}, {
+	Version: 2, Name: "web UI sessions",
+	SQLite:   sessionsDDL,
+	Postgres: sessionsDDL,
 }}
 
 // Tables are the auth store's tables, for copying an installation.
@@ -85,6 +89,7 @@ var Tables = []database.Table{
 	{Name: "users", Columns: []string{"name", "password_hash", "grants", "created_at", "updated_at", "disabled"}, Key: "name", Bools: []string{"disabled"}},
 	{Name: "tokens", Columns: []string{"id", "name", "owner", "secret_hash", "grants", "created_at", "expires_at", "last_used_at", "revoked_at"}, Key: "id"},
 	{Name: "signing_keys", Columns: []string{"id", "key", "created_at"}, Key: "id"},
+	{Name: "sessions", Columns: []string{"id_hash", "user_name", "csrf", "created_at", "expires_at"}, Key: "id_hash"},
 }
 
 // SQL is the Backend on a database opened by internal/database.

@@ -188,11 +188,15 @@ type ThrottleLimit struct {
 type Sign struct {
 	// Key is a private key file (PEM: PKCS#8, EC or PKCS#1; or cosign's
 	// encrypted format, whose password is read from $DRYDOCK_SIGN_PASSWORD
-	// or $COSIGN_PASSWORD); empty uses DATA/keys/drydock.key, generated
-	// on first start with drydock.pub and drydock.crt beside it.
+	// or $COSIGN_PASSWORD), or a PKCS#11 URI (RFC 7512:
+	// "pkcs11:token=T;object=K?module-path=M&pin-source=file:P", the PIN
+	// from pin-source or $DRYDOCK_SIGN_PASSWORD; builds with cgo); empty
+	// uses DATA/keys/drydock.key, generated on first start with
+	// drydock.pub and drydock.crt beside it. KMS URIs are refused.
 	Key string `yaml:"key"`
 	// Certificate is the key's PEM certificate chain (leaf first) for
-	// Notary Project signatures; empty uses a self-signed certificate.
+	// Notary Project signatures; empty uses the certificate stored with a
+	// PKCS#11 key, else a self-signed certificate.
 	Certificate string `yaml:"certificate"`
 	// Disabled turns signing off.
 	Disabled bool `yaml:"disabled"`

@@ -33,6 +33,7 @@ import (
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/regstore"
+	"github.com/drydock-project/drydock/internal/web"
 )
 
 // Server is one drydock server process.
@@ -179,14 +180,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// Authentication, then the live/ guard (every write to live/ is a
 	// refused bypass, whoever asks), then the roles, then the registry.
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
-	apiHandler := authn.Middleware(api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Patches: gp.patches, Kube: s.kube.service, Authorize: apiAuthorizer,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper, GC: gcp.service}))
+	apiInner := api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Patches: gp.patches, Kube: s.kube.service, Authorize: apiAuthorizer,
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper, GC: gcp.service, Scans: gp.store, Audit: audits})
+	apiHandler := authn.Middleware(apiInner)
+	ui, err := web.New(web.Options{Auth: authn, API: apiInner, Log: log.With("component", "web")})
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", v2)
 	mux.Handle("/v2", http.RedirectHandler("/v2/", http.StatusMovedPermanently))
 	mux.Handle("/auth/token", authn.TokenHandler())
 	mux.Handle("/api/v1/", apiHandler)
 	mux.Handle("GET /api/v1/openapi.json", api.OpenAPIHandler()) // no credentials: it describes, it discloses nothing
+	// The web UI signs in with sessions of its own and calls the API
+	// in-process as the signed-in user.
+	mux.Handle(web.Prefix, ui)
+	mux.Handle("GET /{$}", http.RedirectHandler(web.Prefix, http.StatusFound))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	// Metrics tell what the gate refused and who is pushing: they need a

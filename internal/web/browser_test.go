@@ -1,0 +1,360 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/drydock-project/drydock/internal/api"
+	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/gate/gatetest"
+	"github.com/drydock-project/drydock/internal/gatekeeper"
+	"github.com/drydock-project/drydock/internal/testenv"
+	"github.com/drydock-project/drydock/internal/testimage"
+	"github.com/drydock-project/drydock/internal/vulndb"
+	"github.com/drydock-project/drydock/internal/vulndb/realdb"
+)
+
+// axeVersion is the axe-core the Makefile's axe target fetches (keep
+// them equal).
+const axeVersion = "4.10.3"
+
+// TestBrowser drives the web UI in Debian's chromium, headless, against a
+// real `drydock serve` with a real test image scanned by the real
+// scanner on real vulnerability data: sign in, the dashboard's numbers
+// against the API's, an image and its findings filtered, exceptions added
+// until the verdict changes, the audit log. Every page gets a screenshot
+// (in the test's artifact directory) and an axe-core check: no serious or
+// critical violation. One server, one browser, all pages in one test.
+func TestBrowser(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		testenv.Missing(t, "no chromium (Debian package chromium, in TEST_DEBS)")
+	}
+	cache, err := testimage.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	axeJS, err := os.ReadFile(filepath.Join(cache, "tools", "axe-core-"+axeVersion, "axe.min.js"))
+	if err != nil {
+		testenv.Missing(t, "no axe-core %s: run `make axe` (%v)", axeVersion, err)
+	}
+	img := testimage.Require(t, testimage.Bookworm)
+	data := t.TempDir()
+	realdb.Copy(t, vulndb.DefaultPath(data))
+
+	bin := filepath.Join(t.TempDir(), "drydock")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/drydock-project/drydock/cmd/drydock").CombinedOutput(); err != nil {
+		t.Fatalf("build drydock: %v\n%s", err, out)
+	}
+	cfgDir := t.TempDir()
+	policy := filepath.Join(cfgDir, "policy.yaml")
+	write(t, policy, "version: v1\nmaxSeverity: HIGH\nblockEndOfLife: false\n")
+	cfg := filepath.Join(cfgDir, "drydock.yaml")
+	write(t, cfg, "gate: {policy: "+policy+"}\n")
+	srv := startServe(t, bin, data, cfg)
+	pw, err := os.ReadFile(filepath.Join(data, "auth", "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := strings.TrimSpace(string(pw))
+	authURL := "http://admin:" + url.QueryEscape(admin) + "@" + srv.addr
+	if out, err := exec.Command(bin, "import", img.OCIReference(), "--as", "bookworm:12", "--server", authURL).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	a := &apiClient{t: t, base: "http://" + srv.addr, pass: admin}
+	var st gatekeeper.Status
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		a.get("/api/v1/verdict?ref=quarantine/bookworm:12", &st)
+		if !st.Scan.ScannedAt.IsZero() || st.Scan.Error != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not scanned in 5 minutes: %+v\n%s", st, srv.logs())
+		}
+	}
+	failing := gatetest.FailingCVEs(st.Verdict)
+	if st.Verdict.State != gate.StateFail || len(failing) == 0 {
+		t.Fatalf("the test image should fail the policy: %+v", st.Verdict)
+	}
+	t.Logf("%s fails on %d CVEs: %v", st.Digest, len(failing), failing)
+
+	shots := t.ArtifactDir()
+	t.Logf("screenshots in %s", shots)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-component-update", true), chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTime := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancelTime()
+	// Start the browser on ctx itself: steps run on contexts with their
+	// own time-outs, and the first step's context would own the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	// dump shows where the browser is when a step fails.
+	dump := func() string {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		loc, _ := chromedp.Run(dctx, chromedp.Location())
+		html, _ := chromedp.Run(dctx, chromedp.OuterHTML(chromedp.CSS("main")))
+		return loc + "\n" + html
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, dump())
+		}
+	}
+	// navigate runs steps that load a new page and waits for it.
+	navigate := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		resp, err := chromedp.RunResponse(sctx, steps...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, dump())
+		}
+		if resp.Status != 200 {
+			t.Fatalf("%s: HTTP %d\n%s", what, resp.Status, dump())
+		}
+	}
+	must := func(err error, what string) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// check saves a screenshot of the page and runs axe-core in it.
+	check := func(name string) {
+		t.Helper()
+		// The UI's CSP allows no script: let the test inject axe.
+		_, err := chromedp.Call(ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true})
+		must(err, "bypass CSP")
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		must(err, "screenshot "+name)
+		_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](string(axeJS)+";true"))
+		must(err, "inject axe-core")
+		var res axeResult
+		res.Violations, err = chromedp.Run(ctx, chromedp.Evaluate[[]axeViolation](`axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.html)})))`,
+			chromedp.EvalAwaitPromise))
+		must(err, "axe-core on "+name)
+		path := filepath.Join(shots, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range res.Violations {
+			if v.Impact == "serious" || v.Impact == "critical" {
+				t.Errorf("page %s: axe %s violation %s (%s) at %v", name, v.Impact, v.ID, v.Help, v.Nodes)
+			} else {
+				t.Logf("page %s: axe %s violation %s (%s)", name, v.Impact, v.ID, v.Help)
+			}
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		must(err, "read "+sel)
+		return strings.TrimSpace(s)
+	}
+
+	// Sign in: the UI sends the browser to the sign-in page and back.
+	run("open the dashboard", chromedp.Navigate("http://"+srv.addr+"/"), chromedp.WaitVisible(chromedp.CSS("#user")))
+	check("login")
+	run("sign in", chromedp.SendKeys(chromedp.CSS("#user"), "admin"), chromedp.SendKeys(chromedp.CSS("#password"), admin),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#images-total")))
+	check("dashboard")
+
+	// The dashboard's numbers are the API's.
+	var vs api.VerdictsResponse
+	a.get("/api/v1/verdicts", &vs)
+	byState := map[gate.State]int{}
+	for _, im := range vs.Images {
+		byState[im.Verdict.State]++
+	}
+	if got := text("#images-total"); got != strconv.Itoa(len(vs.Images)) {
+		t.Errorf("dashboard: %s images, the API %d", got, len(vs.Images))
+	}
+	for _, s := range []gate.State{gate.StateFail, gate.StatePass, gate.StatePending, gate.StateExempt} {
+		if got := text("#count-" + string(s)); got != strconv.Itoa(byState[s]) {
+			t.Errorf("dashboard: %s %s, the API %d", got, s, byState[s])
+		}
+	}
+	var fixable api.FindingsResponse
+	a.get("/api/v1/findings?fixable=true&digest="+st.Digest, &fixable)
+	total := 0
+	for _, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"} {
+		total += fixable.Counts[sev]
+		if got := text("#fixable-" + sev); got != strconv.Itoa(fixable.Counts[sev]) {
+			t.Errorf("dashboard: %s fixable %s findings, the API %d", got, sev, fixable.Counts[sev])
+		}
+	}
+	if got := text("#fixable-total"); got != strconv.Itoa(total) {
+		t.Errorf("dashboard: %s fixable findings, the API %d", got, total)
+	}
+
+	// The images list, then the image.
+	run("images", chromedp.Navigate("http://"+srv.addr+"/ui/images?verdict=fail"), chromedp.WaitVisible(chromedp.CSS("#images-count")))
+	check("images")
+	navigate("open the image", chromedp.Click(chromedp.CSS(`a[href*="`+strings.TrimPrefix(st.Digest, "sha256:")+`"]`)))
+	run("the image page", chromedp.WaitVisible(chromedp.CSS("#verdict")))
+	if got := text("#verdict"); got != "fail" {
+		t.Errorf("image page verdict %q, want fail", got)
+	}
+	check("image")
+	var all api.FindingsResponse
+	a.get("/api/v1/findings?digest="+st.Digest, &all)
+	if got := text("#shown"); got != strconv.Itoa(len(all.Findings)) {
+		t.Errorf("image page shows %s findings, the API %d", got, len(all.Findings))
+	}
+
+	// Filter the findings by the severity that fails the policy.
+	navigate("filter", chromedp.SetValue(chromedp.CSS("#severity"), "CRITICAL"), chromedp.Click(chromedp.CSS("#filter")))
+	run("the filtered page", chromedp.WaitReady(chromedp.CSS(`#severity option[value="CRITICAL"][selected]`)))
+	var crit api.FindingsResponse
+	a.get("/api/v1/findings?severity=CRITICAL&digest="+st.Digest, &crit)
+	if got := text("#shown"); got != strconv.Itoa(len(crit.Findings)) || len(crit.Findings) == 0 || len(crit.Findings) == len(all.Findings) {
+		t.Errorf("filtered: %s findings shown, the API %d of %d", got, len(crit.Findings), len(all.Findings))
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	must(err, "location")
+	if !strings.Contains(loc, "severity=CRITICAL") {
+		t.Errorf("the filter is not in the URL: %s", loc)
+	}
+	check("image-filtered")
+
+	// An exception per failing CVE, through the image page's form, until
+	// the verdict changes.
+	for i, cve := range failing {
+		navigate("add exception "+cve,
+			chromedp.SetValue(chromedp.CSS("#ex-cve"), cve),
+			chromedp.SetValue(chromedp.CSS("#ex-reason"), "not reachable in our use ("+cve+")"),
+			chromedp.Click(chromedp.CSS("#add-exception")))
+		msg := text(".banner.ok, .banner.bad")
+		if !strings.Contains(msg, cve) {
+			t.Fatalf("exception %d (%s): the page says %q", i+1, cve, msg)
+		}
+		if !strings.HasPrefix(msg, "Exception ") {
+			t.Fatalf("exception %d (%s): %s", i+1, cve, msg)
+		}
+	}
+	if got := text("#verdict"); got != "exempt" {
+		t.Errorf("after %d exceptions the page says %q, want exempt", len(failing), got)
+	}
+	a.get("/api/v1/verdict?ref=quarantine/bookworm:12", &st)
+	if st.Verdict.State != gate.StateExempt {
+		t.Errorf("the API says %s after the exceptions", st.Verdict.State)
+	}
+	check("image-exempt")
+
+	// The audit log records the exceptions, newest first.
+	run("audit", chromedp.Navigate("http://"+srv.addr+"/ui/audit?action=exception"), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#audit tbody tr").length`))
+	must(err, "audit rows")
+	if rows != len(failing) {
+		t.Errorf("the audit log lists %d exception records, want %d", rows, len(failing))
+	}
+	check("audit")
+}
+
+type axeResult struct {
+	Violations []axeViolation
+}
+
+type axeViolation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"`
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// apiClient reads the API as the admin.
+type apiClient struct {
+	t          *testing.T
+	base, pass string
+}
+
+func (c *apiClient) get(path string, out any) {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", c.base+path, nil)
+	req.SetBasicAuth("admin", c.pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		c.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// serve is a running `drydock serve`.
+type serve struct {
+	addr string
+	out  *lockedBuffer
+}
+
+func (s *serve) logs() string { return s.out.String() }
+
+func startServe(t *testing.T, bin, data, cfg string) *serve {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--config", cfg, "--log-format", "json")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		for _, line := range strings.Split(out.String(), "\n") {
+			var rec struct {
+				Msg, Addr string
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "drydock serving" {
+				return &serve{addr: rec.Addr, out: out}
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("drydock serve exited:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drydock serve did not start in 60s:\n%s", out.String())
+		}
+	}
+}
