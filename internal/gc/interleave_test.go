@@ -210,7 +210,17 @@ func (c *client) step() {
 			c.t.Errorf("client %d: promote %s: %v", c.id, img.digest, err)
 			return
 		}
-		c.live[tag] = promoted(img)
+		// Promotion copies the referrers the image has now; those of an
+		// earlier promotion of the same digest are in live/ already and
+		// stay while any tag keeps it, so every live tag of the digest
+		// now keeps the newest (largest) set.
+		p := promoted(img)
+		for t, li := range c.live {
+			if li.digest == img.digest {
+				c.live[t] = p
+			}
+		}
+		c.live[tag] = p
 	case n < 45:
 		op = "tag" // another tag for an image the client has
 		img := imgs[c.rnd.IntN(len(imgs))]
