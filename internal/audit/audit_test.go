@@ -106,6 +106,7 @@ func TestRecordRejects(t *testing.T) {
 		{"unknown outcome", func(e *Entry) { e.Outcome = "maybe" }},
 		{"invalid UTF-8", func(e *Entry) { e.Repository = "a\xffb" }},
 		{"NUL byte", func(e *Entry) { e.Digest = "sha256:\x00" }},
+		{"NUL byte first", func(e *Entry) { e.Actor = "\x00alice" }}, // a mutant of make mutate (>= 0 to > 0) let it through
 		{"detail not JSON", func(e *Entry) { e.Detail = json.RawMessage(`{`) }},
 		{"detail an array", func(e *Entry) { e.Detail = json.RawMessage(`[1]`) }},
 		{"detail trailing data", func(e *Entry) { e.Detail = json.RawMessage(`{} {}`) }},
