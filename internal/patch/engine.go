@@ -101,7 +101,7 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	report(Event{Phase: "read"})
 	fsys, lc, err := e.readImage(ctx, img)
 	if err != nil {
-		return nil, err
+		return nil, refused(err)
 	}
 	defer fsys.Close()
 	if lc != nil {
@@ -260,16 +260,30 @@ func atLeast(cmp version.Comparer, a, b string) bool {
 // ErrHostileImage, any other ErrUnsupported.
 func inspect(ctx context.Context, fsys *rootfs.FS, limits scan.Limits) (*scan.Snapshot, error) {
 	snap, err := scan.Inspect(ctx, fsys, limits)
-	if kind, ok := refusal.KindOf(err); ok && kind == refusal.Hostile {
-		return nil, fmt.Errorf("%w: %w", ErrHostileImage, err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+		return nil, refused(err)
 	}
 	if snap.Unsupported != "" {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, snap.Unsupported)
 	}
 	return snap, nil
+}
+
+// refused gives a refusal of the image (a *refusal.Error, from reading
+// its layers or from inspect) the patcher's sentinel, which callers
+// classify by: ErrHostileImage for a hostile image, ErrUnsupported for
+// any other kind. Other errors (I/O, a cancelled context) stay as they
+// are: retrying may mend them.
+func refused(err error) error {
+	kind, ok := refusal.KindOf(err)
+	switch {
+	case !ok:
+		return err
+	case kind == refusal.Hostile:
+		return fmt.Errorf("%w: %w", ErrHostileImage, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
 }
 
 // appendLayer adds the changeset as one layer with a history entry and

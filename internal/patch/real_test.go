@@ -638,19 +638,21 @@ func TestPatchMultiArchDistroless(t *testing.T) {
 	}
 }
 
-// TestPatchRefusesHostileLayer: an image with a layer entry climbing out
-// of the root is refused before anything is fetched.
-func TestPatchRefusesHostileLayer(t *testing.T) {
-	ti := testimage.Require(t, testimage.BookwormNginx)
-	base, err := ti.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+// withLayer is base with one more layer holding entries (regular files
+// of one byte "x", whiteouts and others empty).
+func withLayer(t *testing.T, base v1.Image, entries ...string) v1.Image {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, name := range []string{"../../etc/evil", "etc/ok"} {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
-		tw.Write([]byte("x"))
+	for _, name := range entries {
+		data := []byte("x")
+		if strings.Contains(name, ".wh.") {
+			data = nil
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
 	}
 	tw.Close()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
@@ -661,33 +663,22 @@ func TestPatchRefusesHostileLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = testEngine(t, Request{DryRun: true, AllowEOL: true}).image(t.Context(), img)
-	if !errors.Is(err, ErrHostileImage) || !strings.Contains(err.Error(), "../../etc/evil") {
-		t.Fatalf("hostile layer: %v", err)
-	}
+	return img
 }
 
 // TestPatchRefusesWhatTheGateRefuses: the patcher reads images within the
-// gate's limits and refuses, in the gate's words, what the gate cannot
-// judge: over a limit, or a package database a layer removed.
+// gate's limits and refuses, in the gate's words and before anything is
+// fetched, what the gate cannot judge: a layer entry climbing out of the
+// root (also ErrHostileImage), over a limit, or a package database a
+// layer removed.
 func TestPatchRefusesWhatTheGateRefuses(t *testing.T) {
 	ti := testimage.Require(t, testimage.BookwormNginx)
 	base, err := ti.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "var/lib/dpkg/.wh.status", Mode: 0o644, Typeflag: tar.TypeReg})
-	tw.Close()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	hidden, err := mutate.AppendLayers(base, l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostile := withLayer(t, base, "../../etc/evil", "etc/ok")
+	hidden := withLayer(t, base, "var/lib/dpkg/.wh.status")
 	for _, tc := range []struct {
 		name   string
 		img    v1.Image
@@ -695,6 +686,7 @@ func TestPatchRefusesWhatTheGateRefuses(t *testing.T) {
 		want   refusal.Kind
 		has    string
 	}{
+		{"hostile", hostile, scan.Limits{}, refusal.Hostile, "../../etc/evil"},
 		{"packages", base, scan.Limits{MaxPackages: 5}, refusal.OverLimit, "package"},
 		{"entries", base, scan.Limits{MaxEntries: 100}, refusal.OverLimit, "entries"},
 		{"status removed", hidden, scan.Limits{}, refusal.Unverifiable, "var/lib/dpkg/status"},
@@ -703,6 +695,9 @@ func TestPatchRefusesWhatTheGateRefuses(t *testing.T) {
 			_, err := testEngine(t, Request{DryRun: true, AllowEOL: true}, WithLimits(tc.limits)).image(t.Context(), tc.img)
 			if kind, _ := refusal.KindOf(err); kind != tc.want || !strings.Contains(err.Error(), tc.has) {
 				t.Fatalf("got %v (kind %q), want a %s refusal naming %q", err, kind, tc.want, tc.has)
+			}
+			if hostile := tc.want == refusal.Hostile; errors.Is(err, ErrHostileImage) != hostile || errors.Is(err, ErrUnsupported) == hostile {
+				t.Errorf("%v: ErrHostileImage %v, ErrUnsupported %v; want the first for a hostile image only", err, errors.Is(err, ErrHostileImage), errors.Is(err, ErrUnsupported))
 			}
 		})
 	}
