@@ -23,15 +23,7 @@ func smallLayout(t *testing.T) (dir string, img v1.Image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir = filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
-	return dir, img
+	return writeLayout(t, img, "v1"), img
 }
 
 // tarDir writes dir as an uncompressed tar (an oci-archive) and returns it.

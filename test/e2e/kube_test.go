@@ -12,8 +12,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -69,14 +67,7 @@ func TestKubeRolloutAndAffected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	lp, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(orig, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ti.Ref})); err != nil {
-		t.Fatal(err)
-	}
+	dir := writeLayout(t, orig, ti.Ref)
 	mustDrydock(t, nil, append([]string{"import", "oci:" + dir + ":" + ti.Ref, "--as", "nginx:1.27.1"}, server...)...)
 	waitVerdict(t, nil, srv.URL(), "quarantine/nginx:1.27.1")
 	mustDrydock(t, nil, append([]string{"promote", "quarantine/nginx:1.27.1"}, server...)...)

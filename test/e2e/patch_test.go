@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
@@ -73,12 +74,19 @@ func downgradedLayout(t *testing.T, img *testimage.Image, pkgs ...string) string
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writeLayout(t, down, img.Ref)
+}
+
+// writeLayout writes img as a new OCI layout under ref and returns its
+// directory (what "oci:DIR:REF" imports).
+func writeLayout(t *testing.T, img v1.Image, ref string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
 	lp, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lp.AppendImage(down, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": img.Ref})); err != nil {
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
 		t.Fatal(err)
 	}
 	return dir
