@@ -67,8 +67,6 @@ type FindingsFilter struct {
 	Package, CVE string
 }
 
-var severities = []vulndb.Severity{vulndb.SeverityUnknown, vulndb.SeverityLow, vulndb.SeverityMedium, vulndb.SeverityHigh, vulndb.SeverityCritical}
-
 var statuses = []vulndb.Status{vulndb.StatusFixed, vulndb.StatusAffected, vulndb.StatusWillNotFix, vulndb.StatusNoDSA,
 	vulndb.StatusPostponed, vulndb.StatusEndOfLife, vulndb.StatusNotAffected, vulndb.StatusUndetermined}
 
@@ -79,12 +77,9 @@ const maxFilterLen = 256
 // status are comma-separated lists); errors name the parameter.
 func ParseFindingsFilter(q url.Values) (FindingsFilter, error) {
 	var f FindingsFilter
-	for _, s := range splitList(q.Get("severity")) {
-		sev := vulndb.Severity(strings.ToUpper(s))
-		if !slices.Contains(severities, sev) {
-			return f, fmt.Errorf("severity: %q, want one or more of UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL", s)
-		}
-		f.Severities = append(f.Severities, sev)
+	var err error
+	if f.Severities, err = scan.ParseSeverities(q.Get("severity")); err != nil {
+		return f, fmt.Errorf("severity: %w", err)
 	}
 	for _, s := range splitList(q.Get("status")) {
 		st := vulndb.Status(strings.ToLower(s))
@@ -155,7 +150,7 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 		}
 	}
 	out.UniqueCVEs = len(ids)
-	rank := func(s vulndb.Severity) int { return slices.Index(severities, s) }
+	rank := func(s vulndb.Severity) int { return slices.Index(scan.Severities, s) }
 	slices.SortStableFunc(out.Findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(rank(b.Severity), rank(a.Severity)), cmp.Compare(a.VulnerabilityID, b.VulnerabilityID),
 			cmp.Compare(a.PkgName, b.PkgName), cmp.Compare(a.Platform, b.Platform))
