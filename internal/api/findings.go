@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -160,7 +161,8 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 
 // findings: GET /api/v1/findings?digest=D[&severity=..][&fixable=..]
 // [&package=..][&cve=..][&status=..], the findings of a digest's latest
-// scan (pull on the repository it arrived in).
+// scan (pull on the repository it arrived in; a digest without one
+// answers 404 only to who may pull in quarantine).
 func (h *handler) findings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d, err := digest.Parse(q.Get("digest"))
@@ -175,7 +177,12 @@ func (h *handler) findings(w http.ResponseWriter, r *http.Request) {
 	}
 	sc, err := h.Scans.Scan(r.Context(), d.String())
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no scan of "+d.String())
+		// Every scan is of an image that arrived in quarantine: only who
+		// may pull there learns that a digest has none; anyone else is
+		// refused as for a scan they may not read.
+		if h.allow(w, r, RolePull, imgref.Quarantine) {
+			writeError(w, http.StatusNotFound, "NOT_FOUND", "no scan of "+d.String())
+		}
 		return
 	}
 	if err != nil {

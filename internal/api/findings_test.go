@@ -115,6 +115,11 @@ func TestFindingsRoute(t *testing.T) {
 	if code, body := get(t, denied, q); code != 403 {
 		t.Errorf("without pull on quarantine: %d %s", code, body)
 	}
+	// Nor does it learn which digests have no scan: a missing one is
+	// refused like a present one.
+	if code, body := get(t, denied, "/api/v1/findings?digest=sha256:"+strings.Repeat("0", 64)); code != 403 {
+		t.Errorf("without pull on quarantine, a digest without a scan: %d %s, want 403", code, body)
+	}
 }
 
 func TestAuditRoute(t *testing.T) {
