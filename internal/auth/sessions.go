@@ -25,6 +25,10 @@ import (
 // disabled.
 var ErrNoSession = errors.New("no such session")
 
+// ErrTokenSignIn is Authenticator.Login's answer to an API token given as
+// a password: tokens do not open web UI sessions.
+var ErrTokenSignIn = errors.New("API tokens do not sign in to the web UI: use your user name and password")
+
 // sessionsDDL is the sessions table; times are Unix milliseconds, so that
 // "expired before" is a comparison on both engines.
 const sessionsDDL = `
@@ -189,7 +193,7 @@ func (s *Store) EndSession(ctx context.Context, secret string) error {
 // message saying so.
 func (a *Authenticator) Login(r *http.Request, user, pass string) (Principal, error) {
 	if strings.HasPrefix(pass, TokenPrefix) {
-		return Principal{}, errors.New("API tokens do not sign in to the web UI: use your user name and password")
+		return Principal{}, ErrTokenSignIn
 	}
 	p, err := a.login(r, user, pass)
 	if err == nil && p.Kind != KindUser {
