@@ -287,6 +287,9 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if strings.Contains(body, "<b>1 finding</b>") {
 		t.Error("a verdict reason is not escaped")
 	}
+	if !strings.Contains(body, `value="global"`) {
+		t.Error("an admin is not offered a global exception")
+	}
 	// Filters live in the query string.
 	_, body = root.do("GET", "/ui/image?digest="+digestA+"&fixable=false", nil)
 	if !strings.Contains(body, "CVE-2024-0002") || strings.Contains(body, "CVE-2024-0001</td>") || !strings.Contains(body, `<span id="shown">1</span> of 2`) {
@@ -299,8 +302,9 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "&lt;i&gt;mallory&lt;/i&gt;") {
 		t.Errorf("audit log as admin: %d\n%s", resp.StatusCode, body)
 	}
-	if resp, _ := root.do("GET", "/ui/images?verdict=pass", nil); resp.StatusCode != 200 {
-		t.Errorf("images filter: %d", resp.StatusCode)
+	if resp, body := root.do("GET", "/ui/images?verdict=pass", nil); resp.StatusCode != 200 ||
+		!strings.Contains(body, `id="images-count">1 images`) || !strings.Contains(body, "<td>quarantine/other</td>") || strings.Contains(body, "<td>quarantine/app</td>") {
+		t.Errorf("images filter verdict=pass, want quarantine/other alone: %d\n%s", resp.StatusCode, body)
 	}
 
 	// A reader: no audit log (admin), no global exception form, and the
@@ -311,7 +315,10 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if resp.StatusCode != 403 || strings.Contains(body, `href="/ui/audit"`) {
 		t.Errorf("audit log as a reader: %d", resp.StatusCode)
 	}
-	_, body = reader.do("GET", "/ui/image?digest="+digestA, nil)
+	resp, body = reader.do("GET", "/ui/image?digest="+digestA, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `value="repository"`) {
+		t.Fatalf("image page as a reader, want its exception form: %d\n%s", resp.StatusCode, body)
+	}
 	if strings.Contains(body, `value="global"`) {
 		t.Error("a reader is offered a global exception")
 	}
