@@ -169,6 +169,12 @@ func (s *Store) SessionPrincipal(ctx context.Context, secret string) (*Session, 
 	if u.Disabled {
 		return nil, Principal{}, fmt.Errorf("%w: user %q is disabled", ErrNoSession, rec.User)
 	}
+	// DeleteUser leaves the user's sessions behind: one older than the
+	// user was opened by an earlier user of that name, deleted since, and
+	// must not sign in the new one (session times are milliseconds).
+	if rec.CreatedAt.Before(u.CreatedAt.Truncate(time.Millisecond)) {
+		return nil, Principal{}, fmt.Errorf("%w: user %q was deleted and created again since it signed in", ErrNoSession, rec.User)
+	}
 	return &Session{User: rec.User, CSRF: rec.CSRF, ExpiresAt: rec.ExpiresAt},
 		Principal{Name: u.Name, Kind: KindUser, Grants: u.Grants}, nil
 }
