@@ -42,7 +42,8 @@ type FindingsResponse struct {
 	Findings   []Finding      `json:"findings"`
 }
 
-// FindingsPlatform is one scanned image of the digest.
+// FindingsPlatform is one scanned image of the digest; OS is labelled as
+// the verdict's scan summary labels it (gatekeeper.PlatformSummary).
 type FindingsPlatform struct {
 	Platform string      `json:"platform,omitempty"`
 	Digest   string      `json:"digest"`
@@ -136,7 +137,7 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 		}
 		rep := pr.Report
 		out.Platforms = append(out.Platforms, FindingsPlatform{Platform: pr.Platform, Digest: pr.Digest,
-			OS: strings.TrimSpace(rep.OS.Family + " " + rep.OS.Name), Status: rep.Status, Packages: rep.Packages})
+			OS: strings.TrimSpace(rep.OS.ID + " " + rep.OS.Version), Status: rep.Status, Packages: rep.Packages})
 		out.Total += len(rep.Findings)
 		for _, x := range rep.Findings {
 			if !f.Match(x) {
