@@ -250,7 +250,7 @@ func (u *UI) image(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p.Title = d.Status.Repository + "@" + funcs["short"].(func(string) string)(dg)
+	p.Title = d.Status.Repository + "@" + short(dg)
 	d.Filter = q
 	d.Justifications = gate.Justifications
 	d.DefaultExpiry = time.Now().AddDate(0, 0, 30).UTC().Format("2006-01-02")

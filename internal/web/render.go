@@ -49,13 +49,16 @@ func clip(s string) string {
 	return s
 }
 
+// short is a digest's first 12 hex digits.
+func short(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return hex[:12]
+	}
+	return d
+}
+
 var funcs = template.FuncMap{
-	"short": func(d string) string {
-		if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-			return hex[:12]
-		}
-		return d
-	},
+	"short": short,
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
