@@ -98,6 +98,10 @@ func TestSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Opening a session sweeps the expired ones out of the store.
+	if _, err := s.b.(SessionBackend).Session(ctx, sessionHash(other.Secret)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an expired session's row after a new sign-in: %v, want ErrNotFound", err)
+	}
 	if err := s.DeleteUser(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
