@@ -52,9 +52,11 @@ type dashboardData struct {
 	FixTotal int
 	// FixImages is how many images the fixable totals cover, of Images.
 	FixImages int
-	Runs      []workflowRun
-	RunsNote  string
-	Bypasses  []bypass
+	// FixLimit is how many images they read at most.
+	FixLimit int
+	Runs     []workflowRun
+	RunsNote string
+	Bypasses []bypass
 	// BypassNote says why bypass attempts are not shown.
 	BypassNote string
 }
@@ -78,7 +80,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, p, err)
 		return
 	}
-	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}}
+	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}, FixLimit: fixableScanLimit}
 	counts := map[gate.State]int{}
 	for _, im := range vs.Images {
 		counts[im.Verdict.State]++

@@ -223,6 +223,9 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if !strings.Contains(body, `id="fixable-HIGH">1<`) || !strings.Contains(body, `id="fixable-LOW">0<`) {
 		t.Errorf("fixable counts wrong:\n%s", body)
 	}
+	if !strings.Contains(body, "Over the 1 scanned images of 2.") {
+		t.Errorf("the fixable totals do not say which images they cover:\n%s", body)
+	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("CSP %q", csp)
 	}
