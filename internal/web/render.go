@@ -7,11 +7,13 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/scan"
 )
 
 // page is what the layout shows around every page.
@@ -57,6 +59,15 @@ func short(d string) string {
 	return d
 }
 
+// severities are scan.Severities highest first, as the pages list them.
+var severities = func() []string {
+	var out []string
+	for _, s := range slices.Backward(scan.Severities) {
+		out = append(out, string(s))
+	}
+	return out
+}()
+
 var funcs = template.FuncMap{
 	"short": short,
 	"when": func(t time.Time) string {
@@ -67,7 +78,7 @@ var funcs = template.FuncMap{
 	},
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"lower": strings.ToLower,
-	"sevs":  func() []string { return []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"} },
+	"sevs":  func() []string { return severities },
 	// with returns the current URL with key set to value (and the page
 	// reset), for filter links.
 	"with": func(u *url.URL, kv ...string) string {
