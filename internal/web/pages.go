@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/api"
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
@@ -26,6 +27,12 @@ const (
 	// totals read (until the findings index makes it one query).
 	fixableScanLimit = 200
 )
+
+// auditActions are the audit log's actions, for the audit page's filter:
+// every audit.Action (audit.Action.Valid lists the same).
+var auditActions = []audit.Action{audit.ActionPush, audit.ActionDelete, audit.ActionImport, audit.ActionScan, audit.ActionVerdict,
+	audit.ActionPromotion, audit.ActionBypassRefused, audit.ActionLoginFailed, audit.ActionPolicyChange, audit.ActionUserChange,
+	audit.ActionTokenChange, audit.ActionDenied, audit.ActionGC, audit.ActionAdmission, audit.ActionRollout, audit.ActionException}
 
 // states are the verdict states in the order the UI lists them.
 var states = []gate.State{gate.StateFail, gate.StatePending, gate.StatePass, gate.StateExempt}
@@ -283,7 +290,7 @@ func (u *UI) audit(w http.ResponseWriter, r *http.Request) {
 		next = "/ui/audit?" + nq.Encode()
 	}
 	u.render(w, r, http.StatusOK, "audit", p, map[string]any{"Page": page, "Next": next, "Action": r.URL.Query().Get("action"),
-		"Actions": []string{"push", "import", "scan", "verdict", "promotion", "bypass_refused", "login_failed", "denied", "exception", "policy_change", "gc", "rollout", "admission"}})
+		"Actions": auditActions})
 }
 
 // createException: the image page's exception form, sent to the API.

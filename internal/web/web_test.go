@@ -305,6 +305,11 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "&lt;i&gt;mallory&lt;/i&gt;") {
 		t.Errorf("audit log as admin: %d\n%s", resp.StatusCode, body)
 	}
+	// The filter offers every action the log records, the chosen one selected.
+	resp, body = root.do("GET", "/ui/audit?action=user_change", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "<option selected>user_change</option>") || !strings.Contains(body, "<option>token_change</option>") || !strings.Contains(body, "<option>delete</option>") {
+		t.Errorf("audit filter by user_change: %d\n%s", resp.StatusCode, body)
+	}
 	if resp, body := root.do("GET", "/ui/images?verdict=pass", nil); resp.StatusCode != 200 ||
 		!strings.Contains(body, `id="images-count">1 images`) || !strings.Contains(body, "<td>quarantine/other</td>") || strings.Contains(body, "<td>quarantine/app</td>") {
 		t.Errorf("images filter verdict=pass, want quarantine/other alone: %d\n%s", resp.StatusCode, body)
