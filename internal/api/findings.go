@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -41,7 +42,8 @@ type FindingsResponse struct {
 	Findings   []Finding      `json:"findings"`
 }
 
-// FindingsPlatform is one scanned image of the digest.
+// FindingsPlatform is one scanned image of the digest; OS is labelled as
+// the verdict's scan summary labels it (gatekeeper.PlatformSummary).
 type FindingsPlatform struct {
 	Platform string      `json:"platform,omitempty"`
 	Digest   string      `json:"digest"`
@@ -67,8 +69,6 @@ type FindingsFilter struct {
 	Package, CVE string
 }
 
-var severities = []vulndb.Severity{vulndb.SeverityUnknown, vulndb.SeverityLow, vulndb.SeverityMedium, vulndb.SeverityHigh, vulndb.SeverityCritical}
-
 var statuses = []vulndb.Status{vulndb.StatusFixed, vulndb.StatusAffected, vulndb.StatusWillNotFix, vulndb.StatusNoDSA,
 	vulndb.StatusPostponed, vulndb.StatusEndOfLife, vulndb.StatusNotAffected, vulndb.StatusUndetermined}
 
@@ -79,12 +79,9 @@ const maxFilterLen = 256
 // status are comma-separated lists); errors name the parameter.
 func ParseFindingsFilter(q url.Values) (FindingsFilter, error) {
 	var f FindingsFilter
-	for _, s := range splitList(q.Get("severity")) {
-		sev := vulndb.Severity(strings.ToUpper(s))
-		if !slices.Contains(severities, sev) {
-			return f, fmt.Errorf("severity: %q, want one or more of UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL", s)
-		}
-		f.Severities = append(f.Severities, sev)
+	var err error
+	if f.Severities, err = scan.ParseSeverities(q.Get("severity")); err != nil {
+		return f, fmt.Errorf("severity: %w", err)
 	}
 	for _, s := range splitList(q.Get("status")) {
 		st := vulndb.Status(strings.ToLower(s))
@@ -140,7 +137,7 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 		}
 		rep := pr.Report
 		out.Platforms = append(out.Platforms, FindingsPlatform{Platform: pr.Platform, Digest: pr.Digest,
-			OS: strings.TrimSpace(rep.OS.Family + " " + rep.OS.Name), Status: rep.Status, Packages: rep.Packages})
+			OS: strings.TrimSpace(rep.OS.ID + " " + rep.OS.Version), Status: rep.Status, Packages: rep.Packages})
 		out.Total += len(rep.Findings)
 		for _, x := range rep.Findings {
 			if !f.Match(x) {
@@ -155,7 +152,7 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 		}
 	}
 	out.UniqueCVEs = len(ids)
-	rank := func(s vulndb.Severity) int { return slices.Index(severities, s) }
+	rank := func(s vulndb.Severity) int { return slices.Index(scan.Severities, s) }
 	slices.SortStableFunc(out.Findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(rank(b.Severity), rank(a.Severity)), cmp.Compare(a.VulnerabilityID, b.VulnerabilityID),
 			cmp.Compare(a.PkgName, b.PkgName), cmp.Compare(a.Platform, b.Platform))
@@ -165,7 +162,8 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 
 // findings: GET /api/v1/findings?digest=D[&severity=..][&fixable=..]
 // [&package=..][&cve=..][&status=..], the findings of a digest's latest
-// scan (pull on the repository it arrived in).
+// scan (pull on the repository it arrived in; a digest without one
+// answers 404 only to who may pull in quarantine).
 func (h *handler) findings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d, err := digest.Parse(q.Get("digest"))
@@ -180,7 +178,12 @@ func (h *handler) findings(w http.ResponseWriter, r *http.Request) {
 	}
 	sc, err := h.Scans.Scan(r.Context(), d.String())
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no scan of "+d.String())
+		// Every scan is of an image that arrived in quarantine: only who
+		// may pull there learns that a digest has none; anyone else is
+		// refused as for a scan they may not read.
+		if h.allow(w, r, RolePull, imgref.Quarantine) {
+			writeError(w, http.StatusNotFound, "NOT_FOUND", "no scan of "+d.String())
+		}
 		return
 	}
 	if err != nil {

@@ -40,7 +40,7 @@ func get(t *testing.T, h http.Handler, path string) (int, []byte) {
 
 func TestFindingsRoute(t *testing.T) {
 	scans := fakeScans{testDigest: {Digest: testDigest, Repository: "quarantine/app", Reports: []store.PlatformReport{
-		{Platform: "linux/amd64", Digest: "sha256:a", Report: &scan.Report{Status: scan.StatusOK, Packages: 90, Findings: []scan.Finding{
+		{Platform: "linux/amd64", Digest: "sha256:a", Report: &scan.Report{Status: scan.StatusOK, Packages: 90, OS: scan.OS{Family: "debian", ID: "debian", Name: "Debian GNU/Linux", Version: "12.5"}, Findings: []scan.Finding{
 			finding("CVE-2024-1", "libc6", vulndb.SeverityHigh, vulndb.StatusFixed, "2"),
 			finding("CVE-2024-2", "zlib1g", vulndb.SeverityLow, vulndb.StatusAffected, ""),
 			finding("CVE-2024-3", "openssl", vulndb.SeverityCritical, vulndb.StatusFixed, "3"),
@@ -90,7 +90,7 @@ func TestFindingsRoute(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("findings %v, want %v", got, tt.want)
 			}
-			if resp.Total != 4 || len(resp.Platforms) != 2 || resp.Platforms[0].Packages != 90 {
+			if resp.Total != 4 || len(resp.Platforms) != 2 || resp.Platforms[0].Packages != 90 || resp.Platforms[0].OS != "debian 12.5" {
 				t.Errorf("total %d, platforms %+v", resp.Total, resp.Platforms)
 			}
 		})
@@ -114,6 +114,11 @@ func TestFindingsRoute(t *testing.T) {
 	denied := Handler(Options{Gate: &fakeGate{}, Scans: scans, Authorize: allowOnly("pull live")})
 	if code, body := get(t, denied, q); code != 403 {
 		t.Errorf("without pull on quarantine: %d %s", code, body)
+	}
+	// Nor does it learn which digests have no scan: a missing one is
+	// refused like a present one.
+	if code, body := get(t, denied, "/api/v1/findings?digest=sha256:"+strings.Repeat("0", 64)); code != 403 {
+		t.Errorf("without pull on quarantine, a digest without a scan: %d %s, want 403", code, body)
 	}
 }
 

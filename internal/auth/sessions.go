@@ -25,6 +25,10 @@ import (
 // disabled.
 var ErrNoSession = errors.New("no such session")
 
+// ErrTokenSignIn is Authenticator.Login's answer to an API token given as
+// a password: tokens do not open web UI sessions.
+var ErrTokenSignIn = errors.New("API tokens do not sign in to the web UI: use your user name and password")
+
 // sessionsDDL is the sessions table; times are Unix milliseconds, so that
 // "expired before" is a comparison on both engines.
 const sessionsDDL = `
@@ -165,6 +169,12 @@ func (s *Store) SessionPrincipal(ctx context.Context, secret string) (*Session, 
 	if u.Disabled {
 		return nil, Principal{}, fmt.Errorf("%w: user %q is disabled", ErrNoSession, rec.User)
 	}
+	// DeleteUser leaves the user's sessions behind: one older than the
+	// user was opened by an earlier user of that name, deleted since, and
+	// must not sign in the new one (session times are milliseconds).
+	if rec.CreatedAt.Before(u.CreatedAt.Truncate(time.Millisecond)) {
+		return nil, Principal{}, fmt.Errorf("%w: user %q was deleted and created again since it signed in", ErrNoSession, rec.User)
+	}
 	return &Session{User: rec.User, CSRF: rec.CSRF, ExpiresAt: rec.ExpiresAt},
 		Principal{Name: u.Name, Kind: KindUser, Grants: u.Grants}, nil
 }
@@ -189,7 +199,7 @@ func (s *Store) EndSession(ctx context.Context, secret string) error {
 // message saying so.
 func (a *Authenticator) Login(r *http.Request, user, pass string) (Principal, error) {
 	if strings.HasPrefix(pass, TokenPrefix) {
-		return Principal{}, errors.New("API tokens do not sign in to the web UI: use your user name and password")
+		return Principal{}, ErrTokenSignIn
 	}
 	p, err := a.login(r, user, pass)
 	if err == nil && p.Kind != KindUser {

@@ -88,4 +88,36 @@ func TestSessions(t *testing.T) {
 	if _, _, err := s.SessionPrincipal(ctx, other.Secret); !errors.Is(err, ErrNoSession) {
 		t.Errorf("at expiry: %v, want ErrNoSession", err)
 	}
+
+	// Deleting a user ends its sessions, and a new user of the same name
+	// does not inherit them.
+	if err := s.AddUser(ctx, "bob", "bob-password", Grants{{RolePull, "quarantine"}}); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := s.NewSession(ctx, "bob", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opening a session sweeps the expired ones out of the store.
+	if _, err := s.b.(SessionBackend).Session(ctx, sessionHash(other.Secret)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an expired session's row after a new sign-in: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SessionPrincipal(ctx, bob.Secret); !errors.Is(err, ErrNoSession) {
+		t.Errorf("session of a deleted user: %v, want ErrNoSession", err)
+	}
+	clock.Advance(time.Second)
+	if err := s.AddUser(ctx, "bob", "another-password", Grants{{RoleAdmin, "*"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := s.SessionPrincipal(ctx, bob.Secret); !errors.Is(err, ErrNoSession) {
+		t.Errorf("the deleted bob's session opens the new bob's: %+v %v, want ErrNoSession", p, err)
+	}
+	if fresh, err := s.NewSession(ctx, "bob", time.Hour); err != nil {
+		t.Fatal(err)
+	} else if _, _, err := s.SessionPrincipal(ctx, fresh.Secret); err != nil {
+		t.Errorf("the new bob's own session: %v", err)
+	}
 }

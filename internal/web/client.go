@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 
 	"github.com/drydock-project/drydock/internal/api"
@@ -45,20 +44,42 @@ func (u *UI) call(r *http.Request, method, path string, q url.Values, body, out 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.RemoteAddr, req.Host = r.RemoteAddr, r.Host
-	rec := httptest.NewRecorder()
+	rec := &answer{header: http.Header{}}
 	u.o.API.ServeHTTP(rec, req)
-	if rec.Code >= 300 {
+	if rec.code >= 300 {
 		var eb api.ErrorBody
-		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Message == "" {
-			return &apiError{Status: rec.Code, Code: "INTERNAL", Message: fmt.Sprintf("%s %s answered %d", method, path, rec.Code)}
+		if err := json.Unmarshal(rec.body.Bytes(), &eb); err != nil || eb.Error.Message == "" {
+			return &apiError{Status: rec.code, Code: "INTERNAL", Message: fmt.Sprintf("%s %s answered %d", method, path, rec.code)}
 		}
-		return &apiError{Status: rec.Code, Code: eb.Error.Code, Message: eb.Error.Message}
+		return &apiError{Status: rec.code, Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
 		return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// answer is the API's answer to an in-process call, held in memory (what
+// httptest.ResponseRecorder does for tests, without that test package in
+// the server).
+type answer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (a *answer) Header() http.Header { return a.header }
+
+func (a *answer) WriteHeader(code int) {
+	if a.code == 0 {
+		a.code = code
+	}
+}
+
+func (a *answer) Write(p []byte) (int, error) {
+	a.WriteHeader(http.StatusOK)
+	return a.body.Write(p)
 }

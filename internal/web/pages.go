@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/api"
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
@@ -26,6 +27,12 @@ const (
 	// totals read (until the findings index makes it one query).
 	fixableScanLimit = 200
 )
+
+// auditActions are the audit log's actions, for the audit page's filter:
+// every audit.Action (audit.Action.Valid lists the same).
+var auditActions = []audit.Action{audit.ActionPush, audit.ActionDelete, audit.ActionImport, audit.ActionScan, audit.ActionVerdict,
+	audit.ActionPromotion, audit.ActionBypassRefused, audit.ActionLoginFailed, audit.ActionPolicyChange, audit.ActionUserChange,
+	audit.ActionTokenChange, audit.ActionDenied, audit.ActionGC, audit.ActionAdmission, audit.ActionRollout, audit.ActionException}
 
 // states are the verdict states in the order the UI lists them.
 var states = []gate.State{gate.StateFail, gate.StatePending, gate.StatePass, gate.StateExempt}
@@ -52,9 +59,11 @@ type dashboardData struct {
 	FixTotal int
 	// FixImages is how many images the fixable totals cover, of Images.
 	FixImages int
-	Runs      []workflowRun
-	RunsNote  string
-	Bypasses  []bypass
+	// FixLimit is how many images they read at most.
+	FixLimit int
+	Runs     []workflowRun
+	RunsNote string
+	Bypasses []bypass
 	// BypassNote says why bypass attempts are not shown.
 	BypassNote string
 }
@@ -78,7 +87,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, p, err)
 		return
 	}
-	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}}
+	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}, FixLimit: fixableScanLimit}
 	counts := map[gate.State]int{}
 	for _, im := range vs.Images {
 		counts[im.Verdict.State]++
@@ -93,7 +102,10 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		var f api.FindingsResponse
 		err := u.call(r, http.MethodGet, "/api/v1/findings", url.Values{"digest": {im.Digest}, "fixable": {"true"}}, nil, &f)
 		if err != nil {
-			continue // not scanned yet
+			if ae := (*apiError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+				u.o.Log.Error("web UI: the dashboard's fixable findings of an image failed", "digest", im.Digest, "err", err)
+			}
+			continue // not scanned yet, or logged: the page says how many images the totals cover
 		}
 		d.FixImages++
 		for sev, n := range f.Counts {
@@ -250,7 +262,7 @@ func (u *UI) image(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p.Title = d.Status.Repository + "@" + funcs["short"].(func(string) string)(dg)
+	p.Title = d.Status.Repository + "@" + short(dg)
 	d.Filter = q
 	d.Justifications = gate.Justifications
 	d.DefaultExpiry = time.Now().AddDate(0, 0, 30).UTC().Format("2006-01-02")
@@ -278,7 +290,7 @@ func (u *UI) audit(w http.ResponseWriter, r *http.Request) {
 		next = "/ui/audit?" + nq.Encode()
 	}
 	u.render(w, r, http.StatusOK, "audit", p, map[string]any{"Page": page, "Next": next, "Action": r.URL.Query().Get("action"),
-		"Actions": []string{"push", "import", "scan", "verdict", "promotion", "bypass_refused", "login_failed", "denied", "exception", "policy_change", "gc", "rollout", "admission"}})
+		"Actions": auditActions})
 }
 
 // createException: the image page's exception form, sent to the API.

@@ -7,11 +7,13 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/scan"
 )
 
 // page is what the layout shows around every page.
@@ -49,13 +51,25 @@ func clip(s string) string {
 	return s
 }
 
+// short is a digest's first 12 hex digits.
+func short(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return hex[:12]
+	}
+	return d
+}
+
+// severities are scan.Severities highest first, as the pages list them.
+var severities = func() []string {
+	var out []string
+	for _, s := range slices.Backward(scan.Severities) {
+		out = append(out, string(s))
+	}
+	return out
+}()
+
 var funcs = template.FuncMap{
-	"short": func(d string) string {
-		if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-			return hex[:12]
-		}
-		return d
-	},
+	"short": short,
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
@@ -64,7 +78,7 @@ var funcs = template.FuncMap{
 	},
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"lower": strings.ToLower,
-	"sevs":  func() []string { return []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"} },
+	"sevs":  func() []string { return severities },
 	// with returns the current URL with key set to value (and the page
 	// reset), for filter links.
 	"with": func(u *url.URL, kv ...string) string {

@@ -251,11 +251,9 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 			u.showLogin(w, r, http.StatusTooManyRequests, th.Error())
 		case errors.Is(err, auth.ErrBadCredentials), errors.Is(err, auth.ErrUserDisabled):
 			u.showLogin(w, r, http.StatusUnauthorized, "Wrong user name or password.")
+		case errors.Is(err, auth.ErrTokenSignIn):
+			u.showLogin(w, r, http.StatusUnauthorized, err.Error())
 		default:
-			if strings.Contains(err.Error(), "API tokens") {
-				u.showLogin(w, r, http.StatusUnauthorized, err.Error())
-				return
-			}
 			u.o.Log.Error("web UI: sign-in failed on the server side", "user", user, "err", err)
 			u.showLogin(w, r, http.StatusInternalServerError, "Sign-in failed on the server; see its log.")
 		}

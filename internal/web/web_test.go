@@ -223,6 +223,9 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if !strings.Contains(body, `id="fixable-HIGH">1<`) || !strings.Contains(body, `id="fixable-LOW">0<`) {
 		t.Errorf("fixable counts wrong:\n%s", body)
 	}
+	if !strings.Contains(body, "Over the 1 scanned images of 2.") {
+		t.Errorf("the fixable totals do not say which images they cover:\n%s", body)
+	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("CSP %q", csp)
 	}
@@ -287,6 +290,9 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if strings.Contains(body, "<b>1 finding</b>") {
 		t.Error("a verdict reason is not escaped")
 	}
+	if !strings.Contains(body, `value="global"`) {
+		t.Error("an admin is not offered a global exception")
+	}
 	// Filters live in the query string.
 	_, body = root.do("GET", "/ui/image?digest="+digestA+"&fixable=false", nil)
 	if !strings.Contains(body, "CVE-2024-0002") || strings.Contains(body, "CVE-2024-0001</td>") || !strings.Contains(body, `<span id="shown">1</span> of 2`) {
@@ -299,8 +305,14 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "&lt;i&gt;mallory&lt;/i&gt;") {
 		t.Errorf("audit log as admin: %d\n%s", resp.StatusCode, body)
 	}
-	if resp, _ := root.do("GET", "/ui/images?verdict=pass", nil); resp.StatusCode != 200 {
-		t.Errorf("images filter: %d", resp.StatusCode)
+	// The filter offers every action the log records, the chosen one selected.
+	resp, body = root.do("GET", "/ui/audit?action=user_change", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, "<option selected>user_change</option>") || !strings.Contains(body, "<option>token_change</option>") || !strings.Contains(body, "<option>delete</option>") {
+		t.Errorf("audit filter by user_change: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, body := root.do("GET", "/ui/images?verdict=pass", nil); resp.StatusCode != 200 ||
+		!strings.Contains(body, `id="images-count">1 images`) || !strings.Contains(body, "<td>quarantine/other</td>") || strings.Contains(body, "<td>quarantine/app</td>") {
+		t.Errorf("images filter verdict=pass, want quarantine/other alone: %d\n%s", resp.StatusCode, body)
 	}
 
 	// A reader: no audit log (admin), no global exception form, and the
@@ -311,7 +323,10 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if resp.StatusCode != 403 || strings.Contains(body, `href="/ui/audit"`) {
 		t.Errorf("audit log as a reader: %d", resp.StatusCode)
 	}
-	_, body = reader.do("GET", "/ui/image?digest="+digestA, nil)
+	resp, body = reader.do("GET", "/ui/image?digest="+digestA, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `value="repository"`) {
+		t.Fatalf("image page as a reader, want its exception form: %d\n%s", resp.StatusCode, body)
+	}
 	if strings.Contains(body, `value="global"`) {
 		t.Error("a reader is offered a global exception")
 	}
