@@ -82,6 +82,25 @@ CREATE TABLE signing_keys (
 	Version: 2, Name: "web UI sessions",
 	SQLite:   sessionsDDL,
 	Postgres: sessionsDDL,
+}, {
+	// A bucket is the failed-login attempts left to one key (a user
+	// name, a client address) at a time in Unix nanoseconds; a key
+	// without a row holds all of its attempts (SQLThrottle).
+	Version: 3, Name: "failed-login buckets",
+	SQLite: `
+CREATE TABLE IF NOT EXISTS login_throttle (
+	key    TEXT PRIMARY KEY,
+	tokens REAL NOT NULL,
+	at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_throttle_at ON login_throttle (at);`,
+	Postgres: `
+CREATE TABLE login_throttle (
+	key    TEXT PRIMARY KEY,
+	tokens DOUBLE PRECISION NOT NULL,
+	at     BIGINT NOT NULL
+);
+CREATE INDEX login_throttle_at ON login_throttle (at);`,
 }}
 
 // Tables are the auth store's tables, for copying an installation.

@@ -11,31 +11,6 @@ import (
 	"github.com/drydock-project/drydock/internal/database"
 )
 
-// ThrottleComponent names the SQL throttle's schema among the
-// migrations of the database it lives in (the auth store's).
-const ThrottleComponent = "auth-throttle"
-
-// ThrottleMigrations are the SQL throttle's schema steps. A bucket is the
-// attempts left to one key at a time (Unix nanoseconds); a key without a
-// row holds all of its attempts.
-var ThrottleMigrations = []database.Migration{{
-	Version: 1, Name: "failed-login buckets",
-	SQLite: `
-CREATE TABLE IF NOT EXISTS login_throttle (
-	key    TEXT PRIMARY KEY,
-	tokens REAL NOT NULL,
-	at     INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_throttle_at ON login_throttle (at);`,
-	Postgres: `
-CREATE TABLE login_throttle (
-	key    TEXT PRIMARY KEY,
-	tokens DOUBLE PRECISION NOT NULL,
-	at     BIGINT NOT NULL
-);
-CREATE INDEX login_throttle_at ON login_throttle (at);`,
-}}
-
 // throttleLock serialises the throttle's read-modify-write across
 // processes on PostgreSQL (SQLite's write transaction already does).
 const throttleLock = "auth login throttle"
@@ -51,18 +26,12 @@ type SQLThrottle struct {
 
 var _ Throttle = (*SQLThrottle)(nil)
 
-// NewSQLThrottle migrates the throttle's schema in db and returns it with
-// the limits of user keys and address keys; now is the clock (time.Now
-// when nil). It does not close db.
-func NewSQLThrottle(ctx context.Context, db *database.DB, user, addr ThrottleLimit, now func() time.Time) (*SQLThrottle, error) {
+// newSQLThrottle returns the throttle on db, the auth store's database
+// (whose migrations made login_throttle), with the limits of user keys
+// and address keys; now is the clock.
+func newSQLThrottle(db *database.DB, user, addr ThrottleLimit, now func() time.Time) (*SQLThrottle, error) {
 	if err := errors.Join(user.validate("user limit"), addr.validate("address limit")); err != nil {
 		return nil, err
-	}
-	if _, err := db.Migrate(ctx, ThrottleComponent, ThrottleMigrations); err != nil {
-		return nil, fmt.Errorf("login throttle: %w", err)
-	}
-	if now == nil {
-		now = time.Now
 	}
 	return &SQLThrottle{db: db, user: user, addr: addr, now: now}, nil
 }
@@ -191,10 +160,10 @@ func (t *SQLThrottle) Succeeded(ctx context.Context, keys ...string) error {
 // SQLThrottle returns a throttle whose counts live in the store's own
 // database, beside its users, on the store's clock: what replicas that
 // share the store share. It lives as long as the store.
-func (s *Store) SQLThrottle(ctx context.Context, user, addr ThrottleLimit) (*SQLThrottle, error) {
+func (s *Store) SQLThrottle(user, addr ThrottleLimit) (*SQLThrottle, error) {
 	b, ok := s.b.(*SQL)
 	if !ok {
 		return nil, fmt.Errorf("login throttle: the auth store's backend %T is not a database", s.b)
 	}
-	return NewSQLThrottle(ctx, b.db, user, addr, s.now)
+	return newSQLThrottle(b.db, user, addr, s.now)
 }

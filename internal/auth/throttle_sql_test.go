@@ -17,9 +17,18 @@ import (
 func TestSQLThrottle(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
 		ctx := context.Background()
+		// throttle is the throttle of a store opened on tg (one process's
+		// worth of connections) with clock.
+		throttle := func(t *testing.T, tg dbtest.Target, user, addr ThrottleLimit, clock *fakeClock) (*SQLThrottle, error) {
+			st, err := newSQLStore(ctx, tg.Open(t, Component), []StoreOption{WithClock(clock.Now)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.SQLThrottle(user, addr)
+		}
 		t.Run("steps", func(t *testing.T) {
 			clock := newFakeClock()
-			th, err := NewSQLThrottle(ctx, newTarget(t).Open(t, Component), stepsUserLimit, stepsAddrLimit, clock.Now)
+			th, err := throttle(t, newTarget(t), stepsUserLimit, stepsAddrLimit, clock)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -30,7 +39,7 @@ func TestSQLThrottle(t *testing.T) {
 			clock := newFakeClock()
 			var replicas [2]*SQLThrottle
 			for i := range replicas {
-				th, err := NewSQLThrottle(ctx, tg.Open(t, Component), DefaultUserLimit, DefaultAddressLimit, clock.Now)
+				th, err := throttle(t, tg, DefaultUserLimit, DefaultAddressLimit, clock)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -84,7 +93,7 @@ func TestSQLThrottle(t *testing.T) {
 				t.Errorf("%d buckets an hour later; want 1 (carol's)", n)
 			}
 		})
-		if _, err := NewSQLThrottle(ctx, newTarget(t).Open(t, Component), ThrottleLimit{}, DefaultAddressLimit, nil); err == nil {
+		if _, err := throttle(t, newTarget(t), ThrottleLimit{}, DefaultAddressLimit, newFakeClock()); err == nil {
 			t.Error("a zero limit accepted")
 		}
 	})

@@ -81,7 +81,7 @@ func openAuth(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		addr := auth.ThrottleLimit{Failures: t.Address.Failures, Per: time.Duration(t.Address.Per)}
 		var th auth.Throttle
 		if dbs.Driver() == database.Postgres {
-			th, err = st.SQLThrottle(ctx, user, addr)
+			th, err = st.SQLThrottle(user, addr)
 		} else {
 			th, err = auth.NewMemoryThrottle(user, addr, now)
 		}
