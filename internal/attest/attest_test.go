@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drydock-project/drydock/internal/attest/attesttest"
 	"github.com/drydock-project/drydock/internal/imgref"
 	"github.com/drydock-project/drydock/internal/registry"
 )
@@ -26,25 +27,6 @@ func newRegistry(t *testing.T) *registry.Registry {
 		t.Fatal(err)
 	}
 	return reg
-}
-
-// putImage stores a small image manifest (a config, no layers) in repo.
-func putImage(t *testing.T, reg *registry.Registry, repo, tag, cfg string) ocispec.Descriptor {
-	t.Helper()
-	ctx := t.Context()
-	c, err := reg.PutBlob(ctx, repo, []byte(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MediaType = ocispec.MediaTypeImageConfig
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: c, Layers: []ocispec.Descriptor{}}
-	m.SchemaVersion = 2
-	body, _ := json.Marshal(m)
-	d, err := reg.PutManifest(ctx, repo, ocispec.MediaTypeImageManifest, body, tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 func newKey(t *testing.T) *Key {
@@ -81,7 +63,7 @@ func TestKeyPublicKey(t *testing.T) {
 func TestWriteVerify(t *testing.T) {
 	ctx := t.Context()
 	reg := newRegistry(t)
-	subj := putImage(t, reg, "live/app", "v1", `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	subj := attesttest.PutImage(t, reg, "live/app", "v1", `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	k, other := newKey(t), newKey(t)
 	st, err := NewStatement("live/app", subj.Digest, "https://example.com/p/v1", map[string]string{"x": "y"})
 	if err != nil {
@@ -185,8 +167,8 @@ func mapsEqual(a, b map[string]int) bool {
 func TestVerifyTampering(t *testing.T) {
 	ctx := t.Context()
 	reg := newRegistry(t)
-	a := putImage(t, reg, "quarantine/app", "a", `{"a":1}`)
-	b := putImage(t, reg, "quarantine/app", "b", `{"b":2}`)
+	a := attesttest.PutImage(t, reg, "quarantine/app", "a", `{"a":1}`)
+	b := attesttest.PutImage(t, reg, "quarantine/app", "b", `{"b":2}`)
 	k := newKey(t)
 	// A statement about b, attached to a.
 	st, _ := NewStatement("quarantine/app", b.Digest, "https://example.com/p/v1", map[string]string{})
@@ -220,8 +202,8 @@ func TestVerifyTampering(t *testing.T) {
 func TestAppendTagSchemeRefusesOtherContent(t *testing.T) {
 	ctx := t.Context()
 	reg := newRegistry(t)
-	a := putImage(t, reg, "live/app", "a", `{"a":1}`)
-	putImage(t, reg, "live/app", imgref.TagSchemeTag(a.Digest, imgref.SuffixSignature), `{"not":"a signature"}`)
+	a := attesttest.PutImage(t, reg, "live/app", "a", `{"a":1}`)
+	attesttest.PutImage(t, reg, "live/app", imgref.TagSchemeTag(a.Digest, imgref.SuffixSignature), `{"not":"a signature"}`)
 	k := newKey(t)
 	_, err := Write(ctx, reg, "live/app", a, k, WriteRequest{Signature: true, Now: t0})
 	if err == nil || !strings.Contains(err.Error(), "not replaced") {
@@ -257,7 +239,7 @@ func TestListAndInspect(t *testing.T) {
 	ctx := t.Context()
 	reg := newRegistry(t)
 	cfg := `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`
-	subj := putImage(t, reg, "live/app", "v1", cfg)
+	subj := attesttest.PutImage(t, reg, "live/app", "v1", cfg)
 	k := newKey(t)
 	st, err := NewStatement("live/app", subj.Digest, "https://example.com/p/v1", map[string]string{"x": "y"})
 	if err != nil {
@@ -268,7 +250,7 @@ func TestListAndInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An image under the subject's .sbom tag is not cosign content.
-	putImage(t, reg, "live/app", imgref.TagSchemeTag(subj.Digest, imgref.SuffixSBOM), `{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	attesttest.PutImage(t, reg, "live/app", imgref.TagSchemeTag(subj.Digest, imgref.SuffixSBOM), `{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 
 	list, err := List(ctx, reg, "live/app", subj.Digest)
 	if err != nil {

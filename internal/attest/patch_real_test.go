@@ -3,7 +3,6 @@ package attest_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -21,7 +19,6 @@ import (
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/apt"
-	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/testimage"
@@ -106,13 +103,7 @@ func TestPatchedImageAttestations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reg, err := registry.New(ctx, inmemory.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	reg, host := attesttest.Registry(t)
 	ref, _ := name.ParseReference(host+"/quarantine/app:1-patched", name.Insecure)
 	if err := remote.Write(ref, res.Image, remote.WithContext(ctx)); err != nil {
 		t.Fatal(err)

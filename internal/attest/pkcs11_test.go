@@ -4,8 +4,6 @@ package attest_test
 
 import (
 	"crypto/elliptic"
-	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +12,9 @@ import (
 	"time"
 
 	"github.com/ThalesGroup/crypto11"
-	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/attest/attesttest"
-	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/testenv"
 )
 
@@ -116,25 +111,8 @@ func TestPKCS11KeySignsPromotion(t *testing.T) {
 	}
 
 	ctx := t.Context()
-	reg, err := registry.New(ctx, inmemory.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(reg)
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	c, err := reg.PutBlob(ctx, "live/app", []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MediaType = ocispec.MediaTypeImageConfig
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: c, Layers: []ocispec.Descriptor{}}
-	m.SchemaVersion = 2
-	body, _ := json.Marshal(m)
-	subj, err := reg.PutManifest(ctx, "live/app", ocispec.MediaTypeImageManifest, body, "1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, host := attesttest.Registry(t)
+	subj := attesttest.PutImage(t, reg, "live/app", "1", `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	st, err := attest.VerdictStatement("live/app", subj.Digest, attest.VerdictPredicate{Source: "quarantine/app:1", Target: "live/app:1",
 		PromotedAt: time.Now().UTC(), Verdict: attest.VerdictState{State: "pass"}, Policy: attest.PolicyRef{SHA256: "feed"}})
 	if err != nil {

@@ -136,7 +136,6 @@ type Admitter struct {
 	hosts    map[string]bool
 	hostList []string
 	reg      Registry
-	verdicts Verdicts
 	cache    *decisionCache[gate.Verdict]
 	promo    *decisionCache[promotionResult]
 }
@@ -156,7 +155,7 @@ func NewAdmitter(o AdmitterOptions) (*Admitter, error) {
 	if len(o.Hosts) == 0 {
 		return nil, errors.New("kube admission: no registry host (kube.registry) to admit live/ images from")
 	}
-	a := &Admitter{hosts: map[string]bool{}, reg: o.Registry, verdicts: o.Verdicts}
+	a := &Admitter{hosts: map[string]bool{}, reg: o.Registry}
 	for _, h := range o.Hosts {
 		n, err := NormalizeHost(h)
 		if err != nil {
@@ -201,9 +200,6 @@ func NewAdmitter(o AdmitterOptions) (*Admitter, error) {
 
 // Hosts returns the registry hosts images are admitted from, sorted.
 func (a *Admitter) Hosts() []string { return slices.Clone(a.hostList) }
-
-// ChecksVerdicts reports whether verdicts are checked.
-func (a *Admitter) ChecksVerdicts() bool { return a.verdicts != nil }
 
 // ChecksPromotion reports whether promotion attestations are required.
 func (a *Admitter) ChecksPromotion() bool { return a.promo != nil }

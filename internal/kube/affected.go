@@ -74,15 +74,7 @@ func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedR
 		return nil, fmt.Errorf("%w: %q (e.g. CVE-2023-4911)", ErrInvalidVulnerability, truncate(id, 64))
 	}
 	want := strings.ToUpper(id)
-	uses, err := q.inv.Digests(ctx)
-	if err != nil {
-		return nil, err
-	}
-	running := make([]string, len(uses))
-	for i, u := range uses {
-		running[i] = u.Digest
-	}
-	scanned, unscanned, err := q.refresh(ctx, running)
+	scanned, unscanned, err := q.refresh(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +89,7 @@ func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedR
 		}
 	}
 	rep := &AffectedReport{Vulnerability: want, Workloads: []AffectedWorkload{}, Unscanned: []RunningImage{},
-		RunningDigests: len(running), ScannedDigests: len(running) - len(unscanned)}
+		RunningDigests: len(scanned) + len(unscanned), ScannedDigests: len(scanned)}
 
 	// The affected pods, grouped by workload, then by image.
 	hitList := make([]string, 0, len(hits))
@@ -177,15 +169,7 @@ func (q *Queries) Affected(ctx context.Context, id string, f Filter) (*AffectedR
 // drops the index of digests no longer running. The server calls it after
 // each resync of the inventory.
 func (q *Queries) Warm(ctx context.Context) error {
-	uses, err := q.inv.Digests(ctx)
-	if err != nil {
-		return err
-	}
-	running := make([]string, len(uses))
-	for i, u := range uses {
-		running[i] = u.Digest
-	}
-	if _, _, err := q.refresh(ctx, running); err != nil {
+	if _, _, err := q.refresh(ctx); err != nil {
 		return err
 	}
 	return q.inv.PruneScanIndex(ctx)
@@ -198,9 +182,13 @@ const indexBatch = 100
 
 // refresh brings the scan index up to date for the running digests: it
 // returns those with a usable stored scan (now indexed) and those without
-// one. Only the scans not indexed yet, or rescanned since, are read, in
-// parallel.
-func (q *Queries) refresh(ctx context.Context, digests []string) (scanned, unscanned map[string]bool, err error) {
+// one (together, every running digest). Only the scans not indexed yet,
+// or rescanned since, are read, in parallel.
+func (q *Queries) refresh(ctx context.Context) (scanned, unscanned map[string]bool, err error) {
+	uses, err := q.inv.Digests(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	states, err := q.scans.ScanStates(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -215,7 +203,8 @@ func (q *Queries) refresh(ctx context.Context, digests []string) (scanned, unsca
 	}
 	scanned, unscanned = map[string]bool{}, map[string]bool{}
 	var stale []string
-	for _, d := range digests {
+	for _, u := range uses {
+		d := u.Digest
 		st, ok := stateOf[d]
 		if !ok || st.ScannedAt.IsZero() || st.Error != "" {
 			unscanned[d] = true

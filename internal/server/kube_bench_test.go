@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -74,8 +76,11 @@ func BenchmarkKubeAdmission(b *testing.B) {
 					}
 					defer resp.Body.Close()
 					var out admissionv1.AdmissionReview
-					if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil || !out.Response.Allowed {
-						return fmt.Errorf("not admitted: %v %+v", err, out.Response)
+					if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil {
+						return fmt.Errorf("no admission answer: %v", err)
+					}
+					if !out.Response.Allowed {
+						return fmt.Errorf("%w: %+v", errDenied, out.Response.Result)
 					}
 					return nil
 				})
@@ -94,6 +99,9 @@ func BenchmarkKubeAdmission(b *testing.B) {
 			for b.Loop() {
 				lat := paced(b, func() error {
 					_, err := pods.Create(b.Context(), p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+					if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) {
+						return fmt.Errorf("%w: %v", errDenied, err)
+					}
 					return err
 				})
 				report(b, lat)
@@ -113,15 +121,20 @@ func admissionReview(b *testing.B, images []string) []byte {
 	return body
 }
 
+// errDenied marks an admission refused: a wrong answer (the pod runs a
+// promoted live/ image), not the load's doing.
+var errDenied = errors.New("admission denied")
+
 // paced calls fn admissionCount times at admissionRate a second (open
 // loop: a slow answer does not slow the arrivals) and returns the
 // latencies of the admissions that succeeded, the errors (an API server
 // time-out on a loaded machine is counted, not fatal; the first is
 // logged) and the CPU time this process spent per admission, the figure
-// the machine's load does not change.
+// the machine's load does not change. A denial (errDenied) is fatal.
 func paced(b *testing.B, fn func() error) run {
 	var mu sync.Mutex
 	var r run
+	var denied error
 	var wg sync.WaitGroup
 	tick := time.NewTicker(time.Second / admissionRate)
 	defer tick.Stop()
@@ -134,6 +147,10 @@ func paced(b *testing.B, fn func() error) run {
 			d := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()
+			if errors.Is(err, errDenied) {
+				denied = err
+				return
+			}
 			if err != nil {
 				if r.errors == 0 {
 					b.Logf("first failed admission (after %s): %v", d.Round(time.Millisecond), err)
@@ -145,6 +162,9 @@ func paced(b *testing.B, fn func() error) run {
 		})
 	}
 	wg.Wait()
+	if denied != nil {
+		b.Fatal(denied)
+	}
 	r.cpu = (processCPU(b) - cpu0) / admissionCount
 	return r
 }

@@ -2,24 +2,18 @@ package server_test
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/notaryproject/notation-go"
-	"github.com/notaryproject/notation-go/dir"
 	notationreg "github.com/notaryproject/notation-go/registry"
 	"github.com/notaryproject/notation-go/signer"
-	"github.com/notaryproject/notation-go/verifier"
-	"github.com/notaryproject/notation-go/verifier/trustpolicy"
-	"github.com/notaryproject/notation-go/verifier/truststore"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/attest"
+	"github.com/drydock-project/drydock/internal/attest/attesttest"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
@@ -33,31 +27,6 @@ func notaryRepo(t *testing.T, g *gateServer, repo string) notationreg.Repository
 	}
 	r.PlainHTTP = true
 	return notationreg.NewRepository(r)
-}
-
-// notaryVerifier is notation-go's verifier with a trust store holding
-// certs (store "ca:trusted") and a strict policy for every registry.
-func notaryVerifier(t *testing.T, certs ...*x509.Certificate) notation.Verifier {
-	t.Helper()
-	root := t.TempDir()
-	storeDir := filepath.Join(root, "truststore", "x509", "ca", "trusted")
-	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range certs {
-		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-		if err := os.WriteFile(filepath.Join(storeDir, "cert"+string(rune('a'+i))+".crt"), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	policy := &trustpolicy.Document{Version: "1.0", TrustPolicies: []trustpolicy.TrustPolicy{{
-		Name: "all", RegistryScopes: []string{"*"}, SignatureVerification: trustpolicy.SignatureVerification{VerificationLevel: "strict"},
-		TrustStores: []string{"ca:trusted"}, TrustedIdentities: []string{"*"}}}}
-	v, err := verifier.New(policy, truststore.NewX509TrustStore(dir.NewSysFS(root)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 // TestNotarySignaturesFollow: an image signed in quarantine/ with
@@ -90,12 +59,10 @@ func TestNotarySignaturesFollow(t *testing.T) {
 	if code := g.api("POST", "/api/v1/promote", map[string]string{"source": "quarantine/notary:1"}, &p); code != http.StatusOK {
 		t.Fatalf("promote: %d", code)
 	}
-	verify := func(v notation.Verifier) error {
-		_, _, err := notation.Verify(ctx, v, notaryRepo(t, g, "live/notary"), notation.VerifyOptions{
-			ArtifactReference: g.host + "/live/notary@" + d, MaxSignatureAttempts: 10})
-		return err
+	verify := func(roots ...*x509.Certificate) error {
+		return attesttest.NotaryVerify(t, g.host, "live/notary", d, roots...)
 	}
-	if err := verify(notaryVerifier(t, user.Chain()...)); err != nil {
+	if err := verify(user.Chain()...); err != nil {
 		t.Errorf("the user's Notary signature in live/: %v", err)
 	}
 	var keys api.KeyResponse
@@ -106,11 +73,11 @@ func TestNotarySignaturesFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verify(notaryVerifier(t, dcerts...)); err != nil {
+	if err := verify(dcerts...); err != nil {
 		t.Errorf("drydock's Notary signature in live/: %v", err)
 	}
 	stranger, _ := attest.GenerateKey(time.Now())
-	if err := verify(notaryVerifier(t, stranger.Chain()...)); err == nil {
+	if err := verify(stranger.Chain()...); err == nil {
 		t.Error("notation-go's verifier accepted live/ with a stranger's certificate")
 	}
 }
