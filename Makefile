@@ -126,8 +126,11 @@ lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck-$(STATICCHECK_VERSION) ./...
 
+# The second run is the cgo-free build's refusal of PKCS#11 keys
+# (internal/attest/pkcs11_nocgo_test.go), which a cgo build never compiles.
 unit:
 	$(GO) test -count=1 -timeout 45m ./...
+	CGO_ENABLED=0 $(GO) test -count=1 -run 'PKCS11' ./internal/attest/
 
 # Check that the trivy-json golden report decodes into, and round-trips
 # through, Trivy's own report types. hack/trivycompat is a separate module so
