@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 var testSecret = []byte("s3cret-for-tests")
@@ -53,24 +54,6 @@ func (s *sleeps) get() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Duration(nil), s.d...)
-}
-
-// syncBuffer is a goroutine-safe log sink that outlives the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // delivery is one request as a receiver saw it.
@@ -121,10 +104,10 @@ func (s *sink) receiver(name string, types ...string) Receiver {
 
 // newTestDispatcher builds a dispatcher that never really sleeps and logs to
 // a buffer, and closes it when the test ends.
-func newTestDispatcher(t *testing.T, rs []Receiver, opts ...Option) (*Dispatcher, *sleeps, *syncBuffer) {
+func newTestDispatcher(t *testing.T, rs []Receiver, opts ...Option) (*Dispatcher, *sleeps, *testenv.LockedBuffer) {
 	t.Helper()
 	sl := &sleeps{}
-	logs := &syncBuffer{}
+	logs := &testenv.LockedBuffer{}
 	base := []Option{
 		WithSleep(sl.sleep),
 		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),

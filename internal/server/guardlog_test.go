@@ -1,38 +1,23 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/events"
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // failingPublisher refuses every event.
 type failingPublisher struct{}
 
 func (failingPublisher) Publish(events.Event) error { return errors.New("event bus down") }
-
-// lockedBuffer is a log destination the handler may write concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestGuardLogsLostRecords: a refused live/ write whose audit entry or
 // event cannot be written is still refused, and the loss is logged as
@@ -66,7 +51,7 @@ func TestGuardLogsLostRecords(t *testing.T) {
 			} else {
 				defer closeAudit()
 			}
-			var logs lockedBuffer
+			var logs testenv.LockedBuffer
 			h := guardLive(slog.New(slog.NewTextHandler(&logs, nil)), al, tc.pub, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				t.Errorf("%s %s reached the registry", r.Method, r.URL.Path)
 			}))

@@ -319,7 +319,7 @@ func (c *apiClient) get(path string, out any) {
 // serve is a running `drydock serve`.
 type serve struct {
 	addr string
-	out  *lockedBuffer
+	out  *testenv.LockedBuffer
 }
 
 func (s *serve) logs() string { return s.out.String() }
@@ -328,7 +328,7 @@ func startServe(t *testing.T, bin, data, cfg string) *serve {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--config", cfg, "--log-format", "json")
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	out := &lockedBuffer{}
+	out := &testenv.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
