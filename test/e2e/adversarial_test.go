@@ -220,14 +220,8 @@ func TestLiveAdversarial(t *testing.T) {
 
 	// Every attempt is in the audit log under mallory's name.
 	refused := map[audit.Action]int{}
-	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
-		var e audit.Entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatal(err)
-		}
-		if e.Actor == "mallory" && e.Outcome == audit.OutcomeRefused {
-			refused[e.Action]++
-		}
+	for _, e := range auditOf(t, data, func(e audit.Entry) bool { return e.Actor == "mallory" && e.Outcome == audit.OutcomeRefused }) {
+		refused[e.Action]++
 	}
 	if refused[audit.ActionBypassRefused] < len(attempts) || refused[audit.ActionPromotion] != 1 {
 		t.Errorf("audit: mallory's refusals %v, want >= %d bypass_refused and 1 promotion", refused, len(attempts))

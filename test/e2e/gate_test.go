@@ -144,14 +144,8 @@ func TestGateImportScanVerdictPromote(t *testing.T) {
 	// The audit log has the import, the scan, the verdicts, the refused
 	// and the granted promotion.
 	seen := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
-		var e audit.Entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatal(err)
-		}
-		if e.Digest == img.Digest.String() {
-			seen[string(e.Action)+"/"+e.Outcome]++
-		}
+	for _, e := range auditOf(t, data, func(e audit.Entry) bool { return e.Digest == img.Digest.String() }) {
+		seen[string(e.Action)+"/"+e.Outcome]++
 	}
 	for _, k := range []string{"import/ok", "scan/ok", "verdict/ok", "promotion/refused", "promotion/ok"} {
 		if seen[k] == 0 {
@@ -200,13 +194,9 @@ func TestGateScanSurvivesKill(t *testing.T) {
 			t.Fatalf("scan job %s 30s after its verdict", got)
 		}
 	}
-	scans := 0
-	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
-		var e audit.Entry
-		if json.Unmarshal([]byte(line), &e) == nil && e.Digest == img.Digest.String() && e.Action == audit.ActionScan && e.Outcome == audit.OutcomeOK {
-			scans++
-		}
-	}
+	scans := len(auditOf(t, data, func(e audit.Entry) bool {
+		return e.Digest == img.Digest.String() && e.Action == audit.ActionScan && e.Outcome == audit.OutcomeOK
+	}))
 	if scans != 1 {
 		t.Errorf("%d completed scans of the digest, want 1", scans)
 	}

@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/kube/kubetest"
 	"github.com/drydock-project/drydock/internal/patch/sandbox"
 	"github.com/drydock-project/drydock/internal/testenv"
@@ -266,4 +267,21 @@ func writeConfig(t testing.TB, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// auditOf returns the entries of the audit log in data that keep keeps,
+// read with `drydock audit --json`.
+func auditOf(t testing.TB, data string, keep func(audit.Entry) bool) []audit.Entry {
+	t.Helper()
+	var out []audit.Entry
+	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
+		var e audit.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -188,23 +188,6 @@ func (h *holes) auditOf(t *testing.T, keep func(audit.Entry) bool) []audit.Entry
 	return auditOf(t, h.data, keep)
 }
 
-// auditOf returns the entries of the audit log in data that keep keeps,
-// read with `drydock audit --json`.
-func auditOf(t *testing.T, data string, keep func(audit.Entry) bool) []audit.Entry {
-	t.Helper()
-	var out []audit.Entry
-	for _, line := range strings.Split(strings.TrimSpace(mustDrydock(t, nil, "audit", "--json", "--data", data).Stdout), "\n") {
-		var e audit.Entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		if keep(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // TestGateHoles is the adversarial acceptance of #12, holes 1 to 3, as a
 // user with pull, push and promote on every namespace, against a real
 // server with the real scanner, data and test images, through crane,

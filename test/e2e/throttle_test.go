@@ -78,16 +78,8 @@ func TestLoginThrottleAndMetrics(t *testing.T) {
 	}
 
 	s.Stop() // writes the open burst
-	r := mustDrydock(t, nil, "audit", "--json", "--data", s.Data)
 	records, total := 0, 0
-	for line := range strings.Lines(strings.TrimSpace(r.Stdout)) {
-		var e audit.Entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("%v: %s", err, line)
-		}
-		if e.Action != audit.ActionLoginFailed || e.Actor != "alice" {
-			continue
-		}
+	for _, e := range auditOf(t, s.Data, func(e audit.Entry) bool { return e.Action == audit.ActionLoginFailed && e.Actor == "alice" }) {
 		var d struct{ Count int }
 		if err := json.Unmarshal(e.Detail, &d); err != nil {
 			t.Fatal(err)
