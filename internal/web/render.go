@@ -29,6 +29,9 @@ type page struct {
 	Notice, Problem string
 	// Stale warns that the vulnerability data is old.
 	Stale string
+	// Refresh, when not 0, reloads the page after that many seconds (a
+	// meta refresh: live progress without scripts).
+	Refresh int
 }
 
 // pageFor fills the layout's data of a signed-in request.
@@ -107,6 +110,7 @@ var funcs = template.FuncMap{
 
 func parsePages() (map[string]*template.Template, error) {
 	names := []string{"login", "dashboard", "images", "image", "audit", "error"}
+	names = append(names, "policy", "workflows", "run")
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")
