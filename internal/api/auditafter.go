@@ -10,11 +10,20 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 )
 
+// AuditScanner reads the audit log forward; *audit.Log implements it.
+type AuditScanner interface {
+	AuditLog
+	Scan(ctx context.Context, fromSeq int64, fn func(*audit.Entry) error) error
+}
+
+// errPageFull stops a scan when a page is full.
+var errPageFull = errors.New("page full")
+
 // ReadAuditAfter returns up to limit entries with seq > after whose action
 // is action ("" for every action), oldest first: the pages of a reader
 // going forward, as "drydock audit --follow" does. NextAfter is the last
 // entry's seq (after when there is none), the after of the next page.
-func ReadAuditAfter(ctx context.Context, l AuditLog, after int64, limit int, action audit.Action) (*AuditPage, error) {
+func ReadAuditAfter(ctx context.Context, l AuditScanner, after int64, limit int, action audit.Action) (*AuditPage, error) {
 	head, err := l.Head(ctx)
 	if err != nil {
 		return nil, err
@@ -58,6 +67,11 @@ func (h *handler) auditAfter(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID", err.Error())
 		return
 	}
-	page, err := ReadAuditAfter(r.Context(), h.Audit, after, limit, action)
+	l, ok := h.Audit.(AuditScanner)
+	if !ok {
+		writeError(w, http.StatusConflict, "NOT_CONFIGURED", "after: this server's audit log cannot be read forward")
+		return
+	}
+	page, err := ReadAuditAfter(r.Context(), l, after, limit, action)
 	h.answer(w, r, http.StatusOK, page, err)
 }
