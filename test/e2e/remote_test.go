@@ -15,8 +15,8 @@ import (
 	"github.com/drydock-project/drydock/internal/testenv"
 )
 
-// TestRemoteAfterLogin: after "drydock login URL", images, import and
-// audit (also --follow) talk to that server with no --server and no
+// TestRemoteAfterLogin: after "drydock login URL", images, import,
+// policy show/apply and audit (also --follow) talk to that server with no --server and no
 // $DRYDOCK_SERVER; $DRYDOCK_SERVER and --server still come first; audit
 // with --data reads the local database; logout forgets the server.
 func TestRemoteAfterLogin(t *testing.T) {
@@ -119,6 +119,22 @@ func TestRemoteAfterLogin(t *testing.T) {
 	waitFor("1")
 	mustDrydock(t, env, "import", "oci:"+dir+":v1", "--as", "small:2")
 	waitFor("2")
+
+	// The policy through the API, with no --server either.
+	if r := mustDrydock(t, env, "policy", "show"); !strings.Contains(r.Stdout, "maxSeverity: HIGH") {
+		t.Errorf("policy show:\n%s", r.Stdout)
+	}
+	bad := writeFile(t, "bad.yaml", "version: v1\nmaxSeverity: EXTREME\n")
+	if r := drydock(t, env, "policy", "apply", bad); r.Code == 0 || !strings.Contains(r.Stderr, "line 2: maxSeverity:") {
+		t.Errorf("policy apply of a bad policy: exit %d %s", r.Code, r.Stderr)
+	}
+	good := writeFile(t, "good.yaml", "version: v1\nmaxSeverity: CRITICAL\n")
+	if r := mustDrydock(t, env, "policy", "apply", good); !strings.Contains(r.Stdout, "policy replaced") {
+		t.Errorf("policy apply:\n%s", r.Stdout)
+	}
+	if r := mustDrydock(t, env, "policy", "show"); r.Stdout != "version: v1\nmaxSeverity: CRITICAL\n" {
+		t.Errorf("policy show after apply:\n%s", r.Stdout)
+	}
 
 	if r := mustDrydock(t, env, "logout"); !strings.Contains(r.Stdout, "no longer the default server") ||
 		!strings.Contains(r.Stdout, "Removed the credentials") {
