@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/scan"
 )
 
@@ -55,15 +56,22 @@ func (s *SQL) PutScan(ctx context.Context, sc Scan) error {
 			built = timeText(pr.Report.DB.BuiltAt)
 		}
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
+	// The scan and its rows of the findings index change together: a
+	// rescan replaces the rows, a failed scan (no reports) removes them.
+	return s.db.Update(ctx, func(tx *database.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
 			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports, permanent = excluded.permanent,
 			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
-		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports), sc.Error != "" && sc.Permanent); err != nil {
-		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
-	}
-	return nil
+			sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports), sc.Error != "" && sc.Permanent); err != nil {
+			return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE digest = ?`, sc.Digest); err != nil {
+			return fmt.Errorf("store: replace indexed findings of %s: %w", sc.Digest, err)
+		}
+		return insertFindings(ctx, tx, sc.Digest, sc.Repository, sc.Reports)
+	})
 }
 
 // ScanState is a scan without its reports: what the sweeper needs to

@@ -86,6 +86,13 @@ type Store interface {
 	List(ctx context.Context, f Filter) ([]Image, error)
 	// CountByState returns how many digests have each verdict state.
 	CountByState(ctx context.Context) (map[string]int, error)
+	// The findings index (see findings.go), kept by PutScan: totals over
+	// repositories, counts per image, where a CVE or a package is, and
+	// the repositories there are (to build a caller's scope).
+	FindingTotals(ctx context.Context, sc RepositoryScope) (*FindingTotals, error)
+	ImageFindingCounts(ctx context.Context, digests []string) (map[string]ImageCounts, error)
+	FindingsWhere(ctx context.Context, q FindingQuery) ([]IndexedFinding, bool, error)
+	Repositories(ctx context.Context) ([]string, error)
 	// Close releases the database.
 	Close() error
 }
