@@ -81,6 +81,8 @@ type Options struct {
 	Scans Scans
 	// Audit reads the audit log; nil leaves GET /api/v1/audit out.
 	Audit AuditLog
+	// Index is the findings index; nil leaves its routes (cves.go) out.
+	Index FindingsIndex
 }
 
 type handler struct{ Options }
@@ -152,6 +154,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Audit != nil {
 		routes = append(routes, route{http.MethodGet, "/api/v1/audit", h.auditLog})
+	}
+	if h.Index != nil {
+		routes = append(routes, h.indexRoutes()...)
 	}
 	return routes
 }
