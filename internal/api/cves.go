@@ -183,7 +183,7 @@ type AffectedImage struct {
 	Fixable bool `json:"fixable"`
 	// Exemptions are the exceptions in force that the verdict applied and
 	// that cover these findings: until Expires.
-	Exemptions []Exemption           `json:"exemptions,omitempty"`
+	Exemptions []Exemption            `json:"exemptions,omitempty"`
 	Findings   []store.IndexedFinding `json:"findings"`
 }
 

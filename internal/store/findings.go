@@ -52,8 +52,9 @@ type FindingTotals struct {
 
 // ImageCounts counts one digest's indexed findings by severity.
 type ImageCounts struct {
-	Counts  map[string]int `json:"counts"`
-	Fixable map[string]int `json:"fixable"`
+	Repository string         `json:"repository"`
+	Counts     map[string]int `json:"counts"`
+	Fixable    map[string]int `json:"fixable"`
 }
 
 // FindingQuery asks where a vulnerability or a package is.
@@ -291,22 +292,22 @@ func (s *SQL) ImageFindingCounts(ctx context.Context, digests []string) (map[str
 	for i, d := range digests {
 		args[i] = d
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT digest, fixable, severity, COUNT(*) FROM findings WHERE digest IN (`+
-		strings.TrimSuffix(strings.Repeat("?, ", len(digests)), ", ")+`) GROUP BY digest, fixable, severity`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT digest, repository, fixable, severity, COUNT(*) FROM findings WHERE digest IN (`+
+		strings.TrimSuffix(strings.Repeat("?, ", len(digests)), ", ")+`) GROUP BY digest, repository, fixable, severity`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: count findings of images: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var d, sev string
+		var d, repo, sev string
 		var fixable bool
 		var n int
-		if err := rows.Scan(&d, &fixable, &sev, &n); err != nil {
+		if err := rows.Scan(&d, &repo, &fixable, &sev, &n); err != nil {
 			return nil, fmt.Errorf("store: count findings of images: %w", err)
 		}
 		c, ok := out[d]
 		if !ok {
-			c = ImageCounts{Counts: map[string]int{}, Fixable: map[string]int{}}
+			c = ImageCounts{Repository: repo, Counts: map[string]int{}, Fixable: map[string]int{}}
 			out[d] = c
 		}
 		c.Counts[sev] += n

@@ -77,7 +77,7 @@ func runFindings(t *testing.T, newStore Factory) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(counts) != 2 || counts[a].Fixable["HIGH"] != 2 || counts[a].Counts["LOW"] != 1 || counts[b].Fixable["CRITICAL"] != 1 || counts[b].Fixable["HIGH"] != 0 {
+		if len(counts) != 2 || counts[a].Repository != "quarantine/app" || counts[a].Fixable["HIGH"] != 2 || counts[a].Counts["LOW"] != 1 || counts[b].Fixable["CRITICAL"] != 1 || counts[b].Fixable["HIGH"] != 0 {
 			t.Errorf("per-image counts = %+v", counts)
 		}
 		if _, err := s.ImageFindingCounts(ctx, make([]string, store.MaxCountDigests+1)); err == nil {
