@@ -23,9 +23,6 @@ import (
 const (
 	imagesPerPage = 100
 	auditPerPage  = 50
-	// fixableScanLimit is how many images the dashboard's fixable-findings
-	// totals read (until the findings index makes it one query).
-	fixableScanLimit = 200
 )
 
 // auditActions are the audit log's actions, for the audit page's filter:
@@ -57,10 +54,8 @@ type dashboardData struct {
 	ByState  []stateCount
 	Fixable  map[string]int
 	FixTotal int
-	// FixImages is how many images the fixable totals cover, of Images.
-	FixImages int
-	// FixLimit is how many images they read at most.
-	FixLimit int
+	// Totals are the findings index's, over what the user may pull.
+	Totals   api.TotalsResponse
 	Runs     []workflowRun
 	RunsNote string
 	Bypasses []bypass
@@ -87,7 +82,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, p, err)
 		return
 	}
-	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}, FixLimit: fixableScanLimit}
+	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}}
 	counts := map[gate.State]int{}
 	for _, im := range vs.Images {
 		counts[im.Verdict.State]++
@@ -95,23 +90,14 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	for _, s := range states {
 		d.ByState = append(d.ByState, stateCount{s, counts[s]})
 	}
-	for i, im := range vs.Images {
-		if i == fixableScanLimit {
-			break
-		}
-		var f api.FindingsResponse
-		err := u.call(r, http.MethodGet, "/api/v1/findings", url.Values{"digest": {im.Digest}, "fixable": {"true"}}, nil, &f)
-		if err != nil {
-			if ae := (*apiError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
-				u.o.Log.Error("web UI: the dashboard's fixable findings of an image failed", "digest", im.Digest, "err", err)
-			}
-			continue // not scanned yet, or logged: the page says how many images the totals cover
-		}
-		d.FixImages++
-		for sev, n := range f.Counts {
-			d.Fixable[sev] += n
-			d.FixTotal += n
-		}
+	// One query of the findings index, over the images the user may pull.
+	if err := u.call(r, http.MethodGet, "/api/v1/findings/totals", nil, nil, &d.Totals); err != nil {
+		u.fail(w, r, p, err)
+		return
+	}
+	for sev, n := range d.Totals.Fixable {
+		d.Fixable[sev] += n
+		d.FixTotal += n
 	}
 	d.Runs, d.RunsNote = u.lastRuns(r)
 	if p.Admin {
@@ -170,6 +156,8 @@ type imagesData struct {
 	State, Repo        string
 	States             []gate.State
 	Prev, Next         string
+	// Counts are the findings index's counts of the page's images.
+	Counts map[string]store.ImageCounts
 }
 
 func (u *UI) images(w http.ResponseWriter, r *http.Request) {
@@ -206,6 +194,18 @@ func (u *UI) images(w http.ResponseWriter, r *http.Request) {
 	d.Pages = max(1, (d.Total+imagesPerPage-1)/imagesPerPage)
 	d.Page = min(d.Page, d.Pages)
 	d.Images = sel[(d.Page-1)*imagesPerPage : min(d.Total, d.Page*imagesPerPage)]
+	if len(d.Images) > 0 {
+		q := url.Values{}
+		for _, im := range d.Images {
+			q.Add("digest", im.Digest)
+		}
+		var counts api.CountsResponse
+		if err := u.call(r, http.MethodGet, "/api/v1/findings/counts", q, nil, &counts); err != nil {
+			u.fail(w, r, p, err)
+			return
+		}
+		d.Counts = counts.Images
+	}
 	pageURL := func(n int) string {
 		q := r.URL.Query()
 		q.Set("page", strconv.Itoa(n))

@@ -106,7 +106,7 @@ var funcs = template.FuncMap{
 }
 
 func parsePages() (map[string]*template.Template, error) {
-	names := []string{"login", "dashboard", "images", "image", "audit", "error"}
+	names := []string{"login", "dashboard", "images", "image", "audit", "error", "cve"}
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")

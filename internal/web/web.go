@@ -98,6 +98,9 @@ func New(o Options) (*UI, error) {
 	u.mux.Handle("GET /ui/images", u.session(u.images))
 	u.mux.Handle("GET /ui/image", u.session(u.image))
 	u.mux.Handle("GET /ui/audit", u.session(u.audit))
+	u.mux.Handle("GET /ui/cves", u.session(u.findCVE))
+	u.mux.Handle("GET /ui/cves/{id}", u.session(u.cve))
+	u.mux.Handle("GET /ui/packages/{name}", u.session(u.pkg))
 	u.mux.Handle("POST /ui/exceptions", u.session(u.createException))
 	u.mux.Handle("POST /ui/exceptions/revoke", u.session(u.revokeException))
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
