@@ -98,6 +98,7 @@ var Tables = []database.Table{
 	{Name: "settings", Columns: []string{"key", "value"}, Key: "key"},
 	{Name: "findings", Columns: []string{"id", "digest", "repository", "platform", "cve", "package", "source_package", "installed", "fixed",
 		"severity", "fixable", "status"}, Key: "id", Identity: "id", Bools: []string{"fixable"}},
+	{Name: "finding_totals", Columns: []string{"id", "cve", "severity", "fixable", "findings"}, Key: "id", Identity: "id", Bools: []string{"fixable"}},
 }
 
 // SQL is the Store on a database opened by internal/database.

@@ -65,6 +65,9 @@ type Store interface {
 	// (ErrNotFound when there is none); SetSource records where a digest
 	// was imported from.
 	PutScan(ctx context.Context, sc Scan) error
+	// PutScans records several scans as PutScan does, in one transaction:
+	// all or none.
+	PutScans(ctx context.Context, scans ...Scan) error
 	Scan(ctx context.Context, digest string) (*Scan, error)
 	SetSource(ctx context.Context, digest, repository, source string) error
 	// ScanStates lists every recorded scan without its reports.

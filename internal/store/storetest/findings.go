@@ -48,6 +48,22 @@ func runFindings(t *testing.T, newStore Factory) {
 				t.Fatal(err)
 			}
 		}
+		// The totals over everything come from finding_totals, those of
+		// some repositories from the rows: both must agree.
+		same := func(when string) {
+			t.Helper()
+			a, err := s.FindingTotals(ctx, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.FindingTotals(ctx, store.RepositoryScope{Names: []string{"quarantine/app", "quarantine/other", "live/app"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(*a) != fmt.Sprint(*b) {
+				t.Errorf("%s: the totals over everything %+v, over each repository %+v", when, *a, *b)
+			}
+		}
 		put(ScanOf(a, "quarantine/app", map[string][]scan.Finding{
 			"linux/amd64": {Finding("CVE-2024-1", "libc6", "glibc", H, "2.1"), Finding("CVE-2024-2", "zlib1g", "zlib", L, "")},
 			"linux/arm64": {Finding("CVE-2024-1", "libc6", "glibc", H, "2.1")},
@@ -56,6 +72,7 @@ func runFindings(t *testing.T, newStore Factory) {
 			Finding("CVE-2024-3", "openssl", "openssl", C, "3.1")}}))
 		put(ScanOf(c, "live/app", map[string][]scan.Finding{"": {}}))
 
+		same("after three scans")
 		tot, err := s.FindingTotals(ctx, all)
 		if err != nil {
 			t.Fatal(err)
@@ -132,7 +149,9 @@ func runFindings(t *testing.T, newStore Factory) {
 		if counts, _ := s.ImageFindingCounts(ctx, []string{a}); fmt.Sprint(counts[a].Fixable) != "map[LOW:1]" {
 			t.Errorf("after a rescan: %+v", counts[a])
 		}
+		same("after a rescan")
 		put(store.Scan{Digest: b, Repository: "quarantine/other", Error: "boom"})
+		same("after a failed scan")
 		if got := where(store.FindingQuery{Package: "openssl", Scope: all}); len(got) != 0 {
 			t.Errorf("after a failed scan, openssl is in %q", got)
 		}
@@ -167,5 +186,21 @@ func runFindings(t *testing.T, newStore Factory) {
 		if n := len(sc.Reports[0].Report.Findings); counts[c].Counts["HIGH"] != n {
 			t.Errorf("after concurrent rescans the stored scan has %d findings, the index %d", n, counts[c].Counts["HIGH"])
 		}
+		same("after concurrent rescans")
+
+		// Several scans in one transaction: all or none.
+		d1, d2 := Digest(43), Digest(44)
+		if err := s.PutScans(ctx, ScanOf(d1, "quarantine/app", map[string][]scan.Finding{"": {Finding("CVE-2024-9", "x", "x", L, "")}}),
+			store.Scan{Digest: "sha256:bad"}); err == nil {
+			t.Error("a batch with a malformed digest was stored")
+		}
+		if err := s.PutScans(ctx, ScanOf(d1, "quarantine/app", map[string][]scan.Finding{"": {Finding("CVE-2024-9", "x", "x", L, "")}}),
+			ScanOf(d2, "quarantine/other", map[string][]scan.Finding{"": {Finding("CVE-2024-9", "y", "y", L, "9")}})); err != nil {
+			t.Fatal(err)
+		}
+		if got := where(store.FindingQuery{CVE: "CVE-2024-9", Scope: all}); len(got) != 2 {
+			t.Errorf("after a batch of two scans: %q", got)
+		}
+		same("after a batch")
 	})
 }
