@@ -26,6 +26,7 @@ type FindingsIndex interface {
 	FindingsWhere(ctx context.Context, q store.FindingQuery) ([]store.IndexedFinding, bool, error)
 	Repositories(ctx context.Context) ([]string, error)
 	Image(ctx context.Context, digest string) (*store.Image, error)
+	Images(ctx context.Context, q store.ImageQuery) (*store.ImagePage, error)
 }
 
 // Bounds of the index routes.
@@ -44,7 +45,66 @@ func (h *handler) indexRoutes() []route {
 		{http.MethodGet, "/api/v1/packages/{name}", h.pkg},
 		{http.MethodGet, "/api/v1/findings/totals", h.findingTotals},
 		{http.MethodGet, "/api/v1/findings/counts", h.findingCounts},
+		{http.MethodGet, "/api/v1/images", h.images},
 	}
+}
+
+// ImagesResponse is the body of GET /api/v1/images.
+type ImagesResponse struct {
+	Images []store.Image `json:"images"`
+	// Total is how many images match the filters; ByState counts every
+	// image the caller may pull by verdict state.
+	Total   int            `json:"total"`
+	ByState map[string]int `json:"byState"`
+	Page    int            `json:"page"`
+	Pages   int            `json:"pages"`
+}
+
+// imageStates are the states the verdict filter takes.
+var imageStates = []gate.State{gate.StateFail, gate.StatePending, gate.StatePass, gate.StateExempt}
+
+// images: GET /api/v1/images?verdict=&repository=&page=&limit=, a page of
+// the images the caller may pull, by repository then newest first.
+func (h *handler) images(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	iq := store.ImageQuery{State: q.Get("verdict"), RepositoryContains: strings.TrimSpace(q.Get("repository")), Limit: DefaultWhereLimit}
+	if iq.State != "" && !slices.Contains(imageStates, gate.State(iq.State)) {
+		writeError(w, http.StatusBadRequest, "INVALID", fmt.Sprintf("verdict: %q, want fail, pending, pass or exempt", trunc(iq.State)))
+		return
+	}
+	if len(iq.RepositoryContains) > maxFilterLen {
+		writeError(w, http.StatusBadRequest, "INVALID", fmt.Sprintf("repository: at most %d bytes", maxFilterLen))
+		return
+	}
+	page := 1
+	var err error
+	if s := q.Get("page"); s != "" {
+		if page, err = strconv.Atoi(s); err != nil || page < 1 || page > 1_000_000 {
+			writeError(w, http.StatusBadRequest, "INVALID", fmt.Sprintf("page: %q, want a page number from 1", trunc(s)))
+			return
+		}
+	}
+	if s := q.Get("limit"); s != "" {
+		if iq.Limit, err = strconv.Atoi(s); err != nil || iq.Limit < 1 || iq.Limit > store.MaxImagePage {
+			writeError(w, http.StatusBadRequest, "INVALID", fmt.Sprintf("limit: %q, want 1 to %d", trunc(s), store.MaxImagePage))
+			return
+		}
+	}
+	var ok bool
+	if iq.Scope, ok = h.scope(w, r); !ok {
+		return
+	}
+	iq.Offset = (page - 1) * iq.Limit
+	p, err := h.Index.Images(r.Context(), iq)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := ImagesResponse{Images: p.Images, Total: p.Total, ByState: p.ByState, Page: page, Pages: max(1, (p.Total+iq.Limit-1)/iq.Limit)}
+	if out.Images == nil {
+		out.Images = []store.Image{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // scope is the repositories the caller may pull; false means the answer

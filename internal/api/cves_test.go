@@ -158,21 +158,37 @@ func TestCVERoute(t *testing.T) {
 		t.Errorf("a quarantine reader sees secret/: %+v", w)
 	}
 
+	// The images list: what the caller may pull, paged, filtered.
+	var ims ImagesResponse
+	code, b = get(t, h, "/api/v1/images?limit=1&page=2")
+	if err := json.Unmarshal(b, &ims); err != nil || code != 200 || ims.Total != 2 || ims.Pages != 2 || len(ims.Images) != 1 ||
+		ims.Images[0].Repository != "quarantine/other" || fmt.Sprint(ims.ByState) != "map[exempt:1 fail:1]" {
+		t.Errorf("images page 2 for a quarantine reader: %d %s", code, b)
+	}
+	code, b = get(t, h, "/api/v1/images?verdict=exempt&repository=app")
+	if err := json.Unmarshal(b, &ims); err != nil || code != 200 || ims.Total != 1 || ims.Images[0].Digest != ds[0] {
+		t.Errorf("exempt images of app: %d %s", code, b)
+	}
+
 	// Bad input names the field; a caller who may pull nowhere is refused.
 	many := url.Values{}
 	for range MaxCountsDigests + 1 {
 		many.Add("digest", ds[0])
 	}
 	for path, field := range map[string]string{
-		"/api/v1/cves/%3Cscript%3E":                "id:",
-		"/api/v1/cves/" + strings.Repeat("A", 200): "id:",
-		"/api/v1/packages/%20x":                    "name:",
-		"/api/v1/cves/CVE-2024-1?limit=0":          "limit:",
-		"/api/v1/cves/CVE-2024-1?limit=501":        "limit:",
-		"/api/v1/packages/glibc?page=x":            "page:",
-		"/api/v1/findings/counts":                  "digest:",
-		"/api/v1/findings/counts?digest=sha256:zz": "digest:",
-		"/api/v1/findings/counts?" + many.Encode(): "digest:",
+		"/api/v1/cves/%3Cscript%3E":                             "id:",
+		"/api/v1/cves/" + strings.Repeat("A", 200):              "id:",
+		"/api/v1/packages/%20x":                                 "name:",
+		"/api/v1/cves/CVE-2024-1?limit=0":                       "limit:",
+		"/api/v1/cves/CVE-2024-1?limit=501":                     "limit:",
+		"/api/v1/packages/glibc?page=x":                         "page:",
+		"/api/v1/findings/counts":                               "digest:",
+		"/api/v1/findings/counts?digest=sha256:zz":              "digest:",
+		"/api/v1/findings/counts?" + many.Encode():              "digest:",
+		"/api/v1/images?verdict=ok":                             "verdict:",
+		"/api/v1/images?limit=1001":                             "limit:",
+		"/api/v1/images?page=0":                                 "page:",
+		"/api/v1/images?repository=" + strings.Repeat("x", 300): "repository:",
 	} {
 		code, b := get(t, h, path)
 		if code != http.StatusBadRequest || !strings.Contains(string(b), field) {
@@ -180,7 +196,7 @@ func TestCVERoute(t *testing.T) {
 		}
 	}
 	nobody := Handler(Options{Gate: &fakeGate{}, Index: s, Authorize: allowOnly("push quarantine")})
-	for _, p := range []string{"/api/v1/cves/CVE-2024-1", "/api/v1/packages/glibc", "/api/v1/findings/totals", "/api/v1/findings/counts?digest=" + ds[0]} {
+	for _, p := range []string{"/api/v1/cves/CVE-2024-1", "/api/v1/packages/glibc", "/api/v1/findings/totals", "/api/v1/findings/counts?digest=" + ds[0], "/api/v1/images"} {
 		if code, b := get(t, nobody, p); code != http.StatusForbidden {
 			t.Errorf("GET %s without pull: %d %s, want 403", p, code, b)
 		}

@@ -39,6 +39,7 @@ func TestFindingsRoutesAuthOverHTTP(t *testing.T) {
 		{"/api/v1/packages/openssl", 403, 200, 200},
 		{"/api/v1/findings/totals", 403, 200, 200},
 		{"/api/v1/findings/counts?digest=" + d, 403, 200, 200},
+		{"/api/v1/images?verdict=fail", 403, 200, 200},
 	} {
 		for _, u := range []struct {
 			user, pass string

@@ -96,6 +96,9 @@ type Store interface {
 	ImageFindingCounts(ctx context.Context, digests []string) (map[string]ImageCounts, error)
 	FindingsWhere(ctx context.Context, q FindingQuery) ([]IndexedFinding, bool, error)
 	Repositories(ctx context.Context) ([]string, error)
+	// Images returns a page of the images of some repositories, filtered,
+	// with their count and the counts by state.
+	Images(ctx context.Context, q ImageQuery) (*ImagePage, error)
 	// Close releases the database.
 	Close() error
 }

@@ -77,18 +77,16 @@ type bypass struct {
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	p := pageFor(r, "Dashboard", "dashboard")
 	p.Stale = u.dbWarning(r)
-	var vs api.VerdictsResponse
-	if err := u.call(r, http.MethodGet, "/api/v1/verdicts", nil, nil, &vs); err != nil {
+	// The counts by verdict come with a page of one image.
+	var ims api.ImagesResponse
+	if err := u.call(r, http.MethodGet, "/api/v1/images", url.Values{"limit": {"1"}}, nil, &ims); err != nil {
 		u.fail(w, r, p, err)
 		return
 	}
-	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}}
-	counts := map[gate.State]int{}
-	for _, im := range vs.Images {
-		counts[im.Verdict.State]++
-	}
+	d := dashboardData{Fixable: map[string]int{}}
 	for _, s := range states {
-		d.ByState = append(d.ByState, stateCount{s, counts[s]})
+		d.ByState = append(d.ByState, stateCount{s, ims.ByState[string(s)]})
+		d.Images += ims.ByState[string(s)]
 	}
 	// One query of the findings index, over the images the user may pull.
 	if err := u.call(r, http.MethodGet, "/api/v1/findings/totals", nil, nil, &d.Totals); err != nil {
@@ -176,24 +174,28 @@ func (u *UI) images(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Page = n
 	}
-	var vs api.VerdictsResponse
-	if err := u.call(r, http.MethodGet, "/api/v1/verdicts", nil, nil, &vs); err != nil {
+	// The API pages and filters in the store; a page past the last shows
+	// the last.
+	iq := url.Values{"limit": {strconv.Itoa(imagesPerPage)}, "page": {strconv.Itoa(d.Page)}}
+	if d.State != "" {
+		iq.Set("verdict", d.State)
+	}
+	if d.Repo != "" {
+		iq.Set("repository", d.Repo)
+	}
+	var ims api.ImagesResponse
+	if err := u.call(r, http.MethodGet, "/api/v1/images", iq, nil, &ims); err != nil {
 		u.fail(w, r, p, err)
 		return
 	}
-	var sel []store.Image
-	for _, im := range vs.Images {
-		if (d.State == "" || string(im.Verdict.State) == d.State) && (d.Repo == "" || strings.Contains(im.Repository, d.Repo)) {
-			sel = append(sel, im)
+	if d.Page > ims.Pages {
+		iq.Set("page", strconv.Itoa(ims.Pages))
+		if err := u.call(r, http.MethodGet, "/api/v1/images", iq, nil, &ims); err != nil {
+			u.fail(w, r, p, err)
+			return
 		}
 	}
-	slices.SortStableFunc(sel, func(a, b store.Image) int {
-		return cmp.Or(cmp.Compare(a.Repository, b.Repository), b.UpdatedAt.Compare(a.UpdatedAt), cmp.Compare(a.Digest, b.Digest))
-	})
-	d.Total = len(sel)
-	d.Pages = max(1, (d.Total+imagesPerPage-1)/imagesPerPage)
-	d.Page = min(d.Page, d.Pages)
-	d.Images = sel[(d.Page-1)*imagesPerPage : min(d.Total, d.Page*imagesPerPage)]
+	d.Images, d.Total, d.Page, d.Pages = ims.Images, ims.Total, ims.Page, ims.Pages
 	if len(d.Images) > 0 {
 		q := url.Values{}
 		for _, im := range d.Images {

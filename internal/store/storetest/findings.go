@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
@@ -202,5 +203,48 @@ func runFindings(t *testing.T, newStore Factory) {
 			t.Errorf("after a batch of two scans: %q", got)
 		}
 		same("after a batch")
+	})
+
+	t.Run("images pages", func(t *testing.T) {
+		s := newStore(t)()
+		for i, im := range []store.Image{
+			{Repository: "quarantine/app", Verdict: fail(t0, "x"), UpdatedAt: t0},
+			{Repository: "quarantine/app", Verdict: pass(t0), UpdatedAt: t0.Add(time.Minute)},
+			{Repository: "quarantine/b_c", Verdict: pass(t0), UpdatedAt: t0},
+			{Repository: "quarantine/bxc%", Verdict: pass(t0), UpdatedAt: t0},
+			{Repository: "live/app", Verdict: pass(t0), UpdatedAt: t0},
+		} {
+			im.Digest = Digest(60 + i)
+			put(t, s, im)
+		}
+		page := func(q store.ImageQuery) string {
+			t.Helper()
+			p, err := s.Images(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := fmt.Sprintf("%d %v:", p.Total, p.ByState)
+			for _, im := range p.Images {
+				out += " " + im.Repository + "/" + string(im.Verdict.State) + "/" + im.Digest[len(im.Digest)-2:]
+			}
+			return out
+		}
+		for _, c := range []struct {
+			q    store.ImageQuery
+			want string
+		}{
+			{store.ImageQuery{Scope: all, Limit: 10}, "5 map[fail:1 pass:4]: live/app/pass/40 quarantine/app/pass/3d quarantine/app/fail/3c quarantine/b_c/pass/3e quarantine/bxc%/pass/3f"},
+			{store.ImageQuery{Scope: all, Limit: 2, Offset: 1}, "5 map[fail:1 pass:4]: quarantine/app/pass/3d quarantine/app/fail/3c"},
+			{store.ImageQuery{Scope: all, State: "pass", RepositoryContains: "b_", Limit: 10}, "1 map[fail:1 pass:4]: quarantine/b_c/pass/3e"},
+			{store.ImageQuery{Scope: all, RepositoryContains: "c%", Limit: 10}, "1 map[fail:1 pass:4]: quarantine/bxc%/pass/3f"},
+			{store.ImageQuery{Scope: store.RepositoryScope{Names: []string{"quarantine/app"}}, Limit: 10}, "2 map[fail:1 pass:1]: quarantine/app/pass/3d quarantine/app/fail/3c"},
+		} {
+			if got := page(c.q); got != c.want {
+				t.Errorf("Images(%+v):\n got %s\nwant %s", c.q, got, c.want)
+			}
+		}
+		if _, err := s.Images(ctx, store.ImageQuery{Scope: all}); err == nil {
+			t.Error("a page without a limit was read")
+		}
 	})
 }
