@@ -28,7 +28,7 @@ GREMLINS_VERSION := v0.6.0
 TEST_DEBS := debootstrap mmdebstrap skopeo podman runc rpm ca-certificates xz-utils zstd distro-info-data \
 	bzip2 openssl debian-archive-keyring postgresql uidmap chromium softhsm2
 
-.PHONY: all build run test deps axe testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube clean-cache mutate s3server signtools
+.PHONY: all build run test deps axe testimages kube-bins lint unit trivycompat bench bench-patch bench-gate bench-limits bench-workflow bench-kube bench-ui clean-cache mutate s3server signtools
 
 all: build
 
@@ -174,6 +174,14 @@ bench-limits:
 # beside 10 separate drydock patch runs: times, archive requests, peak RSS
 bench-workflow:
 	go test -run '^$$' -bench RunTenTags -benchtime 1x -timeout 90m ./internal/workflow
+
+# issue 17: the dashboard, a page of 100 images and "which images contain
+# CVE-X" (server time), and the findings index's queries on SQLite and
+# PostgreSQL, with 10,000 images and 1,000,000 findings stored through the
+# real store (-short: 1,000 images)
+bench-ui:
+	go test -run '^$$' -bench UIAtScale -benchtime 5x -timeout 60m ./internal/web
+	go test -run '^$$' -bench FindingsIndex -benchtime 5x -timeout 60m ./internal/store
 
 clean-cache:
 	rm -rf $(DRYDOCK_CACHE)

@@ -84,6 +84,8 @@ type Options struct {
 	// Policy reads and replaces the gate's policy; nil leaves its routes
 	// out.
 	Policy Policies
+	// Index is the findings index; nil leaves its routes (cves.go) out.
+	Index FindingsIndex
 }
 
 type handler struct{ Options }
@@ -158,6 +160,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Policy != nil {
 		routes = append(routes, h.policyRoutes()...)
+	}
+	if h.Index != nil {
+		routes = append(routes, h.indexRoutes()...)
 	}
 	return routes
 }

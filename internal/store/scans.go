@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/scan"
 )
 
@@ -38,32 +39,54 @@ type PlatformReport struct {
 
 // PutScan records the latest scan of s.Digest, replacing an earlier one
 // but keeping the recorded source.
-func (s *SQL) PutScan(ctx context.Context, sc Scan) error {
-	if err := validDigest(sc.Digest); err != nil {
-		return err
+func (s *SQL) PutScan(ctx context.Context, sc Scan) error { return s.PutScans(ctx, sc) }
+
+// PutScans records several scans as PutScan does, in one transaction.
+func (s *SQL) PutScans(ctx context.Context, scans ...Scan) error {
+	type encoded struct {
+		sc               Scan
+		reports          string
+		scanned, dbBuilt string
 	}
-	reports, err := json.Marshal(sc.Reports)
-	if err != nil {
-		return fmt.Errorf("store: encode reports of %s: %w", sc.Digest, err)
-	}
-	scanned, built := "", ""
-	if !sc.ScannedAt.IsZero() {
-		scanned = timeText(sc.ScannedAt)
-	}
-	for _, pr := range sc.Reports {
-		if pr.Report != nil && !pr.Report.DB.BuiltAt.IsZero() {
-			built = timeText(pr.Report.DB.BuiltAt)
+	enc := make([]encoded, 0, len(scans))
+	for _, sc := range scans {
+		if err := validDigest(sc.Digest); err != nil {
+			return err
 		}
+		reports, err := json.Marshal(sc.Reports)
+		if err != nil {
+			return fmt.Errorf("store: encode reports of %s: %w", sc.Digest, err)
+		}
+		e := encoded{sc: sc, reports: string(reports)}
+		if !sc.ScannedAt.IsZero() {
+			e.scanned = timeText(sc.ScannedAt)
+		}
+		for _, pr := range sc.Reports {
+			if pr.Report != nil && !pr.Report.DB.BuiltAt.IsZero() {
+				e.dbBuilt = timeText(pr.Report.DB.BuiltAt)
+			}
+		}
+		enc = append(enc, e)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
+	// A scan and its rows of the findings index change together: a
+	// rescan replaces the rows, a failed scan (no reports) removes them.
+	return s.db.Update(ctx, func(tx *database.Tx) error {
+		for _, e := range enc {
+			sc := e.sc
+			if _, err := tx.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository, scanned_at = excluded.scanned_at,
 			error = excluded.error, db_built = excluded.db_built, reports = excluded.reports, permanent = excluded.permanent,
 			source = CASE WHEN excluded.source != '' THEN excluded.source ELSE scans.source END`,
-		sc.Digest, sc.Repository, sc.Source, scanned, sc.Error, built, string(reports), sc.Error != "" && sc.Permanent); err != nil {
-		return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
-	}
-	return nil
+				sc.Digest, sc.Repository, sc.Source, e.scanned, sc.Error, e.dbBuilt, e.reports, sc.Error != "" && sc.Permanent); err != nil {
+				return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
+			}
+			if err := replaceFindings(ctx, tx, sc.Digest, sc.Repository, sc.Reports); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ScanState is a scan without its reports: what the sweeper needs to

@@ -88,7 +88,7 @@ CREATE TABLE settings (
 	// cannot help (unsupported, hostile, corrupt, over a limit).
 	Version: 2, Name: "scans.permanent",
 	Apply: database.AddColumn("scans", "permanent", "INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),
-}}
+}, findingsMigration}
 
 // Tables are the store's tables, for copying an installation.
 var Tables = []database.Table{
@@ -96,6 +96,9 @@ var Tables = []database.Table{
 	{Name: "verdict_history", Columns: []string{"id", "digest", "verdict", "recorded_at"}, Key: "id", Identity: "id"},
 	{Name: "scans", Columns: []string{"digest", "repository", "source", "scanned_at", "error", "db_built", "reports", "permanent"}, Key: "digest", Bools: []string{"permanent"}},
 	{Name: "settings", Columns: []string{"key", "value"}, Key: "key"},
+	{Name: "findings", Columns: []string{"id", "digest", "repository", "platform", "cve", "package", "source_package", "installed", "fixed",
+		"severity", "fixable", "status"}, Key: "id", Identity: "id", Bools: []string{"fixable"}},
+	{Name: "finding_totals", Columns: []string{"id", "cve", "severity", "fixable", "findings"}, Key: "id", Identity: "id", Bools: []string{"fixable"}},
 }
 
 // SQL is the Store on a database opened by internal/database.

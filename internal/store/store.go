@@ -65,6 +65,9 @@ type Store interface {
 	// (ErrNotFound when there is none); SetSource records where a digest
 	// was imported from.
 	PutScan(ctx context.Context, sc Scan) error
+	// PutScans records several scans as PutScan does, in one transaction:
+	// all or none.
+	PutScans(ctx context.Context, scans ...Scan) error
 	Scan(ctx context.Context, digest string) (*Scan, error)
 	SetSource(ctx context.Context, digest, repository, source string) error
 	// ScanStates lists every recorded scan without its reports.
@@ -86,6 +89,16 @@ type Store interface {
 	List(ctx context.Context, f Filter) ([]Image, error)
 	// CountByState returns how many digests have each verdict state.
 	CountByState(ctx context.Context) (map[string]int, error)
+	// The findings index (see findings.go), kept by PutScan: totals over
+	// repositories, counts per image, where a CVE or a package is, and
+	// the repositories there are (to build a caller's scope).
+	FindingTotals(ctx context.Context, sc RepositoryScope) (*FindingTotals, error)
+	ImageFindingCounts(ctx context.Context, digests []string) (map[string]ImageCounts, error)
+	FindingsWhere(ctx context.Context, q FindingQuery) ([]IndexedFinding, bool, error)
+	Repositories(ctx context.Context) ([]string, error)
+	// Images returns a page of the images of some repositories, filtered,
+	// with their count and the counts by state.
+	Images(ctx context.Context, q ImageQuery) (*ImagePage, error)
 	// Close releases the database.
 	Close() error
 }

@@ -214,6 +214,14 @@ func TestBrowser(t *testing.T) {
 	if got := text("#fixable-total"); got != strconv.Itoa(total) {
 		t.Errorf("dashboard: %s fixable findings, the API %d", got, total)
 	}
+	var totals api.TotalsResponse
+	a.get("/api/v1/findings/totals", &totals)
+	if got := text("#fixable-cves"); got != strconv.Itoa(totals.UniqueFixableCVEs) || totals.UniqueFixableCVEs != fixable.UniqueCVEs {
+		t.Errorf("dashboard: %s unique fixable CVEs, the index %d, the image's findings %d", got, totals.UniqueFixableCVEs, fixable.UniqueCVEs)
+	}
+	if got := text("#unique-cves"); got != strconv.Itoa(totals.UniqueCVEs) {
+		t.Errorf("dashboard: %s unique CVEs, the API %d", got, totals.UniqueCVEs)
+	}
 
 	// The images list, then the image.
 	run("images", chromedp.Navigate("http://"+srv.addr+"/ui/images?verdict=fail"), chromedp.WaitVisible(chromedp.CSS("#images-count")))
@@ -275,6 +283,29 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the API says %s after the exceptions", st.Verdict.State)
 	}
 	check("image-exempt")
+
+	// The CVE page, from the image's finding: where it is, and that an
+	// exception exempts the image until its expiry.
+	cve := failing[0]
+	navigate("open the CVE page", chromedp.Click(chromedp.CSS(`#findings a[href="/ui/cves/`+cve+`"]`)))
+	run("the CVE page", chromedp.WaitVisible(chromedp.CSS("#cve-digests")))
+	var where api.WhereResponse
+	a.get("/api/v1/cves/"+cve, &where)
+	if got := text("#cve-digests"); got != strconv.Itoa(where.Digests) || where.Digests != 1 {
+		t.Errorf("CVE page: %s images, the API %d (want 1)", got, where.Digests)
+	}
+	if len(where.Images) != 1 || where.Images[0].Digest != st.Digest || len(where.Images[0].Exemptions) == 0 {
+		t.Fatalf("the API's %s: %+v", cve, where)
+	}
+	until := where.Images[0].Exemptions[0].Expires.UTC().Format("2006-01-02 15:04 UTC")
+	if got := text("#cve-images .until"); got != until {
+		t.Errorf("CVE page: exempt until %q, the API %q", got, until)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/ui/cves/"+cve) {
+		t.Errorf("the CVE page's URL is %s", loc)
+	}
+	check("cve")
+	run("back to the image", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.CSS("#promote-target")))
 
 	// Promote from the UI, as "drydock promote" does.
 	navigate("promote", chromedp.SetValue(chromedp.CSS("#promote-target"), "live/bookworm:12"), chromedp.Click(chromedp.CSS("#promote")))

@@ -23,9 +23,6 @@ import (
 const (
 	imagesPerPage = 100
 	auditPerPage  = 50
-	// fixableScanLimit is how many images the dashboard's fixable-findings
-	// totals read (until the findings index makes it one query).
-	fixableScanLimit = 200
 )
 
 // auditActions are the audit log's actions, for the audit page's filter:
@@ -57,10 +54,8 @@ type dashboardData struct {
 	ByState  []stateCount
 	Fixable  map[string]int
 	FixTotal int
-	// FixImages is how many images the fixable totals cover, of Images.
-	FixImages int
-	// FixLimit is how many images they read at most.
-	FixLimit int
+	// Totals are the findings index's, over what the user may pull.
+	Totals   api.TotalsResponse
 	Runs     []workflowRun
 	RunsNote string
 	Bypasses []bypass
@@ -82,36 +77,25 @@ type bypass struct {
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	p := pageFor(r, "Dashboard", "dashboard")
 	p.Stale = u.dbWarning(r)
-	var vs api.VerdictsResponse
-	if err := u.call(r, http.MethodGet, "/api/v1/verdicts", nil, nil, &vs); err != nil {
+	// The counts by verdict come with a page of one image.
+	var ims api.ImagesResponse
+	if err := u.call(r, http.MethodGet, "/api/v1/images", url.Values{"limit": {"1"}}, nil, &ims); err != nil {
 		u.fail(w, r, p, err)
 		return
 	}
-	d := dashboardData{Images: len(vs.Images), Fixable: map[string]int{}, FixLimit: fixableScanLimit}
-	counts := map[gate.State]int{}
-	for _, im := range vs.Images {
-		counts[im.Verdict.State]++
-	}
+	d := dashboardData{Fixable: map[string]int{}}
 	for _, s := range states {
-		d.ByState = append(d.ByState, stateCount{s, counts[s]})
+		d.ByState = append(d.ByState, stateCount{s, ims.ByState[string(s)]})
+		d.Images += ims.ByState[string(s)]
 	}
-	for i, im := range vs.Images {
-		if i == fixableScanLimit {
-			break
-		}
-		var f api.FindingsResponse
-		err := u.call(r, http.MethodGet, "/api/v1/findings", url.Values{"digest": {im.Digest}, "fixable": {"true"}}, nil, &f)
-		if err != nil {
-			if ae := (*apiError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
-				u.o.Log.Error("web UI: the dashboard's fixable findings of an image failed", "digest", im.Digest, "err", err)
-			}
-			continue // not scanned yet, or logged: the page says how many images the totals cover
-		}
-		d.FixImages++
-		for sev, n := range f.Counts {
-			d.Fixable[sev] += n
-			d.FixTotal += n
-		}
+	// One query of the findings index, over the images the user may pull.
+	if err := u.call(r, http.MethodGet, "/api/v1/findings/totals", nil, nil, &d.Totals); err != nil {
+		u.fail(w, r, p, err)
+		return
+	}
+	for sev, n := range d.Totals.Fixable {
+		d.Fixable[sev] += n
+		d.FixTotal += n
 	}
 	d.Runs, d.RunsNote = u.lastRuns(r)
 	if p.Admin {
@@ -170,6 +154,8 @@ type imagesData struct {
 	State, Repo        string
 	States             []gate.State
 	Prev, Next         string
+	// Counts are the findings index's counts of the page's images.
+	Counts map[string]store.ImageCounts
 }
 
 func (u *UI) images(w http.ResponseWriter, r *http.Request) {
@@ -188,24 +174,40 @@ func (u *UI) images(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Page = n
 	}
-	var vs api.VerdictsResponse
-	if err := u.call(r, http.MethodGet, "/api/v1/verdicts", nil, nil, &vs); err != nil {
+	// The API pages and filters in the store; a page past the last shows
+	// the last.
+	iq := url.Values{"limit": {strconv.Itoa(imagesPerPage)}, "page": {strconv.Itoa(d.Page)}}
+	if d.State != "" {
+		iq.Set("verdict", d.State)
+	}
+	if d.Repo != "" {
+		iq.Set("repository", d.Repo)
+	}
+	var ims api.ImagesResponse
+	if err := u.call(r, http.MethodGet, "/api/v1/images", iq, nil, &ims); err != nil {
 		u.fail(w, r, p, err)
 		return
 	}
-	var sel []store.Image
-	for _, im := range vs.Images {
-		if (d.State == "" || string(im.Verdict.State) == d.State) && (d.Repo == "" || strings.Contains(im.Repository, d.Repo)) {
-			sel = append(sel, im)
+	if d.Page > ims.Pages {
+		iq.Set("page", strconv.Itoa(ims.Pages))
+		if err := u.call(r, http.MethodGet, "/api/v1/images", iq, nil, &ims); err != nil {
+			u.fail(w, r, p, err)
+			return
 		}
 	}
-	slices.SortStableFunc(sel, func(a, b store.Image) int {
-		return cmp.Or(cmp.Compare(a.Repository, b.Repository), b.UpdatedAt.Compare(a.UpdatedAt), cmp.Compare(a.Digest, b.Digest))
-	})
-	d.Total = len(sel)
-	d.Pages = max(1, (d.Total+imagesPerPage-1)/imagesPerPage)
-	d.Page = min(d.Page, d.Pages)
-	d.Images = sel[(d.Page-1)*imagesPerPage : min(d.Total, d.Page*imagesPerPage)]
+	d.Images, d.Total, d.Page, d.Pages = ims.Images, ims.Total, ims.Page, ims.Pages
+	if len(d.Images) > 0 {
+		q := url.Values{}
+		for _, im := range d.Images {
+			q.Add("digest", im.Digest)
+		}
+		var counts api.CountsResponse
+		if err := u.call(r, http.MethodGet, "/api/v1/findings/counts", q, nil, &counts); err != nil {
+			u.fail(w, r, p, err)
+			return
+		}
+		d.Counts = counts.Images
+	}
 	pageURL := func(n int) string {
 		q := r.URL.Query()
 		q.Set("page", strconv.Itoa(n))

@@ -109,7 +109,7 @@ var funcs = template.FuncMap{
 }
 
 func parsePages() (map[string]*template.Template, error) {
-	names := []string{"login", "dashboard", "images", "image", "audit", "error"}
+	names := []string{"login", "dashboard", "images", "image", "audit", "error", "cve"}
 	names = append(names, "policy", "workflows", "run")
 	pages := map[string]*template.Template{}
 	for _, n := range names {

@@ -18,10 +18,12 @@ import (
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/auth"
+	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/store/storetest"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -69,6 +71,41 @@ func (fakeAudit) Newest(_ context.Context, before int64, action audit.Action, _ 
 	return []*audit.Entry{{Seq: 1, Actor: "<i>mallory</i>", Action: audit.ActionBypassRefused, Repository: "live/app", Outcome: audit.OutcomeRefused}}, nil
 }
 
+// indexOf is a real store whose findings index holds fakeScans' scan of
+// digestA and one of a digest in a repository named to test escaping.
+func indexOf(t *testing.T) *store.SQL {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, dbtest.SQLite(t).Opener(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a, _ := fakeScans{}.Scan(ctx, digestA)
+	hostile := storetest.ScanOf(digestHostile, hostileRepo, map[string][]scan.Finding{
+		"": {storetest.Finding("CVE-2024-0001", "libc6", "glibc", vulndb.SeverityHigh, "")}})
+	for _, sc := range []store.Scan{*a, hostile} {
+		if err := s.PutScan(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+		im := store.Image{Repository: sc.Repository, Verdict: gate.Verdict{State: gate.StateFail}}
+		if _, err := s.UpdateImage(ctx, sc.Digest, func(*store.Image) (*store.Image, error) { return &im, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fakeGate's passing image, not scanned.
+	other := store.Image{Repository: "quarantine/other", Verdict: gate.Verdict{State: gate.StatePass}}
+	if _, err := s.UpdateImage(ctx, "sha256:"+strings.Repeat("b", 64), func(*store.Image) (*store.Image, error) { return &other, nil }); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const (
+	digestHostile = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+	hostileRepo   = "quarantine/<script>alert(2)</script>"
+)
+
 type harness struct {
 	srv   *httptest.Server
 	store *auth.Store
@@ -112,7 +149,7 @@ func newHarness(t *testing.T, opts ...func(*api.Options)) *harness {
 		}
 		return nil
 	}
-	ao := api.Options{Gate: fakeGate{}, Scans: fakeScans{}, Audit: fakeAudit{}, Authorize: authz,
+	ao := api.Options{Gate: fakeGate{}, Scans: fakeScans{}, Audit: fakeAudit{}, Authorize: authz, Index: indexOf(t),
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }}
 	for _, o := range opts {
 		o(&ao)
@@ -225,13 +262,13 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	}
 
 	resp, body := c.do("GET", "/ui/", nil)
-	if resp.StatusCode != 200 || !strings.Contains(body, `id="images-total">2<`) || !strings.Contains(body, `id="count-fail">1<`) {
+	if resp.StatusCode != 200 || !strings.Contains(body, `id="images-total">3<`) || !strings.Contains(body, `id="count-fail">2<`) {
 		t.Fatalf("dashboard %d:\n%s", resp.StatusCode, body)
 	}
 	if !strings.Contains(body, `id="fixable-HIGH">1<`) || !strings.Contains(body, `id="fixable-LOW">0<`) {
 		t.Errorf("fixable counts wrong:\n%s", body)
 	}
-	if !strings.Contains(body, "Over the 1 scanned images of 2.") {
+	if !strings.Contains(body, `<span id="fixable-cves">1</span> unique fixable CVEs, of <span id="unique-cves">2</span> unique CVEs, over the latest scans of 3 repositories.`) {
 		t.Errorf("the fixable totals do not say which images they cover:\n%s", body)
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
@@ -321,6 +358,37 @@ func TestPagesEscapeAndAuthorize(t *testing.T) {
 	if resp, body := root.do("GET", "/ui/images?verdict=pass", nil); resp.StatusCode != 200 ||
 		!strings.Contains(body, `id="images-count">1 images`) || !strings.Contains(body, "<td>quarantine/other</td>") || strings.Contains(body, "<td>quarantine/app</td>") {
 		t.Errorf("images filter verdict=pass, want quarantine/other alone: %d\n%s", resp.StatusCode, body)
+	}
+
+	// The CVE page: where it is, escaped; the dashboard's form leads
+	// there; the image page links each finding to it.
+	if _, body := root.do("GET", "/ui/image?digest="+digestA, nil); !strings.Contains(body, `href="/ui/cves/CVE-2024-0001"`) {
+		t.Error("the image page does not link its findings to their CVE pages")
+	}
+	resp, body = root.do("GET", "/ui/cves/cve-2024-0001", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `<span id="cve-digests">2</span>`) || !strings.Contains(body, "A fixed version exists") ||
+		!strings.Contains(body, `href="/ui/image?digest=sha256%3a`+strings.TrimPrefix(digestA, "sha256:")) {
+		t.Errorf("CVE page: %d\n%s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, "<script>alert(2)</script>") || !strings.Contains(body, "&lt;script&gt;alert(2)&lt;/script&gt;") {
+		t.Errorf("a repository name is not escaped on the CVE page:\n%s", body)
+	}
+	if _, body := root.do("GET", "/ui/images?repository=app", nil); !strings.Contains(body, `<span class="sev high">HIGH 1</span>`) {
+		t.Errorf("the images list does not show the fixable findings of quarantine/app:\n%s", body)
+	}
+	if resp, body := root.do("GET", "/ui/packages/zlib1g", nil); resp.StatusCode != 200 || !strings.Contains(body, `<span id="cve-digests">1</span>`) ||
+		!strings.Contains(body, "No fixed version exists yet") || !strings.Contains(body, `href="/ui/cves/CVE-2024-0002"`) {
+		t.Errorf("package page: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := root.do("GET", "/ui/cves?id=CVE-2024-0002", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/cves/CVE-2024-0002" {
+		t.Errorf("the CVE form: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := root.do("GET", "/ui/cves/%3Cx%3E", nil); resp.StatusCode != 400 || !strings.Contains(body, "id:") || strings.Contains(body, "<x>") {
+		t.Errorf("a bad CVE id: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = root.do("GET", "/ui/", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `id="fixable-HIGH">1<`) || !strings.Contains(body, `<span id="unique-cves">2</span>`) {
+		t.Errorf("dashboard totals: %d\n%s", resp.StatusCode, body)
 	}
 
 	// A reader: no audit log (admin), no global exception form, and the

@@ -288,6 +288,8 @@ func Run(t *testing.T, newStore Factory) {
 		}
 	})
 
+	runFindings(t, newStore)
+
 	t.Run("settings", func(t *testing.T) {
 		open := newStore(t)
 		s := open()
