@@ -287,6 +287,8 @@ func TestBrowser(t *testing.T) {
 	// The CVE page, from the image's finding: where it is, and that an
 	// exception exempts the image until its expiry.
 	cve := failing[0]
+	imagePage, err := chromedp.Run(ctx, chromedp.Location())
+	must(err, "the image page's URL")
 	navigate("open the CVE page", chromedp.Click(chromedp.CSS(`#findings a[href="/ui/cves/`+cve+`"]`)))
 	run("the CVE page", chromedp.WaitVisible(chromedp.CSS("#cve-digests")))
 	var where api.WhereResponse
@@ -305,7 +307,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the CVE page's URL is %s", loc)
 	}
 	check("cve")
-	run("back to the image", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.CSS("#promote-target")))
+	navigate("back to the image", chromedp.Navigate(imagePage))
 
 	// Promote from the UI, as "drydock promote" does.
 	navigate("promote", chromedp.SetValue(chromedp.CSS("#promote-target"), "live/bookworm:12"), chromedp.Click(chromedp.CSS("#promote")))
