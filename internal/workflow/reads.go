@@ -21,10 +21,11 @@ import (
 // in the cache the gate shares; the trigger task reads a run's images
 // concurrently before their jobs scan and patch them one by one.
 
-// readCost is what one layer read holds in memory at most, measured on
-// the test images (decompression windows, the tar index, the kept files:
-// the package database, the apt sources): the memory budget divided by
-// it bounds the reads that run at once.
+// readCost is an estimate of what one layer read holds in memory
+// (decompression windows, the tar index and its record, the kept files:
+// the package database, the apt sources) for the test images; the memory
+// budget divided by it bounds the reads that run at once. bench-workflow
+// samples the run's RSS and names the tasks at its peak.
 const readCost = 48 << 20
 
 // readBudget is the memory the engine's concurrent reads may take beside
