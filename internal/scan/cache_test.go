@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/drydock-project/drydock/internal/rootfs"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -128,5 +129,74 @@ func TestFileCacheRefusesHostileKeys(t *testing.T) {
 		if err := c.Put(context.Background(), key, &Snapshot{}); err == nil {
 			t.Errorf("Put(%q) accepted", key)
 		}
+	}
+}
+
+// TestImageViaSharesTheCache: ImageVia matches the inventory its reader
+// gives and stores it where Image finds it (the workflow engine reads
+// layers through the patcher, the gate scans with Image); a stored
+// inventory is matched without calling the reader; a reader's error or
+// a snapshot that is not current is the scan's error, and nothing is
+// stored.
+func TestImageViaSharesTheCache(t *testing.T) {
+	img := imageOf(t, map[string]string{
+		"etc/os-release":      bookwormRelease,
+		"etc/debian_version":  "12.8\n",
+		"var/lib/dpkg/status": status,
+	})
+	ctx := context.Background()
+	s, err := New(testDB(), clockAt("2025-02-13"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Image(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := NewFileCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = New(testDB(), clockAt("2025-02-13"), WithInventoryCache(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errRead := errors.New("the reader failed")
+	for _, bad := range []func(context.Context) (*Snapshot, error){
+		func(context.Context) (*Snapshot, error) { return nil, errRead },
+		func(context.Context) (*Snapshot, error) { return &Snapshot{SchemaVersion: snapshotVersion - 1}, nil },
+		func(context.Context) (*Snapshot, error) { return nil, nil },
+	} {
+		if _, err := s.ImageVia(ctx, img, bad); err == nil {
+			t.Error("a failed or stale read gave a scan")
+		}
+	}
+	if _, err := s.Image(ctx, unreadableLayers{img}); !errors.Is(err, errLayerRead) {
+		t.Fatalf("a failed read stored an inventory: %v", err)
+	}
+	reads := 0
+	read := func(ctx context.Context) (*Snapshot, error) {
+		reads++
+		fsys, err := rootfs.New(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		defer fsys.Close()
+		return Inspect(ctx, fsys, DefaultLimits())
+	}
+	got, err := s.ImageVia(ctx, img, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads != 1 || got.InventoryCached || len(got.Findings) != len(want.Findings) || got.Packages != want.Packages {
+		t.Fatalf("ImageVia: %d reads, cached=%v, %d findings (Image: %d), %d packages (Image: %d)",
+			reads, got.InventoryCached, len(got.Findings), len(want.Findings), got.Packages, want.Packages)
+	}
+	again, err := s.Image(ctx, unreadableLayers{img})
+	if err != nil || !again.InventoryCached || len(again.Findings) != len(want.Findings) {
+		t.Fatalf("Image after ImageVia read a layer or differs: %v", err)
+	}
+	if _, err := s.ImageVia(ctx, unreadableLayers{img}, read); err != nil || reads != 1 {
+		t.Fatalf("ImageVia with a stored inventory called its reader: %d reads, %v", reads, err)
 	}
 }

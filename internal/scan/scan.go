@@ -226,6 +226,30 @@ var osFiles = []string{"etc/os-release", "usr/lib/os-release", "etc/debian_versi
 // InventoryCache, an image already seen (same manifest digest, same
 // analyzers) is matched from its stored inventory without reading a layer.
 func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Report, error) {
+	return s.ImageVia(ctx, img, func(ctx context.Context) (*Snapshot, error) {
+		keep := func(p string) bool {
+			if slices.Contains(osFiles, p) {
+				return true
+			}
+			return slices.ContainsFunc(s.analyzers, func(a inventory.Analyzer) bool { return a.Required(p) })
+		}
+		fsys, err := rootfs.New(ctx, img, append(s.limits.RootFSOptions(), rootfs.WithContents(keep))...)
+		if err != nil {
+			return nil, fmt.Errorf("reading image: %w", err)
+		}
+		defer fsys.Close()
+		return s.collect(ctx, fsys)
+	})
+}
+
+// ImageVia is Image with the image's inventory read by read when the
+// InventoryCache has none: a caller that reads the layers anyway (the
+// patcher, through its layer cache) reads them once. read must return
+// what Inspect returns for img within the scanner's limits and with its
+// analyzers (the default ones); the snapshot is stored in the cache as
+// Image stores its own, so the gate and the workflow engine sharing the
+// cache each read an image at most once.
+func (s *Scanner) ImageVia(ctx context.Context, img v1.Image, read func(ctx context.Context) (*Snapshot, error)) (*Report, error) {
 	art, err := artifactOf(img)
 	if err != nil {
 		return nil, err
@@ -246,20 +270,12 @@ func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Report, error) {
 			return rep, nil
 		}
 	}
-	keep := func(p string) bool {
-		if slices.Contains(osFiles, p) {
-			return true
-		}
-		return slices.ContainsFunc(s.analyzers, func(a inventory.Analyzer) bool { return a.Required(p) })
-	}
-	fsys, err := rootfs.New(ctx, img, append(s.limits.RootFSOptions(), rootfs.WithContents(keep))...)
-	if err != nil {
-		return nil, fmt.Errorf("reading image %s: %w", art.ImageID, err)
-	}
-	defer fsys.Close()
-	snap, err := s.collect(ctx, fsys)
+	snap, err := read(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("scanning image %s: %w", art.ImageID, err)
+	}
+	if snap == nil || snap.SchemaVersion != snapshotVersion {
+		return nil, fmt.Errorf("scanning image %s: the inventory read is not a current snapshot", art.ImageID)
 	}
 	if s.cache != nil {
 		if err := s.cache.Put(ctx, key, snap); err != nil {

@@ -84,6 +84,10 @@ type Engine struct {
 	// none builds it again.
 	mu   sync.Mutex
 	runs map[string]*runCache
+	// reads are the layer reads in flight in this process, by platform
+	// image digest; readSem bounds how many run at once (see maxReads).
+	reads   map[string]chan struct{}
+	readSem chan struct{}
 }
 
 // New checks o and registers the engine's jobs on the queue (before the
@@ -112,7 +116,7 @@ func New(o Options) (*Engine, error) {
 	if o.WithUser == nil {
 		o.WithUser = func(ctx context.Context, _ string) context.Context { return ctx }
 	}
-	e := &Engine{o: o, clock: o.Clock, log: o.Log, runs: map[string]*runCache{}}
+	e := &Engine{o: o, clock: o.Clock, log: o.Log, runs: map[string]*runCache{}, reads: map[string]chan struct{}{}, readSem: make(chan struct{}, maxReads())}
 	if e.clock == nil {
 		e.clock = SystemClock{}
 	}

@@ -140,7 +140,7 @@ func (v *env) scanArtifact(ctx context.Context, a *artifact) (*findings, error) 
 	f := &findings{counts: Counts{}, wanted: map[string]string{}}
 	seen := map[string]bool{}
 	for _, img := range imgs {
-		rep, err := v.scanner.Image(ctx, img)
+		rep, err := v.scanImage(ctx, img)
 		if err != nil {
 			return nil, fmt.Errorf("scanning %s: %w", a, err)
 		}
@@ -265,8 +265,10 @@ func skipReasonOf(err error) (string, bool) {
 // whether to patch: the scan task's work, and the dry run's.
 func (v *env) evaluate(ctx context.Context, m Match, securitySuite bool) (*ScanResult, *artifact, error) {
 	repo, tag := m.Target()
-	res := &ScanResult{Match: m, Target: repo + ":" + tag, Fixable: Counts{}, Tag: m.Next}
+	res := &ScanResult{Match: m, Target: repo + ":" + tag, Fixable: Counts{}, Tag: m.Next, Seconds: map[string]float64{}}
+	start := time.Now()
 	a, err := v.e.read(ctx, repo, tag)
+	timed(res.Seconds, "read", start)
 	if errors.Is(err, registry.ErrNotFound) {
 		res.SkipReason = fmt.Sprintf("tag not found: %s:%s is gone", repo, tag)
 		return res, nil, nil
@@ -276,10 +278,12 @@ func (v *env) evaluate(ctx context.Context, m Match, securitySuite bool) (*ScanR
 	}
 	res.Digest = a.Digest
 	v.log(fmt.Sprintf("scanning %s (%s)", res.Target, a.Digest))
+	start = time.Now()
 	f, err := v.scanArtifact(ctx, a)
 	if err != nil {
 		return nil, nil, err
 	}
+	timed(res.Seconds, "scan", start)
 	res.OS, res.Support, res.SupportEnd = f.os, f.support, f.supportEnd
 	res.Fixable, res.FixableIDs = f.counts, f.ids
 	v.log(fmt.Sprintf("%s: %s, %d fixable vulnerabilities %s", res.Target, cmp.Or(f.os, "unknown OS"), f.counts.Total(), countsText(f.counts)))
@@ -295,7 +299,9 @@ func (v *env) evaluate(ctx context.Context, m Match, securitySuite bool) (*ScanR
 		res.Signals = append(res.Signals, SignalDB)
 	}
 	if securitySuite {
+		start = time.Now()
 		p, err := v.plan(ctx, a)
+		timed(res.Seconds, "plan", start)
 		if err != nil {
 			if reason, ok := skipReasonOf(err); ok {
 				res.SkipReason = reason

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -334,14 +335,20 @@ func (g *group) build(ctx context.Context, first pendingPatch) (*PatchOutcome, *
 		}
 	}
 	g.logf(ctx, tid, "updating %d packages: %s", len(wanted), strings.Join(slices.Sorted(maps.Keys(wanted)), " "))
+	start := time.Now()
 	out, err := g.e.o.Patcher.Patch(ctx, PatchRequest{Image: orig.Image, Index: orig.Index, Wanted: wanted, BaseName: m.Name,
 		Releases: g.env.releases, HTTPClient: g.env.http, Log: log})
 	if err != nil {
 		return nil, nil, err
 	}
-	pr := &PatchResult{Source: m.Source + ":" + m.Tag, SourceDigest: orig.Digest, Repository: quarantineNS + m.Name, FixableBefore: f.counts}
+	pr := &PatchResult{Source: m.Source + ":" + m.Tag, SourceDigest: orig.Digest, Repository: quarantineNS + m.Name, FixableBefore: f.counts,
+		Seconds: map[string]float64{}}
+	timed(pr.Seconds, "patch", start)
 	var reasons []string
 	for _, pl := range out.Platforms {
+		for k, v := range pl.Seconds {
+			pr.Seconds["patch/"+k] += v
+		}
 		pr.Platforms = append(pr.Platforms, pl.Platform)
 		for _, s := range pl.Sandboxed {
 			pr.Sandboxed = append(pr.Sandboxed, pl.Platform+": "+s)
@@ -366,11 +373,13 @@ func (g *group) build(ctx context.Context, first pendingPatch) (*PatchOutcome, *
 		out.Cleanup()
 		return nil, nil, err
 	}
+	start = time.Now()
 	after, err := g.env.scanArtifact(ctx, &artifact{Repo: pr.Repository, Ref: "patched", Digest: pr.Digest, Image: out.Image, Index: out.Index})
 	if err != nil {
 		out.Cleanup()
 		return nil, nil, fmt.Errorf("scanning the patched image: %w", err)
 	}
+	timed(pr.Seconds, "rescan", start)
 	pr.FixableAfter = after.counts
 	g.logf(ctx, tid, "patched: %s, %d packages updated; fixable vulnerabilities %d -> %d %s",
 		pr.Digest, len(pr.Packages), f.counts.Total(), after.counts.Total(), countsText(after.counts))
@@ -444,11 +453,21 @@ func (g *group) writeOne(ctx context.Context, p pendingPatch, pr *PatchResult, o
 		return errCanceled
 	}
 	g.logf(ctx, p.task.ID, "writing %s:%s (%s)", pr.Repository, pr.Tag, pr.Digest)
+	start := time.Now()
 	if err := g.e.write(ctx, pr.Repository, pr.Tag, out); err != nil {
 		return fmt.Errorf("writing %s:%s: %w", pr.Repository, pr.Tag, err)
 	}
 	pr.TagWritten = true
+	pr.Seconds = maps.Clone(pr.Seconds) // the tags of one build share its phases until here
+	if pr.Seconds == nil {
+		pr.Seconds = map[string]float64{}
+	}
+	timed(pr.Seconds, "write", start)
+	start = time.Now()
 	g.signPatch(ctx, p, pr, out)
+	if g.e.o.SignPatch != nil {
+		timed(pr.Seconds, "sign", start)
+	}
 	g.endPatch(ctx, p.task.ID, StateSucceeded, "", pr)
 	g.logf(ctx, p.task.ID, "wrote %s:%s; the gate scans it and promotes it when the policy allows", pr.Repository, pr.Tag)
 	return nil

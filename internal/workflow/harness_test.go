@@ -55,6 +55,7 @@ type harness struct {
 	eng   *workflow.Engine
 	clock *fakeClock
 	opts  workflow.Options
+	dbs   *database.Opener
 }
 
 type harnessOption func(*workflow.Options)
@@ -71,8 +72,21 @@ func newHarness(t testing.TB, withDB bool, opts ...harnessOption) *harness {
 // is 1).
 func newHarnessN(t testing.TB, withDB bool, workers int, opts ...harnessOption) *harness {
 	t.Helper()
+	return newHarnessWith(t, withDB, workers, harnessParts{}, opts...)
+}
+
+// harnessParts are what a harness adds to its registry and job queue (a
+// gate's manifest listener, the gate's scan workers).
+type harnessParts struct {
+	registry []registry.Option
+	queue    []jobs.Option
+}
+
+// newHarnessWith is newHarnessN with parts added.
+func newHarnessWith(t testing.TB, withDB bool, workers int, parts harnessParts, opts ...harnessOption) *harness {
+	t.Helper()
 	dir := t.TempDir()
-	reg, err := registry.New(t.Context(), filesystem.New(filesystem.DriverParameters{RootDirectory: filepath.Join(dir, "registry"), MaxThreads: 50}))
+	reg, err := registry.New(t.Context(), filesystem.New(filesystem.DriverParameters{RootDirectory: filepath.Join(dir, "registry"), MaxThreads: 50}), parts.registry...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +99,8 @@ func newHarnessN(t testing.TB, withDB bool, workers int, opts ...harnessOption) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	q, err := jobs.Open(t.Context(), dbs, jobs.WithPollInterval(50*time.Millisecond),
-		jobs.WithQueue("workflow", workers), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond }))
+	q, err := jobs.Open(t.Context(), dbs, append([]jobs.Option{jobs.WithPollInterval(50 * time.Millisecond),
+		jobs.WithQueue("workflow", workers), jobs.WithRetryBackoff(func(int) time.Duration { return 100 * time.Millisecond })}, parts.queue...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +120,7 @@ func newHarnessN(t testing.TB, withDB bool, workers int, opts ...harnessOption) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, reg: reg, store: st, queue: q, eng: eng, clock: clock, opts: o}
+	return &harness{t: t, reg: reg, store: st, queue: q, eng: eng, clock: clock, opts: o, dbs: dbs}
 }
 
 // start starts the job queue (without the periodic tick: tests tick).

@@ -216,6 +216,9 @@ type ScanResult struct {
 	SkipReason string `json:"skip_reason,omitempty"`
 	// Tag is the tag a patch would write.
 	Tag string `json:"tag,omitempty"`
+	// Seconds is the time of each phase (read, scan, plan): a measure,
+	// not a decision.
+	Seconds map[string]float64 `json:"phase_seconds,omitempty"`
 }
 
 // PackageChange is one package update.
@@ -258,6 +261,16 @@ type PatchResult struct {
 	SharedWith string `json:"shared_with,omitempty"`
 	// SkipReason says why nothing was written.
 	SkipReason string `json:"skip_reason,omitempty"`
+	// Seconds is the time of each phase: patch (the patcher's whole
+	// build), patch/PHASE (the patcher's own phases over every platform:
+	// read, index, resolve, download, unpack, scripts, layer), rescan (the
+	// patched image's scan), write and sign.
+	Seconds map[string]float64 `json:"phase_seconds,omitempty"`
+}
+
+// timed adds the time since start to phase in m.
+func timed(m map[string]float64, phase string, start time.Time) {
+	m[phase] += time.Since(start).Seconds()
 }
 
 // LogLine is one line of a task's log.

@@ -3,16 +3,17 @@ package workflow
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
-	"strings"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/drydock-project/drydock/internal/osinfo"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/patch/apt/archive"
-	"github.com/drydock-project/drydock/internal/rootfs"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
@@ -21,6 +22,10 @@ import (
 // patch.ErrEndOfLife and patch.ErrUnsupported where those apply.
 type Patcher interface {
 	Patch(ctx context.Context, req PatchRequest) (*PatchOutcome, error)
+	// Inspect reads one platform image's inventory as the patcher reads
+	// the image (patch.Inspect): the engine's scans read layers the
+	// patch then replays instead of reading them again.
+	Inspect(ctx context.Context, img v1.Image) (*scan.Snapshot, error)
 }
 
 // PatchRequest asks for the patch (or, with DryRun, the plan) of one
@@ -60,6 +65,8 @@ type PlatformOutcome struct {
 	// SecuritySuites are the InRelease URLs of the release's security
 	// suites as the image's apt would fetch them (dry runs only).
 	SecuritySuites []string `json:"security_suites,omitempty"`
+	// Seconds is the time of each of the patcher's phases.
+	Seconds map[string]float64 `json:"phase_seconds,omitempty"`
 }
 
 // PatchOutcome is a patch's result. Image or Index is the patched
@@ -112,16 +119,7 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	if req.Wanted != nil {
 		r.Mode, r.Packages = patch.FromReport, req.Wanted
 	}
-	opts := append([]patch.Option{patch.WithReleases(req.Releases)}, p.Options...)
-	if p.Tool != "" {
-		opts = append(opts, patch.WithTool(p.Tool))
-	}
-	if p.Logger != nil {
-		opts = append(opts, patch.WithLogger(p.Logger))
-	}
-	if p.Clock != nil {
-		opts = append(opts, patch.WithClock(p.Clock))
-	}
+	opts := append([]patch.Option{patch.WithReleases(req.Releases)}, p.options()...)
 	if req.HTTPClient != nil {
 		opts = append(opts, patch.WithHTTPClient(req.HTTPClient))
 	}
@@ -160,7 +158,8 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	}
 	for i, r := range b.Platforms {
 		out.Plans = append(out.Plans, r.Plan)
-		po := PlatformOutcome{Platform: r.Plan.Platform, OS: r.Plan.OS, Support: r.Plan.Support, SupportEnd: r.Plan.SupportEnd, Reason: r.Plan.Reason}
+		po := PlatformOutcome{Platform: r.Plan.Platform, OS: r.Plan.OS, Support: r.Plan.Support, SupportEnd: r.Plan.SupportEnd, Reason: r.Plan.Reason,
+			Seconds: r.Seconds}
 		for _, c := range r.Plan.Changes {
 			po.Changes = append(po.Changes, PackageChange{Package: c.Package, From: c.From, To: c.To, Suite: c.Suite})
 		}
@@ -189,16 +188,49 @@ func (p *LibraryPatcher) Patch(ctx context.Context, req PatchRequest) (*PatchOut
 	return out, nil
 }
 
+// options are the patch options every call of p uses.
+func (p *LibraryPatcher) options() []patch.Option {
+	opts := slices.Clone(p.Options)
+	if p.Tool != "" {
+		opts = append(opts, patch.WithTool(p.Tool))
+	}
+	if p.Logger != nil {
+		opts = append(opts, patch.WithLogger(p.Logger))
+	}
+	if p.Clock != nil {
+		opts = append(opts, patch.WithClock(p.Clock))
+	}
+	return opts
+}
+
+// Inspect implements Patcher.
+func (p *LibraryPatcher) Inspect(ctx context.Context, img v1.Image) (*scan.Snapshot, error) {
+	var out *scan.Snapshot
+	err := patch.Inspect(ctx, img, func(_ fs.FS, snap *scan.Snapshot) error {
+		out = snap
+		return nil
+	}, p.options()...)
+	return out, err
+}
+
 // securitySuites lists the InRelease URLs of the security suites the
-// image's apt (completed as the patcher completes it) updates from.
-func (p *LibraryPatcher) securitySuites(ctx context.Context, img v1.Image) ([]string, error) {
-	fsys, err := rootfs.New(ctx, img, rootfs.WithContents(func(name string) bool {
-		return strings.HasPrefix(name, "etc/") || name == "usr/lib/os-release"
-	}))
+// image's apt (completed as the patcher completes it) updates from. The
+// layers are replayed from the patcher's layer cache: the plan has just
+// read them.
+func (p *LibraryPatcher) securitySuites(ctx context.Context, img v1.Image) (out []string, err error) {
+	err = patch.Inspect(ctx, img, func(fsys fs.FS, _ *scan.Snapshot) error {
+		out, err = suitesOf(ctx, fsys, archive.Archives{Mirror: p.Mirror, SecurityMirror: p.SecurityMirror})
+		return err
+	}, p.options()...)
 	if err != nil {
 		return nil, fmt.Errorf("read image layers: %w", err)
 	}
-	defer fsys.Close()
+	return out, nil
+}
+
+// suitesOf lists the InRelease URLs of the security suites of the image
+// whose files fsys holds.
+func suitesOf(ctx context.Context, fsys fs.FS, arch archive.Archives) ([]string, error) {
 	osi, err := osinfo.Detect(fsys)
 	if err != nil || osi.Family != osinfo.FamilyDebian {
 		return nil, nil //nolint:nilerr // the plan already said why this OS is not patched
@@ -207,7 +239,8 @@ func (p *LibraryPatcher) securitySuites(ctx context.Context, img v1.Image) ([]st
 	if err != nil {
 		return nil, err
 	}
-	srcs, err = archive.CompleteSuites(srcs, osi.VersionCodename, archive.Archives{Mirror: p.Mirror, SecurityMirror: p.SecurityMirror, SameArchiveSecurity: osi.ID == "ubuntu"})
+	arch.SameArchiveSecurity = osi.ID == "ubuntu"
+	srcs, err = archive.CompleteSuites(srcs, osi.VersionCodename, arch)
 	if err != nil {
 		return nil, nil //nolint:nilerr // no source: the plan says so
 	}
