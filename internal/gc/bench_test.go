@@ -20,6 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/registry"
 )
@@ -158,20 +159,31 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // phase, and per request class (blob upload, manifest put) the p99 and
 // the slowest request that started in the phase.
 //
-//   - once: one collection over 100,000 blobs (half of them garbage),
-//     what a scheduled collection is; the phase lasts as long as it does.
+//   - once: one collection over 100,000 blobs (half of them garbage) at
+//     the default gc.pace, what a scheduled collection is; the phase
+//     lasts as long as it does.
+//
+//   - once-unpaced: the same at pace 1 (no rests; the collection still
+//     yields between units of work).
 //
 //   - backtoback: collections one after another for 8 s over 20,000
-//     blobs: a stress (a store collected continuously), not the
-//     schedule's case.
+//     blobs at the default pace: a stress (a store collected
+//     continuously), not the schedule's case.
 //
-//     go test -run '^$' -bench PushDuringGC -benchtime 1x ./internal/gc/
+// Run it with:
+//
+//	go test -run '^$' -bench PushDuringGC -benchtime 1x ./internal/gc/
 func BenchmarkPushDuringGC(b *testing.B) {
 	for _, tc := range []struct {
 		name       string
 		blobs      int
 		backToBack time.Duration
-	}{{"once", 100_000, 0}, {"backtoback", 20_000, 8 * time.Second}} {
+		pace       float64
+	}{
+		{"once", 100_000, 0, config.DefaultGCPace},
+		{"once-unpaced", 100_000, 0, 1},
+		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
@@ -179,7 +191,7 @@ func BenchmarkPushDuringGC(b *testing.B) {
 				populate(b, s, tc.blobs, 20)
 				runtime.GC()
 				b.StartTimer()
-				pushDuringGC(b, s, tc.backToBack)
+				pushDuringGC(b, s, tc.backToBack, tc.pace)
 			}
 		})
 	}
@@ -194,7 +206,7 @@ type request struct {
 	start, end time.Time
 }
 
-func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration) {
+func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var reqs []request
@@ -248,7 +260,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour})
+		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: pace})
 		if ferr := c.Finish(ctx); err == nil {
 			err = ferr
 		}
