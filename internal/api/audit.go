@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,7 +12,7 @@ import (
 // AuditLog reads the audit log; *audit.Log implements it.
 type AuditLog interface {
 	Head(ctx context.Context) (audit.Anchor, error)
-	Scan(ctx context.Context, fromSeq int64, fn func(*audit.Entry) error) error
+	Newest(ctx context.Context, before int64, action audit.Action, limit int) ([]*audit.Entry, error)
 }
 
 // AuditPage is the body of GET /api/v1/audit: entries newest first, and
@@ -29,44 +28,23 @@ type AuditPage struct {
 const (
 	DefaultAuditLimit = 50
 	MaxAuditLimit     = 500
-	// auditWindow is how many records a page reads at a time, going back.
-	auditWindow = 512
 )
-
-var errPageFull = errors.New("page full")
 
 // ReadAuditPage returns up to limit entries with seq < before (the newest
 // when before is 0) whose action is action ("" for every action), newest
-// first.
+// first: one indexed read, whatever the log's size.
 func ReadAuditPage(ctx context.Context, l AuditLog, before int64, limit int, action audit.Action) (*AuditPage, error) {
 	head, err := l.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
-	page := &AuditPage{Entries: []audit.Entry{}, Head: head.Seq}
-	end := head.Seq + 1 // exclusive
-	if before > 0 && before < end {
-		end = before
+	es, err := l.Newest(ctx, before, action, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log: %w", err)
 	}
-	for end > 1 && len(page.Entries) < limit {
-		from := max(1, end-auditWindow)
-		var window []audit.Entry
-		err := l.Scan(ctx, from, func(e *audit.Entry) error {
-			if e.Seq >= end {
-				return errPageFull
-			}
-			if action == "" || e.Action == action {
-				window = append(window, *e)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errPageFull) {
-			return nil, fmt.Errorf("read the audit log: %w", err)
-		}
-		for i := len(window) - 1; i >= 0 && len(page.Entries) < limit; i-- {
-			page.Entries = append(page.Entries, window[i])
-		}
-		end = from
+	page := &AuditPage{Entries: make([]audit.Entry, 0, len(es)), Head: head.Seq}
+	for _, e := range es {
+		page.Entries = append(page.Entries, *e)
 	}
 	if n := len(page.Entries); n == limit && page.Entries[n-1].Seq > 1 {
 		page.NextBefore = page.Entries[n-1].Seq

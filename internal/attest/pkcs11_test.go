@@ -4,14 +4,17 @@ package attest_test
 
 import (
 	"crypto/elliptic"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThalesGroup/crypto11"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/attest/attesttest"
@@ -252,5 +255,53 @@ func TestPKCS11KeyErrors(t *testing.T) {
 				t.Errorf("error %q: want it to name %q, and no PIN", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPKCS11ConcurrentSigning: one HSM key signs promotions from many
+// goroutines at once, as a server's concurrent promotions do; every
+// signature verifies with the key.
+func TestPKCS11ConcurrentSigning(t *testing.T) {
+	module := softHSM(t)
+	kid := hsmKey(t, module, []byte{0xd0, 0x03}, "busy key")
+	k, err := attest.LoadKey(attest.KeyOptions{Ref: "pkcs11:token=drydock%20test;object=busy%20key;type=private?module-path=" + module + "&pin-value=" + hsmPIN, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	ctx := t.Context()
+	reg, _ := attesttest.Registry(t)
+	const n = 16
+	subjects := make([]ocispec.Descriptor, n)
+	for i := range subjects {
+		subjects[i] = attesttest.PutImage(t, reg, "live/app", fmt.Sprint(i),
+			fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"n":"%d"}}}`, i))
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, subj := range subjects {
+		wg.Go(func() {
+			_, errs[i] = attest.Write(ctx, reg, "live/app", subj, k, attest.WriteRequest{Ref: "live/app", Signature: true})
+		})
+	}
+	wg.Wait()
+	for i, subj := range subjects {
+		if errs[i] != nil {
+			t.Errorf("signing %d: %v", i, errs[i])
+			continue
+		}
+		rep, err := attest.Verify(ctx, reg, "live/app", subj.Digest, attest.VerifyOptions{Keys: []attest.PublicKey{k.PublicKey("hsm")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		verified := 0
+		for _, s := range rep.Signatures {
+			if s.Verified && s.KeyID == kid {
+				verified++
+			}
+		}
+		if verified != 2 {
+			t.Errorf("subject %d: %d verified signatures by the HSM key, want 2 (referrer and tag): %+v", i, verified, rep.Signatures)
+		}
 	}
 }

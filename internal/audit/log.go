@@ -29,6 +29,11 @@ type Backend interface {
 	// Last returns the entry with the highest Seq, or nil when the log is
 	// empty.
 	Last(ctx context.Context) (*Entry, error)
+	// Newest returns up to limit entries with Seq < before (every Seq
+	// when before is 0) whose Action is action (every action when it is
+	// ""), newest first. It reads only what it returns, whatever the
+	// log's size, so a page of one action costs the same as any page.
+	Newest(ctx context.Context, before int64, action Action, limit int) ([]*Entry, error)
 }
 
 // RowError reports a stored row that cannot be decoded into an Entry.
@@ -156,6 +161,16 @@ func (l *Log) Record(ctx context.Context, e Entry) (*Entry, error) {
 // verifying the chain.
 func (l *Log) Scan(ctx context.Context, fromSeq int64, fn func(*Entry) error) error {
 	return l.b.Scan(ctx, fromSeq, fn)
+}
+
+// Newest returns up to limit entries with Seq < before (0: the newest)
+// whose action is action ("" for every action), newest first, without
+// verifying the chain.
+func (l *Log) Newest(ctx context.Context, before int64, action Action, limit int) ([]*Entry, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("reading audit entries: limit %d is below 1", limit)
+	}
+	return l.b.Newest(ctx, before, action, limit)
 }
 
 // Head returns the latest entry's seq and hash, unverified; (0, GenesisHash)

@@ -71,6 +71,23 @@ func (m *Memory) Last(ctx context.Context) (*Entry, error) {
 	return cloneEntry(m.entries[len(m.entries)-1]), nil
 }
 
+// Newest implements Backend.
+func (m *Memory) Newest(ctx context.Context, before int64, action Action, limit int) ([]*Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Entry
+	for i := len(m.entries) - 1; i >= 0 && len(out) < limit; i-- {
+		e := m.entries[i]
+		if (before <= 0 || e.Seq < before) && (action == "" || e.Action == action) {
+			out = append(out, cloneEntry(e))
+		}
+	}
+	return out, nil
+}
+
 // checkNext enforces the Append contract: e is the entry after prev.
 func checkNext(prev, e *Entry) error {
 	if e == nil {

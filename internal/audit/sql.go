@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -64,6 +65,12 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
 	FOR EACH ROW EXECUTE FUNCTION audit_log_refuse();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse();`,
+}, {
+	// Pages of one action (the refused bypasses on the dashboard, the
+	// exceptions) read only their own rows.
+	Version: 2, Name: "audit_log action index",
+	SQLite:   `CREATE INDEX IF NOT EXISTS audit_log_action_seq ON audit_log (action, seq);`,
+	Postgres: `CREATE INDEX audit_log_action_seq ON audit_log (action, seq);`,
 }}
 
 const sqlColumns = `seq, time, actor, action, repository, reference, digest, outcome, detail, prev_hash, hash`
@@ -208,6 +215,34 @@ func (b *SQLBackend) readBatch(ctx context.Context, fromSeq int64) ([]*Entry, er
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading audit entries from %d: %w", fromSeq, err)
+	}
+	return out, nil
+}
+
+// Newest implements Backend: one indexed query, newest first.
+func (b *SQLBackend) Newest(ctx context.Context, before int64, action Action, limit int) ([]*Entry, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	q, args := `SELECT `+sqlColumns+` FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?`, []any{before, limit}
+	if action != "" {
+		q, args = `SELECT `+sqlColumns+` FROM audit_log WHERE action = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, []any{string(action), before, limit}
+	}
+	rows, err := b.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit entries before %d: %w", before, err)
+	}
+	defer rows.Close()
+	var out []*Entry
+	for rows.Next() {
+		e, err := scanRow(rows)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading audit entries before %d: %w", before, err)
 	}
 	return out, nil
 }

@@ -51,16 +51,25 @@ func (k *Keeper) followAllowed(class string) (bool, string) {
 
 // followerArrived handles a non-runnable artifact pushed to quarantine/
 // for subject: when the subject is in live/, it is copied there as well.
+// It holds the subject's decision lock: a signature's two pushes (its
+// manifest, then its .sig tag) each arrive here, and on one replica or
+// several the second then finds the first's copies in place instead of
+// copying and auditing them again.
 func (k *Keeper) followerArrived(ctx context.Context, repo string, subject digest.Digest) {
-	targets, err := k.liveHolders(ctx, repo, subject)
-	if err != nil {
-		k.log.Warn("follower: finding the live/ copies of its subject", "repository", repo, "subject", subject, "err", err)
-		return
-	}
-	for _, dst := range targets {
-		if _, _, err := k.syncFollowers(ctx, repo, dst, []digest.Digest{subject}); err != nil {
-			k.log.Warn("follower not copied to live/", "repository", repo, "live", dst, "subject", subject, "err", err)
+	err := k.store.Serialize(ctx, subject.String(), func(ctx context.Context) error {
+		targets, err := k.liveHolders(ctx, repo, subject)
+		if err != nil {
+			return fmt.Errorf("finding the live/ copies of its subject: %w", err)
 		}
+		for _, dst := range targets {
+			if _, _, err := k.syncFollowers(ctx, repo, dst, []digest.Digest{subject}); err != nil {
+				k.log.Warn("follower not copied to live/", "repository", repo, "live", dst, "subject", subject, "err", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		k.log.Warn("follower", "repository", repo, "subject", subject, "err", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -99,17 +100,16 @@ func TestFollowersAtAndAfterPromotion(t *testing.T) {
 		}
 	}
 	// The signature's two pushes (its manifest, then its .sig tag) each
-	// make the gate follow the subject's signatures; when the two runs
-	// overlap, both copy and audit the same writes. What counts is that
-	// both forms were written by the gate, audited: two distinct writes.
-	gateWrites := map[string]audit.Entry{}
+	// make the gate follow the subject's signatures: both forms are
+	// written by the gate and audited once each.
+	var gateWrites []audit.Entry
 	for _, e := range f.auditEntries(audit.ActionPromotion, "")[before:] {
 		if e.Actor == ActorGate && e.Repository == "live/app" {
-			gateWrites[e.Reference+"@"+e.Digest] = e
+			gateWrites = append(gateWrites, e)
 		}
 	}
-	if len(gateWrites) != 2 {
-		t.Errorf("gate's audited follow writes: %+v, want 2 distinct (referrer and tag)", gateWrites)
+	if len(gateWrites) != 2 || gateWrites[0].Digest == gateWrites[1].Digest {
+		t.Errorf("gate's audited follow writes: %+v, want 2 (referrer and tag)", gateWrites)
 	}
 	// A signature for a digest not in live/ stays in quarantine/.
 	other := f.push("quarantine/app", "2", "other")
@@ -276,5 +276,40 @@ func TestRequireSignedBy(t *testing.T) {
 	f.signIn("quarantine/app", img, signer)
 	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1"}); err != nil {
 		t.Fatalf("signed: %v", err)
+	}
+}
+
+// TestFollowArrivalsAuditOnce: arrivals of the same subject's followers
+// at once (a signature's manifest and .sig tag pushes, on one replica or
+// several) copy and audit each write once.
+func TestFollowArrivalsAuditOnce(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	img := f.push("quarantine/app", "1", "app")
+	f.putScan("quarantine/app", img.Digest.String())
+	if _, err := f.k.Promote(t.Context(), PromoteRequest{Source: "quarantine/app:1", Actor: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	k1, err := attest.GenerateKey(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.auditEntries(audit.ActionPromotion, ""))
+	f.signIn("quarantine/app", img, k1) // no listener: nothing follows yet
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { f.k.followerArrived(t.Context(), "quarantine/app", img.Digest) })
+	}
+	wg.Wait()
+	if got := forms(f.verifyIn("live/app", img.Digest, k1)); got[attest.FormReferrer] != 1 || got[attest.FormTag] != 1 {
+		t.Errorf("verified in live/: %v, want one per form", got)
+	}
+	var writes []string
+	for _, e := range f.auditEntries(audit.ActionPromotion, "")[before:] {
+		if e.Actor == ActorGate && e.Repository == "live/app" {
+			writes = append(writes, e.Reference+"@"+e.Digest)
+		}
+	}
+	if len(writes) != 2 {
+		t.Errorf("%d audited follow writes %v, want 2 (referrer and tag, once each)", len(writes), writes)
 	}
 }

@@ -62,8 +62,11 @@ func (fakeScans) Scan(_ context.Context, d string) (*store.Scan, error) {
 type fakeAudit struct{}
 
 func (fakeAudit) Head(context.Context) (audit.Anchor, error) { return audit.Anchor{Seq: 1}, nil }
-func (fakeAudit) Scan(_ context.Context, from int64, fn func(*audit.Entry) error) error {
-	return fn(&audit.Entry{Seq: 1, Actor: "<i>mallory</i>", Action: audit.ActionBypassRefused, Repository: "live/app", Outcome: audit.OutcomeRefused})
+func (fakeAudit) Newest(_ context.Context, before int64, action audit.Action, _ int) ([]*audit.Entry, error) {
+	if (before > 0 && before <= 1) || (action != "" && action != audit.ActionBypassRefused) {
+		return nil, nil
+	}
+	return []*audit.Entry{{Seq: 1, Actor: "<i>mallory</i>", Action: audit.ActionBypassRefused, Repository: "live/app", Outcome: audit.OutcomeRefused}}, nil
 }
 
 type harness struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,51 @@ func Run(t *testing.T, newBackend Factory) {
 			}
 			for i := range got {
 				sameEntry(t, got[i], want[i])
+			}
+		}
+	})
+	t.Run("newest pages by action", func(t *testing.T) {
+		b := newBackend(t)()
+		l := newTestLog(t, b)
+		// Seqs 1..9: push, scan, bypass_refused, three times over.
+		var stored []*audit.Entry
+		for range 3 {
+			stored = append(stored, record(t, l, sampleEntries()...)...)
+		}
+		seqs := func(es []*audit.Entry) []int64 {
+			var out []int64
+			for _, e := range es {
+				out = append(out, e.Seq)
+			}
+			return out
+		}
+		for _, tc := range []struct {
+			before int64
+			action audit.Action
+			limit  int
+			want   []int64
+		}{
+			{0, "", 4, []int64{9, 8, 7, 6}},
+			{0, "", 100, []int64{9, 8, 7, 6, 5, 4, 3, 2, 1}},
+			{6, "", 2, []int64{5, 4}},
+			{2, "", 5, []int64{1}},
+			{1, "", 5, nil},
+			{100, "", 1, []int64{9}},
+			{0, audit.ActionBypassRefused, 10, []int64{9, 6, 3}},
+			{9, audit.ActionBypassRefused, 1, []int64{6}},
+			{3, audit.ActionBypassRefused, 10, nil},
+			{0, audit.ActionPush, 2, []int64{7, 4}},
+			{0, audit.ActionGC, 10, nil},
+		} {
+			got, err := b.Newest(ctx, tc.before, tc.action, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(seqs(got), tc.want) {
+				t.Errorf("Newest(before %d, %q, limit %d) = %v, want %v", tc.before, tc.action, tc.limit, seqs(got), tc.want)
+			}
+			for _, e := range got {
+				sameEntry(t, e, stored[e.Seq-1])
 			}
 		}
 	})
