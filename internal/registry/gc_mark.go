@@ -29,7 +29,7 @@ type collection struct {
 	o   CollectOptions
 	now time.Time
 	rep *Report
-	// pace rests between units of work (nil: never).
+	// pace yields and rests between units of work.
 	pace *pacer
 
 	repos map[string]*repoState

@@ -13,13 +13,17 @@ import (
 // ends a rest.
 func TestPacerRests(t *testing.T) {
 	ctx := context.Background()
-	if newPacer(0) != nil || newPacer(1) != nil {
-		t.Fatal("pace 0 or 1 must not rest")
-	}
-	if err := (*pacer)(nil).step(ctx); err != nil {
-		t.Fatal(err)
-	}
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, share := range []float64{0, 1} {
+		p := newPacer(share)
+		p.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+		p.sleep = func(context.Context, time.Duration) error { t.Fatalf("pace %g rested", share); return nil }
+		for range 3 {
+			if err := p.step(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	var slept []time.Duration
 	p := newPacer(0.25)
 	p.now = func() time.Time { return clock }
