@@ -16,7 +16,6 @@ import (
 
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/buildinfo"
-	"github.com/drydock-project/drydock/internal/oci"
 )
 
 // tokenEnv is the environment variable holding an API token (ddk_...) for
@@ -33,15 +32,15 @@ type apiClient struct {
 }
 
 // addServerFlag adds --server, the drydock server the command's API calls
-// go to ($DRYDOCK_SERVER, or the local default).
+// go to; empty means the default resolveServer picks.
 func addServerFlag(fs *pflag.FlagSet, server *string) {
-	fs.StringVar(server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL, may include user:pass@ [$DRYDOCK_SERVER]")
+	fs.StringVar(server, "server", "", serverHelp)
 }
 
 func newAPIClient(server string) (*apiClient, error) {
-	srv, err := oci.ParseServer(server)
+	srv, err := parseServerFlag(server)
 	if err != nil {
-		return nil, fmt.Errorf("--server: %w", err)
+		return nil, err
 	}
 	c := &apiClient{base: srv.String(), http: &http.Client{Timeout: 5 * time.Minute}}
 	if tok := strings.TrimSpace(os.Getenv(tokenEnv)); tok != "" {

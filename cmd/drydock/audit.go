@@ -16,6 +16,7 @@ type auditFlags struct {
 	follow bool
 	from   int64
 	anchor string
+	server string
 }
 
 func newAuditCmd(g *globals) *cobra.Command {
@@ -30,6 +31,13 @@ DATA/audit/audit.db (or the PostgreSQL database of --config); the server
 appends to it, and nothing in drydock ever
 changes or deletes an entry (the database refuses UPDATE and DELETE).
 
+Audit reads a server's log through its API (GET /api/v1/audit, admin
+only) when given --server, or when $DRYDOCK_SERVER is set or "drydock
+login" remembered a server and neither --data, --config, $DRYDOCK_DATA nor
+$DRYDOCK_CONFIG point at a local one; otherwise it reads the local
+database. --follow then asks the server for new entries every second.
+"audit verify" always reads the database itself.
+
 Each entry carries the SHA-256 of its content and of the entry before it,
 so "drydock audit verify" detects an entry edited, deleted, inserted or
 reordered behind drydock's back. Cutting off the newest entries is only
@@ -38,19 +46,27 @@ detected against a head recorded earlier: keep the head "verify" prints
 		Example: `  drydock audit                    # the whole log, one line per entry
   drydock audit --json --from 100  # JSON lines from entry 100 on
   drydock audit --follow           # keep printing new entries
+  drydock audit --server https://drydock.example.com --from 500  # a server's log, over its API
   drydock audit verify             # check the hash chain
   drydock audit verify --anchor 1234:5f0c...  # and that entry 1234 is still there unchanged`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			write := func(e *audit.Entry) error { return audit.WriteText(g.stdout, e) }
+			if f.json {
+				write = func(e *audit.Entry) error { return audit.WriteJSON(g.stdout, e) }
+			}
+			remote, err := auditRemote(cmd, f.server)
+			if err != nil {
+				return err
+			}
+			if remote {
+				return auditFromServer(cmd.Context(), f.server, f.from, f.follow, write)
+			}
 			l, closeLog, err := openAudit(cmd.Context(), &f.stateFlags)
 			if err != nil {
 				return err
 			}
 			defer closeLog()
-			write := func(e *audit.Entry) error { return audit.WriteText(g.stdout, e) }
-			if f.json {
-				write = func(e *audit.Entry) error { return audit.WriteJSON(g.stdout, e) }
-			}
 			if f.follow {
 				return l.Follow(cmd.Context(), f.from, write)
 			}
@@ -61,6 +77,7 @@ detected against a head recorded earlier: keep the head "verify" prints
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON lines (with the hashes)")
 	cmd.Flags().BoolVarP(&f.follow, "follow", "f", false, "keep printing entries as they are recorded")
 	cmd.Flags().Int64Var(&f.from, "from", 1, "first entry (sequence number) to print")
+	addServerFlag(cmd.Flags(), &f.server)
 
 	verify := &cobra.Command{
 		Use:   "verify",

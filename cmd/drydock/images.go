@@ -65,9 +65,9 @@ live/.`,
 			if err != nil {
 				return err
 			}
-			srv, err := oci.ParseServer(server)
+			srv, err := parseServerFlag(server)
 			if err != nil {
-				return fmt.Errorf("--server: %w", err)
+				return err
 			}
 			repos, err := oci.ListImages(cmd.Context(), srv, oci.WithLogger(log))
 			if err != nil {

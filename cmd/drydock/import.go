@@ -90,9 +90,9 @@ quarantine/NAME:TAG@DIGEST.`,
 			if err != nil {
 				return err
 			}
-			srv, err := oci.ParseServer(server)
+			srv, err := parseServerFlag(server)
 			if err != nil {
-				return fmt.Errorf("--server: %w", err)
+				return err
 			}
 			var copyOpts []oci.Option
 			if platform != "" {

@@ -26,18 +26,26 @@ func newLoginCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
-		Short: "Log in to a drydock server and keep the credentials in the docker config",
+		Short: "Log in to a drydock server, keep the credentials and use it by default",
 		Long: `Login checks a user name and password (or an API token as the password)
 against the drydock server, through the registry's token flow, and stores
 them in the docker config ($DOCKER_CONFIG/config.json, else
 ~/.docker/config.json, or its credential helper), as "docker login" does.
 Every drydock command that talks to the server (import, images, scan,
-patch, verdict, promote) and docker, skopeo and crane then use them.
+patch, verdict, promote, audit, workflow...) and docker, skopeo and crane
+then use them.
 
-SERVER defaults to $DRYDOCK_SERVER, else ` + oci.DefaultServer + `. The password comes from
---password-stdin (the first line of stdin) or, on a terminal, a prompt.`,
+Login also remembers SERVER as the drydock commands' default server, in
+$XDG_CONFIG_HOME/drydock/cli.json (else ~/.config/drydock/cli.json,
+written atomically, mode 0600). A command's server is, first to last:
+its --server flag, $DRYDOCK_SERVER, the server of the last login, else
+` + oci.DefaultServer + `. "drydock logout" forgets it.
+
+SERVER defaults to that same order (without --server). The password comes
+from --password-stdin (the first line of stdin) or, on a terminal, a prompt.`,
 		Example: `  drydock login -u alice
-  printf '%s\n' "$TOKEN" | drydock login https://drydock.example.com -u ci --password-stdin`,
+  printf '%s\n' "$TOKEN" | drydock login https://drydock.example.com -u ci --password-stdin
+  drydock images   # now lists https://drydock.example.com's images`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, srv, err := loginTarget(args)
@@ -64,7 +72,12 @@ SERVER defaults to $DRYDOCK_SERVER, else ` + oci.DefaultServer + `. The password
 			if err := cf.Save(); err != nil {
 				return fmt.Errorf("writing %s: %w", cf.Filename, err)
 			}
+			cfgPath, err := saveCLIConfig(cliConfig{Server: srv.String()})
+			if err != nil {
+				return fmt.Errorf("credentials stored, but %w", err)
+			}
 			fmt.Fprintf(g.stdout, "Login Succeeded (%s as %s; credentials in %s)\n", host, user, cf.Filename)
+			fmt.Fprintf(g.stdout, "drydock commands now use %s by default (%s)\n", srv.String(), cfgPath)
 			return nil
 		},
 	}
@@ -77,7 +90,12 @@ func newLogoutCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout [SERVER]",
 		Short: "Remove a drydock server's credentials from the docker config",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Logout removes SERVER's credentials from the docker config and, when SERVER
+is the default server "drydock login" remembered, forgets it: commands go
+back to $DRYDOCK_SERVER or ` + oci.DefaultServer + `.
+
+SERVER defaults to $DRYDOCK_SERVER, else the server of the last login.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, _, err := loginTarget(args)
 			if err != nil {
@@ -86,6 +104,9 @@ func newLogoutCmd(g *globals) *cobra.Command {
 			cf, err := dockerconfig.Load(os.Getenv("DOCKER_CONFIG"))
 			if err != nil {
 				return fmt.Errorf("reading the docker config: %w", err)
+			}
+			if err := forgetDefaultServer(g, host); err != nil {
+				return err
 			}
 			if _, ok := cf.AuthConfigs[host]; !ok {
 				fmt.Fprintf(g.stdout, "not logged in to %s\n", host)
@@ -103,13 +124,34 @@ func newLogoutCmd(g *globals) *cobra.Command {
 	}
 }
 
+// forgetDefaultServer clears the remembered default server when it is
+// host's.
+func forgetDefaultServer(g *globals, host string) error {
+	c, path, err := loadCLIConfig()
+	if err != nil {
+		return err
+	}
+	if c.Server == "" {
+		return nil
+	}
+	if srv, err := oci.ParseServer(c.Server); err != nil || srv.Registry.RegistryStr() != host {
+		return nil
+	}
+	c.Server = ""
+	if _, err := saveCLIConfig(c); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "%s is no longer the default server (%s)\n", host, path)
+	return nil
+}
+
 // loginTarget parses the optional SERVER argument.
 func loginTarget(args []string) (host string, srv oci.Server, err error) {
-	raw := envOr("DRYDOCK_SERVER", oci.DefaultServer)
+	raw := ""
 	if len(args) == 1 {
 		raw = args[0]
 	}
-	if srv, err = oci.ParseServer(raw); err != nil {
+	if srv, err = parseServerFlag(raw); err != nil {
 		return "", oci.Server{}, err
 	}
 	if srv.Auth != nil {

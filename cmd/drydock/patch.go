@@ -145,7 +145,7 @@ without scripts.`,
 	fl.StringVar(&f.hostKeyring, "host-keyring", "", "trust this keyring for sources the image has no key for (distroless images), e.g. "+apt.DebianArchiveKeyring)
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "INSECURE: do not check archive signatures (hashes are still checked)")
 	fl.BoolVar(&f.onServer, "on-server", false, "run the patch on the drydock server (a job; quarantine/ and live/ images; the result goes to quarantine/)")
-	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
+	fl.StringVar(&f.server, "server", "", "for quarantine/ and live/ images: "+serverHelp)
 	fl.StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory holding the vulnerability database [$DRYDOCK_DATA]")
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database for end-of-life data (default: the one in --data)")
 	fl.StringVar(&f.distroInfo, "distro-info", "/usr/share/distro-info", "directory with distro-info-data's debian.csv and ubuntu.csv, used when there is no database")
@@ -253,9 +253,9 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 		opts = append(opts, patch.WithCacheLimits(l))
 	}
 	if patch.ServerName(f.image) || patch.ServerName(f.output) {
-		srv, err := oci.ParseServer(f.server)
+		srv, err := parseServerFlag(f.server)
 		if err != nil {
-			return fmt.Errorf("--server: %w", err)
+			return err
 		}
 		opts = append(opts, patch.WithServer(srv))
 	}

@@ -19,7 +19,10 @@ from quarantine/ to live/: the highest severity allowed, fixable-only,
 vendor statuses to ignore (e.g. will_not_fix, no-dsa), blocking end-of-life
 releases, allowed import sources (regular expressions), the maximum scan
 age, auto-promotion and the grace window before a rescan turns a pass into
-a fail. See "drydock policy validate --help" for the format.`,
+a fail. See "drydock policy validate --help" for the format.
+
+"policy show" and "policy apply" read and replace a server's policy
+through its API.`,
 	}
 	var asJSON bool
 	validate := &cobra.Command{
@@ -91,5 +94,6 @@ Format:
 	}
 	validate.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.AddCommand(validate)
+	cmd.AddCommand(newPolicyServerCmds(g)...)
 	return cmd
 }

@@ -127,7 +127,7 @@ its vulnerable OS packages with a vulnerabilities section) and openvex
 	fl.StringVar(&f.dbPath, "db", "", "vulnerability database file (default: the one in --data)")
 	fl.StringVar(&f.data, "data", envOr("DRYDOCK_DATA", config.DefaultDataDir()), "data directory [$DRYDOCK_DATA]")
 	fl.StringVar(&f.platform, "platform", "linux/amd64", "platform of a multi-platform index to scan: os/arch[/variant]")
-	fl.StringVar(&f.server, "server", envOr("DRYDOCK_SERVER", oci.DefaultServer), "drydock server URL for quarantine/ and live/ images [$DRYDOCK_SERVER]")
+	fl.StringVar(&f.server, "server", "", "for quarantine/ and live/ images: "+serverHelp)
 	fl.DurationVar(&f.maxAge, "max-age", scan.DefaultMaxDBAge, "warn when the vulnerability data (its newest record) is older than this")
 	fl.IntVar(&f.limits.MaxPackages, "max-packages", scan.DefaultMaxPackages, "refuse an image with more installed packages")
 	fl.IntVar(&f.limits.MaxFindings, "max-findings", scan.DefaultMaxFindings, "refuse an image with more findings (before filters)")
@@ -269,9 +269,9 @@ func scanSource(image, server string) (oci.Source, []oci.Option, error) {
 		src, err := oci.ParseSource(image)
 		return src, nil, err
 	}
-	srv, err := oci.ParseServer(server)
+	srv, err := parseServerFlag(server)
 	if err != nil {
-		return oci.Source{}, nil, fmt.Errorf("--server: %w", err)
+		return oci.Source{}, nil, err
 	}
 	var nopts []name.Option
 	if srv.Insecure {

@@ -81,6 +81,9 @@ type Options struct {
 	Scans Scans
 	// Audit reads the audit log; nil leaves GET /api/v1/audit out.
 	Audit AuditLog
+	// Policy reads and replaces the gate's policy; nil leaves its routes
+	// out.
+	Policy Policies
 }
 
 type handler struct{ Options }
@@ -152,6 +155,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Audit != nil {
 		routes = append(routes, route{http.MethodGet, "/api/v1/audit", h.auditLog})
+	}
+	if h.Policy != nil {
+		routes = append(routes, h.policyRoutes()...)
 	}
 	return routes
 }

@@ -22,6 +22,9 @@ type AuditPage struct {
 	NextBefore int64         `json:"nextBefore"`
 	// Head is the log's latest seq.
 	Head int64 `json:"head"`
+	// NextAfter is the after of the next page when reading forward
+	// (after=SEQ); unset otherwise.
+	NextAfter int64 `json:"nextAfter,omitempty"`
 }
 
 // Audit page sizes.
@@ -76,9 +79,14 @@ func ParseAuditQuery(r *http.Request) (before int64, limit int, action audit.Act
 }
 
 // auditLog: GET /api/v1/audit?before=SEQ&limit=N&action=A, the audit log
-// newest first. It tells who did what from where: admin only.
+// newest first (with after=SEQ instead of before: oldest first, see
+// auditAfter). It tells who did what from where: admin only.
 func (h *handler) auditLog(w http.ResponseWriter, r *http.Request) {
 	if !h.allow(w, r, RoleAdmin, "") {
+		return
+	}
+	if r.URL.Query().Has("after") {
+		h.auditAfter(w, r)
 		return
 	}
 	before, limit, action, err := ParseAuditQuery(r)

@@ -2,6 +2,7 @@ package gatekeeper
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,26 +47,77 @@ func stampOf(path string) (fileStamp, error) {
 
 // PolicySource is the policy file, re-read whenever it changes on disk. A
 // file that fails to load makes every verdict fail (fail closed) until it
-// is fixed; the built-in DefaultPolicy is used when there is no file.
+// is fixed. Without a file, the policy is the one stored in the gate's
+// store (WithPolicyStore; edited through the API, shared by every
+// replica), else the built-in DefaultPolicy.
 type PolicySource struct {
-	path string
+	path     string
+	settings PolicySettings
 
 	mu     sync.Mutex
 	stamp  fileStamp
 	policy *gate.Policy
 	err    error
 	hash   string
+	text   string
 }
 
-// NewPolicySource reads the policy at path ("" = DefaultPolicy). It fails
-// when the file cannot be loaded, so that a server does not start on a
-// broken policy.
-func NewPolicySource(path string) (*PolicySource, error) {
+// PolicySettings is where an edited policy is kept: the gate's store.
+// store.Store implements it.
+type PolicySettings interface {
+	Setting(ctx context.Context, key string) (string, error)
+	SwapSetting(ctx context.Context, key, old, value string) (bool, error)
+}
+
+// policyTextKey is the setting holding the edited policy's text ("" or
+// unset: DefaultPolicy).
+const policyTextKey = "gate.policy.text"
+
+// PolicyOption configures a PolicySource.
+type PolicyOption func(*PolicySource)
+
+// WithPolicyStore keeps the policy in s when no file is named, so that it
+// can be replaced (Keeper.SetPolicy) and every replica sees the same one.
+func WithPolicyStore(s PolicySettings) PolicyOption {
+	return func(p *PolicySource) { p.settings = s }
+}
+
+// NewPolicySource reads the policy at path ("" = the stored policy, else
+// DefaultPolicy). It fails when the policy cannot be loaded, so that a
+// server does not start on a broken policy.
+func NewPolicySource(path string, opts ...PolicyOption) (*PolicySource, error) {
 	s := &PolicySource{path: path}
+	for _, o := range opts {
+		o(s)
+	}
 	if _, _, err := s.Get(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Editable reports whether SetPolicy can replace the policy: it is not a
+// file and there is a store to keep it in.
+func (s *PolicySource) Editable() bool { return s.path == "" && s.settings != nil }
+
+// Text returns the text of the policy in effect (read as Get does), its
+// hash and why it does not load.
+func (s *PolicySource) Text() (text, hash string, err error) {
+	_, hash, err = s.Get()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.text, hash, err
+}
+
+// storedText reads the stored policy: "" when none was stored.
+func (s *PolicySource) storedText() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t, err := s.settings.Setting(ctx, policyTextKey)
+	if err != nil {
+		return "", fmt.Errorf("reading the stored policy: %w", err)
+	}
+	return t, nil
 }
 
 // Path returns the policy file's path, or "" for the built-in policy.
@@ -78,11 +130,24 @@ func (s *PolicySource) Get() (p *gate.Policy, hash string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var data []byte
-	if s.path == "" {
+	switch {
+	case s.Editable():
+		// Read each time: another replica may have replaced it.
+		t, err := s.storedText()
+		if err != nil {
+			return nil, "", err
+		}
+		if t == "" {
+			t = DefaultPolicy
+		}
+		if t != s.text || (s.policy == nil && s.err == nil) {
+			data = []byte(t)
+		}
+	case s.path == "":
 		if s.policy == nil && s.err == nil {
 			data = []byte(DefaultPolicy)
 		}
-	} else {
+	default:
 		st, serr := stampOf(s.path)
 		switch {
 		case serr != nil:
@@ -100,12 +165,16 @@ func (s *PolicySource) Get() (p *gate.Policy, hash string, err error) {
 	if data != nil {
 		sum := sha256.Sum256(data)
 		h := hex.EncodeToString(sum[:])
+		s.text = string(data)
 		if h != s.hash || (s.policy == nil && s.err == nil) {
 			s.hash = h
 			pol, perr := gate.LoadPolicy(bytes.NewReader(data))
 			if perr != nil {
 				name := s.path
-				if name == "" {
+				switch {
+				case s.Editable():
+					name = "stored policy"
+				case name == "":
 					name = "built-in policy"
 				}
 				s.policy, s.err = nil, fmt.Errorf("policy %s: %w", name, perr)

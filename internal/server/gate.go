@@ -53,16 +53,18 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 			g.close(context.Background())
 		}
 	}()
-	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy)
+	if g.store, err = store.Open(ctx, dbs); err != nil {
+		return nil, err
+	}
+	// The policy's one home: the file gate.policy names, else the gate's
+	// store (edited through the API; every replica reads it there).
+	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy, gatekeeper.WithPolicyStore(g.store))
 	if err != nil {
 		return nil, fmt.Errorf("gate.policy: %w", err)
 	}
 	exSource, err := gatekeeper.NewExceptionSource(cfg.Gate.Exceptions)
 	if err != nil {
 		return nil, fmt.Errorf("gate.exceptions: %w", err)
-	}
-	if g.store, err = store.Open(ctx, dbs); err != nil {
-		return nil, err
 	}
 	if g.exceptions, err = exceptions.Open(ctx, dbs); err != nil {
 		return nil, err
@@ -130,7 +132,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	if g.patches, err = openPatches(cfg, log, reg, g.queue, g.signPatch); err != nil {
 		return nil, err
 	}
-	name := "built-in policy"
+	name := "stored policy (the built-in one until edited)"
 	if cfg.Gate.Policy != "" {
 		name = cfg.Gate.Policy
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/drydock-project/drydock/internal/api"
@@ -42,7 +43,8 @@ func TestAPIAuthOverHTTP(t *testing.T) {
 	if code, b := do("GET", "/api/v1/openapi.json", "", "", nil); code != http.StatusOK || !bytes.Equal(b, doc) {
 		t.Fatalf("openapi.json without credentials: %d", code)
 	}
-	for _, p := range []string{"/api/v1/exceptions", "/api/v1/openvex/exceptions", "/api/v1/exceptions/1", "/api/v1/db/status"} {
+	for _, p := range []string{"/api/v1/exceptions", "/api/v1/openvex/exceptions", "/api/v1/exceptions/1", "/api/v1/db/status",
+		"/api/v1/findings?digest=sha256:" + strings.Repeat("a", 64), "/api/v1/audit", "/api/v1/audit?after=0", "/api/v1/policy"} {
 		if code, _ := do("GET", p, "", "", nil); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without credentials: %d, want 401", p, code)
 		}
@@ -53,8 +55,19 @@ func TestAPIAuthOverHTTP(t *testing.T) {
 	if code, _ := do("POST", "/api/v1/exceptions/1/revoke", "", "", nil); code != http.StatusUnauthorized {
 		t.Errorf("revoke without credentials: %d, want 401", code)
 	}
+	for _, c := range []struct{ method, path string }{{"PUT", "/api/v1/policy"}, {"POST", "/api/v1/policy/validate"}} {
+		if code, _ := do(c.method, c.path, "", "", api.PolicyRequest{Policy: gatekeeper.DefaultPolicy}); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without credentials: %d, want 401", c.method, c.path, code)
+		}
+	}
+	// The admin reads the log forward (the CLI's audit and --follow).
+	var page api.AuditPage
+	code, b := do("GET", "/api/v1/audit?after=0&limit=2", "admin", s.admin, nil)
+	if err := json.Unmarshal(b, &page); err != nil || code != http.StatusOK || len(page.Entries) == 0 || page.Entries[0].Seq != 1 {
+		t.Errorf("audit after=0 as the admin: %d %s", code, b)
+	}
 	var st gatekeeper.DBStatus
-	code, b := do("GET", "/api/v1/db/status", "admin", s.admin, nil)
+	code, b = do("GET", "/api/v1/db/status", "admin", s.admin, nil)
 	if err := json.Unmarshal(b, &st); err != nil || code != http.StatusOK || st.Present || st.Error == "" {
 		t.Fatalf("db status without a database: %d %s", code, b)
 	}

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/drydock-project/drydock/internal/testimage"
 	"github.com/drydock-project/drydock/internal/vulndb"
 	"github.com/drydock-project/drydock/internal/vulndb/realdb"
+	"github.com/drydock-project/drydock/internal/workflow"
 )
 
 // axeVersion is the axe-core the Makefile's axe target fetches (keep
@@ -37,7 +39,10 @@ const axeVersion = "4.10.3"
 // against the API's, an image and its findings filtered, exceptions added
 // until the verdict changes, the audit log. Every page gets a screenshot
 // (in the test's artifact directory) and an axe-core check: no serious or
-// critical violation. One server, one browser, all pages in one test.
+// critical violation. Then: a promotion refused with its reason and one
+// that goes through, the policy page's validation, and a workflow run
+// started from the UI and followed to its end. One server, one browser,
+// all pages in one test.
 func TestBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -240,6 +245,13 @@ func TestBrowser(t *testing.T) {
 	}
 	check("image-filtered")
 
+	// Promote it now: the gate refuses, and the page says why.
+	navigate("promote a failing image", chromedp.Click(chromedp.CSS("#promote")))
+	if msg := text(".banner.bad"); !strings.Contains(msg, "Promotion refused by the gate") || !strings.Contains(msg, "verdict is fail") {
+		t.Errorf("a refused promotion says %q", msg)
+	}
+	check("image-promote-refused")
+
 	// An exception per failing CVE, through the image page's form, until
 	// the verdict changes.
 	for i, cve := range failing {
@@ -263,6 +275,52 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the API says %s after the exceptions", st.Verdict.State)
 	}
 	check("image-exempt")
+
+	// Promote from the UI, as "drydock promote" does.
+	navigate("promote", chromedp.SetValue(chromedp.CSS("#promote-target"), "live/bookworm:12"), chromedp.Click(chromedp.CSS("#promote")))
+	if msg := text(".banner.ok"); !strings.Contains(msg, "Promoted to live/bookworm:12") {
+		t.Errorf("promotion: the page says %q", msg)
+	}
+	var live gatekeeper.Status
+	a.get("/api/v1/verdict?ref=live/bookworm:12", &live)
+	if live.Digest != st.Digest {
+		t.Errorf("live/bookworm:12 is %s, want %s", live.Digest, st.Digest)
+	}
+	check("image-promoted")
+
+	// The policy page: the server's policy is a file, so the form only
+	// validates; a bad text comes back with its problem named inline.
+	run("policy", chromedp.Navigate("http://"+srv.addr+"/ui/policy"), chromedp.WaitVisible(chromedp.CSS("#policy")))
+	if got := text("#policy-source"); got != "file" {
+		t.Errorf("policy source %q, want file", got)
+	}
+	run("validate a bad policy", chromedp.SetValue(chromedp.CSS("#policy"), "version: v1\nmaxSeverity: EXTREME\n"),
+		chromedp.Click(chromedp.CSS("#policy-validate")), chromedp.WaitVisible(chromedp.CSS("#policy-problems")))
+	if got := text("#policy-problems"); !strings.Contains(got, "line 2: maxSeverity:") {
+		t.Errorf("the policy's problems say %q", got)
+	}
+	check("policy-invalid")
+
+	// A workflow run, started from the UI, followed to its end by the
+	// page's own refresh. Its repository does not exist: the trigger
+	// finds nothing, and the run ends at once, without a patch.
+	a.do("POST", "/api/v1/workflows", workflow.CreateRequest{Name: "nightly", Schedule: "1d",
+		Config: `{"version": "v1", "tag-convention": "incremental", "repositories": [{"repository": "absent", "tags": ["1"], "enabled": true}]}`}, nil)
+	run("workflows", chromedp.Navigate("http://"+srv.addr+"/ui/workflows"), chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Run workflow nightly now"]`)))
+	check("workflows")
+	navigate("run now", chromedp.Click(chromedp.CSS(`button[aria-label="Run workflow nightly now"]`)))
+	run("the run ends", chromedp.WaitVisible(chromedp.CSS("#run-state.succeeded, #run-state.failed, #run-state.canceled")))
+	if got := text("#run-state"); got != "succeeded" {
+		t.Errorf("the run ended %q\n%s", got, dump())
+	}
+	if refresh, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('meta[http-equiv="refresh"]').length`)); err != nil || refresh != 0 {
+		t.Errorf("a finished run's page still refreshes (%d, %v)", refresh, err)
+	}
+	check("workflow-run")
+	run("back to the workflows", chromedp.Navigate("http://"+srv.addr+"/ui/workflows"), chromedp.WaitVisible(chromedp.CSS("table.runs")))
+	if got := text("table.runs tbody tr td:nth-child(2)"); got != "succeeded" {
+		t.Errorf("the workflows page lists the run as %q", got)
+	}
 
 	// The audit log records the exceptions, newest first.
 	run("audit", chromedp.Navigate("http://"+srv.addr+"/ui/audit?action=exception"), chromedp.WaitVisible(chromedp.CSS("#audit")))
@@ -300,7 +358,22 @@ type apiClient struct {
 
 func (c *apiClient) get(path string, out any) {
 	c.t.Helper()
-	req, _ := http.NewRequest("GET", c.base+path, nil)
+	c.do("GET", path, nil, out)
+}
+
+// do calls the API with body as JSON (when not nil); a status other than
+// 2xx fails the test.
+func (c *apiClient) do(method, path string, body, out any) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.SetBasicAuth("admin", c.pass)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -308,11 +381,14 @@ func (c *apiClient) get(path string, out any) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		c.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	if resp.StatusCode/100 != 2 {
+		c.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out == nil {
+		return
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		c.t.Fatalf("GET %s: %v", path, err)
+		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 }
 

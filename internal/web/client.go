@@ -16,6 +16,9 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// Body is the answer's JSON, for errors that carry more (a policy's
+	// problems).
+	Body []byte
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
@@ -51,7 +54,7 @@ func (u *UI) call(r *http.Request, method, path string, q url.Values, body, out 
 		if err := json.Unmarshal(rec.body.Bytes(), &eb); err != nil || eb.Error.Message == "" {
 			return &apiError{Status: rec.code, Code: "INTERNAL", Message: fmt.Sprintf("%s %s answered %d", method, path, rec.code)}
 		}
-		return &apiError{Status: rec.code, Code: eb.Error.Code, Message: eb.Error.Message}
+		return &apiError{Status: rec.code, Code: eb.Error.Code, Message: eb.Error.Message, Body: rec.body.Bytes()}
 	}
 	if out == nil {
 		return nil

@@ -29,6 +29,9 @@ type page struct {
 	Notice, Problem string
 	// Stale warns that the vulnerability data is old.
 	Stale string
+	// Refresh, when not 0, reloads the page after that many seconds (a
+	// meta refresh: live progress without scripts).
+	Refresh int
 }
 
 // pageFor fills the layout's data of a signed-in request.
@@ -107,6 +110,7 @@ var funcs = template.FuncMap{
 
 func parsePages() (map[string]*template.Template, error) {
 	names := []string{"login", "dashboard", "images", "image", "audit", "error"}
+	names = append(names, "policy", "workflows", "run")
 	pages := map[string]*template.Template{}
 	for _, n := range names {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")
@@ -152,12 +156,17 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, p *page, err error) {
 	u.render(w, r, status, "error", p, map[string]any{"Message": msg})
 }
 
-// back redirects to a path of the UI with a notice or a problem.
+// back redirects to a path of the UI with a notice or a problem (in place
+// of the one the page was shown with).
 func back(w http.ResponseWriter, r *http.Request, to, key, msg string) {
 	to = safeNext(to)
-	sep := "?"
-	if strings.Contains(to, "?") {
-		sep = "&"
+	path, query, _ := strings.Cut(to, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		q = url.Values{}
 	}
-	http.Redirect(w, r, to+sep+key+"="+url.QueryEscape(clip(msg)), http.StatusSeeOther)
+	q.Del("notice")
+	q.Del("problem")
+	q.Set(key, clip(msg))
+	http.Redirect(w, r, path+"?"+q.Encode(), http.StatusSeeOther)
 }

@@ -100,6 +100,9 @@ func New(o Options) (*UI, error) {
 	u.mux.Handle("GET /ui/audit", u.session(u.audit))
 	u.mux.Handle("POST /ui/exceptions", u.session(u.createException))
 	u.mux.Handle("POST /ui/exceptions/revoke", u.session(u.revokeException))
+	u.policyRoutes()
+	u.workflowRoutes()
+	u.promoteRoutes()
 	u.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusNotFound, "error", &page{Title: "Not found"}, map[string]any{"Message": "There is no page at " + r.URL.Path + "."})
 	})

@@ -88,7 +88,8 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness builds the UI on the API with fakes; opts add services.
+func newHarness(t *testing.T, opts ...func(*api.Options)) *harness {
 	t.Helper()
 	ck := &clock{t: time.Now()}
 	st, err := auth.OpenStore(auth.DefaultPath(t.TempDir()), auth.WithClock(ck.Now), auth.WithBcryptCost(bcrypt.MinCost))
@@ -111,8 +112,12 @@ func newHarness(t *testing.T) *harness {
 		}
 		return nil
 	}
-	apiH := api.Handler(api.Options{Gate: fakeGate{}, Scans: fakeScans{}, Audit: fakeAudit{}, Authorize: authz,
-		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }})
+	ao := api.Options{Gate: fakeGate{}, Scans: fakeScans{}, Audit: fakeAudit{}, Authorize: authz,
+		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }}
+	for _, o := range opts {
+		o(&ao)
+	}
+	apiH := api.Handler(ao)
 	th, err := auth.NewMemoryThrottle(auth.ThrottleLimit{Failures: 3, Per: time.Hour}, auth.ThrottleLimit{Failures: 100, Per: time.Second}, ck.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,12 @@
 package cache
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +119,55 @@ func TestDiscard(t *testing.T) {
 	b := put(t, d, "k", 1)
 	if a.Path != b.Path {
 		t.Errorf("two entries for one key: %s, %s", a.Path, b.Path)
+	}
+}
+
+// TestFileDamage: ReadFile returns what WriteFile wrote, and refuses, as
+// ErrCorrupt, every kind of damage: a flipped bit anywhere (data or
+// trailer), a truncation (of any length, down to nothing), bytes appended,
+// and a file in the older format (a trailing SHA-256).
+func TestFileDamage(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	data := []byte(strings.Repeat("parsed index ", 1000))
+	if err := WriteFile(p, data); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadFile(p); err != nil || string(got) != string(data) {
+		t.Fatalf("ReadFile of an intact file: %d bytes, %v", len(got), err)
+	}
+	if err := WriteFile(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadFile(p); err != nil || len(got) != 0 {
+		t.Fatalf("ReadFile of an empty file's entry: %q, %v", got, err)
+	}
+	sum := sha256.Sum256(data)
+	cases := map[string][]byte{
+		"truncated to nothing":   {},
+		"trailer only":           good[len(good)-trailerSize:],
+		"last byte cut":          good[:len(good)-1],
+		"trailer cut":            good[:len(good)-trailerSize],
+		"one byte appended":      append(bytes.Clone(good), 0),
+		"older format (SHA-256)": append(bytes.Clone(data), sum[:]...),
+	}
+	for _, i := range []int{0, len(data) / 2, len(data) - 1, len(data), len(data) + 5, len(good) - 1} {
+		b := bytes.Clone(good)
+		b[i] ^= 0x10
+		cases["bit flipped at "+strconv.Itoa(i)] = b
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadFile(p); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("ReadFile: %v, want ErrCorrupt", err)
+			}
+		})
 	}
 }

@@ -349,6 +349,17 @@ func (c *Changeset) Rename(from, to string) error {
 	return nil
 }
 
+// layerLevel is the gzip level of the layers Layer writes. The layer's
+// bytes are the patch's identity (its digest names the patched image), so
+// the level is fixed, and the compressor is deterministic: the same tar
+// gives the same bytes on every run and host, with klauspost/compress
+// pinned in go.mod. Level 3 (instead of the default, 5 in klauspost's
+// scale) was chosen by measuring the bookworm+nginx patch layer (23.7 MB
+// of tar): 0.28 s of CPU and 10.86 MB against 0.36 s and 10.45 MB; levels
+// 1 and 2 saved little more (0.25, 0.24 s) for 11.4 and 11.15 MB.
+// Changing it changes every patch's digest once.
+const layerLevel = 3
+
 // Layer returns the changeset as an OCI layer (gzip-compressed tar). The
 // layer is written and compressed once, into the spool directory, its
 // digest and diff ID computed on the way, so computing them, its size and
@@ -370,8 +381,13 @@ func (c *Changeset) Layer() (v1.Layer, error) {
 	pr, pw := io.Pipe()
 	zerr := make(chan error, 1)
 	go func() {
-		zw := gzip.NewWriter(cw)
-		_, err := io.CopyBuffer(zw, pr, make([]byte, 1<<20))
+		zw, err := gzip.NewWriterLevel(cw, layerLevel)
+		if err != nil {
+			pr.CloseWithError(err)
+			zerr <- err
+			return
+		}
+		_, err = io.CopyBuffer(zw, pr, make([]byte, 1<<20))
 		if cerr := zw.Close(); err == nil {
 			err = cerr
 		}

@@ -81,8 +81,9 @@ func Open(ctx context.Context, fsys fs.FS, osi osinfo.OS, arch string, opts ...O
 		return nil, err
 	}
 	r := &Repo{o: o, arch: arch, sources: srcs, store: st}
+	keyrings := newImageKeyrings(fsys)
 	for _, s := range srcs {
-		keys, desc, err := sourceKeys(fsys, s, trusted, host, o.hostKeyring)
+		keys, desc, err := sourceKeys(keyrings, s, trusted, host, o.hostKeyring)
 		if err != nil && !o.insecure {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -353,3 +354,42 @@ func TestTrustedKeys(t *testing.T) {
 }
 
 func cacheReadFile(p string) ([]byte, error) { return cache.ReadFile(p) }
+
+// openCounter counts the opens of each file of an fs.FS.
+type openCounter struct {
+	fs.FS
+	opens map[string]int
+}
+
+func (c *openCounter) Open(name string) (fs.File, error) {
+	c.opens[name]++
+	return c.FS.Open(name)
+}
+
+// TestSharedKeyringReadOnce: the three sources of a release (its suite,
+// updates and security) name one Signed-By keyring; Open reads and parses
+// it once, and every source is verified with its keys (Update checks each
+// source's signed Release with them).
+func TestSharedKeyringReadOnce(t *testing.T) {
+	a := newTestArchive(t, "")
+	fsys := &openCounter{FS: a.image(t, publicKeyring(t, false, a.key)), opens: map[string]int{}}
+	repo, err := Open(t.Context(), fsys, bookwormOS, "amd64", WithCacheDir(t.TempDir()), WithClock(fixedClock(testNow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	if n := len(repo.Sources()); n != 3 {
+		t.Fatalf("%d sources, want 3", n)
+	}
+	for i, keys := range repo.keys {
+		if len(keys) != 1 || repo.keyDesc[i] != "/usr/share/keyrings/test.gpg" {
+			t.Errorf("source %d: %d keys from %q", i, len(keys), repo.keyDesc[i])
+		}
+	}
+	if n := fsys.opens["usr/share/keyrings/test.gpg"]; n != 1 {
+		t.Errorf("the shared keyring was opened %d times, want 1", n)
+	}
+	if err := repo.Update(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
