@@ -84,6 +84,7 @@ A config file (every field optional):
   gc:                                 # garbage collection ("drydock gc")
     schedule: 24h                     # a collection (retention first) this often; 0s = on demand only
     grace: 1h                         # young untagged manifests and blob links kept (not needed for safety)
+    pace: 0.5                         # share of the time a collection works; it rests the rest for pushes and pulls
     retention:                        # first matching policy per repository
       - repositories: ["quarantine/**"]
         keepPatchTags: 3              # newest patch tags per original (the newest is never deleted)

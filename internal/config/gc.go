@@ -15,6 +15,7 @@ import (
 //	gc:
 //	  schedule: 24h        # how often a collection runs; 0s: only on demand
 //	  grace: 1h            # untagged manifests and unreferenced blobs younger than this are kept
+//	  pace: 0.5            # share of the time a collection works; it rests the rest, for the registry's requests
 //	  retention:
 //	    - repositories: ["quarantine/**"]
 //	      keepPatchTags: 3  # per original tag, the 3 newest patch tags (TAG-N, TAG-patched)
@@ -34,6 +35,10 @@ type GC struct {
 	// Grace keeps untagged manifests and blob links younger than this,
 	// so that a push between its layers and its manifest does not fail.
 	Grace Duration `yaml:"grace"`
+	// Pace is the share of the wall time a collection works (over 0, at
+	// most 1): it rests between short slices of work, leaving the
+	// machine to pushes and pulls meanwhile. 1 never rests.
+	Pace float64 `yaml:"pace"`
 	// Retention are the retention policies, applied before each
 	// collection; a repository follows the first policy matching it.
 	Retention []RetentionPolicy `yaml:"retention"`
@@ -60,6 +65,10 @@ type RetentionPolicy struct {
 	KeepTags []string `yaml:"keepTags"`
 }
 
+// DefaultGCPace is gc.pace's default (see BenchmarkPushDuringGC in
+// internal/gc for what it costs pushes).
+const DefaultGCPace = 0.5
+
 func (g GC) validate() []error {
 	var errs []error
 	if g.Schedule < 0 {
@@ -69,6 +78,9 @@ func (g GC) validate() []error {
 	}
 	if g.Grace < 0 {
 		errs = append(errs, errors.New("gc.grace: must not be negative"))
+	}
+	if !(g.Pace > 0 && g.Pace <= 1) {
+		errs = append(errs, fmt.Errorf("gc.pace: %g is not over 0 and at most 1 (1: a collection never rests)", g.Pace))
 	}
 	for i, p := range g.Retention {
 		field := fmt.Sprintf("gc.retention[%d]", i)

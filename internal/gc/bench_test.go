@@ -20,13 +20,15 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/registry"
 )
 
 // populate stores n small blobs in repos repositories: half of them as
 // the layers of manifests of 50 layers, tagged, the other half
-// unreferenced. The blobs and their links are written straight into the
+// unreferenced (linked long ago, so that a collection with a grace of an
+// hour deletes them). The blobs and their links are written straight into the
 // filesystem driver's layout (the registry's uploads would take most of
 // the benchmark's time); the manifests go through the registry.
 func populate(b *testing.B, s *setup, n, repos int) {
@@ -57,7 +59,13 @@ func populate(b *testing.B, s *setup, n, repos int) {
 					return err
 				}
 				if i%2 == 1 {
-					continue // unreferenced
+					// Unreferenced, and linked two hours ago: garbage
+					// past any grace.
+					old := time.Now().Add(-2 * time.Hour)
+					if err := os.Chtimes(filepath.Join(v2, "repositories", repo, "_layers", "sha256", d.Encoded(), "link"), old, old); err != nil {
+						return err
+					}
+					continue
 				}
 				layers = append(layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: 64})
 				if len(layers) == 50 || i >= per-2 {
@@ -142,86 +150,188 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 	}
 }
 
-// BenchmarkPushDuringGC: pushes (3 blobs and a manifest each) by 4
-// clients with and without collections running back to back; reports
-// pushes per second and the slowest request of each.
+// BenchmarkPushDuringGC: 4 clients push images (3 blobs of 4 KiB and a
+// manifest each, as fast as the registry answers) through three phases
+// of one run, on one store: idle, then collections, then idle again.
+// Both idle phases together are the figure the collection phase is
+// compared with, so a change of the machine's load during the run shows
+// as a difference between them. Reported: pushes per second in each
+// phase, and per request class (blob upload, manifest put) the p99 and
+// the slowest request that started in the phase.
+//
+//   - once: one collection over 100,000 blobs (half of them garbage) at
+//     the default gc.pace, what a scheduled collection is; the phase
+//     lasts as long as it does.
+//
+//   - once-unpaced: the same at pace 1 (no rests; the collection still
+//     yields between units of work).
+//
+//   - backtoback: collections one after another for 8 s over 20,000
+//     blobs at the default pace: a stress (a store collected
+//     continuously), not the schedule's case.
+//
+// Run it with:
 //
 //	go test -run '^$' -bench PushDuringGC -benchtime 1x ./internal/gc/
 func BenchmarkPushDuringGC(b *testing.B) {
-	for range b.N {
-		for _, withGC := range []bool{false, true} {
-			b.StopTimer()
-			s := newSetup(b, dbtest.SQLite(b))
-			populate(b, s, 20_000, 4) // something for the collections to walk
-			ctx, cancel := context.WithCancel(context.Background())
-			gcDone := make(chan int)
-			go func() {
-				n := 0
-				for withGC && ctx.Err() == nil {
-					c, err := s.member.Lead(ctx)
-					if err != nil {
-						break
-					}
-					_, _ = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour})
-					_ = c.Finish(context.Background())
-					n++
+	for _, tc := range []struct {
+		name       string
+		blobs      int
+		backToBack time.Duration
+		pace       float64
+	}{
+		{"once", 100_000, 0, config.DefaultGCPace},
+		{"once-unpaced", 100_000, 0, 1},
+		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				s := newSetup(b, dbtest.SQLite(b))
+				populate(b, s, tc.blobs, 20)
+				runtime.GC()
+				b.StartTimer()
+				pushDuringGC(b, s, tc.backToBack, tc.pace)
+			}
+		})
+	}
+}
+
+// idlePhase is how long each idle phase of BenchmarkPushDuringGC lasts.
+const idlePhase = 4 * time.Second
+
+// request is one timed request of BenchmarkPushDuringGC.
+type request struct {
+	class      string // "blob" or "manifest"
+	start, end time.Time
+}
+
+func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var reqs []request
+	timed := func(class, method, path string, body []byte, h ...string) int {
+		t0 := time.Now()
+		code, _, _ := s.do(method, path, body, h...)
+		mu.Lock()
+		reqs = append(reqs, request{class, t0, time.Now()})
+		mu.Unlock()
+		return code
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			repo := fmt.Sprintf("push/c%d", c)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
 				}
-				gcDone <- n
-			}()
-			var mu sync.Mutex
-			var lat []time.Duration
-			timed := func(method, path string, body []byte, h ...string) int {
-				t0 := time.Now()
-				code, _, _ := s.do(method, path, body, h...)
-				d := time.Since(t0)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-				return code
-			}
-			const clients, pushes = 4, 100
-			b.StartTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for c := range clients {
-				wg.Go(func() {
-					repo := fmt.Sprintf("push/c%d", c)
-					for i := range pushes {
-						var layers []ocispec.Descriptor
-						for range 3 {
-							content := randomBytes(4096)
-							d := digest.FromBytes(content)
-							if code := timed("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), content); code != http.StatusCreated {
-								b.Errorf("push blob: %d", code)
-								return
-							}
-							layers = append(layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: 4096})
-						}
-						m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: layers[0], Layers: layers[1:]}
-						m.SchemaVersion = 2
-						body, _ := json.Marshal(m)
-						if code := timed("PUT", fmt.Sprintf("/v2/%s/manifests/t%d", repo, i), body, "Content-Type: "+ocispec.MediaTypeImageManifest); code != http.StatusCreated {
-							b.Errorf("push manifest: %d", code)
-							return
-						}
+				var layers []ocispec.Descriptor
+				for range 3 {
+					content := randomBytes(4096)
+					d := digest.FromBytes(content)
+					if code := timed("blob", "POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), content); code != http.StatusCreated {
+						b.Errorf("push blob: %d", code)
+						return
 					}
-				})
+					layers = append(layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: 4096})
+				}
+				m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: layers[0], Layers: layers[1:]}
+				m.SchemaVersion = 2
+				body, _ := json.Marshal(m)
+				if code := timed("manifest", "PUT", fmt.Sprintf("/v2/%s/manifests/t%d", repo, i), body, "Content-Type: "+ocispec.MediaTypeImageManifest); code != http.StatusCreated {
+					b.Errorf("push manifest: %d", code)
+					return
+				}
 			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			cancel()
-			cycles := <-gcDone
-			slices.Sort(lat)
-			name := "idle"
-			if withGC {
-				name = "gc"
-			}
-			b.ReportMetric(float64(clients*pushes)/elapsed.Seconds(), "pushes/s-"+name)
-			b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms-"+name)
-			b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms-"+name)
-			b.Logf("%s: %d pushes in %s, %d collections meanwhile; requests p50 %s p99 %s max %s", name, clients*pushes, elapsed.Round(time.Millisecond),
-				cycles, lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
+		})
+	}
+	// Phases: [t0,t1) idle, [t1,t2) collections, [t2,t3) idle.
+	t0 := time.Now()
+	time.Sleep(idlePhase)
+	t1 := time.Now()
+	cycles := 0
+	var last *registry.Report
+	for {
+		c, err := s.member.Lead(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: pace})
+		if ferr := c.Finish(ctx); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		cycles++
+		if time.Since(t1) >= backToBack {
+			break
 		}
 	}
+	t2 := time.Now()
+	time.Sleep(idlePhase)
+	t3 := time.Now()
+	close(stop)
+	wg.Wait()
+	b.StopTimer()
+
+	type phase struct {
+		pushes int
+		lat    map[string][]time.Duration
+	}
+	idle, gc := phase{lat: map[string][]time.Duration{}}, phase{lat: map[string][]time.Duration{}}
+	in := func(t, from, to time.Time) bool { return !t.Before(from) && t.Before(to) }
+	for _, r := range reqs {
+		p := (*phase)(nil)
+		switch {
+		case in(r.start, t0, t1), in(r.start, t2, t3):
+			p = &idle
+		case in(r.start, t1, t2):
+			p = &gc
+		default:
+			continue
+		}
+		p.lat[r.class] = append(p.lat[r.class], r.end.Sub(r.start))
+		if r.class == "manifest" {
+			p.pushes++
+		}
+	}
+	rate := func(p phase, d time.Duration) float64 { return float64(p.pushes) / d.Seconds() }
+	idleRate, gcRate := rate(idle, t1.Sub(t0)+t3.Sub(t2)), rate(gc, t2.Sub(t1))
+	b.ReportMetric(idleRate, "pushes/s-idle")
+	b.ReportMetric(gcRate, "pushes/s-gc")
+	b.ReportMetric(100*(1-gcRate/idleRate), "%slower")
+	b.ReportMetric(t2.Sub(t1).Seconds(), "gc-s")
+	for _, name := range []string{"idle", "gc"} {
+		p := idle
+		if name == "gc" {
+			p = gc
+		}
+		for _, class := range []string{"blob", "manifest"} {
+			lat := p.lat[class]
+			if len(lat) == 0 {
+				continue
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms-"+class+"-"+name)
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms-"+class+"-"+name)
+		}
+	}
+	b.Logf("idle before %.1f pushes/s, after %.1f; %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted",
+		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
+		cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob])
+}
+
+func countPushes(reqs []request, from, to time.Time) int {
+	n := 0
+	for _, r := range reqs {
+		if r.class == "manifest" && !r.start.Before(from) && r.start.Before(to) {
+			n++
+		}
+	}
+	return n
 }

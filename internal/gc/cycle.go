@@ -157,7 +157,7 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 	for i := 0; i < len(keys); i += keyBatch {
 		batch := keys[i:min(i+keyBatch, len(keys))]
 		var got []string
-		err := c.m.db.Update(ctx, func(tx *database.Tx) error {
+		err := c.m.keys.update(ctx, func(tx querier) error {
 			got = got[:0:0]
 			rows, err := tx.QueryContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'claim')")+
 				` ON CONFLICT (key) DO NOTHING RETURNING key`, anys(batch)...)
@@ -186,7 +186,11 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 func (c *Cycle) Release(ctx context.Context, keys []string) error {
 	for i := 0; i < len(keys); i += keyBatch {
 		batch := keys[i:min(i+keyBatch, len(keys))]
-		if _, err := c.m.db.ExecContext(ctx, `DELETE FROM gc_keys WHERE state = 'claim' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...); err != nil {
+		err := c.m.keys.update(ctx, func(tx querier) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM gc_keys WHERE state = 'claim' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("releasing: %w", err)
 		}
 	}

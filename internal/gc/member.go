@@ -30,6 +30,7 @@ import (
 // live member has acknowledged, so the listing sees every unmarked write.
 type Member struct {
 	db   *database.DB
+	keys *keyWriter
 	live liveness
 	log  *slog.Logger
 	poll time.Duration
@@ -82,11 +83,16 @@ func Join(ctx context.Context, db *database.DB, opts ...MemberOption) (*Member, 
 	if _, err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, fmt.Errorf("collector schema: %w", err)
 	}
-	m := &Member{db: db, live: newLiveness(db), log: slog.New(slog.DiscardHandler), poll: 200 * time.Millisecond, staleAfter: 5 * time.Second, gen: &generation{}}
+	keys, err := newKeyWriter(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	m := &Member{db: db, keys: keys, live: newLiveness(db), log: slog.New(slog.DiscardHandler), poll: 200 * time.Millisecond, staleAfter: 5 * time.Second, gen: &generation{}}
 	for _, o := range opts {
 		o(m)
 	}
 	if err := m.register(ctx); err != nil {
+		_ = keys.close()
 		return nil, err
 	}
 	return m, nil
@@ -157,7 +163,7 @@ func (m *Member) Close() error {
 		return nil
 	}
 	_, err := m.db.ExecContext(context.Background(), `DELETE FROM gc_members WHERE id = ?`, id)
-	return errors.Join(err, h.close())
+	return errors.Join(err, h.close(), m.keys.close())
 }
 
 // Run keeps the member in step with collections until ctx ends: it polls
@@ -354,7 +360,7 @@ func (m *Member) mark(ctx context.Context, keys []string) error {
 		for i := 0; i < len(keys); i += keyBatch {
 			batch := keys[i:min(i+keyBatch, len(keys))]
 			var unmarked []string
-			err := m.db.Update(ctx, func(tx *database.Tx) error {
+			err := m.keys.update(ctx, func(tx querier) error {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'mark')")+
 					` ON CONFLICT (key) DO NOTHING`, anys(batch)...); err != nil {
 					return err

@@ -253,7 +253,7 @@ func (s *Service) execute(ctx context.Context, r *Run) (err error) {
 		}
 		log.Info("retention done", "deleted_tags", len(rep.Retention.Deleted), "protected_tags", len(rep.Retention.Protected))
 	}
-	o := registry.CollectOptions{DryRun: r.DryRun, Grace: time.Duration(s.o.Config.Grace), UploadTimeout: s.o.UploadTimeout,
+	o := registry.CollectOptions{DryRun: r.DryRun, Grace: time.Duration(s.o.Config.Grace), UploadTimeout: s.o.UploadTimeout, Pace: s.o.Config.Pace,
 		Keep: keep(ctx, guards), Progress: s.progress(ctx, r.ID, log)}
 	if cycle != nil {
 		o.Coordinator = cycle

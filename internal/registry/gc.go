@@ -63,6 +63,11 @@ type CollectOptions struct {
 	// MaxItems bounds the items listed in the report (counts and bytes
 	// are always complete); 0 means DefaultMaxReportItems.
 	MaxItems int
+	// Pace is the share of the wall time the collection works, between 0
+	// and 1: it rests between short slices of work so that the registry's
+	// requests have the machine the rest of the time (a collection at 0.25
+	// takes about four times as long). 0 or 1: no rests.
+	Pace float64
 }
 
 // Progress is a step of a collection.
@@ -165,10 +170,13 @@ func (r *Registry) Collect(ctx context.Context, o CollectOptions) (*Report, erro
 	if o.Grace < 0 || o.UploadTimeout < 0 {
 		return nil, errors.New("collecting garbage: negative grace or upload time-out")
 	}
+	if o.Pace < 0 || o.Pace > 1 {
+		return nil, fmt.Errorf("collecting garbage: pace %g is not between 0 and 1", o.Pace)
+	}
 	if o.MaxItems <= 0 {
 		o.MaxItems = DefaultMaxReportItems
 	}
-	c := &collection{r: r, o: o, now: r.clock.Now(),
+	c := &collection{r: r, o: o, now: r.clock.Now(), pace: newPacer(o.Pace),
 		rep: &Report{DryRun: o.DryRun, Started: r.clock.Now().UTC(), Deleted: map[string]int{}}}
 	err := c.run(ctx)
 	c.rep.Duration = r.clock.Now().Sub(c.now)

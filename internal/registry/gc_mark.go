@@ -29,6 +29,8 @@ type collection struct {
 	o   CollectOptions
 	now time.Time
 	rep *Report
+	// pace yields and rests between units of work.
+	pace *pacer
 
 	repos map[string]*repoState
 	names []string // sorted repository names
@@ -90,6 +92,9 @@ func (c *collection) list(ctx context.Context) error {
 	var mu sync.Mutex
 	for _, f := range dirs {
 		g.Go(func() error {
+			if err := c.pace.step(gctx); err != nil {
+				return err
+			}
 			rs, err := c.listRepo(gctx, f.name, f.children)
 			if err != nil {
 				return fmt.Errorf("listing repository %s: %w", f.name, err)
@@ -108,7 +113,7 @@ func (c *collection) list(ctx context.Context) error {
 	}
 	slices.Sort(c.names)
 	c.rep.Repositories = len(c.names)
-	if c.data, err = c.r.listBlobs(ctx); err != nil {
+	if c.data, err = c.r.listBlobs(ctx, c.pace); err != nil {
 		return fmt.Errorf("listing blobs: %w", err)
 	}
 	c.rep.Blobs = len(c.data)
@@ -132,6 +137,9 @@ func (c *collection) listRepo(ctx context.Context, name string, children []strin
 			if !imgref.ValidTag(t) || (c.o.IgnoreTags != nil && c.o.IgnoreTags(name, t)) {
 				continue
 			}
+			if err := c.pace.step(ctx); err != nil {
+				return nil, err
+			}
 			d, err := c.r.readLink(ctx, tagLinkPath(name, t))
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -146,6 +154,9 @@ func (c *collection) listRepo(ctx context.Context, name string, children []strin
 			return nil, err
 		}
 		for _, d := range revs {
+			if err := c.pace.step(ctx); err != nil {
+				return nil, err
+			}
 			got, err := c.r.readLink(ctx, revisionLinkPath(name, d))
 			if errors.Is(err, ErrNotFound) || (err == nil && got != d) {
 				// A revision directory without its link: a push cut off
@@ -175,6 +186,9 @@ func (c *collection) listRepo(ctx context.Context, name string, children []strin
 			return nil, err
 		}
 		for _, s := range subjects {
+			if err := c.pace.step(ctx); err != nil {
+				return nil, err
+			}
 			names, err := c.r.list(ctx, referrersDir(name, s))
 			if err != nil {
 				return nil, err
@@ -224,14 +238,17 @@ func (r *Registry) listDigestDirs(ctx context.Context, dir string) ([]digest.Dig
 // listBlobs returns every blob's content stored, with its size. Object
 // storage is walked (one listing returns a thousand sizes); the
 // filesystem is listed two levels down and each blob's data stat'ed,
-// several at once.
-func (r *Registry) listBlobs(ctx context.Context) (map[digest.Digest]int64, error) {
+// several at once. pace rests between units of work.
+func (r *Registry) listBlobs(ctx context.Context, pace *pacer) (map[digest.Digest]int64, error) {
 	out := map[digest.Digest]int64{}
 	root := path.Join(rootPath, "blobs")
 	if !strings.HasPrefix(r.driver.Name(), "filesystem") {
 		err := r.driver.Walk(ctx, root, func(fi storagedriver.FileInfo) error {
 			if fi.IsDir() || path.Base(fi.Path()) != "data" {
 				return nil
+			}
+			if err := pace.step(ctx); err != nil {
+				return err
 			}
 			if d, ok := blobDigestOf(fi.Path()); ok {
 				out[d] = fi.Size()
@@ -253,6 +270,9 @@ func (r *Registry) listBlobs(ctx context.Context) (map[digest.Digest]int64, erro
 		g.SetLimit(listConcurrency)
 		for _, p := range prefixes {
 			g.Go(func() error {
+				if err := pace.step(gctx); err != nil {
+					return err
+				}
 				hexes, err := r.list(gctx, path.Join(root, alg, p))
 				if err != nil {
 					return err
@@ -261,6 +281,9 @@ func (r *Registry) listBlobs(ctx context.Context) (map[digest.Digest]int64, erro
 					d, err := imgref.ParseDigest(alg + ":" + h)
 					if err != nil || !strings.HasPrefix(h, p) {
 						continue
+					}
+					if err := pace.step(gctx); err != nil {
+						return err
 					}
 					fi, err := r.driver.Stat(gctx, blobDataPath(d))
 					if isNotFound(err) {
@@ -387,6 +410,9 @@ func (c *collection) mark(ctx context.Context) error {
 		rs := c.repos[name]
 		c.rep.Manifests += len(rs.revisions)
 		for d := range rs.kept {
+			if err := c.pace.step(ctx); err != nil {
+				return err
+			}
 			mr, err := c.manifestRefs(ctx, name, d)
 			if err != nil {
 				return err
@@ -426,6 +452,10 @@ func (c *collection) close(ctx context.Context, rs *repoState, from []digest.Dig
 		rs.kept[d] = true
 		if added != nil {
 			added(d)
+		} else if err := c.pace.step(ctx); err != nil {
+			// Marking rests; the sweep's closure (added set) runs while
+			// keys are claimed, and does not.
+			return nil, err
 		}
 		mr, err := c.manifestRefs(ctx, rs.name, d)
 		if err != nil {
@@ -481,6 +511,9 @@ func (c *collection) youngRevisions(ctx context.Context) (map[string][]digest.Di
 // recent reports whether the file at p was written within the grace
 // period; a file that cannot be stat'ed is not recent.
 func (c *collection) recent(ctx context.Context, p string) bool {
+	if c.pace.step(ctx) != nil {
+		return false
+	}
 	fi, err := c.r.driver.Stat(ctx, p)
 	if err != nil {
 		return false

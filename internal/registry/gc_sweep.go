@@ -83,6 +83,11 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 	for i, cd := range cands {
 		keys[i] = cd.key
 	}
+	// Rest before claiming, never while keys are claimed: a write
+	// protecting one of them waits until they are released.
+	if err := c.pace.step(ctx); err != nil {
+		return err
+	}
 	claimed, err := c.o.Coordinator.Claim(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("claiming: %w", err)
@@ -223,6 +228,9 @@ func (c *collection) sweepBlobBatch(ctx context.Context, batch []candidate) (err
 	for i, cd := range batch {
 		keys[i] = cd.key
 	}
+	if err := c.pace.step(ctx); err != nil {
+		return err
+	}
 	claimed, err := c.o.Coordinator.Claim(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("claiming blobs: %w", err)
@@ -264,7 +272,7 @@ func (c *collection) sweepUploads(ctx context.Context) error {
 	for _, name := range c.names {
 		rs := c.repos[name]
 		for _, id := range rs.uploads {
-			if err := ctx.Err(); err != nil {
+			if err := c.pace.step(ctx); err != nil {
 				return err
 			}
 			last, size := c.r.uploadActivity(ctx, name, id)
