@@ -1,52 +1,16 @@
 package api
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/drydock-project/drydock/internal/audit"
-	"github.com/drydock-project/drydock/internal/database"
 )
 
 // TestAuditRouteAfter: after=SEQ reads forward, oldest first, in pages
 // that join without a gap or a repeat, with the action filter; a page past
 // the head is empty and keeps its after; bad input names the field.
 func TestAuditRouteAfter(t *testing.T) {
-	ctx := context.Background()
-	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, closeLog, err := audit.Open(ctx, dbs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeLog() })
-	for i := 1; i <= 30; i++ {
-		e := audit.Entry{Actor: "alice", Action: audit.ActionPush, Repository: "quarantine/app", Outcome: audit.OutcomeOK}
-		if i%10 == 0 {
-			e.Action, e.Outcome, e.Actor = audit.ActionBypassRefused, audit.OutcomeRefused, "mallory"
-		}
-		if _, err := log.Record(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := Handler(Options{Gate: &fakeGate{}, Audit: log, Authorize: allowOnly("admin ")})
-	page := func(query string) AuditPage {
-		t.Helper()
-		code, body := get(t, h, "/api/v1/audit"+query)
-		if code != 200 {
-			t.Fatalf("%s: %d %s", query, code, body)
-		}
-		var p AuditPage
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	log, h, page := auditFixture(t, 30, 10)
 	walk := func(filter string) (seqs []int64, pages int) {
 		for after := int64(0); ; pages++ {
 			p := page(fmt.Sprintf("?after=%d&limit=7%s", after, filter))

@@ -123,39 +123,8 @@ func TestFindingsRoute(t *testing.T) {
 }
 
 func TestAuditRoute(t *testing.T) {
-	ctx := context.Background()
-	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, closeLog, err := audit.Open(ctx, dbs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { closeLog() })
 	// 1200 entries, more than two windows: every 100th a refused bypass.
-	for i := 1; i <= 1200; i++ {
-		e := audit.Entry{Actor: "alice", Action: audit.ActionPush, Repository: "quarantine/app", Outcome: audit.OutcomeOK}
-		if i%100 == 0 {
-			e.Action, e.Outcome, e.Actor = audit.ActionBypassRefused, audit.OutcomeRefused, "mallory"
-		}
-		if _, err := log.Record(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := Handler(Options{Gate: &fakeGate{}, Audit: log, Authorize: allowOnly("admin ")})
-	page := func(query string) AuditPage {
-		t.Helper()
-		code, body := get(t, h, "/api/v1/audit"+query)
-		if code != 200 {
-			t.Fatalf("%s: %d %s", query, code, body)
-		}
-		var p AuditPage
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	log, h, page := auditFixture(t, 1200, 100)
 	p := page("")
 	if len(p.Entries) != DefaultAuditLimit || p.Entries[0].Seq != 1200 || p.Entries[49].Seq != 1151 || p.NextBefore != 1151 || p.Head != 1200 {
 		t.Fatalf("first page: %d entries from %d, next %d", len(p.Entries), p.Entries[0].Seq, p.NextBefore)
@@ -190,5 +159,44 @@ func TestAuditRoute(t *testing.T) {
 	nonAdmin := Handler(Options{Gate: &fakeGate{}, Audit: log, Authorize: allowOnly("pull quarantine")})
 	if code, _ := get(t, nonAdmin, "/api/v1/audit"); code != 403 {
 		t.Errorf("without admin: %d, want 403", code)
+	}
+}
+
+// auditFixture is an audit log of n entries, alice's pushes with every
+// every-th a refused bypass by mallory, and the API serving it to an
+// admin; page reads GET /api/v1/audit with query.
+func auditFixture(t *testing.T, n, every int) (*audit.Log, http.Handler, func(query string) AuditPage) {
+	t.Helper()
+	ctx := context.Background()
+	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, closeLog, err := audit.Open(ctx, dbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeLog() })
+	for i := 1; i <= n; i++ {
+		e := audit.Entry{Actor: "alice", Action: audit.ActionPush, Repository: "quarantine/app", Outcome: audit.OutcomeOK}
+		if i%every == 0 {
+			e.Action, e.Outcome, e.Actor = audit.ActionBypassRefused, audit.OutcomeRefused, "mallory"
+		}
+		if _, err := log.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := Handler(Options{Gate: &fakeGate{}, Audit: log, Authorize: allowOnly("admin ")})
+	return log, h, func(query string) AuditPage {
+		t.Helper()
+		code, body := get(t, h, "/api/v1/audit"+query)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", query, code, body)
+		}
+		var p AuditPage
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }
