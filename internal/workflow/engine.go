@@ -88,6 +88,9 @@ type Engine struct {
 	// image digest; readSem bounds how many run at once (see maxReads).
 	reads   map[string]chan struct{}
 	readSem chan struct{}
+	// afterWrite, when set (tests), runs right after a patch's tag is
+	// written; its error stops the job there as a crash would.
+	afterWrite func(taskID string) error
 }
 
 // New checks o and registers the engine's jobs on the queue (before the
