@@ -51,6 +51,11 @@ type Options struct {
 	// InventoryCache keeps each image's inventory by digest (shared with
 	// the gate); nil scans layers every time.
 	InventoryCache scan.InventoryCache
+	// ScanOptions are the gate's scan options (its limits, the maximum
+	// age of the vulnerability data): the engine refuses what the gate
+	// refuses. The engine's own (clock, database, fixable OS findings)
+	// come after them.
+	ScanOptions []scan.Option
 	// QueueName is the job queue the workflow jobs run in (configured on
 	// Queue); DefaultQueue when empty.
 	QueueName string

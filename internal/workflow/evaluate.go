@@ -61,7 +61,7 @@ func (e *Engine) openEnv(ctx context.Context, client *http.Client, log func(stri
 	if err != nil {
 		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
 	}
-	opts := []scan.Option{scan.WithClock(e.clock.Now), scan.WithDBPath(e.o.DBPath), scan.WithIgnoreUnfixed(true), scan.WithPkgTypes("os")}
+	opts := append(slices.Clone(e.o.ScanOptions), scan.WithClock(e.clock.Now), scan.WithDBPath(e.o.DBPath), scan.WithIgnoreUnfixed(true), scan.WithPkgTypes("os"))
 	if e.o.InventoryCache != nil {
 		opts = append(opts, scan.WithInventoryCache(e.o.InventoryCache))
 	}
