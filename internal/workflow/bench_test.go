@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -306,6 +307,9 @@ func sampleRSS() func() (time.Time, int64) {
 		for {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(procStatus("VmRSS:"), " kB"), 10, 64)
 			if kb > most {
+				if kb > most+8<<10 {
+					heapAtPeak()
+				}
 				most, at = kb, time.Now()
 			}
 			select {
@@ -320,6 +324,22 @@ func sampleRSS() func() (time.Time, int64) {
 		<-done
 		return at, most
 	}
+}
+
+// heapAtPeak writes the heap profile (in use at the last GC, and what
+// was allocated) to $DRYDOCK_BENCH_HEAP, when set, each time the sampled
+// RSS reaches a new high: the last one written is the peak's.
+func heapAtPeak() {
+	p := os.Getenv("DRYDOCK_BENCH_HEAP")
+	if p == "" {
+		return
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func loadavg() string {

@@ -140,7 +140,7 @@ func (v *env) scanArtifact(ctx context.Context, a *artifact) (*findings, error) 
 	f := &findings{counts: Counts{}, wanted: map[string]string{}}
 	seen := map[string]bool{}
 	for _, img := range imgs {
-		rep, err := v.scanImage(ctx, img)
+		rep, err := v.scanImage(ctx, img, false)
 		if err != nil {
 			return nil, fmt.Errorf("scanning %s: %w", a, err)
 		}
