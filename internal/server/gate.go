@@ -124,7 +124,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		Policy: policy, Exceptions: exSource, ExceptionStore: g.exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
 		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
-		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits)), scan.WithMaxDBAge(time.Duration(cfg.Gate.MaxDataAge))},
+		ScanOptions: gateScanOptions(cfg),
 		MaxDataAge:  time.Duration(cfg.Gate.MaxDataAge),
 	}); err != nil {
 		return nil, err
@@ -246,6 +246,12 @@ func patchCacheDir(cfg config.Config) string {
 		return cfg.Patch.CacheDir
 	}
 	return filepath.Join(cfg.Data, "cache", "patch")
+}
+
+// gateScanOptions are the gate's scan limits and maximum data age: the
+// one home of what the gate and the workflow engine refuse.
+func gateScanOptions(cfg config.Config) []scan.Option {
+	return []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits)), scan.WithMaxDBAge(time.Duration(cfg.Gate.MaxDataAge))}
 }
 
 func patchCacheLimits(cfg config.Config) patch.CacheLimits {
