@@ -1,10 +1,13 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,4 +195,26 @@ func TestOpenAndOpenFile(t *testing.T) {
 			t.Error("OpenFile on a directory succeeded")
 		}
 	})
+}
+
+// TestWriteTextDetailOf80Runes prints a detail of exactly 80 runes whole
+// and cuts one of 81 to 79 and "…" (runes, not bytes: the padding is
+// multi-byte). Mutant: `len(r) > shortDetail` -> `>=`.
+func TestWriteTextDetailOf80Runes(t *testing.T) {
+	for _, n := range []int{80, 81} {
+		detail := `{"k":"` + strings.Repeat("é", n-8) + `"}` // 8 runes of JSON around the value
+		e := Entry{Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Actor: "a", Action: ActionPush,
+			Outcome: OutcomeOK, Detail: json.RawMessage(detail)}
+		var b bytes.Buffer
+		if err := WriteText(&b, &e); err != nil {
+			t.Fatal(err)
+		}
+		want := detail
+		if n > 80 {
+			want = string([]rune(detail)[:79]) + "…"
+		}
+		if got := strings.TrimSuffix(b.String()[strings.LastIndexByte(b.String(), ' ')+1:], "\n"); got != want {
+			t.Errorf("%d-rune detail printed as %q, want %q", n, got, want)
+		}
+	}
 }
