@@ -136,3 +136,55 @@ func TestLogin(t *testing.T) {
 		t.Errorf("htpasswd user without hooks = %v", err)
 	}
 }
+
+// TestRequire guards a global-role handler (metrics, admin): the admin is
+// served; a user without the role gets 403 DENIED, told to OnDenied; an
+// anonymous caller is also told to log in. Require was not called by this
+// package's tests. Mutants: `a.OnDenied != nil` and `p.Kind ==
+// KindAnonymous` negated in Require.
+func TestRequire(t *testing.T) {
+	f := newFixture(t, "pull")
+	h := f.a.Require(RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("served")) }))
+	do := func(header map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "http://drydock.test/metrics", nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := do(basic("root", "root-password")); rec.Code != http.StatusOK || rec.Body.String() != "served" {
+		t.Fatalf("admin: %d %s", rec.Code, rec.Body)
+	}
+	for _, c := range []struct {
+		who    string
+		header map[string]string
+		login  bool
+	}{
+		{"alice", basic("alice", "alice-password"), false},
+		{"anonymous", nil, true},
+	} {
+		f.mu.Lock()
+		f.denied = nil
+		f.mu.Unlock()
+		rec := do(c.header)
+		body := rec.Body.String()
+		if rec.Code != http.StatusForbidden || !strings.Contains(body, "DENIED") {
+			t.Errorf("%s: %d %s, want 403 DENIED", c.who, rec.Code, body)
+		}
+		if got := strings.Contains(body, "log in first: drydock login drydock.test"); got != c.login {
+			t.Errorf("%s: told to log in %v, want %v: %s", c.who, got, c.login, body)
+		}
+		f.mu.Lock()
+		denied := f.denied
+		f.mu.Unlock()
+		if len(denied) != 1 {
+			t.Errorf("%s: OnDenied heard %q, want one refusal", c.who, denied)
+		}
+	}
+	f.a.OnDenied = nil // no hook: still refused, no panic
+	if rec := do(basic("alice", "alice-password")); rec.Code != http.StatusForbidden {
+		t.Errorf("alice without OnDenied: %d", rec.Code)
+	}
+}
