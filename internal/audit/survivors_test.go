@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,6 +216,23 @@ func TestWriteTextDetailOf80Runes(t *testing.T) {
 		}
 		if got := strings.TrimSuffix(b.String()[strings.LastIndexByte(b.String(), ' ')+1:], "\n"); got != want {
 			t.Errorf("%d-rune detail printed as %q, want %q", n, got, want)
+		}
+	}
+}
+
+// TestWriteTextQuotesFromTheFirstRune quotes a field whose first rune is a
+// space, a quote or a control character, as it does one with such a rune
+// later. Mutant: `IndexFunc(...) >= 0` -> `> 0` in field.
+func TestWriteTextQuotesFromTheFirstRune(t *testing.T) {
+	for _, actor := range []string{" alice", "\"alice", "\nFAKE LINE", "\x1b[31malice"} {
+		e := Entry{Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Actor: actor, Action: ActionPush, Outcome: OutcomeOK}
+		var b bytes.Buffer
+		if err := WriteText(&b, &e); err != nil {
+			t.Fatal(err)
+		}
+		want := "2025-01-02T03:04:05Z      1 " + strconv.Quote(actor) + " push ok - -\n"
+		if b.String() != want {
+			t.Errorf("actor %q printed as %q, want %q", actor, b.String(), want)
 		}
 	}
 }
