@@ -67,6 +67,9 @@ type FindingQuery struct {
 	Scope        RepositoryScope
 	// Limit bounds the rows returned (required, at most MaxFindingRows).
 	Limit int
+	// ImageLimit, when set, keeps the rows of one page of the digests
+	// found, sorted: ImageLimit digests from the ImageOffset-th.
+	ImageOffset, ImageLimit int
 }
 
 // MaxFindingRows bounds one answer of FindingsWhere; MaxCountDigests the
@@ -471,18 +474,18 @@ func (s *SQL) FindingsWhere(ctx context.Context, q FindingQuery) (rows []Indexed
 	if q.Limit < 1 || q.Limit > MaxFindingRows {
 		return nil, false, fmt.Errorf("store: limit %d: want 1 to %d", q.Limit, MaxFindingRows)
 	}
-	where, args := scopeWhere(q.Scope)
-	var cond string
-	var first []any
-	if q.CVE != "" {
-		cond, first = `cve = ?`, []any{strings.ToUpper(q.CVE)}
-	} else {
-		// Two indexed lookups joined, instead of an OR the planners scan for.
-		cond, first = `id IN (SELECT id FROM findings WHERE package = ? UNION SELECT id FROM findings WHERE source_package = ?)`,
-			[]any{q.Package, q.Package}
+	if q.ImageOffset < 0 || q.ImageLimit < 0 {
+		return nil, false, fmt.Errorf("store: image offset %d, limit %d: want 0 or more", q.ImageOffset, q.ImageLimit)
 	}
-	r, err := s.db.QueryContext(ctx, `SELECT `+findingColumns+` FROM findings WHERE `+cond+where+
-		` ORDER BY digest, platform, package, cve, installed LIMIT ?`, append(append(first, args...), q.Limit+1)...)
+	cond, args := whereCond(q)
+	if q.ImageLimit > 0 {
+		// The page's digests first, from the index in digest order, then
+		// only their rows: a CVE in every image reads one page's rows.
+		cond += ` AND digest IN (SELECT DISTINCT digest FROM findings WHERE ` + cond + ` ORDER BY digest LIMIT ? OFFSET ?)`
+		args = append(append(args, args...), q.ImageLimit, q.ImageOffset)
+	}
+	r, err := s.db.QueryContext(ctx, `SELECT `+findingColumns+` FROM findings WHERE `+cond+
+		` ORDER BY digest, platform, package, cve, installed LIMIT ?`, append(args, q.Limit+1)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: findings where: %w", err)
 	}

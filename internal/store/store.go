@@ -95,6 +95,7 @@ type Store interface {
 	FindingTotals(ctx context.Context, sc RepositoryScope) (*FindingTotals, error)
 	ImageFindingCounts(ctx context.Context, digests []string) (map[string]ImageCounts, error)
 	FindingsWhere(ctx context.Context, q FindingQuery) ([]IndexedFinding, bool, error)
+	FindingsSummary(ctx context.Context, q FindingQuery) (*WhereSummary, error)
 	Repositories(ctx context.Context) ([]string, error)
 	// Images returns a page of the images of some repositories, filtered,
 	// with their count and the counts by state.
