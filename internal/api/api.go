@@ -86,6 +86,9 @@ type Options struct {
 	Policy Policies
 	// Index is the findings index; nil leaves its routes (cves.go) out.
 	Index FindingsIndex
+	// Tags lists the registry's tags, for the CVE and package answers
+	// (nil: they list no tags).
+	Tags TagLister
 }
 
 type handler struct{ Options }
