@@ -200,33 +200,34 @@ type totalsKey struct {
 // reports, and moves finding_totals by the difference, under the
 // digest's lock (two replicas rescanning it at once apply one after the
 // other, each to what the previous stored).
-func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, reports []PlatformReport) error {
+// It returns the severities whose fixable totals changed.
+func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, reports []PlatformReport) (fixableChanged []string, err error) {
 	if err := tx.Lock(ctx, "findings "+digest); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	diff := map[totalsKey]int{}
 	rows, err := tx.QueryContext(ctx, `SELECT cve, severity, fixable, COUNT(*) FROM findings WHERE digest = ? GROUP BY cve, severity, fixable`, digest)
 	if err != nil {
-		return fmt.Errorf("store: indexed findings of %s: %w", digest, err)
+		return nil, fmt.Errorf("store: indexed findings of %s: %w", digest, err)
 	}
 	for rows.Next() {
 		var k totalsKey
 		var n int
 		if err := rows.Scan(&k.cve, &k.severity, &k.fixable, &n); err != nil {
 			rows.Close()
-			return fmt.Errorf("store: indexed findings of %s: %w", digest, err)
+			return nil, fmt.Errorf("store: indexed findings of %s: %w", digest, err)
 		}
 		diff[k] -= n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: indexed findings of %s: %w", digest, err)
+		return nil, fmt.Errorf("store: indexed findings of %s: %w", digest, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE digest = ?`, digest); err != nil {
-		return fmt.Errorf("store: replace indexed findings of %s: %w", digest, err)
+		return nil, fmt.Errorf("store: replace indexed findings of %s: %w", digest, err)
 	}
 	if err := insertFindings(ctx, tx, digest, repo, reports); err != nil {
-		return err
+		return nil, err
 	}
 	for _, pr := range reports {
 		if pr.Report == nil {
@@ -240,6 +241,9 @@ func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, 
 	for k, n := range diff {
 		if n != 0 {
 			keys = append(keys, k)
+			if k.fixable {
+				fixableChanged = append(fixableChanged, k.severity)
+			}
 		}
 	}
 	// One order for every writer: concurrent scans of images sharing CVEs
@@ -260,10 +264,10 @@ func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, 
 		}
 		b.WriteString(` ON CONFLICT (cve, severity, fixable) DO UPDATE SET findings = finding_totals.findings + excluded.findings`)
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("store: finding totals of %s: %w", digest, err)
+			return nil, fmt.Errorf("store: finding totals of %s: %w", digest, err)
 		}
 	}
-	return nil
+	return fixableChanged, nil
 }
 
 func cmpBool(a, b bool) int {
