@@ -89,6 +89,9 @@ type Options struct {
 	// Tags lists the registry's tags, for the CVE and package answers
 	// (nil: they list no tags).
 	Tags TagLister
+	// Dashboard serves the findings history and the end-of-life images;
+	// nil leaves their routes (dashboard.go) out. It needs Index too.
+	Dashboard Dashboard
 }
 
 type handler struct{ Options }
@@ -166,6 +169,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Index != nil {
 		routes = append(routes, h.indexRoutes()...)
+		if h.Dashboard != nil {
+			routes = append(routes, h.dashboardRoutes()...)
+		}
 	}
 	return routes
 }
