@@ -86,6 +86,12 @@ type Options struct {
 	Policy Policies
 	// Index is the findings index; nil leaves its routes (cves.go) out.
 	Index FindingsIndex
+	// Tags lists the registry's tags, for the CVE and package answers
+	// (nil: they list no tags).
+	Tags TagLister
+	// Dashboard serves the findings history and the end-of-life images;
+	// nil leaves their routes (dashboard.go) out. It needs Index too.
+	Dashboard Dashboard
 }
 
 type handler struct{ Options }
@@ -163,6 +169,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Index != nil {
 		routes = append(routes, h.indexRoutes()...)
+		if h.Dashboard != nil {
+			routes = append(routes, h.dashboardRoutes()...)
+		}
 	}
 	return routes
 }

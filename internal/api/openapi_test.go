@@ -39,7 +39,7 @@ func TestOpenAPI(t *testing.T) {
 	var collector *gc.Service
 	var scans *store.SQL
 	var auditLog *audit.Log
-	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog, Policy: keeper, Index: scans}}
+	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog, Policy: keeper, Index: scans, Dashboard: scans}}
 	var routes, documented []string
 	for _, rt := range h.routes() {
 		routes = append(routes, rt.method+" "+rt.path)

@@ -53,9 +53,14 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 			g.close(context.Background())
 		}
 	}()
-	if g.store, err = store.Open(ctx, dbs); err != nil {
+	st, err := store.Open(ctx, dbs)
+	if err != nil {
 		return nil, err
 	}
+	if now != nil {
+		st.SetClock(now) // the days of the findings history
+	}
+	g.store = st
 	// The policy's one home: the file gate.policy names, else the gate's
 	// store (edited through the API; every replica reads it there).
 	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy, gatekeeper.WithPolicyStore(g.store))
