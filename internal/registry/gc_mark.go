@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,21 +19,9 @@ import (
 	"github.com/drydock-project/drydock/internal/imgref"
 )
 
-// listConcurrency bounds the driver calls a collection makes at once on
-// object storage, which answers in milliseconds: many in flight hide that.
+// listConcurrency bounds the driver calls a collection makes at once
+// (object storage answers in milliseconds; many in flight hide that).
 const listConcurrency = 8
-
-// workers is how many driver calls the collection makes at once. On the
-// filesystem a call is a short system call that keeps a processor busy
-// rather than waiting: more calls at once than half the processors only
-// take processors from the registry's requests (on 2 cores, 8 listing
-// goroutines made pushes wait behind them), so there it works with half.
-func (r *Registry) workers() int {
-	if strings.HasPrefix(r.driver.Name(), "filesystem") {
-		return max(1, runtime.GOMAXPROCS(0)/2)
-	}
-	return listConcurrency
-}
 
 // collection is one run of Collect.
 type collection struct {
@@ -104,7 +91,7 @@ func (c *collection) list(ctx context.Context) error {
 		return fmt.Errorf("listing repositories: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.r.workers())
+	g.SetLimit(listConcurrency)
 	var mu sync.Mutex
 	for _, f := range dirs {
 		g.Go(func() error {
@@ -283,7 +270,7 @@ func (r *Registry) listBlobs(ctx context.Context, pace *pacer) (map[digest.Diges
 			return nil, err
 		}
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(r.workers())
+		g.SetLimit(listConcurrency)
 		for _, p := range prefixes {
 			g.Go(func() error {
 				if err := pace.step(gctx); err != nil {

@@ -225,7 +225,7 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 // each deleted one.
 func (c *collection) deleteAll(ctx context.Context, cands []candidate) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.r.workers())
+	g.SetLimit(listConcurrency)
 	for _, cd := range cands {
 		g.Go(func() error {
 			if err := c.r.deletePath(gctx, cd.path); err != nil {
