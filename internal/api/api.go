@@ -86,6 +86,11 @@ type Options struct {
 	Policy Policies
 	// Index is the findings index; nil leaves its routes (cves.go) out.
 	Index FindingsIndex
+	// Manifests reads the registry for the image routes (image.go; with
+	// Scans), Inventories the stored inventories for their packages; nil
+	// leaves those routes out.
+	Manifests   Manifests
+	Inventories Inventories
 }
 
 type handler struct{ Options }
@@ -163,6 +168,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Index != nil {
 		routes = append(routes, h.indexRoutes()...)
+	}
+	if h.Manifests != nil && h.Scans != nil {
+		routes = append(routes, h.imageRoutes()...)
 	}
 	return routes
 }
