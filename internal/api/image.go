@@ -50,6 +50,7 @@ func (h *handler) imageRoutes() []route {
 		{http.MethodGet, "/api/v1/images/{digest}", h.imageDetail},
 		{http.MethodGet, "/api/v1/images/{digest}/lineage", h.imageLineage},
 		{http.MethodGet, "/api/v1/images/{digest}/referrers", h.imageReferrers},
+		{http.MethodGet, "/api/v1/manifests/{digest}", h.rawManifest},
 	}
 	if h.Inventories != nil {
 		rs = append(rs, route{http.MethodGet, "/api/v1/images/{digest}/packages", h.imagePackages})
@@ -401,4 +402,52 @@ func annotations(body []byte) map[string]string {
 	}
 	_ = json.Unmarshal(body, &m)
 	return m.Annotations
+}
+
+// maxShownManifest bounds the manifest GET /api/v1/manifests/{digest}
+// returns (the registry bounds what it stores; this bounds the answer).
+const maxShownManifest = 4 << 20
+
+// ManifestResponse is the body of GET /api/v1/manifests/{digest}.
+type ManifestResponse struct {
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	MediaType  string `json:"mediaType"`
+	Size       int64  `json:"size"`
+	// Class is what a non-runnable artifact is (imgref's classes), empty
+	// for an image or index.
+	Class    string          `json:"class,omitempty"`
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+// rawManifest: GET /api/v1/manifests/{digest}?repository=R, a manifest
+// as stored (a referrer's, for the image page's links): pull on R.
+func (h *handler) rawManifest(w http.ResponseWriter, r *http.Request) {
+	raw, repo := r.PathValue("digest"), r.URL.Query().Get("repository")
+	d, err := digest.Parse(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "INVALID", fmt.Sprintf("digest: %q: %v (want sha256:HEX)", raw, err))
+		return
+	}
+	if !imgref.ValidRepository(repo) {
+		writeError(w, http.StatusBadRequest, "INVALID", fmt.Sprintf("repository: %q is not a repository name", repo))
+		return
+	}
+	if !h.allow(w, r, RolePull, repo) {
+		return
+	}
+	desc, body, err := h.Manifests.Manifest(r.Context(), repo, d.String())
+	if err != nil {
+		h.failImage(w, r, fmt.Errorf("%s@%s: %w", repo, d, err))
+		return
+	}
+	if len(body) > maxShownManifest || !json.Valid(body) {
+		writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE", fmt.Sprintf("%s@%s is not a JSON manifest of at most %d bytes", repo, d, maxShownManifest))
+		return
+	}
+	out := ManifestResponse{Repository: repo, Digest: d.String(), MediaType: desc.MediaType, Size: desc.Size, Manifest: body}
+	if m, err := imgref.ParseManifest(desc.MediaType, body); err == nil && m.Kind() == imgref.KindArtifact {
+		out.Class = m.Class()
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -195,6 +195,7 @@ func TestImageRoutesOverHTTP(t *testing.T) {
 
 	// The referrers: the gate's scan report, grouped as one.
 	deadline := time.Now().Add(time.Minute)
+	var report string
 	for {
 		var refs api.ReferrersResponse
 		if code := reader("/api/v1/images/"+cd+"/referrers", &refs); code != 200 {
@@ -205,12 +206,29 @@ func TestImageRoutesOverHTTP(t *testing.T) {
 				!strings.HasPrefix(refs.Groups[0].Referrers[0].Reference, "quarantine/lineage@sha256:") {
 				t.Fatalf("referrers %+v", refs)
 			}
+			report = refs.Groups[0].Referrers[0].Digest
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no scan report among the referrers after a minute")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The referrer's link: its manifest, classed.
+	var man api.ManifestResponse
+	manPath := "/api/v1/manifests/" + report + "?repository=quarantine/lineage"
+	if code := reader(manPath, &man); code != 200 || man.Class != imgref.ClassScanReport || man.Digest != report || len(man.Manifest) == 0 {
+		t.Fatalf("manifest of the report: %d %+v", code, man)
+	}
+	if code, body := get(manPath, "outsider", "outsider-password", nil); code != 403 {
+		t.Errorf("GET %s without pull: %d %s", manPath, code, body)
+	}
+	if code, body := get(manPath, "", "", nil); code != 401 {
+		t.Errorf("GET %s without credentials: %d %s", manPath, code, body)
+	}
+	if code, body := get("/api/v1/manifests/"+report, "reader", "reader-password", nil); code != 400 || !strings.Contains(body, "repository:") {
+		t.Errorf("GET a manifest without repository: %d %s", code, body)
 	}
 
 	// 401 for bad credentials, 403 for who may not pull, 400 naming the
