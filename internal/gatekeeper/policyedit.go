@@ -82,7 +82,7 @@ func (k *Keeper) SetPolicy(ctx context.Context, actor, text, ifHash string) (*Po
 		}
 		return nil, errors.New("this gate keeps no policy store")
 	}
-	if err := ValidatePolicy(text); err != nil {
+	if err := ValidateStoredPolicy(text); err != nil {
 		return nil, err
 	}
 	old, err := k.policy.storedText()
