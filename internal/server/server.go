@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper, GC: gcp.service, Scans: gp.store, Audit: audits,
 		Policy: gp.keeper, Index: gp.store, Manifests: reg, Inventories: gp.keeper})
 	apiHandler := authn.Middleware(apiInner)
-	ui, err := web.New(web.Options{Auth: authn, API: apiInner, Log: log.With("component", "web")})
+	ui, err := web.New(web.Options{Auth: authn, API: apiInner, Log: log.With("component", "web"), SessionTTL: time.Duration(cfg.Web.SessionTTL)})
 	if err != nil {
 		return nil, err
 	}
