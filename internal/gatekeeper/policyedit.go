@@ -107,6 +107,10 @@ func (k *Keeper) SetPolicy(ctx context.Context, actor, text, ifHash string) (*Po
 	if !swapped {
 		return nil, ErrPolicyChanged
 	}
+	// The version after the text: every replica's next decision reads it.
+	if err := k.policy.mendVersion(ctx); err != nil {
+		k.log.Warn("the policy is stored; other replicas see it within "+policyRecheck.String(), "err", err)
+	}
 	// Record the new hash as seen, so that the gate's notice of a new
 	// policy (notePolicy, on any replica) does not audit it a second time.
 	if recorded, err := k.store.Setting(ctx, policyHashKey); err == nil {
