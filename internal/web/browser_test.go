@@ -17,6 +17,9 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/gate"
@@ -371,10 +374,21 @@ func TestBrowser(t *testing.T) {
 	check("policy-invalid")
 
 	// A workflow run, started from the UI, followed to its end by the
-	// page's own refresh. It patches the test image (bookworm:12 →
-	// 12-1), so its page is seen unfinished and reloading first.
+	// page's own refresh. It patches a real image (bookworm:12.0 →
+	// 12.0-1), so its page is seen unfinished and reloading first. The
+	// image records libc6 at an old version: fixable findings, which the
+	// patch removes (the test image itself has none in this data).
+	base, err := img.Open()
+	must(err, "open the test image")
+	old, err := testimage.DowngradedTo(base, map[string]string{"libc6": "2.36-1"})
+	must(err, "downgrade libc6")
+	oldRef, err := name.ParseReference(srv.addr+"/quarantine/bookworm:12.0", name.Insecure)
+	must(err, "reference")
+	must(remote.Write(oldRef, old, remote.WithAuth(&authn.Basic{Username: "admin", Password: admin})), "push bookworm:12.0")
+	oldDigest, err := old.Digest()
+	must(err, "digest")
 	a.do("POST", "/api/v1/workflows", workflow.CreateRequest{Name: "nightly", Schedule: "1d",
-		Config: `{"version": "v1", "tag-convention": "incremental", "repositories": [{"repository": "bookworm", "tags": ["12"], "enabled": true}]}`}, nil)
+		Config: `{"version": "v1", "tag-convention": "incremental", "repositories": [{"repository": "bookworm", "tags": ["12.0"], "enabled": true}]}`}, nil)
 	run("workflows", chromedp.Navigate("http://"+srv.addr+"/ui/workflows"), chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Run workflow nightly now"]`)))
 	check("workflows")
 	navigate("run now", chromedp.Click(chromedp.CSS(`button[aria-label="Run workflow nightly now"]`)))
@@ -427,7 +441,7 @@ func TestBrowser(t *testing.T) {
 	// the API has them.
 	var patched gatekeeper.Status
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
-		a.get("/api/v1/verdict?ref=quarantine/bookworm:12-1", &patched)
+		a.get("/api/v1/verdict?ref=quarantine/bookworm:12.0-1", &patched)
 		if !patched.Scan.ScannedAt.IsZero() || patched.Scan.Error != "" {
 			break
 		}
@@ -437,7 +451,7 @@ func TestBrowser(t *testing.T) {
 	}
 	var lin api.LineageResponse
 	a.get("/api/v1/images/"+patched.Digest+"/lineage", &lin)
-	if len(lin.Steps) != 2 || lin.Steps[0].Digest != st.Digest || len(lin.Steps[1].Removed) == 0 {
+	if len(lin.Steps) != 2 || lin.Steps[0].Digest != oldDigest.String() || len(lin.Steps[1].Removed) == 0 {
 		t.Fatalf("the patch's lineage: %+v", lin)
 	}
 	run("the patch's page", chromedp.Navigate("http://"+srv.addr+"/ui/image?digest="+url.QueryEscape(patched.Digest)), chromedp.WaitVisible(chromedp.CSS("#lineage")))
