@@ -30,6 +30,7 @@ const (
 	codeTagInvalid         = "TAG_INVALID"
 	codePaginationInvalid  = "PAGINATION_NUMBER_INVALID"
 	codeUnknown            = "UNKNOWN"
+	codeUnavailable        = "UNAVAILABLE"
 )
 
 // apiError is an error answered to the client with a status and a spec code.

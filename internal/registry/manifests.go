@@ -249,8 +249,12 @@ func (r *Registry) storeManifest(ctx context.Context, name, contentType string, 
 		}
 	}
 
-	// The manifest is stored whatever happens to the client now.
-	r.notify(context.WithoutCancel(ctx), name, tags, desc)
+	// The manifest is stored whatever happens to the client now; a
+	// recorder that failed fails the push, so the client pushes again.
+	if err := r.notify(context.WithoutCancel(ctx), name, tags, desc); err != nil {
+		return ocispec.Descriptor{}, nil, newAPIError(http.StatusServiceUnavailable, codeUnavailable,
+			ErrArrivalNotRecorded.Error()+"; push it again", nil)
+	}
 	return desc, info, nil
 }
 
@@ -310,14 +314,20 @@ func (r *Registry) manifestStoredDirect(ctx context.Context, name string, d dige
 	return err
 }
 
-// notify tells the listeners about a stored manifest; their errors are
-// logged, never returned.
-func (r *Registry) notify(ctx context.Context, name string, tags []string, desc ocispec.Descriptor) {
-	if len(r.listeners) == 0 {
-		return
-	}
+// notify tells the recorders, then the listeners, about a stored
+// manifest. Every error is logged; the recorders' are returned.
+func (r *Registry) notify(ctx context.Context, name string, tags []string, desc ocispec.Descriptor) error {
 	if len(tags) == 0 {
 		tags = []string{""}
+	}
+	var errs []error
+	for _, l := range r.recorders {
+		for _, t := range tags {
+			if err := l.ManifestPushed(ctx, name, t, desc); err != nil {
+				r.log.ErrorContext(ctx, "manifest recorder failed: the push is refused", "repo", name, "tag", t, "digest", desc.Digest, "err", err)
+				errs = append(errs, err)
+			}
+		}
 	}
 	for _, l := range r.listeners {
 		for _, t := range tags {
@@ -326,6 +336,7 @@ func (r *Registry) notify(ctx context.Context, name string, tags []string, desc 
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // deleteManifest deletes a tag (untag only) or a manifest by digest, which

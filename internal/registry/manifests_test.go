@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -176,4 +177,37 @@ func TestManifestDelete(t *testing.T) {
 		}
 		c.expect(c.do("DELETE", "/v2/d/manifests/"+img.digest.String(), nil), http.StatusNotFound, codeManifestUnknown)
 	})
+}
+
+// TestManifestRecorderFailsThePush: a recorder that cannot record an
+// arrival fails the push with 503 (the manifest stays stored), and the
+// client's retry records it; a plain listener's error fails nothing.
+func TestManifestRecorderFailsThePush(t *testing.T) {
+	var mu sync.Mutex
+	var recorded []string
+	fail := true
+	c := newTestClient(t, inmemory.New(),
+		WithManifestRecorder(ManifestListenerFunc(func(_ context.Context, repo, tag string, _ ocispec.Descriptor) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if fail {
+				fail = false
+				return errors.New("database is gone")
+			}
+			recorded = append(recorded, repo+":"+tag)
+			return nil
+		})),
+		WithManifestListener(ManifestListenerFunc(func(context.Context, string, string, ocispec.Descriptor) error {
+			return errors.New("a listener's error fails nothing")
+		})))
+	img := newTestImage(t, "recorded", nil)
+	r := c.pushImage("quarantine/app", "v1", img)
+	c.expect(r, http.StatusServiceUnavailable, "UNAVAILABLE")
+	c.expect(c.do("GET", "/v2/quarantine/app/manifests/"+img.digest.String(), nil), http.StatusOK, "")
+	c.expect(c.pushManifest("quarantine/app", "v1", ocispec.MediaTypeImageManifest, img.manifest), http.StatusCreated, "")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(recorded) != 1 || recorded[0] != "quarantine/app:v1" {
+		t.Errorf("recorded %v, want the retried push once", recorded)
+	}
 }

@@ -46,6 +46,11 @@ func (f ManifestListenerFunc) ManifestPushed(ctx context.Context, repo, tag stri
 	return f(ctx, repo, tag, desc)
 }
 
+// ErrArrivalNotRecorded is the push refusal when a recorder
+// (WithManifestRecorder) failed: the manifest is stored, and pushing it
+// again records it.
+var ErrArrivalNotRecorded = errors.New("the manifest is stored, but the server could not record its arrival")
+
 // Option configures a Registry.
 type Option func(*Registry) error
 
@@ -79,6 +84,18 @@ func WithMaxManifestSize(n int64) Option {
 			return fmt.Errorf("max manifest size must be positive, got %d", n)
 		}
 		r.maxManifestSize = n
+		return nil
+	}
+}
+
+// WithManifestRecorder adds a listener that must hear of every stored
+// manifest: when it fails, the push is answered 503 (the manifest stays
+// stored, and the client's retry tells the recorder again), so no stored
+// manifest goes unrecorded without its pusher knowing. The gate records
+// arrivals this way; plain listeners are told after the recorders.
+func WithManifestRecorder(l ManifestListener) Option {
+	return func(r *Registry) error {
+		r.recorders = append(r.recorders, l)
 		return nil
 	}
 }
@@ -128,6 +145,7 @@ type Registry struct {
 	uploadObserver  func(repo string, bytes int64, d time.Duration)
 	maxManifestSize int64
 	listeners       []ManifestListener
+	recorders       []ManifestListener
 	// barrier coordinates writes with an online collection (barrier.go).
 	barrier Barrier
 	// direct is the driver without caches: what a write checks after

@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		registry.WithDirectDriver(storage.Uncached()),
 		registry.WithLogger(log),
 		registry.WithUploadObserver(m.ObserveUpload),
-		registry.WithManifestListener(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
+		registry.WithManifestRecorder(registry.ManifestListenerFunc(func(ctx context.Context, repo, tag string, desc ocispec.Descriptor) error {
 			gcp.manifestPushed(ctx, log, repo, tag, desc.Digest)
 			if imgref.IsLive(repo) {
 				return nil // only promotion writes to live/, and it audits itself

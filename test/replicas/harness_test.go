@@ -63,6 +63,9 @@ type clusterOptions struct {
 	s3 *s3test.Server
 	// gate are extra settings of the gate section.
 	gate map[string]any
+	// gc is the gc section (nil: the defaults, whose schedule runs a
+	// collection at start).
+	gc map[string]any
 	// s3Endpoint, when set, is where the replicas reach the S3 server (a
 	// proxy in front of it).
 	s3Endpoint string
@@ -145,6 +148,9 @@ func newCluster(t testing.TB, n int, o clusterOptions) *cluster {
 		"uploads":  map[string]any{"purgeInterval": "10m"},
 		// Replicas sign with one key: each generating its own is refused.
 		"sign": map[string]any{"key": signingKey(t)},
+	}
+	if o.gc != nil {
+		cfg["gc"] = o.gc
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
