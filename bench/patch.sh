@@ -61,6 +61,7 @@ row() {
         --argjson sys "$(awk -F': ' '/System time/ {print $2}' "$f.time")" \
     '{p: .platforms[0].phase_seconds, total: .seconds, rss: $rss, cpu: ($user + $sys),
       pkgs: (.platforms[0].plan.changes | length), layer: .platforms[0].layer_size, digest: .digest,
+      layer_digest: .platforms[0].layer_digest,
       sandbox: ([.platforms[0].scripts[] | select(.action == "sandbox")] | length)}' "$f"
 }
 
@@ -101,6 +102,11 @@ table "warm: $runs runs, median" 2.5 "$tmp/warm.jsonl"
 digests=$(cat "$tmp/cold.jsonl" "$tmp/warm.jsonl" | jq -r .digest | sort -u)
 echo
 echo "  digest: $digests ($(echo "$digests" | wc -l) distinct over $((runs + 1)) runs)"
+# The image digest names the layout's path (the base.name annotation), a
+# new temporary directory per invocation of this script; the layer's
+# digest does not, so it compares across invocations and branches.
+layers=$(cat "$tmp/cold.jsonl" "$tmp/warm.jsonl" | jq -r .layer_digest | sort -u)
+echo "  layer digest: $layers ($(echo "$layers" | wc -l) distinct)"
 
 if [ -n "${PROFILE:-}" ]; then
   cp "$tmp/drydock" "$PROFILE/drydock"

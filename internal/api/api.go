@@ -86,6 +86,12 @@ type Options struct {
 	Policy Policies
 	// Index is the findings index; nil leaves its routes (cves.go) out.
 	Index FindingsIndex
+	// Tags lists the registry's tags, for the CVE and package answers
+	// (nil: they list no tags).
+	Tags TagLister
+	// Dashboard serves the findings history and the end-of-life images;
+	// nil leaves their routes (dashboard.go) out. It needs Index too.
+	Dashboard Dashboard
 	// Manifests reads the registry for the image routes (image.go; with
 	// Scans), Inventories the stored inventories for their packages; nil
 	// leaves those routes out.
@@ -168,6 +174,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Index != nil {
 		routes = append(routes, h.indexRoutes()...)
+		if h.Dashboard != nil {
+			routes = append(routes, h.dashboardRoutes()...)
+		}
 	}
 	if h.Manifests != nil && h.Scans != nil {
 		routes = append(routes, h.imageRoutes()...)

@@ -24,6 +24,7 @@ type FindingsIndex interface {
 	FindingTotals(ctx context.Context, sc store.RepositoryScope) (*store.FindingTotals, error)
 	ImageFindingCounts(ctx context.Context, digests []string) (map[string]store.ImageCounts, error)
 	FindingsWhere(ctx context.Context, q store.FindingQuery) ([]store.IndexedFinding, bool, error)
+	FindingsSummary(ctx context.Context, q store.FindingQuery) (*store.WhereSummary, error)
 	Repositories(ctx context.Context) ([]string, error)
 	Image(ctx context.Context, digest string) (*store.Image, error)
 	Images(ctx context.Context, q store.ImageQuery) (*store.ImagePage, error)
@@ -221,11 +222,14 @@ type WhereResponse struct {
 	UniqueCVEs   int      `json:"uniqueCVEs"`
 	Repositories []string `json:"repositories"`
 	Namespaces   []string `json:"namespaces"`
-	// Truncated: more than store.MaxFindingRows findings; the counts
-	// cover the first ones.
+	// Truncated: this page's images have more than store.MaxFindingRows
+	// findings; the page holds the first ones (the counts are whole).
 	Truncated bool `json:"truncated,omitempty"`
-	Page      int  `json:"page"`
-	Pages     int  `json:"pages"`
+	// TagsTruncated: a repository of this page has more tags than
+	// one answer resolves; some tags may be missing.
+	TagsTruncated bool `json:"tagsTruncated,omitempty"`
+	Page          int  `json:"page"`
+	Pages         int  `json:"pages"`
 	// Images is this page of the digests, sorted.
 	Images []AffectedImage `json:"images"`
 }
@@ -239,6 +243,9 @@ type AffectedImage struct {
 	Namespaces []string   `json:"namespaces"`
 	State      gate.State `json:"state,omitempty"`
 	Promoted   bool       `json:"promoted"`
+	// Tags are the tags pointing at the digest, as the registry knows
+	// them, e.g. quarantine/app:1.27 and live/app:1.27.
+	Tags []string `json:"tags"`
 	// Fixable says a fixed version exists for one of its findings here.
 	Fixable bool `json:"fixable"`
 	// Exemptions are the exceptions in force that the verdict applied and
@@ -322,29 +329,39 @@ func (h *handler) where(w http.ResponseWriter, r *http.Request, q store.FindingQ
 	if q.Scope, ok = h.scope(w, r); !ok {
 		return
 	}
-	q.Limit = store.MaxFindingRows
+	sum, err := h.Index.FindingsSummary(r.Context(), q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := WhereResponse{CVE: q.CVE, Package: q.Package, FixAvailable: sum.FixAvailable, Digests: sum.Digests, Findings: sum.Findings,
+		UniqueCVEs: sum.UniqueCVEs, Repositories: sum.Repositories, Namespaces: []string{}, Images: []AffectedImage{}}
+	nss := map[string]bool{}
+	for _, repo := range sum.Repositories {
+		nss[imgref.Namespace(repo)] = true
+	}
+	if sum.Promoted {
+		nss[imgref.Live] = true
+	}
+	out.Pages = max(1, (sum.Digests+limit-1)/limit)
+	out.Page = min(page, out.Pages)
+	// Only the page's rows: the summary counted the rest in SQL.
+	q.Limit, q.ImageOffset, q.ImageLimit = store.MaxFindingRows, (out.Page-1)*limit, limit
 	rows, more, err := h.Index.FindingsWhere(r.Context(), q)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	out := WhereResponse{CVE: q.CVE, Package: q.Package, Truncated: more, Repositories: []string{}, Namespaces: []string{}, Images: []AffectedImage{}}
-	var images []AffectedImage // rows come sorted by digest
-	cves, repos, nss := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	out.Truncated = more
+	var pageOf []AffectedImage // rows come sorted by digest
 	for _, f := range rows {
-		if n := len(images); n == 0 || images[n-1].Digest != f.Digest {
-			images = append(images, AffectedImage{Digest: f.Digest, Repository: f.Repository})
+		if n := len(pageOf); n == 0 || pageOf[n-1].Digest != f.Digest {
+			pageOf = append(pageOf, AffectedImage{Digest: f.Digest, Repository: f.Repository})
 		}
-		im := &images[len(images)-1]
+		im := &pageOf[len(pageOf)-1]
 		im.Findings = append(im.Findings, f)
 		im.Fixable = im.Fixable || f.Fixable
-		out.FixAvailable = out.FixAvailable || f.Fixable
-		cves[f.CVE], repos[f.Repository], nss[imgref.Namespace(f.Repository)] = true, true, true
 	}
-	out.Digests, out.Findings, out.UniqueCVEs = len(images), len(rows), len(cves)
-	out.Pages = max(1, (len(images)+limit-1)/limit)
-	out.Page = min(page, out.Pages)
-	pageOf := images[min(len(images), (out.Page-1)*limit):min(len(images), out.Page*limit)]
 	inForce, err := h.exceptionsInForce(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
@@ -364,12 +381,15 @@ func (h *handler) where(w http.ResponseWriter, r *http.Request, q store.FindingQ
 		im.State, im.Promoted = st.Verdict.State, st.Promoted
 		if st.Promoted && !slices.Contains(im.Namespaces, imgref.Live) {
 			im.Namespaces = append(im.Namespaces, imgref.Live)
-			nss[imgref.Live] = true
 		}
 		im.Exemptions = exemptions(st.Verdict.Applied, inForce, im.Findings)
 	}
+	if out.TagsTruncated, err = h.pageTags(r.Context(), pageOf); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	out.Images = append(out.Images, pageOf...)
-	out.Repositories, out.Namespaces = slices.Sorted(maps.Keys(repos)), slices.Sorted(maps.Keys(nss))
+	out.Namespaces = slices.Sorted(maps.Keys(nss))
 	writeJSON(w, http.StatusOK, out)
 }
 

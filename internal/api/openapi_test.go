@@ -40,7 +40,7 @@ func TestOpenAPI(t *testing.T) {
 	var collector *gc.Service
 	var scans *store.SQL
 	var auditLog *audit.Log
-	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog, Policy: keeper, Index: scans,
+	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog, Policy: keeper, Index: scans, Dashboard: scans,
 		Manifests: (*registry.Registry)(nil), Inventories: keeper}}
 	var routes, documented []string
 	for _, rt := range h.routes() {

@@ -173,7 +173,7 @@ func SingleConnection() OpenOption { return func(o *openOptions) { o.singleConn 
 //     processes sharing a file wait on busy_timeout instead of failing a
 //     read-to-write upgrade with SQLITE_BUSY.
 var sqliteQuery = url.Values{
-	"_pragma": []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"},
+	"_pragma": []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "cache_size(-65536)", "temp_store(2)"},
 	"_txlock": []string{"immediate"},
 }.Encode()
 

@@ -151,11 +151,17 @@ func (c *Cycle) pendingMembers(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
+// claimBatch bounds the keys of one of the collector's transactions on
+// gc_keys. The writes' marks take turns with them (keyWriter): a push
+// waits behind at most one claim or release of this many keys, not one of
+// keyBatch (a repository's sweep claims thousands of links at once).
+const claimBatch = 64
+
 // Claim implements registry.Coordinator.
 func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 	var out []string
-	for i := 0; i < len(keys); i += keyBatch {
-		batch := keys[i:min(i+keyBatch, len(keys))]
+	for i := 0; i < len(keys); i += claimBatch {
+		batch := keys[i:min(i+claimBatch, len(keys))]
 		var got []string
 		err := c.m.keys.update(ctx, func(tx querier) error {
 			got = got[:0:0]
@@ -184,8 +190,8 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 
 // Release implements registry.Coordinator.
 func (c *Cycle) Release(ctx context.Context, keys []string) error {
-	for i := 0; i < len(keys); i += keyBatch {
-		batch := keys[i:min(i+keyBatch, len(keys))]
+	for i := 0; i < len(keys); i += claimBatch {
+		batch := keys[i:min(i+claimBatch, len(keys))]
 		err := c.m.keys.update(ctx, func(tx querier) error {
 			_, err := tx.ExecContext(ctx, `DELETE FROM gc_keys WHERE state = 'claim' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...)
 			return err

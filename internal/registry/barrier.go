@@ -57,8 +57,8 @@ type Guard interface {
 	// Protect makes the objects named by keys safe from the running
 	// collection cycle, if any: they are marked, and a key being deleted
 	// is waited for (its object is then gone, which the caller's check
-	// finds). Keys come from BlobKey, LayerKey, ManifestKey and
-	// ReferrerKey.
+	// finds). Keys come from BlobKey, LayerKey, ManifestKey,
+	// ReferrerKey and TagKey.
 	Protect(ctx context.Context, keys ...string) error
 	// Done ends the write.
 	Done()
@@ -95,6 +95,12 @@ func LayerKey(repo string, d digest.Digest) string { return "layer/" + repo + "@
 
 // ManifestKey names manifest d stored in repository repo (its revision).
 func ManifestKey(repo string, d digest.Digest) string { return "manifest/" + repo + "@" + d.String() }
+
+// TagKey names tag in repository repo (its link, not the manifest it
+// points at). A write that points a tag protects it, so that a collection
+// deleting a tag (one of cosign's tag scheme whose subject is gone) never
+// deletes one a concurrent write has just pointed.
+func TagKey(repo, tag string) string { return "tag/" + repo + ":" + tag }
 
 // ReferrerKey names the referrers entry of referrer in repo for subject.
 func ReferrerKey(repo string, subject, referrer digest.Digest) string {

@@ -21,6 +21,12 @@ const (
 	// referrer is kept with its subject, so this includes every referrer
 	// of a subject that is gone).
 	KindReferrer = "referrer"
+	// KindTag is a tag of cosign's tag scheme (sha256-<hex>.sig, .att,
+	// .sbom) whose subject no repository keeps: such a tag follows its
+	// subject (it keeps its manifest only while the subject is kept), and
+	// is deleted with it. Its Item names the tag, the manifest it points at
+	// and the subject.
+	KindTag = "tag"
 	// KindLayer is a blob's link into a repository no kept manifest of the
 	// repository lists.
 	KindLayer = "layer"
@@ -94,7 +100,7 @@ type Item struct {
 	Digest     string `json:"digest,omitempty"`
 	// Subject is a referrers entry's subject.
 	Subject string `json:"subject,omitempty"`
-	// Name is an upload's id or a staging file's name.
+	// Name is an upload's id, a staging file's name or a tag.
 	Name string `json:"name,omitempty"`
 	// Size is the bytes the item held (blob content, an upload's bytes).
 	Size int64 `json:"size"`
@@ -155,14 +161,15 @@ func (rep *Report) sort() {
 
 // Collect runs one mark-and-sweep garbage collection over the storage
 // while the registry keeps serving (see Barrier for the rule that makes it
-// safe). It keeps every manifest reachable from a tag (through index
-// children, referrers whose subject is kept and the original a kept patch
-// derives from), the manifests Keep names, and recent ones (Grace), with
-// their blobs; it deletes the rest: untagged manifests, referrers entries
-// whose subject is gone, blob links and content nothing kept references,
-// idle upload sessions and stale staging files. A collection interrupted
-// at any point (an error, a killed process) leaves nothing reachable
-// deleted; the next one finishes the work.
+// safe). It keeps every manifest reachable from a tag (a tag of cosign's
+// tag scheme only while its subject is kept), through index children,
+// referrers whose subject is kept and the original a kept patch derives
+// from, the manifests Keep names, and recent ones (Grace), with their
+// blobs; it deletes the rest: untagged manifests, referrers entries and
+// tag-scheme tags whose subject is gone, blob links and content nothing
+// kept references, idle upload sessions and stale staging files. A
+// collection interrupted at any point (an error, a killed process) leaves
+// nothing reachable deleted; the next one finishes the work.
 func (r *Registry) Collect(ctx context.Context, o CollectOptions) (*Report, error) {
 	if !o.DryRun && o.Coordinator == nil {
 		return nil, errors.New("collecting garbage: a coordinator is required unless dry-running")

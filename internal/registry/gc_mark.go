@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -19,9 +20,21 @@ import (
 	"github.com/drydock-project/drydock/internal/imgref"
 )
 
-// listConcurrency bounds the driver calls a collection makes at once
-// (object storage answers in milliseconds; many in flight hide that).
+// listConcurrency bounds the driver calls a collection makes at once on
+// object storage, which answers in milliseconds: many in flight hide that.
 const listConcurrency = 8
+
+// workers is how many driver calls the collection makes at once. On the
+// filesystem a call is a short system call that keeps a processor busy
+// rather than waiting: more calls at once than half the processors only
+// take processors from the registry's requests (on 2 cores, 8 listing
+// goroutines made pushes wait behind them), so there it works with half.
+func (r *Registry) workers() int {
+	if strings.HasPrefix(r.driver.Name(), "filesystem") {
+		return max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	return listConcurrency
+}
 
 // collection is one run of Collect.
 type collection struct {
@@ -58,6 +71,9 @@ type repoState struct {
 	// kept are the revisions kept, keptLayers the blob links kept.
 	kept       map[digest.Digest]bool
 	keptLayers map[digest.Digest]bool
+	// orphans are the tags of cosign's tag scheme whose subject no
+	// repository keeps (the sweep's candidates), by tag.
+	orphans map[string]imgref.TagScheme
 }
 
 // manifestRefs is what a stored manifest references.
@@ -88,7 +104,7 @@ func (c *collection) list(ctx context.Context) error {
 		return fmt.Errorf("listing repositories: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listConcurrency)
+	g.SetLimit(c.r.workers())
 	var mu sync.Mutex
 	for _, f := range dirs {
 		g.Go(func() error {
@@ -267,7 +283,7 @@ func (r *Registry) listBlobs(ctx context.Context, pace *pacer) (map[digest.Diges
 			return nil, err
 		}
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(listConcurrency)
+		g.SetLimit(r.workers())
 		for _, p := range prefixes {
 			g.Go(func() error {
 				if err := pace.step(gctx); err != nil {
@@ -371,7 +387,15 @@ func (c *collection) mark(ctx context.Context) error {
 	roots := map[string][]digest.Digest{}
 	for _, name := range c.names {
 		rs := c.repos[name]
-		for _, d := range rs.tags {
+		rs.orphans = map[string]imgref.TagScheme{}
+		for t, d := range rs.tags {
+			if ts, ok := imgref.ParseTagScheme(t); ok && !c.recent(ctx, tagLinkPath(name, t)) {
+				// A signature, attestation or SBOM follows its
+				// subject (a recent one is kept like a recent
+				// manifest: a copy may push it before its subject).
+				rs.orphans[t] = ts
+				continue
+			}
 			roots[name] = append(roots[name], d)
 		}
 		for d := range rs.revisions {
@@ -387,24 +411,22 @@ func (c *collection) mark(ctx context.Context) error {
 	for name, ds := range young {
 		roots[name] = append(roots[name], ds...)
 	}
-	// Lineage crosses repositories: close over all of them until no
-	// repository gains a manifest.
 	for len(roots) > 0 {
-		next := map[string][]digest.Digest{}
-		for _, name := range slices.Sorted(maps.Keys(roots)) {
-			bases, err := c.close(ctx, c.repos[name], roots[name], nil)
-			if err != nil {
-				return err
-			}
-			for _, b := range bases {
-				for _, other := range counterparts(name) {
-					if rs, ok := c.repos[other]; ok && rs.revisions[b] && !rs.kept[b] {
-						next[other] = append(next[other], b)
-					}
+		if err := c.closeAll(ctx, roots); err != nil {
+			return err
+		}
+		// Tag-scheme tags whose subject is now kept keep what they
+		// point at, which may keep the subject of others.
+		roots = map[string][]digest.Digest{}
+		for _, name := range c.names {
+			rs := c.repos[name]
+			for _, t := range slices.Sorted(maps.Keys(rs.orphans)) {
+				if c.keptAnywhere(rs.orphans[t].Subject) {
+					roots[name] = append(roots[name], rs.tags[t])
+					delete(rs.orphans, t)
 				}
 			}
 		}
-		roots = next
 	}
 	for i, name := range c.names {
 		rs := c.repos[name]
@@ -434,6 +456,43 @@ func (c *collection) mark(ctx context.Context) error {
 		c.progress(PhaseMark, i+1, len(c.names))
 	}
 	return nil
+}
+
+// closeAll closes over roots (per repository) until no repository gains a
+// manifest: lineage crosses repositories.
+func (c *collection) closeAll(ctx context.Context, roots map[string][]digest.Digest) error {
+	for len(roots) > 0 {
+		next := map[string][]digest.Digest{}
+		for _, name := range slices.Sorted(maps.Keys(roots)) {
+			bases, err := c.close(ctx, c.repos[name], roots[name], nil)
+			if err != nil {
+				return err
+			}
+			for _, b := range bases {
+				for _, other := range counterparts(name) {
+					if rs, ok := c.repos[other]; ok && rs.revisions[b] && !rs.kept[b] {
+						next[other] = append(next[other], b)
+					}
+				}
+			}
+		}
+		roots = next
+	}
+	return nil
+}
+
+// keptAnywhere reports whether manifest d is kept in any repository: a
+// tag-scheme tag follows its subject wherever it is kept (cosign can store
+// signatures in another repository than the image's). Only its own
+// repository's subject is claimed with it, though: a subject pushed into
+// another repository during the cycle does not keep it.
+func (c *collection) keptAnywhere(d digest.Digest) bool {
+	for _, rs := range c.repos {
+		if rs.kept[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // close adds to rs.kept the manifests in from and everything they keep in

@@ -23,8 +23,12 @@ type candidate struct {
 	key  string
 	path string // what to delete on the driver
 	item Item
-	// d is the manifest or blob link's digest, subject an entry's subject.
+	// d is the manifest or blob link's digest (or a tag's target, or a
+	// guarded subject's digest), subject an entry's or a tag's subject.
 	d, subject digest.Digest
+	// tag is a tag candidate's tag. A candidate with no item kind is a
+	// guard: claimed with the others, never deleted.
+	tag string
 }
 
 // sweepRepositories deletes, one repository at a time, the manifests,
@@ -45,6 +49,18 @@ func (c *collection) sweepRepositories(ctx context.Context) error {
 
 func (c *collection) repoCandidates(rs *repoState) []candidate {
 	var out []candidate
+	guarded := map[digest.Digest]bool{}
+	for _, t := range slices.Sorted(maps.Keys(rs.orphans)) {
+		ts := rs.orphans[t]
+		out = append(out, candidate{key: TagKey(rs.name, t), path: tagDir(rs.name, t), d: rs.tags[t], subject: ts.Subject, tag: t,
+			item: Item{Kind: KindTag, Repository: rs.name, Name: t, Digest: rs.tags[t].String(), Subject: ts.Subject.String()}})
+		if !rs.revisions[ts.Subject] && !guarded[ts.Subject] {
+			// Claimed, not deleted: a push of the subject during the
+			// cycle protects it, and keeps the tag.
+			guarded[ts.Subject] = true
+			out = append(out, candidate{key: ManifestKey(rs.name, ts.Subject), d: ts.Subject})
+		}
+	}
 	for _, d := range slices.Sorted(maps.Keys(rs.revisions)) {
 		if !rs.kept[d] {
 			out = append(out, candidate{key: ManifestKey(rs.name, d), path: revisionDir(rs.name, d), d: d,
@@ -75,7 +91,9 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 	}
 	if c.o.DryRun {
 		for _, cd := range cands {
-			c.rep.add(cd.item, c.o.MaxItems)
+			if cd.item.Kind != "" {
+				c.rep.add(cd.item, c.o.MaxItems)
+			}
 		}
 		return nil
 	}
@@ -104,33 +122,64 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 	// What a write protected since the listing is kept, with what it
 	// references: its closure may reach other candidates, claimed or not.
 	var protected []digest.Digest
+	guardsHeld := map[digest.Digest]bool{} // subjects pushed meanwhile
 	for _, cd := range cands {
 		if isClaimed[cd.key] {
 			continue
 		}
-		c.rep.Protected++
 		switch cd.item.Kind {
 		case KindManifest:
 			protected = append(protected, cd.d)
 		case KindLayer:
 			rs.keptLayers[cd.d] = true
+		case "":
+			guardsHeld[cd.d] = true
+			continue
 		}
+		c.rep.Protected++
 	}
-	if _, err := c.close(ctx, rs, protected, func(d digest.Digest) {
+	keepClosure := func(d digest.Digest) {
 		if mr, err := c.manifestRefs(ctx, rs.name, d); err == nil {
 			for _, b := range mr.blobs {
 				rs.keptLayers[b] = true
 			}
 		}
-	}); err != nil {
+	}
+	if _, err := c.close(ctx, rs, protected, keepClosure); err != nil {
 		return err
 	}
+	// A tag-scheme tag is kept, with what it points at, when a write
+	// pointed it during the cycle or its subject is kept now (protected,
+	// or kept by what a protected manifest reaches); keeping one may keep
+	// the subject of another.
+	keptTags := map[string]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, cd := range cands {
+			if cd.item.Kind != KindTag || keptTags[cd.tag] {
+				continue
+			}
+			if isClaimed[cd.key] && !guardsHeld[cd.subject] && !rs.kept[cd.subject] {
+				continue
+			}
+			keptTags[cd.tag] = true
+			changed = true
+			if _, err := c.close(ctx, rs, []digest.Digest{cd.d}, keepClosure); err != nil {
+				return err
+			}
+		}
+	}
+	var tags []candidate
 	var del [3][]candidate // entries, then manifests, then blob links
 	for _, cd := range cands {
 		if !isClaimed[cd.key] {
 			continue
 		}
 		switch cd.item.Kind {
+		case KindTag:
+			if !keptTags[cd.tag] {
+				tags = append(tags, cd)
+			}
 		case KindReferrer:
 			if !rs.kept[cd.d] {
 				del[0] = append(del[0], cd)
@@ -144,6 +193,18 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 				del[2] = append(del[2], cd)
 			}
 		}
+	}
+	// Tags first: nothing is left pointing at a deleted manifest.
+	for _, cd := range tags {
+		err := c.r.DeleteTag(ctx, rs.name, cd.tag, cd.d)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrTagMoved) {
+			continue // untagged or moved by a write that did not guard it
+		}
+		if err != nil {
+			return err
+		}
+		delete(rs.tags, cd.tag)
+		c.rep.add(cd.item, c.o.MaxItems)
 	}
 	for _, group := range del {
 		if err := c.deleteAll(ctx, group); err != nil {
@@ -164,7 +225,7 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 // each deleted one.
 func (c *collection) deleteAll(ctx context.Context, cands []candidate) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listConcurrency)
+	g.SetLimit(c.r.workers())
 	for _, cd := range cands {
 		g.Go(func() error {
 			if err := c.r.deletePath(gctx, cd.path); err != nil {

@@ -212,7 +212,11 @@ func (r *Registry) storeManifest(ctx context.Context, name, contentType string, 
 		return ocispec.Descriptor{}, nil, err
 	}
 	defer g.Done()
-	if err := protect(ctx, g, manifestKeys(name, d, info)...); err != nil {
+	keys := manifestKeys(name, d, info)
+	for _, t := range tags {
+		keys = append(keys, TagKey(name, t))
+	}
+	if err := protect(ctx, g, keys...); err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
 	if err := r.checkReferences(ctx, name, info); err != nil {

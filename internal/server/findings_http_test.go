@@ -40,6 +40,10 @@ func TestFindingsRoutesAuthOverHTTP(t *testing.T) {
 		{"/api/v1/findings/totals", 403, 200, 200},
 		{"/api/v1/findings/counts?digest=" + d, 403, 200, 200},
 		{"/api/v1/images?verdict=fail", 403, 200, 200},
+		{"/api/v1/findings/history?days=30", 403, 200, 200},
+		{"/api/v1/findings/history?days=0", 400, 400, 400},
+		{"/api/v1/images/end-of-life", 403, 200, 200},
+		{"/api/v1/images/end-of-life?within=x", 400, 400, 400},
 	} {
 		for _, u := range []struct {
 			user, pass string

@@ -53,9 +53,14 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 			g.close(context.Background())
 		}
 	}()
-	if g.store, err = store.Open(ctx, dbs); err != nil {
+	st, err := store.Open(ctx, dbs)
+	if err != nil {
 		return nil, err
 	}
+	if now != nil {
+		st.SetClock(now) // the days of the findings history
+	}
+	g.store = st
 	// The policy's one home: the file gate.policy names, else the gate's
 	// store (edited through the API; every replica reads it there).
 	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy, gatekeeper.WithPolicyStore(g.store))
@@ -124,7 +129,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 		Policy: policy, Exceptions: exSource, ExceptionStore: g.exceptions, DBPath: vulndb.DefaultPath(cfg.Data), InventoryCache: cache,
 		Now: now, Log: log.With("component", "gate"), StuckAfter: time.Duration(cfg.Gate.StuckAfter),
 		SweepInterval: time.Duration(cfg.Gate.SweepInterval), Metrics: g.metrics, Key: key,
-		ScanOptions: []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits)), scan.WithMaxDBAge(time.Duration(cfg.Gate.MaxDataAge))},
+		ScanOptions: gateScanOptions(cfg),
 		MaxDataAge:  time.Duration(cfg.Gate.MaxDataAge),
 	}); err != nil {
 		return nil, err
@@ -246,6 +251,12 @@ func patchCacheDir(cfg config.Config) string {
 		return cfg.Patch.CacheDir
 	}
 	return filepath.Join(cfg.Data, "cache", "patch")
+}
+
+// gateScanOptions are the gate's scan limits and maximum data age: the
+// one home of what the gate and the workflow engine refuse.
+func gateScanOptions(cfg config.Config) []scan.Option {
+	return []scan.Option{scan.WithLimits(scan.Limits(cfg.Gate.Limits)), scan.WithMaxDBAge(time.Duration(cfg.Gate.MaxDataAge))}
 }
 
 func patchCacheLimits(cfg config.Config) patch.CacheLimits {

@@ -51,7 +51,7 @@ func openWorkflows(ctx context.Context, cfg config.Config, dbs *database.Opener,
 	}
 	eng, err := workflow.New(workflow.Options{
 		Store: st, Queue: gp.queue, QueueName: workflowQueue, Registry: reg, DBPath: vulndb.DefaultPath(cfg.Data),
-		InventoryCache: cache, Clock: clock, Log: log,
+		InventoryCache: cache, ScanOptions: gateScanOptions(cfg), Clock: clock, Log: log,
 		Patcher: &workflow.LibraryPatcher{Options: patchOpts, Mirror: wc.Mirror, SecurityMirror: wc.SecurityMirror, HostKeyring: wc.HostKeyring,
 			Sandbox: wc.Sandbox, Tool: "drydock " + buildinfo.Get().Version, Clock: clock, Logger: log},
 		HTTPClient:   &http.Client{Timeout: 5 * time.Minute},

@@ -37,16 +37,34 @@ func BenchmarkFindingsIndex(b *testing.B) {
 					}
 				}
 			})
-			b.Run("where-widespread-cve", func(b *testing.B) {
-				for b.Loop() {
-					if rows, _, err := s.FindingsWhere(ctx, store.FindingQuery{CVE: storetest.WidespreadCVE, Scope: all, Limit: store.MaxFindingRows}); err != nil || len(rows) != sc.Images {
-						b.Fatal(len(rows), err)
+			// What GET /api/v1/cves/{id} asks: the summary, then one page
+			// of 100 images (the last page: the deepest offset).
+			for _, c := range []struct{ name, cve string }{{"widespread-cve", storetest.WidespreadCVE}, {"typical-cve", storetest.PoolCVE(1234)}} {
+				q := store.FindingQuery{CVE: c.cve, Scope: all}
+				b.Run("summary-"+c.name, func(b *testing.B) {
+					for b.Loop() {
+						if _, err := s.FindingsSummary(ctx, q); err != nil {
+							b.Fatal(err)
+						}
 					}
+				})
+				sum, err := s.FindingsSummary(ctx, q)
+				if err != nil {
+					b.Fatal(err)
 				}
-			})
-			b.Run("where-typical-cve", func(b *testing.B) {
+				b.Run("last-page-"+c.name, func(b *testing.B) {
+					pq := q
+					pq.Limit, pq.ImageLimit, pq.ImageOffset = store.MaxFindingRows, 100, max(0, (sum.Digests-1)/100*100)
+					for b.Loop() {
+						if rows, _, err := s.FindingsWhere(ctx, pq); err != nil || len(rows) == 0 {
+							b.Fatal(len(rows), err)
+						}
+					}
+				})
+			}
+			b.Run("history-90-days", func(b *testing.B) {
 				for b.Loop() {
-					if _, _, err := s.FindingsWhere(ctx, store.FindingQuery{CVE: storetest.PoolCVE(1234), Scope: all, Limit: store.MaxFindingRows}); err != nil {
+					if _, err := s.FindingHistory(ctx, 90); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -67,6 +67,9 @@ type FindingQuery struct {
 	Scope        RepositoryScope
 	// Limit bounds the rows returned (required, at most MaxFindingRows).
 	Limit int
+	// ImageLimit, when set, keeps the rows of one page of the digests
+	// found, sorted: ImageLimit digests from the ImageOffset-th.
+	ImageOffset, ImageLimit int
 }
 
 // MaxFindingRows bounds one answer of FindingsWhere; MaxCountDigests the
@@ -197,33 +200,34 @@ type totalsKey struct {
 // reports, and moves finding_totals by the difference, under the
 // digest's lock (two replicas rescanning it at once apply one after the
 // other, each to what the previous stored).
-func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, reports []PlatformReport) error {
+// It returns the severities whose fixable totals changed.
+func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, reports []PlatformReport) (fixableChanged []string, err error) {
 	if err := tx.Lock(ctx, "findings "+digest); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	diff := map[totalsKey]int{}
 	rows, err := tx.QueryContext(ctx, `SELECT cve, severity, fixable, COUNT(*) FROM findings WHERE digest = ? GROUP BY cve, severity, fixable`, digest)
 	if err != nil {
-		return fmt.Errorf("store: indexed findings of %s: %w", digest, err)
+		return nil, fmt.Errorf("store: indexed findings of %s: %w", digest, err)
 	}
 	for rows.Next() {
 		var k totalsKey
 		var n int
 		if err := rows.Scan(&k.cve, &k.severity, &k.fixable, &n); err != nil {
 			rows.Close()
-			return fmt.Errorf("store: indexed findings of %s: %w", digest, err)
+			return nil, fmt.Errorf("store: indexed findings of %s: %w", digest, err)
 		}
 		diff[k] -= n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: indexed findings of %s: %w", digest, err)
+		return nil, fmt.Errorf("store: indexed findings of %s: %w", digest, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE digest = ?`, digest); err != nil {
-		return fmt.Errorf("store: replace indexed findings of %s: %w", digest, err)
+		return nil, fmt.Errorf("store: replace indexed findings of %s: %w", digest, err)
 	}
 	if err := insertFindings(ctx, tx, digest, repo, reports); err != nil {
-		return err
+		return nil, err
 	}
 	for _, pr := range reports {
 		if pr.Report == nil {
@@ -237,6 +241,9 @@ func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, 
 	for k, n := range diff {
 		if n != 0 {
 			keys = append(keys, k)
+			if k.fixable {
+				fixableChanged = append(fixableChanged, k.severity)
+			}
 		}
 	}
 	// One order for every writer: concurrent scans of images sharing CVEs
@@ -257,10 +264,10 @@ func replaceFindings(ctx context.Context, tx *database.Tx, digest, repo string, 
 		}
 		b.WriteString(` ON CONFLICT (cve, severity, fixable) DO UPDATE SET findings = finding_totals.findings + excluded.findings`)
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("store: finding totals of %s: %w", digest, err)
+			return nil, fmt.Errorf("store: finding totals of %s: %w", digest, err)
 		}
 	}
-	return nil
+	return fixableChanged, nil
 }
 
 func cmpBool(a, b bool) int {
@@ -471,18 +478,18 @@ func (s *SQL) FindingsWhere(ctx context.Context, q FindingQuery) (rows []Indexed
 	if q.Limit < 1 || q.Limit > MaxFindingRows {
 		return nil, false, fmt.Errorf("store: limit %d: want 1 to %d", q.Limit, MaxFindingRows)
 	}
-	where, args := scopeWhere(q.Scope)
-	var cond string
-	var first []any
-	if q.CVE != "" {
-		cond, first = `cve = ?`, []any{strings.ToUpper(q.CVE)}
-	} else {
-		// Two indexed lookups joined, instead of an OR the planners scan for.
-		cond, first = `id IN (SELECT id FROM findings WHERE package = ? UNION SELECT id FROM findings WHERE source_package = ?)`,
-			[]any{q.Package, q.Package}
+	if q.ImageOffset < 0 || q.ImageLimit < 0 {
+		return nil, false, fmt.Errorf("store: image offset %d, limit %d: want 0 or more", q.ImageOffset, q.ImageLimit)
 	}
-	r, err := s.db.QueryContext(ctx, `SELECT `+findingColumns+` FROM findings WHERE `+cond+where+
-		` ORDER BY digest, platform, package, cve, installed LIMIT ?`, append(append(first, args...), q.Limit+1)...)
+	cond, args := whereCond(q)
+	if q.ImageLimit > 0 {
+		// The page's digests first, from the index in digest order, then
+		// only their rows: a CVE in every image reads one page's rows.
+		cond += ` AND digest IN (SELECT DISTINCT digest FROM findings WHERE ` + cond + ` ORDER BY digest LIMIT ? OFFSET ?)`
+		args = append(append(args, args...), q.ImageLimit, q.ImageOffset)
+	}
+	r, err := s.db.QueryContext(ctx, `SELECT `+findingColumns+` FROM findings WHERE `+cond+
+		` ORDER BY digest, platform, package, cve, installed LIMIT ?`, append(args, q.Limit+1)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: findings where: %w", err)
 	}

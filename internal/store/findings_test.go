@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/scan"
@@ -13,7 +14,8 @@ import (
 )
 
 // TestFindingsIndexBackfill: scans stored before the findings index
-// existed (schema version 2) are indexed by migration 3.
+// existed (schema version 2) are indexed by migration 3, and their OS's
+// support end recorded by migration 4.
 func TestFindingsIndexBackfill(t *testing.T) {
 	ctx := context.Background()
 	dbtest.Each(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
@@ -25,6 +27,8 @@ func TestFindingsIndexBackfill(t *testing.T) {
 		sc := storetest.ScanOf(storetest.Digest(7), "quarantine/old", map[string][]scan.Finding{
 			"": {storetest.Finding("CVE-2023-9", "libssl3", "openssl", vulndb.SeverityCritical, "3.0.1"),
 				storetest.Finding("CVE-2023-8", "libssl3", "openssl", vulndb.SeverityLow, "")}})
+		sc.Reports[0].Report.OS = scan.OS{ID: "debian", Version: "11.11", EOSL: true}
+		sc.Reports[0].Report.Support = scan.Support{State: "ended", Codename: "bullseye", PublicSupportEnded: time.Date(2026, 8, 31, 0, 0, 0, 0, time.UTC)}
 		raw, err := json.Marshal(sc.Reports)
 		if err != nil {
 			t.Fatal(err)
@@ -46,6 +50,10 @@ func TestFindingsIndexBackfill(t *testing.T) {
 		tot, err := s.FindingTotals(ctx, store.RepositoryScope{All: true})
 		if err != nil || tot.UniqueFixableCVEs != 1 || tot.Counts["LOW"] != 1 {
 			t.Errorf("backfilled totals: %+v, %v", tot, err)
+		}
+		eol, n, err := s.EndOfLife(ctx, store.RepositoryScope{All: true}, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 10)
+		if err != nil || n != 1 || len(eol) != 1 || eol[0].OS != "debian 11.11 (bullseye)" || eol[0].SupportEnd != "2026-08-31" || !eol[0].Ended {
+			t.Errorf("backfilled end-of-life images: %+v, %d, %v", eol, n, err)
 		}
 	})
 }

@@ -71,6 +71,7 @@ func (s *SQL) PutScans(ctx context.Context, scans ...Scan) error {
 	// A scan and its rows of the findings index change together: a
 	// rescan replaces the rows, a failed scan (no reports) removes them.
 	return s.db.Update(ctx, func(tx *database.Tx) error {
+		var changed []string
 		for _, e := range enc {
 			sc := e.sc
 			if _, err := tx.ExecContext(ctx, `INSERT INTO scans (digest, repository, source, scanned_at, error, db_built, reports, permanent)
@@ -81,11 +82,16 @@ func (s *SQL) PutScans(ctx context.Context, scans ...Scan) error {
 				sc.Digest, sc.Repository, sc.Source, e.scanned, sc.Error, e.dbBuilt, e.reports, sc.Error != "" && sc.Permanent); err != nil {
 				return fmt.Errorf("store: write scan of %s: %w", sc.Digest, err)
 			}
-			if err := replaceFindings(ctx, tx, sc.Digest, sc.Repository, sc.Reports); err != nil {
+			sevs, err := replaceFindings(ctx, tx, sc.Digest, sc.Repository, sc.Reports)
+			if err != nil {
+				return err
+			}
+			changed = append(changed, sevs...)
+			if err := putSupport(ctx, tx, sc.Digest, sc.Repository, sc.Reports); err != nil {
 				return err
 			}
 		}
-		return nil
+		return recordHistory(ctx, tx, s.clock(), changed)
 	})
 }
 

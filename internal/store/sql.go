@@ -88,7 +88,7 @@ CREATE TABLE settings (
 	// cannot help (unsupported, hostile, corrupt, over a limit).
 	Version: 2, Name: "scans.permanent",
 	Apply: database.AddColumn("scans", "permanent", "INTEGER NOT NULL DEFAULT 0", "BOOLEAN NOT NULL DEFAULT FALSE"),
-}, findingsMigration}
+}, findingsMigration, historyMigration}
 
 // Tables are the store's tables, for copying an installation.
 var Tables = []database.Table{
@@ -99,10 +99,26 @@ var Tables = []database.Table{
 	{Name: "findings", Columns: []string{"id", "digest", "repository", "platform", "cve", "package", "source_package", "installed", "fixed",
 		"severity", "fixable", "status"}, Key: "id", Identity: "id", Bools: []string{"fixable"}},
 	{Name: "finding_totals", Columns: []string{"id", "cve", "severity", "fixable", "findings"}, Key: "id", Identity: "id", Bools: []string{"fixable"}},
+	{Name: "finding_history", Columns: []string{"id", "day", "severity", "findings"}, Key: "id", Identity: "id"},
+	{Name: "image_support", Columns: []string{"digest", "repository", "os", "support_end", "ended"}, Key: "digest", Bools: []string{"ended"}},
 }
 
 // SQL is the Store on a database opened by internal/database.
-type SQL struct{ db *database.DB }
+type SQL struct {
+	db  *database.DB
+	now func() time.Time // the days of finding_history
+}
+
+// SetClock sets the clock that dates the findings history (time.Now by
+// default); call it before using the store.
+func (s *SQL) SetClock(now func() time.Time) { s.now = now }
+
+func (s *SQL) clock() time.Time {
+	if s.now == nil {
+		return time.Now()
+	}
+	return s.now()
+}
 
 var _ Store = (*SQL)(nil)
 

@@ -95,7 +95,13 @@ type Store interface {
 	FindingTotals(ctx context.Context, sc RepositoryScope) (*FindingTotals, error)
 	ImageFindingCounts(ctx context.Context, digests []string) (map[string]ImageCounts, error)
 	FindingsWhere(ctx context.Context, q FindingQuery) ([]IndexedFinding, bool, error)
+	FindingsSummary(ctx context.Context, q FindingQuery) (*WhereSummary, error)
 	Repositories(ctx context.Context) ([]string, error)
+	// FindingHistory is the fixable findings by severity per day;
+	// EndOfLife the images whose OS's public support ends by a day (see
+	// history.go).
+	FindingHistory(ctx context.Context, days int) ([]HistoryPoint, error)
+	EndOfLife(ctx context.Context, sc RepositoryScope, by time.Time, limit int) ([]SupportedImage, int, error)
 	// Images returns a page of the images of some repositories, filtered,
 	// with their count and the counts by state.
 	Images(ctx context.Context, q ImageQuery) (*ImagePage, error)

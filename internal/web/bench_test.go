@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func BenchmarkUIAtScale(b *testing.B) {
 		}
 		return nil
 	}
-	apiH := api.Handler(api.Options{Gate: storeGate{s: s}, Scans: s, Index: s, Authorize: authz})
+	apiH := api.Handler(api.Options{Gate: storeGate{s: s}, Scans: s, Index: s, Dashboard: s, Authorize: authz})
 	ui, err := New(Options{Auth: &auth.Authenticator{Store: st}, API: apiH})
 	if err != nil {
 		b.Fatal(err)
@@ -98,7 +99,9 @@ func BenchmarkUIAtScale(b *testing.B) {
 		{"images-page", "/ui/images?page=2", ui, true},
 		{"api-cve-in-every-image", "/api/v1/cves/" + storetest.WidespreadCVE, apiH, false},
 		{"api-cve-typical", "/api/v1/cves/" + storetest.PoolCVE(1234), apiH, false},
+		{"api-cve-in-every-image-last-page", "/api/v1/cves/" + storetest.WidespreadCVE + "?page=" + strconv.Itoa(sc.Images/100), apiH, false},
 		{"cve-page-in-every-image", "/ui/cves/" + storetest.WidespreadCVE, ui, true},
+		{"api-findings-history", "/api/v1/findings/history", apiH, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {

@@ -380,12 +380,12 @@ func TestBrowser(t *testing.T) {
 	// patch removes (the test image itself has none in this data).
 	base, err := img.Open()
 	must(err, "open the test image")
-	old, err := testimage.DowngradedTo(base, map[string]string{"libc6": "2.36-1"})
+	downgraded, err := testimage.DowngradedTo(base, map[string]string{"libc6": "2.36-1"})
 	must(err, "downgrade libc6")
 	oldRef, err := name.ParseReference(srv.addr+"/quarantine/bookworm:12.0", name.Insecure)
 	must(err, "reference")
-	must(remote.Write(oldRef, old, remote.WithAuth(&authn.Basic{Username: "admin", Password: admin})), "push bookworm:12.0")
-	oldDigest, err := old.Digest()
+	must(remote.Write(oldRef, downgraded, remote.WithAuth(&authn.Basic{Username: "admin", Password: admin})), "push bookworm:12.0")
+	oldDigest, err := downgraded.Digest()
 	must(err, "digest")
 	a.do("POST", "/api/v1/workflows", workflow.CreateRequest{Name: "nightly", Schedule: "1d",
 		Config: `{"version": "v1", "tag-convention": "incremental", "repositories": [{"repository": "bookworm", "tags": ["12.0"], "enabled": true}]}`}, nil)
@@ -471,6 +471,44 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the audit log lists %d exception records, want %d", rows, len(failing))
 	}
 	check("audit")
+
+	// The dashboard's chart of fixable findings over time and its
+	// end-of-life list, once a bullseye image (past its public security
+	// support) is scanned too: the chart's last values are the index's
+	// totals, the list is the API's.
+	old := testimage.Require(t, testimage.BullseyeNginxCurl)
+	if out, err := exec.Command(bin, "import", old.OCIReference(), "--as", "bullseye:11", "--server", authURL).CombinedOutput(); err != nil {
+		t.Fatalf("import bullseye: %v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		var bs gatekeeper.Status
+		a.get("/api/v1/verdict?ref=quarantine/bullseye:11", &bs)
+		if !bs.Scan.ScannedAt.IsZero() || bs.Scan.Error != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bullseye not scanned in 5 minutes: %+v\n%s", bs, srv.logs())
+		}
+	}
+	run("dashboard with history", chromedp.Navigate("http://"+srv.addr+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#fixable-chart")))
+	check("dashboard-history")
+	a.get("/api/v1/findings/totals", &totals)
+	for _, sev := range []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"} {
+		if totals.Fixable[sev] == 0 {
+			continue
+		}
+		if got := text("#chart-last-" + sev); got != strconv.Itoa(totals.Fixable[sev]) {
+			t.Errorf("chart: today's %s %s, the index %d", sev, got, totals.Fixable[sev])
+		}
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#fixable-chart svg[role="img"] title, #fixable-chart svg desc, #fixable-chart polyline').length`)); err != nil || n < 3 {
+		t.Errorf("the chart has %d of its title, description and lines (%v)", n, err)
+	}
+	var eol api.EOLResponse
+	a.get("/api/v1/images/end-of-life", &eol)
+	if got := text("#eol-total"); got != strconv.Itoa(eol.Total) || eol.Total < 1 || !strings.Contains(text("#eol-images"), "quarantine/bullseye") {
+		t.Errorf("end-of-life: the dashboard says %s, the API %+v; list %q", got, eol, text("#eol-images"))
+	}
 }
 
 type axeResult struct {

@@ -61,6 +61,10 @@ type dashboardData struct {
 	Bypasses []bypass
 	// BypassNote says why bypass attempts are not shown.
 	BypassNote string
+	// Chart and EOL (dashboard_chart.go), or notes why they are not shown.
+	Chart              *fixableChart
+	ChartNote, EOLNote string
+	EOL                *eolList
 }
 
 type workflowRun struct {
@@ -98,6 +102,8 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		d.FixTotal += n
 	}
 	d.Runs, d.RunsNote = u.lastRuns(r)
+	d.Chart, d.ChartNote = u.fixableChart(r)
+	d.EOL, d.EOLNote = u.endOfLife(r)
 	if p.Admin {
 		var page api.AuditPage
 		if err := u.call(r, http.MethodGet, "/api/v1/audit", url.Values{"action": {"bypass_refused"}, "limit": {"10"}}, nil, &page); err != nil {

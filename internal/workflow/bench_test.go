@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,7 +196,7 @@ func benchRun(b *testing.B, tags []struct {
 	}
 	r := h.waitRun(res.Run.ID, 30*time.Minute)
 	total := time.Since(start)
-	peakAt, peakKB := peak()
+	peakAt, peakKB, peakParts := peak()
 	logf("workflow run, %s: %s, %s, %d images, peak RSS %s (%s before the run), load %s", mode, total.Round(10*time.Millisecond), r.State, len(tags), procStatus("VmHWM:"), base, loadavg())
 	var during []string
 	for _, tk := range r.Tasks {
@@ -203,7 +205,7 @@ func benchRun(b *testing.B, tags []struct {
 			during = append(during, string(tk.Kind)+" "+tk.Image)
 		}
 	}
-	logf("  sampled peak RSS %d MB at +%.1fs, during: %s", peakKB/1024, peakAt.Sub(start).Seconds(), strings.Join(during, ", "))
+	logf("  sampled peak RSS %d MB at +%.1fs (%s), during: %s", peakKB/1024, peakAt.Sub(start).Seconds(), peakParts, strings.Join(during, ", "))
 	for _, tk := range r.Tasks {
 		what, phases := "", ""
 		switch {
@@ -293,12 +295,17 @@ func phaseText(sec map[string]float64, names ...string) string {
 }
 
 // sampleRSS samples the process's RSS every 20 ms until the returned
-// function is called, which returns the highest sample and its time.
-func sampleRSS() func() (time.Time, int64) {
+// function is called, which returns the highest sample, its time and
+// what made it up then (anonymous and file-backed RSS, the Go heap's
+// live objects and the memory the Go runtime held).
+func sampleRSS() func() (time.Time, int64, string) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	var at time.Time
-	var most int64
+	var most, written int64
+	var parts string
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"}}
 	go func() {
 		defer close(done)
 		t := time.NewTicker(20 * time.Millisecond)
@@ -306,7 +313,15 @@ func sampleRSS() func() (time.Time, int64) {
 		for {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(procStatus("VmRSS:"), " kB"), 10, 64)
 			if kb > most {
+				if kb > written+8<<10 {
+					heapAtPeak()
+					written = kb
+				}
 				most, at = kb, time.Now()
+				metrics.Read(samples)
+				parts = fmt.Sprintf("RssAnon %s, RssFile %s; Go heap objects %d MB, Go runtime total %d MB (%d MB released)",
+					procStatus("RssAnon:"), procStatus("RssFile:"), samples[0].Value.Uint64()>>20,
+					samples[1].Value.Uint64()>>20, samples[2].Value.Uint64()>>20)
 			}
 			select {
 			case <-stop:
@@ -315,11 +330,27 @@ func sampleRSS() func() (time.Time, int64) {
 			}
 		}
 	}()
-	return func() (time.Time, int64) {
+	return func() (time.Time, int64, string) {
 		close(stop)
 		<-done
-		return at, most
+		return at, most, parts
 	}
+}
+
+// heapAtPeak writes the heap profile (in use at the last GC, and what
+// was allocated) to $DRYDOCK_BENCH_HEAP, when set, each time the sampled
+// RSS reaches a new high: the last one written is the peak's.
+func heapAtPeak() {
+	p := os.Getenv("DRYDOCK_BENCH_HEAP")
+	if p == "" {
+		return
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func loadavg() string {

@@ -51,6 +51,11 @@ type Options struct {
 	// InventoryCache keeps each image's inventory by digest (shared with
 	// the gate); nil scans layers every time.
 	InventoryCache scan.InventoryCache
+	// ScanOptions are the gate's scan options (its limits, the maximum
+	// age of the vulnerability data): the engine refuses what the gate
+	// refuses. The engine's own (clock, database, fixable OS findings)
+	// come after them.
+	ScanOptions []scan.Option
 	// QueueName is the job queue the workflow jobs run in (configured on
 	// Queue); DefaultQueue when empty.
 	QueueName string
@@ -88,6 +93,9 @@ type Engine struct {
 	// image digest; readSem bounds how many run at once (see maxReads).
 	reads   map[string]chan struct{}
 	readSem chan struct{}
+	// afterWrite, when set (tests), runs right after a patch's tag is
+	// written; its error stops the job there as a crash would.
+	afterWrite func(taskID string) error
 }
 
 // New checks o and registers the engine's jobs on the queue (before the

@@ -61,7 +61,7 @@ func (e *Engine) openEnv(ctx context.Context, client *http.Client, log func(stri
 	if err != nil {
 		return nil, fmt.Errorf("opening the vulnerability database: %w", err)
 	}
-	opts := []scan.Option{scan.WithClock(e.clock.Now), scan.WithDBPath(e.o.DBPath), scan.WithIgnoreUnfixed(true), scan.WithPkgTypes("os")}
+	opts := append(slices.Clone(e.o.ScanOptions), scan.WithClock(e.clock.Now), scan.WithDBPath(e.o.DBPath), scan.WithIgnoreUnfixed(true), scan.WithPkgTypes("os"))
 	if e.o.InventoryCache != nil {
 		opts = append(opts, scan.WithInventoryCache(e.o.InventoryCache))
 	}
@@ -140,7 +140,7 @@ func (v *env) scanArtifact(ctx context.Context, a *artifact) (*findings, error) 
 	f := &findings{counts: Counts{}, wanted: map[string]string{}}
 	seen := map[string]bool{}
 	for _, img := range imgs {
-		rep, err := v.scanImage(ctx, img)
+		rep, err := v.scanImage(ctx, img, false)
 		if err != nil {
 			return nil, fmt.Errorf("scanning %s: %w", a, err)
 		}

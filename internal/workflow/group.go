@@ -34,6 +34,10 @@ type group struct {
 // errCanceled stops a job whose run was canceled.
 var errCanceled = errors.New("run canceled")
 
+// errInterrupted stops a job where it stands, recording nothing, as a
+// crash would (the test hook afterWrite): the job's retry resumes it.
+var errInterrupted = errors.New("interrupted")
+
 // update applies fn to a task unless the run was canceled meanwhile.
 func (g *group) update(ctx context.Context, taskID string, fn func(r *Run, t *Task)) (*Run, error) {
 	r, err := g.e.o.Store.UpdateRun(context.WithoutCancel(ctx), g.runID, func(r *Run) error {
@@ -247,6 +251,9 @@ func (g *group) patchAll(ctx context.Context) error {
 			if errors.Is(err, errCanceled) {
 				return nil
 			}
+			if errors.Is(err, errInterrupted) {
+				return err
+			}
 			g.logf(ctx, p.task.ID, "error: %v", err)
 			g.endPatch(ctx, p.task.ID, StateFailed, err.Error(), &pr)
 		}
@@ -273,6 +280,19 @@ func (g *group) resumeWritten(ctx context.Context, t *Task) (bool, error) {
 	g.logf(ctx, t.ID, "resumed: %s:%s already holds %s, written before an interruption", t.Patch.Repository, t.Patch.Tag, t.Patch.Digest)
 	pr := *t.Patch
 	pr.TagWritten = true
+	if pr.Signing != nil {
+		// The interruption may have come before the signature: sign now
+		// (signing is idempotent: a signed patch is left as it is).
+		start := time.Now()
+		g.signPatch(ctx, t.ID, t.StartedAt, &pr)
+		if g.e.o.SignPatch != nil {
+			pr.Seconds = maps.Clone(pr.Seconds)
+			if pr.Seconds == nil {
+				pr.Seconds = map[string]float64{}
+			}
+			timed(pr.Seconds, "sign", start)
+		}
+	}
 	g.endPatch(ctx, t.ID, StateSucceeded, "", &pr)
 	return true, nil
 }
@@ -439,7 +459,11 @@ func (g *group) writeOne(ctx context.Context, p pendingPatch, pr *PatchResult, o
 		}
 	}
 	// The tag and digest are recorded before the write: a job resumed after
-	// a crash finds them and never writes a second tag for this task.
+	// a crash finds them and never writes a second tag for this task; and
+	// so is what signing needs, so that it signs what it finds written.
+	if g.e.o.SignPatch != nil {
+		pr.Signing = &Signing{OriginalRepository: p.scan.Match.Source, Plans: out.Plans}
+	}
 	if _, err := g.update(ctx, p.task.ID, func(_ *Run, t *Task) { t.Patch = pr }); err != nil {
 		return err
 	}
@@ -463,8 +487,13 @@ func (g *group) writeOne(ctx context.Context, p pendingPatch, pr *PatchResult, o
 		pr.Seconds = map[string]float64{}
 	}
 	timed(pr.Seconds, "write", start)
+	if g.e.afterWrite != nil {
+		if err := g.e.afterWrite(p.task.ID); err != nil {
+			return fmt.Errorf("%w after writing %s:%s: %w", errInterrupted, pr.Repository, pr.Tag, err)
+		}
+	}
 	start = time.Now()
-	g.signPatch(ctx, p, pr, out)
+	g.signPatch(ctx, p.task.ID, p.task.StartedAt, pr)
 	if g.e.o.SignPatch != nil {
 		timed(pr.Seconds, "sign", start)
 	}
@@ -473,24 +502,25 @@ func (g *group) writeOne(ctx context.Context, p pendingPatch, pr *PatchResult, o
 	return nil
 }
 
-// signPatch has the written patch signed (Options.SignPatch): a failure
-// is the task's log's, the patch stays written.
-func (g *group) signPatch(ctx context.Context, p pendingPatch, pr *PatchResult, out *PatchOutcome) {
-	sign := g.e.o.SignPatch
-	if sign == nil {
+// signPatch has the written patch pr signed (Options.SignPatch) with
+// what the ledger recorded before the write (pr.Signing), which it then
+// drops: a failure is the task's log's, the patch stays written.
+func (g *group) signPatch(ctx context.Context, taskID string, started time.Time, pr *PatchResult) {
+	sign, in := g.e.o.SignPatch, pr.Signing
+	pr.Signing = nil
+	if sign == nil || in == nil {
 		return
 	}
-	m := p.scan.Match
 	err := sign(ctx, attest.PatchWritten{Repository: pr.Repository, Tag: pr.Tag, Digest: digest.Digest(pr.Digest),
-		OriginalRepository: m.Source, Original: digest.Digest(pr.SourceDigest), OriginalName: pr.Source,
-		Request: map[string]any{"workflowRun": g.runID, "task": p.task.ID}, Plans: out.Plans,
-		Started: p.task.StartedAt, Finished: g.e.clock.Now()})
+		OriginalRepository: in.OriginalRepository, Original: digest.Digest(pr.SourceDigest), OriginalName: pr.Source,
+		Request: map[string]any{"workflowRun": g.runID, "task": taskID}, Plans: in.Plans,
+		Started: started, Finished: g.e.clock.Now()})
 	if err != nil {
-		g.logf(ctx, p.task.ID, "warning: the patch is written but not signed: %v", err)
-		g.e.log.Warn("workflow: signing a patch failed", "run", g.runID, "task", p.task.ID, "repository", pr.Repository, "digest", pr.Digest, "err", err)
+		g.logf(ctx, taskID, "warning: the patch is written but not signed: %v", err)
+		g.e.log.Warn("workflow: signing a patch failed", "run", g.runID, "task", taskID, "repository", pr.Repository, "digest", pr.Digest, "err", err)
 		return
 	}
-	g.logf(ctx, p.task.ID, "signed %s: drydock's signature, SLSA provenance, OpenVEX and SBOM attached", pr.Digest)
+	g.logf(ctx, taskID, "signed %s: drydock's signature, SLSA provenance, OpenVEX and SBOM attached", pr.Digest)
 }
 
 // write pushes the patched image or index to repo:tag through the

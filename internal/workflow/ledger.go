@@ -3,6 +3,8 @@ package workflow
 import (
 	"slices"
 	"time"
+
+	"github.com/drydock-project/drydock/internal/patch"
 )
 
 // State is the state of a run or a task.
@@ -261,11 +263,26 @@ type PatchResult struct {
 	SharedWith string `json:"shared_with,omitempty"`
 	// SkipReason says why nothing was written.
 	SkipReason string `json:"skip_reason,omitempty"`
+	// Signing is what signing the patch needs, recorded with the tag
+	// before the write when the engine signs patches, and dropped once the
+	// patch is signed: a job resumed after a crash between the write and
+	// the signature signs with it.
+	Signing *Signing `json:"signing,omitempty"`
 	// Seconds is the time of each phase: patch (the patcher's whole
 	// build), patch/PHASE (the patcher's own phases over every platform:
 	// read, index, resolve, download, unpack, scripts, layer), rescan (the
 	// patched image's scan), write and sign.
 	Seconds map[string]float64 `json:"phase_seconds,omitempty"`
+}
+
+// Signing is the input of a written patch's signature that the ledger
+// does not hold otherwise.
+type Signing struct {
+	// OriginalRepository holds the original (the source's repository).
+	OriginalRepository string `json:"original_repository"`
+	// Plans are the patcher's plans, one per platform (the provenance's
+	// package changes with their archive URLs).
+	Plans []patch.Plan `json:"plans"`
 }
 
 // timed adds the time since start to phase in m.

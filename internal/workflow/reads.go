@@ -77,8 +77,12 @@ func (e *Engine) readSlot(ctx context.Context, key string) (func(), error) {
 
 // scanImage scans one platform image: from the inventory cache when the
 // gate (or an earlier run) has read it, else reading its layers through
-// the patcher.
-func (v *env) scanImage(ctx context.Context, img v1.Image) (*scan.Report, error) {
+// the patcher. With layers, an image whose inventory came from the cache
+// is read through the patcher all the same (the patcher's layer cache
+// replays an image it has read): its plan or patch will read the layers,
+// and the trigger's reads run several at a time, the plans one by one. An
+// image skipped before its plan (end of life, unsupported) is not read.
+func (v *env) scanImage(ctx context.Context, img v1.Image, layers bool) (*scan.Report, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("reading the image manifest: %w", err)
@@ -88,9 +92,16 @@ func (v *env) scanImage(ctx context.Context, img v1.Image) (*scan.Report, error)
 		return nil, err
 	}
 	defer release()
-	return v.scanner.ImageVia(ctx, img, func(ctx context.Context) (*scan.Snapshot, error) {
+	read := false
+	rep, err := v.scanner.ImageVia(ctx, img, func(ctx context.Context) (*scan.Snapshot, error) {
+		read = true
 		return v.e.o.Patcher.Inspect(ctx, img)
 	})
+	if err == nil && layers && !read && rep.Status != scan.StatusEndOfLife && rep.Status != scan.StatusUnsupported {
+		// A cache warm: a failure is the plan's to report.
+		_, _ = v.e.o.Patcher.Inspect(ctx, img)
+	}
+	return rep, err
 }
 
 // readAhead reads the inventories of the images the run's scan tasks
@@ -98,8 +109,10 @@ func (v *env) scanImage(ctx context.Context, img v1.Image) (*scan.Report, error)
 // from), a few at a time, into the inventory cache: part of the trigger
 // task. It is a cache warm: an image it cannot read is left to its scan
 // task, which reports why. Without an inventory cache there is nothing
-// to keep, and nothing is read.
-func (e *Engine) readAhead(ctx context.Context, runID, taskID string, matches []Match) {
+// to keep, and nothing is read. With layers (the run plans the security
+// suite's updates), images the gate has scanned are read too, into the
+// patcher's layer cache (see scanImage).
+func (e *Engine) readAhead(ctx context.Context, runID, taskID string, matches []Match, layers bool) {
 	if e.o.InventoryCache == nil {
 		return
 	}
@@ -148,7 +161,7 @@ func (e *Engine) readAhead(ctx context.Context, runID, taskID string, matches []
 	for range n {
 		wg.Go(func() {
 			for img := range work {
-				if _, err := env.scanImage(ctx, img); err != nil {
+				if _, err := env.scanImage(ctx, img, layers); err != nil {
 					mu.Lock()
 					failed++
 					mu.Unlock()

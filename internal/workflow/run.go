@@ -131,7 +131,7 @@ func (e *Engine) handleRun(ctx context.Context, a runArgs) error {
 		e.logf(ctx, r.ID, tid, "%s,%s,%s", m.Name, m.Tag, latest)
 	}
 	e.logf(ctx, r.ID, tid, "matches found: %d", len(sel.Matches))
-	e.readAhead(ctx, r.ID, tid, sel.Matches)
+	e.readAhead(ctx, r.ID, tid, sel.Matches, r.SecuritySuite)
 	now = e.clock.Now()
 	r, err = e.o.Store.UpdateRun(ctx, r.ID, func(r *Run) error {
 		t := r.Task(tid)

@@ -146,7 +146,7 @@ func (s *session) Updates() []backend.Update {
 }
 
 func (s *session) Resolve(_ context.Context, want []string) ([]backend.Change, error) {
-	res, err := resolve.ResolveIndex(s.arch, s.installed, s.repo.Index(), want)
+	res, err := resolve.ResolveCatalog(s.arch, s.installed, s.repo, want)
 	if err != nil {
 		return nil, err
 	}

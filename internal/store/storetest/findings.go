@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,12 +132,70 @@ func runFindings(t *testing.T, newStore Factory) {
 		if got := where(store.FindingQuery{Package: "libc-bin", Scope: all}); len(got) != 1 {
 			t.Errorf("where is libc-bin: %q", got)
 		}
+		// One page of the digests found: only their rows.
+		for _, c := range []struct {
+			q    store.FindingQuery
+			want int
+		}{
+			{store.FindingQuery{CVE: "CVE-2024-1", Scope: all, ImageLimit: 1}, 2},
+			{store.FindingQuery{CVE: "CVE-2024-1", Scope: all, ImageOffset: 1, ImageLimit: 1}, 1},
+			{store.FindingQuery{CVE: "CVE-2024-1", Scope: all, ImageOffset: 2, ImageLimit: 1}, 0},
+			{store.FindingQuery{CVE: "CVE-2024-1", Scope: store.RepositoryScope{Names: []string{"quarantine/other"}}, ImageLimit: 1}, 1},
+			{store.FindingQuery{Package: "glibc", Scope: all, ImageOffset: 1, ImageLimit: 5}, 1},
+		} {
+			got := where(c.q)
+			if len(got) != c.want {
+				t.Errorf("where %+v: %q, want %d rows", c.q, got, c.want)
+			}
+			if c.want == 1 && !strings.HasPrefix(got[0], "29 ") {
+				t.Errorf("where %+v: %q, want the second digest's row", c.q, got)
+			}
+		}
+		// The summary counts in SQL what the rows hold.
+		summary := func(q store.FindingQuery) string {
+			t.Helper()
+			sum, err := s.FindingsSummary(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("%d digests, %d findings, %d CVEs, fix %v, %v, promoted %v", sum.Digests, sum.Findings, sum.UniqueCVEs,
+				sum.FixAvailable, sum.Repositories, sum.Promoted)
+		}
+		for _, c := range []struct {
+			q    store.FindingQuery
+			want string
+		}{
+			{store.FindingQuery{CVE: "cve-2024-1", Scope: all}, "2 digests, 3 findings, 1 CVEs, fix true, [quarantine/app quarantine/other], promoted false"},
+			{store.FindingQuery{CVE: "CVE-2024-1", Scope: store.RepositoryScope{Names: []string{"quarantine/other"}}}, "1 digests, 1 findings, 1 CVEs, fix false, [quarantine/other], promoted false"},
+			{store.FindingQuery{Package: "glibc", Scope: all}, "2 digests, 3 findings, 1 CVEs, fix true, [quarantine/app quarantine/other], promoted false"},
+			{store.FindingQuery{Package: "zlib1g", Scope: all}, "1 digests, 1 findings, 1 CVEs, fix false, [quarantine/app], promoted false"},
+			{store.FindingQuery{Package: "nothing", Scope: all}, "0 digests, 0 findings, 0 CVEs, fix false, [], promoted false"},
+			{store.FindingQuery{CVE: "CVE-2024-3", Scope: store.RepositoryScope{}}, "0 digests, 0 findings, 0 CVEs, fix false, [], promoted false"},
+		} {
+			if got := summary(c.q); got != c.want {
+				t.Errorf("summary of %+v:\n got %s\nwant %s", c.q, got, c.want)
+			}
+		}
+		if _, err := s.UpdateImage(ctx, b, func(*store.Image) (*store.Image, error) {
+			return &store.Image{Digest: b, Repository: "quarantine/other", Verdict: pass(t0), UpdatedAt: t0}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkPromoted(ctx, b, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(store.FindingQuery{CVE: "CVE-2024-3", Scope: all}); got != "1 digests, 1 findings, 1 CVEs, fix true, [quarantine/other], promoted true" {
+			t.Errorf("summary after promoting the digest: %s", got)
+		}
+		if _, err := s.FindingsSummary(ctx, store.FindingQuery{Scope: all}); err == nil {
+			t.Error("a summary of nothing was answered")
+		}
 		rows, more, err := s.FindingsWhere(ctx, store.FindingQuery{CVE: "CVE-2024-1", Scope: all, Limit: 2})
 		if err != nil || len(rows) != 2 || !more {
 			t.Errorf("limit 2: %d rows, more %v, %v", len(rows), more, err)
 		}
 		for _, bad := range []store.FindingQuery{{Scope: all, Limit: 1}, {CVE: "x", Package: "y", Scope: all, Limit: 1}, {CVE: "x", Scope: all},
-			{CVE: "x", Scope: all, Limit: store.MaxFindingRows + 1}} {
+			{CVE: "x", Scope: all, Limit: store.MaxFindingRows + 1}, {CVE: "x", Scope: all, Limit: 1, ImageOffset: -1}} {
 			if _, _, err := s.FindingsWhere(ctx, bad); err == nil {
 				t.Errorf("query %+v accepted", bad)
 			}

@@ -289,6 +289,7 @@ func Run(t *testing.T, newStore Factory) {
 	})
 
 	runFindings(t, newStore)
+	runHistory(t, newStore)
 
 	t.Run("settings", func(t *testing.T) {
 		open := newStore(t)

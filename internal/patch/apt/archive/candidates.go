@@ -43,7 +43,7 @@ func (r *Repo) Candidates(installed []inventory.Package) []Update {
 			continue
 		}
 		var best *IndexPackage
-		for _, p := range r.pkgs[ip.Name] {
+		for _, p := range r.entries(ip.Name, false) {
 			if !r.sameArch(ip.Arch, p.Architecture) {
 				continue
 			}
@@ -98,7 +98,7 @@ func (r *Repo) FetchDeb(ctx context.Context, p *IndexPackage) (string, error) {
 // Lookup returns the index entry of package name at version for the
 // image's architecture (or "all"), after Update.
 func (r *Repo) Lookup(name, version string) (*IndexPackage, bool) {
-	for _, p := range r.pkgs[name] {
+	for _, p := range r.entries(name, false) {
 		if p.Version == version && (p.Architecture == r.arch || p.Architecture == "all") {
 			return p, true
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,13 +115,25 @@ func gzData(t testing.TB, data []byte) []byte {
 }
 
 // fakeArchive is an in-process apt archive: files by URL path.
+// Its files may change between requests, not during them (an Update
+// fetches several at once).
 type fakeArchive struct {
 	files map[string][]byte
+	mu    sync.Mutex
 	hits  map[string]int
 }
 
+// hitCount is how many times path was requested.
+func (a *fakeArchive) hitCount(path string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hits[path]
+}
+
 func (a *fakeArchive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
 	a.hits[r.URL.Path]++
+	a.mu.Unlock()
 	data, ok := a.files[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)

@@ -4,23 +4,120 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"unsafe"
 )
 
-// The parsed-index encoding: every string of every package in one blob,
-// read back as substrings of one string, so loading a parsed index of
-// 70,000 packages allocates their structs and one string, not a million
-// strings.
+// The parsed-index encoding, read lazily: every string of every package
+// in one blob, each package's fields as varint (offset, length) pairs
+// into it, a fixed-width table of where each package's record starts,
+// and two directories — by package name and by the names its Provides
+// field lists — so a resolver decodes only the packages it looks at, not
+// the 60,000 of a main suite.
 //
-//	"ddkidx2\n" | uvarint count | uvarint len(blob) | blob |
-//	count × (13 × (uvarint offset, uvarint length) | varint Size | varint InstalledSize)
+//	"ddkidx3\n"
+//	uvarint count | uvarint len(blob) | uvarint len(records) |
+//	uvarint names | uvarint name postings | uvarint provides | uvarint provides postings
+//	blob
+//	records:  count × (13 × (uvarint offset, uvarint length) | varint Size | varint InstalledSize)
+//	starts:   count × uint32 (offset of each record in records)
+//	names:    names × (uint32 key offset, uint32 key length, uint32 first posting, uint32 postings)
+//	postings: uint32 package numbers, in index order
+//	provides, provides postings: the same shape
+//
+// Keys are substrings of the blob (a package's name, a name in a
+// Provides field), sorted and distinct. All integers are little-endian.
+// Everything is checked when the encoding is loaded, so a loaded index
+// answers without errors.
 
-const indexMagic = "ddkidx2\n"
+const indexMagic = "ddkidx3\n"
 
 // indexStrings are the string fields stored, in order.
-func indexStrings(p *IndexPackage) []*string {
-	return []*string{&p.Package, &p.Version, &p.Architecture, &p.Source, &p.SourceVersion, &p.MultiArch,
+func indexStrings(p *IndexPackage) [13]*string {
+	return [13]*string{&p.Package, &p.Version, &p.Architecture, &p.Source, &p.SourceVersion, &p.MultiArch,
 		&p.Depends, &p.PreDepends, &p.Provides, &p.Breaks, &p.Conflicts, &p.Filename, &p.SHA256}
+}
+
+const (
+	fieldPackage  = 0 // index of Package in indexStrings
+	fieldProvides = 8 // index of Provides in indexStrings
+	dirEntrySize  = 16
+)
+
+// providedNames calls fn with each package name the Provides field
+// value lists and its offset in value: the name of each alternative, as
+// the resolver's relation parser reads it (up to a space, "(", "[", "<"
+// or ":"). Malformed elements give what they give: the resolver parses
+// each package it is offered again and keeps only what really provides.
+func providedNames(value string, fn func(name string, off int)) {
+	start := 0
+	for start <= len(value) {
+		end := strings.IndexAny(value[start:], ",|")
+		if end < 0 {
+			end = len(value)
+		} else {
+			end += start
+		}
+		elem := value[start:end]
+		lead := len(elem) - len(strings.TrimLeft(elem, " \t\n"))
+		name := elem[lead:]
+		if i := strings.IndexAny(name, " \t\n([<:"); i >= 0 {
+			name = name[:i]
+		}
+		if name != "" {
+			fn(name, start+lead)
+		}
+		start = end + 1
+	}
+}
+
+// dirBuilder collects one directory: keys (blob offsets) and the
+// packages under each, in index order.
+type dirBuilder struct {
+	keys  map[string]int // key -> position in order
+	order []dirKey
+	posts int
+}
+
+type dirKey struct {
+	key      string
+	off      int
+	packages []uint32
+}
+
+func (b *dirBuilder) add(key string, off int, pkg uint32) {
+	if b.keys == nil {
+		b.keys = map[string]int{}
+	}
+	i, ok := b.keys[key]
+	if !ok {
+		i = len(b.order)
+		b.keys[key] = i
+		b.order = append(b.order, dirKey{key: key, off: off})
+	}
+	if ps := b.order[i].packages; len(ps) > 0 && ps[len(ps)-1] == pkg {
+		return // a Provides naming one package twice
+	}
+	b.order[i].packages = append(b.order[i].packages, pkg)
+	b.posts++
+}
+
+// write appends the directory's entries to dir and its postings to post.
+func (b *dirBuilder) write(dir, post []byte) ([]byte, []byte) {
+	slices.SortFunc(b.order, func(x, y dirKey) int { return strings.Compare(x.key, y.key) })
+	n := 0
+	for _, k := range b.order {
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(k.off))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(k.key)))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(n))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(k.packages)))
+		for _, p := range k.packages {
+			post = binary.LittleEndian.AppendUint32(post, p)
+		}
+		n += len(k.packages)
+	}
+	return dir, post
 }
 
 // encodeIndex encodes a parsed index (Suite and URI are not stored: they
@@ -28,89 +125,266 @@ func indexStrings(p *IndexPackage) []*string {
 func encodeIndex(list []IndexPackage) []byte {
 	// Sized exactly up front, and written in one pass: the index of a
 	// main suite is tens of MB, and growing buffers of that size by
-	// appending (with a table of offsets on the side) was what made a
-	// cold run's memory peak.
+	// appending was what made a cold run's memory peak.
 	var tmp [binary.MaxVarintLen64]byte
 	uvarintLen := func(x uint64) int { return len(binary.AppendUvarint(tmp[:0], x)) }
 	varintLen := func(x int64) int { return len(binary.AppendVarint(tmp[:0], x)) }
-	blobLen, tableLen := 0, 0
+	blobLen, recLen := 0, 0
+	var names, provides dirBuilder
 	for i := range list {
-		for _, f := range indexStrings(&list[i]) {
-			tableLen += uvarintLen(uint64(blobLen)) + uvarintLen(uint64(len(*f)))
+		for j, f := range indexStrings(&list[i]) {
+			recLen += uvarintLen(uint64(blobLen)) + uvarintLen(uint64(len(*f)))
+			switch j {
+			case fieldPackage:
+				names.add(*f, blobLen, uint32(i))
+			case fieldProvides:
+				base := blobLen
+				providedNames(*f, func(name string, off int) { provides.add(name, base+off, uint32(i)) })
+			}
 			blobLen += len(*f)
 		}
-		tableLen += varintLen(list[i].Size) + varintLen(list[i].InstalledSize)
+		recLen += varintLen(list[i].Size) + varintLen(list[i].InstalledSize)
 	}
-	head := append([]byte(indexMagic), binary.AppendUvarint(nil, uint64(len(list)))...)
-	head = binary.AppendUvarint(head, uint64(blobLen))
-	out := make([]byte, len(head)+blobLen+tableLen)
+	head := []byte(indexMagic)
+	for _, v := range []int{len(list), blobLen, recLen, len(names.order), names.posts, len(provides.order), provides.posts} {
+		head = binary.AppendUvarint(head, uint64(v))
+	}
+	tail := 4*len(list) + dirEntrySize*(len(names.order)+len(provides.order)) + 4*(names.posts+provides.posts)
+	out := make([]byte, len(head)+blobLen+recLen, len(head)+blobLen+recLen+tail)
 	copy(out, head)
 	blob := out[len(head) : len(head)+blobLen]
-	table := out[len(head)+blobLen : len(head)+blobLen : len(out)]
+	recs := out[len(head)+blobLen : len(head)+blobLen]
+	starts := make([]byte, 0, 4*len(list))
 	off := 0
 	for i := range list {
+		starts = binary.LittleEndian.AppendUint32(starts, uint32(len(recs)))
 		for _, f := range indexStrings(&list[i]) {
-			table = binary.AppendUvarint(table, uint64(off))
-			table = binary.AppendUvarint(table, uint64(len(*f)))
+			recs = binary.AppendUvarint(recs, uint64(off))
+			recs = binary.AppendUvarint(recs, uint64(len(*f)))
 			off += copy(blob[off:], *f)
 		}
-		table = binary.AppendVarint(table, list[i].Size)
-		table = binary.AppendVarint(table, list[i].InstalledSize)
+		recs = binary.AppendVarint(recs, list[i].Size)
+		recs = binary.AppendVarint(recs, list[i].InstalledSize)
 	}
-	return out
+	out = append(out, starts...)
+	var post []byte
+	out, post = names.write(out, nil)
+	out = append(out, post...)
+	out, post = provides.write(out, nil)
+	return append(out, post...)
 }
 
 var errIndexCodec = errors.New("parsed index: malformed")
 
-// decodeIndex decodes what encodeIndex wrote; every offset is checked.
-// The strings it returns share data's memory (no copy of a blob of tens
-// of MB on every run): data must not change afterwards.
-func decodeIndex(data []byte) ([]IndexPackage, error) {
+// packageIndex is a loaded parsed index: immutable, safe for concurrent
+// use, and shared by every Repo of the process that uses the same index
+// (see parsedIndexes). Its packages are decoded on demand into values
+// their caller owns, so no caller can change what another sees.
+type packageIndex struct {
+	data     []byte // the encoding; blob's strings point into it
+	blob     string
+	recs     []byte
+	starts   []byte
+	names    []byte
+	namePost []byte
+	provs    []byte
+	provPost []byte
+}
+
+// loadIndex checks the encoding data and returns the index it holds. The
+// strings it gives share data's memory (no copy of a blob of tens of MB):
+// data must not change afterwards.
+func loadIndex(data []byte) (*packageIndex, error) {
 	if len(data) < len(indexMagic) || string(data[:len(indexMagic)]) != indexMagic {
 		return nil, fmt.Errorf("%w: bad magic", errIndexCodec)
 	}
 	d := data[len(indexMagic):]
-	next := func() (uint64, error) {
+	var h [7]uint64
+	for i := range h {
 		v, n := binary.Uvarint(d)
-		if n <= 0 {
-			return 0, errIndexCodec
+		if n <= 0 || v > 1<<32-1 {
+			return nil, fmt.Errorf("%w: header", errIndexCodec)
 		}
-		d = d[n:]
-		return v, nil
+		h[i], d = v, d[n:]
 	}
-	count, err := next()
-	if err != nil || count > maxIndexPackages {
+	count, blobLen, recLen, nNames, nNamePost, nProvs, nProvPost := h[0], h[1], h[2], h[3], h[4], h[5], h[6]
+	if count > maxIndexPackages {
 		return nil, fmt.Errorf("%w: package count", errIndexCodec)
 	}
-	blobLen, err := next()
-	if err != nil || blobLen > uint64(len(d)) {
-		return nil, fmt.Errorf("%w: blob", errIndexCodec)
-	}
-	var blob string
-	if blobLen > 0 {
-		blob = unsafe.String(&d[0], int(blobLen))
-	}
-	d = d[blobLen:]
-	list := make([]IndexPackage, count)
-	for i := range list {
-		for _, f := range indexStrings(&list[i]) {
-			off, err1 := next()
-			n, err2 := next()
-			if err1 != nil || err2 != nil || off > uint64(len(blob)) || n > uint64(len(blob))-off {
-				return nil, fmt.Errorf("%w: package %d", errIndexCodec, i)
-			}
-			*f = blob[off : off+n]
+	idx := &packageIndex{data: data}
+	var err error
+	take := func(n uint64) []byte {
+		if err != nil || n > uint64(len(d)) {
+			err = fmt.Errorf("%w: truncated", errIndexCodec)
+			return nil
 		}
-		for _, v := range []*int64{&list[i].Size, &list[i].InstalledSize} {
-			x, n := binary.Varint(d)
-			if n <= 0 {
-				return nil, fmt.Errorf("%w: package %d", errIndexCodec, i)
-			}
-			*v, d = x, d[n:]
-		}
+		b := d[:n:n]
+		d = d[n:]
+		return b
+	}
+	blob := take(blobLen)
+	idx.recs = take(recLen)
+	idx.starts = take(4 * count)
+	idx.names = take(dirEntrySize * nNames)
+	idx.namePost = take(4 * nNamePost)
+	idx.provs = take(dirEntrySize * nProvs)
+	idx.provPost = take(4 * nProvPost)
+	if err != nil {
+		return nil, err
 	}
 	if len(d) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errIndexCodec, len(d))
+	}
+	if len(blob) > 0 {
+		idx.blob = unsafe.String(&blob[0], len(blob))
+	}
+	for i := range int(count) {
+		if _, err := idx.decode(i); err != nil {
+			return nil, err
+		}
+	}
+	if err := idx.checkDir(idx.names, idx.namePost, int(count)); err != nil {
+		return nil, fmt.Errorf("%w: names: %w", errIndexCodec, err)
+	}
+	if err := idx.checkDir(idx.provs, idx.provPost, int(count)); err != nil {
+		return nil, fmt.Errorf("%w: provides: %w", errIndexCodec, err)
+	}
+	return idx, nil
+}
+
+// checkDir checks a directory: keys inside the blob, sorted and
+// distinct, postings inside post, package numbers below count and
+// ascending under each key.
+func (x *packageIndex) checkDir(dir, post []byte, count int) error {
+	prev := ""
+	for i := 0; i < len(dir)/dirEntrySize; i++ {
+		off, n, first, posts := x.dirEntry(dir, i)
+		if uint64(off)+uint64(n) > uint64(len(x.blob)) || n == 0 {
+			return fmt.Errorf("entry %d: key outside the blob", i)
+		}
+		key := x.blob[off : off+n]
+		if i > 0 && key <= prev {
+			return fmt.Errorf("entry %d: keys out of order", i)
+		}
+		prev = key
+		if posts == 0 || uint64(first)+uint64(posts) > uint64(len(post)/4) {
+			return fmt.Errorf("entry %d: postings outside the table", i)
+		}
+		last := -1
+		for j := first; j < first+posts; j++ {
+			p := int(binary.LittleEndian.Uint32(post[4*j:]))
+			if p >= count || p <= last {
+				return fmt.Errorf("entry %d: bad package number", i)
+			}
+			last = p
+		}
+	}
+	return nil
+}
+
+func (x *packageIndex) dirEntry(dir []byte, i int) (off, n, first, posts uint32) {
+	e := dir[i*dirEntrySize:]
+	return binary.LittleEndian.Uint32(e), binary.LittleEndian.Uint32(e[4:]),
+		binary.LittleEndian.Uint32(e[8:]), binary.LittleEndian.Uint32(e[12:])
+}
+
+// Len is the number of packages.
+func (x *packageIndex) Len() int { return len(x.starts) / 4 }
+
+// bytes is what the index holds in memory.
+func (x *packageIndex) bytes() int64 { return int64(cap(x.data)) }
+
+// decode returns package i (Suite and URI empty).
+func (x *packageIndex) decode(i int) (IndexPackage, error) {
+	var p IndexPackage
+	start := int(binary.LittleEndian.Uint32(x.starts[4*i:]))
+	if start > len(x.recs) {
+		return p, fmt.Errorf("%w: package %d", errIndexCodec, i)
+	}
+	d := x.recs[start:]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(d)
+		if n <= 0 {
+			return 0, false
+		}
+		d = d[n:]
+		return v, true
+	}
+	for _, f := range indexStrings(&p) {
+		off, ok1 := next()
+		n, ok2 := next()
+		if !ok1 || !ok2 || off > uint64(len(x.blob)) || n > uint64(len(x.blob))-off {
+			return p, fmt.Errorf("%w: package %d", errIndexCodec, i)
+		}
+		*f = x.blob[off : off+n]
+	}
+	for _, v := range []*int64{&p.Size, &p.InstalledSize} {
+		n := 0
+		if *v, n = binary.Varint(d); n <= 0 {
+			return p, fmt.Errorf("%w: package %d", errIndexCodec, i)
+		}
+		d = d[n:]
+	}
+	return p, nil
+}
+
+// At returns package i, a copy the caller owns (Suite and URI empty).
+func (x *packageIndex) At(i int) IndexPackage {
+	p, err := x.decode(i)
+	if err != nil {
+		panic(err) // loadIndex decoded every package already
+	}
+	return p
+}
+
+// lookup returns the package numbers under key in a directory, in index
+// order (nil: none).
+func (x *packageIndex) lookup(dir, post []byte, key string) []uint32 {
+	n := len(dir) / dirEntrySize
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		off, l, _, _ := x.dirEntry(dir, m)
+		if x.blob[off:off+l] < key {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == n {
+		return nil
+	}
+	off, l, first, posts := x.dirEntry(dir, lo)
+	if x.blob[off:off+l] != key {
+		return nil
+	}
+	out := make([]uint32, posts)
+	for j := range out {
+		out[j] = binary.LittleEndian.Uint32(post[4*(int(first)+j):])
+	}
+	return out
+}
+
+// Named returns the numbers of the packages called name, in index order.
+func (x *packageIndex) Named(name string) []uint32 { return x.lookup(x.names, x.namePost, name) }
+
+// Providing returns the numbers of the packages whose Provides field
+// names virtual (a superset: the field is not parsed further), in index
+// order.
+func (x *packageIndex) Providing(virtual string) []uint32 {
+	return x.lookup(x.provs, x.provPost, virtual)
+}
+
+// decodeIndex decodes every package of an encoding (the eager path:
+// tests, and callers that want all of them).
+func decodeIndex(data []byte) ([]IndexPackage, error) {
+	x, err := loadIndex(data)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]IndexPackage, x.Len())
+	for i := range list {
+		list[i] = x.At(i)
 	}
 	return list, nil
 }

@@ -1,8 +1,11 @@
 package archive
 
 import (
+	"encoding/binary"
 	"errors"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -49,6 +52,12 @@ func FuzzDecodeIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := decodeIndex(data)
 		if err == nil {
+			// Lookups of what a loaded index holds never fail.
+			x, _ := loadIndex(data)
+			for i := range got {
+				x.Named(got[i].Package)
+				x.Providing(got[i].Package)
+			}
 			// What decodes encodes back to something that decodes the same.
 			again, err := decodeIndex(encodeIndex(got))
 			if err != nil || !reflect.DeepEqual(again, got) {
@@ -56,4 +65,85 @@ func FuzzDecodeIndex(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIndexDirectories: the name and Provides directories list exactly
+// the packages a scan of the whole index finds, in index order, for
+// names present, absent, sharing a prefix, and Provides written with
+// versions, architecture qualifiers, alternatives and a name twice.
+func TestIndexDirectories(t *testing.T) {
+	var list []IndexPackage
+	for i, p := range []struct{ name, provides string }{
+		{"mawk", "awk"},
+		{"gawk", "awk, gawk-doc (= 1)"},
+		{"libc6", ""},
+		{"libc6-dev", "libc-dev (= 2.36-9), libc6-dev-any"},
+		{"awk-extra", " awk:any | awkish,\n  awk (= 2) [amd64] <!nocheck>"},
+		{"mawk", "awk"}, // a second version: both listed
+		{"a", "a"},
+	} {
+		list = append(list, IndexPackage{Package: p.name, Version: strconv.Itoa(i + 1), Provides: p.provides})
+	}
+	x, err := loadIndex(encodeIndex(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := func(match func(IndexPackage) bool) []uint32 {
+		var out []uint32
+		for i, p := range list {
+			if match(p) {
+				out = append(out, uint32(i))
+			}
+		}
+		return out
+	}
+	for _, name := range []string{"mawk", "gawk", "libc6", "libc6-dev", "a", "awk-extra", "libc", "zzz", "", "aw"} {
+		want := scan(func(p IndexPackage) bool { return p.Package == name })
+		if got := x.Named(name); !slices.Equal(got, want) {
+			t.Errorf("Named(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for virtual, want := range map[string][]uint32{
+		"awk": {0, 1, 4, 5}, "gawk-doc": {1}, "libc-dev": {3}, "libc6-dev-any": {3}, "awkish": {4}, "a": {6},
+		"libc6": nil, "aw": nil, "": nil,
+	} {
+		if got := x.Providing(virtual); !slices.Equal(got, want) {
+			t.Errorf("Providing(%q) = %v, want %v", virtual, got, want)
+		}
+	}
+	for i := range list {
+		if got := x.At(i); !reflect.DeepEqual(got, list[i]) {
+			t.Errorf("At(%d) = %+v, want %+v", i, got, list[i])
+		}
+	}
+}
+
+// TestIndexCodecRefusesDirectories: a directory pointing outside its
+// tables, out of order or at packages that do not exist is refused at
+// load, so lookups never read out of bounds.
+func TestIndexCodecRefusesDirectories(t *testing.T) {
+	list, _ := ParsePackages(strings.NewReader(packagesText), "test")
+	good := encodeIndex(list)
+	x, err := loadIndex(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	namesAt := len(good) - len(x.names) - len(x.namePost) - len(x.provs) - len(x.provPost)
+	postAt := namesAt + len(x.names)
+	for name, edit := range map[string]func(b []byte){
+		"key outside the blob": func(b []byte) { binary.LittleEndian.PutUint32(b[namesAt:], 1<<30) },
+		"keys out of order": func(b []byte) {
+			e := slices.Clone(b[namesAt : namesAt+dirEntrySize])
+			copy(b[namesAt:], b[namesAt+dirEntrySize:namesAt+2*dirEntrySize])
+			copy(b[namesAt+dirEntrySize:], e)
+		},
+		"postings outside the table": func(b []byte) { binary.LittleEndian.PutUint32(b[namesAt+12:], 99) },
+		"no such package":            func(b []byte) { binary.LittleEndian.PutUint32(b[postAt:], 7) },
+	} {
+		bad := slices.Clone(good)
+		edit(bad)
+		if _, err := loadIndex(bad); !errors.Is(err, errIndexCodec) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -34,8 +34,29 @@ type Repo struct {
 	store   *store
 	// After Update:
 	releases map[string]*Release // by URI + " " + Suite
-	pkgs     map[string][]*IndexPackage
-	all      []*IndexPackage // every entry, in the sources' order
+	views    []*indexView        // every index, in the sources' order
+}
+
+// indexView is one source's index as a Repo sees it: the shared parsed
+// index, the source it stands for, and the entries this Repo decoded from
+// it (its own copies: what one Repo's caller does to them, no other Repo
+// sees).
+type indexView struct {
+	idx        *packageIndex
+	suite, uri string
+	automatic  bool // apt installs from it by default (not NotAutomatic)
+	decoded    map[uint32]*IndexPackage
+}
+
+// entry returns package i of the view, decoded once per Repo.
+func (v *indexView) entry(i uint32) *IndexPackage {
+	if p, ok := v.decoded[i]; ok {
+		return p
+	}
+	p := v.idx.At(int(i))
+	p.Suite, p.URI = v.suite, v.uri
+	v.decoded[i] = &p
+	return &p
 }
 
 // Open reads the apt configuration of the root filesystem fsys (sources
@@ -149,7 +170,7 @@ func (r *Repo) Update(ctx context.Context) error {
 	// between equal versions.
 	type fetched struct {
 		rel   *Release
-		lists [][]*IndexPackage
+		lists []*packageIndex
 	}
 	got := make([]fetched, len(r.sources))
 	g, gctx := errgroup.WithContext(ctx)
@@ -189,27 +210,18 @@ func (r *Repo) Update(ctx context.Context) error {
 		return err
 	}
 	releases := map[string]*Release{}
-	n := 0
-	for _, f := range got {
-		for _, list := range f.lists {
-			n += len(list)
-		}
-	}
-	pkgs := make(map[string][]*IndexPackage, n)
-	all := make([]*IndexPackage, 0, n)
+	var views []*indexView
 	for i, s := range r.sources {
 		if got[i].rel == nil {
 			continue
 		}
 		releases[s.URI+" "+s.Suite] = got[i].rel
-		for _, list := range got[i].lists {
-			for _, p := range list {
-				pkgs[p.Package] = append(pkgs[p.Package], p)
-			}
-			all = append(all, list...)
+		for _, idx := range got[i].lists {
+			views = append(views, &indexView{idx: idx, suite: s.Suite, uri: s.URI,
+				automatic: !got[i].rel.NotAutomatic, decoded: map[uint32]*IndexPackage{}})
 		}
 	}
-	r.releases, r.pkgs, r.all = releases, pkgs, all
+	r.releases, r.views = releases, views
 	return nil
 }
 
@@ -288,7 +300,7 @@ func (r *Repo) fetchRelease(ctx context.Context, s Source, keys openpgp.EntityLi
 // plain), verifies its size and SHA256 before reading it, decompresses it
 // with bounds, checks the uncompressed hash when rel lists it, and parses
 // it. Indexes are cached under the cache dir by hash.
-func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arch string) ([]*IndexPackage, error) {
+func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arch string) (*packageIndex, error) {
 	dir := comp + "/binary-" + arch + "/"
 	var pick FileHash
 	for _, n := range []string{"Packages.xz", "Packages.gz", "Packages"} {
@@ -301,7 +313,7 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 		// apt warns and goes on when a suite lacks a component the
 		// sources name (e.g. non-free-firmware in an older suite).
 		r.o.log.Warn("apt: suite has no index for component", "suite", s.URI+" "+s.Suite, "component", comp, "arch", arch)
-		return nil, nil
+		return loadIndex(encodeIndex(nil))
 	}
 	if pick.Size > maxIndexCompressed {
 		return nil, fmt.Errorf("index %s: %d bytes, more than the limit of %d", distsURL(s, pick.Path), pick.Size, maxIndexCompressed)
@@ -324,8 +336,8 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 	if hasPlain {
 		sum = plain.SHA256
 	}
-	if list := r.store.parsed(sum); list != nil {
-		return withSource(list, s), nil
+	if idx := r.store.parsed(sum); idx != nil {
+		return idx, nil
 	}
 	var file string
 	var err error
@@ -353,25 +365,17 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 	if err != nil {
 		return nil, err
 	}
-	if err := r.store.putParsed(sum, list); err != nil {
+	idx, err := r.store.putParsed(sum, list)
+	if err != nil && idx != nil {
 		r.o.log.Warn("apt: cannot cache a parsed index", "index", name, "error", err)
+		err = nil
 	}
-	return withSource(list, s), nil
+	return idx, err
 }
 
 // matches is a store check: the file has the wanted size and SHA256.
 func matches(want FileHash) func(string) (bool, error) {
 	return func(p string) (bool, error) { return fileMatches(p, want) }
-}
-
-// withSource marks the packages of a parsed index as source s's.
-func withSource(list []IndexPackage, s Source) []*IndexPackage {
-	out := make([]*IndexPackage, len(list))
-	for i := range list {
-		list[i].Suite, list[i].URI = s.Suite, s.URI
-		out[i] = &list[i]
-	}
-	return out
 }
 
 // decompressVerified decompresses the index file src into dst, which must
@@ -419,15 +423,55 @@ func parseIndexFile(file, name string) ([]IndexPackage, error) {
 // Index returns, after Update, the index entries of the suites apt would
 // install from by default (not NotAutomatic ones: backports,
 // experimental), in the sources' order (which decides between equal
-// versions): what a resolver chooses among. The entries are shared:
-// callers must not change them.
+// versions): what a resolver chooses among. It decodes every entry: a
+// resolver wants Named and Providing, which decode only what it looks
+// at. The entries are this Repo's: callers must not change them.
 func (r *Repo) Index() []*IndexPackage {
-	index := make([]*IndexPackage, 0, len(r.all))
-	for _, p := range r.all {
-		if rel := r.releases[p.URI+" "+p.Suite]; rel != nil && rel.NotAutomatic {
+	var index []*IndexPackage
+	for _, v := range r.views {
+		if !v.automatic {
 			continue
 		}
-		index = append(index, p)
+		for i := range v.idx.Len() {
+			index = append(index, v.entry(uint32(i)))
+		}
 	}
 	return index
+}
+
+// entries returns the entries called name across the indexes (only those
+// apt installs from by default when automatic is set), in the sources'
+// order.
+func (r *Repo) entries(name string, automatic bool) []*IndexPackage {
+	var out []*IndexPackage
+	for _, v := range r.views {
+		if automatic && !v.automatic {
+			continue
+		}
+		for _, i := range v.idx.Named(name) {
+			out = append(out, v.entry(i))
+		}
+	}
+	return out
+}
+
+// Named returns, after Update, the entries of Index called name, in the
+// same order, decoding only those. The entries are this Repo's: callers
+// must not change them.
+func (r *Repo) Named(name string) []*IndexPackage { return r.entries(name, true) }
+
+// Providing returns, after Update, the entries of Index whose Provides
+// field names virtual, in the same order: a superset (the field's other
+// syntax is not checked; a resolver parses the entries it is given).
+func (r *Repo) Providing(virtual string) []*IndexPackage {
+	var out []*IndexPackage
+	for _, v := range r.views {
+		if !v.automatic {
+			continue
+		}
+		for _, i := range v.idx.Providing(virtual) {
+			out = append(out, v.entry(i))
+		}
+	}
+	return out
 }

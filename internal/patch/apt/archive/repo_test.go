@@ -100,11 +100,11 @@ func TestRepoUpdateAndCandidates(t *testing.T) {
 	}
 
 	// A second Update reads the indexes from the cache.
-	before := a.hits["/debian/dists/bookworm/main/binary-amd64/Packages.xz"]
+	before := a.hitCount("/debian/dists/bookworm/main/binary-amd64/Packages.xz")
 	if err := repo.Update(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if after := a.hits["/debian/dists/bookworm/main/binary-amd64/Packages.xz"]; after != before {
+	if after := a.hitCount("/debian/dists/bookworm/main/binary-amd64/Packages.xz"); after != before {
 		t.Errorf("index fetched again: %d -> %d", before, after)
 	}
 
@@ -112,13 +112,13 @@ func TestRepoUpdateAndCandidates(t *testing.T) {
 	if err := os.WriteFile(p, []byte("damaged"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	debHits := a.hits["/debian-security/"+a.deb]
+	debHits := a.hitCount("/debian-security/" + a.deb)
 	p2, err := repo.FetchDeb(t.Context(), &got[0].Candidate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(p2); string(data) != string(a.files["/debian-security/"+a.deb]) || a.hits["/debian-security/"+a.deb] != debHits+1 {
-		t.Errorf("damaged cache entry: read %q, %d fetches", data, a.hits["/debian-security/"+a.deb]-debHits)
+	if data, _ := os.ReadFile(p2); string(data) != string(a.files["/debian-security/"+a.deb]) || a.hitCount("/debian-security/"+a.deb) != debHits+1 {
+		t.Errorf("damaged cache entry: read %q, %d fetches", data, a.hitCount("/debian-security/"+a.deb)-debHits)
 	}
 
 	// A .deb whose bytes differ from the index is refused and not kept.
@@ -180,11 +180,11 @@ func TestParsedIndexCache(t *testing.T) {
 		t.Fatalf("%d parsed indexes cached, want 3 (one per suite)", len(first))
 	}
 	// A second Update: no index fetched again, nothing parsed anew.
-	hits := a.hits["/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz"]
+	hits := a.hitCount("/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz")
 	if v := tzdata(open()); v != "2025a-0+deb12u1" {
 		t.Errorf("tzdata candidate %q from the cache", v)
 	}
-	if a.hits["/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz"] != hits {
+	if a.hitCount("/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz") != hits {
 		t.Error("a cached index was fetched again")
 	}
 
@@ -199,8 +199,10 @@ func TestParsedIndexCache(t *testing.T) {
 		t.Errorf("%d parsed indexes cached after the change, want 4", n)
 	}
 
-	// A damaged parse is detected and redone from the index.
+	// A damaged parse is detected and redone from the index (once the
+	// process's copies are forgotten).
 	for _, e := range parsed() {
+		parsedIndexes.drop(filepath.Join(cache, "store") + "\x00" + e)
 		f := filepath.Join(cache, "store", e, "packages")
 		data, err := os.ReadFile(f)
 		if err != nil {

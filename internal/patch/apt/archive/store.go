@@ -15,7 +15,7 @@ const DefaultCacheSize = 4 << 30
 
 // parsedFormat names the encoding of parsed indexes in their keys; change
 // it when IndexPackage or the parser changes.
-const parsedFormat = "parsed-v2-"
+const parsedFormat = "parsed-v3-"
 
 // store is the archive client's cache: every entry is named by the hash
 // the signed Release (for an index) or the index (for a .deb) gives, so an
@@ -95,36 +95,53 @@ func (s *store) file(key, name string, ok func(path string) (bool, error), build
 	return filepath.Join(e.Path, name), nil
 }
 
-// parsed returns the parsed index of the index with SHA256 sum, nil when
-// the cache has none (or a damaged one, then dropped).
-func (s *store) parsed(sum string) []IndexPackage {
-	e, err := s.dir.Get(parsedFormat + sum)
-	if err != nil || e == nil {
-		return nil
-	}
-	defer e.Release()
-	data, err := cache.ReadFile(filepath.Join(e.Path, "packages"))
-	var list []IndexPackage
-	if err == nil {
-		list, err = decodeIndex(data)
-	}
-	if err != nil {
-		s.dir.Discard(e)
-		e = nil
-		return nil
-	}
-	return list
+// parsed returns the parsed index of the index with SHA256 sum: the
+// process's copy when it has one, else the cache's (loaded once however
+// many goroutines ask); nil when neither has one (a damaged cached one is
+// dropped).
+func (s *store) parsed(sum string) *packageIndex {
+	idx, _ := parsedIndexes.get(s.memKey(sum), func() (*packageIndex, error) {
+		e, err := s.dir.Get(parsedFormat + sum)
+		if err != nil || e == nil {
+			return nil, err
+		}
+		defer e.Release()
+		data, err := cache.ReadFile(filepath.Join(e.Path, "packages"))
+		var idx *packageIndex
+		if err == nil {
+			idx, err = loadIndex(data)
+		}
+		if err != nil {
+			s.dir.Discard(e)
+			return nil, err
+		}
+		return idx, nil
+	})
+	return idx
 }
 
-// putParsed stores the parsed index of the index with SHA256 sum.
-func (s *store) putParsed(sum string, list []IndexPackage) error {
+// memKey is the key in parsedIndexes of the parsed index of the index
+// with SHA256 sum: the process's memory stands for its cache directory
+// (one, in practice), so a cache emptied or moved is read again.
+func (s *store) memKey(sum string) string {
+	return s.dir.Root() + "\x00" + parsedFormat + sum
+}
+
+// putParsed stores the parsed index of the index with SHA256 sum, in the
+// cache and in the process's memory, and returns it loaded.
+func (s *store) putParsed(sum string, list []IndexPackage) (*packageIndex, error) {
 	data := encodeIndex(list)
+	idx, err := loadIndex(data)
+	if err != nil {
+		return nil, err
+	}
+	parsedIndexes.put(s.memKey(sum), idx)
 	e, err := s.dir.Put(parsedFormat+sum, func(dir string) (int64, error) {
 		return int64(len(data)), cache.WriteFile(filepath.Join(dir, "packages"), data)
 	})
 	if err != nil {
-		return err
+		return idx, err
 	}
 	e.Release()
-	return nil
+	return idx, nil
 }

@@ -32,6 +32,9 @@ type refPackage struct {
 	name, version string
 	files         map[string]string
 	conffiles     []string
+	// control are extra control members (maintainer scripts, triggers,
+	// md5sums) by name; scripts are written executable.
+	control map[string]string
 }
 
 // build writes the package with dpkg-deb into dir and returns its path.
@@ -57,6 +60,13 @@ func (p refPackage) build(t *testing.T, dir string) string {
 	}
 	for rel, data := range p.files {
 		write(rel, data, 0o644)
+	}
+	for name, data := range p.control {
+		mode := os.FileMode(0o644)
+		if slices.Contains(ScriptNames, name) {
+			mode = 0o755
+		}
+		write("DEBIAN/"+name, data, mode)
 	}
 	// Directories as a package build leaves them.
 	if err := filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {

@@ -326,8 +326,9 @@ type parsed struct {
 
 type resolver struct {
 	arch    string
-	cands   map[string][]*archive.IndexPackage // by name, native and all, highest version first
-	provBy  map[string][]*archive.IndexPackage // virtual name -> index entries providing it
+	cat     Catalog
+	cands   map[string][]*archive.IndexPackage // by name, native and all, highest version first; filled on demand
+	provBy  map[string][]*archive.IndexPackage // virtual name -> index entries providing it; filled on demand
 	state   map[string]*node
 	cache   map[*archive.IndexPackage]*parsed
 	initBad map[string]bool // relations already unmet in the installed state
@@ -335,42 +336,67 @@ type resolver struct {
 	o       options
 }
 
+// Catalog is the index entries a resolver chooses among, looked up by
+// name: an archive.Repo, which decodes only the entries asked for, or a
+// list (ResolveIndex). Both methods return entries in the index's order
+// (which decides between equal versions), the same pointer for the same
+// entry every time; the resolver reads them and never changes them.
+type Catalog interface {
+	// Named returns the entries of package name.
+	Named(name string) []*archive.IndexPackage
+	// Providing returns the entries whose Provides may name virtual: a
+	// superset is fine, the resolver parses each.
+	Providing(virtual string) []*archive.IndexPackage
+}
+
+// listCatalog is a Catalog over a list, indexed up front.
+type listCatalog struct {
+	byName, byProvides map[string][]*archive.IndexPackage
+}
+
+func newListCatalog(index []*archive.IndexPackage, arch string) *listCatalog {
+	c := &listCatalog{byName: make(map[string][]*archive.IndexPackage, len(index)), byProvides: map[string][]*archive.IndexPackage{}}
+	for _, p := range index {
+		c.byName[p.Package] = append(c.byName[p.Package], p)
+		if p.Provides == "" {
+			continue
+		}
+		if rels, err := ParseRelations(p.Provides, arch); err == nil {
+			for _, alts := range rels {
+				for _, v := range alts {
+					if l := c.byProvides[v.Name]; len(l) == 0 || l[len(l)-1] != p {
+						c.byProvides[v.Name] = append(l, p)
+					}
+				}
+			}
+		}
+	}
+	return c
+}
+
+func (c *listCatalog) Named(name string) []*archive.IndexPackage { return c.byName[name] }
+func (c *listCatalog) Providing(virtual string) []*archive.IndexPackage {
+	return c.byProvides[virtual]
+}
+
 // ResolveIndex is Resolve over index entries shared with the caller (an
 // archive.Repo's Index): they are read, never changed.
 func ResolveIndex(arch string, installed []inventory.Package, index []*archive.IndexPackage, want []string, opts ...Option) (*Resolution, error) {
+	return ResolveCatalog(arch, installed, newListCatalog(index, arch), want, opts...)
+}
+
+// ResolveCatalog is Resolve over the entries of cat, of which it looks
+// only at those its packages, their dependencies and the virtual names
+// they need lead to.
+func ResolveCatalog(arch string, installed []inventory.Package, cat Catalog, want []string, opts ...Option) (*Resolution, error) {
 	o := options{maxRounds: 10000}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	r := &resolver{arch: arch, cands: make(map[string][]*archive.IndexPackage, len(index)), provBy: map[string][]*archive.IndexPackage{},
+	r := &resolver{arch: arch, cat: cat, cands: map[string][]*archive.IndexPackage{}, provBy: map[string][]*archive.IndexPackage{},
 		state: map[string]*node{}, cache: map[*archive.IndexPackage]*parsed{}, initBad: map[string]bool{}, o: o}
-	cmpDeb := version.Deb{}
-	for _, p := range index {
-		if p.Architecture != arch && p.Architecture != "all" {
-			continue
-		}
-		if !cmpDeb.Valid(p.Version) {
-			continue
-		}
-		r.cands[p.Package] = append(r.cands[p.Package], p)
-		if p.Provides != "" {
-			// Only Provides is read here: the other fields of the tens of
-			// thousands of packages never looked at are never parsed. A
-			// malformed field is reported when the package is used.
-			if rels, err := ParseRelations(p.Provides, r.arch); err == nil {
-				for _, alts := range rels {
-					for _, v := range alts {
-						r.provBy[v.Name] = append(r.provBy[v.Name], p)
-					}
-				}
-			}
-		}
-	}
-	for _, list := range r.cands {
-		slices.SortStableFunc(list, func(a, b *archive.IndexPackage) int { return -vcmp(a.Version, b.Version) })
-	}
 	for i := range installed {
 		ip := &installed[i]
 		if (ip.Ecosystem != "" && ip.Ecosystem != version.EcosystemDeb) || (ip.Arch != arch && ip.Arch != "all") {
@@ -380,7 +406,7 @@ func ResolveIndex(arch string, installed []inventory.Package, index []*archive.I
 			continue
 		}
 		n := &node{name: ip.Name, inst: ip}
-		for _, p := range r.cands[ip.Name] {
+		for _, p := range r.candsOf(ip.Name) {
 			if n.multi == "" {
 				n.multi = p.MultiArch
 			}
@@ -396,7 +422,7 @@ func ResolveIndex(arch string, installed []inventory.Package, index []*archive.I
 		return nil, err
 	}
 	for _, w := range slices.Sorted(slices.Values(want)) {
-		list := r.cands[w]
+		list := r.candsOf(w)
 		if len(list) == 0 {
 			return nil, &ResolveError{Chain: []string{"wanted " + w}, Detail: "not in the index for " + arch, Err: ErrUnsatisfiable}
 		}
@@ -426,6 +452,58 @@ func ResolveIndex(arch string, installed []inventory.Package, index []*archive.I
 		res.Steps = append(res.Steps, s)
 	}
 	return res, nil
+}
+
+// usable reports whether the resolver considers entry p at all: of the
+// image's architecture (or "all"), with a valid version.
+func (r *resolver) usable(p *archive.IndexPackage) bool {
+	return (p.Architecture == r.arch || p.Architecture == "all") && (version.Deb{}).Valid(p.Version)
+}
+
+// candsOf returns the usable entries of package name, highest version
+// first (of equal versions, the index's order), looked up once.
+func (r *resolver) candsOf(name string) []*archive.IndexPackage {
+	if list, ok := r.cands[name]; ok {
+		return list
+	}
+	var list []*archive.IndexPackage
+	for _, p := range r.cat.Named(name) {
+		if r.usable(p) {
+			list = append(list, p)
+		}
+	}
+	slices.SortStableFunc(list, func(a, b *archive.IndexPackage) int { return -vcmp(a.Version, b.Version) })
+	r.cands[name] = list
+	return list
+}
+
+// provsOf returns the usable entries whose Provides names virtual, in
+// the index's order, once per time their Provides names it, looked up
+// once. Only Provides is parsed here; a malformed field is reported when
+// the package is used.
+func (r *resolver) provsOf(virtual string) []*archive.IndexPackage {
+	if list, ok := r.provBy[virtual]; ok {
+		return list
+	}
+	var list []*archive.IndexPackage
+	for _, p := range r.cat.Providing(virtual) {
+		if !r.usable(p) || p.Provides == "" {
+			continue
+		}
+		rels, err := ParseRelations(p.Provides, r.arch)
+		if err != nil {
+			continue
+		}
+		for _, alts := range rels {
+			for _, v := range alts {
+				if v.Name == virtual {
+					list = append(list, p)
+				}
+			}
+		}
+	}
+	r.provBy[virtual] = list
+	return list
 }
 
 // vcmp compares Debian versions; invalid ones sort lowest.
@@ -548,7 +626,7 @@ func (r *resolver) satisfied(rel Relation) bool {
 // provide virtual, sorted.
 func (r *resolver) providers(virtual string) []string {
 	var out []string
-	for _, p := range r.provBy[virtual] {
+	for _, p := range r.provsOf(virtual) {
 		if n := r.state[p.Package]; n != nil && !slices.Contains(out, p.Package) {
 			out = append(out, p.Package)
 		}
@@ -661,7 +739,7 @@ func (r *resolver) scanOnce(record bool) (bool, error) {
 // any newer one). Without one it fails with kind (ErrUnsatisfiable or
 // ErrConflict).
 func (r *resolver) upgradeStaying(n *node, cause, detail string, kind error, ok func(*archive.IndexPackage) bool) error {
-	for _, p := range r.cands[n.name] {
+	for _, p := range r.candsOf(n.name) {
 		if n.inst != nil && vcmp(p.Version, n.inst.Version) <= 0 {
 			break
 		}
@@ -694,7 +772,7 @@ func (r *resolver) satisfy(n *node, field string, alts Alternatives) error {
 		for _, rel := range alts {
 			d := r.state[rel.Name]
 			if (d != nil) == upgrade && (d == nil || d.target == nil) {
-				for _, p := range r.cands[rel.Name] {
+				for _, p := range r.candsOf(rel.Name) {
 					if d != nil && vcmp(p.Version, d.inst.Version) <= 0 {
 						break
 					}
@@ -704,7 +782,7 @@ func (r *resolver) satisfy(n *node, field string, alts Alternatives) error {
 				}
 			}
 			// Providers of a virtual package, by name, highest version.
-			provs := slices.Clone(r.provBy[rel.Name])
+			provs := slices.Clone(r.provsOf(rel.Name))
 			slices.SortStableFunc(provs, func(a, b *archive.IndexPackage) int {
 				return cmp.Or(cmp.Compare(a.Package, b.Package), -vcmp(a.Version, b.Version))
 			})

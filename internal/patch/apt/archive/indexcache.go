@@ -1,0 +1,133 @@
+package archive
+
+import (
+	"container/list"
+	"sync"
+)
+
+// DefaultParsedIndexMemory bounds the parsed indexes a process keeps in
+// memory between patches (see SetParsedIndexMemory): about four
+// releases' main, updates and security indexes for one architecture (a
+// main suite's parsed index is 25–30 MB).
+const DefaultParsedIndexMemory = 128 << 20
+
+// parsedIndexes is the process's parsed indexes, by the SHA256 the signed
+// Release gives the index: a server patching many images of one release
+// (a workflow) reads and checks each index once, and every Repo decodes
+// only the packages it looks at from the shared, immutable encoding.
+var parsedIndexes = newIndexCache(DefaultParsedIndexMemory)
+
+// SetParsedIndexMemory bounds the bytes of parsed indexes the process
+// keeps in memory between patches (least recently used go first; 0: keep
+// none). An index in use stays in memory while it is used, whatever the
+// bound.
+func SetParsedIndexMemory(max int64) {
+	parsedIndexes.setMax(max)
+}
+
+// indexCache is an LRU of loaded indexes bounded by bytes, which loads
+// each key once when several goroutines want it at the same time.
+type indexCache struct {
+	mu      sync.Mutex
+	max     int64
+	size    int64
+	lru     *list.List               // of *indexCacheEntry, most recent first
+	byKey   map[string]*list.Element // keys in lru
+	loading map[string]*indexLoad
+}
+
+type indexCacheEntry struct {
+	key string
+	idx *packageIndex
+}
+
+type indexLoad struct {
+	done chan struct{}
+	idx  *packageIndex
+}
+
+func newIndexCache(max int64) *indexCache {
+	return &indexCache{max: max, lru: list.New(), byKey: map[string]*list.Element{}, loading: map[string]*indexLoad{}}
+}
+
+func (c *indexCache) setMax(max int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+	c.trim()
+}
+
+// get returns the index of key, loading it with load (nil, nil: there is
+// none) when the cache lacks it. Concurrent gets of one key share one
+// load; a load that fails or finds nothing is not remembered.
+func (c *indexCache) get(key string, load func() (*packageIndex, error)) (*packageIndex, error) {
+	for {
+		c.mu.Lock()
+		if el, ok := c.byKey[key]; ok {
+			c.lru.MoveToFront(el)
+			c.mu.Unlock()
+			return el.Value.(*indexCacheEntry).idx, nil
+		}
+		if l, ok := c.loading[key]; ok {
+			c.mu.Unlock()
+			<-l.done
+			if l.idx != nil {
+				return l.idx, nil
+			}
+			continue // that load failed: try ourselves
+		}
+		l := &indexLoad{done: make(chan struct{})}
+		c.loading[key] = l
+		c.mu.Unlock()
+
+		idx, err := load()
+		c.mu.Lock()
+		delete(c.loading, key)
+		if err == nil && idx != nil {
+			l.idx = idx
+			c.addLocked(key, idx)
+		}
+		c.mu.Unlock()
+		close(l.done)
+		return idx, err
+	}
+}
+
+// put remembers idx as key's index.
+func (c *indexCache) put(key string, idx *packageIndex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addLocked(key, idx)
+}
+
+func (c *indexCache) addLocked(key string, idx *packageIndex) {
+	if el, ok := c.byKey[key]; ok {
+		c.size -= el.Value.(*indexCacheEntry).idx.bytes()
+		c.lru.Remove(el)
+	}
+	c.byKey[key] = c.lru.PushFront(&indexCacheEntry{key: key, idx: idx})
+	c.size += idx.bytes()
+	c.trim()
+}
+
+// trim drops the least recently used indexes over the bound.
+func (c *indexCache) trim() {
+	for c.size > c.max && c.lru.Len() > 0 {
+		el := c.lru.Back()
+		e := el.Value.(*indexCacheEntry)
+		c.lru.Remove(el)
+		delete(c.byKey, e.key)
+		c.size -= e.idx.bytes()
+	}
+}
+
+// drop forgets key (a test's way to read an index from disk again).
+func (c *indexCache) drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[key]; ok {
+		c.size -= el.Value.(*indexCacheEntry).idx.bytes()
+		c.lru.Remove(el)
+		delete(c.byKey, key)
+	}
+}
