@@ -92,6 +92,11 @@ type Options struct {
 	// Dashboard serves the findings history and the end-of-life images;
 	// nil leaves their routes (dashboard.go) out. It needs Index too.
 	Dashboard Dashboard
+	// Manifests reads the registry for the image routes (image.go; with
+	// Scans), Inventories the stored inventories for their packages; nil
+	// leaves those routes out.
+	Manifests   Manifests
+	Inventories Inventories
 }
 
 type handler struct{ Options }
@@ -116,10 +121,18 @@ func Handler(o Options) http.Handler {
 	// catches the other methods of each path.
 	for path, ms := range methods {
 		allow := strings.Join(slices.Sorted(slices.Values(ms)), ", ")
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+allow+", not "+r.Method)
-		})
+		// One pattern per other method, not one without a method: a
+		// method-less "/api/v1/images/end-of-life" would conflict with
+		// "GET /api/v1/images/{digest}".
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if slices.Contains(ms, m) || (m == http.MethodHead && slices.Contains(ms, http.MethodGet)) {
+				continue
+			}
+			mux.HandleFunc(m+" "+path, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", allow)
+				writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.URL.Path+" takes "+allow+", not "+r.Method)
+			})
+		}
 	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such API endpoint: "+r.Method+" "+r.URL.Path)
@@ -172,6 +185,9 @@ func (h *handler) routes() []route {
 		if h.Dashboard != nil {
 			routes = append(routes, h.dashboardRoutes()...)
 		}
+	}
+	if h.Manifests != nil && h.Scans != nil {
+		routes = append(routes, h.imageRoutes()...)
 	}
 	return routes
 }

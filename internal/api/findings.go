@@ -48,7 +48,7 @@ type FindingsPlatform struct {
 	Platform string      `json:"platform,omitempty"`
 	Digest   string      `json:"digest"`
 	OS       string      `json:"os,omitempty"`
-	Status   scan.Status `json:"status"`
+	Status   scan.Status `json:"status"` // "" when the image has no report
 	Packages int         `json:"packages"`
 }
 
@@ -133,6 +133,9 @@ func Findings(sc *store.Scan, f FindingsFilter) *FindingsResponse {
 	ids := map[string]bool{}
 	for _, pr := range sc.Reports {
 		if pr.Report == nil {
+			// Listed as the verdict's scan summary lists it: without a
+			// status, since it has no report.
+			out.Platforms = append(out.Platforms, FindingsPlatform{Platform: pr.Platform, Digest: pr.Digest})
 			continue
 		}
 		rep := pr.Report

@@ -14,6 +14,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/gatekeeper"
 	"github.com/drydock-project/drydock/internal/gc"
+	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
@@ -39,7 +40,8 @@ func TestOpenAPI(t *testing.T) {
 	var collector *gc.Service
 	var scans *store.SQL
 	var auditLog *audit.Log
-	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog, Policy: keeper, Index: scans, Dashboard: scans}}
+	h := &handler{Options{Gate: keeper, Attest: keeper, Exceptions: keeper, Database: keeper, Workflows: engine, GC: collector, Scans: scans, Audit: auditLog, Policy: keeper, Index: scans, Dashboard: scans,
+		Manifests: (*registry.Registry)(nil), Inventories: keeper}}
 	var routes, documented []string
 	for _, rt := range h.routes() {
 		routes = append(routes, rt.method+" "+rt.path)

@@ -87,7 +87,14 @@ func (h *handler) validatePolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID", "ifMatch: only PUT takes it")
 		return
 	}
-	if err := gatekeeper.ValidatePolicy(req.Policy); err != nil {
+	// The text is validated for where it would go: a policy file
+	// resolves relative key paths against its directory, the database's
+	// policy has none.
+	validate := gatekeeper.ValidateStoredPolicy
+	if v, err := h.Policy.Policy(r.Context()); err == nil && v.Source == "file" {
+		validate = gatekeeper.ValidatePolicy
+	}
+	if err := validate(req.Policy); err != nil {
 		h.policyInvalid(w, r, err)
 		return
 	}

@@ -65,6 +65,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	// Sign configures drydock's signing key.
 	Sign Sign `yaml:"sign"`
+	// Web configures the web UI (web.go).
+	Web Web `yaml:"web"`
 }
 
 // Kube configures drydock's Kubernetes side.
@@ -370,6 +372,7 @@ func Default() Config {
 		Patch: Patch{DistroInfo: "/usr/share/distro-info"},
 		Workflow: Workflow{Workers: 1, TickInterval: Duration(time.Minute), Debounce: Duration(2 * time.Minute),
 			PollInterval: Duration(15 * time.Minute), Sandbox: true},
+		Web: Web{SessionTTL: Duration(12 * time.Hour)},
 	}
 }
 
@@ -617,6 +620,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.GC.validate()...)
+	errs = append(errs, c.Web.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func (k *Keeper) SetPolicy(ctx context.Context, actor, text, ifHash string) (*Po
 		}
 		return nil, errors.New("this gate keeps no policy store")
 	}
-	if err := ValidatePolicy(text); err != nil {
+	if err := ValidateStoredPolicy(text); err != nil {
 		return nil, err
 	}
 	old, err := k.policy.storedText()
@@ -106,6 +106,10 @@ func (k *Keeper) SetPolicy(ctx context.Context, actor, text, ifHash string) (*Po
 	}
 	if !swapped {
 		return nil, ErrPolicyChanged
+	}
+	// The version after the text: every replica's next decision reads it.
+	if err := k.policy.mendVersion(ctx); err != nil {
+		k.log.Warn("the policy is stored; other replicas see it within "+policyRecheck.String(), "err", err)
 	}
 	// Record the new hash as seen, so that the gate's notice of a new
 	// policy (notePolicy, on any replica) does not audit it a second time.

@@ -31,7 +31,13 @@ func (k *Keeper) checkSignedBy(ctx context.Context, srcRepo string, d digest.Dig
 	var keys []attest.PublicKey
 	var problems []string
 	for _, p := range pol.RequireSignedBy {
-		if !filepath.IsAbs(p) && k.policy.Path() != "" {
+		if !filepath.IsAbs(p) {
+			if k.policy.Path() == "" {
+				// Stored before SetPolicy refused it: no directory to
+				// resolve it against.
+				problems = append(problems, fmt.Sprintf("requireSignedBy: %q is a relative path in the stored policy: name the key by its absolute path", p))
+				continue
+			}
 			p = filepath.Join(filepath.Dir(k.policy.Path()), p)
 		}
 		pk, err := attest.ReadPublicKey(p)

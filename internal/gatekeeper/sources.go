@@ -60,6 +60,10 @@ type PolicySource struct {
 	err    error
 	hash   string
 	text   string
+	// version and checkedAt are the stored policy's cache
+	// (policycache.go).
+	version   string
+	checkedAt time.Time
 }
 
 // PolicySettings is where an edited policy is kept: the gate's store.
@@ -132,15 +136,16 @@ func (s *PolicySource) Get() (p *gate.Policy, hash string, err error) {
 	var data []byte
 	switch {
 	case s.Editable():
-		// Read each time: another replica may have replaced it.
-		t, err := s.storedText()
+		// The version each time (another replica may have replaced the
+		// policy), the text when it changed.
+		t, fresh, err := s.storedIfChanged()
 		if err != nil {
 			return nil, "", err
 		}
 		if t == "" {
 			t = DefaultPolicy
 		}
-		if t != s.text || (s.policy == nil && s.err == nil) {
+		if fresh && (t != s.text || (s.policy == nil && s.err == nil)) {
 			data = []byte(t)
 		}
 	case s.path == "":

@@ -185,9 +185,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	v2 := authn.Middleware(guardLive(log, audits, gp.dispatcher, gp.metrics, authn.AuthorizeMiddleware(filterCatalog(reg))))
 	apiInner := api.Handler(api.Options{Gate: gp.keeper, Attest: gp.keeper, Patches: gp.patches, Kube: s.kube.service, Authorize: apiAuthorizer,
 		Actor: func(r *http.Request) string { return auth.UserFrom(r.Context()) }, Log: log, Workflows: wf.engine, Exceptions: gp.keeper, Database: gp.keeper, GC: gcp.service, Scans: gp.store, Audit: audits,
-		Policy: gp.keeper, Index: gp.store, Tags: reg, Dashboard: gp.store})
+		Policy: gp.keeper, Index: gp.store, Tags: reg, Dashboard: gp.store, Manifests: reg, Inventories: gp.keeper})
 	apiHandler := authn.Middleware(apiInner)
-	ui, err := web.New(web.Options{Auth: authn, API: apiInner, Log: log.With("component", "web")})
+	ui, err := web.New(web.Options{Auth: authn, API: apiInner, Log: log.With("component", "web"), SessionTTL: time.Duration(cfg.Web.SessionTTL)})
 	if err != nil {
 		return nil, err
 	}

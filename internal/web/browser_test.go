@@ -17,6 +17,9 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/drydock-project/drydock/internal/api"
 	"github.com/drydock-project/drydock/internal/gate"
@@ -105,7 +108,7 @@ func TestBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancelTime := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancelTime := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancelTime()
 	// Start the browser on ctx itself: steps run on contexts with their
 	// own time-outs, and the first step's context would own the browser.
@@ -238,6 +241,42 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("image page shows %s findings, the API %d", got, len(all.Findings))
 	}
 
+	// Its platforms, layers, packages and referrers, each as the API has
+	// them.
+	var det api.ImageDetail
+	a.get("/api/v1/images/"+st.Digest, &det)
+	if got := text("#platform-count"); got != strconv.Itoa(len(det.Platforms)) || len(det.Platforms) != 1 {
+		t.Errorf("image page: %s platforms, the API %d", got, len(det.Platforms))
+	}
+	if got := text(".layers .layer-digest"); len(det.Platforms) == 0 || got != det.Platforms[0].Layers[0].Digest {
+		t.Errorf("image page: first layer %s, the API %+v", got, det.Platforms)
+	}
+	var pkgs api.PackagesResponse
+	a.get("/api/v1/images/"+st.Digest+"/packages?limit=50", &pkgs)
+	if got := text("#packages-total"); got != strconv.Itoa(pkgs.Total) || pkgs.Total < 50 || text("#packages tbody tr td a") != pkgs.Packages[0].Name {
+		t.Errorf("image page: %s packages, first %s; the API %d, first %s", got, text("#packages tbody tr td a"), pkgs.Total, pkgs.Packages[0].Name)
+	}
+	var refs api.ReferrersResponse
+	a.get("/api/v1/images/"+st.Digest+"/referrers", &refs)
+	if len(refs.Groups) == 0 || !strings.HasPrefix(text(".referrer-class"), refs.Groups[0].Class+" (") {
+		t.Errorf("image page: referrers %q, the API %+v", text(".referrer-class"), refs.Groups)
+	}
+	imageURL, err := chromedp.Run(ctx, chromedp.Location())
+	must(err, "the image page's URL")
+	navigate("filter the packages", chromedp.SetValue(chromedp.CSS("#pkg"), "libc6"), chromedp.Click(chromedp.CSS("#pkg-filter")))
+	var libc api.PackagesResponse
+	a.get("/api/v1/images/"+st.Digest+"/packages?limit=50&name=libc6", &libc)
+	if got := text("#packages-total"); got != strconv.Itoa(libc.Total) || libc.Total == 0 || text("#packages tbody tr td a") != "libc6" {
+		t.Errorf("packages named libc6: %s on the page, the API %d", got, libc.Total)
+	}
+	check("image-packages")
+	navigate("open a referrer", chromedp.Click(chromedp.CSS(`#h-referrers ~ ul a[href^="/ui/artifact"]`)))
+	if got := text("#manifest"); !strings.Contains(got, refs.Groups[0].Referrers[0].ArtifactType) {
+		t.Errorf("the referrer's page shows %q", got)
+	}
+	check("artifact")
+	navigate("back to the image", chromedp.Navigate(imageURL))
+
 	// Filter the findings by the severity that fails the policy.
 	navigate("filter", chromedp.SetValue(chromedp.CSS("#severity"), "CRITICAL"), chromedp.Click(chromedp.CSS("#filter")))
 	run("the filtered page", chromedp.WaitReady(chromedp.CSS(`#severity option[value="CRITICAL"][selected]`)))
@@ -335,16 +374,59 @@ func TestBrowser(t *testing.T) {
 	check("policy-invalid")
 
 	// A workflow run, started from the UI, followed to its end by the
-	// page's own refresh. Its repository does not exist: the trigger
-	// finds nothing, and the run ends at once, without a patch.
+	// page's own refresh. It patches a real image (bookworm:12.0 →
+	// 12.0-1), so its page is seen unfinished and reloading first. The
+	// image records libc6 at an old version: fixable findings, which the
+	// patch removes (the test image itself has none in this data).
+	base, err := img.Open()
+	must(err, "open the test image")
+	downgraded, err := testimage.DowngradedTo(base, map[string]string{"libc6": "2.36-1"})
+	must(err, "downgrade libc6")
+	oldRef, err := name.ParseReference(srv.addr+"/quarantine/bookworm:12.0", name.Insecure)
+	must(err, "reference")
+	must(remote.Write(oldRef, downgraded, remote.WithAuth(&authn.Basic{Username: "admin", Password: admin})), "push bookworm:12.0")
+	oldDigest, err := downgraded.Digest()
+	must(err, "digest")
 	a.do("POST", "/api/v1/workflows", workflow.CreateRequest{Name: "nightly", Schedule: "1d",
-		Config: `{"version": "v1", "tag-convention": "incremental", "repositories": [{"repository": "absent", "tags": ["1"], "enabled": true}]}`}, nil)
+		Config: `{"version": "v1", "tag-convention": "incremental", "repositories": [{"repository": "bookworm", "tags": ["12.0"], "enabled": true}]}`}, nil)
 	run("workflows", chromedp.Navigate("http://"+srv.addr+"/ui/workflows"), chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Run workflow nightly now"]`)))
 	check("workflows")
 	navigate("run now", chromedp.Click(chromedp.CSS(`button[aria-label="Run workflow nightly now"]`)))
-	run("the run ends", chromedp.WaitVisible(chromedp.CSS("#run-state.succeeded, #run-state.failed, #run-state.canceled")))
+	first := text("#run-state")
+	if first == "succeeded" || first == "failed" || first == "canceled" {
+		t.Fatalf("the run's first page shows it %s already: nothing to follow\n%s", first, srv.logs())
+	}
+	// A mark in this document: a page that reloads itself loses it. (A
+	// reload can race the mark: try again on the new document.)
+	for i := 0; ; i++ {
+		if _, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.drydockFirstLoad = true`)); err == nil || i == 5 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	must(err, "mark the page")
+	// A screenshot of the run in progress; no axe here, the page reloads
+	// under it (axe runs on the finished run's page below).
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		if err := os.WriteFile(filepath.Join(shots, "workflow-run-progress.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Logf("no screenshot of the run in progress: %v", err)
+	}
+	{
+		sctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
+		err := chromedp.Do(sctx, chromedp.WaitVisible(chromedp.CSS("#run-state.succeeded, #run-state.failed, #run-state.canceled")))
+		cancel()
+		if err != nil {
+			t.Fatalf("the run did not end in 8 minutes: %v\n%s\n%s", err, dump(), srv.logs())
+		}
+	}
 	if got := text("#run-state"); got != "succeeded" {
-		t.Errorf("the run ended %q\n%s", got, dump())
+		t.Errorf("the run ended %q (first seen %s)\n%s", got, first, dump())
+	}
+	if marked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.drydockFirstLoad === true`)); err != nil || marked {
+		t.Errorf("the run page did not reload itself between %s and the end (%v)", first, err)
 	}
 	if refresh, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('meta[http-equiv="refresh"]').length`)); err != nil || refresh != 0 {
 		t.Errorf("a finished run's page still refreshes (%d, %v)", refresh, err)
@@ -354,6 +436,32 @@ func TestBrowser(t *testing.T) {
 	if got := text("table.runs tbody tr td:nth-child(2)"); got != "succeeded" {
 		t.Errorf("the workflows page lists the run as %q", got)
 	}
+
+	// The patch's image page: its lineage, and what the patch removed, as
+	// the API has them.
+	var patched gatekeeper.Status
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		a.get("/api/v1/verdict?ref=quarantine/bookworm:12.0-1", &patched)
+		if !patched.Scan.ScannedAt.IsZero() || patched.Scan.Error != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the patch is not scanned in 5 minutes: %+v", patched)
+		}
+	}
+	var lin api.LineageResponse
+	a.get("/api/v1/images/"+patched.Digest+"/lineage", &lin)
+	if len(lin.Steps) != 2 || lin.Steps[0].Digest != oldDigest.String() || len(lin.Steps[1].Removed) == 0 {
+		t.Fatalf("the patch's lineage: %+v", lin)
+	}
+	run("the patch's page", chromedp.Navigate("http://"+srv.addr+"/ui/image?digest="+url.QueryEscape(patched.Digest)), chromedp.WaitVisible(chromedp.CSS("#lineage")))
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#lineage > li").length`)); err != nil || n != len(lin.Steps) {
+		t.Errorf("the patch's page lists %d lineage steps (%v), the API %d", n, err, len(lin.Steps))
+	}
+	if got := text("#lineage .removed-count"); got != strconv.Itoa(len(lin.Steps[1].Removed)) {
+		t.Errorf("the patch's page: it removed %s findings, the API %d", got, len(lin.Steps[1].Removed))
+	}
+	check("image-patched")
 
 	// The audit log records the exceptions, newest first.
 	run("audit", chromedp.Navigate("http://"+srv.addr+"/ui/audit?action=exception"), chromedp.WaitVisible(chromedp.CSS("#audit")))
@@ -474,7 +582,13 @@ func (s *serve) logs() string { return s.out.String() }
 func startServe(t *testing.T, bin, data, cfg string) *serve {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--config", cfg, "--log-format", "json")
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	// The machine's drydock cache: the archive indexes and packages the
+	// workflow's patch fetched before.
+	cache, err := testimage.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "DRYDOCK_CACHE="+cache)
 	out := &testenv.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -237,6 +237,9 @@ type imageData struct {
 	Justifications []string
 	DefaultExpiry  string
 	Self           string
+	// More is the image's platforms, layers, packages, lineage and
+	// referrers (image.go).
+	More imageMore
 }
 
 func (u *UI) image(w http.ResponseWriter, r *http.Request) {
@@ -275,6 +278,7 @@ func (u *UI) image(w http.ResponseWriter, r *http.Request) {
 	d.Justifications = gate.Justifications
 	d.DefaultExpiry = time.Now().AddDate(0, 0, 30).UTC().Format("2006-01-02")
 	d.Self = r.URL.RequestURI()
+	d.More = u.imageMore(r, dg, q)
 	u.render(w, r, http.StatusOK, "image", p, d)
 }
 

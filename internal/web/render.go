@@ -111,9 +111,11 @@ var funcs = template.FuncMap{
 func parsePages() (map[string]*template.Template, error) {
 	names := []string{"login", "dashboard", "images", "image", "audit", "error", "cve"}
 	names = append(names, "policy", "workflows", "run")
+	names = append(names, "artifact")
 	pages := map[string]*template.Template{}
 	for _, n := range names {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")
+		files := append([]string{"templates/layout.html", "templates/" + n + ".html"}, parts[n]...)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, files...)
 		if err != nil {
 			return nil, fmt.Errorf("web UI template %s: %w", n, err)
 		}

@@ -97,6 +97,7 @@ func New(o Options) (*UI, error) {
 	u.mux.Handle("GET /ui/{$}", u.session(u.dashboard))
 	u.mux.Handle("GET /ui/images", u.session(u.images))
 	u.mux.Handle("GET /ui/image", u.session(u.image))
+	u.mux.Handle("GET /ui/artifact", u.session(u.artifact))
 	u.mux.Handle("GET /ui/audit", u.session(u.audit))
 	u.mux.Handle("GET /ui/cves", u.session(u.findCVE))
 	u.mux.Handle("GET /ui/cves/{id}", u.session(u.cve))

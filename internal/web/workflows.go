@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/drydock-project/drydock/internal/api"
+	"github.com/drydock-project/drydock/internal/auth"
 	"github.com/drydock-project/drydock/internal/workflow"
 )
 
@@ -49,7 +51,10 @@ func (u *UI) workflows(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, workflowRow{View: v, Runs: runs.Runs})
 	}
-	u.render(w, r, http.StatusOK, "workflows", p, map[string]any{"Workflows": rows})
+	// "Run now" only for who may start a run; the API refuses anyone else.
+	caller := current(r).p
+	canRun := api.StartsWorkflows(func(role, ns string) bool { return caller.Allows(auth.Role(role), ns) })
+	u.render(w, r, http.StatusOK, "workflows", p, map[string]any{"Workflows": rows, "CanRun": canRun})
 }
 
 // runWorkflow: POST /ui/workflows/{name}/run starts a run now and shows
