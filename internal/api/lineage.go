@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -22,6 +24,14 @@ import (
 type LineageResponse struct {
 	Digest string        `json:"digest"`
 	Steps  []LineageStep `json:"steps"`
+	// Patches are the images in the digest's repository whose lineage
+	// annotation names the digest as their original (the workflow's
+	// 1.27.1-1, 1.27.1-2, ...), each with the findings it removed and
+	// added against the digest, ordered by tag; empty for an image never
+	// patched here. PatchesTruncated says the repository has more tags
+	// than one answer reads.
+	Patches          []LineageStep `json:"patches"`
+	PatchesTruncated bool          `json:"patchesTruncated,omitempty"`
 	// Note says why the chain stops short (an ancestor this server does
 	// not store, or one the caller may not pull).
 	Note string `json:"note,omitempty"`
@@ -35,6 +45,8 @@ type LineageStep struct {
 	Repository string `json:"repository,omitempty"`
 	// BaseName is the name the patch engine recorded for the parent.
 	BaseName string `json:"baseName,omitempty"`
+	// Tags are the step's tags in its repository (patches only).
+	Tags []string `json:"tags,omitempty"`
 	// Patched lists the packages the patch updated, as recorded.
 	Patched  string         `json:"patched,omitempty"`
 	Findings int            `json:"findings"`
@@ -115,7 +127,97 @@ func (h *handler) lineage(r *http.Request, sc *store.Scan) (*LineageResponse, er
 		}
 		out.Steps[i] = n.step
 	}
+	var err error
+	if out.Patches, out.PatchesTruncated, err = h.patches(ctx, sc); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// patches finds the images of sc's repository whose lineage annotation
+// names sc as their original: the tags of the repository (at most
+// maxTagsPerRepository), each distinct manifest read once. Without a
+// TagLister there are none.
+func (h *handler) patches(ctx context.Context, sc *store.Scan) ([]LineageStep, bool, error) {
+	out := []LineageStep{}
+	if h.Tags == nil {
+		return out, false, nil
+	}
+	tags, err := h.Tags.Tags(ctx, sc.Repository)
+	if errors.Is(err, registry.ErrNotFound) {
+		return out, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("tags of %s: %w", sc.Repository, err)
+	}
+	truncated := len(tags) > maxTagsPerRepository
+	if truncated {
+		tags = tags[:maxTagsPerRepository]
+	}
+	tagsOf := map[string][]string{} // digest -> tags
+	var digests []string
+	for _, t := range tags {
+		desc, err := h.Tags.Resolve(ctx, sc.Repository, t)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // untagged meanwhile
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("tag %s:%s: %w", sc.Repository, t, err)
+		}
+		d := desc.Digest.String()
+		if d == sc.Digest {
+			continue
+		}
+		if _, ok := tagsOf[d]; !ok {
+			digests = append(digests, d)
+		}
+		tagsOf[d] = append(tagsOf[d], t)
+	}
+	for _, d := range digests {
+		child := &store.Scan{Digest: d, Repository: sc.Repository}
+		step, parent, err := h.ancestor(ctx, child)
+		if err != nil {
+			return nil, false, err
+		}
+		if parent.String() != sc.Digest {
+			continue
+		}
+		step.Tags = tagsOf[d]
+		slices.SortFunc(step.Tags, compareTags)
+		if csc, err := h.Scans.Scan(ctx, d); err == nil {
+			step.Findings = countFindings(csc)
+			step.Removed, step.Added = diffFindings(sc, csc)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		out = append(out, step)
+	}
+	slices.SortFunc(out, func(a, b LineageStep) int { return compareTags(a.Tags[0], b.Tags[0]) })
+	return out, truncated, nil
+}
+
+// compareTags orders tags by name, a trailing "-N" by its number, so
+// 1.27.1-2 comes before 1.27.1-10.
+func compareTags(a, b string) int {
+	sa, na, oka := tagNumber(a)
+	sb, nb, okb := tagNumber(b)
+	if oka && okb && sa == sb {
+		return cmp.Compare(na, nb)
+	}
+	return cmp.Compare(a, b)
+}
+
+// tagNumber splits "stem-N" into stem and N.
+func tagNumber(t string) (string, int, bool) {
+	i := strings.LastIndexByte(t, '-')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(t[i+1:])
+	if err != nil || n < 0 {
+		return "", 0, false
+	}
+	return t[:i], n, true
 }
 
 // ancestor reads sc's manifest: its step, and the parent its lineage

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,8 +189,16 @@ func TestImageRoutesOverHTTP(t *testing.T) {
 			t.Errorf("removed %+v: not of libc6 2.36-1", r)
 		}
 	}
+	if len(lin.Patches) != 0 {
+		t.Errorf("the patch has patches: %+v", lin.Patches)
+	}
+	// The original's lineage lists its patch, found by the annotation,
+	// with the same difference.
 	var root api.LineageResponse
-	if code := reader("/api/v1/images/"+parent+"/lineage", &root); code != 200 || len(root.Steps) != 1 || root.Steps[0].Digest != parent {
+	if code := reader("/api/v1/images/"+parent+"/lineage", &root); code != 200 || len(root.Steps) != 1 || root.Steps[0].Digest != parent ||
+		len(root.Patches) != 1 || root.Patches[0].Digest != cd || !slices.Equal(root.Patches[0].Tags, []string{"1-1"}) ||
+		root.Patches[0].Patched != "libc6" || len(root.Patches[0].Removed) != len(lin.Steps[1].Removed) || len(root.Patches[0].Added) != 0 ||
+		root.Patches[0].Findings != lin.Steps[1].Findings {
 		t.Fatalf("lineage of the original: %d %+v", code, root)
 	}
 

@@ -462,6 +462,19 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the patch's page: it removed %s findings, the API %d", got, len(lin.Steps[1].Removed))
 	}
 	check("image-patched")
+	// The original's page lists the patch among its patches.
+	var orig api.LineageResponse
+	a.get("/api/v1/images/"+oldDigest.String()+"/lineage", &orig)
+	if len(orig.Patches) != 1 || orig.Patches[0].Digest != patched.Digest || len(orig.Patches[0].Removed) != len(lin.Steps[1].Removed) {
+		t.Fatalf("the original's patches: %+v", orig.Patches)
+	}
+	run("the original's page", chromedp.Navigate("http://"+srv.addr+"/ui/image?digest="+url.QueryEscape(oldDigest.String())), chromedp.WaitVisible(chromedp.CSS("#patches")))
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#patches > li").length`)); err != nil || n != len(orig.Patches) {
+		t.Errorf("the original's page lists %d patches (%v), the API %d", n, err, len(orig.Patches))
+	}
+	if got := text("#patches .removed-count"); got != strconv.Itoa(len(orig.Patches[0].Removed)) {
+		t.Errorf("the original's page: its patch removed %s findings, the API %d", got, len(orig.Patches[0].Removed))
+	}
 
 	// The audit log records the exceptions, newest first.
 	run("audit", chromedp.Navigate("http://"+srv.addr+"/ui/audit?action=exception"), chromedp.WaitVisible(chromedp.CSS("#audit")))
