@@ -522,6 +522,27 @@ func TestBrowser(t *testing.T) {
 	if got := text("#eol-total"); got != strconv.Itoa(eol.Total) || eol.Total < 1 || !strings.Contains(text("#eol-images"), "quarantine/bullseye") {
 		t.Errorf("end-of-life: the dashboard says %s, the API %+v; list %q", got, eol, text("#eol-images"))
 	}
+
+	// On a phone (390 CSS pixels wide, touch): no page scrolls sideways
+	// as a whole (wide tables scroll inside their own box), and each gets
+	// a screenshot and the accessibility check.
+	run("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	for _, pg := range []struct{ name, path, wait string }{
+		{"phone-dashboard", "/ui/", "#fixable-chart"},
+		{"phone-images", "/ui/images", "main table"},
+		{"phone-image", "/ui/image?digest=" + url.QueryEscape(st.Digest), "#lineage, #h-lineage"},
+		{"phone-cve", "/ui/cves/" + url.PathEscape(failing[0]), "main h1"},
+		{"phone-audit", "/ui/audit", "#audit"},
+	} {
+		run(pg.name, chromedp.Navigate("http://"+srv.addr+pg.path), chromedp.WaitVisible(chromedp.CSS(pg.wait)))
+		w, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		must(err, pg.name+" width")
+		if len(w) != 2 || w[1] > 400 || w[0] > w[1] {
+			wide, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("main *")).filter(e => e.getBoundingClientRect().right > 392 && !e.closest(".scroll")).slice(0, 8).map(e => e.tagName + "." + e.className + " " + Math.round(e.getBoundingClientRect().right))`))
+			t.Errorf("%s: the page is %v CSS pixels wide in a window of %v: it scrolls sideways on a phone (widest: %v)", pg.name, w[0:1], w[1:], wide)
+		}
+		check(pg.name)
+	}
 }
 
 type axeResult struct {
