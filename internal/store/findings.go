@@ -151,36 +151,11 @@ var findingsMigration = database.Migration{
 	Version: 3, Name: "findings index",
 	SQLite: findingsSQLite + totalsSQLite + findingsIndexes, Postgres: findingsPostgres + totalsPostgres + findingsIndexes,
 	Apply: func(ctx context.Context, tx *sql.Tx, d database.Driver) error {
-		rows, err := tx.QueryContext(ctx, `SELECT digest FROM scans WHERE error = '' AND reports NOT IN ('', '[]', 'null') ORDER BY digest`)
-		if err != nil {
-			return fmt.Errorf("findings index: list scans: %w", err)
-		}
-		var digests []string
-		for rows.Next() {
-			var dg string
-			if err := rows.Scan(&dg); err != nil {
-				rows.Close()
-				return fmt.Errorf("findings index: list scans: %w", err)
-			}
-			digests = append(digests, dg)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("findings index: list scans: %w", err)
-		}
 		ex := rawExec{tx: tx, driver: d}
-		for _, dg := range digests {
-			var repo, raw string
-			if err := tx.QueryRowContext(ctx, ex.q(`SELECT repository, reports FROM scans WHERE digest = ?`), dg).Scan(&repo, &raw); err != nil {
-				return fmt.Errorf("findings index: read scan of %s: %w", dg, err)
-			}
-			var reports []PlatformReport
-			if err := json.Unmarshal([]byte(raw), &reports); err != nil {
-				return fmt.Errorf("findings index: stored reports of %s: %w", dg, err)
-			}
-			if err := insertFindings(ctx, ex, dg, repo, reports); err != nil {
-				return err
-			}
+		if err := eachStoredScan(ctx, ex, "findings index", func(dg, repo string, reports []PlatformReport) error {
+			return insertFindings(ctx, ex, dg, repo, reports)
+		}); err != nil {
+			return err
 		}
 		if _, err := ex.ExecContext(ctx, `INSERT INTO finding_totals (cve, severity, fixable, findings)
 			SELECT cve, severity, fixable, COUNT(*) FROM findings GROUP BY cve, severity, fixable`); err != nil {
@@ -529,4 +504,42 @@ func (s *SQL) Repositories(ctx context.Context) ([]string, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// eachStoredScan calls fn with each stored successful scan's reports, one
+// scan at a time in digest order (memory holds the list of digests and
+// one scan's reports): what a migration that indexes the scans stored
+// before it does. what names the migration in errors.
+func eachStoredScan(ctx context.Context, ex rawExec, what string, fn func(digest, repo string, reports []PlatformReport) error) error {
+	rows, err := ex.tx.QueryContext(ctx, `SELECT digest FROM scans WHERE error = '' AND reports NOT IN ('', '[]', 'null') ORDER BY digest`)
+	if err != nil {
+		return fmt.Errorf("%s: list scans: %w", what, err)
+	}
+	var digests []string
+	for rows.Next() {
+		var dg string
+		if err := rows.Scan(&dg); err != nil {
+			rows.Close()
+			return fmt.Errorf("%s: list scans: %w", what, err)
+		}
+		digests = append(digests, dg)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: list scans: %w", what, err)
+	}
+	for _, dg := range digests {
+		var repo, raw string
+		if err := ex.tx.QueryRowContext(ctx, ex.q(`SELECT repository, reports FROM scans WHERE digest = ?`), dg).Scan(&repo, &raw); err != nil {
+			return fmt.Errorf("%s: read scan of %s: %w", what, dg, err)
+		}
+		var reports []PlatformReport
+		if err := json.Unmarshal([]byte(raw), &reports); err != nil {
+			return fmt.Errorf("%s: stored reports of %s: %w", what, dg, err)
+		}
+		if err := fn(dg, repo, reports); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -74,38 +73,10 @@ var historyMigration = database.Migration{
 	Version: 4, Name: "findings history and image support",
 	SQLite: historySQLite + historyIndexes, Postgres: historyPostgres + historyIndexes,
 	Apply: func(ctx context.Context, tx *sql.Tx, d database.Driver) error {
-		rows, err := tx.QueryContext(ctx, `SELECT digest FROM scans WHERE error = '' AND reports NOT IN ('', '[]', 'null') ORDER BY digest`)
-		if err != nil {
-			return fmt.Errorf("image support: list scans: %w", err)
-		}
-		var digests []string
-		for rows.Next() {
-			var dg string
-			if err := rows.Scan(&dg); err != nil {
-				rows.Close()
-				return fmt.Errorf("image support: list scans: %w", err)
-			}
-			digests = append(digests, dg)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("image support: list scans: %w", err)
-		}
 		ex := rawExec{tx: tx, driver: d}
-		for _, dg := range digests {
-			var repo, raw string
-			if err := tx.QueryRowContext(ctx, ex.q(`SELECT repository, reports FROM scans WHERE digest = ?`), dg).Scan(&repo, &raw); err != nil {
-				return fmt.Errorf("image support: read scan of %s: %w", dg, err)
-			}
-			var reports []PlatformReport
-			if err := json.Unmarshal([]byte(raw), &reports); err != nil {
-				return fmt.Errorf("image support: stored reports of %s: %w", dg, err)
-			}
-			if err := putSupport(ctx, ex, dg, repo, reports); err != nil {
-				return err
-			}
-		}
-		return nil
+		return eachStoredScan(ctx, ex, "image support", func(dg, repo string, reports []PlatformReport) error {
+			return putSupport(ctx, ex, dg, repo, reports)
+		})
 	},
 }
 
