@@ -36,29 +36,18 @@ func (h *handler) pageTags(ctx context.Context, images []AffectedImage) (truncat
 		if m, ok := byRepo[repo]; ok {
 			return m, nil
 		}
-		m := map[string][]string{}
-		byRepo[repo] = m
-		tags, err := h.Tags.Tags(ctx, repo)
-		if errors.Is(err, registry.ErrNotFound) {
-			return m, nil // no repository (yet, or any more)
-		}
+		m, cut, err := h.tagsByDigest(ctx, repo)
 		if err != nil {
-			return nil, fmt.Errorf("tags of %s: %w", repo, err)
+			return nil, err
 		}
-		if len(tags) > maxTagsPerRepository {
-			tags, truncated = tags[:maxTagsPerRepository], true
-		}
-		for _, t := range tags {
-			desc, err := h.Tags.Resolve(ctx, repo, t)
-			if errors.Is(err, registry.ErrNotFound) {
-				continue // untagged meanwhile
+		truncated = truncated || cut
+		for d, ts := range m {
+			for i, t := range ts {
+				ts[i] = repo + ":" + t
 			}
-			if err != nil {
-				return nil, fmt.Errorf("tag %s:%s: %w", repo, t, err)
-			}
-			d := desc.Digest.String()
-			m[d] = append(m[d], repo+":"+t)
+			m[d] = ts
 		}
+		byRepo[repo] = m
 		return m, nil
 	}
 	for i := range images {
@@ -78,4 +67,34 @@ func (h *handler) pageTags(ctx context.Context, images []AffectedImage) (truncat
 		slices.Sort(im.Tags)
 	}
 	return truncated, nil
+}
+
+// tagsByDigest lists repo's tags (at most maxTagsPerRepository; truncated
+// says there were more) by the digest each points at. A repository that
+// does not exist has none. h.Tags must be set.
+func (h *handler) tagsByDigest(ctx context.Context, repo string) (map[string][]string, bool, error) {
+	m := map[string][]string{}
+	tags, err := h.Tags.Tags(ctx, repo)
+	if errors.Is(err, registry.ErrNotFound) {
+		return m, false, nil // no repository (yet, or any more)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("tags of %s: %w", repo, err)
+	}
+	truncated := len(tags) > maxTagsPerRepository
+	if truncated {
+		tags = tags[:maxTagsPerRepository]
+	}
+	for _, t := range tags {
+		desc, err := h.Tags.Resolve(ctx, repo, t)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // untagged meanwhile
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("tag %s:%s: %w", repo, t, err)
+		}
+		d := desc.Digest.String()
+		m[d] = append(m[d], t)
+	}
+	return m, truncated, nil
 }

@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -143,36 +143,12 @@ func (h *handler) patches(ctx context.Context, sc *store.Scan) ([]LineageStep, b
 	if h.Tags == nil {
 		return out, false, nil
 	}
-	tags, err := h.Tags.Tags(ctx, sc.Repository)
-	if errors.Is(err, registry.ErrNotFound) {
-		return out, false, nil
-	}
+	tagsOf, truncated, err := h.tagsByDigest(ctx, sc.Repository)
 	if err != nil {
-		return nil, false, fmt.Errorf("tags of %s: %w", sc.Repository, err)
+		return nil, false, err
 	}
-	truncated := len(tags) > maxTagsPerRepository
-	if truncated {
-		tags = tags[:maxTagsPerRepository]
-	}
-	tagsOf := map[string][]string{} // digest -> tags
-	var digests []string
-	for _, t := range tags {
-		desc, err := h.Tags.Resolve(ctx, sc.Repository, t)
-		if errors.Is(err, registry.ErrNotFound) {
-			continue // untagged meanwhile
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("tag %s:%s: %w", sc.Repository, t, err)
-		}
-		d := desc.Digest.String()
-		if d == sc.Digest {
-			continue
-		}
-		if _, ok := tagsOf[d]; !ok {
-			digests = append(digests, d)
-		}
-		tagsOf[d] = append(tagsOf[d], t)
-	}
+	delete(tagsOf, sc.Digest)
+	digests := slices.Sorted(maps.Keys(tagsOf))
 	for _, d := range digests {
 		child := &store.Scan{Digest: d, Repository: sc.Repository}
 		step, parent, err := h.ancestor(ctx, child)
