@@ -1,0 +1,136 @@
+package store_test
+
+// Tests added for mutants that survived `make mutate` (sixth pass; see
+// test/mutation/SURVIVORS.md).
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/drydock-project/drydock/internal/database/dbtest"
+	"github.com/drydock-project/drydock/internal/scan"
+	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/store/storetest"
+	"github.com/drydock-project/drydock/internal/vulndb"
+)
+
+// eachStore runs fn on a fresh store of each engine.
+func eachStore(t *testing.T, fn func(t *testing.T, s store.Store)) {
+	dbtest.Each(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
+		s, err := store.Open(context.Background(), newTarget(t).Opener(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		fn(t, s)
+	})
+}
+
+// TestScanWithMoreFindingsThanOneStatement: a scan whose findings need
+// more parameters than one statement of either engine takes (SQLite
+// 32,766, PostgreSQL 65,535; 11 a finding) is indexed in batches, all of
+// it, and so are its totals (4 parameters a distinct CVE). A batch that
+// never flushes (findings.go's `n++; n == findingsBatch`) fails here.
+func TestScanWithMoreFindingsThanOneStatement(t *testing.T) {
+	const n = 6100 // 67,100 parameters in one statement
+	ctx := context.Background()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		fs := make([]scan.Finding, n)
+		for i := range fs {
+			fixed := ""
+			if i%2 == 0 {
+				fixed = "2.0"
+			}
+			fs[i] = storetest.Finding(fmt.Sprintf("CVE-2025-%05d", i), fmt.Sprintf("pkg%d", i%7), "src", vulndb.SeverityHigh, fixed)
+		}
+		d := storetest.Digest(42)
+		if err := s.PutScan(ctx, storetest.ScanOf(d, "quarantine/big", map[string][]scan.Finding{"": fs})); err != nil {
+			t.Fatal(err)
+		}
+		counts, err := s.ImageFindingCounts(ctx, []string{d})
+		if err != nil || counts[d].Counts["HIGH"] != n || counts[d].Fixable["HIGH"] != n/2 {
+			t.Fatalf("image counts: %+v, %v; want %d HIGH, %d fixable", counts[d], err, n, n/2)
+		}
+		tot, err := s.FindingTotals(ctx, store.RepositoryScope{All: true})
+		if err != nil || tot.UniqueCVEs != n || tot.UniqueFixableCVEs != n/2 || tot.Counts["HIGH"] != n {
+			t.Fatalf("totals: %+v, %v; want %d CVEs, %d fixable", tot, err, n, n/2)
+		}
+		// Rescanned with half of them fixed: the totals move by the
+		// difference, in batches too.
+		if err := s.PutScan(ctx, storetest.ScanOf(d, "quarantine/big", map[string][]scan.Finding{"": fs[:n/2]})); err != nil {
+			t.Fatal(err)
+		}
+		tot, err = s.FindingTotals(ctx, store.RepositoryScope{All: true})
+		if err != nil || tot.UniqueCVEs != n/2 || tot.UniqueFixableCVEs != n/4 || tot.Counts["HIGH"] != n/2 {
+			t.Fatalf("totals after the rescan: %+v, %v; want %d CVEs, %d fixable", tot, err, n/2, n/4)
+		}
+	})
+}
+
+// TestBoundsAcceptedAtTheirLimit: every bounded argument of the store's
+// queries is accepted at its bound and refused one past it (the
+// conformance suite checks the refusals; a `>` turned `>=` refuses the
+// bound itself), and a page exactly as long as its limit reports no
+// more.
+func TestBoundsAcceptedAtTheirLimit(t *testing.T) {
+	ctx := context.Background()
+	all := store.RepositoryScope{All: true}
+	eachStore(t, func(t *testing.T, s store.Store) {
+		fs := []scan.Finding{storetest.Finding("CVE-2025-1", "libc6", "glibc", vulndb.SeverityLow, ""),
+			storetest.Finding("CVE-2025-1", "libc-bin", "glibc", vulndb.SeverityLow, "")}
+		if err := s.PutScan(ctx, storetest.ScanOf(storetest.Digest(1), "quarantine/a", map[string][]scan.Finding{"": fs})); err != nil {
+			t.Fatal(err)
+		}
+		ok := func(what string, err error) {
+			t.Helper()
+			if err != nil {
+				t.Errorf("%s refused: %v", what, err)
+			}
+		}
+		refused := func(what string, err error) {
+			t.Helper()
+			if err == nil {
+				t.Errorf("%s accepted", what)
+			}
+		}
+		digests := make([]string, store.MaxCountDigests)
+		for i := range digests {
+			digests[i] = storetest.Digest(i + 1)
+		}
+		_, err := s.ImageFindingCounts(ctx, digests)
+		ok("MaxCountDigests digests to count", err)
+
+		_, _, err = s.FindingsWhere(ctx, store.FindingQuery{CVE: "CVE-2025-1", Scope: all, Limit: store.MaxFindingRows})
+		ok("a limit of MaxFindingRows", err)
+		_, _, err = s.FindingsWhere(ctx, store.FindingQuery{CVE: "CVE-2025-1", Scope: all, Limit: 1, ImageLimit: -1})
+		refused("an image limit of -1", err)
+		rows, more, err := s.FindingsWhere(ctx, store.FindingQuery{CVE: "CVE-2025-1", Scope: all, Limit: 2})
+		if err != nil || len(rows) != 2 || more {
+			t.Errorf("two rows with a limit of 2: %d rows, more %v, %v", len(rows), more, err)
+		}
+		rows, more, err = s.FindingsWhere(ctx, store.FindingQuery{CVE: "CVE-2025-1", Scope: all, Limit: 1})
+		if err != nil || len(rows) != 1 || !more {
+			t.Errorf("two rows with a limit of 1: %d rows, more %v, %v", len(rows), more, err)
+		}
+
+		_, err = s.Images(ctx, store.ImageQuery{Scope: all, Limit: store.MaxImagePage})
+		ok("an images page of MaxImagePage", err)
+		_, err = s.Images(ctx, store.ImageQuery{Scope: all, Limit: 1})
+		ok("an images page of 1", err)
+		_, err = s.Images(ctx, store.ImageQuery{Scope: all, Limit: store.MaxImagePage + 1})
+		refused("an images page of MaxImagePage+1", err)
+		_, err = s.Images(ctx, store.ImageQuery{Scope: all, Limit: 1, Offset: -1})
+		refused("an images offset of -1", err)
+
+		_, err = s.FindingHistory(ctx, 1)
+		ok("one day of history", err)
+		_, _, err = s.EndOfLife(ctx, all, time.Now(), 1)
+		ok("an end-of-life list of 1", err)
+		_, _, err = s.EndOfLife(ctx, all, time.Now(), store.MaxImagePage)
+		ok("an end-of-life list of MaxImagePage", err)
+		_, _, err = s.EndOfLife(ctx, all, time.Now(), store.MaxImagePage+1)
+		refused("an end-of-life list of MaxImagePage+1", err)
+	})
+}
