@@ -104,8 +104,15 @@ func (st *unpackState) settleConffiles() ([]Conffile, error) {
 				u.cs.Remove(r)
 			}
 		case had && cur == "":
+			// The admin deleted it: it stays deleted, and a version
+			// the package changed goes beside it as .dpkg-dist, as
+			// dpkg --force-confold leaves it.
 			action = "kept-deleted"
-			u.cs.Remove(r)
+			if newMD5 == oldMD5 {
+				u.cs.Remove(r)
+			} else if err := u.cs.Rename(r, r+".dpkg-dist"); err != nil {
+				return nil, err
+			}
 		case had && cur == oldMD5:
 			action = "replaced"
 		case !had && cur == "":
