@@ -5,7 +5,9 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +134,59 @@ func TestBoundsAcceptedAtTheirLimit(t *testing.T) {
 		ok("an end-of-life list of MaxImagePage", err)
 		_, _, err = s.EndOfLife(ctx, all, time.Now(), store.MaxImagePage+1)
 		refused("an end-of-life list of MaxImagePage+1", err)
+	})
+}
+
+// TestBackfillIndexesEveryStoredScan: the migrations that index the
+// scans stored before them (findings, image support) walk every stored
+// successful scan, not only the first; a stored scan whose reports do
+// not decode stops the migration with an error naming it.
+func TestBackfillIndexesEveryStoredScan(t *testing.T) {
+	ctx := context.Background()
+	dbtest.Each(t, func(t *testing.T, newTarget func(testing.TB) dbtest.Target) {
+		legacy := func(t *testing.T, rows [][]any) (store.Store, error) {
+			db := newTarget(t).Open(t, store.Component)
+			if _, err := db.Migrate(ctx, store.Component, store.Migrations[:2]); err != nil {
+				t.Fatal(err)
+			}
+			for _, row := range rows {
+				if _, err := db.ExecContext(ctx, `INSERT INTO scans (digest, repository, scanned_at, error, reports) VALUES (?, ?, '2026-01-01T00:00:00Z', '', ?)`, row...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := store.New(ctx, db)
+			if err == nil {
+				t.Cleanup(func() { s.Close() })
+			}
+			return s, err
+		}
+		var rows [][]any
+		for i, repo := range []string{"quarantine/one", "quarantine/two", "quarantine/three"} {
+			sc := storetest.ScanOf(storetest.Digest(i+1), repo, map[string][]scan.Finding{
+				"": {storetest.Finding("CVE-2023-9", "libssl3", "openssl", vulndb.SeverityCritical, "3.0.1")}})
+			sc.Reports[0].Report.OS = scan.OS{ID: "debian", Version: "11.11"}
+			sc.Reports[0].Report.Support = scan.Support{State: "ended", Codename: "bullseye", PublicSupportEnded: time.Date(2026, 8, 31, 0, 0, 0, 0, time.UTC)}
+			raw, err := json.Marshal(sc.Reports)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, []any{storetest.Digest(i + 1), repo, string(raw)})
+		}
+		s, err := legacy(t, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found, _, err := s.FindingsWhere(ctx, store.FindingQuery{CVE: "CVE-2023-9", Scope: store.RepositoryScope{All: true}, Limit: 10})
+		if err != nil || len(found) != 3 {
+			t.Errorf("backfilled findings: %+v, %v; want one in each of 3 scans", found, err)
+		}
+		if _, n, err := s.EndOfLife(ctx, store.RepositoryScope{All: true}, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 10); err != nil || n != 3 {
+			t.Errorf("backfilled end-of-life images: %d, %v; want 3", n, err)
+		}
+
+		bad := storetest.Digest(99)
+		if _, err := legacy(t, append(rows, []any{bad, "quarantine/bad", "{not json"})); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("a stored scan that does not decode: %v, want an error naming %s", err, bad)
+		}
 	})
 }
