@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/database/dbtest"
+	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/store/storetest"
@@ -187,6 +188,56 @@ func TestBackfillIndexesEveryStoredScan(t *testing.T) {
 		bad := storetest.Digest(99)
 		if _, err := legacy(t, append(rows, []any{bad, "quarantine/bad", "{not json"})); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("a stored scan that does not decode: %v, want an error naming %s", err, bad)
+		}
+	})
+}
+
+// TestSummaryOfAPackage: a package's summary counts its distinct CVEs
+// (a CVE's is 1 by definition), and says whether a fix exists and
+// whether one of its digests is promoted, each both ways.
+func TestSummaryOfAPackage(t *testing.T) {
+	ctx := context.Background()
+	all := store.RepositoryScope{All: true}
+	eachStore(t, func(t *testing.T, s store.Store) {
+		d := storetest.Digest(5)
+		if err := s.PutScan(ctx, storetest.ScanOf(d, "quarantine/a", map[string][]scan.Finding{"": {
+			storetest.Finding("CVE-2025-1", "libc6", "glibc", vulndb.SeverityLow, ""),
+			storetest.Finding("CVE-2025-2", "libc6", "glibc", vulndb.SeverityLow, ""),
+			storetest.Finding("CVE-2025-3", "zlib1g", "zlib", vulndb.SeverityLow, "1.3"),
+		}})); err != nil {
+			t.Fatal(err)
+		}
+		summary := func(q store.FindingQuery) string {
+			t.Helper()
+			q.Scope = all
+			sum, err := s.FindingsSummary(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("digests=%d findings=%d cves=%d fix=%v promoted=%v", sum.Digests, sum.Findings, sum.UniqueCVEs, sum.FixAvailable, sum.Promoted)
+		}
+		for _, c := range []struct {
+			q    store.FindingQuery
+			want string
+		}{
+			{store.FindingQuery{Package: "glibc"}, "digests=1 findings=2 cves=2 fix=false promoted=false"},
+			{store.FindingQuery{Package: "zlib1g"}, "digests=1 findings=1 cves=1 fix=true promoted=false"},
+			{store.FindingQuery{CVE: "CVE-2025-2"}, "digests=1 findings=1 cves=1 fix=false promoted=false"},
+		} {
+			if got := summary(c.q); got != c.want {
+				t.Errorf("summary of %+v: %s, want %s", c.q, got, c.want)
+			}
+		}
+		if _, err := s.UpdateImage(ctx, d, func(*store.Image) (*store.Image, error) {
+			return &store.Image{Repository: "quarantine/a", Verdict: gate.Verdict{State: gate.StatePass, At: time.Now()}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkPromoted(ctx, d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got := summary(store.FindingQuery{Package: "glibc"}); got != "digests=1 findings=2 cves=2 fix=false promoted=true" {
+			t.Errorf("summary of glibc once promoted: %s", got)
 		}
 	})
 }
