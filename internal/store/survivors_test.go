@@ -241,3 +241,63 @@ func TestSummaryOfAPackage(t *testing.T) {
 		}
 	})
 }
+
+// TestEndOfLifeOfAMixedIndex: an index's support end is the earliest
+// over its platforms that report one (an ended release, an LTS or an
+// ELTS one; a supported release's Until is not an end), named by the
+// platform it comes from, whatever order the platforms come in.
+func TestEndOfLifeOfAMixedIndex(t *testing.T) {
+	ctx := context.Background()
+	day := func(s string) time.Time {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	type platform struct {
+		os      scan.OS
+		support scan.Support
+	}
+	bullseye := platform{scan.OS{ID: "debian", Version: "11.11", EOSL: true}, scan.Support{State: "ended", Codename: "bullseye", PublicSupportEnded: day("2026-08-31")}}
+	bookworm := platform{scan.OS{ID: "debian", Version: "12.8"}, scan.Support{State: "supported", Codename: "bookworm"}}
+	bookwormLTS := platform{scan.OS{ID: "debian", Version: "12.8"}, scan.Support{State: "lts", Codename: "bookworm", Until: day("2028-06-30")}}
+	buster := platform{scan.OS{ID: "debian", Version: "10.13"}, scan.Support{State: "elts", Codename: "buster", Until: day("2027-06-30")}}
+	bookwormUntil := platform{scan.OS{ID: "debian", Version: "12.8"}, scan.Support{State: "supported", Codename: "bookworm", Until: day("2028-06-10")}}
+	jessie := platform{scan.OS{ID: "debian", Version: "8.11"}, scan.Support{State: "ended", Codename: "jessie", Until: day("2025-06-30")}}
+	stretch := platform{scan.OS{ID: "debian", Version: "9.13"}, scan.Support{State: "elts", Codename: "stretch", Until: day("2029-06-30")}}
+	eachStore(t, func(t *testing.T, s store.Store) {
+		for i, ps := range [][]platform{{bullseye, bookworm}, {bookwormLTS, buster}, {stretch}, {bookworm}, {bookwormUntil}, {bookwormLTS}, {jessie}} {
+			byPlatform := map[string][]scan.Finding{}
+			names := []string{"linux/amd64", "linux/arm64"}
+			for j := range ps {
+				byPlatform[names[j]] = nil
+			}
+			sc := storetest.ScanOf(storetest.Digest(i+1), fmt.Sprintf("quarantine/r%d", i), byPlatform)
+			for j, p := range ps {
+				sc.Reports[j].Report.OS, sc.Reports[j].Report.Support = p.os, p.support
+			}
+			if err := s.PutScan(ctx, sc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ims, n, err := s.EndOfLife(ctx, store.RepositoryScope{All: true}, day("2030-01-01"), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, im := range ims {
+			got = append(got, fmt.Sprintf("%s %s %s ended=%v", im.Repository, im.OS, im.SupportEnd, im.Ended))
+		}
+		want := []string{
+			"quarantine/r6 debian 8.11 (jessie) 2025-06-30 ended=false",
+			"quarantine/r0 debian 11.11 (bullseye) 2026-08-31 ended=true",
+			"quarantine/r1 debian 10.13 (buster) 2027-06-30 ended=false",
+			"quarantine/r5 debian 12.8 (bookworm) 2028-06-30 ended=false",
+			"quarantine/r2 debian 9.13 (stretch) 2029-06-30 ended=false",
+		}
+		if n != len(want) || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("end of life (%d):\n got %q\nwant %q", n, got, want)
+		}
+	})
+}
