@@ -26,6 +26,12 @@ func (lenientStore) MarkPromoted(context.Context, string, time.Time) error { ret
 // queue of its own: a queue takes one scan handler).
 func withLenientStore(t *testing.T, f *fixture) {
 	t.Helper()
+	withStore(t, f, lenientStore{f.store})
+}
+
+// withStore replaces f's Keeper by one over s.
+func withStore(t *testing.T, f *fixture, s store.Store) {
+	t.Helper()
 	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func withLenientStore(t *testing.T, f *fixture) {
 			t.Fatal(err)
 		}
 	}
-	f.k, err = New(Options{Registry: f.reg, Store: lenientStore{f.store}, Queue: q, Audit: f.audits, Events: f.events,
+	f.k, err = New(Options{Registry: f.reg, Store: s, Queue: q, Audit: f.audits, Events: f.events,
 		Policy: ps, Exceptions: ex, DBPath: f.dbPath, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)

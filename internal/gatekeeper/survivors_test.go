@@ -4,10 +4,16 @@ package gatekeeper
 // test/mutation/SURVIVORS.md).
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/store"
 )
 
 // TestRefusedErrorListsFiveFindings: a refusal names a reason's first
@@ -37,5 +43,43 @@ func TestRefusedErrorListsFiveFindings(t *testing.T) {
 		if got := e.Error(); got != c.want {
 			t.Errorf("%d findings:\n got %s\nwant %s", len(c.findings), got, c.want)
 		}
+	}
+}
+
+// racingStore is the real store, except that marking a digest promoted
+// first turns its stored verdict to fail: the verdict changes between
+// Promote's decision and its mark, as another replica's decision can.
+type racingStore struct{ store.Store }
+
+func (s racingStore) MarkPromoted(ctx context.Context, d string, now time.Time) error {
+	if _, err := s.UpdateImage(ctx, d, func(prev *store.Image) (*store.Image, error) {
+		next := *prev
+		next.Verdict = gate.Verdict{State: gate.StateFail, At: now, Reasons: []gate.Reason{{Rule: gate.RuleMaxSeverity, Message: "decided meanwhile"}}}
+		return &next, nil
+	}); err != nil {
+		return err
+	}
+	return s.Store.MarkPromoted(ctx, d, now)
+}
+
+// TestPromoteRefusesAVerdictChangedBeforeTheMark: a verdict that turns to
+// fail between the decision and the mark is a refusal with that verdict
+// (audited as refused), not an error, and nothing reaches live/.
+func TestPromoteRefusesAVerdictChangedBeforeTheMark(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	withStore(t, f, racingStore{f.store})
+	ctx := t.Context()
+	d := f.push("quarantine/app", "v1", "v1").Digest.String()
+	f.putScan("quarantine/app", d)
+	_, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:v1", Actor: "bob"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Verdict.State != gate.StateFail || len(refused.Verdict.Reasons) != 1 || refused.Verdict.Reasons[0].Message != "decided meanwhile" {
+		t.Fatalf("Promote = %v, want a *RefusedError with the verdict decided meanwhile", err)
+	}
+	if _, _, err := f.reg.Manifest(ctx, "live/app", "v1"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("live/app:v1 after the refusal: %v, want not found", err)
+	}
+	if es := f.auditEntries(audit.ActionPromotion, d); len(es) != 1 || es[0].Outcome != audit.OutcomeRefused {
+		t.Errorf("promotion audit entries %+v, want one refused", es)
 	}
 }
