@@ -301,3 +301,26 @@ func TestEndOfLifeOfAMixedIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestRepositories: the repositories the store has images of, each once,
+// sorted; none in an empty store. (Only the API's scope building called
+// it; no test of this package did.)
+func TestRepositories(t *testing.T) {
+	ctx := context.Background()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		if repos, err := s.Repositories(ctx); err != nil || len(repos) != 0 {
+			t.Fatalf("empty store: %q, %v", repos, err)
+		}
+		for i, repo := range []string{"quarantine/b", "quarantine/a", "quarantine/b", "live/c"} {
+			if _, err := s.UpdateImage(ctx, storetest.Digest(i+1), func(*store.Image) (*store.Image, error) {
+				return &store.Image{Repository: repo, Verdict: gate.Verdict{State: gate.StatePass, At: time.Now()}}, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		repos, err := s.Repositories(ctx)
+		if err != nil || fmt.Sprint(repos) != "[live/c quarantine/a quarantine/b]" {
+			t.Errorf("Repositories = %q, %v", repos, err)
+		}
+	})
+}
