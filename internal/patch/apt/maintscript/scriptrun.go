@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/drydock-project/drydock/internal/patch/apt/dpkg"
 	"github.com/drydock-project/drydock/internal/patch/backend"
@@ -74,11 +75,13 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	start := time.Now()
 	tree, err := in.Sandbox.Open(ctx, in.Image, in.Changes)
 	if err != nil {
 		return nil, err
 	}
 	defer tree.Close()
+	log.Debug("sandbox: opened", "seconds", time.Since(start).Seconds())
 	dpkgVersion := dpkg.InstalledVersion(in.FS, "dpkg", in.Arch)
 	var done []ScriptAction
 	exec := func(p *dpkg.Installed, script, file string, args []string) error {
@@ -88,8 +91,10 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 			"DPKG_RUNNING_VERSION=" + dpkgVersion, "DPKG_ADMINDIR=/var/lib/dpkg", "DPKG_ROOT=",
 			"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
 		}
+		start := time.Now()
 		out, err := tree.Run(ctx, env, append([]string{file}, args...)...)
-		log.Info("sandbox: ran maintainer script", "package", p.Name, "script", script, "args", strings.Join(args, " "), "output", strings.TrimSpace(string(out)))
+		log.Info("sandbox: ran maintainer script", "package", p.Name, "script", script, "args", strings.Join(args, " "),
+			"seconds", time.Since(start).Seconds(), "output", strings.TrimSpace(string(out)))
 		if err != nil {
 			return fmt.Errorf("%s %s %s failed: %w\n%s", p.Name, script, strings.Join(args, " "), err, truncate(string(out), 4000))
 		}
@@ -128,17 +133,20 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 			return done, fmt.Errorf("activate trigger %s: %w", t, err)
 		}
 	}
+	start = time.Now()
 	out, err := tree.Run(ctx, []string{"DEBIAN_FRONTEND=noninteractive"}, "dpkg", "--triggers-only", "--pending")
-	log.Info("sandbox: processed triggers", "output", strings.TrimSpace(string(out)))
+	log.Info("sandbox: processed triggers", "seconds", time.Since(start).Seconds(), "output", strings.TrimSpace(string(out)))
 	if err != nil {
 		return done, fmt.Errorf("trigger processing: %w\n%s", err, truncate(string(out), 4000))
 	}
 	if len(triggers) > 0 || len(out) > 0 {
 		done = append(done, ScriptAction{Package: "dpkg", Script: "triggers", Action: "sandbox", Detail: "dpkg --triggers-only --pending"})
 	}
+	start = time.Now()
 	if err := tree.Diff(in.Changes, in.Mtime); err != nil {
 		return done, err
 	}
+	log.Debug("sandbox: recorded the changes", "seconds", time.Since(start).Seconds())
 	return done, nil
 }
 
