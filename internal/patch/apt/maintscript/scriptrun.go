@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,8 +115,18 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 		if r.phase == 1 {
 			continue
 		}
+		if r.name == "preinst" {
+			if file, err = stageControlArea(ctx, tree, r.pkg); err != nil {
+				return done, err
+			}
+		}
 		if err := exec(r.pkg, r.name, file, r.args); err != nil {
 			return done, err
+		}
+		if r.name == "preinst" {
+			if out, err := tree.Run(ctx, nil, "rm", "-rf", controlArea); err != nil {
+				return done, fmt.Errorf("sandbox: removing %s: %w\n%s", controlArea, err, out)
+			}
 		}
 	}
 	for _, r := range configureOrder(runs) {
@@ -148,6 +159,59 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 	}
 	log.Debug("sandbox: recorded the changes", "seconds", time.Since(start).Seconds())
 	return done, nil
+}
+
+// controlArea is where dpkg puts the control members of the version it
+// installs, and runs its preinst from.
+const controlArea = "/var/lib/dpkg/tmp.ci"
+
+// stageControlArea writes p's new control members to controlArea in the
+// tree, as dpkg does before running the new preinst, and returns the
+// preinst's path there. debconf's frontend depends on it: run from
+// elsewhere, a preinst's frontend cannot tell the package (it reads it
+// from controlArea/control), and the questions its templates register
+// get the owner "unknown" in config.dat. The control file holds the
+// fields the package's status has for it here (the frontend reads only
+// Package); the area is removed after the preinst, as dpkg does.
+func stageControlArea(ctx context.Context, tree backend.Tree, p *dpkg.Installed) (string, error) {
+	members := map[string][]byte{"control": fmt.Appendf(nil, "Package: %s\nVersion: %s\nArchitecture: %s\n", p.Name, p.To, p.Arch)}
+	for name, data := range p.Control {
+		members[name] = data
+	}
+	names := make([]string, 0, len(members))
+	for name := range members {
+		if !controlMemberName(name) {
+			return "", fmt.Errorf("%s: control member %q: not a plain name", p.Name, name)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	cmd := "rm -rf " + controlArea + " && mkdir -m 755 " + controlArea
+	for _, name := range names {
+		staged := "tmp.ci." + name
+		if err := tree.Stage(staged, members[name]); err != nil {
+			return "", fmt.Errorf("sandbox: %w", err)
+		}
+		cmd += " && cp " + backend.StagePath(staged) + " " + controlArea + "/" + name
+	}
+	if out, err := tree.Run(ctx, nil, "sh", "-c", cmd); err != nil {
+		return "", fmt.Errorf("sandbox: preparing %s for %s's preinst: %w\n%s", controlArea, p.Name, err, out)
+	}
+	return controlArea + "/preinst", nil
+}
+
+// controlMemberName reports whether name is a plain control member name
+// (a .deb's names are input: nothing a shell or a path reads specially).
+func controlMemberName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '+') {
+			return false
+		}
+	}
+	return true
 }
 
 // configureOrder returns the postinst runs so that a package configures
