@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/patch/apt/archive"
 	"github.com/drydock-project/drydock/internal/server"
 )
 
@@ -91,6 +92,8 @@ A config file (every field optional):
         keepDays: 30                  # tags pushed or pulled within 30 days
         keepTags: ["latest", "v*"]
   shutdownTimeout: 30s
+  memoryLimit: 0                      # Go's soft memory limit in bytes; 0 = 3/4 of the cgroup's memory limit
+                                      # (none without one; GOMEMLIMIT wins), -1 = none
   gate:
     policy: /etc/drydock/policy.yaml  # see "drydock policy validate"; none = built-in
     exceptions: /etc/drydock/vex      # OpenVEX documents (*.json) with expiries
@@ -135,6 +138,7 @@ A config file (every field optional):
     treeCacheSize: 4294967296         # bytes of extracted image trees (LRU); 0 = default
     imageCacheSize: 2147483648        # layer indexes and files read, by layer digest
     packageCacheSize: 4294967296      # downloads and parsed package indexes
+    indexMemory: 50331648             # parsed package indexes kept in memory between patches; 0 = default (48 MiB, one release)
     distroInfo: /usr/share/distro-info  # end-of-life dates when there is no vulnerability DB
   sign:                               # the key promotions are signed with
     key: /etc/drydock/signing.key     # PEM or cosign's encrypted format ($DRYDOCK_SIGN_PASSWORD);
@@ -221,6 +225,8 @@ in the registry; its partial data is purged after uploads.purgeAfter.`,
 			if err != nil {
 				return err
 			}
+			limit, from := server.ApplyMemory(cfg)
+			log.Info("memory bounds", "soft_limit_bytes", limit, "soft_limit_from", from, "parsed_index_bytes", archive.ParsedIndexMemory())
 			srv, err := server.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err

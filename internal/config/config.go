@@ -67,6 +67,9 @@ type Config struct {
 	Sign Sign `yaml:"sign"`
 	// Web configures the web UI (web.go).
 	Web Web `yaml:"web"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes (see
+	// memory.go): 0 takes the default, -1 sets none.
+	MemoryLimit int64 `yaml:"memoryLimit"`
 }
 
 // Kube configures drydock's Kubernetes side.
@@ -151,6 +154,10 @@ type Patch struct {
 	TreeCacheSize    int64 `yaml:"treeCacheSize"`
 	ImageCacheSize   int64 `yaml:"imageCacheSize"`
 	PackageCacheSize int64 `yaml:"packageCacheSize"`
+	// IndexMemory bounds the parsed package indexes the process keeps in
+	// memory between patches, in bytes (least recently used go first);
+	// 0 keeps the engine's default.
+	IndexMemory int64 `yaml:"indexMemory"`
 	// DistroInfo is distro-info-data's directory, read for end-of-life
 	// dates when there is no vulnerability database.
 	DistroInfo string `yaml:"distroInfo"`
@@ -363,7 +370,7 @@ func Default() Config {
 		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2, MaxDataAge: Duration(72 * time.Hour)},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
-		GC:              GC{Schedule: Duration(24 * time.Hour), Grace: Duration(time.Hour), Pace: DefaultGCPace},
+		GC:              GC{Schedule: Duration(24 * time.Hour), Grace: Duration(time.Hour), Pace: DefaultGCPace, Yield: Duration(DefaultGCYield)},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Kube: Kube{Cluster: "default", ResyncInterval: Duration(10 * time.Minute), RolloutTimeout: Duration(5 * time.Minute), Webhook: KubeWebhook{
 			ExemptNamespaces: []string{"kube-system"}, Mode: "enforce", Verdicts: true,
@@ -591,7 +598,8 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		n    int64
-	}{{"treeCacheSize", c.Patch.TreeCacheSize}, {"imageCacheSize", c.Patch.ImageCacheSize}, {"packageCacheSize", c.Patch.PackageCacheSize}} {
+	}{{"treeCacheSize", c.Patch.TreeCacheSize}, {"imageCacheSize", c.Patch.ImageCacheSize}, {"packageCacheSize", c.Patch.PackageCacheSize},
+		{"indexMemory", c.Patch.IndexMemory}} {
 		if f.n < 0 {
 			errs = append(errs, fmt.Errorf("patch.%s: %d, must not be negative", f.name, f.n))
 		}
@@ -607,6 +615,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Workflow.validate()...)
+	errs = append(errs, validateMemoryLimit(c.MemoryLimit)...)
 	for i, w := range c.Events.Webhooks {
 		if (w.Secret == "") == (w.SecretFile == "") {
 			errs = append(errs, fmt.Errorf("events.webhooks[%d] (%q): give exactly one of secret and secretFile", i, w.Name))

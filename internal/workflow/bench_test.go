@@ -304,8 +304,9 @@ func sampleRSS() func() (time.Time, int64, string) {
 	var at time.Time
 	var most, written int64
 	var parts string
-	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"},
-		{Name: "/memory/classes/heap/released:bytes"}}
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/memory/classes/total:bytes"},
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
 	go func() {
 		defer close(done)
 		t := time.NewTicker(20 * time.Millisecond)
@@ -319,9 +320,14 @@ func sampleRSS() func() (time.Time, int64, string) {
 				}
 				most, at = kb, time.Now()
 				metrics.Read(samples)
-				parts = fmt.Sprintf("RssAnon %s, RssFile %s; Go heap objects %d MB, Go runtime total %d MB (%d MB released)",
-					procStatus("RssAnon:"), procStatus("RssFile:"), samples[0].Value.Uint64()>>20,
-					samples[1].Value.Uint64()>>20, samples[2].Value.Uint64()>>20)
+				mb := func(i int) int64 { return int64(samples[i].Value.Uint64() >> 20) }
+				anonKB, _ := strconv.ParseInt(strings.TrimSuffix(procStatus("RssAnon:"), " kB"), 10, 64)
+				// Outside Go: anonymous memory the Go runtime did not map
+				// or has released (SQLite's pages: modernc's libc
+				// allocates them with mmap, not on the Go heap).
+				outside := anonKB>>10 - (mb(4) - mb(3))
+				parts = fmt.Sprintf("RssAnon %d MB, RssFile %s; Go: heap objects %d MB (live at the last GC %d, goal %d), unused in spans %d, free not yet returned %d, other runtime %d; outside Go about %d MB",
+					anonKB>>10, procStatus("RssFile:"), mb(0), mb(5), mb(6), mb(1), mb(2), mb(4)-mb(3)-mb(0)-mb(1)-mb(2), outside)
 			}
 			select {
 			case <-stop:

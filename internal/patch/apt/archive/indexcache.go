@@ -6,10 +6,15 @@ import (
 )
 
 // DefaultParsedIndexMemory bounds the parsed indexes a process keeps in
-// memory between patches (see SetParsedIndexMemory): about four
-// releases' main, updates and security indexes for one architecture (a
-// main suite's parsed index is 25–30 MB).
-const DefaultParsedIndexMemory = 128 << 20
+// memory between patches (see SetParsedIndexMemory; a server's
+// patch.indexMemory): one release's main, updates and security indexes
+// for one architecture (a main suite's parsed index is 24–32 MB, the
+// others 1–2 MB). Images of one release patched one after another share
+// them; another release's are read again from the disk cache (a few
+// tenths of a second), which costs less than the memory: the Go heap
+// grows to twice what it keeps live, so four releases kept (128 MiB)
+// made a workflow's process reach 340–440 MB.
+const DefaultParsedIndexMemory = 48 << 20
 
 // parsedIndexes is the process's parsed indexes, by the SHA256 the signed
 // Release gives the index: a server patching many images of one release
@@ -23,6 +28,13 @@ var parsedIndexes = newIndexCache(DefaultParsedIndexMemory)
 // bound.
 func SetParsedIndexMemory(max int64) {
 	parsedIndexes.setMax(max)
+}
+
+// ParsedIndexMemory returns the bound SetParsedIndexMemory set.
+func ParsedIndexMemory() int64 {
+	parsedIndexes.mu.Lock()
+	defer parsedIndexes.mu.Unlock()
+	return parsedIndexes.max
 }
 
 // indexCache is an LRU of loaded indexes bounded by bytes, which loads
