@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -272,4 +274,22 @@ func walkTree(root string, skip func(name string) bool, fn func(name, p string, 
 		}
 		return fn(name, p, fi)
 	})
+}
+
+// Prepare extracts img's tree into the cache unless it is there already,
+// so that a later Open finds it (backend.Preparer): the engine calls it
+// while the indexes and packages download. An Open of the same image
+// while Prepare extracts waits for that extraction instead of starting
+// another (the cache builds a key once at a time); when Prepare fails or
+// its context ends, nothing is left in the cache and Open extracts anew.
+func (s *Sandbox) Prepare(ctx context.Context, img v1.Image) error {
+	if err := s.setup(); err != nil {
+		return err
+	}
+	e, err := s.tree(ctx, img)
+	if err != nil {
+		return err
+	}
+	e.Release()
+	return nil
 }
