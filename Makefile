@@ -126,10 +126,15 @@ lint: $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck-$(STATICCHECK_VERSION) ./...
 
+# go test runs its packages' binaries in the order they are named, two at
+# a time on two cores: the longest ones are named first (e2e about 6
+# minutes, the replicas 3, then the patcher, the web UI and GC), so that
+# they do not start last and run alone at the end; ./... adds the rest.
 # The second run is the cgo-free build's refusal of PKCS#11 keys
 # (internal/attest/pkcs11_nocgo_test.go), which a cgo build never compiles.
+SLOW_PKGS := ./test/e2e ./test/replicas ./internal/patch ./internal/web ./internal/gc ./internal/patch/cacerts
 unit:
-	$(GO) test -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -timeout 45m $(SLOW_PKGS) ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -run 'PKCS11' ./internal/attest/
 
 # Check that the trivy-json golden report decodes into, and round-trips

@@ -382,7 +382,10 @@ func (h *handler) where(w http.ResponseWriter, r *http.Request, q store.FindingQ
 		if st.Promoted && !slices.Contains(im.Namespaces, imgref.Live) {
 			im.Namespaces = append(im.Namespaces, imgref.Live)
 		}
-		im.Exemptions = exemptions(st.Verdict.Applied, inForce, im.Findings)
+		if im.Exemptions, err = exemptions(st.Verdict.Applied, inForce, im.Findings, h.advisoriesOf(r.Context(), im.Digest)); err != nil {
+			h.fail(w, r, err)
+			return
+		}
 	}
 	if out.TagsTruncated, err = h.pageTags(r.Context(), pageOf); err != nil {
 		h.fail(w, r, err)
@@ -411,23 +414,79 @@ func (h *handler) exceptionsInForce(ctx context.Context) (map[string]exceptions.
 }
 
 // exemptions are the exceptions among applied, in force, that cover one
-// of fs: by vulnerability id, or by package when they name no id.
-func exemptions(applied []string, inForce map[string]exceptions.Exception, fs []store.IndexedFinding) []Exemption {
+// of fs: by vulnerability id, by an advisory that fixes it (advisories
+// maps a digest's vulnerability ids to them, read only when an applied
+// exception names an id no finding has), or by package when they name no
+// id.
+func exemptions(applied []string, inForce map[string]exceptions.Exception, fs []store.IndexedFinding, advisories func() (map[string][]string, error)) ([]Exemption, error) {
 	var out []Exemption
 	for _, id := range applied {
 		e, ok := inForce[id]
 		if !ok {
 			continue
 		}
-		covers := slices.ContainsFunc(fs, func(f store.IndexedFinding) bool {
+		var fixes map[string][]string
+		covers := false
+		for _, f := range fs {
 			if e.Package != "" && e.Package != f.Package && e.Package != f.SourcePackage {
-				return false
+				continue
 			}
-			return e.CVE == "" || strings.EqualFold(e.CVE, f.CVE)
-		})
+			if e.CVE == "" || strings.EqualFold(e.CVE, f.CVE) {
+				covers = true
+				break
+			}
+			if fixes == nil {
+				var err error
+				if fixes, err = advisories(); err != nil {
+					return nil, err
+				}
+			}
+			if slices.Contains(fixes[f.CVE], e.CVE) {
+				covers = true
+				break
+			}
+		}
 		if covers {
 			out = append(out, Exemption{ID: e.ID, Scope: e.Scope, CVE: e.CVE, Package: e.Package, Reason: e.Reason, Author: e.Author, Expires: e.Expires})
 		}
 	}
-	return out
+	return out, nil
+}
+
+// advisoriesOf returns a function that reads, once, which advisories fix
+// each vulnerability (upper-cased id) in the stored scan of digest: none
+// when the server keeps no scans or has none of the digest.
+func (h *handler) advisoriesOf(ctx context.Context, digest string) func() (map[string][]string, error) {
+	var fixes map[string][]string
+	return func() (map[string][]string, error) {
+		if fixes != nil {
+			return fixes, nil
+		}
+		fixes = map[string][]string{}
+		if h.Scans == nil {
+			return fixes, nil
+		}
+		sc, err := h.Scans.Scan(ctx, digest)
+		if errors.Is(err, store.ErrNotFound) {
+			return fixes, nil
+		}
+		if err != nil {
+			fixes = nil
+			return nil, err
+		}
+		for _, pr := range sc.Reports {
+			if pr.Report == nil {
+				continue
+			}
+			for _, f := range pr.Report.Findings {
+				id := strings.ToUpper(f.VulnerabilityID)
+				for _, a := range f.FixedBy {
+					if !slices.Contains(fixes[id], a) {
+						fixes[id] = append(fixes[id], a)
+					}
+				}
+			}
+		}
+		return fixes, nil
+	}
 }

@@ -156,7 +156,7 @@ func Evaluate(p *Policy, rep *scan.Report, ex []Exception, in Input, now time.Ti
 		id := findingID(f)
 		covered := false
 		for _, e := range ex {
-			ok, exp := e.Covers(Subject{CVE: f.VulnerabilityID, Package: f.PkgName, Source: f.SrcName}, in.Digest, in.Repository, now)
+			ok, exp := e.Covers(Subject{CVE: f.VulnerabilityID, Package: f.PkgName, Source: f.SrcName, Advisories: f.FixedBy}, in.Digest, in.Repository, now)
 			if exp {
 				expired[e.ID] = true
 			}

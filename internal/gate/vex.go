@@ -324,20 +324,32 @@ func (e Exception) Applies(cve, digest, repo string, now time.Time) (applies, ex
 	return e.Covers(Subject{CVE: cve}, digest, repo, now)
 }
 
-// Subject is the finding an exception is asked about: its vulnerability
-// and the binary and source package it is in.
+// Subject is the finding an exception is asked about: its vulnerability,
+// the binary and source package it is in, and the advisories that ship
+// its fix (DSA-5555-1, DLA-…, GHSA-…: the scanner's FixedBy).
 type Subject struct {
 	CVE, Package, Source string
+	Advisories           []string
+}
+
+// names reports whether id names the subject's vulnerability: the
+// vulnerability itself, or an advisory that ships its fix. An exception
+// written for an advisory accepts every vulnerability that advisory
+// fixes, which is what a reviewer who declines one update means.
+func (f Subject) names(id string) bool {
+	return f.CVE == id || slices.Contains(f.Advisories, id)
 }
 
 // Covers is Applies for a finding: an exception limited to a package
 // covers only findings in that binary or source package, and one for
-// every vulnerability of a package (CVE "") covers any of them.
+// every vulnerability of a package (CVE "") covers any of them. An
+// exception's CVE matches the finding's vulnerability, one of the
+// finding's fix advisories, or (from a VEX statement) one of its aliases.
 func (e Exception) Covers(f Subject, digest, repo string, now time.Time) (applies, expired bool) {
 	if e.CVE == "" && e.Package == "" {
 		return false, false
 	}
-	if e.CVE != "" && f.CVE != e.CVE && !slices.Contains(e.Aliases, f.CVE) {
+	if e.CVE != "" && !f.names(e.CVE) && !slices.Contains(e.Aliases, f.CVE) {
 		return false, false
 	}
 	if e.Package != "" && e.Package != f.Package && e.Package != f.Source {
