@@ -16,6 +16,7 @@ import (
 //	  schedule: 24h        # how often a collection runs; 0s: only on demand
 //	  grace: 1h            # untagged manifests and unreferenced blobs younger than this are kept
 //	  pace: 0.5            # share of the time a collection works; it rests the rest, for the registry's requests
+//	  yield: 100ms         # deletions wait for the registry's writes in progress, at most this long per batch; 0s: never
 //	  retention:
 //	    - repositories: ["quarantine/**"]
 //	      keepPatchTags: 3  # per original tag, the 3 newest patch tags (TAG-N, TAG-patched)
@@ -39,6 +40,12 @@ type GC struct {
 	// most 1): it rests between short slices of work, leaving the
 	// machine to pushes and pulls meanwhile. 1 never rests.
 	Pace float64 `yaml:"pace"`
+	// Yield is how long at most a collection's sweep waits, before each
+	// batch of deletions, for the registry's writes in progress to end:
+	// deletions then go in the gaps between pushes instead of into their
+	// disk syncs, and under pushes that never pause the sweep still
+	// deletes a batch (64) per Yield. 0 never waits.
+	Yield Duration `yaml:"yield"`
 	// Retention are the retention policies, applied before each
 	// collection; a repository follows the first policy matching it.
 	Retention []RetentionPolicy `yaml:"retention"`
@@ -69,6 +76,10 @@ type RetentionPolicy struct {
 // internal/gc for what it costs pushes).
 const DefaultGCPace = 0.5
 
+// DefaultGCYield is gc.yield's default: under constant pushes a sweep still
+// deletes 640 objects a second.
+const DefaultGCYield = 100 * time.Millisecond
+
 func (g GC) validate() []error {
 	var errs []error
 	if g.Schedule < 0 {
@@ -81,6 +92,11 @@ func (g GC) validate() []error {
 	}
 	if !(g.Pace > 0 && g.Pace <= 1) {
 		errs = append(errs, fmt.Errorf("gc.pace: %g is not over 0 and at most 1 (1: a collection never rests)", g.Pace))
+	}
+	if g.Yield < 0 {
+		errs = append(errs, errors.New("gc.yield: must not be negative (0s: deletions never wait for writes)"))
+	} else if g.Yield > Duration(10*time.Second) {
+		errs = append(errs, fmt.Errorf("gc.yield: %s is over 10s: a collection under constant writes would take hours", g.Yield))
 	}
 	for i, p := range g.Retention {
 		field := fmt.Sprintf("gc.retention[%d]", i)

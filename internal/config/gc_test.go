@@ -42,6 +42,8 @@ func TestGCConfigErrorsNameTheField(t *testing.T) {
 		{"grace", "gc: {grace: -5m}", "gc.grace"},
 		{"zero pace", "gc: {pace: 0}", "gc.pace"},
 		{"pace over 1", "gc: {pace: 1.5}", "gc.pace"},
+		{"negative yield", "gc: {yield: -1s}", "gc.yield"},
+		{"yield over 10s", "gc: {yield: 1m}", "gc.yield"},
 		{"no repositories", "gc: {retention: [{keepDays: 3}]}", "gc.retention[0].repositories"},
 		{"bad pattern", "gc: {retention: [{repositories: ['quarantine/**/x'], keepDays: 3}]}", "gc.retention[0].repositories[0]"},
 		{"bad name", "gc: {retention: [{repositories: ['Quarantine/X'], keepDays: 3}]}", "gc.retention[0].repositories[0]"},

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -160,38 +161,68 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // the slowest request that started in the phase.
 //
 //   - once: one collection over 100,000 blobs (half of them garbage) at
-//     the default gc.pace, what a scheduled collection is; the phase
-//     lasts as long as it does.
+//     the default gc.pace and gc.yield, what a scheduled collection is;
+//     the phase lasts as long as it does.
 //
-//   - once-unpaced: the same at pace 1 (no rests; the collection still
-//     yields between units of work).
+//   - once-noyield: the same with gc.yield 0 (deletions never wait for
+//     the pushes).
+//
+//   - once-unpaced: pace 1 (no rests; the collection still gives the
+//     processor up between units of work) and the default yield.
 //
 //   - backtoback: collections one after another for 8 s over 20,000
-//     blobs at the default pace: a stress (a store collected
+//     blobs at the default pace and yield: a stress (a store collected
 //     continuously), not the schedule's case.
+//
+// What the collection costs a request is not its latency during the
+// phase alone: pushes are slow now and then with no collection at all
+// (the disk's syncs, the machine's other work). So beside each class's
+// p99 and slowest request per phase, the bench reports the excess of the
+// collection phase over the idle ones (p99 and slowest, during minus
+// idle; negative: within the idle noise), and the time writes spent on
+// the collection's barrier (Protect: their marks and any wait for the
+// collector's claims), the one place where a request waits for the
+// collector rather than sharing the machine with it.
 //
 // Run it with:
 //
 //	go test -run '^$' -bench PushDuringGC -benchtime 1x ./internal/gc/
+//
+// DRYDOCK_BENCH_GC_BLOBS=N stores N blobs instead of 100,000 in the once
+// cases (a shorter run on a busy machine; the figures say which).
 func BenchmarkPushDuringGC(b *testing.B) {
+	onceBlobs := 100_000
+	if v := os.Getenv("DRYDOCK_BENCH_GC_BLOBS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 {
+			b.Fatalf("DRYDOCK_BENCH_GC_BLOBS=%q: want a number of blobs, at least 1000", v)
+		}
+		onceBlobs = n
+	}
 	for _, tc := range []struct {
 		name       string
 		blobs      int
 		backToBack time.Duration
 		pace       float64
+		yield      time.Duration
 	}{
-		{"once", 100_000, 0, config.DefaultGCPace},
-		{"once-unpaced", 100_000, 0, 1},
-		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace},
+		{"once", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield},
+		{"once-noyield", onceBlobs, 0, config.DefaultGCPace, 0},
+		{"once-unpaced", onceBlobs, 0, 1, config.DefaultGCYield},
+		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace, config.DefaultGCYield},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				s := newSetup(b, dbtest.SQLite(b))
 				populate(b, s, tc.blobs, 20)
+				// populate's 200,000 files are written without syncs:
+				// their write-back would otherwise join the journal
+				// commits of the first phase's pushes.
+				syscall.Sync()
 				runtime.GC()
 				b.StartTimer()
-				pushDuringGC(b, s, tc.backToBack, tc.pace)
+				pushDuringGC(b, s, tc.backToBack, tc.pace, tc.yield)
 			}
 		})
 	}
@@ -206,10 +237,16 @@ type request struct {
 	start, end time.Time
 }
 
-func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64) {
+func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64, yield time.Duration) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var reqs []request
+	var protects []time.Duration // Protect's durations (only while a cycle runs)
+	s.member.protects.Store(new(func(d time.Duration) {
+		mu.Lock()
+		protects = append(protects, d)
+		mu.Unlock()
+	}))
 	timed := func(class, method, path string, body []byte, h ...string) int {
 		t0 := time.Now()
 		code, _, _ := s.do(method, path, body, h...)
@@ -255,12 +292,26 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	t1 := time.Now()
 	cycles := 0
 	var last *registry.Report
+	var phases []string // the last collection's phases with their start, from t1
+	var phaseMu sync.Mutex
+	lastPhase := ""
+	progress := func(p registry.Progress) {
+		phaseMu.Lock()
+		defer phaseMu.Unlock()
+		if p.Phase != lastPhase {
+			lastPhase = p.Phase
+			phases = append(phases, fmt.Sprintf("%s@%.1fs", p.Phase, time.Since(t1).Seconds()))
+		}
+	}
 	for {
+		phaseMu.Lock()
+		phases, lastPhase = nil, ""
+		phaseMu.Unlock()
 		c, err := s.member.Lead(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: pace})
+		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: pace, Yield: yield, Progress: progress})
 		if ferr := c.Finish(ctx); err == nil {
 			err = ferr
 		}
@@ -306,24 +357,34 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	b.ReportMetric(gcRate, "pushes/s-gc")
 	b.ReportMetric(100*(1-gcRate/idleRate), "%slower")
 	b.ReportMetric(t2.Sub(t1).Seconds(), "gc-s")
-	for _, name := range []string{"idle", "gc"} {
-		p := idle
-		if name == "gc" {
-			p = gc
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	type stat struct{ max, p99 time.Duration }
+	stats := func(lat []time.Duration) stat {
+		if len(lat) == 0 {
+			return stat{}
 		}
-		for _, class := range []string{"blob", "manifest"} {
-			lat := p.lat[class]
-			if len(lat) == 0 {
-				continue
-			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms-"+class+"-"+name)
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms-"+class+"-"+name)
-		}
+		slices.Sort(lat)
+		return stat{lat[len(lat)-1], lat[len(lat)*99/100]}
 	}
-	b.Logf("idle before %.1f pushes/s, after %.1f; %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted",
-		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
-		cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob])
+	for _, class := range []string{"blob", "manifest"} {
+		si, sg := stats(idle.lat[class]), stats(gc.lat[class])
+		b.ReportMetric(ms(si.max), "max-ms-"+class+"-idle")
+		b.ReportMetric(ms(si.p99), "p99-ms-"+class+"-idle")
+		b.ReportMetric(ms(sg.max), "max-ms-"+class+"-gc")
+		b.ReportMetric(ms(sg.p99), "p99-ms-"+class+"-gc")
+		b.ReportMetric(ms(sg.max-si.max), "excess-max-ms-"+class)
+		b.ReportMetric(ms(sg.p99-si.p99), "excess-p99-ms-"+class)
+	}
+	mu.Lock()
+	sp := stats(protects)
+	nprotects := len(protects)
+	mu.Unlock()
+	b.ReportMetric(ms(sp.max), "max-ms-barrier")
+	b.ReportMetric(ms(sp.p99), "p99-ms-barrier")
+	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
+	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; its phases: %v; %d protects during cycles",
+		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
+		slowest(reqs, t2, t3), cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob], last.Yielded.Round(time.Millisecond), phases, nprotects)
 }
 
 func countPushes(reqs []request, from, to time.Time) int {
@@ -334,4 +395,15 @@ func countPushes(reqs []request, from, to time.Time) int {
 		}
 	}
 	return n
+}
+
+// slowest is the longest request that started in [from, to).
+func slowest(reqs []request, from, to time.Time) time.Duration {
+	var m time.Duration
+	for _, r := range reqs {
+		if !r.start.Before(from) && r.start.Before(to) {
+			m = max(m, r.end.Sub(r.start))
+		}
+	}
+	return m.Round(time.Millisecond)
 }

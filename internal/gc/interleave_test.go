@@ -407,7 +407,10 @@ func interleave(t *testing.T, s *setup, clients, opsPerClient int) {
 				}
 				return
 			}
-			rep, err := s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c})
+			// Every other cycle yields to the writes (for at most 5 ms
+			// per batch): the same rule, other interleavings.
+			yield := time.Duration(cycles.Load()%2) * 5 * time.Millisecond
+			rep, err := s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Yield: yield})
 			if ferr := c.Finish(context.Background()); ferr != nil && ctx.Err() == nil {
 				t.Errorf("finish: %v", ferr)
 			}

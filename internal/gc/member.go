@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drydock-project/drydock/internal/database"
@@ -38,6 +39,10 @@ type Member struct {
 	// that the collector holding it is alive.
 	staleAfter time.Duration
 
+	// protects, when set, is told how long each write's Protect took
+	// while a cycle ran (WithProtectObserver).
+	protects atomic.Pointer[func(time.Duration)]
+
 	// syncMu serializes sync (the poller and Arm both call it).
 	syncMu sync.Mutex
 
@@ -55,6 +60,15 @@ type generation struct{ wg sync.WaitGroup }
 
 // MemberOption configures a Member.
 type MemberOption func(*Member)
+
+// WithProtectObserver sets fn, told how long each write's Protect took
+// while a collection cycle ran: its marks, and its waits for the
+// collector (a claimed key, the key connection the collector's claims
+// hold). It is what a write spends on the collection's barrier; outside
+// a cycle Protect costs nothing and fn is not called.
+func WithProtectObserver(fn func(time.Duration)) MemberOption {
+	return func(m *Member) { m.protects.Store(&fn) }
+}
 
 // WithPollInterval sets how often a member reads the collection state
 // (default 200ms): how soon a cycle can start.
@@ -339,7 +353,14 @@ func (g *guard) Protect(ctx context.Context, keys ...string) error {
 	if !g.active || len(keys) == 0 {
 		return nil
 	}
-	return g.m.mark(ctx, keys)
+	fn := g.m.protects.Load()
+	if fn == nil {
+		return g.m.mark(ctx, keys)
+	}
+	start := time.Now()
+	err := g.m.mark(ctx, keys)
+	(*fn)(time.Since(start))
+	return err
 }
 
 // Done implements registry.Guard.

@@ -368,6 +368,7 @@ func TestPatchBookwormNginx(t *testing.T) {
 	if bd, _ := base.Digest(); m.Annotations[AnnotationBaseDigest] != bd.String() || !strings.Contains(m.Annotations[AnnotationPatched], "libssl3=") {
 		t.Errorf("lineage annotations: %v", m.Annotations)
 	}
+	checkDebconfOwners(t, base, res)
 	checkPatchedAndRun(t, ti, base, res, "bookworm-nginx", "", "200 OK")
 }
 

@@ -74,6 +74,11 @@ type CollectOptions struct {
 	// requests have the machine the rest of the time (a collection at 0.25
 	// takes about four times as long). 0 or 1: no rests.
 	Pace float64
+	// Yield is how long at most the sweep waits, before each unit of
+	// deletions, for the registry's writes in progress to end (see
+	// yielder): deletions go in the gaps between writes, and under writes
+	// that never pause still at least one unit per Yield. 0: never waits.
+	Yield time.Duration
 }
 
 // Progress is a step of a collection.
@@ -135,6 +140,9 @@ type Report struct {
 	// Items lists the deleted objects, sorted, up to MaxItems.
 	Items     []Item `json:"items,omitempty"`
 	Truncated bool   `json:"truncated,omitempty"`
+	// Yielded is the part of Duration the sweep spent waiting for the
+	// registry's writes (CollectOptions.Yield).
+	Yielded time.Duration `json:"yielded,omitempty"`
 	// Usage is every repository's and namespace's usage afterwards.
 	Usage []Usage `json:"usage,omitempty"`
 }
@@ -180,13 +188,17 @@ func (r *Registry) Collect(ctx context.Context, o CollectOptions) (*Report, erro
 	if o.Pace < 0 || o.Pace > 1 {
 		return nil, fmt.Errorf("collecting garbage: pace %g is not between 0 and 1", o.Pace)
 	}
+	if o.Yield < 0 {
+		return nil, errors.New("collecting garbage: negative yield")
+	}
 	if o.MaxItems <= 0 {
 		o.MaxItems = DefaultMaxReportItems
 	}
-	c := &collection{r: r, o: o, now: r.clock.Now(), pace: newPacer(o.Pace),
+	c := &collection{r: r, o: o, now: r.clock.Now(), pace: newPacer(o.Pace), yield: &yielder{w: &r.writes, max: o.Yield},
 		rep: &Report{DryRun: o.DryRun, Started: r.clock.Now().UTC(), Deleted: map[string]int{}}}
 	err := c.run(ctx)
 	c.rep.Duration = r.clock.Now().Sub(c.now)
+	c.rep.Yielded = c.yield.waited
 	c.rep.sort()
 	if err != nil {
 		return c.rep, fmt.Errorf("collecting garbage: %w", err)

@@ -31,6 +31,8 @@ type collection struct {
 	rep *Report
 	// pace yields and rests between units of work.
 	pace *pacer
+	// yield makes the sweep's deletions give way to the registry's writes.
+	yield *yielder
 
 	repos map[string]*repoState
 	names []string // sorted repository names

@@ -94,3 +94,105 @@ func (p *pacer) step(ctx context.Context) error {
 	}
 	return p.sleep(ctx, wait)
 }
+
+// inflight counts the registry's writes in progress (write requests and
+// library writes through a guard), for a collection's sweep to yield to.
+type inflight struct {
+	n    atomic.Int64
+	mu   sync.Mutex
+	idle chan struct{} // closed when n drops to 0; nil when nobody waits
+}
+
+func (w *inflight) begin() { w.n.Add(1) }
+
+func (w *inflight) end() {
+	if w.n.Add(-1) != 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.idle != nil {
+		close(w.idle)
+		w.idle = nil
+	}
+	w.mu.Unlock()
+}
+
+// waitIdle returns when no write is in progress, at deadline, or with the
+// context's error.
+func (w *inflight) waitIdle(ctx context.Context, deadline time.Time) error {
+	w.mu.Lock()
+	if w.n.Load() == 0 {
+		w.mu.Unlock()
+		return ctx.Err()
+	}
+	if w.idle == nil {
+		w.idle = make(chan struct{})
+	}
+	idle := w.idle
+	w.mu.Unlock()
+	d := time.Until(deadline)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-idle:
+	case <-t.C:
+	}
+	return nil
+}
+
+// meteredGuard counts a guarded write as in progress until Done.
+type meteredGuard struct {
+	Guard
+	w    *inflight
+	once sync.Once
+}
+
+func (g *meteredGuard) Done() {
+	g.Guard.Done()
+	g.once.Do(g.w.end)
+}
+
+// yielder makes a collection's sweep give way to the registry's writes:
+// before each unit of deletions it waits until no write is in progress,
+// for at most max since its previous unit. Deleting competes with writes
+// for the filesystem's journal (on ext4 a write's fsync commits the
+// deletions pending in the same transaction) far more than reading does,
+// so the sweep deletes in the gaps between writes, the way idle-priority
+// I/O works, and under writes that never pause still deletes one unit
+// every max: a collection always finishes, at least one unit of
+// sweepChunk deletions per max. Yielding orders work in time and decides
+// nothing: what is deleted is decided by the marking and the claims.
+type yielder struct {
+	w    *inflight // nil: never yields
+	max  time.Duration
+	last time.Time // the previous unit's start
+	// waited is the time spent yielding, for the report.
+	waited time.Duration
+}
+
+// sweepChunk is how many deletions a yielding sweep does between two
+// yields.
+const sweepChunk = 64
+
+// yield waits for the writes in progress to end, for at most max since the
+// previous unit, and starts a unit.
+func (y *yielder) yield(ctx context.Context) error {
+	if y == nil || y.w == nil || y.max <= 0 {
+		return ctx.Err()
+	}
+	start := time.Now()
+	if y.last.IsZero() {
+		y.last = start
+	}
+	if err := y.w.waitIdle(ctx, y.last.Add(y.max)); err != nil {
+		return err
+	}
+	y.last = time.Now()
+	y.waited += y.last.Sub(start)
+	return nil
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -58,5 +59,84 @@ func TestPacerRests(t *testing.T) {
 	q.restUntil = time.Now().Add(time.Hour)
 	if err := q.step(cancelled); !errors.Is(err, context.Canceled) {
 		t.Fatalf("step in a rest with a cancelled context: %v", err)
+	}
+}
+
+// TestYieldWaitsForWrites: a yielding sweep waits while a write is in
+// progress and goes on when it ends; under a write that never ends it
+// still starts a unit once its longest wait is over; with nothing in
+// progress, or no yield set, it never waits; a cancelled context ends a
+// wait; a guard counts as a write until Done, once however often Done is
+// called.
+func TestYieldWaitsForWrites(t *testing.T) {
+	ctx := context.Background()
+	var w inflight
+	waiting := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.idle != nil
+	}
+
+	y := &yielder{w: &w, max: time.Hour}
+	if err := y.yield(ctx); err != nil || waiting() {
+		t.Fatalf("idle: yield %v, waiting %v", err, waiting())
+	}
+
+	w.begin()
+	w.begin()
+	done := make(chan error, 1)
+	go func() { done <- y.yield(ctx) }()
+	for !waiting() {
+		runtime.Gosched()
+	}
+	w.end() // one write still in progress
+	select {
+	case err := <-done:
+		t.Fatalf("yield returned (%v) with a write in progress", err)
+	default:
+	}
+	if !waiting() {
+		t.Fatal("the end of one of two writes woke the sweep")
+	}
+	w.end()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// A write that never ends: the sweep still goes on, once per max.
+	w.begin()
+	short := &yielder{w: &w, max: time.Millisecond}
+	for range 3 {
+		if err := short.yield(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if short.waited <= 0 {
+		t.Fatal("no time spent yielding under a write in progress")
+	}
+	for _, y := range []*yielder{nil, {w: &w}, {max: time.Hour}} {
+		if err := y.yield(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := (&yielder{w: &w, max: time.Hour}).yield(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("yield with a cancelled context: %v", err)
+	}
+	w.end()
+
+	r := &Registry{barrier: noBarrier{}}
+	g, err := r.guard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.writes.n.Load(); n != 1 {
+		t.Fatalf("%d writes in progress inside a guard, want 1", n)
+	}
+	g.Done()
+	g.Done()
+	if n := r.writes.n.Load(); n != 0 {
+		t.Fatalf("%d writes in progress after Done, want 0", n)
 	}
 }

@@ -22,6 +22,9 @@ const blobClaimBatch = 64
 type candidate struct {
 	key  string
 	path string // what to delete on the driver
+	// file, when set, is the one file in the directory path (see
+	// deleteLeaf).
+	file string
 	item Item
 	// d is the manifest or blob link's digest (or a tag's target, or a
 	// guarded subject's digest), subject an entry's or a tag's subject.
@@ -77,7 +80,7 @@ func (c *collection) repoCandidates(rs *repoState) []candidate {
 	}
 	for _, d := range slices.Sorted(maps.Keys(rs.layers)) {
 		if !rs.keptLayers[d] {
-			out = append(out, candidate{key: LayerKey(rs.name, d), path: path.Dir(layerLinkPath(rs.name, d)), d: d,
+			out = append(out, candidate{key: LayerKey(rs.name, d), path: path.Dir(layerLinkPath(rs.name, d)), file: path.Base(layerLinkPath(rs.name, d)), d: d,
 				item: Item{Kind: KindLayer, Repository: rs.name, Digest: d.String()}})
 		}
 	}
@@ -104,6 +107,9 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 	// Rest before claiming, never while keys are claimed: a write
 	// protecting one of them waits until they are released.
 	if err := c.pace.step(ctx); err != nil {
+		return err
+	}
+	if err := c.yield.yield(ctx); err != nil {
 		return err
 	}
 	claimed, err := c.o.Coordinator.Claim(ctx, keys)
@@ -222,22 +228,35 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 }
 
 // deleteAll deletes the candidates' paths, several at once, and reports
-// each deleted one.
+// each deleted one. Between chunks of sweepChunk it yields to the
+// registry's writes; the caller holds the candidates' claims meanwhile, so
+// a write protecting one of them waits at most the yields of the
+// remaining chunks (CollectOptions.Yield each) on top of the deletions.
 func (c *collection) deleteAll(ctx context.Context, cands []candidate) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listConcurrency)
-	for _, cd := range cands {
-		g.Go(func() error {
-			if err := c.r.deletePath(gctx, cd.path); err != nil {
+	for start := 0; start < len(cands); start += sweepChunk {
+		if start > 0 {
+			if err := c.yield.yield(ctx); err != nil {
 				return err
 			}
-			c.mu.Lock()
-			c.rep.add(cd.item, c.o.MaxItems)
-			c.mu.Unlock()
-			return nil
-		})
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(listConcurrency)
+		for _, cd := range cands[start:min(start+sweepChunk, len(cands))] {
+			g.Go(func() error {
+				if err := c.r.deleteLeaf(gctx, cd.path, cd.file); err != nil {
+					return err
+				}
+				c.mu.Lock()
+				c.rep.add(cd.item, c.o.MaxItems)
+				c.mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
 	}
-	return g.Wait()
+	return nil
 }
 
 // keptBlobs is the content some kept manifest or blob link references.
@@ -261,7 +280,7 @@ func (c *collection) sweepBlobs(ctx context.Context) error {
 	var cands []candidate
 	for _, d := range slices.Sorted(maps.Keys(c.data)) {
 		if !keep[d] {
-			cands = append(cands, candidate{key: BlobKey(d), path: path.Dir(blobDataPath(d)), d: d,
+			cands = append(cands, candidate{key: BlobKey(d), path: path.Dir(blobDataPath(d)), file: path.Base(blobDataPath(d)), d: d,
 				item: Item{Kind: KindBlob, Digest: d.String(), Size: c.data[d]}})
 		}
 	}
@@ -290,6 +309,9 @@ func (c *collection) sweepBlobBatch(ctx context.Context, batch []candidate) (err
 		keys[i] = cd.key
 	}
 	if err := c.pace.step(ctx); err != nil {
+		return err
+	}
+	if err := c.yield.yield(ctx); err != nil {
 		return err
 	}
 	claimed, err := c.o.Coordinator.Claim(ctx, keys)

@@ -155,6 +155,9 @@ type Registry struct {
 	quota Quota
 	// pulls, when set, is told about manifests served by GET.
 	pulls PullObserver
+	// writes counts the writes in progress, which a collection's sweep
+	// yields to (gc_pace.go).
+	writes inflight
 }
 
 // New returns a Registry storing everything through driver.
@@ -186,6 +189,10 @@ func New(ctx context.Context, driver storagedriver.StorageDriver, opts ...Option
 // ServeHTTP serves the distribution API under /v2/.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		r.writes.begin()
+		defer r.writes.end()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

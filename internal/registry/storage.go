@@ -111,7 +111,8 @@ func (r *Registry) guard(ctx context.Context) (Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBarrier, err)
 	}
-	return g, nil
+	r.writes.begin()
+	return &meteredGuard{Guard: g, w: &r.writes}, nil
 }
 
 // protect is Guard.Protect with the error marked as the barrier's.
@@ -157,6 +158,20 @@ func (r *Registry) deletePath(ctx context.Context, p string) error {
 		return fmt.Errorf("deleting %s: %w", p, err)
 	}
 	return nil
+}
+
+// deleteLeaf removes directory dir, which holds file alone (a blob's
+// data, a link), treating an already missing path as success. On the
+// filesystem driver it deletes the file and then the empty directory,
+// where a recursive delete would also open and read the directory: the
+// sweep deletes one such directory per blob and per link.
+func (r *Registry) deleteLeaf(ctx context.Context, dir, file string) error {
+	if file != "" && r.driver.Name() == "filesystem" {
+		if err := r.deletePath(ctx, path.Join(dir, file)); err != nil {
+			return err
+		}
+	}
+	return r.deletePath(ctx, dir)
 }
 
 // linkedBlobDirect is linkedBlob with the blob's existence read through the

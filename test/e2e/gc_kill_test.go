@@ -29,7 +29,10 @@ const gcOrphans = 20_000
 // reachable blobs: the orphans and the deleted image's blobs are gone.
 func TestGCSurvivesKill(t *testing.T) {
 	data := t.TempDir()
-	env := []string{anonymousAll, "DRYDOCK_GC_GRACE=0s"}
+	// No scheduled collection: the one River runs at start would, with a
+	// grace of 0, collect the first image's layers between their upload
+	// and its manifest (the push is then refused, as it should be).
+	env := []string{anonymousAll, "DRYDOCK_GC_GRACE=0s", "DRYDOCK_GC_SCHEDULE=0s"}
 	s := startServeEnv(t, data, env)
 	addUser(t, data, "gcadmin", "gc-admin-password", "admin")
 	admin := "http://gcadmin:gc-admin-password@" + s.Addr

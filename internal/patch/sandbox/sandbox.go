@@ -393,7 +393,20 @@ func (s *Sandbox) open(ctx context.Context, img v1.Image, cs *layer.Changeset) (
 		return nil, err
 	}
 	t.snapshot = r.Snapshot
+	// The process that records the changes starts now, while the
+	// commands run: its start-up is off the critical path.
+	t.differ = make(chan spawned, 1)
+	go func() {
+		p, err := spawn(s.idmap, dataOut)
+		t.differ <- spawned{p, err}
+	}()
 	return t, nil
+}
+
+// spawned is a process started ahead of need, or why it could not be.
+type spawned struct {
+	p   *proc
+	err error
 }
 
 // Tree is an image ready to run commands in (backend.Tree).
@@ -406,6 +419,17 @@ type Tree struct {
 	p            *proc
 	snapshot     map[string]snapEntry
 	cleaned      bool
+	differ       chan spawned // the diff's process, spawned by open
+}
+
+// takeDiffer returns the process spawned for the diff (nil if none was).
+func (t *Tree) takeDiffer() (*proc, error) {
+	if t.differ == nil {
+		return nil, nil
+	}
+	sp := <-t.differ
+	t.differ = nil
+	return sp.p, sp.err
 }
 
 // recvCtx waits for a reply; ctx's end kills the sandbox.
@@ -474,7 +498,15 @@ func (t *Tree) Diff(cs *layer.Changeset, mtime time.Time) error {
 	}
 	cfg := t.cfg
 	cfg.Op, cfg.Snapshot, cfg.Dirs = opDiff, t.snapshot, []string{t.dir}
-	p, err := start(t.s.idmap, cfg, dataOut)
+	p, err := t.takeDiffer()
+	if p != nil {
+		err = p.configure(cfg)
+	} else {
+		if err != nil {
+			t.s.log.Warn("sandbox: starting the diff's process ahead failed: trying again", "error", err)
+		}
+		p, err = start(t.s.idmap, cfg, dataOut)
+	}
 	if err != nil {
 		return err
 	}
@@ -502,6 +534,9 @@ func (t *Tree) Close() error {
 	if t.p != nil {
 		t.p.close()
 		t.p = nil
+	}
+	if p, _ := t.takeDiffer(); p != nil {
+		p.close()
 	}
 	if !t.cleaned && t.dir != "" {
 		err = t.s.remove(t.dir)

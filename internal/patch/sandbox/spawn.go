@@ -140,7 +140,33 @@ const (
 
 // start starts a sandbox process in new namespaces with ids mapped by m,
 // sends it cfg, and returns it.
-func start(m *idMap, cfg config, dir dataDir) (_ *proc, err error) {
+func start(m *idMap, cfg config, dir dataDir) (*proc, error) {
+	p, err := spawn(m, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.configure(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// configure sends a spawned process its configuration; on failure the
+// process is gone.
+func (p *proc) configure(cfg config) error {
+	if err := p.send(cfg); err != nil {
+		err = p.failure(err)
+		p.close()
+		return err
+	}
+	return nil
+}
+
+// spawn starts a sandbox process in new namespaces with ids mapped by m,
+// waiting for its configuration: a process spawned ahead of need pays
+// drydock's start-up (the runtime, package initialisation, the
+// namespaces) while other work runs.
+func spawn(m *idMap, dir dataDir) (_ *proc, err error) {
 	exe, err := sealedExecutable()
 	if err != nil {
 		return nil, err
@@ -222,9 +248,6 @@ func start(m *idMap, cfg config, dir dataDir) (_ *proc, err error) {
 		if err := p.send(mapped{Mapped: true}); err != nil {
 			return nil, p.failure(err)
 		}
-	}
-	if err := p.send(cfg); err != nil {
-		return nil, p.failure(err)
 	}
 	return p, nil
 }

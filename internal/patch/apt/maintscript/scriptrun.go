@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/drydock-project/drydock/internal/patch/apt/dpkg"
 	"github.com/drydock-project/drydock/internal/patch/backend"
@@ -74,11 +76,13 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	start := time.Now()
 	tree, err := in.Sandbox.Open(ctx, in.Image, in.Changes)
 	if err != nil {
 		return nil, err
 	}
 	defer tree.Close()
+	log.Debug("sandbox: opened", "seconds", time.Since(start).Seconds())
 	dpkgVersion := dpkg.InstalledVersion(in.FS, "dpkg", in.Arch)
 	var done []ScriptAction
 	exec := func(p *dpkg.Installed, script, file string, args []string) error {
@@ -88,8 +92,10 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 			"DPKG_RUNNING_VERSION=" + dpkgVersion, "DPKG_ADMINDIR=/var/lib/dpkg", "DPKG_ROOT=",
 			"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
 		}
+		start := time.Now()
 		out, err := tree.Run(ctx, env, append([]string{file}, args...)...)
-		log.Info("sandbox: ran maintainer script", "package", p.Name, "script", script, "args", strings.Join(args, " "), "output", strings.TrimSpace(string(out)))
+		log.Info("sandbox: ran maintainer script", "package", p.Name, "script", script, "args", strings.Join(args, " "),
+			"seconds", time.Since(start).Seconds(), "output", strings.TrimSpace(string(out)))
 		if err != nil {
 			return fmt.Errorf("%s %s %s failed: %w\n%s", p.Name, script, strings.Join(args, " "), err, truncate(string(out), 4000))
 		}
@@ -109,8 +115,18 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 		if r.phase == 1 {
 			continue
 		}
+		if r.name == "preinst" {
+			if file, err = stageControlArea(ctx, tree, r.pkg); err != nil {
+				return done, err
+			}
+		}
 		if err := exec(r.pkg, r.name, file, r.args); err != nil {
 			return done, err
+		}
+		if r.name == "preinst" {
+			if out, err := tree.Run(ctx, nil, "rm", "-rf", controlArea); err != nil {
+				return done, fmt.Errorf("sandbox: removing %s: %w\n%s", controlArea, err, out)
+			}
 		}
 	}
 	for _, r := range configureOrder(runs) {
@@ -128,18 +144,74 @@ func runSandboxed(ctx context.Context, in Input, runs []scriptRun, triggers []st
 			return done, fmt.Errorf("activate trigger %s: %w", t, err)
 		}
 	}
+	start = time.Now()
 	out, err := tree.Run(ctx, []string{"DEBIAN_FRONTEND=noninteractive"}, "dpkg", "--triggers-only", "--pending")
-	log.Info("sandbox: processed triggers", "output", strings.TrimSpace(string(out)))
+	log.Info("sandbox: processed triggers", "seconds", time.Since(start).Seconds(), "output", strings.TrimSpace(string(out)))
 	if err != nil {
 		return done, fmt.Errorf("trigger processing: %w\n%s", err, truncate(string(out), 4000))
 	}
 	if len(triggers) > 0 || len(out) > 0 {
 		done = append(done, ScriptAction{Package: "dpkg", Script: "triggers", Action: "sandbox", Detail: "dpkg --triggers-only --pending"})
 	}
+	start = time.Now()
 	if err := tree.Diff(in.Changes, in.Mtime); err != nil {
 		return done, err
 	}
+	log.Debug("sandbox: recorded the changes", "seconds", time.Since(start).Seconds())
 	return done, nil
+}
+
+// controlArea is where dpkg puts the control members of the version it
+// installs, and runs its preinst from.
+const controlArea = "/var/lib/dpkg/tmp.ci"
+
+// stageControlArea writes p's new control members to controlArea in the
+// tree, as dpkg does before running the new preinst, and returns the
+// preinst's path there. debconf's frontend depends on it: run from
+// elsewhere, a preinst's frontend cannot tell the package (it reads it
+// from controlArea/control), and the questions its templates register
+// get the owner "unknown" in config.dat. The control file holds the
+// fields the package's status has for it here (the frontend reads only
+// Package); the area is removed after the preinst, as dpkg does.
+func stageControlArea(ctx context.Context, tree backend.Tree, p *dpkg.Installed) (string, error) {
+	members := map[string][]byte{"control": fmt.Appendf(nil, "Package: %s\nVersion: %s\nArchitecture: %s\n", p.Name, p.To, p.Arch)}
+	for name, data := range p.Control {
+		members[name] = data
+	}
+	names := make([]string, 0, len(members))
+	for name := range members {
+		if !controlMemberName(name) {
+			return "", fmt.Errorf("%s: control member %q: not a plain name", p.Name, name)
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	cmd := "rm -rf " + controlArea + " && mkdir -m 755 " + controlArea
+	for _, name := range names {
+		staged := "tmp.ci." + name
+		if err := tree.Stage(staged, members[name]); err != nil {
+			return "", fmt.Errorf("sandbox: %w", err)
+		}
+		cmd += " && cp " + backend.StagePath(staged) + " " + controlArea + "/" + name
+	}
+	if out, err := tree.Run(ctx, nil, "sh", "-c", cmd); err != nil {
+		return "", fmt.Errorf("sandbox: preparing %s for %s's preinst: %w\n%s", controlArea, p.Name, err, out)
+	}
+	return controlArea + "/preinst", nil
+}
+
+// controlMemberName reports whether name is a plain control member name
+// (a .deb's names are input: nothing a shell or a path reads specially).
+func controlMemberName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '+') {
+			return false
+		}
+	}
+	return true
 }
 
 // configureOrder returns the postinst runs so that a package configures
