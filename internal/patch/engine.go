@@ -123,6 +123,11 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	if err := e.checkSupport(osi, plan); err != nil {
 		return nil, err
 	}
+	// The sandbox's tree needs only the image: it is extracted while the
+	// indexes and packages download, and the scripts wait for it only if
+	// they run in the sandbox.
+	prep := e.prepareSandbox(ctx, img, plat)
+	defer prep.stop()
 	sess, err := be.Open(ctx, backend.Target{
 		Image: img, FS: fsys, OS: osi, Platform: plat, Repositories: e.req.Repositories, Sandbox: e.sandbox,
 		CacheDir: filepath.Join(e.o.cacheDir, be.Ecosystem()), CacheSize: e.o.limits.Packages, HTTP: e.o.http, TempDir: e.o.tempDir, Log: e.o.log, Progress: report,
@@ -198,6 +203,43 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	}
 	phase("layer", start)
 	return run, nil
+}
+
+// sandboxPrep is the sandbox's preparation of an image (its tree
+// extracted into the cache) running beside the rest of the patch.
+type sandboxPrep struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// prepareSandbox starts preparing img for the sandbox when scripts may
+// run in it: not in a dry run, nor with the sandbox off or unavailable
+// for the image's platform. Its errors are not the patch's: a Sandbox.Open
+// that needs the tree waits for the preparation, or prepares it itself
+// when that failed, and reports its own error.
+func (e *engine) prepareSandbox(ctx context.Context, img v1.Image, plat v1.Platform) *sandboxPrep {
+	p, ok := e.sandbox.(backend.Preparer)
+	if !ok || e.req.DryRun || e.sandbox.Mode() == SandboxNever || e.sandbox.Available(plat) != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	sp := &sandboxPrep{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(sp.done)
+		if err := p.Prepare(ctx, img); err != nil && ctx.Err() == nil {
+			e.o.log.Debug("patch: preparing the sandbox ahead failed; the scripts will if they need it", "error", err)
+		}
+	}()
+	return sp
+}
+
+// stop ends the preparation (when the scripts did not need it, it is
+// cancelled and leaves nothing) and waits for it.
+func (sp *sandboxPrep) stop() {
+	if sp != nil {
+		sp.cancel()
+		<-sp.done
+	}
 }
 
 // wanted returns the packages to update: every candidate (UpdateAll) or

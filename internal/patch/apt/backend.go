@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/drydock-project/drydock/internal/inventory"
 	"github.com/drydock-project/drydock/internal/osinfo"
@@ -122,6 +124,11 @@ func (b *Backend) Open(ctx context.Context, t backend.Target) (backend.Session, 
 	return &session{t: t, arch: arch, repo: repo, installed: installed, log: log, progress: progress}, nil
 }
 
+// downloads is how many packages are fetched at once: two overlap the
+// network with xz; with four, the bench's cold peak RSS was 290 MiB
+// (over the 300 MB goal), with two 269 MiB.
+const downloads = 2
+
 type session struct {
 	t         backend.Target
 	arch      string
@@ -176,16 +183,31 @@ func (s *session) Apply(ctx context.Context, changes []backend.Change, cs *layer
 	}
 	debs := make([]string, len(steps))  // as the archive serves them
 	plain := make([]string, len(steps)) // decompressed, to unpack
+	// Two at a time: each is a round trip to the mirror, then xz to
+	// decompress, and one waits on the network while another uses a core.
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(downloads)
 	for i, st := range steps {
-		s.progress(backend.Event{Phase: "download", Package: st.Package, Done: done, Total: total})
-		var err error
-		if debs[i], err = s.repo.FetchDeb(ctx, &st.Candidate); err != nil {
-			return nil, err
-		}
-		if plain[i], err = s.repo.FetchPlainDeb(ctx, &st.Candidate); err != nil {
-			return nil, err
-		}
-		done += st.Candidate.Size
+		g.Go(func() error {
+			mu.Lock()
+			s.progress(backend.Event{Phase: "download", Package: st.Package, Done: done, Total: total})
+			mu.Unlock()
+			var err error
+			if debs[i], err = s.repo.FetchDeb(gctx, &st.Candidate); err != nil {
+				return err
+			}
+			if plain[i], err = s.repo.FetchPlainDeb(gctx, &st.Candidate); err != nil {
+				return err
+			}
+			mu.Lock()
+			done += st.Candidate.Size
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	s.progress(backend.Event{Phase: "download", Done: done, Total: total})
 	res.Timings["download"] = time.Since(start)

@@ -203,6 +203,14 @@ type Sandbox interface {
 	Open(ctx context.Context, img v1.Image, cs *layer.Changeset) (Tree, error)
 }
 
+// Preparer is a Sandbox that can make an image ready ahead of Open (its
+// tree extracted), so the engine overlaps that with the downloads. A
+// failed or cancelled Prepare leaves nothing behind: Open then does the
+// work itself and reports its own error.
+type Preparer interface {
+	Prepare(ctx context.Context, img v1.Image) error
+}
+
 // Tree is an image ready to run commands in.
 type Tree interface {
 	// Stage makes data readable inside the sandbox at StagePath(name)

@@ -8,7 +8,9 @@
 //
 // An entry is built in a temporary directory and renamed into place, so
 // a crash never leaves a half-built entry under its key; two processes
-// building the same key both succeed and one result is kept.
+// building the same key both succeed and one result is kept. Within a
+// process, a key is built once at a time: a Put that finds another
+// building it waits for that build and uses its entry (see Put).
 package cache
 
 import (
@@ -24,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -41,6 +44,17 @@ type Dir struct {
 	max    int64
 	remove func(path string) error
 	now    func() time.Time
+
+	mu       sync.Mutex
+	building map[string]*flight // keys being built by a Put of this process
+	onWait   func(key string)   // tests: a Put waits for another's build
+}
+
+// flight is one Put's build of a key; done is closed when it ends, ok
+// then says whether it stored the entry.
+type flight struct {
+	done chan struct{}
+	ok   bool
 }
 
 // Option configures Open.
@@ -140,10 +154,48 @@ func (d *Dir) Get(key string) (*Entry, error) {
 // into place, locked for use and returned, and older entries are evicted
 // while the cache is over its bound. When another process put the key
 // first, its entry is returned and this one discarded.
+//
+// While another Put of this Dir builds key, Put waits for it and returns
+// its entry; when that build failed (its own context cancelled, say),
+// this Put builds with its own build function, so a build's error is
+// reported only to the caller whose build it was.
 func (d *Dir) Put(key string, build func(dir string) (int64, error)) (*Entry, error) {
 	if !validKey(key) {
 		return nil, fmt.Errorf("cache: invalid key %q", key)
 	}
+	for {
+		d.mu.Lock()
+		if f := d.building[key]; f != nil {
+			d.mu.Unlock()
+			if d.onWait != nil {
+				d.onWait(key)
+			}
+			<-f.done
+			if f.ok {
+				if e, err := d.Get(key); e != nil || err != nil {
+					return e, err
+				}
+			}
+			continue // failed, or evicted since: build it here
+		}
+		if d.building == nil {
+			d.building = map[string]*flight{}
+		}
+		f := &flight{done: make(chan struct{})}
+		d.building[key] = f
+		d.mu.Unlock()
+		e, err := d.put(key, build)
+		d.mu.Lock()
+		delete(d.building, key)
+		d.mu.Unlock()
+		f.ok = err == nil
+		close(f.done)
+		return e, err
+	}
+}
+
+// put is Put's build, rename and eviction.
+func (d *Dir) put(key string, build func(dir string) (int64, error)) (*Entry, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(d.root, "tmp-"+hex.EncodeToString(rnd[:]))

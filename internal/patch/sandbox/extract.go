@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +35,7 @@ type extractor struct {
 	written int64
 	entries int
 	sums    map[string]string // path -> sha256 of the regular files written
+	dirs    map[string]bool   // directories known to be real ones: no Lstat again
 	buf     []byte
 }
 
@@ -40,7 +43,23 @@ func newExtractor(root string, max int64) *extractor {
 	if max <= 0 {
 		max = defaultMaxTree
 	}
-	return &extractor{root: root, max: max, sums: map[string]string{}, buf: make([]byte, 256<<10)}
+	return &extractor{root: root, max: max, sums: map[string]string{}, dirs: map[string]bool{}, buf: make([]byte, 256<<10)}
+}
+
+// removeAll removes the image path name (host path p) and forgets what
+// was known of it and of the paths under it.
+func (x *extractor) removeAll(name, p string) error {
+	for d := range x.dirs {
+		if d == name || strings.HasPrefix(d, name+"/") {
+			delete(x.dirs, d)
+		}
+	}
+	for f := range x.sums {
+		if f == name || strings.HasPrefix(f, name+"/") {
+			delete(x.sums, f)
+		}
+	}
+	return os.RemoveAll(p)
 }
 
 // within returns the host path of the image path name: every parent must
@@ -50,15 +69,25 @@ func (x *extractor) within(name string) (string, error) {
 	if name == "" {
 		return x.root, nil
 	}
+	parent, base := path.Split(name)
+	parent = strings.TrimSuffix(parent, "/")
+	if parent == "" || x.dirs[parent] {
+		return filepath.Join(x.root, name), nil
+	}
 	cur := x.root
-	parts := strings.Split(name, "/")
-	for _, p := range parts[:len(parts)-1] {
+	parts := strings.Split(parent, "/")
+	for i, p := range parts {
 		cur = filepath.Join(cur, p)
+		rel := strings.Join(parts[:i+1], "/")
+		if x.dirs[rel] {
+			continue
+		}
 		fi, err := os.Lstat(cur)
 		if errors.Is(err, fs.ErrNotExist) {
 			if err := os.Mkdir(cur, 0o755); err != nil {
 				return "", err
 			}
+			x.dirs[rel] = true
 			continue
 		}
 		if err != nil {
@@ -67,8 +96,9 @@ func (x *extractor) within(name string) (string, error) {
 		if !fi.IsDir() {
 			return "", fmt.Errorf("%s: parent %s is not a directory", name, strings.TrimPrefix(cur, x.root))
 		}
+		x.dirs[rel] = true
 	}
-	return filepath.Join(cur, parts[len(parts)-1]), nil
+	return filepath.Join(cur, base), nil
 }
 
 func (x *extractor) run(tr *tar.Reader) error {
@@ -103,34 +133,56 @@ func (x *extractor) entry(h *tar.Header, tr *tar.Reader) error {
 		if err != nil {
 			return err
 		}
-		delete(x.sums, path.Join(dir, strings.TrimPrefix(base, ".wh.")))
-		return os.RemoveAll(p)
+		target := path.Join(dir, strings.TrimPrefix(base, ".wh."))
+		delete(x.sums, target)
+		return x.removeAll(target, p)
 	}
 	p, err := x.within(name)
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Lstat(p); err == nil && !(fi.IsDir() && h.Typeflag == tar.TypeDir) {
-		if err := os.RemoveAll(p); err != nil {
+	delete(x.sums, name)
+	// Most entries are new: make them at once, and clear what is in the
+	// way only when the kernel says something is there.
+	create := func(mk func() error) error {
+		err := mk()
+		if !errors.Is(err, fs.ErrExist) {
 			return err
 		}
+		if fi, lerr := os.Lstat(p); lerr == nil && fi.IsDir() && h.Typeflag == tar.TypeDir {
+			return nil
+		}
+		if err := x.removeAll(name, p); err != nil {
+			return err
+		}
+		return mk()
 	}
-	delete(x.sums, name)
+	mode := fs.FileMode(h.Mode&0o777) | specialBits(h.Mode)
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := create(func() error { return os.Mkdir(p, 0o755) }); err != nil {
 			return err
 		}
+		x.dirs[name] = true
 	case tar.TypeReg:
 		if x.written += h.Size; x.written > x.max {
 			return fmt.Errorf("more than %d bytes", x.max)
 		}
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
-		if err != nil {
+		var f *os.File
+		if err := create(func() (err error) { f, err = createFile(p); return err }); err != nil {
 			return err
 		}
 		hash := sha256.New()
 		_, err = io.CopyBuffer(io.MultiWriter(f, hash), struct{ io.Reader }{tr}, x.buf)
+		if err == nil {
+			// Through the descriptor: no second walk of the path. The
+			// owner first: a chown clears the setuid and setgid bits.
+			if err = f.Chown(h.Uid, h.Gid); err != nil {
+				err = ownerError(h, err)
+			} else {
+				err = f.Chmod(mode)
+			}
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -138,8 +190,10 @@ func (x *extractor) entry(h *tar.Header, tr *tar.Reader) error {
 			return err
 		}
 		x.sums[name] = hex.EncodeToString(hash.Sum(nil))
+		setMtime(p, h)
+		return nil
 	case tar.TypeSymlink:
-		if err := os.Symlink(h.Linkname, p); err != nil {
+		if err := create(func() error { return os.Symlink(h.Linkname, p) }); err != nil {
 			return err
 		}
 	case tar.TypeLink:
@@ -148,10 +202,13 @@ func (x *extractor) entry(h *tar.Header, tr *tar.Reader) error {
 		if err != nil {
 			return err
 		}
-		if fi, err := os.Lstat(src); err != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("hard link to %s, which is not a regular file", target)
+		link := func() error {
+			if fi, err := os.Lstat(src); err != nil || !fi.Mode().IsRegular() {
+				return fmt.Errorf("hard link to %s, which is not a regular file", target)
+			}
+			return os.Link(src, p)
 		}
-		if err := os.Link(src, p); err != nil {
+		if err := create(link); err != nil {
 			return err
 		}
 		if s, ok := x.sums[target]; ok {
@@ -159,21 +216,45 @@ func (x *extractor) entry(h *tar.Header, tr *tar.Reader) error {
 		}
 		return nil
 	default:
-		return nil // devices, FIFOs: not needed to run scripts
+		// Devices, FIFOs: not needed to run scripts; what was there goes.
+		if _, err := os.Lstat(p); err == nil {
+			return x.removeAll(name, p)
+		}
+		return nil
 	}
 	if err := os.Lchown(p, h.Uid, h.Gid); err != nil {
-		return fmt.Errorf("owner %d:%d: %w (the sandbox maps only the ids of its user namespace)", h.Uid, h.Gid, err)
+		return ownerError(h, err)
 	}
 	if h.Typeflag != tar.TypeSymlink {
-		if err := os.Chmod(p, fs.FileMode(h.Mode&0o777)|specialBits(h.Mode)); err != nil {
+		if err := os.Chmod(p, mode); err != nil {
 			return err
 		}
 	}
 	if h.Typeflag != tar.TypeDir {
-		ts := []unix.Timespec{unix.NsecToTimespec(h.ModTime.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}
-		_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+		setMtime(p, h)
 	}
 	return nil
+}
+
+// createFile creates the new regular file p (no symbolic link followed),
+// outside Go's poller: a file on disk never blocks, and the extractor
+// writes thousands.
+func createFile(p string) (*os.File, error) {
+	fd, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+func ownerError(h *tar.Header, err error) error {
+	return fmt.Errorf("owner %d:%d: %w (the sandbox maps only the ids of its user namespace)", h.Uid, h.Gid, err)
+}
+
+// setMtime gives p (not following a symbolic link) the entry's time.
+func setMtime(p string, h *tar.Header) {
+	ts := []unix.Timespec{unix.NsecToTimespec(h.ModTime.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}
+	_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 func specialBits(m int64) fs.FileMode {
@@ -272,4 +353,22 @@ func walkTree(root string, skip func(name string) bool, fn func(name, p string, 
 		}
 		return fn(name, p, fi)
 	})
+}
+
+// Prepare extracts img's tree into the cache unless it is there already,
+// so that a later Open finds it (backend.Preparer): the engine calls it
+// while the indexes and packages download. An Open of the same image
+// while Prepare extracts waits for that extraction instead of starting
+// another (the cache builds a key once at a time); when Prepare fails or
+// its context ends, nothing is left in the cache and Open extracts anew.
+func (s *Sandbox) Prepare(ctx context.Context, img v1.Image) error {
+	if err := s.setup(); err != nil {
+		return err
+	}
+	e, err := s.tree(ctx, img)
+	if err != nil {
+		return err
+	}
+	e.Release()
+	return nil
 }

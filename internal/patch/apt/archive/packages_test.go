@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -112,29 +111,5 @@ func TestOpenIndex(t *testing.T) {
 	br = &boundedReader{r: strings.NewReader("0123456789"), n: 10, name: "exact"}
 	if data, err := io.ReadAll(br); err != nil || len(data) != 10 {
 		t.Errorf("exactly at the bound: %q, %v", data, err)
-	}
-}
-
-func TestDecompressVerified(t *testing.T) {
-	dir := t.TempDir()
-	src := filepath.Join(dir, "idx.xz")
-	if err := os.WriteFile(src, xzData(t, []byte(packagesText)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, "plain")
-	good := FileHash{Path: "main/binary-amd64/Packages", Size: int64(len(packagesText)), SHA256: sha([]byte(packagesText))}
-	bad := good
-	bad.SHA256 = sha([]byte("other"))
-	if err := decompressVerified(src, dst, "idx", bad); !errors.Is(err, ErrHashMismatch) || !strings.Contains(err.Error(), "idx (decompressed)") {
-		t.Fatalf("wrong plain hash: %v", err)
-	}
-	if left, _ := os.ReadDir(dir); len(left) != 1 {
-		t.Fatalf("left behind: %v", left)
-	}
-	if err := decompressVerified(src, dst, "idx", good); err != nil {
-		t.Fatal(err)
-	}
-	if data, err := os.ReadFile(dst); err != nil || string(data) != packagesText {
-		t.Fatalf("decompressed %d bytes, %v", len(data), err)
 	}
 }

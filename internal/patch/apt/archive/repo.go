@@ -2,16 +2,11 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -341,17 +336,15 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 	}
 	var file string
 	var err error
+	var list []IndexPackage // parsed while fetched, when it was
 	switch {
 	case hasPlain && plain.Path != pick.Path:
 		// Cached decompressed: reading it again costs far less than
 		// decompressing xz.
 		file, err = r.store.file("plain-"+plain.SHA256, "Packages", matches(plain), func(dst string) error {
-			packed := dst + path.Ext(pick.Path)
-			defer os.Remove(packed)
-			if err := r.fetchVerified(ctx, urls, packed, pick); err != nil {
-				return err
-			}
-			return decompressVerified(packed, dst, name, plain)
+			l, err := r.streamIndex(ctx, urls, dst, pick, plain, name)
+			list = l
+			return err
 		})
 	default:
 		file, err = r.store.file("index-"+pick.SHA256, "Packages"+path.Ext(pick.Path), matches(pick), func(dst string) error {
@@ -361,9 +354,10 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 	if err != nil {
 		return nil, err
 	}
-	list, err := parseIndexFile(file, name)
-	if err != nil {
-		return nil, err
+	if list == nil {
+		if list, err = parseIndexFile(file, name); err != nil {
+			return nil, err
+		}
 	}
 	idx, err := r.store.putParsed(sum, list)
 	if err != nil && idx != nil {
@@ -376,37 +370,6 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 // matches is a store check: the file has the wanted size and SHA256.
 func matches(want FileHash) func(string) (bool, error) {
 	return func(p string) (bool, error) { return fileMatches(p, want) }
-}
-
-// decompressVerified decompresses the index file src into dst, which must
-// then match want (the plain file's entry in the Release); on a mismatch
-// nothing is kept.
-func decompressVerified(src, dst, name string, want FileHash) error {
-	rd, closeFn, err := openIndex(src)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".plain-*")
-	if err != nil {
-		return fmt.Errorf("creating cache file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), rd)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("decompressing index %s: %w", name, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want.SHA256 || n != want.Size {
-		return &HashMismatchError{URL: name + " (decompressed)", WantSHA256: want.SHA256, GotSHA256: got, WantSize: want.Size, GotSize: n}
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("storing index %s: %w", name, err)
-	}
-	return nil
 }
 
 // parseIndexFile parses a verified cached index; name (its URL) is used

@@ -1,0 +1,81 @@
+package patch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/patch/backend"
+	"github.com/drydock-project/drydock/internal/patch/layer"
+	"github.com/drydock-project/drydock/internal/testimage"
+)
+
+// preparer is a sandbox that records its preparations and holds each
+// until its context ends; no script of the test needs it to run.
+type preparer struct {
+	mu       sync.Mutex
+	prepared []v1.Hash
+	ended    int // preparations whose context had ended when they returned
+}
+
+func (p *preparer) Mode() backend.SandboxMode   { return SandboxAuto }
+func (p *preparer) Available(v1.Platform) error { return nil }
+func (p *preparer) Open(context.Context, v1.Image, *layer.Changeset) (backend.Tree, error) {
+	return nil, errors.New("the test's scripts need no sandbox")
+}
+
+func (p *preparer) Prepare(ctx context.Context, img v1.Image) error {
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.prepared = append(p.prepared, d)
+	p.mu.Unlock()
+	<-ctx.Done()
+	p.mu.Lock()
+	p.ended++
+	p.mu.Unlock()
+	return ctx.Err()
+}
+
+// TestPrepareSandboxAhead: a patch starts preparing the image for the
+// sandbox (beside the downloads), and when no script needs it the
+// preparation is cancelled and has ended by the time the patch returns;
+// a dry run prepares nothing.
+func TestPrepareSandboxAhead(t *testing.T) {
+	_, base := openBase(t, testimage.BookwormNginx)
+	base, err := testimage.Downgraded(base, "libssl3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := base.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		p := &preparer{}
+		withFake := func(o *options) error {
+			o.sandbox = func(SandboxMode) (backend.Sandbox, error) { return p, nil }
+			return nil
+		}
+		res := patchOf(t, base, Request{Mode: FromReport, DryRun: dry, Packages: map[string]string{"libssl3": ""}}, withFake)
+		if len(res.res.Plan.Changes) != 1 {
+			t.Fatalf("plan: %+v", res.res.Plan.Changes)
+		}
+		p.mu.Lock()
+		prepared, ended := p.prepared, p.ended
+		p.mu.Unlock()
+		switch {
+		case dry && len(prepared) != 0:
+			t.Errorf("a dry run prepared %v", prepared)
+		case !dry && (len(prepared) != 1 || prepared[0] != want):
+			t.Errorf("prepared %v, want the image %s once", prepared, want)
+		case ended != len(prepared):
+			t.Errorf("%d of %d preparations still running when the patch returned", len(prepared)-ended, len(prepared))
+		}
+	}
+}
