@@ -142,17 +142,19 @@ func (a *fakeArchive) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
-// suiteFiles builds a signed suite: Packages (as .xz and plain hash) for
-// amd64 main, and its InRelease. Extra Release fields go in extra.
+// suiteFiles builds a signed suite: Packages (as .gz, .xz and plain hash,
+// as Debian lists them) for amd64 main, and its InRelease. Extra Release
+// fields go in extra.
 func suiteFiles(t testing.TB, key *openpgp.Entity, prefix, suite, packages, extra string) map[string][]byte {
 	t.Helper()
 	pk := []byte(packages)
-	pxz := xzData(t, pk)
-	rel := fmt.Sprintf("Origin: Test\nSuite: %s\nCodename: %s\nDate: %s\n%sArchitectures: amd64\nComponents: main\nSHA256:\n %s %d main/binary-amd64/Packages\n %s %d main/binary-amd64/Packages.xz\n",
-		suite, suite, testNow.Add(-time.Hour).Format(time.RFC1123), extra, sha(pk), len(pk), sha(pxz), len(pxz))
+	pxz, pgz := xzData(t, pk), gzData(t, pk)
+	rel := fmt.Sprintf("Origin: Test\nSuite: %s\nCodename: %s\nDate: %s\n%sArchitectures: amd64\nComponents: main\nSHA256:\n %s %d main/binary-amd64/Packages\n %s %d main/binary-amd64/Packages.gz\n %s %d main/binary-amd64/Packages.xz\n",
+		suite, suite, testNow.Add(-time.Hour).Format(time.RFC1123), extra, sha(pk), len(pk), sha(pgz), len(pgz), sha(pxz), len(pxz))
 	base := prefix + "/dists/" + suite + "/"
 	return map[string][]byte{
 		base + "InRelease":                     clearsignWith(t, key, rel),
+		base + "main/binary-amd64/Packages.gz": pgz,
 		base + "main/binary-amd64/Packages.xz": pxz,
 	}
 }
