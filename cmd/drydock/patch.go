@@ -228,7 +228,9 @@ func runPatch(cmd *cobra.Command, g *globals, f *patchFlags) error {
 		return fmt.Errorf("--db: %w", dbErr)
 	}
 	ctx := cmd.Context()
-	opts := []patch.Option{patch.WithLogger(log), patch.WithProgress(patchProgress(g, log))}
+	// One image: extracting its tree for the sandbox beside the downloads
+	// saves the scripts' wait when they need it.
+	opts := []patch.Option{patch.WithLogger(log), patch.WithProgress(patchProgress(g, log)), patch.WithSandboxAhead()}
 	var db *vulndb.DB
 	if dbErr == nil {
 		if db, err = vulndb.Open(dbPath); err != nil {

@@ -123,9 +123,9 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	if err := e.checkSupport(osi, plan); err != nil {
 		return nil, err
 	}
-	// The sandbox's tree needs only the image: it is extracted while the
-	// indexes and packages download, and the scripts wait for it only if
-	// they run in the sandbox.
+	// The sandbox's tree needs only the image: with WithSandboxAhead it is
+	// extracted while the indexes and packages download, and the scripts
+	// wait for it only if they run in the sandbox.
 	prep := e.prepareSandbox(ctx, img, plat)
 	defer prep.stop()
 	sess, err := be.Open(ctx, backend.Target{
@@ -212,14 +212,14 @@ type sandboxPrep struct {
 	done   chan struct{}
 }
 
-// prepareSandbox starts preparing img for the sandbox when scripts may
-// run in it: not in a dry run, nor with the sandbox off or unavailable
+// prepareSandbox starts preparing img for the sandbox when the caller
+// asked for it (WithSandboxAhead) and scripts may run in it: not in a dry run, nor with the sandbox off or unavailable
 // for the image's platform. Its errors are not the patch's: a Sandbox.Open
 // that needs the tree waits for the preparation, or prepares it itself
 // when that failed, and reports its own error.
 func (e *engine) prepareSandbox(ctx context.Context, img v1.Image, plat v1.Platform) *sandboxPrep {
 	p, ok := e.sandbox.(backend.Preparer)
-	if !ok || e.req.DryRun || e.sandbox.Mode() == SandboxNever || e.sandbox.Available(plat) != nil {
+	if !ok || !e.o.sandboxAhead || e.req.DryRun || e.sandbox.Mode() == SandboxNever || e.sandbox.Available(plat) != nil {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -42,6 +42,9 @@ type options struct {
 	// patcher refuses to patch.
 	scanLimits scan.Limits
 	sandbox    func(mode SandboxMode) (backend.Sandbox, error)
+	// sandboxAhead: extract the sandbox's tree while the indexes and
+	// packages download (WithSandboxAhead).
+	sandboxAhead bool
 }
 
 // CacheLimits bound the engine's caches under the cache directory, in
@@ -190,6 +193,21 @@ func WithProgress(fn func(Event)) Option {
 			return errors.New("patch.WithProgress: nil function")
 		}
 		o.progress = fn
+		return nil
+	}
+}
+
+// WithSandboxAhead extracts the image's tree for the sandbox while the
+// indexes and packages download, instead of when the first maintainer
+// script needs it: a cold patch whose scripts need the sandbox finishes
+// sooner (the bench image: 9.7 -> 7.6 s), at the price of reading and
+// extracting the image's layers a second time when no script needs it.
+// The CLI, which patches one image, turns it on; a caller patching many
+// images (the workflow engine, most of whose images need no sandbox)
+// leaves it off.
+func WithSandboxAhead() Option {
+	return func(o *options) error {
+		o.sandboxAhead = true
 		return nil
 	}
 }

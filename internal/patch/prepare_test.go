@@ -42,8 +42,9 @@ func (p *preparer) Prepare(ctx context.Context, img v1.Image) error {
 	return ctx.Err()
 }
 
-// TestPrepareSandboxAhead: a patch starts preparing the image for the
-// sandbox (beside the downloads), and when no script needs it the
+// TestPrepareSandboxAhead: a patch with WithSandboxAhead starts preparing
+// the image for the sandbox (beside the downloads; without it, nothing
+// is prepared ahead), and when no script needs it the
 // preparation is cancelled and has ended by the time the patch returns;
 // a dry run prepares nothing.
 func TestPrepareSandboxAhead(t *testing.T) {
@@ -56,13 +57,18 @@ func TestPrepareSandboxAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dry := range []bool{true, false} {
+	for _, tc := range []struct{ dry, ahead bool }{{true, true}, {false, true}, {false, false}} {
+		dry := tc.dry
 		p := &preparer{}
 		withFake := func(o *options) error {
 			o.sandbox = func(SandboxMode) (backend.Sandbox, error) { return p, nil }
 			return nil
 		}
-		res := patchOf(t, base, Request{Mode: FromReport, DryRun: dry, Packages: map[string]string{"libssl3": ""}}, withFake)
+		opts := []Option{withFake}
+		if tc.ahead {
+			opts = append(opts, WithSandboxAhead())
+		}
+		res := patchOf(t, base, Request{Mode: FromReport, DryRun: dry, Packages: map[string]string{"libssl3": ""}}, opts...)
 		if len(res.res.Plan.Changes) != 1 {
 			t.Fatalf("plan: %+v", res.res.Plan.Changes)
 		}
@@ -72,7 +78,9 @@ func TestPrepareSandboxAhead(t *testing.T) {
 		switch {
 		case dry && len(prepared) != 0:
 			t.Errorf("a dry run prepared %v", prepared)
-		case !dry && (len(prepared) != 1 || prepared[0] != want):
+		case !tc.ahead && len(prepared) != 0:
+			t.Errorf("prepared %v without WithSandboxAhead", prepared)
+		case !dry && tc.ahead && (len(prepared) != 1 || prepared[0] != want):
 			t.Errorf("prepared %v, want the image %s once", prepared, want)
 		case ended != len(prepared):
 			t.Errorf("%d of %d preparations still running when the patch returned", len(prepared)-ended, len(prepared))
