@@ -87,19 +87,7 @@ func (r *Repo) fetchVerified(ctx context.Context, urls []string, dst string, wan
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("creating cache: %w", err)
 	}
-	var (
-		body io.ReadCloser
-		url  string
-		err  error
-	)
-	for _, url = range urls {
-		body, err = r.getBody(ctx, url)
-		var he *HTTPError
-		if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
-			continue
-		}
-		break
-	}
+	body, url, err := r.getFirst(ctx, urls)
 	if err != nil {
 		return err
 	}
