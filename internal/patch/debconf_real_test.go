@@ -1,47 +1,26 @@
 package patch
 
 import (
-	"archive/tar"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/drydock-project/drydock/internal/testimage"
 )
 
-// imageFile returns the content of name (no leading slash) in img: the
-// last layer that has it wins; nil when none has it.
+// imageFile returns the content of name in img's flattened filesystem;
+// nil when the image has no such file.
 func imageFile(t *testing.T, img v1.Image, name string) []byte {
 	t.Helper()
-	layers, err := img.Layers()
+	data, _, err := testimage.ReadFile(img, name)
+	if testimage.IsNotInImage(err) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []byte
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.TrimPrefix(h.Name, "./") == name && h.Typeflag == tar.TypeReg {
-				if out, err = io.ReadAll(tr); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		rc.Close()
-	}
-	return out
+	return data
 }
 
 // debconfOwners maps each question of a debconf config.dat to its
