@@ -26,7 +26,7 @@ const paxRemove = "DRYDOCK.remove"
 // markers for directories replaced whole, and removals of paths only the
 // changeset had. Then it removes cfg.Dirs.
 func (c *child) diff(cfg config) int {
-	bw := bufio.NewWriterSize(c.data, 1<<20)
+	bw := bufio.NewWriterSize(c.data, pipeBuffer)
 	tw := tar.NewWriter(bw)
 	d := &differ{cfg: cfg, tw: tw, seen: map[string]bool{}, max: cfg.MaxBytes}
 	if d.max <= 0 {

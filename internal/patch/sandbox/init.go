@@ -198,7 +198,7 @@ func sendOr(c *child, r reply) int {
 // cfg.Dir and its manifest into cfg.Manifest.
 func (c *child) extract(cfg config) int {
 	x := newExtractor(cfg.Dir, cfg.MaxBytes)
-	if err := x.run(tar.NewReader(bufio.NewReaderSize(c.data, 1<<20))); err != nil {
+	if err := x.run(tar.NewReader(bufio.NewReaderSize(c.data, pipeBuffer))); err != nil {
 		return c.fail(fmt.Errorf("extracting the image: %w", err))
 	}
 	_, _ = io.Copy(io.Discard, c.data)

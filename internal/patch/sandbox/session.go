@@ -66,7 +66,7 @@ func (c *child) session(cfg config) int {
 		}
 	}
 	x := newExtractor(cfg.Root, cfg.MaxBytes)
-	if err := x.run(tar.NewReader(bufio.NewReaderSize(c.data, 1<<20))); err != nil {
+	if err := x.run(tar.NewReader(bufio.NewReaderSize(c.data, pipeBuffer))); err != nil {
 		return c.fail(fmt.Errorf("applying the changes: %w", err))
 	}
 	_, _ = io.Copy(io.Discard, c.data)
