@@ -25,11 +25,12 @@ const (
 // ErrLineTooLong is returned for a line longer than MaxLineLen.
 var ErrLineTooLong = errors.New("line too long")
 
-// field is one "Name: value" field. Continuation lines are joined to the
-// value with "\n", their leading space or tab removed.
+// field is one "Name: value" field: its value is buf[start:end] of its
+// paragraph. Continuation lines are joined to the value with "\n", their
+// leading space or tab removed.
 type field struct {
-	name  string
-	value []byte // appended to in place: no quadratic joins
+	name       string
+	start, end int
 }
 
 // Paragraph is one paragraph (stanza) of a control file.
@@ -37,6 +38,10 @@ type Paragraph struct {
 	// Line is the line number of its first line, from 1.
 	Line   int
 	fields []field
+	// buf holds the values one after another. Only the last field can
+	// grow (a continuation line), and it ends buf: appended to in place,
+	// no quadratic joins, and one allocation for a paragraph's values.
+	buf []byte
 }
 
 // Get returns the value of a field, its name matched case-insensitively as
@@ -44,7 +49,7 @@ type Paragraph struct {
 func (p *Paragraph) Get(name string) (string, bool) {
 	for _, f := range p.fields {
 		if strings.EqualFold(f.name, name) {
-			return string(f.value), true
+			return string(p.buf[f.start:f.end]), true
 		}
 	}
 	return "", false
@@ -58,12 +63,17 @@ func (p *Paragraph) Value(name string) string {
 
 func (p *Paragraph) has(name []byte) bool {
 	for _, f := range p.fields {
-		if bytes.EqualFold([]byte(f.name), name) {
+		if len(f.name) == len(name) && bytes.EqualFold([]byte(f.name), name) {
 			return true
 		}
 	}
 	return false
 }
+
+// maxInterned bounds the field names one Parse shares between
+// paragraphs; a file of that many distinct names is hostile, and past it
+// each name is its own string.
+const maxInterned = 4096
 
 // ParseError is a malformed paragraph: the parser skips it and passes it to
 // the callback, which decides whether that is fatal.
@@ -108,10 +118,14 @@ func Parse(r io.Reader, fn func(*Paragraph, *ParseError) error, opts ...Option) 
 		size   int
 		bad    *ParseError // set once the current paragraph is known malformed
 		lineNo int
+		// Field names repeat in every paragraph: one string each.
+		names = map[string]string{}
 	)
 	flush := func() error {
 		p, b := cur, bad
-		cur, size, bad = &Paragraph{}, 0, nil
+		// The next paragraph is likely about the size of this one: one
+		// allocation for its fields and one for its values, mostly.
+		cur, size, bad = &Paragraph{fields: make([]field, 0, len(p.fields)+2), buf: make([]byte, 0, len(p.buf)+len(p.buf)/4+64)}, 0, nil
 		switch {
 		case b != nil:
 			return fn(nil, b)
@@ -152,7 +166,8 @@ func Parse(r io.Reader, fn func(*Paragraph, *ParseError) error, opts ...Option) 
 			if o.dots && string(cont) == "." {
 				cont = nil
 			}
-			f.value = append(append(f.value, '\n'), cont...)
+			cur.buf = append(append(cur.buf, '\n'), cont...)
+			f.end = len(cur.buf)
 		default:
 			name, value, ok := bytes.Cut(line, []byte{':'})
 			name = bytes.TrimRight(name, " \t")
@@ -168,7 +183,16 @@ func Parse(r io.Reader, fn func(*Paragraph, *ParseError) error, opts ...Option) 
 				bad = &ParseError{Line: cur.Line, Err: fmt.Errorf("more than %d fields", MaxParagraphFields)}
 				continue
 			}
-			cur.fields = append(cur.fields, field{name: string(name), value: bytes.Clone(bytes.Trim(value, " \t\r"))})
+			n, ok := names[string(name)]
+			if !ok {
+				n = string(name)
+				if len(names) < maxInterned {
+					names[n] = n
+				}
+			}
+			start := len(cur.buf)
+			cur.buf = append(cur.buf, bytes.Trim(value, " \t\r")...)
+			cur.fields = append(cur.fields, field{name: n, start: start, end: len(cur.buf)})
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -17,7 +17,7 @@ func collect(t *testing.T, src string) (stanzas []map[string]string, lines []int
 		}
 		m := map[string]string{}
 		for _, f := range s.fields {
-			m[f.name] = string(f.value)
+			m[f.name] = string(s.buf[f.start:f.end])
 		}
 		stanzas = append(stanzas, m)
 		lines = append(lines, s.Line)

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -111,5 +112,29 @@ func TestOpenIndex(t *testing.T) {
 	br = &boundedReader{r: strings.NewReader("0123456789"), n: 10, name: "exact"}
 	if data, err := io.ReadAll(br); err != nil || len(data) != 10 {
 		t.Errorf("exactly at the bound: %q, %v", data, err)
+	}
+}
+
+// TestParsePackagesManyChunks parses an index longer than several of
+// ParsePackages' chunks and checks every package comes back once, in
+// order, with its own fields.
+func TestParsePackagesManyChunks(t *testing.T) {
+	for _, n := range []int{0, 1, 64, 65, maxChunk, maxChunk + 1, 3*maxChunk + 100} {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "Package: p%d\nVersion: 1.%d\nArchitecture: amd64\nDescription: package %d\n more text\nFilename: pool/main/p/p%d_1.%d_amd64.deb\nSize: %d\nSHA256: %064x\n\n", i, i, i, i, i, i, i)
+		}
+		got, err := ParsePackages(strings.NewReader(b.String()), "Packages")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("%d stanzas: got %d packages", n, len(got))
+		}
+		for i, p := range got {
+			if p.Package != fmt.Sprintf("p%d", i) || p.Version != fmt.Sprintf("1.%d", i) || p.Size != int64(i) || p.SHA256 != fmt.Sprintf("%064x", i) {
+				t.Fatalf("%d stanzas: package %d is %+v", n, i, p)
+			}
+		}
 	}
 }
