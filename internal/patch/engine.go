@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -99,7 +100,10 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 
 	start := time.Now()
 	report(Event{Phase: "read"})
-	fsys, lc, err := e.readImage(ctx, img)
+	// The layers the read decompresses are kept, uncompressed, for the
+	// sandbox's tree when it is extracted ahead: decompressed once.
+	preparer := e.preparesAhead(plat)
+	fsys, lc, err := e.readImage(ctx, img, preparer != nil)
 	if err != nil {
 		return nil, refused(err)
 	}
@@ -126,7 +130,7 @@ func (e *engine) image(ctx context.Context, img v1.Image) (_ *imageRun, err erro
 	// The sandbox's tree needs only the image: with WithSandboxAhead it is
 	// extracted while the indexes and packages download, and the scripts
 	// wait for it only if they run in the sandbox.
-	prep := e.prepareSandbox(ctx, img, plat)
+	prep := e.prepareSandbox(ctx, preparer, spooledImage{Image: img, fsys: fsys})
 	defer prep.stop()
 	sess, err := be.Open(ctx, backend.Target{
 		Image: img, FS: fsys, OS: osi, Platform: plat, Repositories: e.req.Repositories, Sandbox: e.sandbox,
@@ -212,14 +216,24 @@ type sandboxPrep struct {
 	done   chan struct{}
 }
 
-// prepareSandbox starts preparing img for the sandbox when the caller
-// asked for it (WithSandboxAhead) and scripts may run in it: not in a dry run, nor with the sandbox off or unavailable
-// for the image's platform. Its errors are not the patch's: a Sandbox.Open
-// that needs the tree waits for the preparation, or prepares it itself
-// when that failed, and reports its own error.
-func (e *engine) prepareSandbox(ctx context.Context, img v1.Image, plat v1.Platform) *sandboxPrep {
+// preparesAhead returns the sandbox to prepare images in ahead when the
+// caller asked for it (WithSandboxAhead) and scripts may run in it: not
+// in a dry run, nor with the sandbox off or unavailable for the image's
+// platform; nil otherwise.
+func (e *engine) preparesAhead(plat v1.Platform) backend.Preparer {
 	p, ok := e.sandbox.(backend.Preparer)
 	if !ok || !e.o.sandboxAhead || e.req.DryRun || e.sandbox.Mode() == SandboxNever || e.sandbox.Available(plat) != nil {
+		return nil
+	}
+	return p
+}
+
+// prepareSandbox starts p (nil: nothing to do) preparing img for the
+// sandbox. Its errors are not the patch's: a Sandbox.Open that needs the
+// tree waits for the preparation, or prepares it itself when that failed,
+// and reports its own error.
+func (e *engine) prepareSandbox(ctx context.Context, p backend.Preparer, img v1.Image) *sandboxPrep {
+	if p == nil {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -231,6 +245,41 @@ func (e *engine) prepareSandbox(ctx context.Context, img v1.Image, plat v1.Platf
 		}
 	}()
 	return sp
+}
+
+// spooledImage is an image whose layers' uncompressed streams come from
+// the copies its read spooled (rootfs.WithSpoolDir), checked there
+// against their diff IDs, where there are such copies: the sandbox's
+// extraction does not decompress those layers a second time. Everything
+// else, the digest its tree is cached under included, is the image's.
+// It is valid while fsys is open.
+type spooledImage struct {
+	v1.Image
+	fsys *rootfs.FS
+}
+
+func (s spooledImage) Layers() ([]v1.Layer, error) {
+	ls, err := s.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = l
+		if r := s.fsys.Spooled(i); r != nil {
+			out[i] = spooledLayer{Layer: l, tar: r}
+		}
+	}
+	return out, nil
+}
+
+type spooledLayer struct {
+	v1.Layer
+	tar *io.SectionReader
+}
+
+func (l spooledLayer) Uncompressed() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(l.tar, 0, l.tar.Size())), nil
 }
 
 // stop ends the preparation (when the scripts did not need it, it is

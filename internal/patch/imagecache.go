@@ -182,11 +182,14 @@ func (c *layerCache) release() {
 
 // readImage indexes img through the layer cache (when there is one). A
 // cached record that does not fit is dropped and the image read again.
-func (e *engine) readImage(ctx context.Context, img v1.Image) (*rootfs.FS, *layerCache, error) {
+func (e *engine) readImage(ctx context.Context, img v1.Image, spool bool) (*rootfs.FS, *layerCache, error) {
 	// The scanner's bounds on entries and layer sizes; the content
 	// budget is the patcher's own (it keeps what its backends need).
 	lim := e.o.scanLimits.WithDefaults()
 	opts := []rootfs.Option{rootfs.WithContents(e.keep), rootfs.WithMaxEntries(lim.MaxEntries), rootfs.WithMaxLayerSize(lim.MaxLayerBytes)}
+	if spool {
+		opts = append(opts, rootfs.WithSpoolDir(e.o.tempDir))
+	}
 	if e.images == nil {
 		fsys, err := rootfs.New(ctx, img, opts...)
 		return fsys, nil, err

@@ -32,7 +32,7 @@ func Inspect(ctx context.Context, img v1.Image, fn func(fsys fs.FS, snap *scan.S
 	if e.images, err = o.imageCache(); err != nil {
 		return err
 	}
-	fsys, lc, err := e.readImage(ctx, img)
+	fsys, lc, err := e.readImage(ctx, img, false)
 	if err != nil {
 		return refused(err)
 	}

@@ -69,6 +69,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -356,6 +357,19 @@ func (f *FS) Close() error {
 		f.spools[i] = nil
 	}
 	return errors.Join(errs...)
+}
+
+// Spooled returns layer i's uncompressed tar as the pass read it and
+// checked it against its diff ID (WithSpoolDir), or nil when that layer
+// was not read (its index came from the layer cache), nothing was
+// spooled, or the FS is closed. It reads the spool file: valid until
+// Close.
+func (f *FS) Spooled(i int) *io.SectionReader {
+	s := f.spool(i)
+	if s == nil || i >= len(f.info) {
+		return nil
+	}
+	return io.NewSectionReader(s, 0, f.info[i].Size)
 }
 
 // Warnings returns what was skipped or adjusted while indexing, in order.
