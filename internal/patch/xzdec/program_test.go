@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -81,5 +82,32 @@ func TestProgramReaped(t *testing.T) {
 	}
 	if n := settled(goroutines, runtime.NumGoroutine); n != goroutines {
 		t.Errorf("%d goroutines after, %d before", n, goroutines)
+	}
+}
+
+// TestProbe: the zero Decoder runs the host's xz only if it is XZ Utils
+// (5.2 or later); another program called xz is not trusted with our
+// options.
+func TestProbe(t *testing.T) {
+	path := testenv.RequireTool(t, "xz", "xz-utils")
+	if got := probe("xz"); got != path {
+		t.Errorf("probe(xz) = %q, want %q", got, path)
+	}
+	dir := t.TempDir()
+	for name, version := range map[string]string{
+		"busybox": "BusyBox v1.36.1 (2024-06-01) multi-call binary.",
+		"old":     "xz (XZ Utils) 5.0.8\nliblzma 5.0.8",
+		"newer":   "xz (XZ Utils) 6.0.0\nliblzma 6.0.0",
+	} {
+		script := fmt.Sprintf("#!/bin/sh\nprintf '%s\\n'\n", version)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	for name, want := range map[string]string{"busybox": "", "old": "", "newer": filepath.Join(dir, "newer")} {
+		if got := probe(name); got != want {
+			t.Errorf("probe(%s) = %q, want %q", name, got, want)
+		}
 	}
 }

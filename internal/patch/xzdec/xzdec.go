@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"sync"
 
 	"github.com/ulikunitz/xz"
@@ -33,7 +34,8 @@ var (
 )
 
 // Decoder chooses how streams are decoded. The zero Decoder uses the xz
-// program found on PATH (looked up once), or Go's decoder without one.
+// program found on PATH (looked up once) if it is XZ Utils 5.2 or later,
+// else Go's decoder.
 type Decoder struct {
 	program string // "" with native: Go's decoder; "" without: look up
 	native  bool
@@ -45,14 +47,30 @@ func Native() Decoder { return Decoder{native: true} }
 // Program returns a Decoder that runs the xz program at path.
 func Program(path string) Decoder { return Decoder{program: path} }
 
-// hostXZ is the xz program on PATH, or "".
-var hostXZ = sync.OnceValue(func() string {
-	p, err := exec.LookPath("xz")
+// hostXZ is the xz program on PATH if it is XZ Utils' 5.2 or later, or
+// "": another xz (BusyBox's) may lack the options startProgram passes.
+var hostXZ = sync.OnceValue(func() string { return probe("xz") })
+
+// probe returns the path of the program name on PATH if its --version
+// says XZ Utils 5.2 or later, else "".
+func probe(name string) string {
+	p, err := exec.LookPath(name)
 	if err != nil {
 		return ""
 	}
+	cmd := exec.Command(p, "--version")
+	cmd.Env = []string{"LC_ALL=C"}
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	_, v, ok := strings.Cut(string(out), "(XZ Utils) ")
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); !ok || err != nil || major < 5 || major == 5 && minor < 2 {
+		return ""
+	}
 	return p
-})
+}
 
 // resolve returns the program d runs, or "" for Go's decoder.
 func (d Decoder) resolve() string {
