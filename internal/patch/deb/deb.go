@@ -17,7 +17,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // Sentinel errors; every error Read returns for a bad package wraps one of
@@ -125,9 +126,16 @@ const (
 // streams data.tar.* calling fn for every entry in archive order. body reads
 // the entry's content for regular files and is nil otherwise; fn need not
 // consume it. Read never seeks, writes temporary files or buffers data.tar.
-// An error from onControl or fn stops Read and is returned wrapped.
+// An error from onControl or fn stops Read and is returned wrapped. xz
+// members are decoded by the host's xz program when PATH has one, else in
+// Go (see xzdec).
 func Read(r io.Reader, lim Limits, onControl func(*Control) error, fn func(e *Entry, body io.Reader) error) (*Control, error) {
-	d := &reader{r: bufio.NewReaderSize(r, 64<<10), lim: lim.withDefaults()}
+	return readWith(xzdec.Decoder{}, r, lim, onControl, fn)
+}
+
+// readWith is Read decoding xz with xzd (tests run both decoders).
+func readWith(xzd xzdec.Decoder, r io.Reader, lim Limits, onControl func(*Control) error, fn func(e *Entry, body io.Reader) error) (*Control, error) {
+	d := &reader{r: bufio.NewReaderSize(r, 64<<10), lim: lim.withDefaults(), xz: xzd}
 	if err := d.run(onControl, fn); err != nil {
 		return nil, err
 	}
@@ -172,6 +180,7 @@ func BuildTime(r io.Reader) (time.Time, error) {
 type reader struct {
 	r    *bufio.Reader
 	lim  Limits
+	xz   xzdec.Decoder // the zero Decoder: the host's xz program if any
 	ctrl *Control
 	pkg  string // "name_version" once the control file is known
 }
@@ -359,7 +368,7 @@ func (l *limited) Read(p []byte) (int, error) {
 
 // decompress returns a reader of the decompressed member according to the
 // extension of its name, and a function releasing the decompressor.
-func decompress(name string, r io.Reader) (io.Reader, func(), error) {
+func (d *reader) decompress(name string, r io.Reader) (io.Reader, func(), error) {
 	nop := func() {}
 	var ext string
 	if i := strings.Index(name, ".tar"); i >= 0 {
@@ -375,11 +384,11 @@ func decompress(name string, r io.Reader) (io.Reader, func(), error) {
 		}
 		return z, func() { z.Close() }, nil
 	case ".xz":
-		z, err := xz.NewReader(&xzGuard{r: r, maxDict: maxXZDict})
+		z, err := d.xz.NewReader(r, maxXZDict)
 		if err != nil {
 			return nil, nil, err
 		}
-		return z, nop, nil
+		return z, func() { z.Close() }, nil
 	case ".zst":
 		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxMemory(maxZstdMemory), zstd.WithDecoderLowmem(true))
@@ -397,6 +406,8 @@ func decompress(name string, r io.Reader) (io.Reader, func(), error) {
 // keeping the package's own sentinel errors as they are.
 func classify(err error) error {
 	switch {
+	case errors.Is(err, xzdec.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrFormat),
 		errors.Is(err, ErrUnsafePath), errors.Is(err, ErrUnsupportedType):
 		return err
@@ -408,7 +419,7 @@ func classify(err error) error {
 
 // openTar starts decompressing member m into a byte-counting reader.
 func (d *reader) openTar(name string, m *member, max int64) (*limited, func(), error) {
-	z, done, err := decompress(name, m)
+	z, done, err := d.decompress(name, m)
 	if err != nil {
 		return nil, nil, d.errorf("%s: %w", name, classify(err))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 	"github.com/drydock-project/drydock/internal/testenv"
 )
 
@@ -156,9 +157,27 @@ type gotEntry struct {
 	Body string
 }
 
+// xzDecoders returns both xz decoders: Go's and the host's xz program.
+func xzDecoders(t testing.TB) []xzdec.Decoder {
+	t.Helper()
+	return []xzdec.Decoder{xzdec.Native(), xzdec.Program(testenv.RequireTool(t, "xz", "xz-utils"))}
+}
+
+// decoderName names xzd in subtests: "go" or "program".
+func decoderName(xzd xzdec.Decoder) string {
+	if xzd == xzdec.Native() {
+		return "go"
+	}
+	return "program"
+}
+
 func readAll(data []byte, lim Limits) (*Control, []gotEntry, error) {
+	return readAllWith(xzdec.Decoder{}, data, lim)
+}
+
+func readAllWith(xzd xzdec.Decoder, data []byte, lim Limits) (*Control, []gotEntry, error) {
 	var got []gotEntry
-	ctrl, err := Read(bytes.NewReader(data), lim, nil, func(e *Entry, body io.Reader) error {
+	ctrl, err := readWith(xzd, bytes.NewReader(data), lim, nil, func(e *Entry, body io.Reader) error {
 		g := gotEntry{Entry: *e}
 		if body != nil {
 			b, err := io.ReadAll(body)
@@ -184,31 +203,36 @@ func TestReadCompressions(t *testing.T) {
 	}
 	types := map[byte]string{tar.TypeReg: "reg", tar.TypeDir: "dir", tar.TypeSymlink: "symlink", tar.TypeLink: "link"}
 	for _, ext := range []string{"", ".gz", ".xz", ".zst", ".bz2"} {
-		t.Run("ext"+ext, func(t *testing.T) {
-			ctrl, got, err := readAll(validDeb(t, ext, ext), Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(ctrl.Files["control"]) != testControl || ctrl.Modes["postinst"] != 0755 || len(ctrl.Files) != 2 {
-				t.Errorf("control = %q, modes %v", ctrl.Files, ctrl.Modes)
-			}
-			if ctrl.Field("Package") != "hello" || ctrl.Field("version") != "1.0-1" {
-				t.Errorf("Field: %q %q", ctrl.Field("Package"), ctrl.Field("version"))
-			}
-			var lines []string
-			for _, e := range got {
-				lines = append(lines, fmt.Sprintf("%s %s %04o %d %s", e.Name, types[e.Type], e.Mode, e.Size, e.Linkname))
-				if e.Uname != "root" || e.Uid != 0 {
-					t.Errorf("%s: owner %s/%d", e.Name, e.Uname, e.Uid)
+		for _, xzd := range xzDecoders(t) {
+			t.Run("ext"+ext+"/"+decoderName(xzd), func(t *testing.T) {
+				ctrl, got, err := readAllWith(xzd, validDeb(t, ext, ext), Limits{})
+				if err != nil {
+					t.Fatal(err)
 				}
+				if string(ctrl.Files["control"]) != testControl || ctrl.Modes["postinst"] != 0755 || len(ctrl.Files) != 2 {
+					t.Errorf("control = %q, modes %v", ctrl.Files, ctrl.Modes)
+				}
+				if ctrl.Field("Package") != "hello" || ctrl.Field("version") != "1.0-1" {
+					t.Errorf("Field: %q %q", ctrl.Field("Package"), ctrl.Field("version"))
+				}
+				var lines []string
+				for _, e := range got {
+					lines = append(lines, fmt.Sprintf("%s %s %04o %d %s", e.Name, types[e.Type], e.Mode, e.Size, e.Linkname))
+					if e.Uname != "root" || e.Uid != 0 {
+						t.Errorf("%s: owner %s/%d", e.Name, e.Uname, e.Uid)
+					}
+				}
+				if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+					t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+				}
+				if got[2].Body != "#!/bin/sh\necho hello\n" {
+					t.Errorf("body = %q", got[2].Body)
+				}
+			})
+			if ext != ".xz" {
+				break // one decoder is enough where there is no xz
 			}
-			if strings.Join(lines, "\n") != strings.Join(want, "\n") {
-				t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-			}
-			if got[2].Body != "#!/bin/sh\necho hello\n" {
-				t.Errorf("body = %q", got[2].Body)
-			}
-		})
+		}
 	}
 }
 
@@ -317,6 +341,9 @@ func TestReadHostile(t *testing.T) {
 	}
 	small := Limits{MaxDataSize: 1 << 20}
 	big := strings.Repeat("x", 600<<10)
+	xzData := compress(t, ".xz", dataTar(t))
+	xzCorrupt := bytes.Clone(xzData)
+	xzCorrupt[len(xzCorrupt)/2] ^= 0x10
 	for _, tt := range []struct {
 		name string
 		deb  []byte
@@ -377,22 +404,27 @@ func TestReadHostile(t *testing.T) {
 		{"declared size over data limit", data(tarEnt{name: "./x", size: 1 << 30}), small, ErrTooLarge},
 		{"data total too large", buildAr(db, ctl, arMember{"data.tar.gz", compress(t, ".gz", makeTar(t, tarEnt{name: "a", body: big}, tarEnt{name: "b", body: big}))}), small, ErrTooLarge},
 		{"xz huge dictionary", buildAr(db, ctl, arMember{"data.tar.xz", xzWithDict(t, dataTar(t), 38)}), Limits{}, ErrTooLarge},
+		{"truncated xz", buildAr(db, ctl, arMember{"data.tar.xz", xzData[:len(xzData)-10]}), Limits{}, ErrFormat},
+		{"corrupt xz", buildAr(db, ctl, arMember{"data.tar.xz", xzCorrupt}), Limits{}, ErrFormat},
+		{"xz bomb", buildAr(db, ctl, arMember{"data.tar.xz", bomb(t, ".xz", 32)}), small, ErrTooLarge},
 		{"gzip bomb", buildAr(db, ctl, arMember{"data.tar.gz", bomb(t, ".gz", 1024)}), small, ErrTooLarge},
 		{"zstd bomb", buildAr(db, ctl, arMember{"data.tar.zst", bomb(t, ".zst", 1024)}), small, ErrTooLarge},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
-			_, _, err := readAll(tt.deb, tt.lim)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("err = %v, want %v", err, tt.want)
+			for _, xzd := range xzDecoders(t) {
+				start := time.Now()
+				_, _, err := readAllWith(xzd, tt.deb, tt.lim)
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("%s: err = %v, want %v", decoderName(xzd), err, tt.want)
+				}
+				if !strings.HasPrefix(err.Error(), "deb") {
+					t.Errorf("error %q lacks the deb prefix", err)
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("%v: took %v to refuse", xzd, d)
+				}
+				t.Logf("%v: %v", xzd, err)
 			}
-			if !strings.HasPrefix(err.Error(), "deb") {
-				t.Errorf("error %q lacks the deb prefix", err)
-			}
-			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("took %v to refuse", d)
-			}
-			t.Log(err)
 		})
 	}
 }

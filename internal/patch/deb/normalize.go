@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // Normalize writes the .deb read from r to w with its control and data
@@ -16,7 +18,12 @@ import (
 // tar entries are checked when the result is read. w is written from the
 // start and its member sizes filled in once known.
 func Normalize(r io.Reader, w *os.File, lim Limits) error {
-	d := &reader{r: bufio.NewReaderSize(r, 64<<10), lim: lim.withDefaults()}
+	return normalizeWith(xzdec.Decoder{}, r, w, lim)
+}
+
+// normalizeWith is Normalize decoding xz with xzd (tests run both).
+func normalizeWith(xzd xzdec.Decoder, r io.Reader, w *os.File, lim Limits) error {
+	d := &reader{r: bufio.NewReaderSize(r, 64<<10), lim: lim.withDefaults(), xz: xzd}
 	out := &offsetWriter{f: w}
 	if _, err := out.Write([]byte(arMagic)); err != nil {
 		return err

@@ -7,17 +7,23 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // normalized returns Normalize's result for data.
 func normalized(t *testing.T, data []byte, lim Limits) ([]byte, error) {
+	return normalizedWith(t, xzdec.Decoder{}, data, lim)
+}
+
+func normalizedWith(t *testing.T, xzd xzdec.Decoder, data []byte, lim Limits) ([]byte, error) {
 	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "n.deb"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := Normalize(bytes.NewReader(data), f, lim); err != nil {
+	if err := normalizeWith(xzd, bytes.NewReader(data), f, lim); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(f.Name())
@@ -52,6 +58,12 @@ func TestNormalize(t *testing.T) {
 			if !t1.Equal(t2) || t1.IsZero() {
 				t.Errorf("build time %s, normalized %s", t1, t2)
 			}
+			for _, xzd := range xzDecoders(t) {
+				n, err := normalizedWith(t, xzd, orig, Limits{})
+				if err != nil || !bytes.Equal(n, norm) {
+					t.Errorf("%v: %d bytes, %v; differs from %d bytes", xzd, len(n), err, len(norm))
+				}
+			}
 		})
 	}
 }
@@ -65,9 +77,13 @@ func TestNormalizeRefuses(t *testing.T) {
 	if _, err := normalized(t, noData, Limits{}); !errors.Is(err, ErrFormat) {
 		t.Errorf("missing data.tar: %v", err)
 	}
-	bombDeb := buildAr(arMember{"debian-binary", []byte("2.0\n")}, arMember{"control.tar", controlTar(t)},
-		arMember{"data.tar.gz", bomb(t, ".gz", 32)})
-	if _, err := normalized(t, bombDeb, Limits{MaxDataSize: 1 << 20}); !errors.Is(err, ErrTooLarge) {
-		t.Errorf("bomb: %v", err)
+	for _, ext := range []string{".gz", ".xz"} {
+		bombDeb := buildAr(arMember{"debian-binary", []byte("2.0\n")}, arMember{"control.tar", controlTar(t)},
+			arMember{"data.tar" + ext, bomb(t, ext, 32)})
+		for _, xzd := range xzDecoders(t) {
+			if _, err := normalizedWith(t, xzd, bombDeb, Limits{MaxDataSize: 1 << 20}); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("%s bomb, %v: %v", ext, xzd, err)
+			}
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 	"github.com/drydock-project/drydock/internal/testenv"
 )
 
@@ -148,7 +149,43 @@ func dpkgContents(t *testing.T, path string) []dpkgEntry {
 	return ents
 }
 
+// TestNormalizeRealDebs: both xz decoders give byte-identical normalized
+// packages (the decompressed control.tar and data.tar) of real .debs, at
+// least one of which has an xz member.
+func TestNormalizeRealDebs(t *testing.T) {
+	xzds := xzDecoders(t)
+	xzMembers := 0
+	for _, path := range realDebs(t) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xzMembers += bytes.Count(data, []byte(".tar.xz "))
+		var outs [][]byte
+		for _, xzd := range xzds {
+			out, err := normalizedWith(t, xzd, data, Limits{})
+			if err != nil {
+				t.Fatalf("%s, %v: %v", filepath.Base(path), xzd, err)
+			}
+			outs = append(outs, out)
+		}
+		if !bytes.Equal(outs[0], outs[1]) {
+			t.Errorf("%s: %v gives %d bytes, %v %d bytes, not the same", filepath.Base(path), xzds[0], len(outs[0]), xzds[1], len(outs[1]))
+		}
+		t.Logf("%s: %d bytes normalized", filepath.Base(path), len(outs[0]))
+	}
+	if xzMembers == 0 {
+		t.Error("no real package has an xz member: nothing compared")
+	}
+}
+
 func TestReadRealDebs(t *testing.T) {
+	for _, xzd := range xzDecoders(t) {
+		t.Run(decoderName(xzd), func(t *testing.T) { testReadRealDebs(t, xzd) })
+	}
+}
+
+func testReadRealDebs(t *testing.T, xzd xzdec.Decoder) {
 	for _, path := range realDebs(t) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			var members []string
@@ -165,7 +202,7 @@ func TestReadRealDebs(t *testing.T) {
 			var got []dpkgEntry
 			sums := map[string]string{}
 			var ctrlSeen bool
-			ctrl, err := Read(f, Limits{}, func(*Control) error { ctrlSeen = true; return nil },
+			ctrl, err := readWith(xzd, f, Limits{}, func(*Control) error { ctrlSeen = true; return nil },
 				func(e *Entry, body io.Reader) error {
 					if !ctrlSeen {
 						t.Error("entry before onControl")

@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ulikunitz/xz"
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // HTTPError is a fetch answered with a status other than 200.
@@ -140,30 +139,21 @@ func fileMatches(name string, want FileHash) (bool, error) {
 }
 
 // openIndex opens a cached index file, decompressing by its extension
-// (".xz", ".gz" or none), bounded to maxIndexUncompressed bytes.
-func openIndex(name string) (io.Reader, func() error, error) {
+// (".xz", ".gz" or none) with xzd for xz, bounded to maxIndexUncompressed
+// bytes. The caller calls the returned function when done.
+func openIndex(name string, xzd xzdec.Decoder) (io.Reader, func() error, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening index: %w", err)
 	}
-	br := bufio.NewReaderSize(f, 256<<10)
-	var rd io.Reader = br
-	closeFn := f.Close
-	switch filepath.Ext(name) {
-	case ".xz":
-		xr, err := xz.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("decompressing index %s: %w", name, err)
-		}
-		rd = xr
-	case ".gz":
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("decompressing index %s: %w", name, err)
-		}
-		rd = zr
+	rd, dec, err := decompressor(filepath.Ext(name), bufio.NewReaderSize(f, 256<<10), xzd)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("decompressing index %s: %w", name, err)
+	}
+	closeFn := func() error {
+		dec.Close()
+		return f.Close()
 	}
 	return &boundedReader{r: rd, n: maxIndexUncompressed, name: name}, closeFn, nil
 }

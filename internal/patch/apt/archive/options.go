@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/config"
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // Clock tells the time; it judges Valid-Until and key expiry.
@@ -32,6 +33,7 @@ type options struct {
 	client                 *http.Client
 	clock                  Clock
 	log                    *slog.Logger
+	xz                     xzdec.Decoder // the zero Decoder: the host's xz program if any
 }
 
 // WithMirror replaces the archive URI of the release's own suites (SUITE,

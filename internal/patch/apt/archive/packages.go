@@ -16,6 +16,7 @@ const (
 	maxIndexCompressed   = 128 << 20 // bytes of a compressed index download
 	maxIndexUncompressed = 512 << 20 // bytes of an index once decompressed
 	maxIndexPackages     = 1 << 20   // stanzas in one index
+	maxIndexXZDict       = 128 << 20 // an xz index's dictionary (xz -9: 64 MiB)
 )
 
 // IndexPackage is one stanza of a Packages index: a binary package the

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/drydock-project/drydock/internal/deb822"
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 const packagesText = `Package: libssl3
@@ -94,14 +96,16 @@ func TestOpenIndex(t *testing.T) {
 		if err := os.WriteFile(name, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rd, closeFn, err := openIndex(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkgs, err := ParsePackages(rd, name)
-		closeFn()
-		if err != nil || len(pkgs) != 2 {
-			t.Errorf("%q: %d packages, %v", ext, len(pkgs), err)
+		for _, xzd := range []xzdec.Decoder{xzdec.Native(), xzdec.Program(testenv.RequireTool(t, "xz", "xz-utils"))} {
+			rd, closeFn, err := openIndex(name, xzd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkgs, err := ParsePackages(rd, name)
+			closeFn()
+			if err != nil || len(pkgs) != 2 {
+				t.Errorf("%q, %v: %d packages, %v", ext, xzd, len(pkgs), err)
+			}
 		}
 	}
 	// Past its bound, a reader fails rather than truncating.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/drydock-project/drydock/internal/osinfo"
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // Repo is the package repositories an image's apt would update from: its
@@ -357,7 +358,7 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 		return nil, err
 	}
 	if list == nil {
-		if list, err = parseIndexFile(file, name); err != nil {
+		if list, err = parseIndexFile(file, name, r.o.xz); err != nil {
 			return nil, err
 		}
 	}
@@ -376,8 +377,8 @@ func matches(want FileHash) func(string) (bool, error) {
 
 // parseIndexFile parses a verified cached index; name (its URL) is used
 // in errors.
-func parseIndexFile(file, name string) ([]IndexPackage, error) {
-	rd, closeFn, err := openIndex(file)
+func parseIndexFile(file, name string, xzd xzdec.Decoder) ([]IndexPackage, error) {
+	rd, closeFn, err := openIndex(file, xzd)
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 	"path"
 	"path/filepath"
 
-	"github.com/ulikunitz/xz"
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
 )
 
 // getFirst starts a GET of the first of urls that does not answer 404.
@@ -36,15 +36,18 @@ func (r *Repo) getFirst(ctx context.Context, urls []string) (io.ReadCloser, stri
 }
 
 // decompressor reads r, compressed as the index file extension ext
-// (".xz", ".gz" or none) says.
-func decompressor(ext string, r io.Reader) (io.Reader, error) {
+// (".xz", ".gz" or none) says, xz with xzd. The caller closes the
+// decompressor once done, before reading r again.
+func decompressor(ext string, r io.Reader, xzd xzdec.Decoder) (io.Reader, io.Closer, error) {
 	switch ext {
 	case ".xz":
-		return xz.NewReader(r)
+		z, err := xzd.NewReader(r, maxIndexXZDict)
+		return z, z, err
 	case ".gz":
-		return gzip.NewReader(r)
+		z, err := gzip.NewReader(r)
+		return z, z, err
 	}
-	return r, nil
+	return r, io.NopCloser(nil), nil
 }
 
 // streamIndex fetches the compressed index packed (from the first of urls
@@ -73,7 +76,7 @@ func (r *Repo) streamIndex(ctx context.Context, urls []string, dst string, packe
 	// One byte more than the Release says tells a too-long download.
 	packedSum := &hashCounter{h: sha256.New()}
 	src := io.TeeReader(io.LimitReader(body, packed.Size+1), packedSum)
-	dec, err := decompressor(path.Ext(packed.Path), bufio.NewReaderSize(src, 256<<10))
+	dec, decCloser, err := decompressor(path.Ext(packed.Path), bufio.NewReaderSize(src, 256<<10), r.o.xz)
 	if err != nil {
 		return nil, fmt.Errorf("decompressing index %s: %w", name, err)
 	}
@@ -88,6 +91,8 @@ func (r *Repo) streamIndex(ctx context.Context, urls []string, dst string, packe
 	}()
 	plainSum := &hashCounter{h: sha256.New()}
 	_, err = io.Copy(io.MultiWriter(tmp, plainSum, &toParser{w: pw}), &boundedReader{r: dec, n: maxIndexUncompressed, name: name})
+	// The decompressor (an xz process and its feeder) stops reading src.
+	decCloser.Close()
 	pw.CloseWithError(err) // nil: the parser reads EOF
 	res := <-parsed
 	// Whatever follows the compressed stream (or was left when it broke)

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/drydock-project/drydock/internal/patch/xzdec"
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // An index is decompressed and parsed while it downloads, and kept only
@@ -21,6 +24,7 @@ func TestStreamIndex(t *testing.T) {
 		"/trailing.xz": append(xzData(t, []byte(packagesText)), "junk"...),
 		"/broken.xz":   xzData(t, []byte(broken)),
 		"/notxz.xz":    []byte("plain text, not xz"),
+		"/cut.xz":      xzData(t, []byte(packagesText))[:40],
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		data, ok := files[req.URL.Path]
@@ -31,7 +35,14 @@ func TestStreamIndex(t *testing.T) {
 		w.Write(data)
 	}))
 	defer srv.Close()
-	r := &Repo{o: &options{client: srv.Client()}}
+	for _, xzd := range []xzdec.Decoder{xzdec.Native(), xzdec.Program(testenv.RequireTool(t, "xz", "xz-utils"))} {
+		t.Run(xzd.String(), func(t *testing.T) {
+			testStreamIndex(t, &Repo{o: &options{client: srv.Client(), xz: xzd}}, srv.URL, files, broken)
+		})
+	}
+}
+
+func testStreamIndex(t *testing.T, r *Repo, base string, files map[string][]byte, broken string) {
 	plainOf := func(text string) FileHash {
 		return FileHash{Path: "main/binary-amd64/Packages", Size: int64(len(text)), SHA256: sha([]byte(text))}
 	}
@@ -60,6 +71,7 @@ func TestStreamIndex(t *testing.T) {
 		// error, after the whole file was read and checked.
 		{name: "broken", urls: []string{"/broken.xz"}, packed: packedOf("/broken.xz"), plain: plainOf(broken), want: "idx"},
 		{name: "not xz", urls: []string{"/notxz.xz"}, packed: packedOf("/notxz.xz"), plain: plainOf(packagesText), want: "idx"},
+		{name: "truncated xz", urls: []string{"/cut.xz"}, packed: packedOf("/cut.xz"), plain: plainOf(packagesText), want: "idx"},
 		{name: "missing", urls: []string{"/none.xz"}, packed: packedOf("/good.xz"), plain: plainOf(packagesText), want: "404"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +79,7 @@ func TestStreamIndex(t *testing.T) {
 			dst := filepath.Join(dir, "Packages")
 			var urls []string
 			for _, u := range tc.urls {
-				urls = append(urls, srv.URL+u)
+				urls = append(urls, base+u)
 			}
 			list, err := r.streamIndex(t.Context(), urls, dst, tc.packed, tc.plain, "idx")
 			left, _ := os.ReadDir(dir)

@@ -1,18 +1,20 @@
-package deb
+package xzdec
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 )
 
 // xzGuard passes an xz stream through unchanged while walking its container
-// structure (stream headers, block headers, LZMA2 chunk headers, indexes),
-// and fails before the decoder sees a block header whose LZMA2 dictionary
-// exceeds maxDict: github.com/ulikunitz/xz allocates whatever dictionary a
-// block header asks for, up to 4 GiB. It does not validate checksums or
-// anything else the decoder checks itself.
+// structure (stream headers, stream padding, block headers, LZMA2 chunk
+// headers, indexes), and fails before the decoder sees a block header whose
+// LZMA2 dictionary exceeds maxDict: github.com/ulikunitz/xz allocates
+// whatever dictionary a block header asks for, up to 4 GiB, and the xz
+// program up to its memory limit. It also fails on anything but padding or
+// another stream after a stream, so that both decoders refuse the same
+// trailing data. It does not validate checksums or anything else the
+// decoders check themselves.
 type xzGuard struct {
 	r       io.Reader
 	maxDict int64
@@ -34,7 +36,7 @@ const (
 	xzRecord        // index record
 )
 
-var errXZ = errors.New("xz: malformed stream")
+var errXZ = fmt.Errorf("bad container structure: %w", ErrFormat)
 
 func (g *xzGuard) Read(p []byte) (int, error) {
 	for len(g.pend) == 0 && g.skip == 0 {
@@ -240,7 +242,7 @@ func (g *xzGuard) blockHeader(n int) error {
 				dict = int64(2|c&1) << (c/2 + 11)
 			}
 			if dict > g.maxDict {
-				return fmt.Errorf("xz dictionary of %d bytes exceeds %d: %w", dict, g.maxDict, ErrTooLarge)
+				return fmt.Errorf("dictionary of %d bytes exceeds %d: %w", dict, g.maxDict, ErrTooLarge)
 			}
 		}
 	}
