@@ -140,7 +140,7 @@ func runDiff(t *testing.T, cfg config, cs *layer.Changeset) error {
 	defer replyR.Close()
 	applied := make(chan error, 1)
 	go func() {
-		err := applyDiff(tar.NewReader(dataR), cs, diffMtime)
+		err := applyDiff(tar.NewReader(dataR), cs, diffMtime, maxEntries)
 		_, _ = io.Copy(io.Discard, dataR)
 		dataR.Close()
 		applied <- err
@@ -246,6 +246,7 @@ var diffImageTree = []dnode{
 	ddir("opt/app/sub", 0o755),
 	dfile("opt/app/sub/c", 0o644, "c\n"),
 	dfile("opt/app/sub/d", 0o644, "d\n"),
+	dfile("opt/app/z", 0o644, "z, after sub\n"),
 }
 
 // diffChanges fills cs with what the packages changed before the commands
@@ -352,6 +353,7 @@ var diffWant = []string{
 	`whiteout opt/app/keepdir/e @diff`,
 	`file opt/app/sub/c 644 0:0 "c, changed\n" @diff`,
 	`whiteout opt/app/sub/d @diff`,
+	`whiteout opt/app/z @diff`,
 	`directory srv 2775 0:0 @diff`,
 	`file usr/bin/tool 4755 0:0 "tool\n" @diff`,
 	`directory var/spool 1777 0:0 @diff`,
@@ -371,7 +373,8 @@ func checkListing(t *testing.T, cs *layer.Changeset, want []string) {
 // and owners; content rewritten unchanged, copied-up parents and links
 // made again alike left out; whiteouts for removed image paths, one for a
 // removed directory; the image's paths an opaque directory hides whited
-// out one by one, descending into the directories both have; removals of
+// out one by one, descending into the directories both have (and going on
+// with the entries after them); removals of
 // what only the changeset had; runtime paths and the sandbox's mount
 // points left out; the writable layer removed at the end.
 func TestDiffOverlayUpper(t *testing.T) {
@@ -479,7 +482,7 @@ func TestApplyDiffStream(t *testing.T) {
 		tarEntry{name: "c/.wh.d", typ: tar.TypeReg},
 		tarEntry{name: "f", typ: tar.TypeReg, mode: 0o4755, uid: 7, body: "f\n"},
 		tarEntry{name: "g/", typ: tar.TypeDir, mode: 0o1777},
-	), cs, diffMtime)
+	), cs, diffMtime, maxEntries)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,9 +500,21 @@ func TestApplyDiffStream(t *testing.T) {
 		{name: ".wh..wh..opq", typ: tar.TypeReg},
 		{name: "dev/sda", typ: tar.TypeBlock},
 	} {
-		if err := applyDiff(tarOf(t, e), newChangeset(t), diffMtime); err == nil {
+		if err := applyDiff(tarOf(t, e), newChangeset(t), diffMtime, maxEntries); err == nil {
 			t.Errorf("%s (type %q) applied", e.name, e.typ)
 		}
+	}
+}
+
+// TestApplyDiffLimit: a stream of limit entries is applied, one more is
+// refused (the bound was one entry late: 2^20+1 changes passed).
+func TestApplyDiffLimit(t *testing.T) {
+	entries := []tarEntry{{name: "a/", typ: tar.TypeDir}, {name: "b/", typ: tar.TypeDir}, {name: "c/", typ: tar.TypeDir}, {name: "d/", typ: tar.TypeDir}}
+	if err := applyDiff(tarOf(t, entries[:3]...), newChangeset(t), diffMtime, 3); err != nil {
+		t.Errorf("3 entries, limit 3: %v", err)
+	}
+	if err := applyDiff(tarOf(t, entries...), newChangeset(t), diffMtime, 3); err == nil || err.Error() != "more than 3 changes" {
+		t.Errorf("4 entries, limit 3: %v", err)
 	}
 }
 
