@@ -38,6 +38,8 @@ type refPackage struct {
 	// arch is the Architecture ("all" when empty); multiArch the
 	// Multi-Arch field, if any.
 	arch, multiArch string
+	// links are hard links (path -> the file of files they link to).
+	links map[string]string
 }
 
 // build writes the package with dpkg-deb into dir and returns its path.
@@ -70,6 +72,11 @@ func (p refPackage) build(t *testing.T, dir string) string {
 	}
 	for rel, data := range p.files {
 		write(rel, data, 0o644)
+	}
+	for rel, target := range p.links {
+		if err := os.Link(filepath.Join(tree, target), filepath.Join(tree, rel)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, data := range p.control {
 		mode := os.FileMode(0o644)

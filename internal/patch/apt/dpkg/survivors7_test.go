@@ -192,3 +192,19 @@ func TestUnpackInfoFilesMatchDpkg(t *testing.T) {
 		dpkgRun(t, "dpkg", "--root="+root, "-i", doc.build(t, t.TempDir()))
 	})
 }
+
+// TestUnpackHardLinkKeepsItsTarget: a new version ships a hard link to a
+// file the image already has unchanged. dpkg links them; in the layer
+// the link needs its target beside it, so the unchanged file stays in
+// the layer (upgradeLikeDpkg checks every hard link's target). Mutant:
+// `e.Kind == layer.Hardlink` negated in dropUnchanged (the link's target
+// dropped as unchanged).
+func TestUnpackHardLinkKeepsItsTarget(t *testing.T) {
+	v1 := refPackage{name: "ddhl", version: "1.0-1", files: map[string]string{"usr/share/ddhl/a": "linked in v2\n"}}
+	v2 := refPackage{name: "ddhl", version: "2.0-1", files: map[string]string{"usr/share/ddhl/a": "linked in v2\n"},
+		links: map[string]string{"usr/share/ddhl/b": "usr/share/ddhl/a"}}
+	res := upgradeLikeDpkg(t, v1, v2, func(string) {})
+	if res.Files != 2 || res.Changed != 1 {
+		t.Errorf("Files, Changed = %d, %d; want 2, 1 (a kept for the link b)", res.Files, res.Changed)
+	}
+}
