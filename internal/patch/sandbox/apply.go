@@ -13,9 +13,9 @@ import (
 	"github.com/drydock-project/drydock/internal/patch/layer"
 )
 
-// applyDiff adds a diff stream (see child.diff) to cs, every entry dated
-// mtime.
-func applyDiff(tr *tar.Reader, cs *layer.Changeset, mtime time.Time) error {
+// applyDiff adds a diff stream (see child.diff) of at most limit entries
+// to cs, every entry dated mtime.
+func applyDiff(tr *tar.Reader, cs *layer.Changeset, mtime time.Time, limit int) error {
 	for n := 0; ; n++ {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -24,8 +24,8 @@ func applyDiff(tr *tar.Reader, cs *layer.Changeset, mtime time.Time) error {
 		if err != nil {
 			return err
 		}
-		if n > maxEntries {
-			return fmt.Errorf("more than %d changes", maxEntries)
+		if n >= limit {
+			return fmt.Errorf("more than %d changes", limit)
 		}
 		name := strings.TrimSuffix(h.Name, "/")
 		dir, base := path.Split(name)

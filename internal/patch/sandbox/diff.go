@@ -138,6 +138,20 @@ func (d *differ) visit(name, p string, fi fs.FileInfo) error {
 		}
 	}
 	low, lowPath, inLower := d.lower(name)
+	// The copy mode's snapshot holds every path of the tree, so an image
+	// path it lacks, under a parent it has, is one the changeset removed.
+	// Put back by the commands, it is written however like the image's
+	// it is, or the changeset's whiteout would stay; a directory put back
+	// hides what the image has below it, as an opaque one of overlayfs.
+	putBack := false
+	if d.lowerManifest != nil && !had && inLower {
+		_, parentHad := d.cfg.Snapshot[path.Dir(name)]
+		putBack = parentHad || path.Dir(name) == "."
+	}
+	// Otherwise a path new to the writable tree that the image has is
+	// compared with the image's: overlayfs copied it up, or it lies below
+	// a directory put back.
+	fromLower := !had && inLower && !putBack
 	switch {
 	case fi.IsDir():
 		if !had && (name == "proc" || name == "dev") {
@@ -146,13 +160,13 @@ func (d *differ) visit(name, p string, fi fs.FileInfo) error {
 		// A directory's own entry is written when its mode or owner
 		// changed, never for being replaced whole: the copy mode cannot
 		// see that, and the layer must not depend on the host.
-		copyUp := !had && inLower && low.Mode == e.Mode && sameOwner(low, e)
+		copyUp := fromLower && low.Mode == e.Mode && sameOwner(low, e)
 		if !copyUp && !(had && old.Mode == e.Mode && sameOwner(old, e)) {
 			if err := d.tw.WriteHeader(d.header(name, tar.TypeDir, e)); err != nil {
 				return err
 			}
 		}
-		if e.Opaque && !(had && old.Opaque) && inLower && low.Mode.IsDir() {
+		if (putBack || (e.Opaque && !(had && old.Opaque))) && inLower && low.Mode.IsDir() {
 			// The commands replaced the directory whole, and overlayfs
 			// hides all of the image's version below it: each path the
 			// image has there and the new directory lacks gets its own
@@ -164,7 +178,7 @@ func (d *differ) visit(name, p string, fi fs.FileInfo) error {
 		}
 		return nil
 	case fi.Mode()&fs.ModeSymlink != 0:
-		if (!had && inLower && low.Target == e.Target && low.Mode.Type() == e.Mode.Type() && sameOwner(low, e)) ||
+		if (fromLower && low.Target == e.Target && low.Mode.Type() == e.Mode.Type() && sameOwner(low, e)) ||
 			(had && old.Target == e.Target && old.Mode.Type() == e.Mode.Type() && sameOwner(old, e)) {
 			return nil
 		}
@@ -182,7 +196,7 @@ func (d *differ) visit(name, p string, fi fs.FileInfo) error {
 		if had && old.SHA256 == sum && old.Mode == e.Mode && sameOwner(old, e) {
 			return nil
 		}
-		if !had && inLower && low.Mode == e.Mode && sameOwner(low, e) && low.Size == e.Size {
+		if fromLower && low.Mode == e.Mode && sameOwner(low, e) && low.Size == e.Size {
 			ls := low.SHA256
 			if ls == "" {
 				if ls, err = hashFile(lowPath); err != nil {

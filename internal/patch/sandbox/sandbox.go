@@ -532,7 +532,7 @@ func (t *Tree) Diff(cs *layer.Changeset, mtime time.Time) error {
 		return err
 	}
 	defer p.close()
-	aerr := applyDiff(tar.NewReader(bufio.NewReaderSize(p.data, pipeBuffer)), cs, mtime)
+	aerr := applyDiff(tar.NewReader(bufio.NewReaderSize(p.data, pipeBuffer)), cs, mtime, maxEntries)
 	if aerr != nil {
 		p.close()
 		return fmt.Errorf("sandbox: diff: %w", aerr)

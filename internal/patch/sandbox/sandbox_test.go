@@ -340,7 +340,8 @@ func TestSandboxRefusals(t *testing.T) {
 	t.Run("no subordinate ids", func(t *testing.T) {
 		u := testUser(t, false)
 		out, _ := runChild(t, u, "^TestSandboxRefusals$", "env", "DRYDOCK_SANDBOX_TEST_REFUSAL=1")
-		for _, want := range []string{"REFUSAL: no sandbox: user " + u.Username, "no subordinate uid range in /etc/subuid", "usermod --add-subuids 100000-165535 " + u.Username} {
+		for _, want := range []string{"REFUSAL: no sandbox: user " + u.Username, "no subordinate uid range in /etc/subuid", "usermod --add-subuids 100000-165535 " + u.Username,
+			"to /etc/subuid; the same for /etc/subgid)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("refusal lacks %q:\n%s", want, out)
 			}

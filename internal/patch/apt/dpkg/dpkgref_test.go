@@ -35,6 +35,11 @@ type refPackage struct {
 	// control are extra control members (maintainer scripts, triggers,
 	// md5sums) by name; scripts are written executable.
 	control map[string]string
+	// arch is the Architecture ("all" when empty); multiArch the
+	// Multi-Arch field, if any.
+	arch, multiArch string
+	// links are hard links (path -> the file of files they link to).
+	links map[string]string
 }
 
 // build writes the package with dpkg-deb into dir and returns its path.
@@ -53,13 +58,25 @@ func (p refPackage) build(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 	}
-	write("DEBIAN/control", fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: drydock tests <tests@example.invalid>\n"+
-		"Installed-Size: 1\nSection: misc\nPriority: optional\nDescription: dpkg comparison package\n a package built by the test\n", p.name, p.version), 0o644)
+	arch, ma := p.arch, ""
+	if arch == "" {
+		arch = "all"
+	}
+	if p.multiArch != "" {
+		ma = "Multi-Arch: " + p.multiArch + "\n"
+	}
+	write("DEBIAN/control", fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\n%sMaintainer: drydock tests <tests@example.invalid>\n"+
+		"Installed-Size: 1\nSection: misc\nPriority: optional\nDescription: dpkg comparison package\n a package built by the test\n", p.name, p.version, arch, ma), 0o644)
 	if len(p.conffiles) > 0 {
 		write("DEBIAN/conffiles", strings.Join(p.conffiles, "\n")+"\n", 0o644)
 	}
 	for rel, data := range p.files {
 		write(rel, data, 0o644)
+	}
+	for rel, target := range p.links {
+		if err := os.Link(filepath.Join(tree, target), filepath.Join(tree, rel)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, data := range p.control {
 		mode := os.FileMode(0o644)
@@ -77,7 +94,7 @@ func (p refPackage) build(t *testing.T, dir string) string {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	deb := filepath.Join(dir, p.name+"_"+p.version+"_all.deb")
+	deb := filepath.Join(dir, p.name+"_"+p.version+"_"+arch+".deb")
 	dpkgRun(t, "dpkg-deb", "--root-owner-group", "-Zgzip", "-b", tree, deb)
 	return deb
 }

@@ -60,6 +60,12 @@ func upgradeLikeDpkg(t *testing.T, from, to refPackage, edit func(root string)) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A layer's hard link points to a file of the same layer.
+	for _, e := range cs.Entries() {
+		if tgt := cs.Get(e.Linkname); e.Kind == layer.Hardlink && (tgt == nil || tgt.Kind != layer.File) {
+			t.Errorf("hard link %s -> %s: the target is not a file of the layer (%v)", e.Path, e.Linkname, tgt)
+		}
+	}
 	got := describeImage(t, openImage(t, patched))
 	for _, p := range slices.Sorted(mapsKeys(want, got)) {
 		w, inW := want[p]
