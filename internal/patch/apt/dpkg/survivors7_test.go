@@ -208,3 +208,16 @@ func TestUnpackHardLinkKeepsItsTarget(t *testing.T) {
 		t.Errorf("Files, Changed = %d, %d; want 2, 1 (a kept for the link b)", res.Files, res.Changed)
 	}
 }
+
+// TestUnpackStatusModeMatchesDpkg: dpkg writes its status file 0644
+// whatever mode the image gave it (seventh pass: the mode of the status
+// Finish writes, unpackfinish.go, was not pinned by any test).
+func TestUnpackStatusModeMatchesDpkg(t *testing.T) {
+	v1 := refPackage{name: "ddmode", version: "1.0-1", files: map[string]string{"usr/share/ddmode/file": "v1\n"}}
+	v2 := refPackage{name: "ddmode", version: "2.0-1", files: map[string]string{"usr/share/ddmode/file": "v2\n"}}
+	upgradeLikeDpkg(t, v1, v2, func(root string) {
+		if err := os.Chmod(filepath.Join(root, DpkgStatus), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -363,14 +363,11 @@ func (st *unpackState) writeDB(conffiles []Conffile) error {
 	return nil
 }
 
-// Finish writes the dpkg status file after the last Install.
+// Finish writes the dpkg status file after the last Install, 0644 as
+// dpkg writes it whatever mode the image gave it.
 func (u *Unpacker) Finish() error {
 	if u.distroless {
 		return nil
 	}
-	mode := fs.FileMode(0o644)
-	if ie, err := u.fsys.Entry(DpkgStatus); err == nil {
-		mode = ie.Mode.Perm()
-	}
-	return u.addGenerated(DpkgStatus, mode, u.status.bytes(u.sorted))
+	return u.addGenerated(DpkgStatus, 0o644, u.status.bytes(u.sorted))
 }
