@@ -14,15 +14,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/drydock-project/drydock/internal/attest"
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/database"
+	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/exceptions"
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
@@ -611,5 +615,152 @@ func TestPromoteCopiesOnlyWhatTheStoredScanJudged(t *testing.T) {
 	}
 	if f.inLive("live/app", img) || f.image(d).Promoted {
 		t.Error("an image whose stored scan failed reached live/")
+	}
+}
+
+// TestRequireSignedByRelativeToThePolicy: a relative key path in a policy
+// file names a key beside the file; a key that does not load refuses
+// every promotion, naming it.
+func TestRequireSignedByRelativeToThePolicy(t *testing.T) {
+	signer, err := attest.GenerateKey(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: HIGH\nrequireSignedBy: [release.pub]\n"})
+	if err := os.WriteFile(filepath.Join(filepath.Dir(f.policy.path), "release.pub"), signer.PublicPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	img := f.push("quarantine/app", "1", "app")
+	f.putScan("quarantine/app", img.Digest.String())
+	f.signIn("quarantine/app", img, signer)
+	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1"}); err != nil {
+		t.Fatalf("signed by the key beside the policy: %v", err)
+	}
+	f.policy.write("version: v1\nmaxSeverity: HIGH\nrequireSignedBy: [release.pub, missing.pub]\n")
+	_, err = f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1", Target: "live/other:1"})
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !hasRule(refused.Verdict, gate.RuleRequireSignedBy) ||
+		!strings.Contains(err.Error(), "keys do not load") || !strings.Contains(err.Error(), "missing.pub") {
+		t.Errorf("with a key that does not load: %v, want a refusal naming it", err)
+	}
+}
+
+// TestSweepReturnsWhatItCouldNotDo: a sweep that cannot look for stuck
+// scans, queue a rescan or auto-promote a digest goes on with the rest
+// and returns each failure.
+func TestSweepReturnsWhatItCouldNotDo(t *testing.T) {
+	t.Run("stuck scans and rescans", func(t *testing.T) {
+		f := newFixture(t, fixtureOptions{policy: lenientPolicy})
+		d := f.push("quarantine/app", "1", "app").Digest.String()
+		f.putScan("quarantine/app", d)
+		f.verdict("quarantine/app:1")
+		f.installDB(dbBuilt.Add(24 * time.Hour)) // the scan's build is older: a rescan is due
+		if err := f.queue.Close(); err != nil {
+			t.Fatal(err)
+		}
+		err := f.k.Sweep(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "finding stuck jobs") || !strings.Contains(err.Error(), "queue scan of quarantine/app@"+d) {
+			t.Errorf("Sweep with a closed queue: %v, want both the stuck-scan and the rescan failures", err)
+		}
+	})
+	t.Run("auto-promotion", func(t *testing.T) {
+		f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: CRITICAL\nautoPromote: true\n"})
+		ctx := t.Context()
+		img := f.push("quarantine/app", "1", "app")
+		f.putScan("quarantine/app", img.Digest.String())
+		if st := f.verdict("quarantine/app:1"); st.Verdict.State != gate.StatePass {
+			t.Fatalf("verdict %+v, want pass", st.Verdict)
+		}
+		if err := f.reg.DeleteManifest(ctx, "quarantine/app", img.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.k.Sweep(ctx); err == nil {
+			t.Error("Sweep auto-promoting a digest gone from quarantine/ returned no error")
+		}
+		if f.inLive("live/app", img) {
+			t.Error("a digest gone from quarantine/ reached live/")
+		}
+	})
+}
+
+// holdingDriver holds every GetContent while held is set, until release
+// is closed: scan jobs stay running as long as the test wants.
+type holdingDriver struct {
+	storagedriver.StorageDriver
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (d *holdingDriver) GetContent(ctx context.Context, path string) ([]byte, error) {
+	if d.held.Load() {
+		select {
+		case <-d.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return d.StorageDriver.GetContent(ctx, path)
+}
+
+// TestSweepReportsEveryStuckScan: one sweep fails every stuck scan, not
+// only the first it finds.
+func TestSweepReportsEveryStuckScan(t *testing.T) {
+	drv := &holdingDriver{StorageDriver: inmemory.New(), release: make(chan struct{})}
+	// Four workers: the periodic sweep job, run at start, must not keep
+	// either scan waiting.
+	f := newFixture(t, fixtureOptions{driver: drv, queue: []jobs.Option{jobs.WithPollInterval(10 * time.Millisecond), jobs.WithWorkers(4)}})
+	ctx := t.Context()
+	ds := map[string]string{
+		"quarantine/a": f.push("quarantine/a", "1", "a").Digest.String(),
+		"quarantine/b": f.push("quarantine/b", "1", "b").Digest.String(),
+	}
+	drv.held.Store(true)
+	for repo, d := range ds {
+		if _, err := f.k.Enqueue(ctx, repo, "1", d, "arrival"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(drv.release) }) }
+	t.Cleanup(release)
+	if err := f.queue.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var latest time.Time
+	for deadline := time.Now().Add(time.Minute); ; { // a guard against a hang, not a time decision
+		js, _ := f.scanJobs()
+		running := 0
+		for _, j := range js {
+			if j.State == jobs.StateRunning && !j.AttemptedAt.IsZero() {
+				running++
+				if j.AttemptedAt.After(latest) {
+					latest = j.AttemptedAt
+				}
+			}
+		}
+		if running == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scan jobs not both running: %+v", js)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.clock.Set(latest.Add(16 * time.Minute))
+	if err := f.k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := f.events.ofType(events.TypeScanStuck); len(ev) != 2 {
+		t.Errorf("%d stuck-scan events after one sweep, want 2: %+v", len(ev), ev)
+	}
+	for repo, d := range ds {
+		if sc, err := f.store.Scan(ctx, d); err != nil || !strings.Contains(sc.Error, "scan stuck") {
+			t.Errorf("%s: stored scan %+v, %v; want a stuck error", repo, sc, err)
+		}
+	}
+	release()
+	if err := f.queue.Stop(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
