@@ -764,3 +764,25 @@ func TestSweepReportsEveryStuckScan(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIndexReasonsNamedByPlatform: an index's reasons are labelled by
+// each image's platform alone when the platform tells the images apart.
+func TestIndexReasonsNamedByPlatform(t *testing.T) {
+	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: MEDIUM\n"})
+	ctx := t.Context()
+	a := f.push("quarantine/multi", "a", "a")
+	b := f.push("quarantine/multi", "b", "b")
+	root := f.pushIndex("quarantine/multi", "1", on(a, "linux/amd64"), on(b, "linux/arm64"))
+	now := f.clock.Now()
+	rep := &scan.Report{Status: scan.StatusOK, ScannedAt: now, Findings: []scan.Finding{highFinding}, DB: scan.DBInfo{BuiltAt: dbBuilt}}
+	if err := f.store.PutScan(ctx, store.Scan{Digest: root.Digest.String(), Repository: "quarantine/multi", ScannedAt: now,
+		Reports: []store.PlatformReport{{Platform: "linux/amd64", Digest: a.Digest.String(), Report: rep}, {Platform: "linux/arm64", Digest: b.Digest.String(), Report: rep}}}); err != nil {
+		t.Fatal(err)
+	}
+	st := f.verdict("quarantine/multi:1")
+	r := reasonsText(st.Verdict)
+	if st.Verdict.State != gate.StateFail || !strings.Contains(r, "linux/amd64: ") || !strings.Contains(r, "linux/arm64: ") ||
+		strings.Contains(r, a.Digest.String()) || strings.Contains(r, b.Digest.String()) {
+		t.Errorf("verdict %s, reasons:\n%s\nwant fail, each reason labelled by its platform alone", st.Verdict.State, r)
+	}
+}
