@@ -403,6 +403,9 @@ func TestPromotionAttestsTheScan(t *testing.T) {
 	if _, err := f.k.Promote(ctx, PromoteRequest{Source: "quarantine/app:1", Actor: "bob"}); err != nil {
 		t.Fatal(err)
 	}
+	if es := f.auditEntries(audit.ActionPromotion, d); len(es) != 1 || !strings.Contains(string(es[0].Detail), `"signed":true`) {
+		t.Errorf("promotion audit entries %+v, want one saying it was signed", es)
+	}
 	pub, err := attest.ParsePublicKey(KeyName, key.PublicPEM())
 	if err != nil {
 		t.Fatal(err)
