@@ -157,7 +157,7 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 	for i := 0; i < len(keys); i += keyBatch {
 		batch := keys[i:min(i+keyBatch, len(keys))]
 		var got []string
-		err := c.m.keys.update(ctx, func(tx querier) error {
+		tm, err := c.m.keys.update(ctx, func(tx querier) error {
 			got = got[:0:0]
 			rows, err := tx.QueryContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'claim')")+
 				` ON CONFLICT (key) DO NOTHING RETURNING key`, anys(batch)...)
@@ -174,6 +174,7 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 			}
 			return rows.Err()
 		})
+		c.m.traceKeys("claim", len(batch), tm, 0)
 		if err != nil {
 			return out, fmt.Errorf("claiming: %w", err)
 		}
@@ -186,10 +187,11 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 func (c *Cycle) Release(ctx context.Context, keys []string) error {
 	for i := 0; i < len(keys); i += keyBatch {
 		batch := keys[i:min(i+keyBatch, len(keys))]
-		err := c.m.keys.update(ctx, func(tx querier) error {
+		tm, err := c.m.keys.update(ctx, func(tx querier) error {
 			_, err := tx.ExecContext(ctx, `DELETE FROM gc_keys WHERE state = 'claim' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...)
 			return err
 		})
+		c.m.traceKeys("release", len(batch), tm, 0)
 		if err != nil {
 			return fmt.Errorf("releasing: %w", err)
 		}

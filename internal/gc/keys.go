@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/drydock-project/drydock/internal/database"
 )
@@ -61,34 +62,69 @@ func newKeyWriter(ctx context.Context, db *database.DB) (*keyWriter, error) {
 	return w, nil
 }
 
-// update runs fn in a write transaction (queries use ? placeholders).
-func (w *keyWriter) update(ctx context.Context, fn func(q querier) error) error {
+// keyTimes is where one or more key transactions spent their time: the
+// wait for the member's connection (SQLite: the turn), BEGIN (SQLite:
+// the database's write lock, which another connection to the file may
+// hold), the statements, and COMMIT (the WAL append, and a checkpoint
+// when the commit runs one). On PostgreSQL the whole transaction counts
+// as statements.
+type keyTimes struct {
+	turn, begin, run, commit time.Duration
+	txs                      int
+}
+
+func (t *keyTimes) add(u keyTimes) {
+	t.turn += u.turn
+	t.begin += u.begin
+	t.run += u.run
+	t.commit += u.commit
+	t.txs += u.txs
+}
+
+func (t keyTimes) total() time.Duration { return t.turn + t.begin + t.run + t.commit }
+
+// update runs fn in a write transaction (queries use ? placeholders) and
+// says where its time went.
+func (w *keyWriter) update(ctx context.Context, fn func(q querier) error) (keyTimes, error) {
+	t0 := time.Now()
+	tm := keyTimes{txs: 1}
 	if w.turn == nil {
-		return w.db.Update(ctx, func(tx *database.Tx) error { return fn(tx) })
+		err := w.db.Update(ctx, func(tx *database.Tx) error { return fn(tx) })
+		tm.run = time.Since(t0)
+		return tm, err
 	}
 	select {
 	case w.turn <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return tm, ctx.Err()
 	}
 	defer func() { <-w.turn }()
+	t1 := time.Now()
+	tm.turn = t1.Sub(t0)
 	if w.conn == nil {
 		// The member has left; a collection ending after it still
 		// releases its claims.
-		return w.db.Update(ctx, func(tx *database.Tx) error { return fn(tx) })
+		err := w.db.Update(ctx, func(tx *database.Tx) error { return fn(tx) })
+		tm.run = time.Since(t1)
+		return tm, err
 	}
 	tx, err := w.conn.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return tm, fmt.Errorf("begin: %w", err)
 	}
+	t2 := time.Now()
+	tm.begin = t2.Sub(t1)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
-		return err
+		return tm, err
 	}
+	t3 := time.Now()
+	tm.run = t3.Sub(t2)
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return tm, fmt.Errorf("commit: %w", err)
 	}
-	return nil
+	tm.commit = time.Since(t3)
+	return tm, nil
 }
 
 func (w *keyWriter) close() error {

@@ -42,6 +42,8 @@ type Member struct {
 	// protects, when set, is told how long each write's Protect took
 	// while a cycle ran (WithProtectObserver).
 	protects atomic.Pointer[func(time.Duration)]
+	// trace, when set, is told where key operations spent their time.
+	trace atomic.Pointer[keyTrace]
 
 	// syncMu serializes sync (the poller and Arm both call it).
 	syncMu sync.Mutex
@@ -369,19 +371,35 @@ func (g *guard) Done() { g.once.Do(g.gen.wg.Done) }
 // keyBatch bounds the keys of one statement.
 const keyBatch = 400
 
+// keyTrace, when set on a member, is told of each key operation: a
+// write's mark (all its transactions, and waited, the time it slept on
+// claimed keys), or one transaction of a claim or a release, with where their
+// time went. The benchmarks use it to split a Protect's time.
+type keyTrace func(op string, keys int, tm keyTimes, waited time.Duration)
+
+func (m *Member) traceKeys(op string, keys int, tm keyTimes, waited time.Duration) {
+	if fn := m.trace.Load(); fn != nil {
+		(*fn)(op, keys, tm, waited)
+	}
+}
+
 // mark marks keys in the running cycle, waiting while any of them is
 // claimed (being deleted). A key counts as marked once its row reads
 // "mark": a claim released between the insert and the read leaves no row,
 // and the key is inserted again.
 func (m *Member) mark(ctx context.Context, keys []string) error {
 	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+	n := len(keys)
+	var tm keyTimes
+	var waited time.Duration
+	defer func() { m.traceKeys("mark", n, tm, waited) }()
 	wait := 2 * time.Millisecond
 	for start := time.Now(); ; {
 		var pending []string
 		for i := 0; i < len(keys); i += keyBatch {
 			batch := keys[i:min(i+keyBatch, len(keys))]
 			var unmarked []string
-			err := m.keys.update(ctx, func(tx querier) error {
+			t, err := m.keys.update(ctx, func(tx querier) error {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'mark')")+
 					` ON CONFLICT (key) DO NOTHING`, anys(batch)...); err != nil {
 					return err
@@ -407,6 +425,7 @@ func (m *Member) mark(ctx context.Context, keys []string) error {
 				}
 				return rows.Err()
 			})
+			tm.add(t)
 			if err != nil {
 				return fmt.Errorf("marking: %w", err)
 			}
@@ -418,6 +437,7 @@ func (m *Member) mark(ctx context.Context, keys []string) error {
 		// Claimed, being deleted right now: wait for the deletion, then
 		// mark again (the caller then finds the object gone).
 		keys = pending
+		slept := time.Now()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -425,6 +445,7 @@ func (m *Member) mark(ctx context.Context, keys []string) error {
 			return ctx.Err()
 		case <-t.C:
 		}
+		waited += time.Since(slept)
 		wait = min(2*wait, 50*time.Millisecond)
 		if time.Since(start) > m.staleAfter {
 			if err := m.resetDead(ctx); err != nil {
