@@ -431,9 +431,8 @@ type keyOp struct {
 
 // reportKeyOps reports, per kind of key operation, how many ran and the
 // slowest with where its time went, and the largest of each part over
-// all of them: the wait for the key connection, BEGIN (the SQLite write
-// lock), the statements, COMMIT (WAL append, checkpoint) and, for marks,
-// the waits for claimed keys.
+// all of them: the wait for the key store (see keyTimes), BEGIN, the
+// statements, COMMIT and, for marks, the waits for claimed keys.
 func reportKeyOps(b *testing.B, ops []keyOp) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for _, kind := range []string{"mark", "claim", "release"} {
