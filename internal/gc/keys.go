@@ -74,14 +74,24 @@ func (t *keyTimes) add(u keyTimes) {
 
 func (t keyTimes) total() time.Duration { return t.turn + t.begin + t.run + t.commit }
 
-// locked runs fn with the mutex held (SQLite) and times it.
-func (k *keyStore) locked(fn func()) keyTimes {
-	t0 := time.Now()
-	k.mu.Lock()
-	t1 := time.Now()
-	fn()
-	k.mu.Unlock()
-	return keyTimes{turn: t1.Sub(t0), run: time.Since(t1), txs: 1}
+// each runs fn on every key with the mutex held (SQLite), taken for one
+// key at a time: a holder the machine takes off the processor holds it
+// for one map operation at most, not for a whole batch (a claim of 64
+// keys held it up to 34 ms at load 20, and a mark waited 103 ms behind
+// it). The keys are independent: which came first is decided per key.
+// The turn counted is the longest wait for the mutex.
+func (k *keyStore) each(keys []string, fn func(key string)) keyTimes {
+	tm := keyTimes{txs: 1}
+	start := time.Now()
+	for _, key := range keys {
+		t0 := time.Now()
+		k.mu.Lock()
+		tm.turn = max(tm.turn, time.Since(t0))
+		fn(key)
+		k.mu.Unlock()
+	}
+	tm.run = time.Since(start) - tm.turn
+	return tm
 }
 
 // update runs fn in a database transaction (PostgreSQL) and times it.
@@ -95,14 +105,12 @@ func (k *keyStore) update(ctx context.Context, fn func(tx *database.Tx) error) (
 func (k *keyStore) mark(ctx context.Context, keys []string) ([]string, keyTimes, error) {
 	var claimed []string
 	if k.mem != nil {
-		tm := k.locked(func() {
-			for _, key := range keys {
-				c, ok := k.mem[key]
-				if !ok {
-					k.mem[key] = false
-				} else if c {
-					claimed = append(claimed, key)
-				}
+		tm := k.each(keys, func(key string) {
+			c, ok := k.mem[key]
+			if !ok {
+				k.mem[key] = false
+			} else if c {
+				claimed = append(claimed, key)
 			}
 		})
 		return claimed, tm, nil
@@ -143,12 +151,10 @@ func (k *keyStore) mark(ctx context.Context, keys []string) ([]string, keyTimes,
 func (k *keyStore) claim(ctx context.Context, keys []string) ([]string, keyTimes, error) {
 	var got []string
 	if k.mem != nil {
-		tm := k.locked(func() {
-			for _, key := range keys {
-				if _, ok := k.mem[key]; !ok {
-					k.mem[key] = true
-					got = append(got, key)
-				}
+		tm := k.each(keys, func(key string) {
+			if _, ok := k.mem[key]; !ok {
+				k.mem[key] = true
+				got = append(got, key)
 			}
 		})
 		return got, tm, nil
@@ -181,11 +187,9 @@ func (k *keyStore) claim(ctx context.Context, keys []string) ([]string, keyTimes
 func (k *keyStore) release(ctx context.Context, keys []string) (keyTimes, error) {
 	defer k.wake()
 	if k.mem != nil {
-		return k.locked(func() {
-			for _, key := range keys {
-				if k.mem[key] {
-					delete(k.mem, key)
-				}
+		return k.each(keys, func(key string) {
+			if k.mem[key] {
+				delete(k.mem, key)
 			}
 		}), nil
 	}
