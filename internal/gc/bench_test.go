@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -247,6 +248,13 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 		protects = append(protects, d)
 		mu.Unlock()
 	}))
+	var ops []keyOp // the key operations during cycles
+	s.member.trace.Store(new(keyTrace(func(op string, keys int, tm keyTimes, waited time.Duration) {
+		mu.Lock()
+		ops = append(ops, keyOp{op, keys, tm, waited})
+		mu.Unlock()
+	})))
+	dirty0 := meminfo("Dirty")
 	timed := func(class, method, path string, body []byte, h ...string) int {
 		t0 := time.Now()
 		code, _, _ := s.do(method, path, body, h...)
@@ -381,6 +389,11 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	mu.Unlock()
 	b.ReportMetric(ms(sp.max), "max-ms-barrier")
 	b.ReportMetric(ms(sp.p99), "p99-ms-barrier")
+	mu.Lock()
+	reportKeyOps(b, ops)
+	mu.Unlock()
+	b.Logf("first idle phase (page cache %d kB dirty at its start): slowest requests %s", dirty0, slowestList(reqs, t0, t1, 5))
+	b.Logf("second idle phase: slowest requests %s", slowestList(reqs, t2, t3, 5))
 	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
 	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; its phases: %v; %d protects during cycles",
 		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
@@ -406,4 +419,82 @@ func slowest(reqs []request, from, to time.Time) time.Duration {
 		}
 	}
 	return m.Round(time.Millisecond)
+}
+
+// keyOp is one key operation of BenchmarkPushDuringGC (see keyTrace).
+type keyOp struct {
+	op     string
+	keys   int
+	tm     keyTimes
+	waited time.Duration
+}
+
+// reportKeyOps reports, per kind of key operation, how many ran and the
+// slowest with where its time went, and the largest of each part over
+// all of them: the wait for the key store (see keyTimes), BEGIN, the
+// statements, COMMIT and, for marks, the waits for claimed keys.
+func reportKeyOps(b *testing.B, ops []keyOp) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for _, kind := range []string{"mark", "claim", "release"} {
+		var slowest keyOp
+		var most keyOp
+		n, keys := 0, 0
+		for _, o := range ops {
+			if o.op != kind {
+				continue
+			}
+			n++
+			keys += o.keys
+			if o.tm.total()+o.waited > slowest.tm.total()+slowest.waited {
+				slowest = o
+			}
+			most.tm.turn = max(most.tm.turn, o.tm.turn)
+			most.tm.begin = max(most.tm.begin, o.tm.begin)
+			most.tm.run = max(most.tm.run, o.tm.run)
+			most.tm.commit = max(most.tm.commit, o.tm.commit)
+			most.waited = max(most.waited, o.waited)
+			most.tm.txs = max(most.tm.txs, o.tm.txs)
+		}
+		if n == 0 {
+			continue
+		}
+		b.ReportMetric(ms(slowest.tm.total()+slowest.waited), "max-ms-"+kind)
+		b.Logf("%s: %d operations, %d keys; slowest %.1f ms (%d keys, %d txs: turn %.1f, begin %.1f, statements %.1f, commit %.1f, claimed-key waits %.1f); largest parts: turn %.1f, begin %.1f, statements %.1f, commit %.1f, claimed-key waits %.1f",
+			kind, n, keys, ms(slowest.tm.total()+slowest.waited), slowest.keys, slowest.tm.txs, ms(slowest.tm.turn), ms(slowest.tm.begin), ms(slowest.tm.run), ms(slowest.tm.commit), ms(slowest.waited),
+			ms(most.tm.turn), ms(most.tm.begin), ms(most.tm.run), ms(most.tm.commit), ms(most.waited))
+	}
+}
+
+// slowestList lists the n slowest requests that started in [from, to),
+// with their class and start after from.
+func slowestList(reqs []request, from, to time.Time, n int) string {
+	var in []request
+	for _, r := range reqs {
+		if !r.start.Before(from) && r.start.Before(to) {
+			in = append(in, r)
+		}
+	}
+	slices.SortFunc(in, func(a, b request) int { return int(b.end.Sub(b.start) - a.end.Sub(a.start)) })
+	var out []string
+	for _, r := range in[:min(n, len(in))] {
+		out = append(out, fmt.Sprintf("%s %s at +%.2fs", r.class, r.end.Sub(r.start).Round(time.Millisecond), r.start.Sub(from).Seconds()))
+	}
+	return strings.Join(out, ", ")
+}
+
+// meminfo returns a /proc/meminfo field in kB (-1 when unknown).
+func meminfo(field string) int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }

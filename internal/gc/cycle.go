@@ -84,6 +84,7 @@ func (c *Cycle) Arm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.m.keys.reset()
 	c.armed = true
 	if err := c.m.sync(ctx); err != nil {
 		return err
@@ -156,26 +157,10 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 	var out []string
 	for i := 0; i < len(keys); i += keyBatch {
 		batch := keys[i:min(i+keyBatch, len(keys))]
-		var got []string
-		err := c.m.keys.update(ctx, func(tx querier) error {
-			got = got[:0:0]
-			rows, err := tx.QueryContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'claim')")+
-				` ON CONFLICT (key) DO NOTHING RETURNING key`, anys(batch)...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var k string
-				if err := rows.Scan(&k); err != nil {
-					return err
-				}
-				got = append(got, k)
-			}
-			return rows.Err()
-		})
+		got, tm, err := c.m.keys.claim(ctx, batch)
+		c.m.traceKeys("claim", len(batch), tm, 0)
 		if err != nil {
-			return out, fmt.Errorf("claiming: %w", err)
+			return out, err
 		}
 		out = append(out, got...)
 	}
@@ -186,12 +171,10 @@ func (c *Cycle) Claim(ctx context.Context, keys []string) ([]string, error) {
 func (c *Cycle) Release(ctx context.Context, keys []string) error {
 	for i := 0; i < len(keys); i += keyBatch {
 		batch := keys[i:min(i+keyBatch, len(keys))]
-		err := c.m.keys.update(ctx, func(tx querier) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM gc_keys WHERE state = 'claim' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...)
-			return err
-		})
+		tm, err := c.m.keys.release(ctx, batch)
+		c.m.traceKeys("release", len(batch), tm, 0)
 		if err != nil {
-			return fmt.Errorf("releasing: %w", err)
+			return err
 		}
 	}
 	return nil
@@ -222,6 +205,7 @@ func (c *Cycle) Finish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ending collection: %w", err)
 	}
+	c.m.keys.reset()
 	c.finished = true
 	return c.m.sync(ctx)
 }

@@ -261,8 +261,8 @@ func TestIdleWritesCostNoMark(t *testing.T) {
 	m := joinRunning(t, dbtest.SQLite(t))
 	keys := func() int {
 		t.Helper()
-		var n int
-		if err := m.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM gc_keys`).Scan(&n); err != nil {
+		n, err := m.keys.count(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return n

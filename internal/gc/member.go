@@ -31,7 +31,7 @@ import (
 // live member has acknowledged, so the listing sees every unmarked write.
 type Member struct {
 	db   *database.DB
-	keys *keyWriter
+	keys *keyStore
 	live liveness
 	log  *slog.Logger
 	poll time.Duration
@@ -42,6 +42,8 @@ type Member struct {
 	// protects, when set, is told how long each write's Protect took
 	// while a cycle ran (WithProtectObserver).
 	protects atomic.Pointer[func(time.Duration)]
+	// trace, when set, is told where key operations spent their time.
+	trace atomic.Pointer[keyTrace]
 
 	// syncMu serializes sync (the poller and Arm both call it).
 	syncMu sync.Mutex
@@ -63,7 +65,7 @@ type MemberOption func(*Member)
 
 // WithProtectObserver sets fn, told how long each write's Protect took
 // while a collection cycle ran: its marks, and its waits for the
-// collector (a claimed key, the key connection the collector's claims
+// collector (a claimed key, the key store the collector's claims
 // hold). It is what a write spends on the collection's barrier; outside
 // a cycle Protect costs nothing and fn is not called.
 func WithProtectObserver(fn func(time.Duration)) MemberOption {
@@ -97,16 +99,11 @@ func Join(ctx context.Context, db *database.DB, opts ...MemberOption) (*Member, 
 	if _, err := db.Migrate(ctx, Component, Migrations); err != nil {
 		return nil, fmt.Errorf("collector schema: %w", err)
 	}
-	keys, err := newKeyWriter(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	m := &Member{db: db, keys: keys, live: newLiveness(db), log: slog.New(slog.DiscardHandler), poll: 200 * time.Millisecond, staleAfter: 5 * time.Second, gen: &generation{}}
+	m := &Member{db: db, keys: newKeyStore(db), live: newLiveness(db), log: slog.New(slog.DiscardHandler), poll: 200 * time.Millisecond, staleAfter: 5 * time.Second, gen: &generation{}}
 	for _, o := range opts {
 		o(m)
 	}
 	if err := m.register(ctx); err != nil {
-		_ = keys.close()
 		return nil, err
 	}
 	return m, nil
@@ -177,7 +174,7 @@ func (m *Member) Close() error {
 		return nil
 	}
 	_, err := m.db.ExecContext(context.Background(), `DELETE FROM gc_members WHERE id = ?`, id)
-	return errors.Join(err, h.close(), m.keys.close())
+	return errors.Join(err, h.close())
 }
 
 // Run keeps the member in step with collections until ctx ends: it polls
@@ -312,7 +309,9 @@ func (m *Member) resetDead(ctx context.Context) error {
 	if err != nil || alive {
 		return err
 	}
-	return m.db.Update(ctx, func(tx *database.Tx) error {
+	reset := false
+	err = m.db.Update(ctx, func(tx *database.Tx) error {
+		reset = false
 		if err := tx.Lock(ctx, runnerLock); err != nil {
 			return err
 		}
@@ -325,8 +324,13 @@ func (m *Member) resetDead(ctx context.Context) error {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE gc_state SET phase = ?, runner = '', changed_at = ? WHERE id = 1`, phaseIdle, now())
+		reset = err == nil
 		return err
 	})
+	if err == nil && reset {
+		m.keys.reset()
+	}
+	return err
 }
 
 // Enter implements registry.Barrier.
@@ -366,65 +370,59 @@ func (g *guard) Protect(ctx context.Context, keys ...string) error {
 // Done implements registry.Guard.
 func (g *guard) Done() { g.once.Do(g.gen.wg.Done) }
 
-// keyBatch bounds the keys of one statement.
+// keyBatch bounds the keys of one statement (PostgreSQL).
 const keyBatch = 400
 
+// keyTrace, when set on a member, is told of each key operation: a
+// write's mark (all of it, and waited, the time it slept on claimed
+// keys), or one batch of a claim or a release, with where their time
+// went. The benchmarks use it to split a Protect's time.
+type keyTrace func(op string, keys int, tm keyTimes, waited time.Duration)
+
+func (m *Member) traceKeys(op string, keys int, tm keyTimes, waited time.Duration) {
+	if fn := m.trace.Load(); fn != nil {
+		(*fn)(op, keys, tm, waited)
+	}
+}
+
 // mark marks keys in the running cycle, waiting while any of them is
-// claimed (being deleted). A key counts as marked once its row reads
-// "mark": a claim released between the insert and the read leaves no row,
-// and the key is inserted again.
+// claimed (being deleted): those are marked again once released, and the
+// caller then finds their objects gone.
 func (m *Member) mark(ctx context.Context, keys []string) error {
 	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+	n := len(keys)
+	var tm keyTimes
+	var waited time.Duration
+	defer func() { m.traceKeys("mark", n, tm, waited) }()
 	wait := 2 * time.Millisecond
 	for start := time.Now(); ; {
+		// Taken before looking, so that a release after the look wakes
+		// the wait below.
+		released := m.keys.releases()
 		var pending []string
 		for i := 0; i < len(keys); i += keyBatch {
-			batch := keys[i:min(i+keyBatch, len(keys))]
-			var unmarked []string
-			err := m.keys.update(ctx, func(tx querier) error {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO gc_keys (key, state) VALUES `+values(len(batch), "(?, 'mark')")+
-					` ON CONFLICT (key) DO NOTHING`, anys(batch)...); err != nil {
-					return err
-				}
-				rows, err := tx.QueryContext(ctx, `SELECT key FROM gc_keys WHERE state = 'mark' AND key IN (`+values(len(batch), "?")+`)`, anys(batch)...)
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				marked := map[string]bool{}
-				for rows.Next() {
-					var k string
-					if err := rows.Scan(&k); err != nil {
-						return err
-					}
-					marked[k] = true
-				}
-				unmarked = unmarked[:0:0]
-				for _, k := range batch {
-					if !marked[k] {
-						unmarked = append(unmarked, k)
-					}
-				}
-				return rows.Err()
-			})
+			claimed, t, err := m.keys.mark(ctx, keys[i:min(i+keyBatch, len(keys))])
+			tm.add(t)
 			if err != nil {
-				return fmt.Errorf("marking: %w", err)
+				return err
 			}
-			pending = append(pending, unmarked...)
+			pending = append(pending, claimed...)
 		}
 		if len(pending) == 0 {
 			return nil
 		}
-		// Claimed, being deleted right now: wait for the deletion, then
-		// mark again (the caller then finds the object gone).
 		keys = pending
+		slept := time.Now()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		case <-released:
+			t.Stop()
 		}
+		waited += time.Since(slept)
 		wait = min(2*wait, 50*time.Millisecond)
 		if time.Since(start) > m.staleAfter {
 			if err := m.resetDead(ctx); err != nil {

@@ -15,7 +15,9 @@ const Component = "gc"
 //     last epoch it acknowledged (all its unprotected writes finished);
 //   - gc_keys: the objects of the running cycle, marked by writes ("mark")
 //     or claimed by the sweep ("claim"), one row per key so that the
-//     database's unique key decides which came first;
+//     database's unique key decides which came first (on PostgreSQL; on
+//     SQLite the keys are in the server's memory and the table stays
+//     empty, see keyStore);
 //   - gc_runs: every collection, requested or scheduled, with its progress
 //     and report;
 //   - tag_pushes and pulls: when a tag was last pushed and a manifest last

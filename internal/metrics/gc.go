@@ -18,6 +18,7 @@ type GC struct {
 	running     prometheus.Gauge
 	retention   prometheus.Counter
 	usage       *prometheus.GaugeVec
+	protect     prometheus.Histogram
 }
 
 // NewGC registers the collection's collectors on m's registry.
@@ -60,8 +61,14 @@ func (m *Metrics) NewGC() *GC {
 			Namespace: "drydock", Subsystem: "storage", Name: "namespace_bytes",
 			Help: "Bytes stored by each namespace, dedupe-aware (a blob counts once per repository), as of the last collection.",
 		}, []string{"namespace"}),
+		protect: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "drydock", Subsystem: "gc", Name: "protect_seconds",
+			Help: "Time a registry write spent on the collection barrier while a collection ran: marking what it references, " +
+				"and waiting for the collector (its claims of objects being deleted, its turns on the key store).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}),
 	}
-	m.reg.MustRegister(g.runs, g.duration, g.freed, g.deleted, g.protected, g.lastSuccess, g.running, g.retention, g.usage)
+	m.reg.MustRegister(g.runs, g.duration, g.freed, g.deleted, g.protected, g.lastSuccess, g.running, g.retention, g.usage, g.protect)
 	return g
 }
 
@@ -116,5 +123,13 @@ func (g *GC) RetentionDeleted(n int) {
 func (g *GC) NamespaceUsage(ns string, bytes int64) {
 	if g != nil {
 		g.usage.WithLabelValues(ns).Set(float64(bytes))
+	}
+}
+
+// ObserveProtect records the time one write spent on the collection
+// barrier (gc.WithProtectObserver).
+func (g *GC) ObserveProtect(d time.Duration) {
+	if g != nil {
+		g.protect.Observe(d.Seconds())
 	}
 }

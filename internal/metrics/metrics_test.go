@@ -66,3 +66,29 @@ func TestInstrumentCountsRequestsAndBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestGCProtect: the barrier's waits are a histogram in seconds.
+func TestGCProtect(t *testing.T) {
+	m := New()
+	g := m.NewGC()
+	g.ObserveProtect(3 * time.Millisecond)
+	g.ObserveProtect(300 * time.Millisecond)
+	var nilGC *GC
+	nilGC.ObserveProtect(time.Second) // nil-safe, like the others
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`drydock_gc_protect_seconds_bucket{le="0.0025"} 0`,
+		`drydock_gc_protect_seconds_bucket{le="0.005"} 1`,
+		`drydock_gc_protect_seconds_bucket{le="0.25"} 1`,
+		`drydock_gc_protect_seconds_bucket{le="0.5"} 2`,
+		`drydock_gc_protect_seconds_count 2`,
+		`drydock_gc_protect_seconds_sum 0.303`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics output lacks %q", want)
+		}
+	}
+}

@@ -116,9 +116,31 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 	if err != nil {
 		return fmt.Errorf("claiming: %w", err)
 	}
+	// Claims end as soon as their fate is done: a write protecting one
+	// waits for its object's deletion, not for the repository's.
+	held := make(map[string]bool, len(claimed))
+	for _, k := range claimed {
+		held[k] = true
+	}
+	release := func(ctx context.Context, keys []string) error {
+		var out []string
+		for _, k := range keys {
+			if held[k] {
+				out = append(out, k)
+				delete(held, k)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		if err := c.o.Coordinator.Release(ctx, out); err != nil {
+			return fmt.Errorf("releasing claims: %w", err)
+		}
+		return nil
+	}
 	defer func() {
-		if rerr := c.o.Coordinator.Release(context.WithoutCancel(ctx), claimed); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("releasing claims: %w", rerr))
+		if rerr := release(context.WithoutCancel(ctx), slices.Sorted(maps.Keys(held))); rerr != nil {
+			err = errors.Join(err, rerr)
 		}
 	}()
 	isClaimed := make(map[string]bool, len(claimed))
@@ -212,8 +234,33 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 		delete(rs.tags, cd.tag)
 		c.rep.add(cd.item, c.o.MaxItems)
 	}
+	// The tags are done, and with them the guards of their subjects;
+	// what is kept after all is decided: their claims end now, the
+	// others' once their chunk is deleted.
+	deleting := map[string]bool{}
 	for _, group := range del {
-		if err := c.deleteAll(ctx, group); err != nil {
+		for _, cd := range group {
+			deleting[cd.key] = true
+		}
+	}
+	var done []string
+	for _, k := range claimed {
+		if !deleting[k] {
+			done = append(done, k)
+		}
+	}
+	if err := release(ctx, done); err != nil {
+		return err
+	}
+	for _, group := range del {
+		err := c.deleteAll(ctx, group, func(chunk []candidate) error {
+			keys := make([]string, len(chunk))
+			for i, cd := range chunk {
+				keys[i] = cd.key
+			}
+			return release(ctx, keys)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -229,10 +276,10 @@ func (c *collection) sweepRepo(ctx context.Context, rs *repoState) (err error) {
 
 // deleteAll deletes the candidates' paths, several at once, and reports
 // each deleted one. Between chunks of sweepChunk it yields to the
-// registry's writes; the caller holds the candidates' claims meanwhile, so
-// a write protecting one of them waits at most the yields of the
-// remaining chunks (CollectOptions.Yield each) on top of the deletions.
-func (c *collection) deleteAll(ctx context.Context, cands []candidate) error {
+// registry's writes; after each chunk it calls chunkDone, when set, which
+// ends the chunk's claims, so that a write protecting one of them waits
+// for the deletions of its chunk, not for the yields that follow.
+func (c *collection) deleteAll(ctx context.Context, cands []candidate, chunkDone func([]candidate) error) error {
 	for start := 0; start < len(cands); start += sweepChunk {
 		if start > 0 {
 			if err := c.yield.yield(ctx); err != nil {
@@ -254,6 +301,11 @@ func (c *collection) deleteAll(ctx context.Context, cands []candidate) error {
 		}
 		if err := g.Wait(); err != nil {
 			return err
+		}
+		if chunkDone != nil {
+			if err := chunkDone(cands[start:min(start+sweepChunk, len(cands))]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -335,7 +387,7 @@ func (c *collection) sweepBlobBatch(ctx context.Context, batch []candidate) (err
 			c.rep.Protected++
 		}
 	}
-	if err := c.deleteAll(ctx, del); err != nil {
+	if err := c.deleteAll(ctx, del, nil); err != nil {
 		return err
 	}
 	for _, cd := range del {

@@ -32,6 +32,7 @@ type gcParts struct {
 	member  *gc.Member
 	service *gc.Service
 	quotas  *gc.Quotas // nil without gc.quotas
+	metrics *metrics.GC
 	// inventory is the Kubernetes inventory once kube.watch opened it:
 	// collections keep what runs.
 	inventory atomic.Pointer[gc.Inventory]
@@ -55,17 +56,18 @@ func (g *gcParts) running(ctx context.Context) ([]digest.Digest, error) {
 
 // joinGC opens the collector's database and joins this process to the
 // collection barrier; it comes before the registry, whose writes enter it.
-func joinGC(ctx context.Context, dbs *database.Opener, log *slog.Logger) (*gcParts, error) {
+func joinGC(ctx context.Context, dbs *database.Opener, log *slog.Logger, ms *metrics.Metrics) (*gcParts, error) {
 	db, err := dbs.Open(ctx, gc.Component)
 	if err != nil {
 		return nil, err
 	}
-	m, err := gc.Join(ctx, db, gc.WithLogger(log.With("component", "gc")))
+	gm := ms.NewGC()
+	m, err := gc.Join(ctx, db, gc.WithLogger(log.With("component", "gc")), gc.WithProtectObserver(gm.ObserveProtect))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("garbage collection: %w", err)
 	}
-	return &gcParts{db: db, member: m}, nil
+	return &gcParts{db: db, member: m, metrics: gm}, nil
 }
 
 // registryOptions are the registry's options for collection: the barrier,
@@ -97,10 +99,10 @@ func (g *gcParts) manifestPushed(ctx context.Context, log *slog.Logger, repo, ta
 }
 
 // start builds the service on the gate's queue (before it starts).
-func (g *gcParts) start(cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, m *metrics.Metrics, now func() time.Time) error {
+func (g *gcParts) start(cfg config.Config, log *slog.Logger, reg *registry.Registry, gp *gateParts, audits *audit.Log, now func() time.Time) error {
 	verdicts := gp.store
 	svc, err := gc.NewService(gc.Options{
-		Registry: reg, Member: g.member, Queue: gp.queue, JobQueue: gcQueue, Audit: audits, Metrics: m.NewGC(),
+		Registry: reg, Member: g.member, Queue: gp.queue, JobQueue: gcQueue, Audit: audits, Metrics: g.metrics,
 		Log: log.With("component", "gc"), Now: now, Config: cfg.GC, UploadTimeout: time.Duration(cfg.Uploads.PurgeAfter),
 		Guards: gc.Guards{Pending: func(d digest.Digest) bool { return pending(verdicts, d) }, RunningDigests: g.running}, Quotas: g.quotas,
 	})

@@ -124,16 +124,10 @@ func pushLarge(t *testing.T, base string, size int) digest.Digest {
 	return digest.FromBytes(body)
 }
 
-// TestGCReturnsTheDisk: a 50 MB image pushed and deleted 10 times, then a
-// collection through the API (dry, then real): the dry run announces the
-// bytes the real run frees, and the data directory is back within 1 MB of
-// its size before the pushes.
-func TestGCReturnsTheDisk(t *testing.T) {
-	cfg := config.Default()
-	cfg.Data = t.TempDir()
-	cfg.Auth.Anonymous = []string{"admin"}
-	cfg.GC.Grace = 0
-	cfg.GC.Schedule = 0
+// startGCServer starts a server with cfg on loopback until the test ends
+// and returns it with its base URL.
+func startGCServer(t *testing.T, cfg config.Config) (*Server, string) {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +148,78 @@ func TestGCReturnsTheDisk(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	base := "http://" + ln.Addr().String()
+	return srv, "http://" + ln.Addr().String()
+}
+
+// TestGCProtectMetric: a push during a collection cycle is counted in
+// the barrier's histogram on /metrics, and a push outside one is not.
+func TestGCProtectMetric(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.Auth.Anonymous = []string{"admin"}
+	cfg.GC.Schedule = 0
+	srv, base := startGCServer(t, cfg)
+	count := func() string {
+		t.Helper()
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(line, "drydock_gc_protect_seconds_count "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("/metrics lacks drydock_gc_protect_seconds_count")
+		return ""
+	}
+	push := func() {
+		t.Helper()
+		b := make([]byte, 100)
+		_, _ = rand.Read(b)
+		resp, err := http.Post(base+"/v2/quarantine/m/blobs/uploads/?digest="+digest.FromBytes(b).String(), "application/octet-stream", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("push blob: %d", resp.StatusCode)
+		}
+	}
+	push()
+	if n := count(); n != "0" {
+		t.Fatalf("a push outside a collection counted: %s", n)
+	}
+	ctx := t.Context()
+	c, err := srv.gc.member.Lead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Arm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	push()
+	if err := c.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n == "0" {
+		t.Fatal("a push during a collection cycle was not counted")
+	}
+}
+
+// TestGCReturnsTheDisk: a 50 MB image pushed and deleted 10 times, then a
+// collection through the API (dry, then real): the dry run announces the
+// bytes the real run frees, and the data directory is back within 1 MB of
+// its size before the pushes.
+func TestGCReturnsTheDisk(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.Auth.Anonymous = []string{"admin"}
+	cfg.GC.Grace = 0
+	cfg.GC.Schedule = 0
+	_, base := startGCServer(t, cfg)
 	gcRun(t, base, false) // the databases and their first rows exist before the baseline
 	before := dirSize(t, cfg.Data)
 

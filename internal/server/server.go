@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	undo = append(undo, func() { _ = closeAudit() })
-	gcp, err := joinGC(ctx, dbs, log)
+	gcp, err := joinGC(ctx, dbs, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	undo = append(undo, func() { _ = gp.close(ctx) })
-	if err := gcp.start(cfg, log, reg, gp, audits, m, o.now); err != nil {
+	if err := gcp.start(cfg, log, reg, gp, audits, o.now); err != nil {
 		return nil, err
 	}
 	keeper = gp.keeper
