@@ -1,6 +1,7 @@
 package patch
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -278,8 +279,10 @@ type spooledLayer struct {
 	tar *io.SectionReader
 }
 
+// Uncompressed reads the spool through a buffer: archive/tar reads each
+// 512-byte header by itself, one pread each.
 func (l spooledLayer) Uncompressed() (io.ReadCloser, error) {
-	return io.NopCloser(io.NewSectionReader(l.tar, 0, l.tar.Size())), nil
+	return io.NopCloser(bufio.NewReaderSize(io.NewSectionReader(l.tar, 0, l.tar.Size()), 1<<20)), nil
 }
 
 // stop ends the preparation (when the scripts did not need it, it is
