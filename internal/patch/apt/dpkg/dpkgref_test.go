@@ -379,32 +379,9 @@ func TestUnpackMatchesDpkg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := cs.Layer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched, err := mutate.AppendLayers(baseImg, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pfs := openImage(t, patched)
+	pfs := finishedImage(t, u, cs, baseImg)
 	got := describeImage(t, pfs)
-
-	for _, p := range slices.Sorted(mapsKeys(want, got)) {
-		w, inW := want[p]
-		g, inG := got[p]
-		switch {
-		case !inG:
-			t.Errorf("%s: dpkg has %v, drydock nothing", p, w)
-		case !inW:
-			t.Errorf("%s: dpkg has nothing, drydock %v", p, g)
-		case w != g:
-			t.Errorf("%s: dpkg has %v, drydock %v", p, w, g)
-		}
-	}
+	compareTrees(t, "dpkg", want, got)
 	if t.Failed() {
 		for _, f := range []string{DpkgStatus, "var/lib/dpkg/info/ddtest.list", "var/lib/dpkg/info/ddtest.conffiles"} {
 			a, _ := os.ReadFile(filepath.Join(ref, f))
@@ -434,6 +411,41 @@ func TestUnpackMatchesDpkg(t *testing.T) {
 	for _, p := range []string{"usr/share/ddtest/dropped", "usr/lib/ddtest/plugin-dropped.so"} {
 		if e := cs.Get(p); e == nil || e.Kind != layer.Whiteout {
 			t.Errorf("%s: layer entry %v, want a whiteout", p, e)
+		}
+	}
+}
+
+// finishedImage finishes u and returns baseImg with cs's layer on top.
+func finishedImage(t *testing.T, u *Unpacker, cs *layer.Changeset, baseImg v1.Image) *rootfs.FS {
+	t.Helper()
+	if err := u.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := cs.Layer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := mutate.AppendLayers(baseImg, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openImage(t, patched)
+}
+
+// compareTrees reports every path where drydock's tree (got) differs from
+// the reference's (want), which ref names.
+func compareTrees(t *testing.T, ref string, want, got map[string]fsNode) {
+	t.Helper()
+	for _, p := range slices.Sorted(mapsKeys(want, got)) {
+		w, inW := want[p]
+		g, inG := got[p]
+		switch {
+		case !inG:
+			t.Errorf("%s: %s has %v, drydock nothing", p, ref, w)
+		case !inW:
+			t.Errorf("%s: %s has nothing, drydock %v", p, ref, g)
+		case w != g:
+			t.Errorf("%s: %s has %v, drydock %v", p, ref, w, g)
 		}
 	}
 }

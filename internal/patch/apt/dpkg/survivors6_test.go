@@ -3,11 +3,8 @@ package dpkg
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/drydock-project/drydock/internal/patch/layer"
 	"github.com/drydock-project/drydock/internal/testenv"
@@ -49,36 +46,14 @@ func upgradeLikeDpkg(t *testing.T, from, to refPackage, edit func(root string)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := cs.Layer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched, err := mutate.AppendLayers(baseImg, l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pfs := finishedImage(t, u, cs, baseImg)
 	// A layer's hard link points to a file of the same layer.
 	for _, e := range cs.Entries() {
 		if tgt := cs.Get(e.Linkname); e.Kind == layer.Hardlink && (tgt == nil || tgt.Kind != layer.File) {
 			t.Errorf("hard link %s -> %s: the target is not a file of the layer (%v)", e.Path, e.Linkname, tgt)
 		}
 	}
-	got := describeImage(t, openImage(t, patched))
-	for _, p := range slices.Sorted(mapsKeys(want, got)) {
-		w, inW := want[p]
-		g, inG := got[p]
-		switch {
-		case !inG:
-			t.Errorf("%s: dpkg has %v, drydock nothing", p, w)
-		case !inW:
-			t.Errorf("%s: dpkg has nothing, drydock %v", p, g)
-		case w != g:
-			t.Errorf("%s: dpkg has %v, drydock %v", p, w, g)
-		}
-	}
+	compareTrees(t, "dpkg", want, describeImage(t, pfs))
 	return res
 }
 
