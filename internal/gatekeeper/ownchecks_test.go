@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"github.com/drydock-project/drydock/internal/audit"
-	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/events"
 	"github.com/drydock-project/drydock/internal/gate"
-	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/registry"
 	"github.com/drydock-project/drydock/internal/store"
 )
@@ -32,30 +30,7 @@ func withLenientStore(t *testing.T, f *fixture) {
 // withStore replaces f's Keeper by one over s.
 func withStore(t *testing.T, f *fixture, s store.Store) {
 	t.Helper()
-	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := jobs.Open(t.Context(), dbs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close() })
-	ex, err := NewExceptionSource(f.vexDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ps *PolicySource
-	if f.policy != nil {
-		if ps, err = NewPolicySource(f.policy.path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.k, err = New(Options{Registry: f.reg, Store: s, Queue: q, Audit: f.audits, Events: f.events,
-		Policy: ps, Exceptions: ex, DBPath: f.dbPath, Now: f.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rebuild(t, f, func(o *Options) { o.Store = s })
 }
 
 // TestPromoteChecksTheVerdictItself: Promote refuses a failing or pending
