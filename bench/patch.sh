@@ -18,6 +18,14 @@
 # top entries are printed (the sandbox's processes and the image's
 # maintainer scripts are not in it: see "perf record" for those).
 #
+# The layout, the patch cache and the sandbox's tree go under TMPDIR (or
+# /tmp). Cold runs create about 8,000 files there, so the filesystem
+# decides much of their time, and the script names it: on ext4 without a
+# journal, creating a file costs up to 4x more CPU while many files were
+# deleted in the last minutes (the kernel's inode allocator skips recently
+# deleted inodes one by one; BenchmarkExtractTree in internal/patch/sandbox
+# shows it), so compare cold runs on the same filesystem.
+#
 # With BIG=1, also the peak RSS of patching that image plus a 1 GiB layer
 # (TestPatchLargeLayerMemory, about 3 GB of temporary disk).
 #
@@ -34,6 +42,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "host: $(nproc) cores, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# fsinfo DIR: the filesystem DIR is on, and for ext4 whether it has a
+# journal (/proc/fs/jbd2 lists the devices with one).
+fsinfo() {
+  local src type
+  read -r src type < <(findmnt -n -o SOURCE,FSTYPE -T "$1")
+  if [ "$type" = ext4 ]; then
+    if compgen -G "/proc/fs/jbd2/$(basename "$src")-*" >/dev/null; then type="ext4 with a journal"; else type="ext4 without a journal"; fi
+  fi
+  echo "$1: $type ($src)"
+}
+echo "work directory: $(fsinfo "$tmp")"
 go build -o "$tmp/drydock" ./cmd/drydock
 go run ./internal/testimage/cmd/build-testimages bookworm-nginx >&2
 src=$cache/testimages/bookworm-nginx/oci
