@@ -9,6 +9,9 @@
 #         tree extracted for the sandbox;
 #   warm: the same cache again (RUNS runs, median): only the signed Release
 #         files are fetched (to see whether the mirror moved).
+#
+# COLD=N makes N cold runs (default 1), each with a new empty cache; the
+# warm runs use the last one.
 # Goals (issue #13): warm <= 2.5 s on 2 cores, cold <= 5 s, peak RSS < 300
 # MB, layer <= 12 MB; Copa + BuildKit took 16.7 s warm in an earlier run
 # on this machine (Copa cannot run here: no BuildKit).
@@ -35,6 +38,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
+cold=${COLD:-1}
 cache=${DRYDOCK_CACHE:-$HOME/.cache/drydock}
 command -v jq >/dev/null || { echo "bench/patch.sh needs jq (apt-get install jq)" >&2; exit 1; }
 /usr/bin/time -v true >/dev/null 2>&1 || { echo "bench/patch.sh needs GNU time (apt-get install time)" >&2; exit 1; }
@@ -56,7 +60,6 @@ echo "work directory: $(fsinfo "$tmp")"
 go build -o "$tmp/drydock" ./cmd/drydock
 go run ./internal/testimage/cmd/build-testimages bookworm-nginx >&2
 src=$cache/testimages/bookworm-nginx/oci
-pcache=$tmp/patch-cache
 
 # measure OUT: one patch of a fresh copy of the test image's layout,
 # written back into it (as "drydock patch oci:DIR:TAG" does by default:
@@ -107,8 +110,15 @@ table() { # LABEL GOAL JSONL
   ' "$3" | fmt
 }
 
-measure "$tmp/cold.json"
-row "$tmp/cold.json" >"$tmp/cold.jsonl"
+# Each cold run has a cache of its own, and nothing is deleted before the
+# script ends: deleting a tree of files just before a run would slow the
+# next run's file creation on some filesystems (see above).
+: >"$tmp/cold.jsonl"
+for i in $(seq "$cold"); do
+  pcache=$tmp/patch-cache-$i
+  measure "$tmp/cold.json"
+  row "$tmp/cold.json" >>"$tmp/cold.jsonl"
+done
 : >"$tmp/warm.jsonl"
 for i in $(seq "$runs"); do
   prof=
@@ -116,11 +126,11 @@ for i in $(seq "$runs"); do
   measure "$tmp/run.json" "$prof"
   row "$tmp/run.json" >>"$tmp/warm.jsonl"
 done
-table "cold: empty cache, drydock patch --update-all" 5 "$tmp/cold.jsonl"
+table "cold: empty cache, drydock patch --update-all ($cold runs, median)" 5 "$tmp/cold.jsonl"
 table "warm: $runs runs, median" 2.5 "$tmp/warm.jsonl"
 digests=$(cat "$tmp/cold.jsonl" "$tmp/warm.jsonl" | jq -r .digest | sort -u)
 echo
-echo "  digest: $digests ($(echo "$digests" | wc -l) distinct over $((runs + 1)) runs)"
+echo "  digest: $digests ($(echo "$digests" | wc -l) distinct over $((runs + cold)) runs)"
 # The image digest names the layout's path (the base.name annotation), a
 # new temporary directory per invocation of this script; the layer's
 # digest does not, so it compares across invocations and branches.
