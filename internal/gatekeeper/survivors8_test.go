@@ -6,8 +6,10 @@ package gatekeeper
 // pass; see test/mutation/SURVIVORS.md).
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/drydock-project/drydock/internal/audit"
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/gate"
+	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/patch"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/testenv"
@@ -447,5 +451,210 @@ func TestExceptionFileSizeLimit(t *testing.T) {
 	}
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "over.json") || !strings.Contains(errs[0].Error(), "over the 4194304-byte limit") {
 		t.Errorf("errors %v, want over.json's size", errs)
+	}
+}
+
+// TestTransientScanFailureRecordedAtTheLastAttempt: a scan that fails
+// for a transient cause (a layer lost from the storage) is retried, and
+// recorded as failed, not permanent, at the queue's last attempt (not
+// before, and not never).
+func TestTransientScanFailureRecordedAtTheLastAttempt(t *testing.T) {
+	drv := inmemory.New()
+	f := newFixture(t, fixtureOptions{driver: drv, queue: []jobs.Option{jobs.WithPollInterval(10 * time.Millisecond),
+		jobs.WithMaxAttempts(2), jobs.WithRetryBackoff(func(int) time.Duration { return 10 * time.Millisecond })}})
+	f.installDB(dbBuilt)
+	ctx := t.Context()
+	flaky := f.push("quarantine/flaky", "1", "flaky")
+	d := flaky.Digest.String()
+	lost := digest.FromBytes([]byte("layer of flaky"))
+	if err := drv.Delete(ctx, "/docker/registry/v2/blobs/sha256/"+lost.Encoded()[:2]+"/"+lost.Encoded()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.k.Enqueue(ctx, "quarantine/flaky", "1", d, "arrival")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.queue.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.queue.Stop(context.WithoutCancel(ctx)) })
+	var job jobs.Job
+	for deadline := time.Now().Add(time.Minute); ; { // a guard against a hang, not a time decision
+		js, _ := f.scanJobs()
+		i := slices.IndexFunc(js, func(j jobs.Job) bool { return j.ID == id })
+		if i >= 0 && slices.Contains([]jobs.State{jobs.StateCompleted, jobs.StateCancelled, jobs.StateDiscarded}, js[i].State) {
+			job = js[i]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scan job did not end: %+v", js)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sc, err := f.store.Scan(ctx, d)
+	if err != nil || sc.Error == "" || sc.Permanent {
+		t.Fatalf("after the job ended (%s): stored scan %+v, %v; want a failure, not permanent", job.State, sc, err)
+	}
+	es := f.auditEntries(audit.ActionScan, d)
+	if len(es) != 1 || es[0].Outcome != audit.OutcomeError {
+		t.Fatalf("scan audit entries %+v, want one error", es)
+	}
+	var detail struct{ Attempt int }
+	if err := json.Unmarshal(es[0].Detail, &detail); err != nil || detail.Attempt != 2 {
+		t.Errorf("the failure recorded at attempt %d (%v), want the last, 2", detail.Attempt, err)
+	}
+}
+
+// TestCutOffWithoutALimit: an attempt that knows no maximum is never the
+// last one: one attempt cut off does not stop the next.
+func TestCutOffWithoutALimit(t *testing.T) {
+	if err := cutOff(jobs.Info{Attempt: 2, Rescued: 1}); err != nil {
+		t.Errorf("cutOff without a maximum: %v", err)
+	}
+}
+
+// TestScanLogsNothingWhenNothingFails: scanning an image and an index
+// (their reports attached) logs no warning or error.
+func TestScanLogsNothingWhenNothingFails(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	var logs testenv.LockedBuffer
+	rebuild(t, f, func(o *Options) {
+		o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	f.installDB(dbBuilt)
+	img := f.pushOS("quarantine/app", "1", debianRelease, "app")
+	idx := f.pushIndex("quarantine/ix", "1", on(f.pushOS("quarantine/ix", "", debianRelease, "amd64"), "linux/amd64"),
+		f.pushAttestation("quarantine/ix", "att"))
+	for repo, d := range map[string]ocispec.Descriptor{"quarantine/app": img, "quarantine/ix": idx} {
+		if err := f.scanNow(repo, d); err != nil {
+			t.Fatalf("%s: %v", repo, err)
+		}
+		if refs, err := f.reg.Referrers(t.Context(), repo, d.Digest, ReportArtifactType); err != nil || len(refs) == 0 {
+			t.Errorf("%s: no report attached: %v", repo, err)
+		}
+	}
+	if out := logs.String(); out != "" {
+		t.Errorf("warnings or errors logged where nothing failed:\n%s", out)
+	}
+}
+
+// TestStoredPolicyMendedAtOnce: an editor that stopped between its two
+// writes left a new text under another text's version; the next decision
+// mends the version and decides with the text stored, at once.
+func TestStoredPolicyMendedAtOnce(t *testing.T) {
+	ctx := t.Context()
+	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src, err := NewPolicySource("", WithPolicyStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, old, value string) {
+		t.Helper()
+		if ok, err := st.SwapSetting(ctx, key, old, value); err != nil || !ok {
+			t.Fatalf("write %s: %v %v", key, ok, err)
+		}
+	}
+	// A full edit, then one stopped before the version.
+	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
+	v0, err := st.Setting(ctx, policyVersionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(policyTextKey, "", high)
+	write(policyVersionKey, v0, hashText(high))
+	write(policyTextKey, high, medium)
+	p, hash, err := src.Get()
+	if err != nil || p == nil || p.MaxSeverity != vulndb.SeverityMedium || hash != hashText(medium) {
+		t.Fatalf("Get() = %+v, %s, %v; want the stored MEDIUM policy", p, hash, err)
+	}
+	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
+		t.Errorf("the version %s was not mended to the stored text's", v)
+	}
+}
+
+// TestScanJobDecidesAndPromotes: the scan job itself (not the calls the
+// other tests make one by one) audits the scan, decides and announces
+// the verdict, and auto-promotes a passing digest under its tag.
+func TestScanJobDecidesAndPromotes(t *testing.T) {
+	f := newFixture(t, fixtureOptions{policy: "version: v1\nmaxSeverity: HIGH\nautoPromote: true\n"})
+	f.installDB(dbBuilt)
+	ctx := t.Context()
+	img := f.pushOS("quarantine/app", "1", debianRelease, "app")
+	d := img.Digest.String()
+	if err := f.k.runScan(ctx, ScanArgs{Repository: "quarantine/app", Tag: "1", Digest: d, Reason: "arrival"}); err != nil {
+		t.Fatal(err)
+	}
+	es := f.auditEntries(audit.ActionScan, d)
+	var detail struct {
+		Reason    string
+		Platforms int
+	}
+	if len(es) != 1 || es[0].Outcome != audit.OutcomeOK || json.Unmarshal(es[0].Detail, &detail) != nil ||
+		detail.Reason != "arrival" || detail.Platforms != 1 {
+		t.Errorf("scan audit entries %+v, want one ok of one platform, reason arrival", es)
+	}
+	if got := f.events.verdictEvents(d); !slices.Equal(got, []gate.State{gate.StatePass}) {
+		t.Errorf("verdict events %v, want one pass", got)
+	}
+	if desc, _, err := f.reg.Manifest(ctx, "live/app", "1"); err != nil || desc.Digest != img.Digest {
+		t.Errorf("live/app:1 = %s, %v; want the scanned digest, auto-promoted", desc.Digest, err)
+	}
+}
+
+// TestUnjudgedErrorNamesWhere: the refusal of a manifest the gate cannot
+// judge names its platform when it has one, and the nested index that
+// lists it when that is not the scanned root.
+func TestUnjudgedErrorNamesWhere(t *testing.T) {
+	r, m, n := digest.FromString("root"), digest.FromString("manifest"), digest.FromString("nested")
+	for _, tc := range []struct {
+		e    UnjudgedError
+		want string
+	}{
+		{UnjudgedError{Root: r, Manifest: m, Why: "is odd"}, "index " + r.String() + ": manifest " + m.String() + " is odd"},
+		{UnjudgedError{Root: r, Manifest: m, Parent: r, Platform: "linux/arm64", Why: "is odd"},
+			"index " + r.String() + ": manifest " + m.String() + " (platform linux/arm64) is odd"},
+		{UnjudgedError{Root: r, Manifest: m, Parent: n, Why: "is odd"},
+			"index " + r.String() + ": manifest " + m.String() + " in nested index " + n.String() + " is odd"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("%+v:\n%s\nwant\n%s", tc.e, got, tc.want)
+		}
+	}
+}
+
+// TestScanErrorNamesTheIndexOnlyForAChild: a scan that fails on an image
+// an index lists names the image, its platform and the index; the same
+// failure of an image scanned by itself is not said to be of an index.
+func TestScanErrorNamesTheIndexOnlyForAChild(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	f.installDB(dbBuilt)
+	ctx := t.Context()
+	bad := f.push("quarantine/app", "1", "not gzip") // its layer is no gzip stream: a permanent failure
+	idx := f.pushIndex("quarantine/app", "2", on(bad, "linux/amd64"))
+	for _, tc := range []struct {
+		d      ocispec.Descriptor
+		prefix string
+	}{
+		{bad, ""},
+		{idx, fmt.Sprintf("image %s (platform %q) of index %s: ", bad.Digest, "linux/amd64", idx.Digest)},
+	} {
+		if err := f.scanNow("quarantine/app", tc.d); err == nil {
+			t.Fatalf("the scan of %s did not fail", tc.d.Digest)
+		}
+		sc, err := f.store.Scan(ctx, tc.d.Digest.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(sc.Error, tc.prefix) || strings.Contains(sc.Error[len(tc.prefix):], "of index") {
+			t.Errorf("the scan of %s failed with %q, want it to begin %q and name no index after", tc.d.Digest, sc.Error, tc.prefix)
+		}
 	}
 }
