@@ -15,9 +15,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -28,6 +30,7 @@ import (
 	"github.com/drydock-project/drydock/internal/gate"
 	"github.com/drydock-project/drydock/internal/jobs"
 	"github.com/drydock-project/drydock/internal/patch"
+	"github.com/drydock-project/drydock/internal/scan"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/testenv"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -656,5 +659,104 @@ func TestScanErrorNamesTheIndexOnlyForAChild(t *testing.T) {
 		if !strings.HasPrefix(sc.Error, tc.prefix) || strings.Contains(sc.Error[len(tc.prefix):], "of index") {
 			t.Errorf("the scan of %s failed with %q, want it to begin %q and name no index after", tc.d.Digest, sc.Error, tc.prefix)
 		}
+	}
+}
+
+// TestExceptionSourceReadsOnlyChangedFiles: the exceptions are read again
+// only when a file's stamp (size, modification time) changes: a rewrite
+// that keeps both is not read (the proof that unchanged files are not
+// read at each decision), one that changes the size is.
+func TestExceptionSourceReadsOnlyChangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ex.json")
+	expires := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	write := func(id string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(vexDocument(id, vexStatement("CVE-2024-1", "quarantine/app", expires))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(s *ExceptionSource) []string {
+		ex, errs := s.Get()
+		if len(errs) != 0 {
+			t.Fatal(errs)
+		}
+		return exceptionIDs(ex)
+	}
+	write("aaaa")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewExceptionSource(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(s); !slices.Equal(got, []string{"https://example.test/vex/aaaa#0"}) {
+		t.Fatalf("exceptions %q", got)
+	}
+	write("bbbb") // the same size
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(s); !slices.Equal(got, []string{"https://example.test/vex/aaaa#0"}) {
+		t.Errorf("exceptions %q after a rewrite with the same stamp, want the file not read again", got)
+	}
+	write("cc")
+	if got := ids(s); !slices.Equal(got, []string{"https://example.test/vex/cc#0"}) {
+		t.Errorf("exceptions %q after a change, want the file read again", got)
+	}
+}
+
+// failingDeletes refuses every Delete while fail is set.
+type failingDeletes struct {
+	storagedriver.StorageDriver
+	fail atomic.Bool
+}
+
+func (d *failingDeletes) Delete(ctx context.Context, path string) error {
+	if d.fail.Load() {
+		return errors.New("the storage refuses deletes")
+	}
+	return d.StorageDriver.Delete(ctx, path)
+}
+
+// TestPruneReportsReturnsFailedDeletes: an old scan report that cannot
+// be deleted is an error of attachReport (the scan job logs it), not
+// dropped; the next attachment prunes it.
+func TestPruneReportsReturnsFailedDeletes(t *testing.T) {
+	drv := &failingDeletes{StorageDriver: inmemory.New()}
+	f := newFixture(t, fixtureOptions{driver: drv})
+	ctx := t.Context()
+	img := f.push("quarantine/app", "1", "app")
+	attach := func(i int) error {
+		rep := &scan.Report{Status: scan.StatusOK, ScannedAt: t0.Add(time.Duration(i) * time.Hour), Artifact: scan.Artifact{Digest: img.Digest.String()}}
+		return f.k.attachReport(ctx, "quarantine/app", img, rep)
+	}
+	reports := func() int {
+		refs, err := f.reg.Referrers(ctx, "quarantine/app", img.Digest, ReportArtifactType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(refs)
+	}
+	for i := range keepReports {
+		if err := attach(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drv.fail.Store(true)
+	if err := attach(keepReports); err == nil || !strings.Contains(err.Error(), "refuses deletes") {
+		t.Errorf("attaching a report whose oldest cannot be deleted: %v, want the delete's error", err)
+	}
+	if n := reports(); n != keepReports+1 {
+		t.Errorf("%d reports attached, want %d (none deleted)", n, keepReports+1)
+	}
+	drv.fail.Store(false)
+	if err := attach(keepReports + 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := reports(); n != keepReports {
+		t.Errorf("%d reports attached, want %d", n, keepReports)
 	}
 }
