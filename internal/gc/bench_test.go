@@ -191,6 +191,18 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 //
 // DRYDOCK_BENCH_GC_BLOBS=N stores N blobs instead of 100,000 in the once
 // cases (a shorter run on a busy machine; the figures say which).
+//
+// The store and its database live under TMPDIR (TMPDIR=/some/dir runs the
+// bench on another filesystem), and the bench logs that directory's
+// filesystem first: the latency figures mean little without it. On ext4
+// without a journal the kernel makes each new inode skip the free inodes of
+// its block group deleted in the last minute (five more while their inode
+// table block is dirty), one buffer-cache lookup each, to keep fsck able
+// to tell them apart; after a sweep's tens of thousands of unlinks every
+// file or directory a push creates costs up to a millisecond of CPU, during
+// the collection and for a minute after it. It also logs the phases' bounds
+// in Unix time, to cut a profile of the whole run recorded with
+// perf record -k realtime (perf report --time START,END).
 func BenchmarkPushDuringGC(b *testing.B) {
 	onceBlobs := 100_000
 	if v := os.Getenv("DRYDOCK_BENCH_GC_BLOBS"); v != "" {
@@ -294,6 +306,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 			}
 		})
 	}
+	b.Logf("data directory: %s", fsFacts(s.root))
 	// Phases: [t0,t1) idle, [t1,t2) collections, [t2,t3) idle.
 	t0 := time.Now()
 	time.Sleep(idlePhase)
@@ -337,6 +350,10 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	close(stop)
 	wg.Wait()
 	b.StopTimer()
+	// The phases' bounds in Unix time, to cut a profile recorded with
+	// perf record -k realtime (perf script --time T1,T2).
+	unix := func(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMicro())/1e6) }
+	b.Logf("phases (Unix time): idle %s, collections %s, idle %s, end %s", unix(t0), unix(t1), unix(t2), unix(t3))
 
 	type phase struct {
 		pushes int
