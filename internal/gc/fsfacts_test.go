@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,29 +15,30 @@ import (
 // collection means: ext4 without a journal makes every file creation skip
 // the inodes deleted in the last minute, one buffer-cache lookup each (see
 // BenchmarkPushDuringGC), and a discard mount sends the device a discard
-// for each freed block.
-func fsFacts(dir string) string {
+// for each freed block. It also returns the name of the block device
+// ("" when none, as for tmpfs), for diskStats.
+func fsFacts(dir string) (string, string) {
 	abs, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "unknown filesystem: " + err.Error()
+		return "unknown filesystem: " + err.Error(), ""
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return "unknown filesystem: " + err.Error()
+		return "unknown filesystem: " + err.Error(), ""
 	}
 	m, ok := mountOf(string(mi), abs)
 	if !ok {
-		return "unknown filesystem: no mount holds " + abs
+		return "unknown filesystem: no mount holds " + abs, ""
 	}
 	s := fmt.Sprintf("%s on %s (%s, mounted at %s)", abs, m.fstype, m.source, m.point)
+	name := blockDevice(m.devno)
 	if m.fstype != "ext4" {
-		return s
+		return s, name
+	}
+	if name == "" {
+		return s + ": device not in /proc/partitions, journal unknown", ""
 	}
 	var facts []string
-	name := blockDevice(m.devno)
-	if name == "" {
-		return s + ": device not in /proc/partitions, journal unknown"
-	}
 	// jbd2 lists one directory per journal, named DEVICE-INODE.
 	if js, _ := filepath.Glob("/proc/fs/jbd2/" + name + "-*"); len(js) > 0 {
 		facts = append(facts, "journal")
@@ -50,7 +52,45 @@ func fsFacts(dir string) string {
 			}
 		}
 	}
-	return s + ": " + strings.Join(facts, ", ")
+	return s + ": " + strings.Join(facts, ", "), name
+}
+
+// diskStats is a block device's counters from /proc/diskstats: requests
+// completed and the milliseconds the device was busy.
+type diskStats struct {
+	writes, discards, flushes, busyMs int64
+}
+
+// readDiskStats returns dev's counters (zero when unknown; discards and
+// flushes stay zero on kernels that do not count them).
+func readDiskStats(dev string) diskStats {
+	data, err := os.ReadFile("/proc/diskstats")
+	if err != nil || dev == "" {
+		return diskStats{}
+	}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 14 || f[2] != dev {
+			continue
+		}
+		n := func(i int) int64 {
+			if i >= len(f) {
+				return 0
+			}
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			return v
+		}
+		return diskStats{writes: n(7), discards: n(14), flushes: n(18), busyMs: n(12)}
+	}
+	return diskStats{}
+}
+
+func (d diskStats) sub(o diskStats) diskStats {
+	return diskStats{d.writes - o.writes, d.discards - o.discards, d.flushes - o.flushes, d.busyMs - o.busyMs}
+}
+
+func (d diskStats) String() string {
+	return fmt.Sprintf("%d writes, %d discards, %d flushes, busy %d ms", d.writes, d.discards, d.flushes, d.busyMs)
 }
 
 // mount is one line of /proc/self/mountinfo.
