@@ -191,6 +191,23 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 //
 // DRYDOCK_BENCH_GC_BLOBS=N stores N blobs instead of 100,000 in the once
 // cases (a shorter run on a busy machine; the figures say which).
+//
+// The store and its database live under TMPDIR (TMPDIR=/some/dir runs the
+// bench on another filesystem), and the bench logs that directory's
+// filesystem first: the latency figures mean little without it. On ext4
+// without a journal the kernel makes each new inode skip the free inodes of
+// its block group deleted in the last minute (five more while their inode
+// table block is dirty), one buffer-cache lookup each, lest a crash
+// before that block is written leave an old and a new file on one inode;
+// after a sweep's tens of thousands of unlinks every file or directory a
+// push creates costs up to a millisecond of CPU, during the collection and
+// for minutes after it. There, the figures also depend on what else was
+// deleted on that filesystem in the minutes before (the previous run's
+// store, other programs' temporary files). It also logs the phases' bounds
+// in Unix time, to cut a profile of the whole run recorded with
+// perf record -k realtime (perf report --time START,END), and the block
+// device's writes, discards, flushes and busy time in each phase (from
+// /proc/diskstats: every user of the device counts, not only the bench).
 func BenchmarkPushDuringGC(b *testing.B) {
 	onceBlobs := 100_000
 	if v := os.Getenv("DRYDOCK_BENCH_GC_BLOBS"); v != "" {
@@ -294,10 +311,15 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 			}
 		})
 	}
+	facts, dev := fsFacts(s.root)
+	b.Logf("data directory: %s", facts)
 	// Phases: [t0,t1) idle, [t1,t2) collections, [t2,t3) idle.
+	var disk [4]diskStats
+	disk[0] = readDiskStats(dev)
 	t0 := time.Now()
 	time.Sleep(idlePhase)
 	t1 := time.Now()
+	disk[1] = readDiskStats(dev)
 	cycles := 0
 	var last *registry.Report
 	var phases []string // the last collection's phases with their start, from t1
@@ -332,11 +354,21 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 		}
 	}
 	t2 := time.Now()
+	disk[2] = readDiskStats(dev)
 	time.Sleep(idlePhase)
 	t3 := time.Now()
+	disk[3] = readDiskStats(dev)
 	close(stop)
 	wg.Wait()
 	b.StopTimer()
+	// The phases' bounds in Unix time, to cut a profile recorded with
+	// perf record -k realtime (perf script --time T1,T2).
+	unix := func(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMicro())/1e6) }
+	b.Logf("phases (Unix time): idle %s, collections %s, idle %s, end %s", unix(t0), unix(t1), unix(t2), unix(t3))
+	if dev != "" {
+		b.Logf("device %s (all its users, not only the bench): first idle phase %v; collections %v; second idle phase %v", dev,
+			disk[1].sub(disk[0]), disk[2].sub(disk[1]), disk[3].sub(disk[2]))
+	}
 
 	type phase struct {
 		pushes int
