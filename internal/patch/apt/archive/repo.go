@@ -337,11 +337,13 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 	if idx := r.store.parsed(sum); idx != nil {
 		return idx, nil
 	}
-	// Room for the parsed index, before it is built (its encoding is about
-	// half the plain index, twice the compressed one).
-	estimate := 2 * pick.Size
+	// Room for the parsed index, before it is built: what its builder
+	// holds, the blob (half the plain index: blobHint) and the records
+	// and directories (a tenth more); a compressed index is a fifth to a
+	// quarter of the plain one.
+	estimate := 3 * pick.Size
 	if hasPlain {
-		estimate = plain.Size / 2
+		estimate = plain.Size * 3 / 5
 	}
 	release := parsedIndexes.reserve(estimate)
 	defer release()
