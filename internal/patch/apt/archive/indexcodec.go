@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,51 +79,57 @@ func providedNames(value string, fn func(name string, off int)) {
 	}
 }
 
-// dirBuilder collects one directory: keys (blob offsets) and the
-// packages under each, in index order.
+// dirBuilder collects one directory: each (key, package) pair as the
+// key's place in the blob, 12 bytes, sorted and grouped only when
+// written (a map of keys to slices of packages took 10 MB for a main
+// suite's 60,000 names).
 type dirBuilder struct {
-	keys  map[string]int // key -> position in order
-	order []dirKey
-	posts int
+	refs []dirRef
 }
 
-type dirKey struct {
-	key      string
-	off      int
-	packages []uint32
+type dirRef struct{ off, n, pkg uint32 }
+
+func (b *dirBuilder) add(off, n int, pkg uint32) {
+	b.refs = append(b.refs, dirRef{uint32(off), uint32(n), pkg})
 }
 
-func (b *dirBuilder) add(key string, off int, pkg uint32) {
-	if b.keys == nil {
-		b.keys = map[string]int{}
-	}
-	i, ok := b.keys[key]
-	if !ok {
-		i = len(b.order)
-		b.keys[key] = i
-		b.order = append(b.order, dirKey{key: key, off: off})
-	}
-	if ps := b.order[i].packages; len(ps) > 0 && ps[len(ps)-1] == pkg {
-		return // a Provides naming one package twice
-	}
-	b.order[i].packages = append(b.order[i].packages, pkg)
-	b.posts++
-}
-
-// write appends the directory's entries to dir and its postings to post.
-func (b *dirBuilder) write(dir, post []byte) ([]byte, []byte) {
-	slices.SortFunc(b.order, func(x, y dirKey) int { return strings.Compare(x.key, y.key) })
-	n := 0
-	for _, k := range b.order {
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(k.off))
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(k.key)))
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(n))
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(k.packages)))
-		for _, p := range k.packages {
-			post = binary.LittleEndian.AppendUint32(post, p)
+// write returns the directory's entries and postings: keys sorted and
+// distinct, the packages under each in index order, once each (a
+// Provides may name one package twice). blob holds the keys.
+func (b *dirBuilder) write(blob string) (dir, post []byte) {
+	key := func(r dirRef) string { return blob[r.off : r.off+r.n] }
+	slices.SortFunc(b.refs, func(x, y dirRef) int {
+		if c := strings.Compare(key(x), key(y)); c != 0 {
+			return c
 		}
-		n += len(k.packages)
+		return cmp.Compare(x.pkg, y.pkg)
+	})
+	keys, posts := 0, 0
+	for i, r := range b.refs {
+		switch {
+		case i == 0 || key(r) != key(b.refs[i-1]):
+			keys++
+			posts++
+		case r.pkg != b.refs[i-1].pkg:
+			posts++
+		}
 	}
+	dir, post = make([]byte, 0, dirEntrySize*keys), make([]byte, 0, 4*posts)
+	for i := 0; i < len(b.refs); {
+		first, k := len(post)/4, key(b.refs[i])
+		j := i
+		for ; j < len(b.refs) && key(b.refs[j]) == k; j++ {
+			if j == i || b.refs[j].pkg != b.refs[j-1].pkg {
+				post = binary.LittleEndian.AppendUint32(post, b.refs[j].pkg)
+			}
+		}
+		dir = binary.LittleEndian.AppendUint32(dir, b.refs[i].off)
+		dir = binary.LittleEndian.AppendUint32(dir, b.refs[i].n)
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(first))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(post)/4-first))
+		i = j
+	}
+	b.refs = nil
 	return dir, post
 }
 
@@ -168,9 +175,9 @@ func (b *indexBuilder) add(p *IndexPackage) {
 		b.recs = binary.AppendUvarint(b.recs, uint64(len(*f)))
 		switch j {
 		case fieldPackage:
-			b.names.add(*f, off, i)
+			b.names.add(off, len(*f), i)
 		case fieldProvides:
-			providedNames(*f, func(name string, o int) { b.provides.add(name, off+o, i) })
+			providedNames(*f, func(name string, o int) { b.provides.add(off+o, len(name), i) })
 		}
 	}
 	b.recs = binary.AppendVarint(b.recs, p.Size)
@@ -181,17 +188,17 @@ func (b *indexBuilder) add(p *IndexPackage) {
 // (their concatenation is what loadIndex reads). The builder must not be
 // used afterwards: the index shares its memory.
 func (b *indexBuilder) finish() (*packageIndex, [][]byte) {
-	head := []byte(indexMagic)
-	for _, v := range []int{b.count, len(b.blob), len(b.recs), len(b.names.order), b.names.posts, len(b.provides.order), b.provides.posts} {
-		head = binary.AppendUvarint(head, uint64(v))
-	}
-	names, namePost := b.names.write(make([]byte, 0, dirEntrySize*len(b.names.order)), make([]byte, 0, 4*b.names.posts))
-	provs, provPost := b.provides.write(make([]byte, 0, dirEntrySize*len(b.provides.order)), make([]byte, 0, 4*b.provides.posts))
-	x := &packageIndex{recs: b.recs, starts: b.starts, names: names, namePost: namePost, provs: provs, provPost: provPost}
+	x := &packageIndex{recs: b.recs, starts: b.starts}
 	if len(b.blob) > 0 {
 		x.blob = unsafe.String(&b.blob[0], len(b.blob))
 	}
-	parts := [][]byte{head, b.blob, b.recs, b.starts, names, namePost, provs, provPost}
+	x.names, x.namePost = b.names.write(x.blob)
+	x.provs, x.provPost = b.provides.write(x.blob)
+	head := []byte(indexMagic)
+	for _, v := range []int{b.count, len(b.blob), len(b.recs), len(x.names) / dirEntrySize, len(x.namePost) / 4, len(x.provs) / dirEntrySize, len(x.provPost) / 4} {
+		head = binary.AppendUvarint(head, uint64(v))
+	}
+	parts := [][]byte{head, b.blob, b.recs, b.starts, x.names, x.namePost, x.provs, x.provPost}
 	for _, p := range parts {
 		x.mem += int64(cap(p))
 	}
