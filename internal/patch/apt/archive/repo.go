@@ -338,9 +338,9 @@ func (r *Repo) fetchIndex(ctx context.Context, s Source, rel *Release, comp, arc
 		return idx, nil
 	}
 	// Room for the parsed index, before it is built: what its builder
-	// holds, the blob (half the plain index: blobHint) and the records
-	// and directories (a tenth more); a compressed index is a fifth to a
-	// quarter of the plain one.
+	// holds, the blob (blobHint: 45% of the plain index) and the records
+	// and directories (15% more for bookworm's main); a compressed index
+	// is a fifth to a quarter of the plain one.
 	estimate := 3 * pick.Size
 	if hasPlain {
 		estimate = plain.Size * 3 / 5
