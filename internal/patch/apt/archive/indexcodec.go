@@ -372,10 +372,29 @@ func (x *packageIndex) decode(i int) (IndexPackage, error) {
 }
 
 // At returns package i, a copy the caller owns (Suite and URI empty).
+// Its strings are copied out of the index, in one allocation: a string
+// pointing into the blob keeps the whole index (tens of MB) alive, and
+// a few of them (a candidate's version in a plan kept for a run) held
+// two or three main indexes in a workflow's heap after their patches
+// were done, past the LRU's bound.
 func (x *packageIndex) At(i int) IndexPackage {
 	p, err := x.decode(i)
 	if err != nil {
 		panic(err) // loadIndex decoded every package already
+	}
+	fields := indexStrings(&p)
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, f := range fields {
+		sb.WriteString(*f)
+	}
+	all, off := sb.String(), 0
+	for _, f := range fields {
+		*f, off = all[off:off+len(*f)], off+len(*f)
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestIndexCodecRoundTrip(t *testing.T) {
@@ -206,5 +207,32 @@ func TestIndexBuilder(t *testing.T) {
 	}
 	if shared == 0 || len(mem.blob) != whole-shared {
 		t.Errorf("blob of %d bytes, want %d (%d shared)", len(mem.blob), whole-shared, shared)
+	}
+}
+
+// TestIndexAtOwnsItsStrings: a package At returns points nowhere into
+// the index, so that keeping one of its strings (a version in a plan)
+// does not keep the whole index alive.
+func TestIndexAtOwnsItsStrings(t *testing.T) {
+	list, err := ParsePackages(strings.NewReader(packagesText), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := loadIndex(encodeIndex(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(x.blob)))
+	hi := lo + uintptr(len(x.blob))
+	for i := range list {
+		p := x.At(i)
+		for j, f := range indexStrings(&p) {
+			if at := uintptr(unsafe.Pointer(unsafe.StringData(*f))); len(*f) > 0 && at >= lo && at < hi {
+				t.Errorf("package %d: field %d points into the index", i, j)
+			}
+		}
+		if !reflect.DeepEqual(p, list[i]) {
+			t.Errorf("At(%d) = %+v, want %+v", i, p, list[i])
+		}
 	}
 }
