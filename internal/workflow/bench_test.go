@@ -196,16 +196,21 @@ func benchRun(b *testing.B, tags []struct {
 	}
 	r := h.waitRun(res.Run.ID, 30*time.Minute)
 	total := time.Since(start)
-	peakAt, peakKB, peakParts := peak()
+	pk := peak()
 	logf("workflow run, %s: %s, %s, %d images, peak RSS %s (%s before the run), load %s", mode, total.Round(10*time.Millisecond), r.State, len(tags), procStatus("VmHWM:"), base, loadavg())
-	var during []string
-	for _, tk := range r.Tasks {
-		// The ledger's times are the engine's clock: the real time moved back.
-		if s, e := tk.StartedAt.Add(clockOffset), tk.EndedAt.Add(clockOffset); !peakAt.Before(s) && !peakAt.After(e) {
-			during = append(during, string(tk.Kind)+" "+tk.Image)
+	during := func(at time.Time) string {
+		var tasks []string
+		for _, tk := range r.Tasks {
+			// The ledger's times are the engine's clock: the real time moved back.
+			if s, e := tk.StartedAt.Add(clockOffset), tk.EndedAt.Add(clockOffset); !at.Before(s) && !at.After(e) {
+				tasks = append(tasks, string(tk.Kind)+" "+tk.Image)
+			}
 		}
+		return strings.Join(tasks, ", ")
 	}
-	logf("  sampled peak RSS %d MB at +%.1fs (%s), during: %s", peakKB/1024, peakAt.Sub(start).Seconds(), peakParts, strings.Join(during, ", "))
+	logf("  sampled peak RSS %d MB at +%.1fs (%s), during: %s", pk.kb/1024, pk.at.Sub(start).Seconds(), pk.parts, during(pk.at))
+	logf("  highest live heap %d MB at +%.1fs, during: %s; largest Go heap (objects and free not returned) %d MB at +%.1fs, during: %s",
+		pk.liveMB, pk.liveAt.Sub(start).Seconds(), during(pk.liveAt), pk.mapMB, pk.mapAt.Sub(start).Seconds(), during(pk.mapAt))
 	for _, tk := range r.Tasks {
 		what, phases := "", ""
 		switch {
@@ -294,39 +299,72 @@ func phaseText(sec map[string]float64, names ...string) string {
 	return strings.Join(parts, ", ")
 }
 
-// sampleRSS samples the process's RSS every 20 ms until the returned
-// function is called, which returns the highest sample, its time and
+// rssPeak is what sampleRSS saw: the highest RSS sample, its time and
 // what made it up then (anonymous and file-backed RSS, the Go heap's
-// live objects and the memory the Go runtime held).
-func sampleRSS() func() (time.Time, int64, string) {
+// live objects and the memory the Go runtime held); and the highest live
+// heap (at the end of a GC: what the next heap goal doubles) and the
+// largest Go heap (objects, live or not, and the free memory the runtime
+// had not returned yet), each with its time.
+type rssPeak struct {
+	at            time.Time
+	kb            int64
+	parts         string
+	liveAt, mapAt time.Time
+	liveMB, mapMB int64
+}
+
+// sampleRSS samples the process's RSS and the Go runtime's memory every
+// 20 ms until the returned function is called. With $DRYDOCK_BENCH_TRACE
+// set, it writes a line there every 250 ms (seconds since the start, RSS,
+// heap objects, live heap, heap goal, free not returned, in MB).
+func sampleRSS() func() rssPeak {
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	var at time.Time
-	var most, written int64
-	var parts string
+	var p rssPeak
+	var written int64
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"}, {Name: "/memory/classes/heap/released:bytes"}, {Name: "/memory/classes/total:bytes"},
 		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
+	var trace *os.File
+	if t := os.Getenv("DRYDOCK_BENCH_TRACE"); t != "" {
+		trace, _ = os.Create(t)
+	}
 	go func() {
 		defer close(done)
+		if trace != nil {
+			defer trace.Close()
+		}
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
+		start := time.Now()
+		var lastTrace time.Time
 		for {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(procStatus("VmRSS:"), " kB"), 10, 64)
-			if kb > most {
-				if kb > written+8<<10 {
+			metrics.Read(samples)
+			mb := func(i int) int64 { return int64(samples[i].Value.Uint64() >> 20) }
+			now := time.Now()
+			if mb(5) > p.liveMB {
+				if mb(5) > written+4 {
 					heapAtPeak()
-					written = kb
+					written = mb(5)
 				}
-				most, at = kb, time.Now()
-				metrics.Read(samples)
-				mb := func(i int) int64 { return int64(samples[i].Value.Uint64() >> 20) }
+				p.liveMB, p.liveAt = mb(5), now
+			}
+			if m := mb(0) + mb(1) + mb(2); m > p.mapMB {
+				p.mapMB, p.mapAt = m, now
+			}
+			if trace != nil && now.Sub(lastTrace) >= 250*time.Millisecond {
+				lastTrace = now
+				fmt.Fprintf(trace, "%6.2f rss %d objects %d live %d goal %d free %d\n", now.Sub(start).Seconds(), kb>>10, mb(0), mb(5), mb(6), mb(2))
+			}
+			if kb > p.kb {
+				p.kb, p.at = kb, now
 				anonKB, _ := strconv.ParseInt(strings.TrimSuffix(procStatus("RssAnon:"), " kB"), 10, 64)
 				// Outside Go: anonymous memory the Go runtime did not map
 				// or has released (SQLite's pages: modernc's libc
 				// allocates them with mmap, not on the Go heap).
 				outside := anonKB>>10 - (mb(4) - mb(3))
-				parts = fmt.Sprintf("RssAnon %d MB, RssFile %s; Go: heap objects %d MB (live at the last GC %d, goal %d), unused in spans %d, free not yet returned %d, other runtime %d; outside Go about %d MB",
+				p.parts = fmt.Sprintf("RssAnon %d MB, RssFile %s; Go: heap objects %d MB (live at the last GC %d, goal %d), unused in spans %d, free not yet returned %d, other runtime %d; outside Go about %d MB",
 					anonKB>>10, procStatus("RssFile:"), mb(0), mb(5), mb(6), mb(1), mb(2), mb(4)-mb(3)-mb(0)-mb(1)-mb(2), outside)
 			}
 			select {
@@ -336,16 +374,19 @@ func sampleRSS() func() (time.Time, int64, string) {
 			}
 		}
 	}()
-	return func() (time.Time, int64, string) {
+	return func() rssPeak {
 		close(stop)
 		<-done
-		return at, most, parts
+		return p
 	}
 }
 
 // heapAtPeak writes the heap profile (in use at the last GC, and what
-// was allocated) to $DRYDOCK_BENCH_HEAP, when set, each time the sampled
-// RSS reaches a new high: the last one written is the peak's.
+// was allocated) to $DRYDOCK_BENCH_HEAP, when set, each time the live
+// heap reaches a new high: the last one written is the peak's. (The RSS
+// peak is not the moment to look at: the Go runtime returns freed memory
+// to the system slowly, so the RSS is highest some time after the heap
+// was largest, when what was live then is gone.)
 func heapAtPeak() {
 	p := os.Getenv("DRYDOCK_BENCH_HEAP")
 	if p == "" {

@@ -347,9 +347,9 @@ func (d *Dir) Evict() error {
 // the checksum written with it.
 var ErrCorrupt = errors.New("cache: corrupt file")
 
-// WriteFile writes data to name followed by a trailer (its length and its
-// CRC-32C), through a temporary file and a rename, so readers see the
-// whole file or none.
+// WriteFile writes the parts, one after another, to name followed by a
+// trailer (their length and CRC-32C), through a temporary file and a
+// rename, so readers see the whole file or none.
 //
 // The trailer detects damage (a torn write, a truncated copy, a flipped
 // bit on disk), which is all it is for: it is no defence against someone
@@ -360,15 +360,19 @@ var ErrCorrupt = errors.New("cache: corrupt file")
 // runs in hardware (SSE 4.2, ARMv8 CRC), tens of times faster than
 // SHA-256, which mattered: checking a main suite's parsed index (28 MB)
 // with SHA-256 was a tenth of a warm patch's own CPU time.
-func WriteFile(name string, data []byte) error {
+func WriteFile(name string, parts ...[]byte) error {
 	tmp := name + ".tmp-" + strconv.Itoa(os.Getpid())
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	_, err = f.Write(data)
+	for _, p := range parts {
+		if err == nil {
+			_, err = f.Write(p)
+		}
+	}
 	if err == nil {
-		_, err = f.Write(trailer(data))
+		_, err = f.Write(trailer(parts))
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -391,11 +395,16 @@ const trailerMagic = "ddk1"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func trailer(data []byte) []byte {
+func trailer(parts [][]byte) []byte {
+	n, sum := 0, uint32(0)
+	for _, p := range parts {
+		n += len(p)
+		sum = crc32.Update(sum, castagnoli, p)
+	}
 	t := make([]byte, 0, trailerSize)
 	t = append(t, trailerMagic...)
-	t = binary.BigEndian.AppendUint64(t, uint64(len(data)))
-	return binary.BigEndian.AppendUint32(t, crc32.Checksum(data, castagnoli))
+	t = binary.BigEndian.AppendUint64(t, uint64(n))
+	return binary.BigEndian.AppendUint32(t, sum)
 }
 
 // ReadFile reads a file WriteFile wrote and checks its trailer: a
@@ -410,7 +419,7 @@ func ReadFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s is truncated", ErrCorrupt, name)
 	}
 	data, t := b[:len(b)-trailerSize], b[len(b)-trailerSize:]
-	if string(t) != string(trailer(data)) {
+	if string(t) != string(trailer([][]byte{data})) {
 		return nil, fmt.Errorf("%w: %s does not match its checksum", ErrCorrupt, name)
 	}
 	return data, nil

@@ -146,6 +146,13 @@ func TestFileDamage(t *testing.T) {
 	if got, err := ReadFile(p); err != nil || len(got) != 0 {
 		t.Fatalf("ReadFile of an empty file's entry: %q, %v", got, err)
 	}
+	// Parts written one after another read back as their concatenation.
+	if err := WriteFile(p, data[:10], nil, data[10:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadFile(p); err != nil || string(got) != string(data) {
+		t.Fatalf("ReadFile of a file written in parts: %d bytes, %v", len(got), err)
+	}
 	sum := sha256.Sum256(data)
 	cases := map[string][]byte{
 		"truncated to nothing":   {},

@@ -3,6 +3,7 @@ package archive
 import (
 	"container/list"
 	"sync"
+	"weak"
 )
 
 // DefaultParsedIndexMemory bounds the parsed indexes a process keeps in
@@ -40,12 +41,18 @@ func ParsedIndexMemory() int64 {
 // indexCache is an LRU of loaded indexes bounded by bytes, which loads
 // each key once when several goroutines want it at the same time.
 type indexCache struct {
-	mu      sync.Mutex
-	max     int64
-	size    int64
-	lru     *list.List               // of *indexCacheEntry, most recent first
-	byKey   map[string]*list.Element // keys in lru
-	loading map[string]*indexLoad
+	mu       sync.Mutex
+	max      int64
+	size     int64
+	reserved int64                    // bytes of indexes being loaded (see reserve)
+	lru      *list.List               // of *indexCacheEntry, most recent first
+	byKey    map[string]*list.Element // keys in lru
+	loading  map[string]*indexLoad
+	// evicted finds an index the bound evicted while a Repo still uses
+	// it: a second user then shares it instead of loading a second copy
+	// (a workflow's plans and patches alternate between platforms and
+	// releases, so an index in use is often evicted).
+	evicted map[string]weak.Pointer[packageIndex]
 }
 
 type indexCacheEntry struct {
@@ -59,7 +66,8 @@ type indexLoad struct {
 }
 
 func newIndexCache(max int64) *indexCache {
-	return &indexCache{max: max, lru: list.New(), byKey: map[string]*list.Element{}, loading: map[string]*indexLoad{}}
+	return &indexCache{max: max, lru: list.New(), byKey: map[string]*list.Element{}, loading: map[string]*indexLoad{},
+		evicted: map[string]weak.Pointer[packageIndex]{}}
 }
 
 func (c *indexCache) setMax(max int64) {
@@ -79,6 +87,11 @@ func (c *indexCache) get(key string, load func() (*packageIndex, error)) (*packa
 			c.lru.MoveToFront(el)
 			c.mu.Unlock()
 			return el.Value.(*indexCacheEntry).idx, nil
+		}
+		if idx := c.evicted[key].Value(); idx != nil {
+			c.addLocked(key, idx)
+			c.mu.Unlock()
+			return idx, nil
 		}
 		if l, ok := c.loading[key]; ok {
 			c.mu.Unlock()
@@ -117,19 +130,49 @@ func (c *indexCache) addLocked(key string, idx *packageIndex) {
 		c.size -= el.Value.(*indexCacheEntry).idx.bytes()
 		c.lru.Remove(el)
 	}
+	delete(c.evicted, key)
 	c.byKey[key] = c.lru.PushFront(&indexCacheEntry{key: key, idx: idx})
 	c.size += idx.bytes()
 	c.trim()
 }
 
-// trim drops the least recently used indexes over the bound.
+// reserve makes room for an index of about n bytes about to be loaded or
+// parsed, and returns the function that gives the room back (before the
+// index is added): the least recently used indexes go before the new one
+// is built rather than after, so that a process moving from one release
+// to the next does not hold the old release's indexes (24–32 MB for a
+// main suite) beside the new one's parse. The Go heap grows to twice
+// what is live at its peak, and its peak was there.
+func (c *indexCache) reserve(n int64) (release func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reserved += n
+	c.trim()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.reserved -= n
+			c.mu.Unlock()
+		})
+	}
+}
+
+// trim drops the least recently used indexes over the bound, counting
+// the room reserved for indexes being loaded.
 func (c *indexCache) trim() {
-	for c.size > c.max && c.lru.Len() > 0 {
+	for c.size+c.reserved > c.max && c.lru.Len() > 0 {
 		el := c.lru.Back()
 		e := el.Value.(*indexCacheEntry)
 		c.lru.Remove(el)
 		delete(c.byKey, e.key)
 		c.size -= e.idx.bytes()
+		for k, w := range c.evicted {
+			if w.Value() == nil {
+				delete(c.evicted, k)
+			}
+		}
+		c.evicted[e.key] = weak.Make(e.idx)
 	}
 }
 
@@ -142,4 +185,5 @@ func (c *indexCache) drop(key string) {
 		c.lru.Remove(el)
 		delete(c.byKey, key)
 	}
+	delete(c.evicted, key)
 }

@@ -3,6 +3,7 @@ package archive
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,20 +37,50 @@ func TestIndexCacheBound(t *testing.T) {
 		x, _ := ic.get(key, func() (*packageIndex, error) { return nil, nil })
 		return x
 	}
+	// held is what the LRU holds (an evicted index still in use is found
+	// by get all the same: see TestIndexCacheSharesEvicted).
+	held := func(key string) *packageIndex {
+		if el, ok := ic.byKey[key]; ok {
+			return el.Value.(*indexCacheEntry).idx
+		}
+		return nil
+	}
 	if load("a") != a { // a is now the most recent
 		t.Fatal("a not kept")
 	}
 	ic.put("c", c)
-	if load("b") != nil || load("a") != a || load("c") != c {
+	if held("b") != nil || held("a") != a || held("c") != c {
 		t.Error("adding c did not evict exactly b, the least recently used")
 	}
 	ic.setMax(size)
-	if load("a") != nil || load("c") != c {
+	if held("a") != nil || held("c") != c {
 		t.Error("a lower bound did not evict the least recently used")
 	}
 	ic.setMax(0)
-	if load("c") != nil || ic.size != 0 || ic.lru.Len() != 0 {
+	if held("c") != nil || ic.size != 0 || ic.lru.Len() != 0 {
 		t.Errorf("bound 0 keeps %d bytes", ic.size)
+	}
+}
+
+// TestIndexCacheSharesEvicted: an index the bound evicted while still in
+// use is shared by the next get instead of loaded a second time; once
+// nothing uses it, it is loaded again.
+func TestIndexCacheSharesEvicted(t *testing.T) {
+	a := testIndex(t, "a")
+	ic := newIndexCache(a.bytes())
+	ic.put("a", a)
+	ic.put("b", testIndex(t, "b")) // evicts a, which this test still uses
+	loads := 0
+	load := func() (*packageIndex, error) { loads++; return testIndex(t, "a"), nil }
+	if got, _ := ic.get("a", load); got != a || loads != 0 {
+		t.Fatalf("an evicted index in use was loaded again (%d loads)", loads)
+	}
+	ic.put("b", testIndex(t, "b")) // evicts a again
+	runtime.KeepAlive(a)
+	a = nil
+	runtime.GC()
+	if got, _ := ic.get("a", load); got == nil || loads != 1 {
+		t.Fatalf("an evicted index nothing uses was not loaded again (%d loads)", loads)
 	}
 }
 
@@ -138,5 +169,30 @@ func TestRepoEntriesAreItsOwn(t *testing.T) {
 	}
 	if x, _ := parsedIndexes.get(filepath.Join(cache, "store")+"\x00"+parsedFormat+"none", func() (*packageIndex, error) { return nil, nil }); x != nil {
 		t.Error("a key never stored was found")
+	}
+}
+
+// TestIndexCacheReserve: room reserved for an index about to be loaded
+// evicts the least recently used indexes before the load, not after
+// (the old release's index is not kept beside the new one's parse), and
+// once given back the loaded index is kept within the bound.
+func TestIndexCacheReserve(t *testing.T) {
+	a, b, c := testIndex(t, "a"), testIndex(t, "b"), testIndex(t, "c")
+	size := a.bytes()
+	ic := newIndexCache(2 * size)
+	ic.put("a", a)
+	ic.put("b", b)
+	release := ic.reserve(size)
+	if _, ok := ic.byKey["a"]; ok || ic.lru.Len() != 1 {
+		t.Fatalf("reserving room for one index kept %d indexes, a among them: %v", ic.lru.Len(), ok)
+	}
+	release()
+	release() // a second call gives nothing back twice
+	if ic.reserved != 0 {
+		t.Fatalf("%d bytes still reserved", ic.reserved)
+	}
+	ic.put("c", c)
+	if _, ok := ic.byKey["b"]; !ok || ic.lru.Len() != 2 {
+		t.Errorf("after the reservation, adding c evicted b or kept %d indexes", ic.lru.Len())
 	}
 }

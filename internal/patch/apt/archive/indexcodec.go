@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,11 +41,16 @@ func indexStrings(p *IndexPackage) [13]*string {
 		&p.Depends, &p.PreDepends, &p.Provides, &p.Breaks, &p.Conflicts, &p.Filename, &p.SHA256}
 }
 
+// Positions of fields in indexStrings.
 const (
-	fieldPackage  = 0 // index of Package in indexStrings
-	fieldProvides = 8 // index of Provides in indexStrings
-	dirEntrySize  = 16
+	fieldPackage       = 0
+	fieldVersion       = 1
+	fieldSource        = 3
+	fieldSourceVersion = 4
+	fieldProvides      = 8
 )
+
+const dirEntrySize = 16
 
 // providedNames calls fn with each package name the Provides field
 // value lists and its offset in value: the name of each alternative, as
@@ -72,106 +79,142 @@ func providedNames(value string, fn func(name string, off int)) {
 	}
 }
 
-// dirBuilder collects one directory: keys (blob offsets) and the
-// packages under each, in index order.
+// dirBuilder collects one directory: each (key, package) pair as the
+// key's place in the blob, 12 bytes, sorted and grouped only when
+// written (a map of keys to slices of packages took 10 MB for a main
+// suite's 60,000 names).
 type dirBuilder struct {
-	keys  map[string]int // key -> position in order
-	order []dirKey
-	posts int
+	refs []dirRef
 }
 
-type dirKey struct {
-	key      string
-	off      int
-	packages []uint32
+type dirRef struct{ off, n, pkg uint32 }
+
+func (b *dirBuilder) add(off, n int, pkg uint32) {
+	b.refs = append(b.refs, dirRef{uint32(off), uint32(n), pkg})
 }
 
-func (b *dirBuilder) add(key string, off int, pkg uint32) {
-	if b.keys == nil {
-		b.keys = map[string]int{}
-	}
-	i, ok := b.keys[key]
-	if !ok {
-		i = len(b.order)
-		b.keys[key] = i
-		b.order = append(b.order, dirKey{key: key, off: off})
-	}
-	if ps := b.order[i].packages; len(ps) > 0 && ps[len(ps)-1] == pkg {
-		return // a Provides naming one package twice
-	}
-	b.order[i].packages = append(b.order[i].packages, pkg)
-	b.posts++
-}
-
-// write appends the directory's entries to dir and its postings to post.
-func (b *dirBuilder) write(dir, post []byte) ([]byte, []byte) {
-	slices.SortFunc(b.order, func(x, y dirKey) int { return strings.Compare(x.key, y.key) })
-	n := 0
-	for _, k := range b.order {
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(k.off))
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(k.key)))
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(n))
-		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(k.packages)))
-		for _, p := range k.packages {
-			post = binary.LittleEndian.AppendUint32(post, p)
+// write returns the directory's entries and postings: keys sorted and
+// distinct, the packages under each in index order, once each (a
+// Provides may name one package twice). blob holds the keys.
+func (b *dirBuilder) write(blob string) (dir, post []byte) {
+	key := func(r dirRef) string { return blob[r.off : r.off+r.n] }
+	slices.SortFunc(b.refs, func(x, y dirRef) int {
+		if c := strings.Compare(key(x), key(y)); c != 0 {
+			return c
 		}
-		n += len(k.packages)
+		return cmp.Compare(x.pkg, y.pkg)
+	})
+	keys, posts := 0, 0
+	for i, r := range b.refs {
+		switch {
+		case i == 0 || key(r) != key(b.refs[i-1]):
+			keys++
+			posts++
+		case r.pkg != b.refs[i-1].pkg:
+			posts++
+		}
 	}
+	dir, post = make([]byte, 0, dirEntrySize*keys), make([]byte, 0, 4*posts)
+	for i := 0; i < len(b.refs); {
+		first, k := len(post)/4, key(b.refs[i])
+		j := i
+		for ; j < len(b.refs) && key(b.refs[j]) == k; j++ {
+			if j == i || b.refs[j].pkg != b.refs[j-1].pkg {
+				post = binary.LittleEndian.AppendUint32(post, b.refs[j].pkg)
+			}
+		}
+		dir = binary.LittleEndian.AppendUint32(dir, b.refs[i].off)
+		dir = binary.LittleEndian.AppendUint32(dir, b.refs[i].n)
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(first))
+		dir = binary.LittleEndian.AppendUint32(dir, uint32(len(post)/4-first))
+		i = j
+	}
+	b.refs = nil
 	return dir, post
 }
 
-// encodeIndex encodes a parsed index (Suite and URI are not stored: they
-// belong to the source, not the content).
-func encodeIndex(list []IndexPackage) []byte {
-	// Sized exactly up front, and written in one pass: the index of a
-	// main suite is tens of MB, and growing buffers of that size by
-	// appending was what made a cold run's memory peak.
-	var tmp [binary.MaxVarintLen64]byte
-	uvarintLen := func(x uint64) int { return len(binary.AppendUvarint(tmp[:0], x)) }
-	varintLen := func(x int64) int { return len(binary.AppendVarint(tmp[:0], x)) }
-	blobLen, recLen := 0, 0
-	var names, provides dirBuilder
-	for i := range list {
-		for j, f := range indexStrings(&list[i]) {
-			recLen += uvarintLen(uint64(blobLen)) + uvarintLen(uint64(len(*f)))
-			switch j {
-			case fieldPackage:
-				names.add(*f, blobLen, uint32(i))
-			case fieldProvides:
-				base := blobLen
-				providedNames(*f, func(name string, off int) { provides.add(name, base+off, uint32(i)) })
-			}
-			blobLen += len(*f)
+// indexBuilder encodes an index package by package, as the parser gives
+// them, so that a main suite's 60,000 packages are never all held as
+// IndexPackage values and strings (30 MB for bookworm's main) beside
+// their encoding: the cold parse of an index is where a workflow's heap
+// was largest. The encoding's parts stay apart in memory (a loaded index
+// needs no single buffer), and are written one after another.
+type indexBuilder struct {
+	blob, recs, starts []byte
+	count              int
+	names, provides    dirBuilder
+}
+
+// newIndexBuilder returns a builder whose blob starts with room for
+// blobHint bytes (the strings kept are about two fifths of a plain
+// index: a good hint saves growing a buffer of tens of MB by copies).
+func newIndexBuilder(blobHint int) *indexBuilder {
+	return &indexBuilder{blob: make([]byte, 0, max(blobHint, 0))}
+}
+
+// add encodes p as the next package. Source and SourceVersion equal to
+// Package and Version (a stanza without Source) point at their bytes
+// rather than repeat them.
+func (b *indexBuilder) add(p *IndexPackage) {
+	i := uint32(b.count)
+	b.count++
+	b.starts = binary.LittleEndian.AppendUint32(b.starts, uint32(len(b.recs)))
+	var offs [13]int
+	for j, f := range indexStrings(p) {
+		off := len(b.blob)
+		switch {
+		case j == fieldSource && *f == p.Package:
+			off = offs[fieldPackage]
+		case j == fieldSourceVersion && *f == p.Version:
+			off = offs[fieldVersion]
+		default:
+			b.blob = append(b.blob, *f...)
 		}
-		recLen += varintLen(list[i].Size) + varintLen(list[i].InstalledSize)
+		offs[j] = off
+		b.recs = binary.AppendUvarint(b.recs, uint64(off))
+		b.recs = binary.AppendUvarint(b.recs, uint64(len(*f)))
+		switch j {
+		case fieldPackage:
+			b.names.add(off, len(*f), i)
+		case fieldProvides:
+			providedNames(*f, func(name string, o int) { b.provides.add(off+o, len(name), i) })
+		}
 	}
+	b.recs = binary.AppendVarint(b.recs, p.Size)
+	b.recs = binary.AppendVarint(b.recs, p.InstalledSize)
+}
+
+// finish returns the index built and its encoding's parts, in order
+// (their concatenation is what loadIndex reads). The builder must not be
+// used afterwards: the index shares its memory.
+func (b *indexBuilder) finish() (*packageIndex, [][]byte) {
+	x := &packageIndex{recs: b.recs, starts: b.starts}
+	if len(b.blob) > 0 {
+		x.blob = unsafe.String(&b.blob[0], len(b.blob))
+	}
+	x.names, x.namePost = b.names.write(x.blob)
+	x.provs, x.provPost = b.provides.write(x.blob)
 	head := []byte(indexMagic)
-	for _, v := range []int{len(list), blobLen, recLen, len(names.order), names.posts, len(provides.order), provides.posts} {
+	for _, v := range []int{b.count, len(b.blob), len(b.recs), len(x.names) / dirEntrySize, len(x.namePost) / 4, len(x.provs) / dirEntrySize, len(x.provPost) / 4} {
 		head = binary.AppendUvarint(head, uint64(v))
 	}
-	tail := 4*len(list) + dirEntrySize*(len(names.order)+len(provides.order)) + 4*(names.posts+provides.posts)
-	out := make([]byte, len(head)+blobLen+recLen, len(head)+blobLen+recLen+tail)
-	copy(out, head)
-	blob := out[len(head) : len(head)+blobLen]
-	recs := out[len(head)+blobLen : len(head)+blobLen]
-	starts := make([]byte, 0, 4*len(list))
-	off := 0
-	for i := range list {
-		starts = binary.LittleEndian.AppendUint32(starts, uint32(len(recs)))
-		for _, f := range indexStrings(&list[i]) {
-			recs = binary.AppendUvarint(recs, uint64(off))
-			recs = binary.AppendUvarint(recs, uint64(len(*f)))
-			off += copy(blob[off:], *f)
-		}
-		recs = binary.AppendVarint(recs, list[i].Size)
-		recs = binary.AppendVarint(recs, list[i].InstalledSize)
+	parts := [][]byte{head, b.blob, b.recs, b.starts, x.names, x.namePost, x.provs, x.provPost}
+	for _, p := range parts {
+		x.mem += int64(cap(p))
 	}
-	out = append(out, starts...)
-	var post []byte
-	out, post = names.write(out, nil)
-	out = append(out, post...)
-	out, post = provides.write(out, nil)
-	return append(out, post...)
+	*b = indexBuilder{}
+	return x, parts
+}
+
+// encodeIndex encodes a parsed index in one buffer (Suite and URI are
+// not stored: they belong to the source, not the content).
+func encodeIndex(list []IndexPackage) []byte {
+	b := newIndexBuilder(0)
+	for i := range list {
+		b.add(&list[i])
+	}
+	_, parts := b.finish()
+	return bytes.Join(parts, nil)
 }
 
 var errIndexCodec = errors.New("parsed index: malformed")
@@ -181,7 +224,7 @@ var errIndexCodec = errors.New("parsed index: malformed")
 // (see parsedIndexes). Its packages are decoded on demand into values
 // their caller owns, so no caller can change what another sees.
 type packageIndex struct {
-	data     []byte // the encoding; blob's strings point into it
+	mem      int64 // bytes held: the encoding, whose parts the fields below are
 	blob     string
 	recs     []byte
 	starts   []byte
@@ -211,7 +254,7 @@ func loadIndex(data []byte) (*packageIndex, error) {
 	if count > maxIndexPackages {
 		return nil, fmt.Errorf("%w: package count", errIndexCodec)
 	}
-	idx := &packageIndex{data: data}
+	idx := &packageIndex{mem: int64(cap(data))}
 	var err error
 	take := func(n uint64) []byte {
 		if err != nil || n > uint64(len(d)) {
@@ -292,7 +335,7 @@ func (x *packageIndex) dirEntry(dir []byte, i int) (off, n, first, posts uint32)
 func (x *packageIndex) Len() int { return len(x.starts) / 4 }
 
 // bytes is what the index holds in memory.
-func (x *packageIndex) bytes() int64 { return int64(cap(x.data)) }
+func (x *packageIndex) bytes() int64 { return x.mem }
 
 // decode returns package i (Suite and URI empty).
 func (x *packageIndex) decode(i int) (IndexPackage, error) {
@@ -329,10 +372,29 @@ func (x *packageIndex) decode(i int) (IndexPackage, error) {
 }
 
 // At returns package i, a copy the caller owns (Suite and URI empty).
+// Its strings are copied out of the index, in one allocation: a string
+// pointing into the blob keeps the whole index (tens of MB) alive, and
+// a few of them (a candidate's version in a plan kept for a run) held
+// two or three main indexes in a workflow's heap after their patches
+// were done, past the LRU's bound.
 func (x *packageIndex) At(i int) IndexPackage {
 	p, err := x.decode(i)
 	if err != nil {
 		panic(err) // loadIndex decoded every package already
+	}
+	fields := indexStrings(&p)
+	n := 0
+	for _, f := range fields {
+		n += len(*f)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, f := range fields {
+		sb.WriteString(*f)
+	}
+	all, off := sb.String(), 0
+	for _, f := range fields {
+		*f, off = all[off:off+len(*f)], off+len(*f)
 	}
 	return p
 }

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestIndexCodecRoundTrip(t *testing.T) {
@@ -144,6 +146,93 @@ func TestIndexCodecRefusesDirectories(t *testing.T) {
 		edit(bad)
 		if _, err := loadIndex(bad); !errors.Is(err, errIndexCodec) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestIndexBuilder: the index a builder gives in memory answers as the
+// encoding of its parts does once loaded, and a package without a Source
+// field stores its name and version once.
+func TestIndexBuilder(t *testing.T) {
+	list, err := ParsePackages(strings.NewReader(packagesText), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list = append(list, IndexPackage{Package: "mawk", Version: "1.3", Source: "mawk", SourceVersion: "1.3", Provides: "awk"},
+		IndexPackage{Package: "gawk", Version: "5", Source: "gawk-src", SourceVersion: "5", Provides: "awk, gawk-doc"})
+	b := newIndexBuilder(16)
+	for i := range list {
+		b.add(&list[i])
+	}
+	mem, parts := b.finish()
+	loaded, err := loadIndex(bytes.Join(parts, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, x := range map[string]*packageIndex{"built": mem, "loaded": loaded} {
+		if x.Len() != len(list) {
+			t.Fatalf("%s: %d packages, want %d", name, x.Len(), len(list))
+		}
+		for i := range list {
+			if got := x.At(i); !reflect.DeepEqual(got, list[i]) {
+				t.Errorf("%s: At(%d) = %+v, want %+v", name, i, got, list[i])
+			}
+		}
+		for _, p := range []string{"libssl3", "tzdata", "mawk", "gawk", "awk"} {
+			if !slices.Equal(x.Named(p), loaded.Named(p)) || !slices.Equal(x.Providing(p), loaded.Providing(p)) {
+				t.Errorf("%s: lookups of %q differ", name, p)
+			}
+		}
+		if got := x.Providing("awk"); !slices.Equal(got, []uint32{uint32(len(list) - 2), uint32(len(list) - 1)}) {
+			t.Errorf("%s: Providing(awk) = %v", name, got)
+		}
+	}
+	if mem.bytes() < int64(len(bytes.Join(parts, nil))) {
+		t.Errorf("the built index counts %d bytes, less than its encoding", mem.bytes())
+	}
+	whole := 0
+	for i := range list {
+		for _, f := range indexStrings(&list[i]) {
+			whole += len(*f)
+		}
+	}
+	shared := 0
+	for _, p := range list {
+		if p.Source == p.Package {
+			shared += len(p.Package)
+		}
+		if p.SourceVersion == p.Version {
+			shared += len(p.Version)
+		}
+	}
+	if shared == 0 || len(mem.blob) != whole-shared {
+		t.Errorf("blob of %d bytes, want %d (%d shared)", len(mem.blob), whole-shared, shared)
+	}
+}
+
+// TestIndexAtOwnsItsStrings: a package At returns points nowhere into
+// the index, so that keeping one of its strings (a version in a plan)
+// does not keep the whole index alive.
+func TestIndexAtOwnsItsStrings(t *testing.T) {
+	list, err := ParsePackages(strings.NewReader(packagesText), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := loadIndex(encodeIndex(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(x.blob)))
+	hi := lo + uintptr(len(x.blob))
+	for i := range list {
+		p := x.At(i)
+		for j, f := range indexStrings(&p) {
+			if at := uintptr(unsafe.Pointer(unsafe.StringData(*f))); len(*f) > 0 && at >= lo && at < hi {
+				t.Errorf("package %d: field %d points into the index", i, j)
+			}
+		}
+		if !reflect.DeepEqual(p, list[i]) {
+			t.Errorf("At(%d) = %+v, want %+v", i, p, list[i])
 		}
 	}
 }

@@ -48,6 +48,21 @@ func ParsePackages(r io.Reader, name string) ([]IndexPackage, error) {
 		out   chunks
 		count int
 	)
+	err := parsePackages(r, name, func(p *IndexPackage) {
+		out.add(*p)
+		count++
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.join(count), nil
+}
+
+// parsePackages parses a Packages index as ParsePackages does, and gives
+// each package to fn as it is parsed (fn must not keep p, which is
+// reused).
+func parsePackages(r io.Reader, name string, fn func(p *IndexPackage)) error {
+	count := 0
 	err := parseStanzas(r, func(st *deb822.Paragraph) error {
 		if count >= maxIndexPackages {
 			return fmt.Errorf("more than %d packages", maxIndexPackages)
@@ -84,14 +99,14 @@ func ParsePackages(r io.Reader, name string) ([]IndexPackage, error) {
 				p.SourceVersion = strings.Trim(strings.TrimSpace(v), "()")
 			}
 		}
-		out.add(p)
+		fn(&p)
 		count++
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("parsing index %s: %w", name, err)
+		return fmt.Errorf("parsing index %s: %w", name, err)
 	}
-	return out.join(count), nil
+	return nil
 }
 
 // chunks collects the packages of an index of unknown length in chunks

@@ -106,7 +106,11 @@ func (s *store) parsed(sum string) *packageIndex {
 			return nil, err
 		}
 		defer e.Release()
-		data, err := cache.ReadFile(filepath.Join(e.Path, "packages"))
+		file := filepath.Join(e.Path, "packages")
+		if fi, err := os.Stat(file); err == nil {
+			defer parsedIndexes.reserve(fi.Size())()
+		}
+		data, err := cache.ReadFile(file)
 		var idx *packageIndex
 		if err == nil {
 			idx, err = loadIndex(data)
@@ -127,17 +131,17 @@ func (s *store) memKey(sum string) string {
 	return s.dir.Root() + "\x00" + parsedFormat + sum
 }
 
-// putParsed stores the parsed index of the index with SHA256 sum, in the
-// cache and in the process's memory, and returns it loaded.
-func (s *store) putParsed(sum string, list []IndexPackage) (*packageIndex, error) {
-	data := encodeIndex(list)
-	idx, err := loadIndex(data)
-	if err != nil {
-		return nil, err
-	}
+// putParsed stores the parsed index of the index with SHA256 sum, which
+// b built, in the cache and in the process's memory, and returns it.
+func (s *store) putParsed(sum string, b *indexBuilder) (*packageIndex, error) {
+	idx, parts := b.finish()
 	parsedIndexes.put(s.memKey(sum), idx)
+	size := int64(0)
+	for _, p := range parts {
+		size += int64(len(p))
+	}
 	e, err := s.dir.Put(parsedFormat+sum, func(dir string) (int64, error) {
-		return int64(len(data)), cache.WriteFile(filepath.Join(dir, "packages"), data)
+		return size, cache.WriteFile(filepath.Join(dir, "packages"), parts...)
 	})
 	if err != nil {
 		return idx, err

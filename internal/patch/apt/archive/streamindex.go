@@ -56,8 +56,9 @@ func decompressor(ext string, r io.Reader, xzd xzdec.Decoder) (io.Reader, io.Clo
 // following one another. Nothing is trusted before the end: the
 // compressed bytes must match packed and the decompressed ones plain (the
 // signed Release's entries), else dst is not written and the parse is
-// thrown away. name (the index's URL) is used in errors.
-func (r *Repo) streamIndex(ctx context.Context, urls []string, dst string, packed, plain FileHash, name string) ([]IndexPackage, error) {
+// thrown away. The parse is encoded as it goes (see indexBuilder). name
+// (the index's URL) is used in errors.
+func (r *Repo) streamIndex(ctx context.Context, urls []string, dst string, packed, plain FileHash, name string) (*indexBuilder, error) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache: %w", err)
 	}
@@ -83,11 +84,12 @@ func (r *Repo) streamIndex(ctx context.Context, urls []string, dst string, packe
 	pr, pw := io.Pipe()
 	parsed := make(chan parseResult, 1)
 	go func() {
-		list, err := ParsePackages(pr, name)
+		b := newIndexBuilder(blobHint(plain.Size))
+		err := parsePackages(pr, name, b.add)
 		// A parser that stops early must not block the download: the
 		// rest is still read, hashed and stored, then refused below.
 		pr.CloseWithError(errParseEnded)
-		parsed <- parseResult{list, err}
+		parsed <- parseResult{b, err}
 	}()
 	plainSum := &hashCounter{h: sha256.New()}
 	_, err = io.Copy(io.MultiWriter(tmp, plainSum, &toParser{w: pw}), &boundedReader{r: dec, n: maxIndexUncompressed, name: name})
@@ -119,12 +121,21 @@ func (r *Repo) streamIndex(ctx context.Context, urls []string, dst string, packe
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return nil, fmt.Errorf("storing index %s: %w", name, err)
 	}
-	return res.list, nil
+	return res.b, nil
 }
 
 type parseResult struct {
-	list []IndexPackage
-	err  error
+	b   *indexBuilder
+	err error
+}
+
+// blobHint is the room an index builder's blob starts with for a plain
+// index of plainSize bytes: a little more than the kept fields take
+// (bookworm's main: 23.2 MB of 56.6 MB, 41%), within a bound (Debian's
+// largest plain index, sid's main, is about 70 MB). Room never used
+// still counts in the heap the collector paces on.
+func blobHint(plainSize int64) int {
+	return int(min(plainSize*9/20, 64<<20))
 }
 
 var errParseEnded = errors.New("the parser has ended")

@@ -81,11 +81,11 @@ func testStreamIndex(t *testing.T, r *Repo, base string, files map[string][]byte
 			for _, u := range tc.urls {
 				urls = append(urls, base+u)
 			}
-			list, err := r.streamIndex(t.Context(), urls, dst, tc.packed, tc.plain, "idx")
+			b, err := r.streamIndex(t.Context(), urls, dst, tc.packed, tc.plain, "idx")
 			left, _ := os.ReadDir(dir)
 			if tc.want == "" {
-				if err != nil || len(list) != 2 {
-					t.Fatalf("%d packages, %v", len(list), err)
+				if err != nil || b.count != 2 {
+					t.Fatalf("%v, %v", b, err)
 				}
 				if data, err := os.ReadFile(dst); err != nil || string(data) != packagesText {
 					t.Fatalf("stored %d bytes, %v", len(data), err)
@@ -101,8 +101,8 @@ func testStreamIndex(t *testing.T, r *Repo, base string, files map[string][]byte
 			if tc.mismatch != errors.Is(err, ErrHashMismatch) {
 				t.Errorf("hash mismatch %v, want %v: %v", !tc.mismatch, tc.mismatch, err)
 			}
-			if list != nil || len(left) != 0 {
-				t.Errorf("kept %d packages and %v", len(list), left)
+			if b != nil || len(left) != 0 {
+				t.Errorf("kept %v and %v", b, left)
 			}
 		})
 	}
