@@ -332,8 +332,14 @@ func hashFile(p string) (string, error) {
 }
 
 // walkTree calls fn for every path of root (relative, slash-separated),
-// parents first, without following links, skipping what skip rejects.
+// parents first, without following links, skipping what skip rejects; a
+// tree of more than maxEntries paths is an error.
 func walkTree(root string, skip func(name string) bool, fn func(name, p string, fi fs.FileInfo) error) error {
+	return walkTreeUpTo(root, maxEntries, skip, fn)
+}
+
+// walkTreeUpTo is walkTree with a bound of limit paths.
+func walkTreeUpTo(root string, limit int, skip func(name string) bool, fn func(name, p string, fi fs.FileInfo) error) error {
 	n := 0
 	return filepath.Walk(root, func(p string, fi fs.FileInfo, err error) error {
 		if err != nil {
@@ -343,8 +349,8 @@ func walkTree(root string, skip func(name string) bool, fn func(name, p string, 
 		if name == "" {
 			return nil
 		}
-		if n++; n > maxEntries {
-			return fmt.Errorf("more than %d entries", maxEntries)
+		if n++; n > limit {
+			return fmt.Errorf("more than %d entries", limit)
 		}
 		if skip != nil && skip(name) {
 			if fi.IsDir() {

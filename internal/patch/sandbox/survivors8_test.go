@@ -548,3 +548,28 @@ func TestSandboxCommandStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkTreeBound: a walk visits as many paths as its bound allows
+// (the skipped ones counted: they are read), and refuses the next.
+func TestWalkTreeBound(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	walk := func(limit int) error {
+		seen = nil
+		return walkTreeUpTo(root, limit, func(name string) bool { return name == "c" }, func(name, _ string, _ fs.FileInfo) error {
+			seen = append(seen, name)
+			return nil
+		})
+	}
+	if err := walk(3); err != nil || strings.Join(seen, " ") != "a a/b" {
+		t.Errorf("3 paths under a bound of 3: %v, %v", seen, err)
+	}
+	if err := walk(2); err == nil || !strings.Contains(err.Error(), "more than 2 entries") {
+		t.Errorf("3 paths under a bound of 2: %v", err)
+	}
+}
