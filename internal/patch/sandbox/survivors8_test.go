@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/drydock-project/drydock/internal/testimage"
 )
 
 // Tests added for the eighth `make mutate` pass (test/mutation/SURVIVORS.md).
@@ -390,6 +392,23 @@ func TestOptions(t *testing.T) {
 	if w, err := s.work(); w != "w" || err != nil {
 		t.Errorf("work: %q, %v", w, err)
 	}
+	if s.Rootless() {
+		t.Error("Rootless before Available")
+	}
+	// The cache directory given is the one used (as root: rootless, the
+	// probe reads the user's subordinate ranges).
+	if os.Geteuid() == 0 {
+		dir := t.TempDir()
+		s, _ := New("auto", WithCacheDir(dir, 0))
+		if err := s.Available(hostPlatform()); err != nil {
+			if testimage.InCI() {
+				t.Fatal(err)
+			}
+			t.Log(err)
+		} else if s.trees.Root() != dir || s.Rootless() {
+			t.Errorf("cache %s, rootless %v; want %s, false", s.trees.Root(), s.Rootless(), dir)
+		}
+	}
 	if s, _ := New("auto", WithCacheDir("d", 5)); s.maxCache != 5 {
 		t.Errorf("WithCacheDir's size: %d", s.maxCache)
 	}
@@ -571,5 +590,96 @@ func TestWalkTreeBound(t *testing.T) {
 	}
 	if err := walk(2); err == nil || !strings.Contains(err.Error(), "more than 2 entries") {
 		t.Errorf("3 paths under a bound of 2: %v", err)
+	}
+}
+
+// TestDiffRuntimeDirItself: what a command writes under /tmp or /var/log
+// is left out, but a change of such a directory itself (its mode) is
+// kept, as any directory's.
+func TestDiffRuntimeDirItself(t *testing.T) {
+	rootOnly(t)
+	dir := t.TempDir()
+	lower, upper := filepath.Join(dir, "lower"), filepath.Join(dir, "upper")
+	lay(t, lower, testMtime, diffImageTree...)
+	if err := os.Mkdir(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshotTree(t, upper)
+	lay(t, upper, diffMtime, ddir("tmp", 0o700), dfile("tmp/x", 0o644, "x\n"), ddir("var", 0o755), ddir("var/log", 0o755), dfile("var/log/y", 0o644, "y\n"))
+	cs := newChangeset(t)
+	if err := runDiff(t, config{Overlay: true, Lower: lower, Upper: upper, Snapshot: snap}, cs); err != nil {
+		t.Fatal(err)
+	}
+	checkListing(t, cs, []string{`directory tmp 700 0:0 @diff`})
+}
+
+// TestExtractorLinkTime: a symbolic link gets its entry's time, as files
+// do (not the link's target: it is not followed).
+func TestExtractorLinkTime(t *testing.T) {
+	rootOnly(t)
+	root := t.TempDir()
+	if err := newExtractor(root, 0).run(tarOf(t, tarEntry{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"})); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(filepath.Join(root, "l"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(1700000000, 0); !fi.ModTime().Equal(want) {
+		t.Errorf("l: time %v, want %v", fi.ModTime(), want)
+	}
+}
+
+// TestSandboxCloseRemovesLayer: a tree closed without a diff (a script
+// failed) leaves no writable layer behind, even one holding a directory
+// of another id that its owner may not enter. TestSandboxRootless runs
+// it rootless too, where only the namespace can remove such a layer.
+func TestSandboxCloseRemovesLayer(t *testing.T) {
+	s := newSandbox(t)
+	bt, err := s.Open(t.Context(), bookworm(t), newChangeset(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := bt.(*Tree)
+	defer tree.Close()
+	if out, err := tree.Run(t.Context(), nil, "sh", "-c", "mkdir -p /srv/x/y && echo f > /srv/x/y/f && chown -R 33:33 /srv/x && chmod 500 /srv/x /srv/x/y"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := tree.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Lstat(tree.dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Close left the writable layer %s: %v", tree.dir, err)
+	}
+}
+
+// TestWorkDirOnTmpfs: without WithWorkDir, writable layers go to
+// /dev/shm when it has well over a GiB free (checked here with a margin:
+// 2 GiB), to the temporary directory when it has well under (512 MiB).
+func TestWorkDirOnTmpfs(t *testing.T) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	s, err := New("auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.work()
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case free > 2<<30 && unix.Access("/dev/shm", unix.W_OK) == nil:
+		if w != "/dev/shm" {
+			t.Errorf("/dev/shm has %d bytes free: work dir %s", free, w)
+		}
+	case free < 512<<20:
+		if w != os.TempDir() {
+			t.Errorf("/dev/shm has %d bytes free: work dir %s", free, w)
+		}
+	default:
+		t.Skipf("/dev/shm has %d bytes free: too close to the bound to tell", free)
 	}
 }
