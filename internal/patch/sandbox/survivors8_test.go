@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/drydock-project/drydock/internal/patch/layer"
 	"github.com/drydock-project/drydock/internal/testimage"
 )
 
@@ -681,5 +682,34 @@ func TestWorkDirOnTmpfs(t *testing.T) {
 		}
 	default:
 		t.Skipf("/dev/shm has %d bytes free: too close to the bound to tell", free)
+	}
+}
+
+// TestSandboxOpenRefusesAChangesetItCannotWrite: a changeset that fails
+// to stream (its spooled contents lost) fails Open; the sandbox must not
+// run commands in the image without the changes.
+func TestSandboxOpenRefusesAChangesetItCannotWrite(t *testing.T) {
+	s := newSandbox(t)
+	dir := t.TempDir()
+	cs, err := layer.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	addBytes(t, cs, "etc/drydock-cs", 0, 0, "from the changeset\n")
+	spools, _ := filepath.Glob(filepath.Join(dir, "*", "contents"))
+	if len(spools) != 1 {
+		t.Fatalf("spool files: %v", spools)
+	}
+	if err := os.Truncate(spools[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := s.Open(t.Context(), bookworm(t), cs)
+	if err == nil {
+		tree.Close()
+		t.Fatal("Open applied a changeset that could not be written")
+	}
+	if !strings.Contains(err.Error(), "writing the changes") {
+		t.Errorf("Open: %v, want the changeset's error", err)
 	}
 }
