@@ -34,6 +34,7 @@ type extractor struct {
 	max     int64
 	written int64
 	entries int
+	limit   int               // entries at most (maxEntries)
 	sums    map[string]string // path -> sha256 of the regular files written
 	dirs    map[string]bool   // directories known to be real ones: no Lstat again
 	buf     []byte
@@ -43,7 +44,7 @@ func newExtractor(root string, max int64) *extractor {
 	if max <= 0 {
 		max = defaultMaxTree
 	}
-	return &extractor{root: root, max: max, sums: map[string]string{}, dirs: map[string]bool{}, buf: make([]byte, 256<<10)}
+	return &extractor{root: root, max: max, limit: maxEntries, sums: map[string]string{}, dirs: map[string]bool{}, buf: make([]byte, 256<<10)}
 }
 
 // removeAll removes the image path name (host path p) and forgets what
@@ -110,8 +111,8 @@ func (x *extractor) run(tr *tar.Reader) error {
 		if err != nil {
 			return err
 		}
-		if x.entries++; x.entries > maxEntries {
-			return fmt.Errorf("more than %d entries", maxEntries)
+		if x.entries++; x.entries > x.limit {
+			return fmt.Errorf("more than %d entries", x.limit)
 		}
 		if err := x.entry(h, tr); err != nil {
 			return fmt.Errorf("%s: %w", h.Name, err)
@@ -331,8 +332,14 @@ func hashFile(p string) (string, error) {
 }
 
 // walkTree calls fn for every path of root (relative, slash-separated),
-// parents first, without following links, skipping what skip rejects.
+// parents first, without following links, skipping what skip rejects; a
+// tree of more than maxEntries paths is an error.
 func walkTree(root string, skip func(name string) bool, fn func(name, p string, fi fs.FileInfo) error) error {
+	return walkTreeUpTo(root, maxEntries, skip, fn)
+}
+
+// walkTreeUpTo is walkTree with a bound of limit paths.
+func walkTreeUpTo(root string, limit int, skip func(name string) bool, fn func(name, p string, fi fs.FileInfo) error) error {
 	n := 0
 	return filepath.Walk(root, func(p string, fi fs.FileInfo, err error) error {
 		if err != nil {
@@ -342,8 +349,8 @@ func walkTree(root string, skip func(name string) bool, fn func(name, p string, 
 		if name == "" {
 			return nil
 		}
-		if n++; n > maxEntries {
-			return fmt.Errorf("more than %d entries", maxEntries)
+		if n++; n > limit {
+			return fmt.Errorf("more than %d entries", limit)
 		}
 		if skip != nil && skip(name) {
 			if fi.IsDir() {

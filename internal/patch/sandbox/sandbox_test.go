@@ -301,19 +301,19 @@ if [ -e /sys/class ]; then echo SYS=present; else echo SYS=absent; fi
 echo HOSTNAME=$(hostname)
 `
 
-// TestSandboxRootless runs the round trip and the escape probes again as
-// an unprivileged user with subordinate ranges.
+// TestSandboxRootless runs the round trip, the escape probes and a Close
+// without a diff again as an unprivileged user with subordinate ranges.
 func TestSandboxRootless(t *testing.T) {
 	if inChild() {
 		t.Skip("already rootless")
 	}
 	sharedLayout(t)
 	u := testUser(t, true)
-	out, err := runChild(t, u, "^(TestSandboxRoundTrip|TestSandboxEscape)$")
+	out, err := runChild(t, u, "^(TestSandboxRoundTrip|TestSandboxEscape|TestSandboxCloseRemovesLayer)$")
 	if err != nil {
 		t.Fatalf("rootless run: %v\n%s", err, out)
 	}
-	wantPassed(t, out, "TestSandboxRoundTrip", "TestSandboxEscape")
+	wantPassed(t, out, "TestSandboxRoundTrip", "TestSandboxEscape", "TestSandboxCloseRemovesLayer")
 	if !strings.Contains(out, "sandbox: rootless=true") {
 		t.Errorf("the child did not run rootless:\n%s", out)
 	}
