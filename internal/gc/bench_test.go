@@ -426,6 +426,9 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	mu.Unlock()
 	b.Logf("first idle phase (page cache %d kB dirty at its start): slowest requests %s", dirty0, slowestList(reqs, t0, t1, 5))
 	b.Logf("second idle phase: slowest requests %s", slowestList(reqs, t2, t3, 5))
+	b.Logf("collections: slowest requests %s; over 100 ms: %d of %d (idle phases: %d of %d)", slowestList(reqs, t1, t2, 8),
+		countOver(reqs, t1, t2, 100*time.Millisecond), countOver(reqs, t1, t2, 0),
+		countOver(reqs, t0, t1, 100*time.Millisecond)+countOver(reqs, t2, t3, 100*time.Millisecond), countOver(reqs, t0, t1, 0)+countOver(reqs, t2, t3, 0))
 	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
 	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; its phases: %v; %d protects during cycles",
 		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
@@ -512,6 +515,18 @@ func slowestList(reqs []request, from, to time.Time, n int) string {
 		out = append(out, fmt.Sprintf("%s %s at +%.2fs", r.class, r.end.Sub(r.start).Round(time.Millisecond), r.start.Sub(from).Seconds()))
 	}
 	return strings.Join(out, ", ")
+}
+
+// countOver counts the requests that started in [from, to) and took
+// longer than d.
+func countOver(reqs []request, from, to time.Time, d time.Duration) int {
+	n := 0
+	for _, r := range reqs {
+		if !r.start.Before(from) && r.start.Before(to) && r.end.Sub(r.start) > d {
+			n++
+		}
+	}
+	return n
 }
 
 // meminfo returns a /proc/meminfo field in kB (-1 when unknown).
