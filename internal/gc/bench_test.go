@@ -246,8 +246,24 @@ func BenchmarkPushDuringGC(b *testing.B) {
 	}
 }
 
-// idlePhase is how long each idle phase of BenchmarkPushDuringGC lasts.
+// idlePhase is how long each idle phase of BenchmarkPushDuringGC lasts
+// by default; DRYDOCK_BENCH_GC_IDLE (a Go duration) changes it. Idle
+// phases as long as the kernel's dirty-page expiry (30 s by default) see
+// its writeback bursts too, which a collection of minutes always does.
 const idlePhase = 4 * time.Second
+
+// idleFor is the idle phases' length: DRYDOCK_BENCH_GC_IDLE or idlePhase.
+func idleFor(b *testing.B) time.Duration {
+	v := os.Getenv("DRYDOCK_BENCH_GC_IDLE")
+	if v == "" {
+		return idlePhase
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("DRYDOCK_BENCH_GC_IDLE=%q: want a positive Go duration such as 60s", v)
+	}
+	return d
+}
 
 // request is one timed request of BenchmarkPushDuringGC.
 type request struct {
@@ -272,6 +288,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 		mu.Unlock()
 	})))
 	dirty0 := meminfo("Dirty")
+	idleLen := idleFor(b)
 	timed := func(class, method, path string, body []byte, h ...string) int {
 		t0 := time.Now()
 		code, _, _ := s.do(method, path, body, h...)
@@ -317,7 +334,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	var disk [4]diskStats
 	disk[0] = readDiskStats(dev)
 	t0 := time.Now()
-	time.Sleep(idlePhase)
+	time.Sleep(idleLen)
 	t1 := time.Now()
 	disk[1] = readDiskStats(dev)
 	cycles := 0
@@ -355,7 +372,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 	}
 	t2 := time.Now()
 	disk[2] = readDiskStats(dev)
-	time.Sleep(idlePhase)
+	time.Sleep(idleLen)
 	t3 := time.Now()
 	disk[3] = readDiskStats(dev)
 	close(stop)
