@@ -520,12 +520,7 @@ func reportKeyOps(b *testing.B, ops []keyOp) {
 // slowestList lists the n slowest requests that started in [from, to),
 // with their class and start after from.
 func slowestList(reqs []request, from, to time.Time, n int) string {
-	var in []request
-	for _, r := range reqs {
-		if !r.start.Before(from) && r.start.Before(to) {
-			in = append(in, r)
-		}
-	}
+	in := startedIn(reqs, from, to)
 	slices.SortFunc(in, func(a, b request) int { return int(b.end.Sub(b.start) - a.end.Sub(a.start)) })
 	var out []string
 	for _, r := range in[:min(n, len(in))] {
@@ -538,12 +533,23 @@ func slowestList(reqs []request, from, to time.Time, n int) string {
 // longer than d.
 func countOver(reqs []request, from, to time.Time, d time.Duration) int {
 	n := 0
-	for _, r := range reqs {
-		if !r.start.Before(from) && r.start.Before(to) && r.end.Sub(r.start) > d {
+	for _, r := range startedIn(reqs, from, to) {
+		if r.end.Sub(r.start) > d {
 			n++
 		}
 	}
 	return n
+}
+
+// startedIn returns the requests that started in [from, to).
+func startedIn(reqs []request, from, to time.Time) []request {
+	var in []request
+	for _, r := range reqs {
+		if !r.start.Before(from) && r.start.Before(to) {
+			in = append(in, r)
+		}
+	}
+	return in
 }
 
 // meminfo returns a /proc/meminfo field in kB (-1 when unknown).
