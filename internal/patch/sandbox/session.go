@@ -231,12 +231,17 @@ func runCommand(req request) reply {
 		out <- b.Bytes()
 	}()
 	st, werr := cmd.Process.Wait()
-	// Daemons a script started, and anything else left: gone.
-	_ = unix.Kill(-1, unix.SIGKILL)
+	// Daemons a script started, and anything else left: gone before the
+	// next command starts. A killed process is not gone until it is
+	// reaped, so wait (blocking) until this process has no child left;
+	// kill again on each round for one forked while the signal was sent.
 	for {
+		_ = unix.Kill(-1, unix.SIGKILL)
 		var ws unix.WaitStatus
-		if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
-			break
+		if _, err := unix.Wait4(-1, &ws, 0, nil); err == unix.EINTR {
+			continue
+		} else if err != nil {
+			break // ECHILD: nothing left
 		}
 	}
 	output := <-out
