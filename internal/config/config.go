@@ -370,7 +370,7 @@ func Default() Config {
 		Gate: Gate{ScanTimeout: Duration(10 * time.Minute), StuckAfter: Duration(15 * time.Minute),
 			SweepInterval: Duration(time.Minute), ScanWorkers: 2, MaxDataAge: Duration(72 * time.Hour)},
 		Uploads:         Uploads{PurgeAfter: Duration(24 * time.Hour), PurgeInterval: Duration(time.Hour)},
-		GC:              GC{Schedule: Duration(24 * time.Hour), Grace: Duration(time.Hour), Pace: DefaultGCPace, Yield: Duration(DefaultGCYield)},
+		GC:              GC{Schedule: Duration(24 * time.Hour), Grace: Duration(time.Hour), Pace: DefaultGCPace, Yield: Duration(DefaultGCYield), Writeback: Duration(DefaultGCWriteback)},
 		ShutdownTimeout: Duration(30 * time.Second),
 		Kube: Kube{Cluster: "default", ResyncInterval: Duration(10 * time.Minute), RolloutTimeout: Duration(5 * time.Minute), Webhook: KubeWebhook{
 			ExemptNamespaces: []string{"kube-system"}, Mode: "enforce", Verdicts: true,

@@ -44,6 +44,9 @@ func TestGCConfigErrorsNameTheField(t *testing.T) {
 		{"pace over 1", "gc: {pace: 1.5}", "gc.pace"},
 		{"negative yield", "gc: {yield: -1s}", "gc.yield"},
 		{"yield over 10s", "gc: {yield: 1m}", "gc.yield"},
+		{"negative writeback", "gc: {writeback: -1s}", "gc.writeback"},
+		{"writeback under 10ms", "gc: {writeback: 9ms}", "gc.writeback"},
+		{"writeback over 30s", "gc: {writeback: 31s}", "gc.writeback"},
 		{"no repositories", "gc: {retention: [{keepDays: 3}]}", "gc.retention[0].repositories"},
 		{"bad pattern", "gc: {retention: [{repositories: ['quarantine/**/x'], keepDays: 3}]}", "gc.retention[0].repositories[0]"},
 		{"bad name", "gc: {retention: [{repositories: ['Quarantine/X'], keepDays: 3}]}", "gc.retention[0].repositories[0]"},
@@ -62,6 +65,19 @@ func TestGCConfigErrorsNameTheField(t *testing.T) {
 				t.Fatalf("error %v, want one naming %s", err, tc.field)
 			}
 		})
+	}
+
+	for _, yaml := range []string{"gc: {writeback: 0s}", "gc: {writeback: 10ms}", "gc: {writeback: 30s}"} {
+		cfg := Default()
+		if err := Decode(strings.NewReader(yaml), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", yaml, err)
+		}
+	}
+	if d := Default().GC.Writeback; d != Duration(DefaultGCWriteback) {
+		t.Errorf("gc.writeback defaults to %s", d)
 	}
 
 	ok := Default()

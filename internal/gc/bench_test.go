@@ -162,8 +162,11 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // the slowest request that started in the phase.
 //
 //   - once: one collection over 100,000 blobs (half of them garbage) at
-//     the default gc.pace and gc.yield, what a scheduled collection is;
-//     the phase lasts as long as it does.
+//     the default gc.pace, gc.yield and gc.writeback, what a scheduled
+//     collection is; the phase lasts as long as it does.
+//
+//   - once-nowriteback: the same with gc.writeback 0 (the kernel writes
+//     the deletions' metadata back in its own periodic bursts).
 //
 //   - once-noyield: the same with gc.yield 0 (deletions never wait for
 //     the pushes).
@@ -172,7 +175,7 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 //     processor up between units of work) and the default yield.
 //
 //   - backtoback: collections one after another for 8 s over 20,000
-//     blobs at the default pace and yield: a stress (a store collected
+//     blobs at the defaults: a stress (a store collected
 //     continuously), not the schedule's case.
 //
 // What the collection costs a request is not its latency during the
@@ -223,11 +226,13 @@ func BenchmarkPushDuringGC(b *testing.B) {
 		backToBack time.Duration
 		pace       float64
 		yield      time.Duration
+		writeback  time.Duration
 	}{
-		{"once", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield},
-		{"once-noyield", onceBlobs, 0, config.DefaultGCPace, 0},
-		{"once-unpaced", onceBlobs, 0, 1, config.DefaultGCYield},
-		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace, config.DefaultGCYield},
+		{"once", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, config.DefaultGCWriteback},
+		{"once-nowriteback", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, 0},
+		{"once-noyield", onceBlobs, 0, config.DefaultGCPace, 0, config.DefaultGCWriteback},
+		{"once-unpaced", onceBlobs, 0, 1, config.DefaultGCYield, config.DefaultGCWriteback},
+		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace, config.DefaultGCYield, config.DefaultGCWriteback},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
@@ -240,7 +245,7 @@ func BenchmarkPushDuringGC(b *testing.B) {
 				syscall.Sync()
 				runtime.GC()
 				b.StartTimer()
-				pushDuringGC(b, s, tc.backToBack, tc.pace, tc.yield)
+				pushDuringGC(b, s, tc.backToBack, collectOptions{tc.pace, tc.yield, tc.writeback})
 			}
 		})
 	}
@@ -271,7 +276,13 @@ type request struct {
 	start, end time.Time
 }
 
-func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64, yield time.Duration) {
+// collectOptions are the pacing options BenchmarkPushDuringGC's cases vary.
+type collectOptions struct {
+	pace             float64
+	yield, writeback time.Duration
+}
+
+func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOptions) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var reqs []request
@@ -358,7 +369,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 		if err != nil {
 			b.Fatal(err)
 		}
-		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: pace, Yield: yield, Progress: progress})
+		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: co.pace, Yield: co.yield, Writeback: co.writeback, Progress: progress})
 		if ferr := c.Finish(ctx); err == nil {
 			err = ferr
 		}
@@ -447,9 +458,9 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, pace float64
 		countOver(reqs, t1, t2, 100*time.Millisecond), countOver(reqs, t1, t2, 0),
 		countOver(reqs, t0, t1, 100*time.Millisecond)+countOver(reqs, t2, t3, 100*time.Millisecond), countOver(reqs, t0, t1, 0)+countOver(reqs, t2, t3, 0))
 	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
-	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; its phases: %v; %d protects during cycles",
+	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s, %d writebacks; its phases: %v; %d protects during cycles",
 		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
-		slowest(reqs, t2, t3), cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob], last.Yielded.Round(time.Millisecond), phases, nprotects)
+		slowest(reqs, t2, t3), cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob], last.Yielded.Round(time.Millisecond), last.Writebacks, phases, nprotects)
 }
 
 func countPushes(reqs []request, from, to time.Time) int {

@@ -1,8 +1,14 @@
 package gc
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,3 +145,87 @@ func sameSet(a, b map[digest.Digest]bool) bool {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestCollectWritesBack: a collection with a writeback interval syncs the
+// storage while it runs (here twice before its marking goes on) and stops
+// when it returns; the report counts the syncs that succeeded. A dry run,
+// or no interval, never syncs; a sync that fails is logged once and the
+// collection still succeeds.
+func TestCollectWritesBack(t *testing.T) {
+	var synced, failing atomic.Int64
+	var fail atomic.Bool
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil))
+	s := newSetup(t, dbtest.SQLite(t), registry.WithLogger(log), registry.WithStorageSync(func() error {
+		if fail.Load() {
+			failing.Add(1)
+			return errors.New("disk on fire")
+		}
+		synced.Add(1)
+		return nil
+	}))
+	s.pushImage("app", "", 2, nil, nil) // garbage
+	s.pushImage("app", "kept", 2, nil, nil)
+
+	// waitAtMark holds the collection at its marking until the syncs
+	// counted by n reach 2.
+	waitAtMark := func(n *atomic.Int64) func(registry.Progress) {
+		return func(p registry.Progress) {
+			if p.Phase != registry.PhaseMark || p.Done != 0 {
+				return
+			}
+			for deadline := time.Now().Add(20 * time.Second); n.Load() < 2; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("%d syncs in 20 s at 1 ms intervals", n.Load())
+					return
+				}
+			}
+		}
+	}
+	rep := s.collect(registry.CollectOptions{Writeback: time.Millisecond, Progress: waitAtMark(&synced)})
+	after := synced.Load()
+	if after < 2 || int64(rep.Writebacks) != after {
+		t.Errorf("report counts %d writebacks, the storage saw %d (want at least 2)", rep.Writebacks, after)
+	}
+	if rep.Deleted[registry.KindManifest] != 1 {
+		t.Errorf("deleted %v, want the untagged manifest", rep.Deleted)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := synced.Load(); n != after {
+		t.Errorf("%d syncs after the collection returned", n-after)
+	}
+
+	rest := func(registry.Progress) { time.Sleep(5 * time.Millisecond) }
+	for _, o := range []registry.CollectOptions{
+		{DryRun: true, Writeback: time.Millisecond, Progress: rest},
+		{Progress: rest},
+	} {
+		if rep := s.collect(o); rep.Writebacks != 0 || synced.Load() != after {
+			t.Errorf("dry run %v, writeback %v: %d syncs (%d reported)", o.DryRun, o.Writeback, synced.Load()-after, rep.Writebacks)
+		}
+	}
+
+	fail.Store(true)
+	rep = s.collect(registry.CollectOptions{Writeback: time.Millisecond, Progress: waitAtMark(&failing)})
+	if rep.Writebacks != 0 {
+		t.Errorf("%d writebacks counted of syncs that all failed", rep.Writebacks)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logged.String(), "disk on fire"); n != 1 {
+		t.Errorf("failed syncs logged %d times, want once:\n%s", n, logged.String())
+	}
+}
+
+// lockedWriter serializes a log's writes to a buffer.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

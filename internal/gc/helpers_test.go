@@ -20,6 +20,7 @@ import (
 	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/regstore"
 )
 
 // setup is a registry over a real filesystem driver whose writes go
@@ -63,10 +64,12 @@ func newSetupOn(t testing.TB, tg dbtest.Target, storage func(testing.TB) storage
 	t.Cleanup(func() { cancel(); <-done; _ = m.Close() })
 	root := t.TempDir()
 	var drv storagedriver.StorageDriver = filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	base := []registry.Option{registry.WithBarrier(m), registry.WithStorageSync(regstore.SyncFilesystem(root))}
 	if storage != nil {
 		drv = storage(t)
+		base = base[:1]
 	}
-	reg, err := registry.New(ctx, drv, append([]registry.Option{registry.WithBarrier(m)}, opts...)...)
+	reg, err := registry.New(ctx, drv, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

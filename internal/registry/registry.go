@@ -136,6 +136,20 @@ func WithDirectDriver(d storagedriver.StorageDriver) Option {
 	}
 }
 
+// WithStorageSync sets how the registry's storage writes its pending
+// changes to stable storage (the filesystem driver: a syncfs of its
+// root; see regstore.SyncFilesystem): a collection with a
+// CollectOptions.Writeback calls it as it goes.
+func WithStorageSync(sync func() error) Option {
+	return func(r *Registry) error {
+		if sync == nil {
+			return errors.New("nil storage sync")
+		}
+		r.sync = sync
+		return nil
+	}
+}
+
 // Registry is an OCI distribution-spec v1.1 registry over a distribution
 // storage driver. It is an http.Handler for /v2/ and below.
 type Registry struct {
@@ -158,6 +172,9 @@ type Registry struct {
 	// writes counts the writes in progress, which a collection's sweep
 	// yields to (gc_pace.go).
 	writes inflight
+	// sync, when set, writes the storage's pending changes to stable
+	// storage (WithStorageSync).
+	sync func() error
 }
 
 // New returns a Registry storing everything through driver.

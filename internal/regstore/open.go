@@ -9,10 +9,14 @@ package regstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"golang.org/x/sys/unix"
 
 	// The storage drivers a config file can name. Each registers itself with
 	// distribution's driver factory.
@@ -34,6 +38,9 @@ type Storage struct {
 	Index *SQLDriver
 	// Cache is the content-addressed read cache, nil when there is none.
 	Cache *Cache
+	// Sync writes the blob storage's pending changes to stable storage
+	// (SyncFilesystem); nil when the driver has no such thing to do.
+	Sync func() error
 }
 
 // Uncached is the storage without the read cache: what a check of what is
@@ -76,7 +83,32 @@ func Open(ctx context.Context, cfg config.Config, dbs *database.Opener) (*Storag
 			return nil, err
 		}
 	}
-	return Compose(blobs, index), nil
+	s := Compose(blobs, index)
+	if root, ok := cfg.Storage.Parameters["rootdirectory"].(string); ok && cfg.Storage.Driver == "filesystem" {
+		s.Sync = SyncFilesystem(root)
+	}
+	return s, nil
+}
+
+// SyncFilesystem returns a function that writes every pending change of
+// the filesystem holding root (data, and metadata no fsync wrote:
+// deletions, new directories) to disk, with syncfs(2). A root that does
+// not exist yet has nothing to write.
+func SyncFilesystem(root string) func() error {
+	return func() error {
+		f, err := os.Open(root)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("syncing the storage: %w", err)
+		}
+		defer f.Close()
+		if err := unix.Syncfs(int(f.Fd())); err != nil {
+			return fmt.Errorf("syncing the filesystem of %s: %w", root, err)
+		}
+		return nil
+	}
 }
 
 // Compose puts the storage together from a blob driver and, when not nil,

@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 
+	"github.com/drydock-project/drydock/internal/config"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/s3test"
 )
@@ -175,5 +179,50 @@ func TestCacheServesContentAddressedReads(t *testing.T) {
 	}
 	if _, err := c.GetContent(ctx, other); err == nil {
 		t.Error("a mutable path was served from the cache")
+	}
+}
+
+// TestOpenSync: the filesystem driver's storage has a sync, which works
+// before its root exists and after; object or in-memory storage has none;
+// a root that cannot be opened is an error that names it.
+func TestOpenSync(t *testing.T) {
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sync == nil {
+		t.Fatal("the filesystem driver's storage has no sync")
+	}
+	if err := s.Sync(); err != nil {
+		t.Errorf("sync before the root exists: %v", err)
+	}
+	if err := s.Driver.PutContent(t.Context(), "/a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Errorf("sync: %v", err)
+	}
+
+	mem := config.Default()
+	mem.Data = t.TempDir()
+	mem.Storage.Driver = "inmemory"
+	if err := mem.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(t.Context(), mem, nil); err != nil || s.Sync != nil {
+		t.Errorf("in-memory storage: sync %v, %v; want none", s.Sync != nil, err)
+	}
+
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncFilesystem(filepath.Join(file, "root"))(); err == nil || !strings.Contains(err.Error(), file) {
+		t.Errorf("a root under a file: %v", err)
 	}
 }

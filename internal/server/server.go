@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	undo = append(undo, func() { _ = gcp.close() })
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
-	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(cfg, audits, log, o.now),
+	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(cfg, storage, audits, log, o.now),
 		// The barrier's existence checks must see another replica's
 		// collection: through the storage without this process's cache.
 		registry.WithDirectDriver(storage.Uncached()),
