@@ -1,13 +1,10 @@
 package gc
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/registry"
+	"github.com/drydock-project/drydock/internal/testenv"
 )
 
 // TestCollectKeepsReachable: a collection deletes exactly what no tag
@@ -154,9 +152,8 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func TestCollectWritesBack(t *testing.T) {
 	var synced, failing atomic.Int64
 	var fail atomic.Bool
-	var logged bytes.Buffer
-	var logMu sync.Mutex
-	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, nil))
+	var logged testenv.LockedBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
 	s := newSetup(t, dbtest.SQLite(t), registry.WithLogger(log), registry.WithStorageSync(func() error {
 		if fail.Load() {
 			failing.Add(1)
@@ -211,21 +208,7 @@ func TestCollectWritesBack(t *testing.T) {
 	if rep.Writebacks != 0 {
 		t.Errorf("%d writebacks counted of syncs that all failed", rep.Writebacks)
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
 	if n := strings.Count(logged.String(), "disk on fire"); n != 1 {
 		t.Errorf("failed syncs logged %d times, want once:\n%s", n, logged.String())
 	}
-}
-
-// lockedWriter serializes a log's writes to a buffer.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
