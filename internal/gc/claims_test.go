@@ -18,13 +18,15 @@ import (
 )
 
 // holdingCycle is a cycle whose release of one key (key) holds the
-// collection, right after the release, until proceed is closed.
+// collection twice: before the release, with the key still claimed, until
+// release is closed; and right after it, until proceed is closed.
 type holdingCycle struct {
 	*Cycle
-	key      string
-	claimed  chan struct{} // closed once key is claimed
-	released chan struct{} // closed once key's claim has ended
-	proceed  chan struct{}
+	key       string
+	claimed   chan struct{} // closed once key is claimed
+	releasing chan struct{} // closed when key's claim is about to end
+	release   chan struct{}
+	proceed   chan struct{}
 }
 
 func (h *holdingCycle) Claim(ctx context.Context, keys []string) ([]string, error) {
@@ -36,9 +38,13 @@ func (h *holdingCycle) Claim(ctx context.Context, keys []string) ([]string, erro
 }
 
 func (h *holdingCycle) Release(ctx context.Context, keys []string) error {
+	hold := slices.Contains(keys, h.key)
+	if hold {
+		close(h.releasing)
+		<-h.release
+	}
 	err := h.Cycle.Release(ctx, keys)
-	if slices.Contains(keys, h.key) {
-		close(h.released)
+	if hold {
 		<-h.proceed
 	}
 	return err
@@ -89,24 +95,38 @@ func TestClaimsEndChunkByChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Finish(ctx)
-	h := &holdingCycle{Cycle: c, key: registry.LayerKey(repo, links[0]), claimed: make(chan struct{}), released: make(chan struct{}), proceed: make(chan struct{})}
+	h := &holdingCycle{Cycle: c, key: registry.LayerKey(repo, links[0]), claimed: make(chan struct{}),
+		releasing: make(chan struct{}), release: make(chan struct{}), proceed: make(chan struct{})}
 	var collectErr error
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
 		_, collectErr = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: h})
 	}()
+	release := sync.OnceFunc(func() { close(h.release) })
 	proceed := sync.OnceFunc(func() { close(h.proceed) })
-	defer func() { proceed(); <-collected }()
-	select {
-	case <-h.claimed:
-	case <-collected:
-		t.Fatalf("the collection ended without claiming %s: %v", h.key, collectErr)
+	defer func() { release(); proceed(); <-collected }()
+	for _, ch := range []chan struct{}{h.claimed, h.releasing} {
+		select {
+		case <-ch:
+		case <-collected:
+			t.Fatalf("the collection ended without claiming and releasing %s: %v", h.key, collectErr)
+		}
 	}
 	g, err := s.member.Enter(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The claim is held until release is closed: the write waits. (Told
+	// by the write itself, not by which goroutine the scheduler runs
+	// first after the release.)
+	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	err = g.Protect(wctx, h.key)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a write of a claimed key went on (Protect = %v); want it waiting for the release", err)
+	}
+	release()
 	protected := make(chan error, 1)
 	go func() { protected <- g.Protect(ctx, h.key) }()
 	select {
@@ -115,14 +135,9 @@ func TestClaimsEndChunkByChunk(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(time.Minute):
-		t.Fatal("the write still waits a minute after the claim")
+		t.Fatal("the write still waits a minute after the release")
 	}
 	g.Done()
-	select {
-	case <-h.released:
-	default:
-		t.Fatal("the write went on while its key was claimed")
-	}
 	left := linked()
 	proceed()
 	<-collected

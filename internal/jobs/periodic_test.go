@@ -102,8 +102,12 @@ func TestScheduleSurvivesLeaderChange(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // start early in a period
 		}
 		first := scheduled(t, tg, period, runs, &mu)
+		var p0 int64 // the period the first leader's job is in
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if _, n := ticks(t, tg, period); n == 1 {
+			if perPeriod, n := ticks(t, tg, period); n == 1 {
+				for p := range perPeriod {
+					p0 = p
+				}
 				break
 			}
 			if time.Now().After(deadline) {
@@ -117,9 +121,19 @@ func TestScheduleSurvivesLeaderChange(t *testing.T) {
 		}
 		scheduled(t, tg, period, runs, &mu)
 		time.Sleep(8 * time.Second) // the new leader is elected and its schedule fires
-		perPeriod, n := ticks(t, tg, period)
-		if n != 1 {
-			t.Errorf("%d jobs within one period across a change of leader (%v), want 1", n, perPeriod)
+		// On a slow machine the new leader's start can fall in the next
+		// period, which rightly gets its own job: count per period.
+		perPeriod, _ := ticks(t, tg, period)
+		for p, k := range perPeriod {
+			if k > 1 {
+				t.Errorf("period starting %s has %d jobs across a change of leader, want 1", time.Unix(p, 0).UTC().Format(time.TimeOnly), k)
+			}
+		}
+		if perPeriod[p0] != 1 {
+			t.Errorf("the first leader's period has %d jobs (%v), want 1", perPeriod[p0], perPeriod)
+		}
+		if len(perPeriod) > 1 {
+			t.Logf("the new leader started in the next period (%v): the change of leader within one period was not exercised", perPeriod)
 		}
 	})
 }

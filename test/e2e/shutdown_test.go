@@ -6,19 +6,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// slowBody yields data in chunks with a pause between them and signals
-// once a few chunks have been handed over.
+// slowBody yields data in chunks with a pause between them; after the
+// first chunk it closes started and sends the rest once resume is closed.
 type slowBody struct {
 	data    []byte
 	chunk   int
 	pause   time.Duration
 	started chan struct{}
+	resume  chan struct{}
 	sent    int
 }
 
@@ -26,11 +28,12 @@ func (b *slowBody) Read(p []byte) (int, error) {
 	if b.sent >= len(b.data) {
 		return 0, io.EOF
 	}
+	if b.sent == b.chunk {
+		close(b.started)
+		<-b.resume
+	}
 	if b.sent > 0 && b.sent%b.chunk == 0 {
 		time.Sleep(b.pause)
-	}
-	if b.sent == 3*b.chunk { // the server is surely inside the handler by now
-		close(b.started)
 	}
 	// Never cross a chunk boundary in one read, so pauses fall on them.
 	n := min(len(p), b.chunk-b.sent%b.chunk, len(b.data)-b.sent)
@@ -39,8 +42,35 @@ func (b *slowBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// waitInFlight waits until the server's /metrics counts n requests in
+// flight, the scrape itself included.
+func waitInFlight(s *serveProc, n int) error {
+	const gauge = "drydock_http_requests_in_flight "
+	last := ""
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get(s.URL() + "/metrics")
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, gauge); ok {
+				last = v
+				if k, err := strconv.Atoi(v); err == nil && k >= n {
+					return nil
+				}
+			}
+		}
+	}
+	return fmt.Errorf("the server did not count %d requests in flight in a minute (last %q)", n, last)
+}
+
 // slowUpload starts an upload and PUTs a 4 MiB blob over about 2 s,
-// sending SIGTERM to the server once the body is flowing. It
+// sending SIGTERM to the server once its handler runs. It
 // returns the blob digest and the PUT's status (0 if the request failed).
 func slowUpload(t *testing.T, s *serveProc, repo string) (string, int) {
 	t.Helper()
@@ -63,18 +93,35 @@ func slowUpload(t *testing.T, s *serveProc, repo string) (string, int) {
 	if strings.Contains(loc, "?") {
 		sep = "&"
 	}
-	body := &slowBody{data: data, chunk: 256 << 10, pause: 120 * time.Millisecond, started: make(chan struct{})}
+	body := &slowBody{data: data, chunk: 256 << 10, pause: 120 * time.Millisecond, started: make(chan struct{}), resume: make(chan struct{})}
 	req, err := http.NewRequest(http.MethodPut, loc+sep+"digest="+dgst, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.ContentLength = int64(len(data))
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// SIGTERM once the server runs the PUT's handler, not merely once the
+	// client has written some of the body: until the server has read the
+	// request, its connection is idle to it, and the shutdown closes it.
+	signalled := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		<-body.started
+		defer close(body.resume)
+		select {
+		case <-body.started:
+		case <-done: // the PUT failed before its body flowed
+			signalled <- nil
+			return
+		}
+		err := waitInFlight(s, 2) // the PUT and the scrape
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		signalled <- err
 	}()
 	resp, err = http.DefaultClient.Do(req)
+	close(done)
+	if serr := <-signalled; serr != nil {
+		t.Fatal(serr)
+	}
 	if err != nil {
 		return dgst, 0
 	}
