@@ -69,6 +69,7 @@ A config file (every field optional):
     driver: filesystem          # or s3, inmemory: distribution's drivers
     parameters:                 # the driver's own parameters
       rootdirectory: /var/lib/drydock/registry
+    writeback: 250ms            # filesystem: write pending changes to disk this often after writes; 0s: leave it to the kernel
   auth:
     anonymous: [pull:live]            # roles without credentials; none (default) = off
     htpasswd: /etc/drydock/htpasswd   # extra users, bcrypt entries (htpasswd -B)

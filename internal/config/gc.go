@@ -17,7 +17,6 @@ import (
 //	  grace: 1h            # untagged manifests and unreferenced blobs younger than this are kept
 //	  pace: 0.5            # share of the time a collection works; it rests the rest, for the registry's requests
 //	  yield: 100ms         # deletions wait for the registry's writes in progress, at most this long per batch; 0s: never
-//	  writeback: 250ms     # a collection writes the filesystem's pending changes to disk this often; 0s: never
 //	  retention:
 //	    - repositories: ["quarantine/**"]
 //	      keepPatchTags: 3  # per original tag, the 3 newest patch tags (TAG-N, TAG-patched)
@@ -47,12 +46,6 @@ type GC struct {
 	// disk syncs, and under pushes that never pause the sweep still
 	// deletes a batch (64) per Yield. 0 never waits.
 	Yield Duration `yaml:"yield"`
-	// Writeback is how often a running collection writes the storage
-	// filesystem's pending changes to disk (the filesystem driver only),
-	// so that its deletions and the pushes' new files reach the disk in
-	// small steps instead of in the kernel's periodic bursts, which hold
-	// every push's disk sync meanwhile. 0 leaves it to the kernel.
-	Writeback Duration `yaml:"writeback"`
 	// Retention are the retention policies, applied before each
 	// collection; a repository follows the first policy matching it.
 	Retention []RetentionPolicy `yaml:"retention"`
@@ -83,11 +76,6 @@ type RetentionPolicy struct {
 // internal/gc for what it costs pushes).
 const DefaultGCPace = 0.5
 
-// DefaultGCWriteback is gc.writeback's default: on ext4 a quarter of a
-// second of deletions and pushes is a few megabytes of metadata, which the
-// disk writes in a few milliseconds.
-const DefaultGCWriteback = 250 * time.Millisecond
-
 // DefaultGCYield is gc.yield's default: under constant pushes a sweep still
 // deletes 640 objects a second.
 const DefaultGCYield = 100 * time.Millisecond
@@ -109,11 +97,6 @@ func (g GC) validate() []error {
 		errs = append(errs, errors.New("gc.yield: must not be negative (0s: deletions never wait for writes)"))
 	} else if g.Yield > Duration(10*time.Second) {
 		errs = append(errs, fmt.Errorf("gc.yield: %s is over 10s: a collection under constant writes would take hours", g.Yield))
-	}
-	if g.Writeback < 0 {
-		errs = append(errs, errors.New("gc.writeback: must not be negative (0s: leave it to the kernel)"))
-	} else if g.Writeback > 0 && (g.Writeback < Duration(10*time.Millisecond) || g.Writeback > Duration(30*time.Second)) {
-		errs = append(errs, fmt.Errorf("gc.writeback: %s is not between 10ms and 30s (0s: leave it to the kernel, which writes back after 30s)", g.Writeback))
 	}
 	for i, p := range g.Retention {
 		field := fmt.Sprintf("gc.retention[%d]", i)

@@ -44,9 +44,6 @@ func TestGCConfigErrorsNameTheField(t *testing.T) {
 		{"pace over 1", "gc: {pace: 1.5}", "gc.pace"},
 		{"negative yield", "gc: {yield: -1s}", "gc.yield"},
 		{"yield over 10s", "gc: {yield: 1m}", "gc.yield"},
-		{"negative writeback", "gc: {writeback: -1s}", "gc.writeback"},
-		{"writeback under 10ms", "gc: {writeback: 9ms}", "gc.writeback"},
-		{"writeback over 30s", "gc: {writeback: 31s}", "gc.writeback"},
 		{"no repositories", "gc: {retention: [{keepDays: 3}]}", "gc.retention[0].repositories"},
 		{"bad pattern", "gc: {retention: [{repositories: ['quarantine/**/x'], keepDays: 3}]}", "gc.retention[0].repositories[0]"},
 		{"bad name", "gc: {retention: [{repositories: ['Quarantine/X'], keepDays: 3}]}", "gc.retention[0].repositories[0]"},
@@ -67,19 +64,6 @@ func TestGCConfigErrorsNameTheField(t *testing.T) {
 		})
 	}
 
-	for _, yaml := range []string{"gc: {writeback: 0s}", "gc: {writeback: 10ms}", "gc: {writeback: 30s}"} {
-		cfg := Default()
-		if err := Decode(strings.NewReader(yaml), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		if err := cfg.Validate(); err != nil {
-			t.Errorf("%s: %v", yaml, err)
-		}
-	}
-	if d := Default().GC.Writeback; d != Duration(DefaultGCWriteback) {
-		t.Errorf("gc.writeback defaults to %s", d)
-	}
-
 	ok := Default()
 	if err := Decode(strings.NewReader(`gc: {schedule: 12h, grace: 0s, retention: [{repositories: ["quarantine/**"], keepPatchTags: 3, keepDays: 30, keepTags: [latest]}]}`), &ok); err != nil {
 		t.Fatal(err)
@@ -89,5 +73,37 @@ func TestGCConfigErrorsNameTheField(t *testing.T) {
 	}
 	if *ok.GC.Retention[0].KeepPatchTags != 3 {
 		t.Errorf("decoded %+v", ok)
+	}
+}
+
+// TestStorageWriteback: storage.writeback defaults to a quarter of a
+// second; 0s and values from 10ms to 30s are taken; others are refused
+// with the field's name.
+func TestStorageWriteback(t *testing.T) {
+	if d := Default().Storage.Writeback; d != Duration(DefaultStorageWriteback) {
+		t.Errorf("storage.writeback defaults to %s", d)
+	}
+	for _, tc := range []struct {
+		yaml string
+		ok   bool
+	}{
+		{"storage: {writeback: 0s}", true},
+		{"storage: {writeback: 10ms}", true},
+		{"storage: {writeback: 30s}", true},
+		{"storage: {writeback: -1s}", false},
+		{"storage: {writeback: 9ms}", false},
+		{"storage: {writeback: 31s}", false},
+	} {
+		cfg := Default()
+		if err := Decode(strings.NewReader(tc.yaml), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		err := cfg.Validate()
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.yaml, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "storage.writeback")) {
+			t.Errorf("%s: %v, want an error naming storage.writeback", tc.yaml, err)
+		}
 	}
 }

@@ -162,11 +162,13 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // the slowest request that started in the phase.
 //
 //   - once: one collection over 100,000 blobs (half of them garbage) at
-//     the default gc.pace, gc.yield and gc.writeback, what a scheduled
-//     collection is; the phase lasts as long as it does.
+//     the default gc.pace, gc.yield and storage.writeback (in all three
+//     phases, as the server does), what a scheduled collection is; the
+//     phase lasts as long as it does.
 //
-//   - once-nowriteback: the same with gc.writeback 0 (the kernel writes
-//     the deletions' metadata back in its own periodic bursts).
+//   - once-nowriteback: the same with storage.writeback 0 (the kernel
+//     writes the pushes' and deletions' metadata back in its own periodic
+//     bursts).
 //
 //   - once-noyield: the same with gc.yield 0 (deletions never wait for
 //     the pushes).
@@ -228,11 +230,11 @@ func BenchmarkPushDuringGC(b *testing.B) {
 		yield      time.Duration
 		writeback  time.Duration
 	}{
-		{"once", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, config.DefaultGCWriteback},
+		{"once", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, config.DefaultStorageWriteback},
 		{"once-nowriteback", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, 0},
-		{"once-noyield", onceBlobs, 0, config.DefaultGCPace, 0, config.DefaultGCWriteback},
-		{"once-unpaced", onceBlobs, 0, 1, config.DefaultGCYield, config.DefaultGCWriteback},
-		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace, config.DefaultGCYield, config.DefaultGCWriteback},
+		{"once-noyield", onceBlobs, 0, config.DefaultGCPace, 0, config.DefaultStorageWriteback},
+		{"once-unpaced", onceBlobs, 0, 1, config.DefaultGCYield, config.DefaultStorageWriteback},
+		{"backtoback", 20_000, 8 * time.Second, config.DefaultGCPace, config.DefaultGCYield, config.DefaultStorageWriteback},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
@@ -284,6 +286,11 @@ type collectOptions struct {
 
 func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOptions) {
 	ctx := context.Background()
+	// The server's writeback runs through every phase.
+	wbCtx, stopWriteback := context.WithCancel(ctx)
+	var wbDone sync.WaitGroup
+	wbDone.Go(func() { s.reg.Writeback(wbCtx, co.writeback) })
+	defer func() { stopWriteback(); wbDone.Wait() }()
 	var mu sync.Mutex
 	var reqs []request
 	var protects []time.Duration // Protect's durations (only while a cycle runs)
@@ -369,7 +376,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 		if err != nil {
 			b.Fatal(err)
 		}
-		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: co.pace, Yield: co.yield, Writeback: co.writeback, Progress: progress})
+		last, err = s.reg.Collect(ctx, registry.CollectOptions{Coordinator: c, Grace: time.Hour, Pace: co.pace, Yield: co.yield, Progress: progress})
 		if ferr := c.Finish(ctx); err == nil {
 			err = ferr
 		}
@@ -458,9 +465,9 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 		countOver(reqs, t1, t2, 100*time.Millisecond), countOver(reqs, t1, t2, 0),
 		countOver(reqs, t0, t1, 100*time.Millisecond)+countOver(reqs, t2, t3, 100*time.Millisecond), countOver(reqs, t0, t1, 0)+countOver(reqs, t2, t3, 0))
 	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
-	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s, %d writebacks; its phases: %v; %d protects during cycles",
+	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; %d writebacks in all phases; its phases: %v; %d protects during cycles",
 		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),
-		slowest(reqs, t2, t3), cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob], last.Yielded.Round(time.Millisecond), last.Writebacks, phases, nprotects)
+		slowest(reqs, t2, t3), cycles, t2.Sub(t1).Round(time.Millisecond), gcRate, last.Blobs, last.Deleted[registry.KindBlob], last.Yielded.Round(time.Millisecond), s.reg.Writebacks(), phases, nprotects)
 }
 
 func countPushes(reqs []request, from, to time.Time) int {

@@ -1,6 +1,7 @@
 package gc
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -144,71 +146,120 @@ func sameSet(a, b map[digest.Digest]bool) bool {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-// TestCollectWritesBack: a collection with a writeback interval syncs the
-// storage while it runs (here twice before its marking goes on) and stops
-// when it returns; the report counts the syncs that succeeded. A dry run,
-// or no interval, never syncs; a sync that fails is logged once and the
-// collection still succeeds.
-func TestCollectWritesBack(t *testing.T) {
-	var synced, failing atomic.Int64
+// TestWriteback: the registry's writeback syncs its storage after a push
+// and after a collection's deletions, and not while nothing changes (a
+// dry run changes nothing); a sync that fails is retried at the next
+// interval and logged once per run of failures; Writebacks counts the
+// syncs that succeeded; it ends with its context, and without a sync or
+// an interval it returns at once.
+func TestWriteback(t *testing.T) {
+	var synced, failed atomic.Int64
 	var fail atomic.Bool
 	var logged testenv.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	s := newSetup(t, dbtest.SQLite(t), registry.WithLogger(log), registry.WithStorageSync(func() error {
 		if fail.Load() {
-			failing.Add(1)
+			failed.Add(1)
 			return errors.New("disk on fire")
 		}
 		synced.Add(1)
 		return nil
 	}))
-	s.pushImage("app", "", 2, nil, nil) // garbage
-	s.pushImage("app", "kept", 2, nil, nil)
-
-	// waitAtMark holds the collection at its marking until the syncs
-	// counted by n reach 2.
-	waitAtMark := func(n *atomic.Int64) func(registry.Progress) {
-		return func(p registry.Progress) {
-			if p.Phase != registry.PhaseMark || p.Done != 0 {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		s.reg.Writeback(ctx, time.Millisecond)
+		close(done)
+	}()
+	// settle waits until c has counted at least n and then 20 intervals
+	// pass without a count (the last request's change can land after its
+	// response), for at most 20 s: syncs that never stop fail the test.
+	settle := func(c *atomic.Int64, n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			at := c.Load()
+			time.Sleep(20 * time.Millisecond)
+			if at >= n && c.Load() == at {
 				return
 			}
-			for deadline := time.Now().Add(20 * time.Second); n.Load() < 2; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Errorf("%d syncs in 20 s at 1 ms intervals", n.Load())
-					return
-				}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 20 s: %d syncs and counting, want %d and then none", c.Load(), n)
 			}
 		}
 	}
-	rep := s.collect(registry.CollectOptions{Writeback: time.Millisecond, Progress: waitAtMark(&synced)})
-	after := synced.Load()
-	if after < 2 || int64(rep.Writebacks) != after {
-		t.Errorf("report counts %d writebacks, the storage saw %d (want at least 2)", rep.Writebacks, after)
-	}
-	if rep.Deleted[registry.KindManifest] != 1 {
-		t.Errorf("deleted %v, want the untagged manifest", rep.Deleted)
-	}
-	time.Sleep(20 * time.Millisecond)
-	if n := synced.Load(); n != after {
-		t.Errorf("%d syncs after the collection returned", n-after)
-	}
-
-	rest := func(registry.Progress) { time.Sleep(5 * time.Millisecond) }
-	for _, o := range []registry.CollectOptions{
-		{DryRun: true, Writeback: time.Millisecond, Progress: rest},
-		{Progress: rest},
-	} {
-		if rep := s.collect(o); rep.Writebacks != 0 || synced.Load() != after {
-			t.Errorf("dry run %v, writeback %v: %d syncs (%d reported)", o.DryRun, o.Writeback, synced.Load()-after, rep.Writebacks)
+	// reach waits until c has counted n, for at most 20 s.
+	reach := func(c *atomic.Int64, n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); c.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d in 20 s, want %d", c.Load(), n)
+			}
 		}
 	}
 
-	fail.Store(true)
-	rep = s.collect(registry.CollectOptions{Writeback: time.Millisecond, Progress: waitAtMark(&failing)})
-	if rep.Writebacks != 0 {
-		t.Errorf("%d writebacks counted of syncs that all failed", rep.Writebacks)
+	if settle(&synced, 0); synced.Load() != 0 {
+		t.Errorf("%d syncs with nothing written", synced.Load())
 	}
-	if n := strings.Count(logged.String(), "disk on fire"); n != 1 {
-		t.Errorf("failed syncs logged %d times, want once:\n%s", n, logged.String())
+	// A request's write of its own (an upload session), a library write
+	// (through the barrier alone), images pushed.
+	if code, _, _ := s.do("POST", "/v2/app/blobs/uploads/", nil); code != http.StatusAccepted {
+		t.Fatalf("start an upload: %d", code)
+	}
+	settle(&synced, 1)
+	n := synced.Load()
+	if _, err := s.reg.PutBlob(t.Context(), "app", []byte("a library write")); err != nil {
+		t.Fatal(err)
+	}
+	settle(&synced, n+1)
+	n = synced.Load()
+	s.pushImage("app", "", 2, nil, nil) // garbage for the collection below
+	s.pushImage("app", "kept", 2, nil, nil)
+	settle(&synced, n+1)
+	n = synced.Load()
+	s.collect(registry.CollectOptions{DryRun: true})
+	if settle(&synced, n); synced.Load() != n {
+		t.Errorf("a dry run (it deletes nothing) was followed by %d syncs", synced.Load()-n)
+	}
+	if rep := s.collect(registry.CollectOptions{}); rep.Deleted[registry.KindManifest] != 1 {
+		t.Fatalf("deleted %v, want the untagged manifest", rep.Deleted)
+	}
+	if settle(&synced, n+1); s.reg.Writebacks() != synced.Load() {
+		t.Errorf("Writebacks() = %d, the storage saw %d syncs", s.reg.Writebacks(), synced.Load())
+	}
+
+	// Two runs of failures, each retried until a sync succeeds.
+	for range 2 {
+		fail.Store(true)
+		f := failed.Load()
+		s.pushImage("app", "again", 1, nil, nil)
+		reach(&failed, f+3)
+		n = synced.Load()
+		fail.Store(false)
+		settle(&synced, n+1)
+	}
+	if k := strings.Count(logged.String(), "disk on fire"); k != 2 {
+		t.Errorf("two runs of failed syncs logged %d times, want twice:\n%s", k, logged.String())
+	}
+	if s.reg.Writebacks() != synced.Load() {
+		t.Errorf("Writebacks() = %d counts failures; %d succeeded", s.reg.Writebacks(), synced.Load())
+	}
+	cancel()
+	<-done
+
+	bare, err := registry.New(t.Context(), inmemory.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*registry.Registry{bare, s.reg} {
+		returned := make(chan struct{})
+		go func() {
+			r.Writeback(t.Context(), 0) // bare: no sync either
+			close(returned)
+		}()
+		select {
+		case <-returned:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Writeback without a sync or an interval still runs after 20 s")
+		}
 	}
 }

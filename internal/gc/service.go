@@ -254,7 +254,7 @@ func (s *Service) execute(ctx context.Context, r *Run) (err error) {
 		log.Info("retention done", "deleted_tags", len(rep.Retention.Deleted), "protected_tags", len(rep.Retention.Protected))
 	}
 	o := registry.CollectOptions{DryRun: r.DryRun, Grace: time.Duration(s.o.Config.Grace), UploadTimeout: s.o.UploadTimeout, Pace: s.o.Config.Pace,
-		Yield: time.Duration(s.o.Config.Yield), Writeback: time.Duration(s.o.Config.Writeback), Keep: keep(ctx, guards), Progress: s.progress(ctx, r.ID, log)}
+		Yield: time.Duration(s.o.Config.Yield), Keep: keep(ctx, guards), Progress: s.progress(ctx, r.ID, log)}
 	if cycle != nil {
 		o.Coordinator = cycle
 	}
@@ -292,7 +292,7 @@ func (s *Service) execute(ctx context.Context, r *Run) (err error) {
 		retained = len(rep.Retention.Deleted)
 	}
 	log.Info("garbage collection finished", "freed_bytes", col.FreedBytes, "deleted", col.Deleted, "protected", col.Protected,
-		"deleted_tags", retained, "duration", col.Duration.String(), "yielded", col.Yielded.String(), "writebacks", col.Writebacks)
+		"deleted_tags", retained, "duration", col.Duration.String(), "yielded", col.Yielded.String())
 	s.audit(ctx, r, audit.OutcomeOK, map[string]any{"run": r.ID, "dryRun": r.DryRun, "freedBytes": col.FreedBytes,
 		"deleted": col.Deleted, "protected": col.Protected, "deletedTags": retained, "durationSeconds": col.Duration.Seconds()})
 	return nil

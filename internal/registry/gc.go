@@ -79,11 +79,6 @@ type CollectOptions struct {
 	// yielder): deletions go in the gaps between writes, and under writes
 	// that never pause still at least one unit per Yield. 0: never waits.
 	Yield time.Duration
-	// Writeback is how often the collection writes the storage's pending
-	// changes to stable storage while it runs (see writeback), when the
-	// registry has a storage sync (WithStorageSync). 0: never; the
-	// operating system writes them back in its own time.
-	Writeback time.Duration
 }
 
 // Progress is a step of a collection.
@@ -148,9 +143,6 @@ type Report struct {
 	// Yielded is the part of Duration the sweep spent waiting for the
 	// registry's writes (CollectOptions.Yield).
 	Yielded time.Duration `json:"yielded,omitempty"`
-	// Writebacks counts the storage syncs made during the collection
-	// (CollectOptions.Writeback).
-	Writebacks int `json:"writebacks,omitempty"`
 	// Usage is every repository's and namespace's usage afterwards.
 	Usage []Usage `json:"usage,omitempty"`
 }
@@ -199,22 +191,12 @@ func (r *Registry) Collect(ctx context.Context, o CollectOptions) (*Report, erro
 	if o.Yield < 0 {
 		return nil, errors.New("collecting garbage: negative yield")
 	}
-	if o.Writeback < 0 {
-		return nil, errors.New("collecting garbage: negative writeback interval")
-	}
 	if o.MaxItems <= 0 {
 		o.MaxItems = DefaultMaxReportItems
 	}
 	c := &collection{r: r, o: o, now: r.clock.Now(), pace: newPacer(o.Pace), yield: &yielder{w: &r.writes, max: o.Yield},
 		rep: &Report{DryRun: o.DryRun, Started: r.clock.Now().UTC(), Deleted: map[string]int{}}}
-	var stop func() int
-	if !o.DryRun && o.Writeback > 0 && r.sync != nil {
-		stop = c.startWriteback(ctx, o.Writeback)
-	}
 	err := c.run(ctx)
-	if stop != nil {
-		c.rep.Writebacks = stop()
-	}
 	c.rep.Duration = r.clock.Now().Sub(c.now)
 	c.rep.Yielded = c.yield.waited
 	c.rep.sort()

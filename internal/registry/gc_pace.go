@@ -148,13 +148,17 @@ func (w *inflight) waitIdle(ctx context.Context, deadline time.Time) error {
 // meteredGuard counts a guarded write as in progress until Done.
 type meteredGuard struct {
 	Guard
-	w    *inflight
-	once sync.Once
+	w       *inflight
+	changed *atomic.Bool // the registry's: set once the write is done
+	once    sync.Once
 }
 
 func (g *meteredGuard) Done() {
 	g.Guard.Done()
-	g.once.Do(g.w.end)
+	g.once.Do(func() {
+		g.w.end()
+		g.changed.Store(true)
+	})
 }
 
 // yielder makes a collection's sweep give way to the registry's writes:
@@ -195,53 +199,4 @@ func (y *yielder) yield(ctx context.Context) error {
 	y.last = time.Now()
 	y.waited += y.last.Sub(start)
 	return nil
-}
-
-// startWriteback makes the storage write its pending changes to stable
-// storage every interval (after the previous sync ends) until the
-// function it returns is called; that function waits for a sync in
-// progress and returns how many succeeded.
-//
-// Why a collection does the kernel's job: a deletion, like the files and
-// directories each push creates, dirties metadata blocks (inode tables,
-// bitmaps, directories) that no fsync of a push writes. Linux writes them
-// back once the oldest is 30 s old (vm.dirty_expire_centisecs), and then
-// all of them at once: hundreds of megabytes in half a second, during
-// which every push's fsync waits (BenchmarkPushDuringGC, ext4: requests
-// held 100-400 ms, several times as often during a collection as idle).
-// Synced every quarter of a second, the same blocks go in steps that hold
-// no fsync long. A failed sync is logged once and the collection goes on:
-// what it deletes does not depend on it.
-func (c *collection) startWriteback(ctx context.Context, every time.Duration) (stop func() int) {
-	done := make(chan struct{})
-	var n int
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTimer(every)
-		defer t.Stop()
-		warned := false
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := c.r.sync(); err != nil {
-				if !warned {
-					c.r.log.Warn("collecting garbage: writing the storage back", "err", err)
-					warned = true
-				}
-			} else {
-				n++
-			}
-			t.Reset(every)
-		}
-	})
-	return func() int {
-		close(done)
-		wg.Wait()
-		return n
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -138,8 +139,7 @@ func WithDirectDriver(d storagedriver.StorageDriver) Option {
 
 // WithStorageSync sets how the registry's storage writes its pending
 // changes to stable storage (the filesystem driver: a syncfs of its
-// root; see regstore.SyncFilesystem): a collection with a
-// CollectOptions.Writeback calls it as it goes.
+// root; see regstore.SyncFilesystem), which Writeback calls.
 func WithStorageSync(sync func() error) Option {
 	return func(r *Registry) error {
 		if sync == nil {
@@ -173,8 +173,11 @@ type Registry struct {
 	// yields to (gc_pace.go).
 	writes inflight
 	// sync, when set, writes the storage's pending changes to stable
-	// storage (WithStorageSync).
-	sync func() error
+	// storage (WithStorageSync, Writeback); changed says whether anything
+	// was written or deleted since its last run, synced counts its runs.
+	sync    func() error
+	changed atomic.Bool
+	synced  atomic.Int64
 }
 
 // New returns a Registry storing everything through driver.
@@ -209,6 +212,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		r.writes.begin()
 		defer r.writes.end()
+		defer r.changed.Store(true)
 	}
 	defer func() {
 		if v := recover(); v != nil {

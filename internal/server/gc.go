@@ -17,7 +17,6 @@ import (
 	"github.com/drydock-project/drydock/internal/gc"
 	"github.com/drydock-project/drydock/internal/metrics"
 	"github.com/drydock-project/drydock/internal/registry"
-	"github.com/drydock-project/drydock/internal/regstore"
 	"github.com/drydock-project/drydock/internal/store"
 )
 
@@ -72,13 +71,9 @@ func joinGC(ctx context.Context, dbs *database.Opener, log *slog.Logger, ms *met
 }
 
 // registryOptions are the registry's options for collection: the barrier,
-// the pull observer (retention's keepDays), the quotas and the storage's
-// sync (gc.writeback).
-func (g *gcParts) registryOptions(cfg config.Config, storage *regstore.Storage, audits *audit.Log, log *slog.Logger, now func() time.Time) []registry.Option {
+// the pull observer (retention's keepDays) and the quotas.
+func (g *gcParts) registryOptions(cfg config.Config, audits *audit.Log, log *slog.Logger, now func() time.Time) []registry.Option {
 	var opts []registry.Option
-	if storage.Sync != nil {
-		opts = append(opts, registry.WithStorageSync(storage.Sync))
-	}
 	if len(cfg.GC.Quotas) > 0 {
 		g.quotas = gc.NewQuotas(g.db, cfg.GC.Quotas, audits, log.With("component", "gc"), now)
 		opts = append(opts, registry.WithQuota(g.quotas))

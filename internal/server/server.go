@@ -116,7 +116,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	undo = append(undo, func() { _ = gcp.close() })
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
-	reg, err := registry.New(ctx, storage.Driver, append(gcp.registryOptions(cfg, storage, audits, log, o.now),
+	regOpts := gcp.registryOptions(cfg, audits, log, o.now)
+	if storage.Sync != nil {
+		regOpts = append(regOpts, registry.WithStorageSync(storage.Sync)) // storage.writeback
+	}
+	reg, err := registry.New(ctx, storage.Driver, append(regOpts,
 		// The barrier's existence checks must see another replica's
 		// collection: through the storage without this process's cache.
 		registry.WithDirectDriver(storage.Uncached()),
@@ -257,6 +261,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.purgeLoop(bgCtx) })
 	wg.Go(func() { s.health.Run(bgCtx) })
 	wg.Go(func() { s.gc.run(bgCtx) })
+	wg.Go(func() { s.registry.Writeback(bgCtx, time.Duration(s.cfg.Storage.Writeback)) })
 	if err := s.gate.start(bgCtx); err != nil {
 		s.shutdown(context.Background(), stopBg, &wg)
 		return err
