@@ -397,12 +397,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the run's first page shows it %s already: nothing to follow\n%s", first, srv.logs())
 	}
 	// A mark in this document: a page that reloads itself loses it. (A
-	// reload can race the mark: try again on the new document.)
-	for i := 0; ; i++ {
-		if _, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.drydockFirstLoad = true`)); err == nil || i == 5 {
+	// reload can race the mark: try again on the new document, for as
+	// long as a reload may take on a loaded machine.)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.drydockFirstLoad = true`)); err == nil || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	must(err, "mark the page")
 	// A screenshot of the run in progress; no axe here, the page reloads
