@@ -96,16 +96,21 @@ func (p *pacer) step(ctx context.Context) error {
 }
 
 // inflight counts the registry's writes in progress (write requests and
-// library writes through a guard), for a collection's sweep to yield to.
+// library writes through a guard), for a collection's sweep to yield to,
+// and records that storage changed, for Writeback.
 type inflight struct {
 	n    atomic.Int64
 	mu   sync.Mutex
 	idle chan struct{} // closed when n drops to 0; nil when nobody waits
+	// changed is set when a write ends or anything is deleted, and
+	// cleared by Writeback when it syncs.
+	changed atomic.Bool
 }
 
 func (w *inflight) begin() { w.n.Add(1) }
 
 func (w *inflight) end() {
+	w.changed.Store(true)
 	if w.n.Add(-1) != 0 {
 		return
 	}
@@ -148,17 +153,13 @@ func (w *inflight) waitIdle(ctx context.Context, deadline time.Time) error {
 // meteredGuard counts a guarded write as in progress until Done.
 type meteredGuard struct {
 	Guard
-	w       *inflight
-	changed *atomic.Bool // the registry's: set once the write is done
-	once    sync.Once
+	w    *inflight
+	once sync.Once
 }
 
 func (g *meteredGuard) Done() {
 	g.Guard.Done()
-	g.once.Do(func() {
-		g.w.end()
-		g.changed.Store(true)
-	})
+	g.once.Do(g.w.end)
 }
 
 // yielder makes a collection's sweep give way to the registry's writes:

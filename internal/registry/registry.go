@@ -173,11 +173,10 @@ type Registry struct {
 	// yields to (gc_pace.go).
 	writes inflight
 	// sync, when set, writes the storage's pending changes to stable
-	// storage (WithStorageSync, Writeback); changed says whether anything
-	// was written or deleted since its last run, synced counts its runs.
-	sync    func() error
-	changed atomic.Bool
-	synced  atomic.Int64
+	// storage (WithStorageSync, Writeback), when writes.changed says
+	// something changed; synced counts its runs.
+	sync   func() error
+	synced atomic.Int64
 }
 
 // New returns a Registry storing everything through driver.
@@ -212,7 +211,6 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		r.writes.begin()
 		defer r.writes.end()
-		defer r.changed.Store(true)
 	}
 	defer func() {
 		if v := recover(); v != nil {

@@ -112,7 +112,7 @@ func (r *Registry) guard(ctx context.Context) (Guard, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBarrier, err)
 	}
 	r.writes.begin()
-	return &meteredGuard{Guard: g, w: &r.writes, changed: &r.changed}, nil
+	return &meteredGuard{Guard: g, w: &r.writes}, nil
 }
 
 // protect is Guard.Protect with the error marked as the barrier's.
@@ -154,7 +154,7 @@ func (r *Registry) list(ctx context.Context, p string) ([]string, error) {
 
 // deletePath removes p, treating an already missing path as success.
 func (r *Registry) deletePath(ctx context.Context, p string) error {
-	defer r.changed.Store(true)
+	defer r.writes.changed.Store(true)
 	if err := r.driver.Delete(ctx, p); err != nil && !isNotFound(err) {
 		return fmt.Errorf("deleting %s: %w", p, err)
 	}

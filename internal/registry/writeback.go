@@ -34,9 +34,9 @@ func (r *Registry) Writeback(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if r.changed.Swap(false) {
+		if r.writes.changed.Swap(false) {
 			if err := r.sync(); err != nil {
-				r.changed.Store(true) // still unwritten: try again
+				r.writes.changed.Store(true) // still unwritten: try again
 				if !failing {
 					r.log.Warn("writing the storage back", "err", err)
 					failing = true
