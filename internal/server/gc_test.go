@@ -259,3 +259,28 @@ func TestGCReturnsTheDisk(t *testing.T) {
 		t.Errorf("the data directory is %d bytes larger than before the pushes, want at most 1 MB", after-before)
 	}
 }
+
+// TestServerWritesBack: a server on the filesystem driver syncs its
+// storage after a push (storage.writeback), and with storage.writeback 0s
+// never does.
+func TestServerWritesBack(t *testing.T) {
+	for _, every := range []time.Duration{10 * time.Millisecond, 0} {
+		cfg := config.Default()
+		cfg.Data = t.TempDir()
+		cfg.Auth.Anonymous = []string{"admin"}
+		cfg.GC.Schedule = 0
+		cfg.Storage.Writeback = config.Duration(every)
+		srv, base := startGCServer(t, cfg)
+		pushLarge(t, base, 1000)
+		deadline := time.Now().Add(20 * time.Second)
+		for srv.Registry().Writebacks() == 0 && time.Now().Before(deadline) && every > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if every == 0 {
+			time.Sleep(600 * time.Millisecond) // past the default interval
+		}
+		if n := srv.Registry().Writebacks(); (n > 0) != (every > 0) {
+			t.Errorf("storage.writeback %s: %d syncs after a push", every, n)
+		}
+	}
+}
