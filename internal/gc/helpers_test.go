@@ -63,7 +63,7 @@ func newSetupOn(t testing.TB, tg dbtest.Target, storage func(testing.TB) storage
 	go func() { m.Run(rctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; _ = m.Close() })
 	root := t.TempDir()
-	var drv storagedriver.StorageDriver = filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	drv := regstore.NoAtime(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), root)
 	base := []registry.Option{registry.WithBarrier(m), registry.WithStorageSync(regstore.SyncFilesystem(root))}
 	if storage != nil {
 		drv = storage(t)

@@ -83,8 +83,13 @@ func Open(ctx context.Context, cfg config.Config, dbs *database.Opener) (*Storag
 			return nil, err
 		}
 	}
+	root, ok := cfg.Storage.Parameters["rootdirectory"].(string)
+	filesystem := ok && cfg.Storage.Driver == "filesystem"
+	if filesystem {
+		blobs = NoAtime(blobs, root)
+	}
 	s := Compose(blobs, index)
-	if root, ok := cfg.Storage.Parameters["rootdirectory"].(string); ok && cfg.Storage.Driver == "filesystem" {
+	if filesystem {
 		s.Sync = SyncFilesystem(root)
 	}
 	return s, nil

@@ -182,7 +182,8 @@ func TestCacheServesContentAddressedReads(t *testing.T) {
 	}
 }
 
-// TestOpenSync: the filesystem driver's storage has a sync, which works
+// TestOpenSync: the filesystem driver's storage reads without updating
+// access times and has a sync, which works
 // before its root exists and after; object or in-memory storage has none;
 // a root that cannot be opened is an error that names it.
 func TestOpenSync(t *testing.T) {
@@ -197,6 +198,9 @@ func TestOpenSync(t *testing.T) {
 	}
 	if s.Sync == nil {
 		t.Fatal("the filesystem driver's storage has no sync")
+	}
+	if _, ok := s.Driver.(*noAtime); !ok {
+		t.Errorf("the filesystem driver reads through %T, want NoAtime", s.Driver)
 	}
 	if err := s.Sync(); err != nil {
 		t.Errorf("sync before the root exists: %v", err)
