@@ -197,6 +197,12 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // DRYDOCK_BENCH_GC_BLOBS=N stores N blobs instead of 100,000 in the once
 // cases (a shorter run on a busy machine; the figures say which).
 //
+// DRYDOCK_BENCH_GC_TRACE=DIR keeps the last seconds of the execution
+// trace in memory and writes them to DIR when a request takes over 100 ms
+// (up to 8 files, named by the request's start in Unix milliseconds and its
+// duration), for go tool trace -pprof=syscall|sync|sched to say what it
+// waited for.
+//
 // The store and its database live under TMPDIR (TMPDIR=/some/dir runs the
 // bench on another filesystem), and the bench logs that directory's
 // filesystem first: the latency figures mean little without it. On ext4
@@ -307,12 +313,16 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 	})))
 	dirty0 := meminfo("Dirty")
 	idleLen := idleFor(b)
+	tracer := newSlowTracer(b)
+	defer tracer.stop()
 	timed := func(class, method, path string, body []byte, h ...string) int {
 		t0 := time.Now()
 		code, _, _ := s.do(method, path, body, h...)
+		t1 := time.Now()
 		mu.Lock()
-		reqs = append(reqs, request{class, t0, time.Now()})
+		reqs = append(reqs, request{class, t0, t1})
 		mu.Unlock()
+		tracer.observe(t0, t1.Sub(t0))
 		return code
 	}
 	stop := make(chan struct{})
@@ -459,6 +469,13 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 	mu.Lock()
 	reportKeyOps(b, ops)
 	mu.Unlock()
+	// Requests over 100 ms in stalls of the disk or the machine: how often
+	// they come during the collections and when idle.
+	evGC := slowEvents(reqs, t1, t2, 100*time.Millisecond)
+	evIdle := slowEvents(reqs, t0, t1, 100*time.Millisecond) + slowEvents(reqs, t2, t3, 100*time.Millisecond)
+	b.ReportMetric(float64(evGC)/t2.Sub(t1).Minutes(), "slow-events/min-gc")
+	b.ReportMetric(float64(evIdle)/(t1.Sub(t0)+t3.Sub(t2)).Minutes(), "slow-events/min-idle")
+	b.Logf("events with requests over 100 ms: %d during the collections (%s), %d in the idle phases (%s)", evGC, t2.Sub(t1).Round(time.Second), evIdle, (t1.Sub(t0) + t3.Sub(t2)).Round(time.Second))
 	b.Logf("first idle phase (page cache %d kB dirty at its start): slowest requests %s", dirty0, slowestList(reqs, t0, t1, 5))
 	b.Logf("second idle phase: slowest requests %s", slowestList(reqs, t2, t3, 5))
 	b.Logf("collections: slowest requests %s; over 100 ms: %d of %d (idle phases: %d of %d)", slowestList(reqs, t1, t2, 8),
@@ -554,6 +571,32 @@ func countOver(reqs []request, from, to time.Time, d time.Duration) int {
 	for _, r := range startedIn(reqs, from, to) {
 		if r.end.Sub(r.start) > d {
 			n++
+		}
+	}
+	return n
+}
+
+// slowEvents counts the events over d among the requests that started in
+// [from, to): runs of requests over d, each starting less than a second
+// after the previous one of its run ended. A stall of the disk or the
+// machine slows every request in flight at once; one stall is one event.
+func slowEvents(reqs []request, from, to time.Time, d time.Duration) int {
+	var slow []request
+	for _, r := range startedIn(reqs, from, to) {
+		if r.end.Sub(r.start) > d {
+			slow = append(slow, r)
+		}
+	}
+	slices.SortFunc(slow, func(a, b request) int { return a.start.Compare(b.start) })
+	n := 0
+	var end time.Time
+	for _, r := range slow {
+		if n == 0 || r.start.Sub(end) >= time.Second {
+			n++
+			end = r.end
+		}
+		if r.end.After(end) {
+			end = r.end
 		}
 	}
 	return n
