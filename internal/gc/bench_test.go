@@ -188,7 +188,10 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // idle; negative: within the idle noise), and the time writes spent on
 // the collection's barrier (Protect: their marks and any wait for the
 // collector's claims), the one place where a request waits for the
-// collector rather than sharing the machine with it.
+// collector rather than sharing the machine with it. It also counts the
+// events with requests over 100 ms in each phase (slowEvents: a stall of
+// the disk slows every request in flight at once), per minute: whether
+// such stalls come more often during a collection than without one.
 //
 // Run it with:
 //
