@@ -478,12 +478,11 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 	evIdle := slowEvents(reqs, t0, t1, 100*time.Millisecond) + slowEvents(reqs, t2, t3, 100*time.Millisecond)
 	b.ReportMetric(float64(evGC)/t2.Sub(t1).Minutes(), "slow-events/min-gc")
 	b.ReportMetric(float64(evIdle)/(t1.Sub(t0)+t3.Sub(t2)).Minutes(), "slow-events/min-idle")
-	b.Logf("events with requests over 100 ms: %d during the collections (%s), %d in the idle phases (%s)", evGC, t2.Sub(t1).Round(time.Second), evIdle, (t1.Sub(t0) + t3.Sub(t2)).Round(time.Second))
 	b.Logf("first idle phase (page cache %d kB dirty at its start): slowest requests %s", dirty0, slowestList(reqs, t0, t1, 5))
 	b.Logf("second idle phase: slowest requests %s", slowestList(reqs, t2, t3, 5))
-	b.Logf("collections: slowest requests %s; over 100 ms: %d of %d (idle phases: %d of %d)", slowestList(reqs, t1, t2, 8),
-		countOver(reqs, t1, t2, 100*time.Millisecond), countOver(reqs, t1, t2, 0),
-		countOver(reqs, t0, t1, 100*time.Millisecond)+countOver(reqs, t2, t3, 100*time.Millisecond), countOver(reqs, t0, t1, 0)+countOver(reqs, t2, t3, 0))
+	b.Logf("collections: slowest requests %s; over 100 ms: %d of %d in %d events (idle phases: %d of %d in %d events)", slowestList(reqs, t1, t2, 8),
+		countOver(reqs, t1, t2, 100*time.Millisecond), countOver(reqs, t1, t2, 0), evGC,
+		countOver(reqs, t0, t1, 100*time.Millisecond)+countOver(reqs, t2, t3, 100*time.Millisecond), countOver(reqs, t0, t1, 0)+countOver(reqs, t2, t3, 0), evIdle)
 	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
 	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; %d writebacks in all phases; its phases: %v; %d protects during cycles",
 		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -86,6 +87,35 @@ func TestGCProtect(t *testing.T) {
 		`drydock_gc_protect_seconds_bucket{le="0.5"} 2`,
 		`drydock_gc_protect_seconds_count 2`,
 		`drydock_gc_protect_seconds_sum 0.303`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics output lacks %q", want)
+		}
+	}
+}
+
+// TestTimeWriteback: each write-back is timed, failed or not, and
+// failures are counted; the sync's result passes through.
+func TestTimeWriteback(t *testing.T) {
+	m := New()
+	fail := errors.New("disk gone")
+	results := []error{nil, fail, nil}
+	sync := m.TimeWriteback(func() error {
+		err := results[0]
+		results = results[1:]
+		return err
+	})
+	for i, want := range []error{nil, fail, nil} {
+		if err := sync(); err != want {
+			t.Errorf("sync %d = %v, want %v", i, err, want)
+		}
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`drydock_storage_writeback_seconds_count 3`,
+		`drydock_storage_writeback_failures_total 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics output lacks %q", want)

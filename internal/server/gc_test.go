@@ -279,8 +279,25 @@ func TestServerWritesBack(t *testing.T) {
 		if every == 0 {
 			time.Sleep(600 * time.Millisecond) // past the default interval
 		}
-		if n := srv.Registry().Writebacks(); (n > 0) != (every > 0) {
+		n := srv.Registry().Writebacks()
+		if (n > 0) != (every > 0) {
 			t.Errorf("storage.writeback %s: %d syncs after a push", every, n)
+		}
+		// Each sync is timed on /metrics (at least those made so far).
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		timed := int64(-1)
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(line, "drydock_storage_writeback_seconds_count "); ok {
+				timed, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+		if timed < n || (every == 0 && timed != 0) {
+			t.Errorf("storage.writeback %s: %d syncs, drydock_storage_writeback_seconds_count %d", every, n, timed)
 		}
 	}
 }

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	var keeper *gatekeeper.Keeper // set below; the listener needs the registry first
 	regOpts := gcp.registryOptions(cfg, audits, log, o.now)
 	if storage.Sync != nil {
-		regOpts = append(regOpts, registry.WithStorageSync(storage.Sync)) // storage.writeback
+		regOpts = append(regOpts, registry.WithStorageSync(m.TimeWriteback(storage.Sync))) // storage.writeback
 	}
 	reg, err := registry.New(ctx, storage.Driver, append(regOpts,
 		// The barrier's existence checks must see another replica's
