@@ -200,6 +200,9 @@ func BenchmarkCollect100kBlobs(b *testing.B) {
 // DRYDOCK_BENCH_GC_BLOBS=N stores N blobs instead of 100,000 in the once
 // cases (a shorter run on a busy machine; the figures say which).
 //
+// DRYDOCK_BENCH_GC_YIELD=D runs the once case with gc.yield D instead of
+// the default.
+//
 // DRYDOCK_BENCH_GC_TRACE=DIR keeps the last seconds of the execution
 // trace in memory and writes them to DIR when a request takes over 100 ms
 // (up to 8 files, named by the request's start in Unix milliseconds and its
@@ -231,6 +234,14 @@ func BenchmarkPushDuringGC(b *testing.B) {
 		}
 		onceBlobs = n
 	}
+	onceYield := config.DefaultGCYield
+	if v := os.Getenv("DRYDOCK_BENCH_GC_YIELD"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			b.Fatalf("DRYDOCK_BENCH_GC_YIELD=%q: want a Go duration such as 500ms", v)
+		}
+		onceYield = d
+	}
 	for _, tc := range []struct {
 		name       string
 		blobs      int
@@ -239,7 +250,7 @@ func BenchmarkPushDuringGC(b *testing.B) {
 		yield      time.Duration
 		writeback  time.Duration
 	}{
-		{"once", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, config.DefaultStorageWriteback},
+		{"once", onceBlobs, 0, config.DefaultGCPace, onceYield, config.DefaultStorageWriteback},
 		{"once-nowriteback", onceBlobs, 0, config.DefaultGCPace, config.DefaultGCYield, 0},
 		{"once-noyield", onceBlobs, 0, config.DefaultGCPace, 0, config.DefaultStorageWriteback},
 		{"once-unpaced", onceBlobs, 0, 1, config.DefaultGCYield, config.DefaultStorageWriteback},
