@@ -31,7 +31,7 @@ func (s *PolicySource) storedIfChanged() (text string, fresh bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("reading the stored policy's version: %w", err)
 	}
-	now := time.Now()
+	now := s.now()
 	if v != "" && v == s.version && now.Sub(s.checkedAt) < policyRecheck {
 		return "", false, nil
 	}

@@ -64,6 +64,8 @@ type PolicySource struct {
 	// (policycache.go).
 	version   string
 	checkedAt time.Time
+	// now is the clock of the cache's recheck (WithPolicyClock).
+	now func() time.Time
 }
 
 // PolicySettings is where an edited policy is kept: the gate's store.
@@ -86,11 +88,22 @@ func WithPolicyStore(s PolicySettings) PolicyOption {
 	return func(p *PolicySource) { p.settings = s }
 }
 
+// WithPolicyClock sets the clock that decides when the stored policy's
+// text is read again although its version did not change (time.Now by
+// default).
+func WithPolicyClock(now func() time.Time) PolicyOption {
+	return func(p *PolicySource) {
+		if now != nil {
+			p.now = now
+		}
+	}
+}
+
 // NewPolicySource reads the policy at path ("" = the stored policy, else
 // DefaultPolicy). It fails when the policy cannot be loaded, so that a
 // server does not start on a broken policy.
 func NewPolicySource(path string, opts ...PolicyOption) (*PolicySource, error) {
-	s := &PolicySource{path: path}
+	s := &PolicySource{path: path, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}

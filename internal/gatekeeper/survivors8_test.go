@@ -760,3 +760,59 @@ func TestPruneReportsReturnsFailedDeletes(t *testing.T) {
 		t.Errorf("%d reports attached, want %d", n, keepReports)
 	}
 }
+
+// TestStoredPolicyRecheckedAfterAMinute: a text changed under an unchanged
+// version (an editor stopped between its two writes, seen by a replica
+// that had already read that version) is trusted for policyRecheck on
+// the version alone, then read again by the source's clock, and the
+// version mended.
+func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
+	ctx := t.Context()
+	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, dbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	src, err := NewPolicySource("", WithPolicyStore(st), WithPolicyClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, old, value string) {
+		t.Helper()
+		if ok, err := st.SwapSetting(ctx, key, old, value); err != nil || !ok {
+			t.Fatalf("write %s: %v %v", key, ok, err)
+		}
+	}
+	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
+	v0, err := st.Setting(ctx, policyVersionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(policyTextKey, "", high)
+	write(policyVersionKey, v0, hashText(high))
+	if p, _, err := src.Get(); err != nil || p.MaxSeverity != vulndb.SeverityHigh {
+		t.Fatalf("Get() = %+v, %v; want the stored HIGH policy", p, err)
+	}
+	write(policyTextKey, high, medium) // the version still says HIGH
+	for _, tc := range []struct {
+		after time.Duration
+		want  vulndb.Severity
+	}{
+		{0, vulndb.SeverityHigh},
+		{policyRecheck - time.Second, vulndb.SeverityHigh},
+		{policyRecheck, vulndb.SeverityMedium},
+	} {
+		now = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC).Add(tc.after)
+		if p, _, err := src.Get(); err != nil || p.MaxSeverity != tc.want {
+			t.Errorf("Get() %s after the read = %+v, %v; want maxSeverity %v", tc.after, p, err, tc.want)
+		}
+	}
+	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
+		t.Errorf("the version %s was not mended to the stored text's", v)
+	}
+}

@@ -63,7 +63,7 @@ func openGate(ctx context.Context, cfg config.Config, dbs *database.Opener, log 
 	g.store = st
 	// The policy's one home: the file gate.policy names, else the gate's
 	// store (edited through the API; every replica reads it there).
-	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy, gatekeeper.WithPolicyStore(g.store))
+	policy, err := gatekeeper.NewPolicySource(cfg.Gate.Policy, gatekeeper.WithPolicyStore(g.store), gatekeeper.WithPolicyClock(now))
 	if err != nil {
 		return nil, fmt.Errorf("gate.policy: %w", err)
 	}
