@@ -546,33 +546,9 @@ func TestScanLogsNothingWhenNothingFails(t *testing.T) {
 // mends the version and decides with the text stored, at once.
 func TestStoredPolicyMendedAtOnce(t *testing.T) {
 	ctx := t.Context()
-	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, dbs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	src, err := NewPolicySource("", WithPolicyStore(st))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(key, old, value string) {
-		t.Helper()
-		if ok, err := st.SwapSetting(ctx, key, old, value); err != nil || !ok {
-			t.Fatalf("write %s: %v %v", key, ok, err)
-		}
-	}
 	// A full edit, then one stopped before the version.
 	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
-	v0, err := st.Setting(ctx, policyVersionKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(policyTextKey, "", high)
-	write(policyVersionKey, v0, hashText(high))
+	st, src, write := newStoredPolicy(t, high)
 	write(policyTextKey, high, medium)
 	p, hash, err := src.Get()
 	if err != nil || p == nil || p.MaxSeverity != vulndb.SeverityMedium || hash != hashText(medium) {
@@ -768,33 +744,9 @@ func TestPruneReportsReturnsFailedDeletes(t *testing.T) {
 // version mended.
 func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
 	ctx := t.Context()
-	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, dbs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	src, err := NewPolicySource("", WithPolicyStore(st), WithPolicyClock(func() time.Time { return now }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(key, old, value string) {
-		t.Helper()
-		if ok, err := st.SwapSetting(ctx, key, old, value); err != nil || !ok {
-			t.Fatalf("write %s: %v %v", key, ok, err)
-		}
-	}
 	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
-	v0, err := st.Setting(ctx, policyVersionKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(policyTextKey, "", high)
-	write(policyVersionKey, v0, hashText(high))
+	st, src, write := newStoredPolicy(t, high, WithPolicyClock(func() time.Time { return now }))
 	if p, _, err := src.Get(); err != nil || p.MaxSeverity != vulndb.SeverityHigh {
 		t.Fatalf("Get() = %+v, %v; want the stored HIGH policy", p, err)
 	}
@@ -815,4 +767,38 @@ func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
 	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
 		t.Errorf("the version %s was not mended to the stored text's", v)
 	}
+}
+
+// newStoredPolicy is a policy source on a gate store of its own (SQLite in
+// a temporary directory), after a full edit of the stored policy to text
+// (the text, then its version), and a write of one of the store's
+// settings by compare-and-swap, as an editor on another replica writes.
+func newStoredPolicy(t *testing.T, text string, opts ...PolicyOption) (store.Store, *PolicySource, func(key, old, value string)) {
+	t.Helper()
+	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), dbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src, err := NewPolicySource("", append([]PolicyOption{WithPolicyStore(st)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, old, value string) {
+		t.Helper()
+		if ok, err := st.SwapSetting(t.Context(), key, old, value); err != nil || !ok {
+			t.Fatalf("write %s: %v %v", key, ok, err)
+		}
+	}
+	v0, err := st.Setting(t.Context(), policyVersionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(policyTextKey, "", text)
+	write(policyVersionKey, v0, hashText(text))
+	return st, src, write
 }
