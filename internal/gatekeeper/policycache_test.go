@@ -4,9 +4,12 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/store"
+	"github.com/drydock-project/drydock/internal/vulndb"
 )
 
 // countingSettings counts reads of the stored policy's text.
@@ -99,4 +102,88 @@ func TestStoredPolicyCachedByVersion(t *testing.T) {
 			t.Error("replica A reads the text again after it cached the edit")
 		}
 	})
+}
+
+// TestStoredPolicyMendedAtOnce: an editor that stopped between its two
+// writes left a new text under another text's version; the next decision
+// mends the version and decides with the text stored, at once.
+func TestStoredPolicyMendedAtOnce(t *testing.T) {
+	ctx := t.Context()
+	// A full edit, then one stopped before the version.
+	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
+	st, src, write := newStoredPolicy(t, high)
+	write(policyTextKey, high, medium)
+	p, hash, err := src.Get()
+	if err != nil || p == nil || p.MaxSeverity != vulndb.SeverityMedium || hash != hashText(medium) {
+		t.Fatalf("Get() = %+v, %s, %v; want the stored MEDIUM policy", p, hash, err)
+	}
+	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
+		t.Errorf("the version %s was not mended to the stored text's", v)
+	}
+}
+
+// TestStoredPolicyRecheckedAfterAMinute: a text changed under an unchanged
+// version (an editor stopped between its two writes, seen by a replica
+// that had already read that version) is trusted for policyRecheck on
+// the version alone, then read again by the source's clock, and the
+// version mended.
+func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
+	st, src, write := newStoredPolicy(t, high, WithPolicyClock(func() time.Time { return now }))
+	if p, _, err := src.Get(); err != nil || p.MaxSeverity != vulndb.SeverityHigh {
+		t.Fatalf("Get() = %+v, %v; want the stored HIGH policy", p, err)
+	}
+	write(policyTextKey, high, medium) // the version still says HIGH
+	for _, tc := range []struct {
+		after time.Duration
+		want  vulndb.Severity
+	}{
+		{0, vulndb.SeverityHigh},
+		{policyRecheck - time.Second, vulndb.SeverityHigh},
+		{policyRecheck, vulndb.SeverityMedium},
+	} {
+		now = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC).Add(tc.after)
+		if p, _, err := src.Get(); err != nil || p.MaxSeverity != tc.want {
+			t.Errorf("Get() %s after the read = %+v, %v; want maxSeverity %v", tc.after, p, err, tc.want)
+		}
+	}
+	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
+		t.Errorf("the version %s was not mended to the stored text's", v)
+	}
+}
+
+// newStoredPolicy is a policy source on a gate store of its own (SQLite in
+// a temporary directory), after a full edit of the stored policy to text
+// (the text, then its version), and a write of one of the store's
+// settings by compare-and-swap, as an editor on another replica writes.
+func newStoredPolicy(t *testing.T, text string, opts ...PolicyOption) (store.Store, *PolicySource, func(key, old, value string)) {
+	t.Helper()
+	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), dbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	src, err := NewPolicySource("", append([]PolicyOption{WithPolicyStore(st)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(key, old, value string) {
+		t.Helper()
+		if ok, err := st.SwapSetting(t.Context(), key, old, value); err != nil || !ok {
+			t.Fatalf("write %s: %v %v", key, ok, err)
+		}
+	}
+	v0, err := st.Setting(t.Context(), policyVersionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(policyTextKey, "", text)
+	write(policyVersionKey, v0, hashText(text))
+	return st, src, write
 }
