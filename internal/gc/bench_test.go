@@ -234,14 +234,7 @@ func BenchmarkPushDuringGC(b *testing.B) {
 		}
 		onceBlobs = n
 	}
-	onceYield := config.DefaultGCYield
-	if v := os.Getenv("DRYDOCK_BENCH_GC_YIELD"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			b.Fatalf("DRYDOCK_BENCH_GC_YIELD=%q: want a Go duration such as 500ms", v)
-		}
-		onceYield = d
-	}
+	onceYield := envDuration(b, "DRYDOCK_BENCH_GC_YIELD", config.DefaultGCYield, 0)
 	for _, tc := range []struct {
 		name       string
 		blobs      int
@@ -279,15 +272,16 @@ func BenchmarkPushDuringGC(b *testing.B) {
 // its writeback bursts too, which a collection of minutes always does.
 const idlePhase = 4 * time.Second
 
-// idleFor is the idle phases' length: DRYDOCK_BENCH_GC_IDLE or idlePhase.
-func idleFor(b *testing.B) time.Duration {
-	v := os.Getenv("DRYDOCK_BENCH_GC_IDLE")
+// envDuration is the Go duration in the environment variable name, at
+// no shorter than least, or def when it is unset.
+func envDuration(b *testing.B, name string, def, least time.Duration) time.Duration {
+	v := os.Getenv(name)
 	if v == "" {
-		return idlePhase
+		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		b.Fatalf("DRYDOCK_BENCH_GC_IDLE=%q: want a positive Go duration such as 60s", v)
+	if err != nil || d < least {
+		b.Fatalf("%s=%q: want a Go duration of at least %s, such as %s", name, v, least, def)
 	}
 	return d
 }
@@ -326,7 +320,7 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 		mu.Unlock()
 	})))
 	dirty0 := meminfo("Dirty")
-	idleLen := idleFor(b)
+	idleLen := envDuration(b, "DRYDOCK_BENCH_GC_IDLE", idlePhase, time.Millisecond)
 	tracer := newSlowTracer(b)
 	defer tracer.stop()
 	timed := func(class, method, path string, body []byte, h ...string) int {
