@@ -272,8 +272,8 @@ func BenchmarkPushDuringGC(b *testing.B) {
 // its writeback bursts too, which a collection of minutes always does.
 const idlePhase = 4 * time.Second
 
-// envDuration is the Go duration in the environment variable name, at
-// no shorter than least, or def when it is unset.
+// envDuration is the Go duration in the environment variable name (no
+// shorter than least), or def when it is unset.
 func envDuration(b *testing.B, name string, def, least time.Duration) time.Duration {
 	v := os.Getenv(name)
 	if v == "" {
