@@ -23,7 +23,8 @@ const readThreads = 100
 
 // NoAtime returns the filesystem driver d, rooted at root, with reads
 // (GetContent, Reader, List, Walk) that leave files' and directories'
-// access times alone (O_NOATIME); everything else goes to d.
+// access times alone (O_NOATIME); everything else goes to d, once its
+// paths are checked (see fullPath).
 //
 // The registry never uses access times, but the default mount option,
 // relatime, updates a file's on its first read after it was written. Each
@@ -156,4 +157,56 @@ func (d *noAtime) List(ctx context.Context, path string) ([]string, error) {
 // Walk walks the tree at path through this driver's List and Stat.
 func (d *noAtime) Walk(ctx context.Context, path string, f storagedriver.WalkFn, options ...func(*storagedriver.WalkOptions)) error {
 	return storagedriver.WalkFallback(ctx, d, path, f, options...)
+}
+
+// checked refuses the paths fullPath refuses, for the calls that go to the
+// wrapped driver: distribution's filesystem driver joins "." and ".." under
+// its root as given, so "/a/../../x" would write, move or delete outside it.
+func (d *noAtime) checked(paths ...string) error {
+	for _, p := range paths {
+		if _, err := d.fullPath(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutContent writes content at path, through the wrapped driver.
+func (d *noAtime) PutContent(ctx context.Context, path string, content []byte) error {
+	if err := d.checked(path); err != nil {
+		return err
+	}
+	return d.StorageDriver.PutContent(ctx, path, content)
+}
+
+// Writer opens path for writing, through the wrapped driver.
+func (d *noAtime) Writer(ctx context.Context, path string, append bool) (storagedriver.FileWriter, error) {
+	if err := d.checked(path); err != nil {
+		return nil, err
+	}
+	return d.StorageDriver.Writer(ctx, path, append)
+}
+
+// Stat describes path, through the wrapped driver.
+func (d *noAtime) Stat(ctx context.Context, path string) (storagedriver.FileInfo, error) {
+	if err := d.checked(path); err != nil {
+		return nil, err
+	}
+	return d.StorageDriver.Stat(ctx, path)
+}
+
+// Move moves sourcePath to destPath, through the wrapped driver.
+func (d *noAtime) Move(ctx context.Context, sourcePath, destPath string) error {
+	if err := d.checked(sourcePath, destPath); err != nil {
+		return err
+	}
+	return d.StorageDriver.Move(ctx, sourcePath, destPath)
+}
+
+// Delete deletes path and everything under it, through the wrapped driver.
+func (d *noAtime) Delete(ctx context.Context, path string) error {
+	if err := d.checked(path); err != nil {
+		return err
+	}
+	return d.StorageDriver.Delete(ctx, path)
 }

@@ -195,3 +195,86 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// TestNoAtimeKeepsWritesInside: the calls NoAtime passes to the wrapped
+// driver refuse paths with "." or ".." elements, which distribution's
+// filesystem driver would resolve outside its root, and work as before on
+// valid paths.
+func TestNoAtimeKeepsWritesInside(t *testing.T) {
+	ctx := context.Background()
+	parent := t.TempDir()
+	root := filepath.Join(parent, "store")
+	outside := filepath.Join(parent, "outside")
+	if err := os.WriteFile(outside, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := NoAtime(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), root)
+	if err := d.PutContent(ctx, "/a/data", []byte("inside")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"PutContent", func() error { return d.PutContent(ctx, "/a/../../put", []byte("x")) }},
+		{"PutContent over a file outside", func() error { return d.PutContent(ctx, "/a/../../outside", []byte("x")) }},
+		{"Writer", func() error {
+			w, err := d.Writer(ctx, "/a/../../written", false)
+			if err == nil {
+				_, _ = w.Write([]byte("x"))
+				_ = w.Commit(ctx)
+				_ = w.Close()
+			}
+			return err
+		}},
+		{"Stat", func() error { _, err := d.Stat(ctx, "/a/../../outside"); return err }},
+		{"Move out", func() error { return d.Move(ctx, "/a/data", "/a/../../moved") }},
+		{"Move in", func() error { return d.Move(ctx, "/a/../../outside", "/b/taken") }},
+		{"Delete", func() error { return d.Delete(ctx, "/a/../../outside") }},
+		{"Delete of a dot", func() error { return d.Delete(ctx, "/a/.") }},
+	} {
+		var e storagedriver.InvalidPathError
+		if err := tc.do(); !errors.As(err, &e) {
+			t.Errorf("%s: error %v (%T), want an InvalidPathError", tc.name, err, err)
+		}
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "keep" {
+		t.Errorf("the file outside the root reads %q, %v; want it untouched", b, err)
+	}
+	for _, n := range []string{"put", "written", "moved"} {
+		if _, err := os.Lstat(filepath.Join(parent, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists outside the root (%v)", n, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "a", "data")); err != nil {
+		t.Errorf("the file inside the root: %v", err)
+	}
+
+	// Valid paths behave as the wrapped driver's.
+	w, err := d.Writer(ctx, "/b/w", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := d.Stat(ctx, "/b/w"); err != nil || fi.Size() != 5 {
+		t.Errorf("Stat after Writer: %v, %v", fi, err)
+	}
+	if err := d.Move(ctx, "/b/w", "/c/w"); err != nil {
+		t.Errorf("Move: %v", err)
+	}
+	if err := d.Delete(ctx, "/c"); err != nil {
+		t.Errorf("Delete: %v", err)
+	}
+	var nf storagedriver.PathNotFoundError
+	if _, err := d.Stat(ctx, "/c/w"); !errors.As(err, &nf) {
+		t.Errorf("Stat after Delete: %v, want PathNotFoundError", err)
+	}
+}
