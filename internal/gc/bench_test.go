@@ -288,7 +288,7 @@ func envDuration(b *testing.B, name string, def, least time.Duration) time.Durat
 
 // request is one timed request of BenchmarkPushDuringGC.
 type request struct {
-	class      string // "blob" or "manifest"
+	class      string // "blob" or "manifest" (requests), "sync" (storage syncs)
 	start, end time.Time
 }
 
@@ -319,6 +319,13 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 		ops = append(ops, keyOp{op, keys, tm, waited})
 		mu.Unlock()
 	})))
+	var syncs []request // the storage syncs, class "sync"
+	s.synced.Store(new(func(start time.Time, d time.Duration) {
+		mu.Lock()
+		syncs = append(syncs, request{"sync", start, start.Add(d)})
+		mu.Unlock()
+	}))
+	defer s.synced.Store(nil)
 	dirty0 := meminfo("Dirty")
 	idleLen := envDuration(b, "DRYDOCK_BENCH_GC_IDLE", idlePhase, time.Millisecond)
 	tracer := newSlowTracer(b)
@@ -488,6 +495,9 @@ func pushDuringGC(b *testing.B, s *setup, backToBack time.Duration, co collectOp
 	b.Logf("collections: slowest requests %s; over 100 ms: %d of %d in %d events (idle phases: %d of %d in %d events)", slowestList(reqs, t1, t2, 8),
 		countOver(reqs, t1, t2, 100*time.Millisecond), countOver(reqs, t1, t2, 0), evGC,
 		countOver(reqs, t0, t1, 100*time.Millisecond)+countOver(reqs, t2, t3, 100*time.Millisecond), countOver(reqs, t0, t1, 0)+countOver(reqs, t2, t3, 0), evIdle)
+	mu.Lock()
+	reportSyncs(b, reqs, syncs, t0, t1, t2, t3)
+	mu.Unlock()
 	b.ReportMetric(last.Yielded.Seconds(), "yielded-s")
 	b.Logf("idle before %.1f pushes/s (slowest request %s), after %.1f (%s); %d collection(s) in %s: %.1f pushes/s; last collection: %d blobs scanned, %d deleted, yielded %s; %d writebacks in all phases; its phases: %v; %d protects during cycles",
 		float64(countPushes(reqs, t0, t1))/t1.Sub(t0).Seconds(), slowest(reqs, t0, t1), float64(countPushes(reqs, t2, t3))/t3.Sub(t2).Seconds(),

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
@@ -33,6 +35,9 @@ type setup struct {
 	root   string
 	reg    *registry.Registry
 	srv    *httptest.Server
+	// synced, when set, is told each storage sync's start and duration
+	// (filesystem driver only).
+	synced *atomic.Pointer[func(start time.Time, d time.Duration)]
 }
 
 func newSetup(t testing.TB, tg dbtest.Target, opts ...registry.Option) *setup {
@@ -64,7 +69,16 @@ func newSetupOn(t testing.TB, tg dbtest.Target, storage func(testing.TB) storage
 	t.Cleanup(func() { cancel(); <-done; _ = m.Close() })
 	root := t.TempDir()
 	drv := regstore.NoAtime(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), root)
-	base := []registry.Option{registry.WithBarrier(m), registry.WithStorageSync(regstore.SyncFilesystem(root))}
+	synced := new(atomic.Pointer[func(time.Time, time.Duration)])
+	syncfs := regstore.SyncFilesystem(root)
+	base := []registry.Option{registry.WithBarrier(m), registry.WithStorageSync(func() error {
+		start := time.Now()
+		err := syncfs()
+		if f := synced.Load(); f != nil {
+			(*f)(start, time.Since(start))
+		}
+		return err
+	})}
 	if storage != nil {
 		drv = storage(t)
 		base = base[:1]
@@ -75,7 +89,7 @@ func newSetupOn(t testing.TB, tg dbtest.Target, storage func(testing.TB) storage
 	}
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
-	return &setup{t: t, db: db, member: m, drv: drv, root: root, reg: reg, srv: srv}
+	return &setup{t: t, db: db, member: m, drv: drv, root: root, reg: reg, srv: srv, synced: synced}
 }
 
 // do sends a request to the registry and returns the status and body.

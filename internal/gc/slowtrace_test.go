@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/trace"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -104,5 +105,102 @@ func TestSlowEvents(t *testing.T) {
 		if got := slowEvents(tc.reqs, t0, t0.Add(10*time.Second), 100*time.Millisecond); got != tc.want {
 			t.Errorf("%s: %d events, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// window is a span of a run: [from, to).
+type window struct{ from, to time.Time }
+
+// startedWithin returns the requests that started in any of ws.
+func startedWithin(reqs []request, ws ...window) []request {
+	var in []request
+	for _, w := range ws {
+		in = append(in, startedIn(reqs, w.from, w.to)...)
+	}
+	return in
+}
+
+// syncStats sums up storage syncs and the slow requests beside them: the
+// syncs' median, 99th percentile and longest, how many took over slow, and
+// how many of the requests over slow overlapped such a sync. A sync that
+// long means the disk stalled, whoever wrote what it carried.
+type syncStats struct {
+	n, over                     int
+	median, p99, longest        time.Duration
+	slowReqs, slowReqsBesideOne int
+}
+
+func newSyncStats(reqs, syncs []request, slow time.Duration) syncStats {
+	var st syncStats
+	ds := make([]time.Duration, len(syncs))
+	var long []request
+	for i, s := range syncs {
+		ds[i] = s.end.Sub(s.start)
+		if ds[i] > slow {
+			long = append(long, s)
+		}
+	}
+	st.n, st.over = len(ds), len(long)
+	if len(ds) > 0 {
+		slices.Sort(ds)
+		st.median, st.p99, st.longest = ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1]
+	}
+	for _, r := range reqs {
+		if r.end.Sub(r.start) <= slow {
+			continue
+		}
+		st.slowReqs++
+		if slices.ContainsFunc(long, func(s request) bool { return s.start.Before(r.end) && s.end.After(r.start) }) {
+			st.slowReqsBesideOne++
+		}
+	}
+	return st
+}
+
+func (st syncStats) String() string {
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return fmt.Sprintf("%d syncs, median %s, p99 %s, longest %s, %d over 100 ms; %d of its %d requests over 100 ms overlapped one of those",
+		st.n, r(st.median), r(st.p99), r(st.longest), st.over, st.slowReqsBesideOne, st.slowReqs)
+}
+
+// reportSyncs reports the storage syncs (storage.writeback) of the
+// collections [t1, t2) and of the idle phases [t0, t1) and [t2, t3).
+func reportSyncs(b *testing.B, reqs, syncs []request, t0, t1, t2, t3 time.Time) {
+	const slow = 100 * time.Millisecond
+	gc := []window{{t1, t2}}
+	idle := []window{{t0, t1}, {t2, t3}}
+	sg := newSyncStats(startedWithin(reqs, gc...), startedWithin(syncs, gc...), slow)
+	si := newSyncStats(startedWithin(reqs, idle...), startedWithin(syncs, idle...), slow)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(sg.longest), "max-ms-sync-gc")
+	b.ReportMetric(ms(si.longest), "max-ms-sync-idle")
+	b.ReportMetric(ms(sg.p99), "p99-ms-sync-gc")
+	b.ReportMetric(ms(si.p99), "p99-ms-sync-idle")
+	b.Logf("storage syncs: collections %v; idle phases %v", sg, si)
+}
+
+// TestSyncStats: a slow request counts as beside a slow sync only when
+// their spans overlap.
+func TestSyncStats(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(class string, startMs, durMs int) request {
+		s := t0.Add(time.Duration(startMs) * time.Millisecond)
+		return request{class, s, s.Add(time.Duration(durMs) * time.Millisecond)}
+	}
+	syncs := []request{at("sync", 0, 10), at("sync", 250, 300), at("sync", 800, 20), at("sync", 1100, 150)}
+	reqs := []request{
+		at("blob", 260, 200), // inside the 300 ms sync
+		at("blob", 100, 160), // ends just after it started
+		at("blob", 560, 120), // starts after it ended
+		at("blob", 990, 101), // ends before the 150 ms sync
+		at("blob", 1200, 90), // fast: not counted
+	}
+	got := newSyncStats(reqs, syncs, 100*time.Millisecond)
+	want := syncStats{n: 4, over: 2, median: 150 * time.Millisecond, p99: 300 * time.Millisecond, longest: 300 * time.Millisecond, slowReqs: 4, slowReqsBesideOne: 2}
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if got := newSyncStats(nil, nil, 100*time.Millisecond); got != (syncStats{}) {
+		t.Errorf("nothing: %+v", got)
 	}
 }
