@@ -121,13 +121,16 @@ func startedWithin(reqs []request, ws ...window) []request {
 }
 
 // syncStats sums up storage syncs and the slow requests beside them: the
-// syncs' median, 99th percentile and longest, how many took over slow, and
-// how many of the requests over slow overlapped such a sync. A sync that
-// long means the disk stalled, whoever wrote what it carried.
+// syncs' median, 99th percentile and longest, how many took over slow, how
+// many of the requests over slow overlapped such a sync, and the longest
+// sync that overlapped any of those requests. A sync that long means the
+// disk stalled, whoever wrote what it carried; a request held while the
+// syncs beside it were quick waited for something else.
 type syncStats struct {
 	n, over                     int
 	median, p99, longest        time.Duration
 	slowReqs, slowReqsBesideOne int
+	longestBeside               time.Duration
 }
 
 func newSyncStats(reqs, syncs []request, slow time.Duration) syncStats {
@@ -150,8 +153,14 @@ func newSyncStats(reqs, syncs []request, slow time.Duration) syncStats {
 			continue
 		}
 		st.slowReqs++
-		if slices.ContainsFunc(long, func(s request) bool { return s.start.Before(r.end) && s.end.After(r.start) }) {
+		overlaps := func(s request) bool { return s.start.Before(r.end) && s.end.After(r.start) }
+		if slices.ContainsFunc(long, overlaps) {
 			st.slowReqsBesideOne++
+		}
+		for _, s := range syncs {
+			if overlaps(s) {
+				st.longestBeside = max(st.longestBeside, s.end.Sub(s.start))
+			}
 		}
 	}
 	return st
@@ -159,8 +168,8 @@ func newSyncStats(reqs, syncs []request, slow time.Duration) syncStats {
 
 func (st syncStats) String() string {
 	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
-	return fmt.Sprintf("%d syncs, median %s, p99 %s, longest %s, %d over 100 ms; %d of its %d requests over 100 ms overlapped one of those",
-		st.n, r(st.median), r(st.p99), r(st.longest), st.over, st.slowReqsBesideOne, st.slowReqs)
+	return fmt.Sprintf("%d syncs, median %s, p99 %s, longest %s, %d over 100 ms; %d of its %d requests over 100 ms overlapped one of those, and the longest sync beside any of them took %s",
+		st.n, r(st.median), r(st.p99), r(st.longest), st.over, st.slowReqsBesideOne, st.slowReqs, r(st.longestBeside))
 }
 
 // reportSyncs reports the storage syncs (storage.writeback) of the
@@ -196,9 +205,16 @@ func TestSyncStats(t *testing.T) {
 		at("blob", 1200, 90), // fast: not counted
 	}
 	got := newSyncStats(reqs, syncs, 100*time.Millisecond)
-	want := syncStats{n: 4, over: 2, median: 150 * time.Millisecond, p99: 300 * time.Millisecond, longest: 300 * time.Millisecond, slowReqs: 4, slowReqsBesideOne: 2}
+	want := syncStats{n: 4, over: 2, median: 150 * time.Millisecond, p99: 300 * time.Millisecond, longest: 300 * time.Millisecond, slowReqs: 4, slowReqsBesideOne: 2, longestBeside: 300 * time.Millisecond}
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	// Held while the only sync beside it was quick.
+	quick := at("sync", 0, 20)
+	got = newSyncStats([]request{at("blob", 5, 150)}, []request{quick}, 100*time.Millisecond)
+	want = syncStats{n: 1, median: 20 * time.Millisecond, p99: 20 * time.Millisecond, longest: 20 * time.Millisecond, slowReqs: 1, longestBeside: 20 * time.Millisecond}
+	if got != want {
+		t.Errorf("quick sync: got %+v\nwant %+v", got, want)
 	}
 	if got := newSyncStats(nil, nil, 100*time.Millisecond); got != (syncStats{}) {
 		t.Errorf("nothing: %+v", got)
