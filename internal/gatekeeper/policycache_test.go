@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drydock-project/drydock/internal/database"
 	"github.com/drydock-project/drydock/internal/database/dbtest"
 	"github.com/drydock-project/drydock/internal/store"
 	"github.com/drydock-project/drydock/internal/vulndb"
@@ -104,20 +103,22 @@ func TestStoredPolicyCachedByVersion(t *testing.T) {
 	})
 }
 
+// Two stored policies for the tests of an edit stopped half-way.
+const policyHigh, policyMedium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
+
 // TestStoredPolicyMendedAtOnce: an editor that stopped between its two
 // writes left a new text under another text's version; the next decision
 // mends the version and decides with the text stored, at once.
 func TestStoredPolicyMendedAtOnce(t *testing.T) {
 	ctx := t.Context()
 	// A full edit, then one stopped before the version.
-	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
-	st, src, write := newStoredPolicy(t, high)
-	write(policyTextKey, high, medium)
+	st, src, write := newStoredPolicy(t, policyHigh)
+	write(policyTextKey, policyHigh, policyMedium)
 	p, hash, err := src.Get()
-	if err != nil || p == nil || p.MaxSeverity != vulndb.SeverityMedium || hash != hashText(medium) {
+	if err != nil || p == nil || p.MaxSeverity != vulndb.SeverityMedium || hash != hashText(policyMedium) {
 		t.Fatalf("Get() = %+v, %s, %v; want the stored MEDIUM policy", p, hash, err)
 	}
-	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
+	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(policyMedium) {
 		t.Errorf("the version %s was not mended to the stored text's", v)
 	}
 }
@@ -129,13 +130,13 @@ func TestStoredPolicyMendedAtOnce(t *testing.T) {
 // version mended.
 func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
 	ctx := t.Context()
-	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	const high, medium = "version: v1\nmaxSeverity: HIGH\n", "version: v1\nmaxSeverity: MEDIUM\n"
-	st, src, write := newStoredPolicy(t, high, WithPolicyClock(func() time.Time { return now }))
+	read := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	now := read
+	st, src, write := newStoredPolicy(t, policyHigh, WithPolicyClock(func() time.Time { return now }))
 	if p, _, err := src.Get(); err != nil || p.MaxSeverity != vulndb.SeverityHigh {
 		t.Fatalf("Get() = %+v, %v; want the stored HIGH policy", p, err)
 	}
-	write(policyTextKey, high, medium) // the version still says HIGH
+	write(policyTextKey, policyHigh, policyMedium) // the version still says HIGH
 	for _, tc := range []struct {
 		after time.Duration
 		want  vulndb.Severity
@@ -144,12 +145,12 @@ func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
 		{policyRecheck - time.Second, vulndb.SeverityHigh},
 		{policyRecheck, vulndb.SeverityMedium},
 	} {
-		now = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC).Add(tc.after)
+		now = read.Add(tc.after)
 		if p, _, err := src.Get(); err != nil || p.MaxSeverity != tc.want {
 			t.Errorf("Get() %s after the read = %+v, %v; want maxSeverity %v", tc.after, p, err, tc.want)
 		}
 	}
-	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(medium) {
+	if v, _ := st.Setting(ctx, policyVersionKey); v != hashText(policyMedium) {
 		t.Errorf("the version %s was not mended to the stored text's", v)
 	}
 }
@@ -160,11 +161,7 @@ func TestStoredPolicyRecheckedAfterAMinute(t *testing.T) {
 // settings by compare-and-swap, as an editor on another replica writes.
 func newStoredPolicy(t *testing.T, text string, opts ...PolicyOption) (store.Store, *PolicySource, func(key, old, value string)) {
 	t.Helper()
-	dbs, err := database.NewOpener(database.Config{}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), dbs)
+	st, err := store.Open(t.Context(), dbtest.SQLite(t).Opener(t))
 	if err != nil {
 		t.Fatal(err)
 	}
