@@ -49,7 +49,7 @@ type noAtime struct {
 // through, which would name a file outside the root. It maps the path
 // under the root.
 func (d *noAtime) fullPath(path string) (string, error) {
-	if (!storagedriver.PathRegexp.MatchString(path) && path != "/") || slices.ContainsFunc(strings.Split(path, "/"), func(e string) bool { return e == "." || e == ".." }) {
+	if (!storagedriver.PathRegexp.MatchString(path) && path != "/") || dotElement(path) {
 		return "", storagedriver.InvalidPathError{Path: path, DriverName: d.Name()}
 	}
 	return filepath.Join(d.root, path), nil
@@ -159,13 +159,19 @@ func (d *noAtime) Walk(ctx context.Context, path string, f storagedriver.WalkFn,
 	return storagedriver.WalkFallback(ctx, d, path, f, options...)
 }
 
-// checked refuses the paths fullPath refuses, for the calls that go to the
-// wrapped driver: distribution's filesystem driver joins "." and ".." under
-// its root as given, so "/a/../../x" would write, move or delete outside it.
+// dotElement reports whether path has a "." or ".." element.
+func dotElement(path string) bool {
+	return slices.ContainsFunc(strings.Split(path, "/"), func(e string) bool { return e == "." || e == ".." })
+}
+
+// checked refuses paths with "." or ".." elements, for the calls that go
+// to the wrapped driver: distribution's filesystem driver checks its path
+// grammar, which lets them through, and then joins the path under its
+// root as given, so "/a/../../x" would write, move or delete outside it.
 func (d *noAtime) checked(paths ...string) error {
 	for _, p := range paths {
-		if _, err := d.fullPath(p); err != nil {
-			return err
+		if dotElement(p) {
+			return storagedriver.InvalidPathError{Path: p, DriverName: d.Name()}
 		}
 	}
 	return nil
