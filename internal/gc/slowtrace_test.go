@@ -108,18 +108,6 @@ func TestSlowEvents(t *testing.T) {
 	}
 }
 
-// window is a span of a run: [from, to).
-type window struct{ from, to time.Time }
-
-// startedWithin returns the requests that started in any of ws.
-func startedWithin(reqs []request, ws ...window) []request {
-	var in []request
-	for _, w := range ws {
-		in = append(in, startedIn(reqs, w.from, w.to)...)
-	}
-	return in
-}
-
 // syncStats sums up storage syncs and the slow requests beside them: the
 // syncs' median, 99th percentile and longest, how many took over slow, how
 // many of the requests over slow overlapped such a sync, and the longest
@@ -134,16 +122,14 @@ type syncStats struct {
 }
 
 func newSyncStats(reqs, syncs []request, slow time.Duration) syncStats {
-	var st syncStats
+	st := syncStats{n: len(syncs)}
 	ds := make([]time.Duration, len(syncs))
-	var long []request
 	for i, s := range syncs {
 		ds[i] = s.end.Sub(s.start)
 		if ds[i] > slow {
-			long = append(long, s)
+			st.over++
 		}
 	}
-	st.n, st.over = len(ds), len(long)
 	if len(ds) > 0 {
 		slices.Sort(ds)
 		st.median, st.p99, st.longest = ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1]
@@ -153,15 +139,16 @@ func newSyncStats(reqs, syncs []request, slow time.Duration) syncStats {
 			continue
 		}
 		st.slowReqs++
-		overlaps := func(s request) bool { return s.start.Before(r.end) && s.end.After(r.start) }
-		if slices.ContainsFunc(long, overlaps) {
-			st.slowReqsBesideOne++
-		}
+		var beside time.Duration // the longest sync overlapping r
 		for _, s := range syncs {
-			if overlaps(s) {
-				st.longestBeside = max(st.longestBeside, s.end.Sub(s.start))
+			if s.start.Before(r.end) && s.end.After(r.start) {
+				beside = max(beside, s.end.Sub(s.start))
 			}
 		}
+		if beside > slow {
+			st.slowReqsBesideOne++
+		}
+		st.longestBeside = max(st.longestBeside, beside)
 	}
 	return st
 }
@@ -176,10 +163,9 @@ func (st syncStats) String() string {
 // collections [t1, t2) and of the idle phases [t0, t1) and [t2, t3).
 func reportSyncs(b *testing.B, reqs, syncs []request, t0, t1, t2, t3 time.Time) {
 	const slow = 100 * time.Millisecond
-	gc := []window{{t1, t2}}
-	idle := []window{{t0, t1}, {t2, t3}}
-	sg := newSyncStats(startedWithin(reqs, gc...), startedWithin(syncs, gc...), slow)
-	si := newSyncStats(startedWithin(reqs, idle...), startedWithin(syncs, idle...), slow)
+	idle := func(rs []request) []request { return append(startedIn(rs, t0, t1), startedIn(rs, t2, t3)...) }
+	sg := newSyncStats(startedIn(reqs, t1, t2), startedIn(syncs, t1, t2), slow)
+	si := newSyncStats(idle(reqs), idle(syncs), slow)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(sg.longest), "max-ms-sync-gc")
 	b.ReportMetric(ms(si.longest), "max-ms-sync-idle")
